@@ -1,0 +1,43 @@
+//! Entry points of tracer's kernel programs. Each is a thin wrapper: the work is in
+//! [`datapath`], and whatever happens there the packet continues unchanged — the tracer
+//! observes, it never decides.
+#![no_std]
+#![no_main]
+
+mod datapath;
+mod maps;
+mod readers;
+
+use aya_ebpf::{
+    bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+use tracer_common::counters::{DIR_EGRESS, DIR_INGRESS};
+
+/// tc (TCX) ingress. Returning TC_ACT_UNSPEC (TCX_NEXT) lets any program after ours run.
+#[classifier]
+pub fn tc_ingress(ctx: TcContext) -> i32 {
+    datapath::observe_skb(&ctx, DIR_INGRESS);
+    TC_ACT_UNSPEC
+}
+
+/// tc (TCX) egress.
+#[classifier]
+pub fn tc_egress(ctx: TcContext) -> i32 {
+    datapath::observe_skb(&ctx, DIR_EGRESS);
+    TC_ACT_UNSPEC
+}
+
+/// XDP ingress, for physical NICs where XDP is the cheaper hook.
+#[xdp]
+pub fn xdp_ingress(ctx: XdpContext) -> u32 {
+    datapath::observe_xdp(&ctx);
+    XDP_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

@@ -1,0 +1,62 @@
+//! The maps and load-time constants the programs share. The loader sizes the counter array and
+//! sets `N_CLASSES` from the profile; nothing here is specific to a profile.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray},
+};
+use tracer_common::{
+    classes::{MAX_CLASSES, PORT_TABLE_LEN, PROTO_TABLE_LEN, PortClasses},
+    counters::{Counter, IFACE_ARRAY_LEN, IfaceSlot, MAX_IFACES},
+};
+
+/// Number of classes of the loaded profile, `other` and `malformed` included.
+#[unsafe(no_mangle)]
+static N_CLASSES: u32 = MAX_CLASSES as u32;
+
+/// Reads a global the loader rewrote: volatile, or the compiler folds the default in.
+#[inline(always)]
+pub fn n_classes() -> u32 {
+    unsafe { core::ptr::read_volatile(&N_CLASSES) }
+}
+
+/// Class of each port number, per transport protocol.
+#[map]
+pub static PORT_CLASSES: Array<PortClasses> = Array::with_max_entries(PORT_TABLE_LEN, 0);
+
+/// Class bound to an IP protocol number (VRRP is protocol 112).
+#[map]
+pub static PROTO_CLASSES: Array<u8> = Array::with_max_entries(PROTO_TABLE_LEN, 0);
+
+/// Watched interfaces with an index below `IFACE_ARRAY_LEN`, indexed by ifindex.
+#[map]
+pub static IFACES: Array<IfaceSlot> = Array::with_max_entries(IFACE_ARRAY_LEN, 0);
+
+/// Watched interfaces with a larger index.
+#[map]
+pub static IFACES_HIGH: HashMap<u32, IfaceSlot> = HashMap::with_max_entries(MAX_IFACES, 0);
+
+/// Packets and bytes per (interface slot, direction, class); resized by the loader.
+#[map]
+pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(1, 0);
+
+/// The slot of a watched interface, `None` when the interface is not watched.
+#[inline(always)]
+pub fn iface(ifindex: u32) -> Option<IfaceSlot> {
+    let found = if ifindex < IFACE_ARRAY_LEN {
+        IFACES.get(ifindex).copied()
+    } else {
+        unsafe { IFACES_HIGH.get(&ifindex).copied() }
+    };
+    found.filter(|s| s.slot != 0)
+}
+
+#[inline(always)]
+pub fn port_class(port: u16) -> PortClasses {
+    PORT_CLASSES.get(port as u32).copied().unwrap_or_default()
+}
+
+#[inline(always)]
+pub fn proto_class(proto: u8) -> u8 {
+    PROTO_CLASSES.get(proto as u32).copied().unwrap_or(0)
+}

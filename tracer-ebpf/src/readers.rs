@@ -1,0 +1,93 @@
+//! [`Packet`] implementations over the two kinds of packet memory: an XDP frame and a socket
+//! buffer. Both check bounds against the packet end before every read, the pattern the
+//! verifier accepts for direct packet access.
+
+use core::mem::size_of;
+
+use aya_ebpf::programs::{TcContext, XdpContext};
+use tracer_common::packet::Packet;
+
+/// The linear data of an XDP frame.
+pub struct XdpPacket {
+    data: usize,
+    end: usize,
+}
+
+impl XdpPacket {
+    #[inline(always)]
+    pub fn new(ctx: &XdpContext) -> Self {
+        XdpPacket {
+            data: ctx.data(),
+            end: ctx.data_end(),
+        }
+    }
+
+    /// The frame length, from fresh volatile loads of the context. Were it computed as
+    /// `end - data` from the fields above, LLVM would rewrite the bounds checks of `load` as
+    /// comparisons against that scalar, which the verifier cannot follow.
+    #[inline(always)]
+    pub fn len(ctx: &XdpContext) -> usize {
+        // SAFETY: ctx.ctx points at the xdp_md the kernel passed in.
+        unsafe {
+            let md = ctx.ctx;
+            let end = core::ptr::read_volatile(&(*md).data_end);
+            let data = core::ptr::read_volatile(&(*md).data);
+            end.wrapping_sub(data) as usize
+        }
+    }
+}
+
+impl Packet for XdpPacket {
+    #[inline(always)]
+    fn load<T: Copy>(&self, off: usize) -> Option<T> {
+        const {
+            assert!(
+                size_of::<T>() >= 2,
+                "one-byte loads defeat the verifier's range tracking"
+            )
+        };
+        let start = self.data + off;
+        if start + size_of::<T>() > self.end {
+            return None;
+        }
+        // SAFETY: the verifier-checked range [start, start + size_of::<T>()) is packet data.
+        Some(unsafe { (start as *const T).read_unaligned() })
+    }
+}
+
+/// A socket buffer: reads from its linear part directly, and through
+/// `bpf_skb_load_bytes` when a header lies in paged data (large GSO packets on egress).
+pub struct SkbPacket<'a> {
+    ctx: &'a TcContext,
+    data: usize,
+    end: usize,
+}
+
+impl<'a> SkbPacket<'a> {
+    #[inline(always)]
+    pub fn new(ctx: &'a TcContext) -> Self {
+        SkbPacket {
+            ctx,
+            data: ctx.data(),
+            end: ctx.data_end(),
+        }
+    }
+}
+
+impl Packet for SkbPacket<'_> {
+    #[inline(always)]
+    fn load<T: Copy>(&self, off: usize) -> Option<T> {
+        const {
+            assert!(
+                size_of::<T>() >= 2,
+                "one-byte loads defeat the verifier's range tracking"
+            )
+        };
+        let start = self.data + off;
+        if start + size_of::<T>() <= self.end {
+            // SAFETY: as for XdpPacket, the range was checked against data_end.
+            return Some(unsafe { (start as *const T).read_unaligned() });
+        }
+        self.ctx.load::<T>(off).ok()
+    }
+}

@@ -1,0 +1,42 @@
+//! Choosing the catalog a command works with: the profile given or detected, plus the user's
+//! catalog files. A broken user file is reported and skipped; the run goes on without it.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use log::warn;
+
+use crate::model::{
+    catalog::{Catalog, DEFAULT_PROFILE},
+    detect, ifaces,
+};
+
+/// The catalog and a few words on why this profile.
+pub struct Chosen {
+    pub catalog: Catalog,
+    pub reason: String,
+}
+
+pub fn choose(profile: Option<&str>, files: &[PathBuf]) -> Result<Chosen> {
+    let (name, reason) = match profile {
+        Some(p) => (p.to_string(), "given with --profile".to_string()),
+        None => {
+            let ifaces = ifaces::list().unwrap_or_default();
+            let d = detect::profile(&super::node_root(), &ifaces);
+            let reason = if d.profile == DEFAULT_PROFILE {
+                format!("default: {}", d.reason)
+            } else {
+                format!("detected: {}", d.reason)
+            };
+            (d.profile.to_string(), reason)
+        }
+    };
+    let mut catalog = Catalog::builtin(&name)?;
+    for file in files {
+        match catalog.add_file(file) {
+            Ok(n) => log::info!("{}: {n} components added", file.display()),
+            Err(e) => warn!("{e}; continuing without this file"),
+        }
+    }
+    Ok(Chosen { catalog, reason })
+}

@@ -1,0 +1,103 @@
+//! The command line: argument definitions, the per-command runners, and the one place errors
+//! become a message and an exit status.
+
+mod catalog;
+mod ports;
+mod watch;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+pub use ports::{PortsArgs, ProfilesArgs};
+pub use watch::WatchArgs;
+
+/// Count and explain cluster traffic on a Kubernetes node.
+///
+/// tracer attaches eBPF programs to the node's interfaces and classifies every packet by the
+/// cluster component it belongs to (etcd, kube-apiserver, kubelet, the VXLAN or BGP overlay,
+/// VRRP...), per interface and direction. It only observes: packets pass unchanged, and the
+/// node's firewall is never modified.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracer",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(after_help = "Examples:
+  tracer profiles                               list the built-in cluster profiles
+  tracer ports --profile k0s-calico --role worker --format firewall-cmd
+  sudo tracer watch                             count traffic on every interface that is up
+  sudo tracer watch --iface eth0 --output json --duration 10")]
+pub struct Cli {
+    /// More diagnostics on stderr (-v: info, -vv: debug). TRACER_LOG=debug works too.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// Run inside this network namespace (an `ip netns` name or a path such as /proc/PID/ns/net).
+    #[arg(long, value_name = "NAME", global = true)]
+    netns: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Count cluster traffic per interface, direction and class, live.
+    Watch(WatchArgs),
+    /// Print what a node of a role must allow: table, firewall-cmd, firewalld XML or JSON.
+    Ports(PortsArgs),
+    /// List the built-in cluster profiles.
+    Profiles(ProfilesArgs),
+}
+
+/// Where the node's files live (k0s/k3s configuration, firewalld). `/` except in tests.
+pub(crate) fn node_root() -> PathBuf {
+    std::env::var_os("TRACER_NODE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("tracer: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::new().filter_or("TRACER_LOG", default))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    // setns affects only the calling thread: do it before the runtime starts any other.
+    if let Some(ns) = &cli.netns {
+        crate::model::netns::enter(ns)?;
+    }
+    match cli.command {
+        Command::Watch(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(watch::run(args))
+        }
+        Command::Ports(args) => ports::run_ports(args),
+        Command::Profiles(args) => ports::run_profiles(args),
+    }
+}

@@ -1,0 +1,153 @@
+//! Named counter snapshots and the samples (totals plus rates) computed between two of them.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use tracer_common::counters::DIR_INGRESS;
+
+use crate::probes::{ClassTable, CounterRow, Target};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl Direction {
+    pub fn from_raw(d: u32) -> Self {
+        if d == DIR_INGRESS {
+            Direction::Ingress
+        } else {
+            Direction::Egress
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+/// Sort key: interfaces in the order they were given, classes in catalog order.
+type Key = (usize, Direction, u8);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub iface: String,
+    pub direction: Direction,
+    pub class: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// All counters at one instant.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub at: Instant,
+    entries: BTreeMap<Key, Entry>,
+}
+
+impl Snapshot {
+    pub fn empty(at: Instant) -> Self {
+        Snapshot {
+            at,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    pub fn new(at: Instant, rows: &[CounterRow], targets: &[Target], classes: &ClassTable) -> Self {
+        let entries = rows
+            .iter()
+            .map(|r| {
+                let direction = Direction::from_raw(r.direction);
+                let entry = Entry {
+                    iface: targets[r.target].name.clone(),
+                    direction,
+                    class: classes.name(r.class).to_string(),
+                    packets: r.packets,
+                    bytes: r.bytes,
+                };
+                ((r.target, direction, r.class), entry)
+            })
+            .collect();
+        Snapshot { at, entries }
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// Totals and rates of every counter of `self`, measured against `before`.
+    pub fn since(&self, before: &Snapshot) -> Vec<Sample> {
+        let secs = self.at.duration_since(before.at).as_secs_f64();
+        self.entries
+            .iter()
+            .map(|(key, e)| {
+                let (p0, b0) = before
+                    .entries
+                    .get(key)
+                    .map_or((0, 0), |b| (b.packets, b.bytes));
+                let (dp, db) = (e.packets.saturating_sub(p0), e.bytes.saturating_sub(b0));
+                let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+                Sample {
+                    entry: e.clone(),
+                    new_packets: dp,
+                    packets_per_sec: rate(dp),
+                    bits_per_sec: rate(db) * 8.0,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One counter with what changed over the last interval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub entry: Entry,
+    pub new_packets: u64,
+    pub packets_per_sec: f64,
+    pub bits_per_sec: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn rates_over_the_interval() {
+        let mut classes = ClassTable::new();
+        let api = classes.add_class("kube-apiserver").unwrap();
+        let targets = vec![Target {
+            name: "eth0".into(),
+            index: 2,
+            has_l2: true,
+            is_virtual: false,
+        }];
+        let t0 = Instant::now();
+        let row = |packets, bytes| CounterRow {
+            target: 0,
+            direction: 0,
+            class: api,
+            packets,
+            bytes,
+        };
+        let a = Snapshot::new(t0, &[row(100, 6400)], &targets, &classes);
+        let b = Snapshot::new(
+            t0 + Duration::from_secs(2),
+            &[row(300, 19200)],
+            &targets,
+            &classes,
+        );
+        let s = b.since(&a);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].entry.class, "kube-apiserver");
+        assert_eq!(s[0].entry.direction, Direction::Ingress);
+        assert_eq!(s[0].new_packets, 200);
+        assert_eq!(s[0].packets_per_sec, 100.0);
+        assert_eq!(s[0].bits_per_sec, 12800.0 * 8.0 / 2.0);
+    }
+}

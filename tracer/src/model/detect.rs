@@ -1,0 +1,71 @@
+//! Which profile a node runs, guessed from its k0s/k3s configuration and, failing that, from
+//! the devices its network provider creates. The guess comes with the evidence for it.
+
+use std::path::Path;
+
+use super::{
+    catalog::DEFAULT_PROFILE,
+    cluster::{self, Distribution},
+    ifaces::Interface,
+};
+
+/// A profile name and why it was chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Detected {
+    pub profile: &'static str,
+    pub reason: String,
+}
+
+/// Device names network providers create, and the profile each implies.
+const PROVIDER_DEVICES: &[(&str, &str)] = &[
+    ("vxlan.calico", "k0s-calico"),
+    ("flannel.1", "k3s-flannel"),
+    ("flannel-wg", "k3s-wireguard"),
+    ("kube-bridge", "k0s-kube-router"),
+];
+
+/// Detects the profile of the node whose files are below `root`.
+pub fn profile(root: &Path, ifaces: &[Interface]) -> Detected {
+    let (config, _) = cluster::read(root);
+    if let Some(cfg) = config {
+        let profile = match (cfg.distribution, cfg.provider.as_str()) {
+            (Distribution::K0s, "calico") => Some("k0s-calico"),
+            (Distribution::K0s, "kuberouter") => Some("k0s-kube-router"),
+            (Distribution::K3s, "vxlan") => Some("k3s-flannel"),
+            (Distribution::K3s, "wireguard-native") => Some("k3s-wireguard"),
+            _ => None,
+        };
+        if let Some(profile) = profile {
+            return Detected {
+                profile,
+                reason: format!("{} sets provider {}", cfg.file.display(), cfg.provider),
+            };
+        }
+    }
+    for (dir, profile) in [
+        ("var/lib/k0s", "k0s-kube-router"),
+        ("var/lib/rancher/k3s", "k3s-flannel"),
+    ] {
+        if root.join(dir).is_dir() {
+            return Detected {
+                profile,
+                reason: format!(
+                    "{} exists (the distribution's default provider)",
+                    root.join(dir).display()
+                ),
+            };
+        }
+    }
+    for (device, profile) in PROVIDER_DEVICES {
+        if ifaces.iter().any(|i| i.name == *device) {
+            return Detected {
+                profile,
+                reason: format!("device {device} exists"),
+            };
+        }
+    }
+    Detected {
+        profile: DEFAULT_PROFILE,
+        reason: "no k0s or k3s configuration or provider device found".into(),
+    }
+}

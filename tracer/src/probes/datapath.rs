@@ -1,0 +1,430 @@
+//! The loaded datapath: one eBPF object whose programs are attached to every watched
+//! interface, with the tables the loader filled and the counters the programs keep.
+//!
+//! Programs are attached through bpf links (TCX for tc, XDP links), which the kernel removes
+//! when the last descriptor closes, so even `kill -9` leaves nothing attached.
+
+use std::io;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::{
+        LinkOrder, ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp,
+        tc::{self, TcAttachOptions, TcAttachType},
+        xdp::XdpMode,
+    },
+    util::KernelVersion,
+};
+use log::{info, warn};
+use tracer_common::{
+    classes::PortClasses,
+    counters::{
+        Counter, DIRECTIONS, IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot, MAX_IFACES, counter_entries,
+        counter_index,
+    },
+};
+
+use super::{
+    ClassTable, ProbeError,
+    attach::{AttachMode, Hook, explain, ingress_plan},
+};
+
+/// The programs in the object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    TcIngress,
+    TcEgress,
+    XdpIngress,
+}
+
+impl Program {
+    pub const ALL: [Program; 3] = [Program::TcIngress, Program::TcEgress, Program::XdpIngress];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::TcIngress => "tc_ingress",
+            Program::TcEgress => "tc_egress",
+            Program::XdpIngress => "xdp_ingress",
+        }
+    }
+}
+
+/// An interface to watch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub index: u32,
+    /// False for devices whose packets start at the IP header.
+    pub has_l2: bool,
+    /// Virtual devices get tc in `--attach auto`.
+    pub is_virtual: bool,
+}
+
+/// The packets and bytes counted on one interface, in one direction, for one class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CounterRow {
+    /// Position of the interface in the targets given to [`Datapath::load`].
+    pub target: usize,
+    /// `DIR_INGRESS` or `DIR_EGRESS`.
+    pub direction: u32,
+    pub class: u8,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+pub struct Datapath {
+    ebpf: Ebpf,
+    targets: Vec<Target>,
+    n_classes: u32,
+    hooks: Vec<Option<Hook>>,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+}
+
+impl Datapath {
+    /// Loads the object, fills the class and interface tables, and loads (verifies) every
+    /// program. Nothing is attached yet.
+    pub fn load(classes: &ClassTable, targets: Vec<Target>) -> Result<Self, ProbeError> {
+        if targets.len() > MAX_IFACES as usize {
+            return Err(ProbeError::TooManyInterfaces(targets.len()));
+        }
+        let n_classes = classes.len();
+        let entries = counter_entries(targets.len().max(1) as u32, n_classes);
+        let mut ebpf = EbpfLoader::new()
+            .override_global("N_CLASSES", &n_classes, true)
+            .map_max_entries("COUNTERS", entries)
+            .load(super::OBJECT)
+            .map_err(ProbeError::Load)?;
+        // The programs' rare diagnostics go through aya-log. The logger owns the log map's
+        // descriptor, so it must outlive the program loads below.
+        let logger = aya_log::EbpfLogger::init(&mut ebpf)
+            .map_err(|e| log::debug!("eBPF log channel unavailable: {e}"))
+            .ok();
+        fill_classes(&mut ebpf, classes)?;
+        fill_targets(&mut ebpf, &targets)?;
+        for program in Program::ALL {
+            let name = program.name();
+            let prog = ebpf.program_mut(name).ok_or_else(|| ProbeError::Rejected {
+                program: name,
+                reason: "missing from the object".into(),
+            })?;
+            let loaded = match program {
+                Program::XdpIngress => <&mut Xdp>::try_from(prog).and_then(|p| p.load()),
+                _ => <&mut SchedClassifier>::try_from(prog).and_then(|p| p.load()),
+            };
+            loaded.map_err(|e| ProbeError::Rejected {
+                program: name,
+                reason: rejection(&e),
+            })?;
+        }
+        let hooks = vec![None; targets.len()];
+        Ok(Datapath {
+            ebpf,
+            targets,
+            n_classes,
+            hooks,
+            logger,
+        })
+    }
+
+    /// The channel of the programs' log messages, for a task that drains it into `log`.
+    pub fn take_logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
+        self.logger.take()
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// The ingress hook each target got, once attached.
+    pub fn hooks(&self) -> &[Option<Hook>] {
+        &self.hooks
+    }
+
+    /// Attaches ingress (tc or XDP, per `mode`) and egress (tc) programs to every target.
+    pub fn attach(&mut self, mode: AttachMode) -> Result<(), ProbeError> {
+        let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+        for i in 0..self.targets.len() {
+            let target = self.targets[i].clone();
+            if !tcx {
+                // Without TCX, tc programs are netlink filters under a clsact qdisc, and
+                // those outlive the process if it is killed.
+                warn!(
+                    "{}: kernel older than 6.6, tc programs attach as netlink filters that stay attached if tracer is killed",
+                    target.name
+                );
+                match tc::qdisc_add_clsact(&target.name) {
+                    Ok(()) => {}
+                    Err(e) if e.to_string().contains("exist") => {}
+                    Err(e) => {
+                        return Err(ProbeError::Attach {
+                            iface: target.name,
+                            hook: Hook::Tc,
+                            reason: format!("adding the clsact qdisc: {e}"),
+                        });
+                    }
+                }
+            }
+            let plan = ingress_plan(mode, target.is_virtual);
+            let mut last_err = None;
+            for (n, hook) in plan.iter().enumerate() {
+                match self.attach_ingress(&target.name, *hook, tcx) {
+                    Ok(()) => {
+                        self.hooks[i] = Some(*hook);
+                        last_err = None;
+                        break;
+                    }
+                    Err(e) if n + 1 < plan.len() => {
+                        info!("{}: {}; falling back to {}", target.name, e, plan[n + 1]);
+                    }
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            if let Some(e) = last_err {
+                return Err(e);
+            }
+            self.attach_tc(&target.name, TcAttachType::Egress, tcx)?;
+        }
+        Ok(())
+    }
+
+    fn attach_ingress(&mut self, iface: &str, hook: Hook, tcx: bool) -> Result<(), ProbeError> {
+        let xdp_mode = match hook {
+            Hook::Tc => return self.attach_tc(iface, TcAttachType::Ingress, tcx),
+            Hook::XdpNative => XdpMode::Driver,
+            Hook::XdpGeneric => XdpMode::Skb,
+        };
+        let prog: &mut Xdp = self.program_mut(Program::XdpIngress)?;
+        prog.attach(iface, xdp_mode)
+            .map(drop)
+            .map_err(|e| attach_error(iface, hook, &e))
+    }
+
+    fn attach_tc(&mut self, iface: &str, kind: TcAttachType, tcx: bool) -> Result<(), ProbeError> {
+        let (program, order) = match kind {
+            // First on ingress to see packets before any other program drops or redirects
+            // them; last on egress to see what really leaves. Our programs always return
+            // TCX_NEXT, so the others still run.
+            TcAttachType::Ingress => (Program::TcIngress, LinkOrder::first()),
+            _ => (Program::TcEgress, LinkOrder::last()),
+        };
+        let prog: &mut SchedClassifier = self.program_mut(program)?;
+        let result = if tcx {
+            prog.attach_with_options(iface, kind, TcAttachOptions::TcxOrder(order))
+        } else {
+            prog.attach(iface, kind)
+        };
+        result
+            .map(drop)
+            .map_err(|e| attach_error(iface, Hook::Tc, &e))
+    }
+
+    fn program_mut<'a, T>(&'a mut self, program: Program) -> Result<&'a mut T, ProbeError>
+    where
+        &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+    {
+        let name = program.name();
+        let prog = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| ProbeError::Rejected {
+                program: name,
+                reason: "missing from the object".into(),
+            })?;
+        <&mut T>::try_from(prog).map_err(|e| ProbeError::Rejected {
+            program: name,
+            reason: e.to_string(),
+        })
+    }
+
+    fn program<'a, T>(&'a self, program: Program) -> Result<&'a T, ProbeError>
+    where
+        &'a T: TryFrom<&'a aya::programs::Program, Error = ProgramError>,
+    {
+        let name = program.name();
+        let prog = self
+            .ebpf
+            .program(name)
+            .ok_or_else(|| ProbeError::Rejected {
+                program: name,
+                reason: "missing from the object".into(),
+            })?;
+        <&T>::try_from(prog).map_err(|e| ProbeError::Rejected {
+            program: name,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Every non-zero counter, summed over CPUs.
+    pub fn counters(&self) -> Result<Vec<CounterRow>, ProbeError> {
+        let map = self.ebpf.map("COUNTERS").expect("object defines COUNTERS");
+        let counters: PerCpuArray<&MapData, Counter> =
+            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map {
+                map: "COUNTERS",
+                source,
+            })?;
+        let mut rows = Vec::new();
+        for target in 0..self.targets.len() {
+            for direction in 0..DIRECTIONS {
+                for class in 0..self.n_classes {
+                    let idx = counter_index(target as u32 + 1, direction, class, self.n_classes);
+                    let per_cpu = counters.get(&idx, 0).map_err(|source| ProbeError::Map {
+                        map: "COUNTERS",
+                        source,
+                    })?;
+                    let (packets, bytes) = per_cpu
+                        .iter()
+                        .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
+                    if packets > 0 {
+                        rows.push(CounterRow {
+                            target,
+                            direction,
+                            class: class as u8,
+                            packets,
+                            bytes,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Runs a loaded program on `frame` with BPF_PROG_TEST_RUN, `repeat` times. The packet
+    /// arrives on loopback, so include `lo` in the targets to have it counted.
+    pub fn test_run(
+        &self,
+        program: Program,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<TestRunResult, ProbeError> {
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..TestRunOptions::default()
+        };
+        let result = match program {
+            Program::XdpIngress => self.program::<Xdp>(program)?.test_run(opts),
+            _ => self.program::<SchedClassifier>(program)?.test_run(opts),
+        };
+        result.map_err(|source| ProbeError::TestRun {
+            program: program.name(),
+            source,
+        })
+    }
+}
+
+fn fill_classes(ebpf: &mut Ebpf, classes: &ClassTable) -> Result<(), ProbeError> {
+    let map_err = |map| move |source| ProbeError::Map { map, source };
+    let mut ports: Array<&mut MapData, PortClasses> = Array::try_from(
+        ebpf.map_mut("PORT_CLASSES")
+            .expect("object defines PORT_CLASSES"),
+    )
+    .map_err(map_err("PORT_CLASSES"))?;
+    // The array starts zeroed (class `other`): only classed ports need writing.
+    for (port, value) in classes.ports().iter().enumerate() {
+        if *value != PortClasses::default() {
+            ports
+                .set(port as u32, value, 0)
+                .map_err(map_err("PORT_CLASSES"))?;
+        }
+    }
+    let mut protos: Array<&mut MapData, u8> = Array::try_from(
+        ebpf.map_mut("PROTO_CLASSES")
+            .expect("object defines PROTO_CLASSES"),
+    )
+    .map_err(map_err("PROTO_CLASSES"))?;
+    for (proto, class) in classes.protos().iter().enumerate() {
+        if *class != 0 {
+            protos
+                .set(proto as u32, class, 0)
+                .map_err(map_err("PROTO_CLASSES"))?;
+        }
+    }
+    Ok(())
+}
+
+fn fill_targets(ebpf: &mut Ebpf, targets: &[Target]) -> Result<(), ProbeError> {
+    let map_err = |map| move |source| ProbeError::Map { map, source };
+    let slots = targets.iter().enumerate().map(|(i, t)| {
+        let flags = if t.has_l2 { 0 } else { IFACE_NO_L2 };
+        (
+            t.index,
+            IfaceSlot {
+                slot: i as u16 + 1,
+                flags,
+            },
+        )
+    });
+    for (index, slot) in slots {
+        if index < IFACE_ARRAY_LEN {
+            let mut low: Array<&mut MapData, IfaceSlot> =
+                Array::try_from(ebpf.map_mut("IFACES").expect("object defines IFACES"))
+                    .map_err(map_err("IFACES"))?;
+            low.set(index, slot, 0).map_err(map_err("IFACES"))?;
+        } else {
+            let mut high: HashMap<&mut MapData, u32, IfaceSlot> = HashMap::try_from(
+                ebpf.map_mut("IFACES_HIGH")
+                    .expect("object defines IFACES_HIGH"),
+            )
+            .map_err(map_err("IFACES_HIGH"))?;
+            high.insert(index, slot, 0)
+                .map_err(map_err("IFACES_HIGH"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The errno behind an aya error, wherever it sits in the source chain.
+fn errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return io.raw_os_error();
+        }
+        cur = e.source();
+    }
+    None
+}
+
+fn attach_error(iface: &str, hook: Hook, err: &ProgramError) -> ProbeError {
+    let reason = match explain(hook, errno(err)) {
+        Some(why) => why.to_string(),
+        None => chain(err),
+    };
+    ProbeError::Attach {
+        iface: iface.to_string(),
+        hook,
+        reason,
+    }
+}
+
+fn rejection(err: &ProgramError) -> String {
+    match err {
+        // The verifier log is long; its last lines say what it objected to.
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            log::debug!("verifier log:\n{log}");
+            let tail: Vec<&str> = log.lines().rev().take(6).collect();
+            format!(
+                "{io_error}; verifier: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )
+        }
+        e => chain(e),
+    }
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        cur = e.source();
+    }
+    s
+}

@@ -1,1 +1,9 @@
-//! placeholder
+//! tracer's integration tests, one binary: the real kernel programs under BPF_PROG_TEST_RUN,
+//! and end-to-end runs of the `tracer` binary in network namespaces the tests create and
+//! remove. They need root; `cargo xtask test` runs them.
+
+mod harness;
+
+mod cli_errors;
+mod datapath;
+mod watch;

@@ -8,3 +8,4 @@ pub mod events;
 pub mod model;
 pub mod output;
 pub mod probes;
+pub mod synth;

@@ -1,1 +1,100 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks. `setup` installs what building and testing need on a
+//! fresh Debian 12 machine; `test` runs the checks CI runs; `demo` and `bench` run the tracer.
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  setup   install the Debian packages and bpf-linker the build and tests need (idempotent)
+  test    setup, then cargo fmt --check, clippy -D warnings and every test (needs root)
+  demo    setup, build, and run `tracer demo` (needs root)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(),
+        Some("test") => test(&args[1..]),
+        Some("demo") => demo(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn root_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Runs a command in the repository, failing with its name when it fails.
+pub fn sh(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: running {shown}");
+    let status = cmd
+        .current_dir(root_dir())
+        .status()
+        .with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|u| u.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    if !is_root() {
+        bail!(
+            "the tests load eBPF programs and create network namespaces: run `sudo -E cargo xtask test`"
+        );
+    }
+    setup::run()?;
+    sh(cargo().args(["fmt", "--all", "--check"]))?;
+    sh(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    sh(cargo().args(["test"]).args(extra))
+}
+
+fn demo(extra: &[String]) -> Result<()> {
+    if !is_root() {
+        bail!(
+            "the demo builds a lab of network namespaces and loads eBPF programs: run `sudo -E cargo xtask demo`"
+        );
+    }
+    setup::run()?;
+    sh(cargo().args(["build", "--release", "--package", "tracer"]))?;
+    sh(Command::new(root_dir().join("target/release/tracer"))
+        .arg("demo")
+        .args(extra))
+}

@@ -156,6 +156,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             })
             .collect(),
         interval: args.interval,
+        programs: datapath.program_ids(),
     };
     let stdout = std::io::stdout();
     let mut out: Box<dyn WatchOutput> = match args.output {

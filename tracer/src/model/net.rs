@@ -18,7 +18,8 @@ impl Cidr {
         self.addr
     }
 
-    pub fn len(&self) -> u8 {
+    /// The prefix length in bits.
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -95,6 +96,6 @@ mod tests {
         for bad in ["10.0.0.0/33", "nope", "10.0.0/8", "::/129"] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
-        assert_eq!("10.1.2.3".parse::<Cidr>().unwrap().len(), 32);
+        assert_eq!("10.1.2.3".parse::<Cidr>().unwrap().prefix_len(), 32);
     }
 }

@@ -61,6 +61,7 @@ struct Start<'a> {
     profile_reason: &'a str,
     interval_secs: f64,
     interfaces: Vec<Iface<'a>>,
+    programs: std::collections::BTreeMap<&'static str, u32>,
 }
 
 #[derive(Serialize)]
@@ -91,6 +92,7 @@ impl<W: Write> WatchOutput for Json<W> {
             profile_reason: &h.profile_reason,
             interval_secs: h.interval.as_secs_f64(),
             interfaces: ifaces(h),
+            programs: h.programs.iter().copied().collect(),
         })?;
         self.out.flush()
     }

@@ -19,6 +19,8 @@ pub struct WatchHeader {
     /// Interface, index, ingress hook.
     pub ifaces: Vec<(String, u32, String)>,
     pub interval: Duration,
+    /// Program name and kernel id, for bpftool.
+    pub programs: Vec<(&'static str, u32)>,
 }
 
 /// The end of a run.

@@ -136,6 +136,17 @@ impl Datapath {
         &self.targets
     }
 
+    /// Kernel ids of the loaded programs, as `bpftool prog show` lists them.
+    pub fn program_ids(&self) -> Vec<(&'static str, u32)> {
+        Program::ALL
+            .iter()
+            .filter_map(|p| {
+                let info = self.ebpf.program(p.name())?.info().ok()?;
+                Some((p.name(), info.id()))
+            })
+            .collect()
+    }
+
     /// The ingress hook each target got, once attached.
     pub fn hooks(&self) -> &[Option<Hook>] {
         &self.hooks

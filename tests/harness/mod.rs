@@ -1,0 +1,20 @@
+//! Shared helpers: namespaces that remove themselves, frame senders, and a handle on a running
+//! tracer. Tests panic with context instead of returning errors.
+
+pub mod netns;
+pub mod send;
+pub mod tracer;
+
+pub use netns::{NetNs, Veth, veth_pair};
+pub use send::send_frames;
+pub use tracer::{Counts, Tracer};
+
+/// Panics with a clear message unless running as root.
+pub fn require_root() {
+    // SAFETY: plain getter.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!(
+            "these tests load eBPF programs and create network namespaces: run them as root (sudo -E cargo xtask test)"
+        );
+    }
+}

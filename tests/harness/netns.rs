@@ -1,0 +1,135 @@
+//! Network namespaces named uniquely per test and deleted when the guard drops, plus veth
+//! pairs between them.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// A network namespace that exists for the guard's lifetime.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new(tag: &str) -> Self {
+        super::require_root();
+        let name = format!(
+            "trt-{}-{}-{tag}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = NetNs { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n <ns> <args>`.
+    pub fn ip(&self, args: &[&str]) -> Output {
+        run(Command::new("ip").arg("-n").arg(&self.name).args(args))
+    }
+
+    /// Runs a program inside the namespace.
+    pub fn exec(&self, argv: &[&str]) -> Output {
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv))
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec(&["sysctl", "-qw", &format!("{key}={value}")]);
+    }
+
+    /// Runs `f` on a thread that has entered the namespace (setns is per thread).
+    pub fn enter<R: Send, F: FnOnce() -> R + Send>(&self, f: F) -> R {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                // SAFETY: setns on a namespace file we hold open.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(
+                    rc,
+                    0,
+                    "setns into {path}: {}",
+                    std::io::Error::last_os_error()
+                );
+                f()
+            })
+            .join()
+            .expect("thread inside the namespace panicked")
+        })
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// One end of a veth pair, configured.
+pub struct Veth {
+    pub name: &'static str,
+    pub mac: [u8; 6],
+    pub ip: std::net::Ipv4Addr,
+}
+
+impl Veth {
+    pub fn mac_text(&self) -> String {
+        self.mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+}
+
+/// Connects two namespaces with a veth pair, addresses in a /24, IPv6 off to keep the
+/// links quiet.
+pub fn veth_pair(a: &NetNs, a_end: &Veth, b: &NetNs, b_end: &Veth) {
+    a.ip(&[
+        "link",
+        "add",
+        a_end.name,
+        "address",
+        &a_end.mac_text(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_end.name,
+        "address",
+        &b_end.mac_text(),
+        "netns",
+        &b.name,
+    ]);
+    for (ns, end) in [(a, a_end), (b, b_end)] {
+        ns.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", end.name), "1");
+        ns.ip(&["addr", "add", &format!("{}/24", end.ip), "dev", end.name]);
+        ns.ip(&["link", "set", end.name, "up"]);
+    }
+}

@@ -1,0 +1,149 @@
+//! The `tracer` binary, run in a namespace with JSON output, and what it printed.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Read},
+    process::{Child, Command, Stdio},
+    sync::mpsc::{Receiver, RecvTimeoutError, channel},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use super::NetNs;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tracer");
+
+/// A running `tracer watch --output json`; killed if the test ends without stopping it.
+pub struct Tracer {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<Value>,
+}
+
+impl Tracer {
+    pub fn watch(ns: &NetNs, args: &[&str]) -> Tracer {
+        let mut child = Command::new(BIN)
+            .args(["--netns", &ns.name, "watch", "--output", "json"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Tracer {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Waits for the `start` line, printed once every program is attached.
+    pub fn started(&mut self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let v: Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+                    self.seen.push(v.clone());
+                    if v["type"] == "start" {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.wait();
+                    panic!("tracer exited before attaching:\n{}", self.stderr());
+                }
+                Err(RecvTimeoutError::Timeout) if Instant::now() > deadline => {
+                    panic!("tracer did not attach within 30s");
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Stops with SIGTERM and returns every line printed; panics unless it exits cleanly.
+    pub fn stop(mut self) -> Vec<Value> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        let err = self.stderr();
+        assert!(status.success(), "tracer exited with {status}:\n{err}");
+        let mut out = std::mem::take(&mut self.seen);
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            out.push(
+                serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}")),
+            );
+        }
+        out
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Packets per (iface, direction, class) from a summary line.
+pub struct Counts(HashMap<(String, String, String), (u64, u64)>);
+
+impl Counts {
+    pub fn from_summary(lines: &[Value]) -> Counts {
+        let summary = lines
+            .iter()
+            .rev()
+            .find(|v| v["type"] == "summary")
+            .expect("no summary line");
+        let mut map = HashMap::new();
+        for c in summary["counters"].as_array().unwrap() {
+            let key = (
+                c["iface"].as_str().unwrap().to_string(),
+                c["direction"].as_str().unwrap().to_string(),
+                c["class"].as_str().unwrap().to_string(),
+            );
+            map.insert(
+                key,
+                (c["packets"].as_u64().unwrap(), c["bytes"].as_u64().unwrap()),
+            );
+        }
+        Counts(map)
+    }
+
+    pub fn packets(&self, iface: &str, direction: &str, class: &str) -> u64 {
+        self.0
+            .get(&(iface.into(), direction.into(), class.into()))
+            .map_or(0, |c| c.0)
+    }
+
+    pub fn bytes(&self, iface: &str, direction: &str, class: &str) -> u64 {
+        self.0
+            .get(&(iface.into(), direction.into(), class.into()))
+            .map_or(0, |c| c.1)
+    }
+}

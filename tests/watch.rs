@@ -1,0 +1,242 @@
+//! End to end: `tracer watch` on one end of a veth pair between two fresh namespaces, exact
+//! numbers of packets sent from the other end, exact counts expected back.
+
+use std::{
+    net::{Ipv4Addr, TcpListener},
+    process::Command,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use tracer::synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac};
+
+use crate::harness::{Counts, NetNs, Tracer, Veth, netns::run, send_frames, veth_pair};
+
+const A: Veth = Veth {
+    name: "va",
+    mac: [0x02, 0, 0, 0, 0, 0x0a],
+    ip: Ipv4Addr::new(10, 77, 0, 1),
+};
+const B: Veth = Veth {
+    name: "vb",
+    mac: [0x02, 0, 0, 0, 0, 0x0b],
+    ip: Ipv4Addr::new(10, 77, 0, 2),
+};
+/// A source address B does not own: A's SYN-ACKs to it leave A but B answers them with nothing.
+const SILENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
+
+fn pair() -> (NetNs, NetNs) {
+    let a = NetNs::new("a");
+    let b = NetNs::new("b");
+    veth_pair(&a, &A, &b, &B);
+    (a, b)
+}
+
+#[test]
+fn counts_every_class_exactly_in_both_directions() {
+    let (a, b) = pair();
+    // One SYN-ACK per SYN, never retransmitted.
+    a.sysctl("net.ipv4.tcp_synack_retries", "0");
+    a.ip(&[
+        "neigh",
+        "add",
+        &SILENT.to_string(),
+        "lladdr",
+        &B.mac_text(),
+        "dev",
+        A.name,
+        "nud",
+        "permanent",
+    ]);
+    let _apiserver = a.enter(|| TcpListener::bind("0.0.0.0:6443").expect("listen on 6443"));
+
+    let mut tracer = Tracer::watch(
+        &a,
+        &["--iface", "va", "--profile", "generic", "--interval", "0.5"],
+    );
+    tracer.started();
+
+    let to_a = Eth::new(B.mac, A.mac);
+    let mut frames: Vec<Bytes> = Vec::new();
+    for i in 0..1000u16 {
+        frames.push(frame(
+            &to_a,
+            SILENT.into(),
+            A.ip.into(),
+            &L4::syn(20000 + i, 6443),
+        ));
+    }
+    for i in 0..1000u16 {
+        frames.push(frame(
+            &to_a,
+            B.ip.into(),
+            A.ip.into(),
+            &L4::udp(40000 + i % 1000, 4789, &[0u8; 50]),
+        ));
+    }
+    for i in 0..500u16 {
+        frames.push(frame(
+            &to_a,
+            B.ip.into(),
+            A.ip.into(),
+            &L4::udp(41000 + i, 8472, &[0u8; 50]),
+        ));
+    }
+    let vrrp = Eth::new(B.mac, multicast_mac(VRRP_GROUP));
+    for _ in 0..100 {
+        frames.push(frame(
+            &vrrp,
+            B.ip.into(),
+            VRRP_GROUP.into(),
+            &L4::Vrrp {
+                vrid: 7,
+                priority: 100,
+                addr: Ipv4Addr::new(10, 77, 0, 100),
+            },
+        ));
+    }
+    send_frames(&b, B.name, &frames);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let counts = Counts::from_summary(&tracer.stop());
+    assert_eq!(counts.packets("va", "ingress", "kube-apiserver"), 1000);
+    assert_eq!(counts.packets("va", "ingress", "calico-vxlan"), 1000);
+    assert_eq!(counts.packets("va", "ingress", "flannel-vxlan"), 500);
+    assert_eq!(counts.packets("va", "ingress", "keepalived-vrrp"), 100);
+    // Replies from the 6443 server are kube-apiserver traffic too.
+    assert_eq!(counts.packets("va", "egress", "kube-apiserver"), 1000);
+    // Byte counts are whole frames: 14 Ethernet + 20 IPv4 + 8 UDP + 50 payload.
+    assert_eq!(counts.bytes("va", "ingress", "calico-vxlan"), 1000 * 92);
+    assert_eq!(counts.packets("va", "egress", "calico-vxlan"), 0);
+}
+
+#[test]
+fn json_lines_are_cumulative_counters_then_a_summary() {
+    let (a, b) = pair();
+    let mut tracer = Tracer::watch(
+        &a,
+        &[
+            "--iface",
+            "va",
+            "--profile",
+            "k3s-flannel",
+            "--interval",
+            "0.2",
+        ],
+    );
+    let start = tracer.started();
+    assert_eq!(start["profile"], "k3s-flannel");
+    assert_eq!(start["interfaces"][0]["iface"], "va");
+    assert_eq!(start["interfaces"][0]["hook"], "tc");
+    let to_a = Eth::new(B.mac, A.mac);
+    let batch: Vec<Bytes> = (0..30)
+        .map(|i| {
+            frame(
+                &to_a,
+                B.ip.into(),
+                A.ip.into(),
+                &L4::udp(30000 + i, 8472, b"x"),
+            )
+        })
+        .collect();
+    send_frames(&b, B.name, &batch);
+    std::thread::sleep(Duration::from_millis(600));
+    send_frames(&b, B.name, &batch);
+    std::thread::sleep(Duration::from_millis(600));
+    let lines = tracer.stop();
+    let flannel: Vec<u64> = lines
+        .iter()
+        .filter(|l| {
+            l["type"] == "counters" && l["class"] == "flannel-vxlan" && l["direction"] == "ingress"
+        })
+        .map(|l| l["packets"].as_u64().unwrap())
+        .collect();
+    assert_eq!(flannel.first(), Some(&30), "{lines:?}");
+    assert_eq!(flannel.last(), Some(&60), "{lines:?}");
+    assert!(
+        flannel.windows(2).all(|w| w[0] <= w[1]),
+        "counters are cumulative: {flannel:?}"
+    );
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    assert!(lines.last().unwrap()["duration_secs"].as_f64().unwrap() > 1.0);
+}
+
+fn bpftool_json(args: &[&str]) -> serde_json::Value {
+    let out = run(Command::new("bpftool").arg("-j").args(args));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn program_exists(id: u64) -> bool {
+    Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn links_of(ids: &[u64]) -> Vec<serde_json::Value> {
+    bpftool_json(&["link", "show"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["prog_id"].as_u64().is_some_and(|p| ids.contains(&p)))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn kill_9_leaves_nothing_attached_or_loaded() {
+    for attach in ["xdp", "tc"] {
+        let (a, _b) = pair();
+        let mut tracer = Tracer::watch(&a, &["--iface", "va", "--attach", attach]);
+        let start = tracer.started();
+        assert_eq!(start["interfaces"][0]["hook"], attach);
+        let ids: Vec<u64> = start["programs"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 3);
+        assert!(
+            ids.iter().all(|id| program_exists(*id)),
+            "programs {ids:?} should be loaded while tracing"
+        );
+        // Ingress and egress links while running (TCX links do not show in `bpftool net`).
+        assert_eq!(links_of(&ids).len(), 2, "{attach}: {:?}", links_of(&ids));
+        if attach == "xdp" {
+            assert!(
+                String::from_utf8_lossy(&a.ip(&["link", "show", "va"]).stdout).contains("prog/xdp")
+            );
+        }
+
+        tracer.kill9();
+        // The kernel frees programs once the last reference goes; give RCU a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ids.iter().any(|id| program_exists(*id)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            ids.iter().all(|id| !program_exists(*id)),
+            "{attach}: programs {ids:?} still loaded after kill -9"
+        );
+        assert!(
+            links_of(&ids).is_empty(),
+            "{attach}: links remain: {:?}",
+            links_of(&ids)
+        );
+        let link =
+            String::from_utf8_lossy(&a.ip(&["-d", "link", "show", "va"]).stdout).into_owned();
+        assert!(
+            !link.contains("xdp"),
+            "{attach}: XDP still attached: {link}"
+        );
+        let qdisc = String::from_utf8_lossy(&a.exec(&["tc", "qdisc", "show", "dev", "va"]).stdout)
+            .into_owned();
+        assert!(
+            !qdisc.contains("clsact"),
+            "{attach}: tracer left a clsact qdisc: {qdisc}"
+        );
+    }
+}

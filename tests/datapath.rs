@@ -66,7 +66,7 @@ fn load(classes: &ClassTable) -> Datapath {
         has_l2: true,
         is_virtual: true,
     };
-    Datapath::load(classes, vec![lo]).expect("load the datapath")
+    Datapath::load(classes, vec![lo], None).expect("load the datapath")
 }
 
 /// Packets per (direction, class name).

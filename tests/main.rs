@@ -6,4 +6,5 @@ mod harness;
 
 mod cli_errors;
 mod datapath;
+mod drops;
 mod watch;

@@ -198,13 +198,14 @@ fn kill_9_leaves_nothing_attached_or_loaded() {
             .values()
             .map(|v| v.as_u64().unwrap())
             .collect();
-        assert_eq!(ids.len(), 3);
+        // tc ingress and egress, XDP, and the drop probe's two stages.
+        assert_eq!(ids.len(), 5, "{start}");
         assert!(
             ids.iter().all(|id| program_exists(*id)),
             "programs {ids:?} should be loaded while tracing"
         );
-        // Ingress and egress links while running (TCX links do not show in `bpftool net`).
-        assert_eq!(links_of(&ids).len(), 2, "{attach}: {:?}", links_of(&ids));
+        // Ingress, egress and drop-probe links (TCX links do not show in `bpftool net`).
+        assert_eq!(links_of(&ids).len(), 3, "{attach}: {:?}", links_of(&ids));
         if attach == "xdp" {
             assert!(
                 String::from_utf8_lossy(&a.ip(&["link", "show", "va"]).stdout).contains("prog/xdp")

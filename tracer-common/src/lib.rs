@@ -9,4 +9,5 @@ extern crate std;
 
 pub mod classes;
 pub mod counters;
+pub mod drops;
 pub mod packet;

@@ -313,12 +313,13 @@ fn parse_l4<P: Packet + ?Sized>(pkt: &P, off: usize, mut h: Headers) -> Headers 
 /// The fixed part of a VXLAN header (RFC 7348): flags, reserved, VNI, reserved.
 pub const VXLAN_HLEN: usize = 8;
 
-/// Reads the VNI of a VXLAN header at `off`; `None` when the header is cut short or its
-/// I flag (valid VNI) is not set.
+/// Reads the VNI of a VXLAN header at `off`; `None` when the header is cut short, its I flag
+/// (valid VNI) is not set, or its last byte, reserved in VXLAN and its GBP and GPE
+/// extensions alike, is not zero: then the datagram is not VXLAN at all.
 #[inline(always)]
 pub fn vxlan_vni<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<u32> {
     let hdr = pkt.load::<[u8; VXLAN_HLEN]>(off)?;
-    if hdr[0] & 0x08 == 0 {
+    if hdr[0] & 0x08 == 0 || hdr[7] != 0 {
         return None;
     }
     Some(u32::from_be_bytes([0, hdr[4], hdr[5], hdr[6]]))

@@ -3,15 +3,18 @@
 //! observes, it never decides.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod datapath;
+mod drops;
 mod maps;
 mod readers;
 
 use aya_ebpf::{
     bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},
-    macros::{classifier, xdp},
-    programs::{TcContext, XdpContext},
+    macros::{classifier, raw_tracepoint, xdp},
+    programs::{RawTracePointContext, TcContext, XdpContext},
 };
 use tracer_common::counters::{DIR_EGRESS, DIR_INGRESS};
 
@@ -34,6 +37,20 @@ pub fn tc_egress(ctx: TcContext) -> i32 {
 pub fn xdp_ingress(ctx: XdpContext) -> u32 {
     datapath::observe_xdp(&ctx);
     XDP_PASS
+}
+
+/// Every packet the kernel frees as dropped, in any namespace; the probe keeps its own.
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
+    drops::observe(&ctx);
+    0
+}
+
+/// The drop probe's second stage, reached by tail call for VXLAN packets. Never attached.
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn kfree_skb_inner(ctx: RawTracePointContext) -> i32 {
+    drops::observe_inner(&ctx);
+    0
 }
 
 #[cfg(not(test))]

@@ -28,6 +28,10 @@ pub static PORT_CLASSES: Array<PortClasses> = Array::with_max_entries(PORT_TABLE
 #[map]
 pub static PROTO_CLASSES: Array<u8> = Array::with_max_entries(PROTO_TABLE_LEN, 0);
 
+/// Flags of each class (CLASS_FLAG_VXLAN: decode the inner frame).
+#[map]
+pub static CLASS_FLAGS: Array<u8> = Array::with_max_entries(MAX_CLASSES as u32, 0);
+
 /// Watched interfaces with an index below `IFACE_ARRAY_LEN`, indexed by ifindex.
 #[map]
 pub static IFACES: Array<IfaceSlot> = Array::with_max_entries(IFACE_ARRAY_LEN, 0);
@@ -59,4 +63,9 @@ pub fn port_class(port: u16) -> PortClasses {
 #[inline(always)]
 pub fn proto_class(proto: u8) -> u8 {
     PROTO_CLASSES.get(proto as u32).copied().unwrap_or(0)
+}
+
+#[inline(always)]
+pub fn class_flags(class: u8) -> u8 {
+    CLASS_FLAGS.get(class as u32).copied().unwrap_or(0)
 }

@@ -5,7 +5,10 @@
 use core::mem::size_of;
 
 use aya_ebpf::programs::{TcContext, XdpContext};
-use tracer_common::packet::Packet;
+use tracer_common::{
+    drops::{CAPTURE, CAPTURE_SLACK},
+    packet::Packet,
+};
 
 /// The linear data of an XDP frame.
 pub struct XdpPacket {
@@ -89,5 +92,34 @@ impl Packet for SkbPacket<'_> {
             return Some(unsafe { (start as *const T).read_unaligned() });
         }
         self.ctx.load::<T>(off).ok()
+    }
+}
+
+/// The first bytes of a dropped packet, copied into map memory.
+pub struct CopiedPacket<'a> {
+    data: &'a [u8; CAPTURE + CAPTURE_SLACK],
+    /// At most CAPTURE.
+    len: usize,
+}
+
+impl<'a> CopiedPacket<'a> {
+    #[inline(always)]
+    pub fn new(data: &'a [u8; CAPTURE + CAPTURE_SLACK], len: usize) -> Self {
+        CopiedPacket { data, len }
+    }
+}
+
+impl Packet for CopiedPacket<'_> {
+    #[inline(always)]
+    fn load<T: Copy>(&self, off: usize) -> Option<T> {
+        const { assert!(size_of::<T>() <= CAPTURE_SLACK) };
+        if off + size_of::<T>() > self.len {
+            return None;
+        }
+        // With len <= CAPTURE the mask changes nothing, but it sits on the very register the
+        // address is computed from, which is what the verifier needs to see the bound.
+        let off = off & (CAPTURE - 1);
+        // SAFETY: off < CAPTURE and size_of::<T>() <= CAPTURE_SLACK.
+        Some(unsafe { (self.data.as_ptr().add(off) as *const T).read_unaligned() })
     }
 }

@@ -248,6 +248,8 @@ fn vxlan_vni_needs_the_i_flag() {
     let no_i = [0x00, 0, 0, 0, 0x12, 0x34, 0x56, 0];
     assert_eq!(vxlan_vni(&no_i[..], 0), None);
     assert_eq!(vxlan_vni(&hdr[..7], 0), None);
+    let not_vxlan = [b'x'; 8];
+    assert_eq!(vxlan_vni(&not_vxlan[..], 0), None);
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Events and counters, the second stage: raw counter rows from the probes become named
-//! totals per (interface, direction, class), and two snapshots give the rates in between.
+//! totals per (interface, direction, class), and two snapshots give the rates in between;
+//! drop counters, flows and sampled events become named drops.
 
 pub mod counters;
+pub mod drops;
 
 pub use counters::{Direction, Sample, Snapshot};
+pub use drops::{DropChanges, DropFlow, DropSample, DropTotal, DropTracker};

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod cluster;
 pub mod detect;
+pub mod drop_reasons;
 pub mod ifaces;
 pub mod net;
 pub mod netns;

@@ -1,13 +1,22 @@
 //! Watch output for scripts: one JSON object per line. A `counters` line is printed for every
-//! counter that moved during an interval, with cumulative values; the final `summary` line
-//! holds every counter.
+//! counter that moved during an interval, a `drop` line for every dropped flow whose count
+//! moved (both with cumulative values), a `drop_stats` line when events were lost or held back,
+//! and a final `summary` line holds every counter and drop total.
 
-use std::{io::Write, time::Duration};
+use std::{collections::BTreeMap, io::Write};
 
 use serde::Serialize;
 
-use super::{WatchHeader, WatchOutput, WatchSummary};
-use crate::events::{Direction, Sample, counters::Entry};
+use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary};
+use crate::{
+    events::{
+        Direction, DropFlow,
+        counters::Entry,
+        drops::{Endpoints, Inner},
+    },
+    model::drop_reasons::explain,
+    probes::DropStats,
+};
 
 pub struct Json<W: Write> {
     out: W,
@@ -48,6 +57,105 @@ impl<'a> Counters<'a> {
 }
 
 #[derive(Serialize)]
+struct FlowJson {
+    proto: String,
+    src: Option<String>,
+    dst: Option<String>,
+    sport: u16,
+    dport: u16,
+}
+
+impl FlowJson {
+    fn of(e: &Endpoints) -> Self {
+        FlowJson {
+            proto: e.proto_name(),
+            src: e.src.map(|a| a.to_string()),
+            dst: e.dst.map(|a| a.to_string()),
+            sport: e.sport,
+            dport: e.dport,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct InnerJson<'a> {
+    vni: u32,
+    class: &'a str,
+    #[serde(flatten)]
+    flow: FlowJson,
+}
+
+impl<'a> InnerJson<'a> {
+    fn of(i: &'a Inner) -> Self {
+        InnerJson {
+            vni: i.vni,
+            class: &i.class,
+            flow: FlowJson::of(&i.flow),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Drop<'a> {
+    r#type: &'static str,
+    iface: &'a str,
+    class: &'a str,
+    reason: &'a str,
+    #[serde(flatten)]
+    flow: FlowJson,
+    count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inner: Option<InnerJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explain: Option<&'static str>,
+}
+
+impl<'a> Drop<'a> {
+    fn of(f: &'a DropFlow) -> Self {
+        Drop {
+            r#type: "drop",
+            iface: &f.iface,
+            class: &f.class,
+            reason: &f.reason,
+            flow: FlowJson::of(&f.flow),
+            count: f.count,
+            inner: f.inner.as_ref().map(InnerJson::of),
+            function: f.location.as_deref(),
+            explain: explain(&f.reason),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Stats {
+    r#type: &'static str,
+    events_lost: u64,
+    events_suppressed: u64,
+    uncounted: u64,
+}
+
+impl Stats {
+    fn of(s: DropStats) -> Self {
+        Stats {
+            r#type: "drop_stats",
+            events_lost: s.events_lost,
+            events_suppressed: s.events_suppressed,
+            uncounted: s.uncounted,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DropTotalJson<'a> {
+    iface: &'a str,
+    class: &'a str,
+    reason: &'a str,
+    count: u64,
+}
+
+#[derive(Serialize)]
 struct Iface<'a> {
     iface: &'a str,
     ifindex: u32,
@@ -61,7 +169,7 @@ struct Start<'a> {
     profile_reason: &'a str,
     interval_secs: f64,
     interfaces: Vec<Iface<'a>>,
-    programs: std::collections::BTreeMap<&'static str, u32>,
+    programs: BTreeMap<&'static str, u32>,
 }
 
 #[derive(Serialize)]
@@ -71,6 +179,10 @@ struct Summary<'a> {
     duration_secs: f64,
     interfaces: Vec<Iface<'a>>,
     counters: Vec<Counters<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drops: Option<Vec<DropTotalJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drop_stats: Option<Stats>,
 }
 
 fn ifaces(h: &WatchHeader) -> Vec<Iface<'_>> {
@@ -97,20 +209,41 @@ impl<W: Write> WatchOutput for Json<W> {
         self.out.flush()
     }
 
-    fn interval(&mut self, _elapsed: Duration, samples: &[Sample]) -> std::io::Result<()> {
-        for s in samples.iter().filter(|s| s.new_packets > 0) {
+    fn interval(&mut self, interval: &Interval) -> std::io::Result<()> {
+        for s in interval.samples.iter().filter(|s| s.new_packets > 0) {
             self.line(&Counters::from(&s.entry))?;
+        }
+        if let Some(d) = interval.drops {
+            for f in &d.changed {
+                self.line(&Drop::of(f))?;
+            }
+            if let Some(stats) = d.stats_changed {
+                self.line(&Stats::of(stats))?;
+            }
         }
         self.out.flush()
     }
 
     fn summary(&mut self, s: &WatchSummary) -> std::io::Result<()> {
+        let drops = s.drops.map(|d: &DropsView| {
+            d.totals
+                .iter()
+                .map(|t| DropTotalJson {
+                    iface: &t.iface,
+                    class: &t.class,
+                    reason: &t.reason,
+                    count: t.count,
+                })
+                .collect()
+        });
         self.line(&Summary {
             r#type: "summary",
             profile: &s.header.profile,
             duration_secs: s.duration.as_secs_f64(),
             interfaces: ifaces(s.header),
             counters: s.entries.iter().map(|e| Counters::from(e)).collect(),
+            drops,
+            drop_stats: s.drops.map(|d| Stats::of(d.stats)),
         })?;
         self.out.flush()
     }

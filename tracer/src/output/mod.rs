@@ -2,13 +2,17 @@
 //! and the firewall formats `tracer ports` prints.
 
 pub mod json;
+pub mod pcap;
 pub mod ports;
 pub mod text;
 mod units;
 
 use std::{io, time::Duration};
 
-use crate::events::{Sample, counters::Entry};
+use crate::{
+    events::{DropFlow, DropTotal, Sample, counters::Entry},
+    probes::DropStats,
+};
 
 /// What a watch run is looking at, printed once at the start.
 #[derive(Clone, Debug)]
@@ -23,17 +27,39 @@ pub struct WatchHeader {
     pub programs: Vec<(&'static str, u32)>,
 }
 
+/// The drops of a run so far.
+#[derive(Clone, Debug, Default)]
+pub struct DropsView {
+    /// Flows whose count moved in the last interval (cumulative counts).
+    pub changed: Vec<DropFlow>,
+    /// The probe's statistics, when they moved in the last interval.
+    pub stats_changed: Option<DropStats>,
+    pub totals: Vec<DropTotal>,
+    pub top: Vec<DropFlow>,
+    pub stats: DropStats,
+}
+
+/// One interval of a run.
+#[derive(Clone, Debug)]
+pub struct Interval<'a> {
+    pub elapsed: Duration,
+    pub samples: &'a [Sample],
+    /// `None` when drop capture is off.
+    pub drops: Option<&'a DropsView>,
+}
+
 /// The end of a run.
 #[derive(Clone, Debug)]
 pub struct WatchSummary<'a> {
     pub header: &'a WatchHeader,
     pub duration: Duration,
     pub entries: Vec<&'a Entry>,
+    pub drops: Option<&'a DropsView>,
 }
 
 /// A way to present a watch run.
 pub trait WatchOutput {
     fn header(&mut self, header: &WatchHeader) -> io::Result<()>;
-    fn interval(&mut self, elapsed: Duration, samples: &[Sample]) -> io::Result<()>;
+    fn interval(&mut self, interval: &Interval) -> io::Result<()>;
     fn summary(&mut self, summary: &WatchSummary) -> io::Result<()>;
 }

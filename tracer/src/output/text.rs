@@ -1,10 +1,11 @@
 //! The watch table for people: per interface, direction and class, the rate over the last
-//! interval and the totals since the start. On a terminal the table is redrawn in place.
+//! interval and the totals since the start, then the drops with the reason the kernel gave,
+//! what it means, and the flows that suffer most. On a terminal the screen is redrawn in place.
 
-use std::{io::Write, time::Duration};
+use std::io::Write;
 
-use super::{WatchHeader, WatchOutput, WatchSummary, units::si};
-use crate::events::Sample;
+use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary, units::si};
+use crate::{events::DropFlow, model::drop_reasons::explain};
 
 pub struct Text<W: Write> {
     out: W,
@@ -35,6 +36,83 @@ impl<W: Write> Text<W> {
         )?;
         writeln!(self.out, "interfaces: {}", ifaces.join(", "))
     }
+
+    fn drops(&mut self, d: &DropsView) -> std::io::Result<()> {
+        writeln!(self.out)?;
+        if d.totals.is_empty() {
+            writeln!(self.out, "No drops in this network namespace.")?;
+        } else {
+            writeln!(
+                self.out,
+                "{:<16} {:<20} {:<24} {:>10}",
+                "DROPPED ON", "CLASS", "REASON", "PACKETS"
+            )?;
+            for t in &d.totals {
+                writeln!(
+                    self.out,
+                    "{:<16} {:<20} {:<24} {:>10}",
+                    t.iface, t.class, t.reason, t.count
+                )?;
+            }
+            if !d.top.is_empty() {
+                writeln!(self.out, "Flows with the most drops:")?;
+                for f in &d.top {
+                    writeln!(self.out, "  {}", flow_line(f))?;
+                }
+            }
+            let mut reasons: Vec<&str> = d.totals.iter().map(|t| t.reason.as_str()).collect();
+            reasons.sort_unstable();
+            reasons.dedup();
+            for r in reasons {
+                if let Some(why) = explain(r) {
+                    writeln!(self.out, "  {r}: {why}")?;
+                }
+            }
+        }
+        let s = d.stats;
+        if s.events_lost + s.events_suppressed + s.uncounted > 0 {
+            writeln!(
+                self.out,
+                "Drop events: {} lost (ring buffer full), {} held back by the per-flow limit (counted above), {} drops beyond the counter table",
+                s.events_lost, s.events_suppressed, s.uncounted
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `udp 10.0.0.2:40000 -> 10.0.0.1:4789 on eth0, NETFILTER_DROP x1000 at nft_do_chain+0x1c8`.
+pub fn flow_line(f: &DropFlow) -> String {
+    let ep = |e: &crate::events::drops::Endpoints| {
+        let addr = |a: Option<std::net::IpAddr>, port: u16| match (a, port) {
+            (Some(a), 0) => a.to_string(),
+            (Some(std::net::IpAddr::V6(a)), p) => format!("[{a}]:{p}"),
+            (Some(a), p) => format!("{a}:{p}"),
+            (None, _) => "?".to_string(),
+        };
+        if e.src.is_none() {
+            return "non-IP or unreadable".to_string();
+        }
+        format!(
+            "{} {} -> {}",
+            e.proto_name(),
+            addr(e.src, e.sport),
+            addr(e.dst, e.dport)
+        )
+    };
+    let mut line = format!("{} on {}, {} x{}", ep(&f.flow), f.iface, f.reason, f.count);
+    if let Some(inner) = &f.inner {
+        line.push_str(&format!(
+            " [vni {} {}: {}]",
+            inner.vni,
+            inner.class,
+            ep(&inner.flow)
+        ));
+    }
+    if let Some(at) = &f.location {
+        line.push_str(&format!(" at {at}"));
+    }
+    line
 }
 
 const HEAD: &str = "IFACE            DIR      CLASS                   PKT/S          RATE      PACKETS        BYTES";
@@ -47,7 +125,7 @@ impl<W: Write> WatchOutput for Text<W> {
         self.out.flush()
     }
 
-    fn interval(&mut self, elapsed: Duration, samples: &[Sample]) -> std::io::Result<()> {
+    fn interval(&mut self, interval: &Interval) -> std::io::Result<()> {
         if self.redraw {
             write!(self.out, "\x1b[H\x1b[2J")?;
             if let Some(h) = self.header.clone() {
@@ -56,13 +134,13 @@ impl<W: Write> WatchOutput for Text<W> {
         } else {
             writeln!(self.out)?;
         }
-        writeln!(self.out, "after {:.1}s", elapsed.as_secs_f64())?;
-        if samples.is_empty() {
+        writeln!(self.out, "after {:.1}s", interval.elapsed.as_secs_f64())?;
+        if interval.samples.is_empty() {
             writeln!(self.out, "(no packets yet)")?;
-            return self.out.flush();
+        } else {
+            writeln!(self.out, "{HEAD}")?;
         }
-        writeln!(self.out, "{HEAD}")?;
-        for s in samples {
+        for s in interval.samples {
             let e = &s.entry;
             writeln!(
                 self.out,
@@ -75,6 +153,9 @@ impl<W: Write> WatchOutput for Text<W> {
                 e.packets,
                 si(e.bytes as f64, "B"),
             )?;
+        }
+        if let Some(d) = interval.drops {
+            self.drops(d)?;
         }
         self.out.flush()
     }
@@ -89,12 +170,12 @@ impl<W: Write> WatchOutput for Text<W> {
         )?;
         if summary.entries.is_empty() {
             writeln!(self.out, "no packets seen")?;
-            return self.out.flush();
+        } else {
+            writeln!(
+                self.out,
+                "IFACE            DIR      CLASS                 PACKETS        BYTES   AVG PKT/S"
+            )?;
         }
-        writeln!(
-            self.out,
-            "IFACE            DIR      CLASS                 PACKETS        BYTES   AVG PKT/S"
-        )?;
         for e in &summary.entries {
             let avg = if secs > 0.0 {
                 e.packets as f64 / secs
@@ -111,6 +192,9 @@ impl<W: Write> WatchOutput for Text<W> {
                 si(e.bytes as f64, "B"),
                 avg
             )?;
+        }
+        if let Some(d) = summary.drops {
+            self.drops(d)?;
         }
         self.out.flush()
     }

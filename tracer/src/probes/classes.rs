@@ -15,6 +15,7 @@ pub struct ClassTable {
     names: Vec<String>,
     ports: Vec<PortClasses>,
     protos: Vec<u8>,
+    flags: Vec<u8>,
 }
 
 impl ClassTable {
@@ -27,6 +28,7 @@ impl ClassTable {
             names,
             ports: vec![PortClasses::default(); PORT_TABLE_LEN as usize],
             protos: vec![CLASS_OTHER; PROTO_TABLE_LEN as usize],
+            flags: vec![0; MAX_CLASSES],
         }
     }
 
@@ -51,6 +53,15 @@ impl ClassTable {
 
     pub fn set_protocol(&mut self, proto: u8, class: u8) {
         self.protos[proto as usize] = class;
+    }
+
+    /// Marks a class (`CLASS_FLAG_VXLAN`: its packets carry an inner frame to decode).
+    pub fn set_flags(&mut self, class: u8, flags: u8) {
+        self.flags[class as usize] |= flags;
+    }
+
+    pub fn flags(&self) -> &[u8] {
+        &self.flags
     }
 
     pub fn names(&self) -> &[String] {

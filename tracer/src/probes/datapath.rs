@@ -8,9 +8,10 @@ use std::io;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
     programs::{
-        LinkOrder, ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp,
+        LinkOrder, ProgramError, RawTracePoint, SchedClassifier, TestRun, TestRunOptions,
+        TestRunResult, Xdp,
         tc::{self, TcAttachOptions, TcAttachType},
         xdp::XdpMode,
     },
@@ -22,6 +23,10 @@ use tracer_common::{
     counters::{
         Counter, DIRECTIONS, IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot, MAX_IFACES, counter_entries,
         counter_index,
+    },
+    drops::{
+        DropConfig, DropKey, FlowKey, FlowState, STAGE_INNER, STAT_EVENTS_LOST,
+        STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STATS_LEN,
     },
 };
 
@@ -73,28 +78,50 @@ pub struct CounterRow {
     pub bytes: u64,
 }
 
+/// What the drop probe could not pass on: events lost to a full ring buffer, events held
+/// back by the per-flow budget (their drops are counted), drops the counter table had no
+/// room for (they are in no counter).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropStats {
+    pub events_lost: u64,
+    pub events_suppressed: u64,
+    pub uncounted: u64,
+}
+
+/// The kernel program that observes drops, and its second stage (VXLAN inner frames).
+const DROP_PROGRAM: &str = "kfree_skb";
+const DROP_INNER_PROGRAM: &str = "kfree_skb_inner";
+
 pub struct Datapath {
     ebpf: Ebpf,
     targets: Vec<Target>,
     n_classes: u32,
+    drops: bool,
     hooks: Vec<Option<Hook>>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
 impl Datapath {
     /// Loads the object, fills the class and interface tables, and loads (verifies) every
-    /// program. Nothing is attached yet.
-    pub fn load(classes: &ClassTable, targets: Vec<Target>) -> Result<Self, ProbeError> {
+    /// program. Nothing is attached yet. With `drops`, the drop probe is configured too.
+    pub fn load(
+        classes: &ClassTable,
+        targets: Vec<Target>,
+        drops: Option<DropConfig>,
+    ) -> Result<Self, ProbeError> {
         if targets.len() > MAX_IFACES as usize {
             return Err(ProbeError::TooManyInterfaces(targets.len()));
         }
         let n_classes = classes.len();
         let entries = counter_entries(targets.len().max(1) as u32, n_classes);
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global("N_CLASSES", &n_classes, true)
-            .map_max_entries("COUNTERS", entries)
-            .load(super::OBJECT)
-            .map_err(ProbeError::Load)?;
+            .map_max_entries("COUNTERS", entries);
+        if let Some(cfg) = &drops {
+            loader.override_global("DROP_CONFIG", cfg, true);
+        }
+        let mut ebpf = loader.load(super::OBJECT).map_err(ProbeError::Load)?;
         // The programs' rare diagnostics go through aya-log. The logger owns the log map's
         // descriptor, so it must outlive the program loads below.
         let logger = aya_log::EbpfLogger::init(&mut ebpf)
@@ -117,11 +144,15 @@ impl Datapath {
                 reason: rejection(&e),
             })?;
         }
+        if drops.is_some() {
+            load_drop_programs(&mut ebpf)?;
+        }
         let hooks = vec![None; targets.len()];
         Ok(Datapath {
             ebpf,
             targets,
             n_classes,
+            drops: drops.is_some(),
             hooks,
             logger,
         })
@@ -138,11 +169,18 @@ impl Datapath {
 
     /// Kernel ids of the loaded programs, as `bpftool prog show` lists them.
     pub fn program_ids(&self) -> Vec<(&'static str, u32)> {
+        let drops = if self.drops {
+            &[DROP_PROGRAM, DROP_INNER_PROGRAM][..]
+        } else {
+            &[]
+        };
         Program::ALL
             .iter()
-            .filter_map(|p| {
-                let info = self.ebpf.program(p.name())?.info().ok()?;
-                Some((p.name(), info.id()))
+            .map(|p| p.name())
+            .chain(drops.iter().copied())
+            .filter_map(|name| {
+                let info = self.ebpf.program(name)?.info().ok()?;
+                Some((name, info.id()))
             })
             .collect()
     }
@@ -196,6 +234,14 @@ impl Datapath {
             }
             self.attach_tc(&target.name, TcAttachType::Egress, tcx)?;
         }
+        if self.drops {
+            // A raw tracepoint attaches by name: no tracefs needed, and its link goes away
+            // with the process like the others.
+            let prog: &mut RawTracePoint = self.program_by_name(DROP_PROGRAM)?;
+            prog.attach("kfree_skb")
+                .map(drop)
+                .map_err(|e| ProbeError::DropProbe(chain(&e)))?;
+        }
         Ok(())
     }
 
@@ -234,7 +280,13 @@ impl Datapath {
     where
         &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
     {
-        let name = program.name();
+        self.program_by_name(program.name())
+    }
+
+    fn program_by_name<'a, T>(&'a mut self, name: &'static str) -> Result<&'a mut T, ProbeError>
+    where
+        &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+    {
         let prog = self
             .ebpf
             .program_mut(name)
@@ -301,6 +353,86 @@ impl Datapath {
         Ok(rows)
     }
 
+    /// Exact drops per (interface index, reason, class), summed over CPUs.
+    pub fn drop_counters(&self) -> Result<Vec<(DropKey, u64)>, ProbeError> {
+        let map = self.ebpf.map("DROPS").expect("object defines DROPS");
+        let drops: PerCpuHashMap<&MapData, DropKey, u64> =
+            PerCpuHashMap::try_from(map).map_err(|source| ProbeError::Map {
+                map: "DROPS",
+                source,
+            })?;
+        let mut rows = Vec::new();
+        for item in drops.iter() {
+            let (key, per_cpu) = item.map_err(|source| ProbeError::Map {
+                map: "DROPS",
+                source,
+            })?;
+            rows.push((key, per_cpu.iter().sum()));
+        }
+        Ok(rows)
+    }
+
+    /// Exact drops per flow, for the flows the kernel's table still holds.
+    pub fn drop_flows(&self) -> Result<Vec<(FlowKey, u64)>, ProbeError> {
+        let map = self
+            .ebpf
+            .map("DROP_FLOW_COUNTS")
+            .expect("object defines DROP_FLOW_COUNTS");
+        let flows: HashMap<&MapData, FlowKey, FlowState> =
+            HashMap::try_from(map).map_err(|source| ProbeError::Map {
+                map: "DROP_FLOW_COUNTS",
+                source,
+            })?;
+        let mut rows = Vec::new();
+        for item in flows.iter() {
+            match item {
+                Ok((key, state)) => rows.push((key, state.count)),
+                // An LRU entry can vanish between listing its key and reading it.
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(source) => {
+                    return Err(ProbeError::Map {
+                        map: "DROP_FLOW_COUNTS",
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    pub fn drop_stats(&self) -> Result<DropStats, ProbeError> {
+        let map = self
+            .ebpf
+            .map("DROP_STATS")
+            .expect("object defines DROP_STATS");
+        let stats: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map {
+                map: "DROP_STATS",
+                source,
+            })?;
+        let mut sums = [0u64; STATS_LEN as usize];
+        for (i, sum) in sums.iter_mut().enumerate() {
+            let per_cpu = stats
+                .get(&(i as u32), 0)
+                .map_err(|source| ProbeError::Map {
+                    map: "DROP_STATS",
+                    source,
+                })?;
+            *sum = per_cpu.iter().sum();
+        }
+        Ok(DropStats {
+            events_lost: sums[STAT_EVENTS_LOST as usize],
+            events_suppressed: sums[STAT_EVENTS_SUPPRESSED as usize],
+            uncounted: sums[STAT_UNCOUNTED as usize],
+        })
+    }
+
+    /// The ring buffer of sampled drop events, for a reader of its own.
+    pub fn take_drop_events(&mut self) -> Option<RingBuf<MapData>> {
+        let map = self.ebpf.take_map("DROP_EVENTS")?;
+        RingBuf::try_from(map).ok()
+    }
+
     /// Runs a loaded program on `frame` with BPF_PROG_TEST_RUN, `repeat` times. The packet
     /// arrives on loopback, so include `lo` in the targets to have it counted.
     pub fn test_run(
@@ -352,6 +484,64 @@ fn fill_classes(ebpf: &mut Ebpf, classes: &ClassTable) -> Result<(), ProbeError>
                 .map_err(map_err("PROTO_CLASSES"))?;
         }
     }
+    let mut flags: Array<&mut MapData, u8> = Array::try_from(
+        ebpf.map_mut("CLASS_FLAGS")
+            .expect("object defines CLASS_FLAGS"),
+    )
+    .map_err(map_err("CLASS_FLAGS"))?;
+    for (class, f) in classes.flags().iter().enumerate() {
+        if *f != 0 {
+            flags
+                .set(class as u32, f, 0)
+                .map_err(map_err("CLASS_FLAGS"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads both stages of the drop probe and puts the second in the first's program array.
+fn load_drop_programs(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+    for name in [DROP_PROGRAM, DROP_INNER_PROGRAM] {
+        let prog = ebpf.program_mut(name).ok_or_else(|| ProbeError::Rejected {
+            program: name,
+            reason: "missing from the object".into(),
+        })?;
+        <&mut RawTracePoint>::try_from(prog)
+            .and_then(|p| p.load())
+            .map_err(|e| ProbeError::Rejected {
+                program: name,
+                reason: rejection(&e),
+            })?;
+    }
+    let inner: &RawTracePoint = ebpf
+        .program(DROP_INNER_PROGRAM)
+        .and_then(|p| p.try_into().ok())
+        .expect("loaded above");
+    let fd = inner
+        .fd()
+        .map_err(|e| ProbeError::Rejected {
+            program: DROP_INNER_PROGRAM,
+            reason: e.to_string(),
+        })?
+        .try_clone()
+        .map_err(|e| ProbeError::Rejected {
+            program: DROP_INNER_PROGRAM,
+            reason: e.to_string(),
+        })?;
+    let mut stages: ProgramArray<&mut MapData> = ProgramArray::try_from(
+        ebpf.map_mut("DROP_STAGES")
+            .expect("object defines DROP_STAGES"),
+    )
+    .map_err(|source| ProbeError::Map {
+        map: "DROP_STAGES",
+        source,
+    })?;
+    stages
+        .set(STAGE_INNER, &fd, 0)
+        .map_err(|source| ProbeError::Map {
+            map: "DROP_STAGES",
+            source,
+        })?;
     Ok(())
 }
 

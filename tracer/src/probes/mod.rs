@@ -3,13 +3,16 @@
 //! knows about catalogs or output formats; it speaks in class numbers and interface slots.
 
 mod attach;
+pub mod btf;
 mod classes;
 mod datapath;
+pub mod drops;
 pub mod preflight;
+pub mod symbols;
 
 pub use attach::{AttachMode, Hook};
 pub use classes::ClassTable;
-pub use datapath::{CounterRow, Datapath, Program, Target};
+pub use datapath::{CounterRow, Datapath, DropStats, Program, Target};
 
 /// The compiled kernel programs, built by `build.rs` from `tracer-ebpf`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf.o"));
@@ -41,6 +44,10 @@ pub enum ProbeError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    #[error("attaching the drop probe to the kfree_skb tracepoint: {0}")]
+    DropProbe(String),
+    #[error("reading the kernel's {what} from BTF: {reason}")]
+    KernelFacts { what: &'static str, reason: String },
     #[error("{0} interfaces requested; one tracer watches at most {max}", max = tracer_common::counters::MAX_IFACES)]
     TooManyInterfaces(usize),
 }

@@ -2,7 +2,9 @@
 //! so that a narrower range inside a wider one keeps its own class (kubelet's 10250 inside
 //! Longhorn's 10000-30000), and every other overlap reported as a conflict.
 
-use super::{CatalogError, Component};
+use tracer_common::drops::CLASS_FLAG_VXLAN;
+
+use super::{CatalogError, Component, OverlayKind};
 use crate::probes::ClassTable;
 
 struct Entry<'a> {
@@ -24,6 +26,12 @@ pub fn class_table(components: &[Component]) -> Result<ClassTable, CatalogError>
                 tracer_common::classes::MAX_CLASSES - 2
             ))
         })?;
+        if c.overlay
+            .as_ref()
+            .is_some_and(|o| o.kind == OverlayKind::Vxlan)
+        {
+            table.set_flags(class, CLASS_FLAG_VXLAN);
+        }
         for proto in &c.protocols {
             if !proto.has_ports() {
                 let n = proto.number();

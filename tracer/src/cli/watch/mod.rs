@@ -1,5 +1,7 @@
-//! `tracer watch`: attach the datapath to the chosen interfaces, print counters every interval,
-//! and on Ctrl-C, SIGTERM or the end of `--duration` print a summary and detach.
+//! `tracer watch`: attach the datapath and the drop probe, print counters and drops every
+//! interval, and on Ctrl-C, SIGTERM or the end of `--duration` print a summary and detach.
+
+mod drops;
 
 use std::{
     io::{IsTerminal, Write},
@@ -16,7 +18,7 @@ use super::catalog::choose;
 use crate::{
     events::Snapshot,
     model::{catalog::class_table, ifaces},
-    output::{WatchHeader, WatchOutput, WatchSummary, json::Json, text::Text},
+    output::{Interval, WatchHeader, WatchOutput, WatchSummary, json::Json, text::Text},
     probes::{AttachMode, Datapath, Target, preflight},
 };
 
@@ -33,6 +35,11 @@ pub enum OutputFormat {
     after_help = "Classes come from the profile's port catalog: a packet counts for the component on the
 server side of its flow (a request to 6443 and its reply are both kube-apiserver). Packets of
 no class count as `other`, packets with truncated or broken headers as `malformed`.
+
+Drops: every packet the kernel drops in this network namespace is counted exactly per
+interface, class and kernel drop reason (NETFILTER_DROP, IP_RPFILTER, NO_SOCKET...), and per
+flow, with the inner flow of VXLAN packets. Up to --events-per-flow dropped packets per flow
+and second are sampled for --pcap; the counts include every drop.
 
 Examples:
   sudo tracer watch                                   every interface that is up
@@ -69,6 +76,20 @@ pub struct WatchArgs {
 
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
+
+    /// Do not watch drops (the drop probe needs a kernel with BTF).
+    #[arg(long)]
+    no_drops: bool,
+
+    /// Write sampled dropped packets to this pcapng file, the drop reason in each packet's
+    /// comment.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_drops")]
+    pcap: Option<PathBuf>,
+
+    /// Dropped packets sampled per flow and reason each second (for --pcap and the function
+    /// that dropped them); counts are exact regardless.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    events_per_flow: u32,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -134,7 +155,20 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     let chosen = choose(args.profile.as_deref(), &args.catalog)?;
     let classes = class_table(&chosen.catalog.components)?;
     let targets = targets(&args.iface)?;
-    let mut datapath = Datapath::load(&classes, targets)?;
+    let drop_facts = if args.no_drops {
+        None
+    } else {
+        Some(drops::config(args.events_per_flow)?)
+    };
+    let mut datapath = Datapath::load(&classes, targets, drop_facts.as_ref().map(|(cfg, _)| *cfg))?;
+    let mut capture = match drop_facts {
+        Some((_, reasons)) => Some(drops::DropCapture::new(
+            &mut datapath,
+            reasons,
+            args.pcap.as_deref(),
+        )?),
+        None => None,
+    };
     datapath.attach(args.attach)?;
     if let Some(logger) = datapath.take_logger() {
         tokio::spawn(drain_bpf_log(logger));
@@ -174,40 +208,82 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     let deadline = args.duration.map(|d| tokio::time::Instant::from(start + d));
     let mut prev = Snapshot::empty(start);
 
-    let result: std::io::Result<()> = async {
+    let result: Result<()> = async {
         out.header(&header)?;
+        let mut view = Default::default();
         loop {
             let stop = tokio::select! {
                 _ = ticker.tick() => false,
                 _ = sigint.recv() => true,
                 _ = sigterm.recv() => true,
                 _ = sleep_until(deadline) => true,
+                ready = events_ready(&mut capture) => {
+                    ready?;
+                    if let Some(c) = capture.as_mut() {
+                        c.drain_events(&classes)?;
+                    }
+                    continue;
+                }
             };
-            let rows = datapath.counters().map_err(std::io::Error::other)?;
+            let rows = datapath.counters()?;
             let snap = Snapshot::new(Instant::now(), &rows, datapath.targets(), &classes);
-            out.interval(start.elapsed(), &snap.since(&prev))?;
+            if let Some(c) = capture.as_mut() {
+                c.drain_events(&classes)?;
+                view = c.update(&datapath, &classes)?;
+            }
+            let samples = snap.since(&prev);
+            let drops = capture.as_ref().map(|_| &view);
+            out.interval(&Interval {
+                elapsed: start.elapsed(),
+                samples: &samples,
+                drops,
+            })?;
             prev = snap;
             if stop {
                 break;
             }
         }
+        if let Some(c) = capture.as_mut() {
+            c.finish()?;
+        }
+        let drops = capture.as_ref().map(|_| &view);
         out.summary(&WatchSummary {
             header: &header,
             duration: start.elapsed(),
             entries: prev.entries().collect(),
-        })
+            drops,
+        })?;
+        Ok(())
     }
     .await;
     // Detach before anything else can go wrong.
+    drop(capture);
     drop(datapath);
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         // Output closed (`| head`): not an error worth a message.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
         Err(e) => {
             let _ = std::io::stderr().flush();
-            Err(e.into())
+            Err(e)
         }
+    }
+}
+
+/// Resolves when sampled drop events are waiting; never without drop capture.
+async fn events_ready(capture: &mut Option<drops::DropCapture>) -> std::io::Result<()> {
+    match capture.as_mut().and_then(|c| c.ring.as_mut()) {
+        Some(ring) => {
+            let mut guard = ring.readable_mut().await?;
+            guard.clear_ready();
+            Ok(())
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,163 @@
+//! What the drop probe on `kfree_skb` shares with user space: the kernel facts the loader reads
+//! from BTF and hands over at load time, the keys of the exact drop counters and per-flow
+//! counts, and the sampled event sent through the ring buffer.
+
+use crate::packet::Headers;
+
+#[cfg(feature = "user")]
+mod user;
+
+/// Bytes of each dropped packet copied for parsing and for the pcap file: room for outer
+/// Ethernet, IP and UDP, VXLAN, and the inner Ethernet, IP and TCP with options. A power of two:
+/// the kernel reader masks offsets with `CAPTURE - 1`.
+pub const CAPTURE: usize = 256;
+/// Room after the copied bytes, so a header read at any masked offset stays inside the buffer
+/// as far as the verifier can tell (no header the parser reads is longer).
+pub const CAPTURE_SLACK: usize = 64;
+
+/// Indexes of the per-CPU drop statistics.
+pub const STAT_EVENTS_LOST: u32 = 0;
+pub const STAT_EVENTS_SUPPRESSED: u32 = 1;
+pub const STAT_UNCOUNTED: u32 = 2;
+pub const STATS_LEN: u32 = 4;
+
+/// Entries of the drop counter table and of the per-flow table.
+pub const DROP_KEYS: u32 = 8192;
+pub const DROP_FLOWS: u32 = 16384;
+/// Ring buffer for drop events.
+pub const EVENTS_BYTES: u32 = 4 << 20;
+
+/// The drop probe's second stage (inner frame decoding), in the program array.
+pub const STAGE_INNER: u32 = 0;
+pub const STAGES: u32 = 1;
+
+/// Class flag: the class carries VXLAN, decode the inner frame.
+pub const CLASS_FLAG_VXLAN: u8 = 1;
+
+/// Kernel facts for the drop probe, all read from the running kernel's BTF by the loader:
+/// no struct offset is written into the program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropConfig {
+    pub skb_head: u32,
+    pub skb_tail: u32,
+    pub skb_len: u32,
+    pub skb_mac_header: u32,
+    pub skb_network_header: u32,
+    pub skb_protocol: u32,
+    pub skb_dev: u32,
+    pub skb_sk: u32,
+    pub dev_ifindex: u32,
+    pub dev_nd_net: u32,
+    pub sk_net: u32,
+    pub net_inum: u32,
+    /// Inode number of the network namespace whose drops are kept.
+    pub netns_inum: u32,
+    /// Positions of `reason` and `location` among the raw tracepoint's arguments.
+    pub reason_arg: u32,
+    pub location_arg: u32,
+    /// Reasons up to this value are not drops (SKB_NOT_DROPPED_YET, SKB_CONSUMED).
+    pub not_a_drop: u32,
+    /// Events per flow and reason per second; the rest are counted, not sent.
+    pub events_per_flow: u32,
+    /// Zero until the loader fills the struct: the probe does nothing before.
+    pub ready: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<DropConfig>() == 72);
+
+/// Exact drop count per interface, class and reason.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DropKey {
+    pub ifindex: u32,
+    pub reason: u32,
+    pub class: u8,
+    pub _reserved: [u8; 3],
+}
+
+const _: () = assert!(core::mem::size_of::<DropKey>() == 12);
+
+/// One endpoint pair: protocol, ports and addresses (IPv4 in the first four bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub family: u8,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub _reserved: u16,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+}
+
+const _: () = assert!(core::mem::size_of::<Flow>() == 40);
+
+impl Flow {
+    #[inline(always)]
+    pub fn of(h: &Headers) -> Self {
+        Flow {
+            family: h.family,
+            proto: h.proto,
+            sport: h.sport,
+            dport: h.dport,
+            _reserved: 0,
+            src: h.src,
+            dst: h.dst,
+        }
+    }
+}
+
+/// A dropped flow: where, why, and the outer and (for VXLAN) inner endpoints.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub ifindex: u32,
+    pub reason: u32,
+    /// VXLAN network identifier; zero without an inner frame.
+    pub vni: u32,
+    pub class: u8,
+    pub inner_class: u8,
+    /// 1 when `inner` holds a decoded inner frame.
+    pub has_inner: u8,
+    pub _reserved: u8,
+    pub outer: Flow,
+    pub inner: Flow,
+}
+
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 96);
+
+/// Per-flow count and the event budget of the current second.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowState {
+    pub count: u64,
+    pub window_start_ns: u64,
+    pub window_events: u64,
+}
+
+/// A sampled drop, with the first bytes of the packet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DropEvent {
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Address of the kernel function that dropped the packet.
+    pub location: u64,
+    pub key: FlowKey,
+    /// Length of the whole packet (skb->len).
+    pub len: u32,
+    /// Bytes of `data` that hold packet bytes.
+    pub cap_len: u16,
+    /// 1 when `data` starts with an Ethernet header, 0 when at the IP header.
+    pub l2: u8,
+    pub _reserved: u8,
+    /// The packet's ethertype (skb->protocol), host order.
+    pub protocol: u16,
+    /// Where the inner Ethernet frame of a VXLAN packet starts in `data` (0: none).
+    pub inner_off: u16,
+    pub _reserved2: [u8; 4],
+    pub data: [u8; CAPTURE + CAPTURE_SLACK],
+}
+
+const _: () = assert!(core::mem::size_of::<DropEvent>() == 448);

@@ -1,0 +1,369 @@
+//! Drops as the user reads them: exact totals per (interface, class, reason), exact counts per
+//! flow with a bounded number of flows remembered, and sampled events decoded into frames.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tracer_common::drops::{DropEvent, DropKey, Flow, FlowKey};
+
+use crate::probes::{ClassTable, DropStats, drops::ReasonNames, symbols::KernelSymbols};
+
+/// Flows remembered in user space; beyond this, the least recently changed are forgotten (the
+/// totals stay exact).
+pub const MAX_FLOWS: usize = 20_000;
+
+/// Names for the numbers the probe reports.
+pub struct Names<'a> {
+    pub classes: &'a ClassTable,
+    pub reasons: &'a ReasonNames,
+    /// Interface name for an index; "-" for none.
+    pub iface: &'a dyn Fn(u32) -> String,
+}
+
+/// Exact drops on one interface, of one class, for one reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropTotal {
+    pub iface: String,
+    pub class: String,
+    pub reason: String,
+    pub count: u64,
+}
+
+/// One endpoint pair, readable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    pub proto: u8,
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+impl Endpoints {
+    pub fn of(f: &Flow) -> Self {
+        let addr = |b: &[u8; 16]| -> Option<IpAddr> {
+            match f.family {
+                4 => Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()),
+                6 => Some(Ipv6Addr::from(*b).into()),
+                _ => None,
+            }
+        };
+        Endpoints {
+            proto: f.proto,
+            src: addr(&f.src),
+            dst: addr(&f.dst),
+            sport: f.sport,
+            dport: f.dport,
+        }
+    }
+
+    pub fn proto_name(&self) -> String {
+        match self.proto {
+            1 => "icmp".into(),
+            6 => "tcp".into(),
+            17 => "udp".into(),
+            58 => "icmpv6".into(),
+            112 => "vrrp".into(),
+            132 => "sctp".into(),
+            n => n.to_string(),
+        }
+    }
+}
+
+/// The inner flow of an encapsulated drop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inner {
+    pub vni: u32,
+    pub class: String,
+    pub flow: Endpoints,
+}
+
+/// Exact drops of one flow for one reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropFlow {
+    pub iface: String,
+    pub class: String,
+    pub reason: String,
+    pub flow: Endpoints,
+    pub inner: Option<Inner>,
+    pub count: u64,
+    /// `function+0xoffset` where the kernel dropped it, once a sample told.
+    pub location: Option<String>,
+}
+
+impl DropFlow {
+    fn new(key: &FlowKey, count: u64, location: Option<String>, names: &Names) -> Self {
+        DropFlow {
+            iface: (names.iface)(key.ifindex),
+            class: names.classes.name(key.class).to_string(),
+            reason: names.reasons.name(key.reason),
+            flow: Endpoints::of(&key.outer),
+            inner: (key.has_inner != 0).then(|| Inner {
+                vni: key.vni,
+                class: names.classes.name(key.inner_class).to_string(),
+                flow: Endpoints::of(&key.inner),
+            }),
+            count,
+            location,
+        }
+    }
+}
+
+/// What changed since the last update.
+#[derive(Debug, Default)]
+pub struct DropChanges {
+    pub flows: Vec<DropFlow>,
+    pub stats: Option<DropStats>,
+}
+
+/// What is remembered of a flow: its count, when it last changed, where it was dropped.
+#[derive(Default)]
+struct Memo {
+    count: u64,
+    round: u64,
+    location: Option<String>,
+}
+
+/// Cumulative drop state across the run.
+#[derive(Default)]
+pub struct DropTracker {
+    totals: BTreeMap<(u32, u8, u32), u64>,
+    flows: HashMap<FlowKey, Memo>,
+    stats: DropStats,
+    round: u64,
+}
+
+impl DropTracker {
+    /// Takes the probe's current counters, flows and statistics; returns the flows whose count
+    /// moved (with cumulative counts) and the statistics if they moved.
+    pub fn update(
+        &mut self,
+        counters: &[(DropKey, u64)],
+        flows: &[(FlowKey, u64)],
+        stats: DropStats,
+        names: &Names,
+    ) -> DropChanges {
+        self.round += 1;
+        for (k, n) in counters {
+            self.totals.insert((k.ifindex, k.class, k.reason), *n);
+        }
+        let mut changes = DropChanges::default();
+        for (key, kernel_count) in flows {
+            let memo = self.flows.entry(*key).or_default();
+            // The kernel's table forgets its least recent flows under pressure; a flow that
+            // comes back starts from zero there, so add rather than lose what was seen.
+            let seen = if *kernel_count >= memo.count {
+                *kernel_count
+            } else {
+                memo.count + kernel_count
+            };
+            if seen != memo.count {
+                memo.count = seen;
+                memo.round = self.round;
+                changes
+                    .flows
+                    .push(DropFlow::new(key, seen, memo.location.clone(), names));
+            }
+        }
+        if self.flows.len() > MAX_FLOWS {
+            let mut by_age: Vec<(u64, FlowKey)> =
+                self.flows.iter().map(|(k, m)| (m.round, *k)).collect();
+            by_age.sort_unstable_by_key(|(r, _)| *r);
+            for (_, k) in by_age.iter().take(self.flows.len() - MAX_FLOWS) {
+                self.flows.remove(k);
+            }
+        }
+        if stats != self.stats {
+            self.stats = stats;
+            changes.stats = Some(stats);
+        }
+        changes
+    }
+
+    pub fn totals(&self, names: &Names) -> Vec<DropTotal> {
+        self.totals
+            .iter()
+            .map(|((ifindex, class, reason), count)| DropTotal {
+                iface: (names.iface)(*ifindex),
+                class: names.classes.name(*class).to_string(),
+                reason: names.reasons.name(*reason),
+                count: *count,
+            })
+            .collect()
+    }
+
+    /// Remembers where the kernel dropped a sampled flow.
+    pub fn note_sample(&mut self, sample: &DropSample) {
+        if let (Some(memo), Some(at)) = (self.flows.get_mut(&sample.key), &sample.location) {
+            memo.location = Some(at.clone());
+        } else if let Some(at) = &sample.location {
+            // Samples can arrive before the flow table is next read.
+            self.flows.insert(
+                sample.key,
+                Memo {
+                    count: 0,
+                    round: self.round,
+                    location: Some(at.clone()),
+                },
+            );
+        }
+    }
+
+    /// The flows with the most drops, most first.
+    pub fn top_flows(&self, n: usize, names: &Names) -> Vec<DropFlow> {
+        let mut all: Vec<(&FlowKey, &Memo)> =
+            self.flows.iter().filter(|(_, m)| m.count > 0).collect();
+        all.sort_unstable_by_key(|(_, m)| std::cmp::Reverse(m.count));
+        all.into_iter()
+            .take(n)
+            .map(|(k, m)| DropFlow::new(k, m.count, m.location.clone(), names))
+            .collect()
+    }
+
+    pub fn stats(&self) -> DropStats {
+        self.stats
+    }
+
+    pub fn flows_remembered(&self) -> usize {
+        self.flows.len()
+    }
+}
+
+/// A sampled drop with its packet bytes.
+#[derive(Clone, Debug)]
+pub struct DropSample {
+    /// CLOCK_MONOTONIC nanoseconds, as the kernel stamped it.
+    pub monotonic_ns: u64,
+    pub key: FlowKey,
+    pub flow: DropFlow,
+    /// `function+0xoffset` where the kernel dropped it.
+    pub location: Option<String>,
+    /// Length of the whole packet.
+    pub len: u32,
+    /// The captured bytes, always starting with an Ethernet header (a zero one is put in
+    /// front of packets captured from their IP header).
+    pub frame: Bytes,
+}
+
+/// Decodes one ring-buffer record; `None` for a record of the wrong size.
+pub fn decode(record: &[u8], names: &Names, symbols: Option<&KernelSymbols>) -> Option<DropSample> {
+    if record.len() < std::mem::size_of::<DropEvent>() {
+        return None;
+    }
+    // SAFETY: the record holds a whole DropEvent (plain integers and bytes).
+    let ev: DropEvent = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
+    let data = &ev.data[..(ev.cap_len as usize).min(tracer_common::drops::CAPTURE)];
+    let frame = if ev.l2 != 0 {
+        Bytes::copy_from_slice(data)
+    } else {
+        let mut b = BytesMut::with_capacity(14 + data.len());
+        b.put_bytes(0, 12);
+        b.put_u16(ev.protocol);
+        b.put_slice(data);
+        b.freeze()
+    };
+    let location = symbols.and_then(|s| s.resolve(ev.location));
+    Some(DropSample {
+        monotonic_ns: ev.ts_ns,
+        key: ev.key,
+        flow: DropFlow::new(&ev.key, 1, location.clone(), names),
+        location,
+        len: ev.len.max(data.len() as u32),
+        frame,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_for<'a>(
+        classes: &'a ClassTable,
+        reasons: &'a ReasonNames,
+        iface: &'a dyn Fn(u32) -> String,
+    ) -> Names<'a> {
+        Names {
+            classes,
+            reasons,
+            iface,
+        }
+    }
+
+    fn flow_key(sport: u16, count_class: u8) -> FlowKey {
+        let mut k = FlowKey {
+            ifindex: 3,
+            reason: 77,
+            class: count_class,
+            ..Default::default()
+        };
+        k.outer = Flow {
+            family: 4,
+            proto: 17,
+            sport,
+            dport: 4789,
+            _reserved: 0,
+            src: [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            dst: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        };
+        k
+    }
+
+    #[test]
+    fn flows_report_cumulative_changes_only() {
+        let mut classes = ClassTable::new();
+        let vx = classes.add_class("calico-vxlan").unwrap();
+        let reasons = ReasonNames::from_pairs([("SKB_DROP_REASON_NETFILTER_DROP".to_string(), 77)]);
+        let iface = |i: u32| format!("if{i}");
+        let names = names_for(&classes, &reasons, &iface);
+        let mut t = DropTracker::default();
+        let k = flow_key(1000, vx);
+        let c = t.update(&[], &[(k, 5)], DropStats::default(), &names);
+        assert_eq!(c.flows.len(), 1);
+        let f = &c.flows[0];
+        assert_eq!(
+            (
+                f.iface.as_str(),
+                f.class.as_str(),
+                f.reason.as_str(),
+                f.count
+            ),
+            ("if3", "calico-vxlan", "NETFILTER_DROP", 5)
+        );
+        assert_eq!(f.flow.src, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(f.flow.proto_name(), "udp");
+        assert!(
+            t.update(&[], &[(k, 5)], DropStats::default(), &names)
+                .flows
+                .is_empty()
+        );
+        // Evicted in the kernel and back with 2: 7 seen in all.
+        assert_eq!(
+            t.update(&[], &[(k, 2)], DropStats::default(), &names).flows[0].count,
+            7
+        );
+    }
+
+    #[test]
+    fn remembered_flows_are_bounded() {
+        let classes = ClassTable::new();
+        let reasons = ReasonNames::default();
+        let iface = |_: u32| "x".to_string();
+        let names = names_for(&classes, &reasons, &iface);
+        let mut t = DropTracker::default();
+        for round in 0..3u16 {
+            let flows: Vec<(FlowKey, u64)> = (0..10_000u16)
+                .map(|i| (flow_key(i.wrapping_add(round * 10_000), 0), 1))
+                .collect();
+            t.update(&[], &flows, DropStats::default(), &names);
+        }
+        assert!(t.flows_remembered() <= MAX_FLOWS);
+        let stats = DropStats {
+            events_lost: 3,
+            ..Default::default()
+        };
+        assert_eq!(t.update(&[], &[], stats, &names).stats, Some(stats));
+    }
+}

@@ -1,0 +1,174 @@
+//! The drop probe's kernel facts, read from the running kernel's BTF: the `sk_buff`,
+//! `net_device`, `net` and `sock` field offsets the probe reads through, the position of the
+//! tracepoint's `reason` and `location` arguments, and the names of the drop reasons (whose
+//! numbering changes between kernel versions).
+
+use std::{collections::HashMap, os::unix::fs::MetadataExt};
+
+use tracer_common::drops::DropConfig;
+
+use super::{
+    ProbeError,
+    btf::{Btf, BtfError},
+};
+
+/// Names of `enum skb_drop_reason`, by value, without the `SKB_DROP_REASON_` prefix.
+#[derive(Clone, Debug, Default)]
+pub struct ReasonNames {
+    names: HashMap<u32, String>,
+}
+
+impl ReasonNames {
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, u64)>) -> Self {
+        let names = pairs
+            .into_iter()
+            .map(|(name, value)| {
+                let short = name
+                    .strip_prefix("SKB_DROP_REASON_")
+                    .unwrap_or(&name)
+                    .to_string();
+                (value as u32, short)
+            })
+            .collect();
+        ReasonNames { names }
+    }
+
+    /// The reason's name, or its number when this kernel does not name it (reasons of
+    /// subsystems such as openvswitch or mac80211 carry the subsystem in the high bits).
+    pub fn name(&self, value: u32) -> String {
+        self.names
+            .get(&value)
+            .cloned()
+            .unwrap_or_else(|| format!("REASON_{value:#x}"))
+    }
+
+    pub fn value(&self, name: &str) -> Option<u32> {
+        self.names
+            .iter()
+            .find(|(_, n)| n.as_str() == name)
+            .map(|(v, _)| *v)
+    }
+}
+
+/// The inode number of the calling thread's network namespace.
+pub fn current_netns() -> std::io::Result<u32> {
+    Ok(std::fs::metadata("/proc/thread-self/ns/net")?.ino() as u32)
+}
+
+fn btf_err(what: &'static str) -> impl FnOnce(BtfError) -> ProbeError {
+    move |e| ProbeError::KernelFacts {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// Everything the drop probe needs to know about this kernel.
+pub fn kernel_facts(
+    btf: &Btf,
+    netns_inum: u32,
+    events_per_flow: u32,
+) -> Result<(DropConfig, ReasonNames), ProbeError> {
+    let off = |s: &str, path: &[&str]| {
+        btf.member_offset(s, path)
+            .map_err(btf_err("sk_buff layout"))
+    };
+    let size = |s: &str, path: &[&str]| btf.member_size(s, path).map_err(btf_err("sk_buff layout"));
+    // The probe reads these as u16 and u32 offsets from skb->head (64-bit kernels).
+    for (field, want) in [
+        ("mac_header", 2),
+        ("network_header", 2),
+        ("tail", 4),
+        ("protocol", 2),
+    ] {
+        let got = size("sk_buff", &[field])?;
+        if got != want {
+            return Err(ProbeError::KernelFacts {
+                what: "sk_buff layout",
+                reason: format!("sk_buff.{field} is {got} bytes, expected {want}"),
+            });
+        }
+    }
+    let params = btf
+        .typedef_fn_params("btf_trace_kfree_skb")
+        .map_err(btf_err("kfree_skb tracepoint"))?;
+    // Raw tracepoint programs see the TP_PROTO arguments without the leading __data.
+    let args: Vec<&str> = params.iter().skip(1).map(String::as_str).collect();
+    let position = |name: &str| {
+        args.iter()
+            .position(|a| *a == name)
+            .map(|i| i as u32)
+            .ok_or_else(|| ProbeError::KernelFacts {
+                what: "kfree_skb tracepoint",
+                reason: format!("no argument {name:?} in ({})", args.join(", ")),
+            })
+    };
+    if position("skb")? != 0 {
+        return Err(ProbeError::KernelFacts {
+            what: "kfree_skb tracepoint",
+            reason: format!("skb is not the first argument of ({})", args.join(", ")),
+        });
+    }
+    let reasons = ReasonNames::from_pairs(
+        btf.enum_values("skb_drop_reason")
+            .map_err(btf_err("drop reasons"))?,
+    );
+    let not_a_drop = ["SKB_NOT_DROPPED_YET", "SKB_CONSUMED"]
+        .iter()
+        .filter_map(|n| reasons.value(n))
+        .max()
+        .unwrap_or(0);
+    let config = DropConfig {
+        skb_head: off("sk_buff", &["head"])?,
+        skb_tail: off("sk_buff", &["tail"])?,
+        skb_len: off("sk_buff", &["len"])?,
+        skb_mac_header: off("sk_buff", &["mac_header"])?,
+        skb_network_header: off("sk_buff", &["network_header"])?,
+        skb_protocol: off("sk_buff", &["protocol"])?,
+        skb_dev: off("sk_buff", &["dev"])?,
+        skb_sk: off("sk_buff", &["sk"])?,
+        dev_ifindex: off("net_device", &["ifindex"])?,
+        dev_nd_net: off("net_device", &["nd_net", "net"])?,
+        sk_net: off("sock", &["__sk_common", "skc_net", "net"])?,
+        net_inum: off("net", &["ns", "inum"])?,
+        netns_inum,
+        reason_arg: position("reason")?,
+        location_arg: position("location")?,
+        not_a_drop,
+        events_per_flow,
+        ready: 1,
+    };
+    Ok((config, reasons))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::probes::btf::VMLINUX;
+
+    #[test]
+    fn the_running_kernel_provides_every_fact() {
+        let btf = Btf::from_file(Path::new(VMLINUX)).expect("this kernel has BTF");
+        let (cfg, reasons) = kernel_facts(&btf, 4026531840, 10).unwrap();
+        assert_eq!(cfg.ready, 1);
+        assert_eq!((cfg.reason_arg, cfg.location_arg), (2, 1));
+        assert!(cfg.skb_head > 0 && cfg.skb_dev > 0 && cfg.net_inum > 0 && cfg.dev_ifindex > 0);
+        assert_ne!(cfg.skb_mac_header, cfg.skb_network_header);
+        assert_eq!(cfg.not_a_drop, reasons.value("SKB_CONSUMED").unwrap());
+        for name in [
+            "NETFILTER_DROP",
+            "IP_RPFILTER",
+            "NO_SOCKET",
+            "PKT_TOO_BIG",
+            "UDP_CSUM",
+            "NEIGH_FAILED",
+        ] {
+            let v = reasons
+                .value(name)
+                .unwrap_or_else(|| panic!("no reason {name}"));
+            assert_eq!(reasons.name(v), name);
+        }
+        assert_eq!(reasons.name(0xdead_0000), "REASON_0xdead0000");
+    }
+}

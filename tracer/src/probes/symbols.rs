@@ -1,0 +1,28 @@
+//! Kernel symbols, to name the function that dropped a packet (`nft_do_chain+0x1c8`).
+
+use std::collections::BTreeMap;
+
+pub struct KernelSymbols {
+    by_addr: BTreeMap<u64, String>,
+}
+
+impl KernelSymbols {
+    /// Reads /proc/kallsyms; `None` when the kernel hides addresses (kptr_restrict) or the
+    /// file cannot be read.
+    pub fn load() -> Option<Self> {
+        let by_addr = aya::util::kernel_symbols().ok()?;
+        // With addresses hidden every symbol reads as 0.
+        if by_addr.len() < 2 {
+            return None;
+        }
+        Some(KernelSymbols { by_addr })
+    }
+
+    /// `function+0xoffset` for an address inside the kernel.
+    pub fn resolve(&self, addr: u64) -> Option<String> {
+        let (start, name) = self.by_addr.range(..=addr).next_back()?;
+        let off = addr - start;
+        // Farther than any function is long: not a kernel text address we know.
+        (off < 1 << 20).then(|| format!("{name}+{off:#x}"))
+    }
+}

@@ -7,4 +7,5 @@ mod harness;
 mod cli_errors;
 mod datapath;
 mod drops;
+mod lab;
 mod watch;

@@ -2,6 +2,8 @@
 //! become a message and an exit status.
 
 mod catalog;
+mod demo;
+mod lab;
 mod ports;
 mod watch;
 
@@ -52,6 +54,10 @@ enum Command {
     Ports(PortsArgs),
     /// List the built-in cluster profiles.
     Profiles(ProfilesArgs),
+    /// Build and drive a cluster network in namespaces, with real firewalld, VXLAN and BGP.
+    Lab(lab::LabArgs),
+    /// Watch tracer find a misconfiguration in a lab it builds, then remove the lab.
+    Demo(demo::DemoArgs),
 }
 
 /// Where the node's files live (k0s/k3s configuration, firewalld). `/` except in tests.
@@ -99,5 +105,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),
+        Command::Lab(args) => lab::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }

@@ -37,6 +37,11 @@ const EMBEDDED: &[(&str, &str)] = &[
 /// The profile used when none is given and none is detected.
 pub const DEFAULT_PROFILE: &str = "generic";
 
+/// The components of catalog text in the user-file format; `name` is used in errors.
+pub fn parse_user_text(name: &str, text: &str) -> Result<Vec<Component>, CatalogError> {
+    file::parse_user_catalog(name, text)
+}
+
 /// Names of the embedded profiles.
 pub fn profile_names() -> impl Iterator<Item = &'static str> {
     EMBEDDED.iter().map(|(name, _)| *name)

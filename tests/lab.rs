@@ -1,0 +1,339 @@
+//! The lab, built for real: healthy scenarios carry every flow and configure firewalld as the
+//! seed documents do; broken ones fail exactly their flows; `lab down` leaves nothing behind,
+//! even after `lab up` was killed half way; labs with different prefixes coexist.
+
+use std::{
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::harness::{require_root, tracer::BIN};
+
+/// A lab that is removed when the test ends, however it ends.
+struct Lab {
+    prefix: String,
+}
+
+impl Lab {
+    fn up(scenario: &str, tag: &str) -> Lab {
+        require_root();
+        let prefix = format!("t{}{tag}", std::process::id() % 100_000);
+        let lab = Lab { prefix };
+        let out = lab.run(&["up", "--scenario", scenario]);
+        assert!(
+            out.status.success(),
+            "lab up {scenario}:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        lab
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let (sub, rest) = args.split_first().unwrap();
+        Command::new(BIN)
+            .args(["lab", sub, "--prefix", &self.prefix])
+            .args(rest)
+            .output()
+            .unwrap()
+    }
+
+    fn exec(&self, node: &str, argv: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(["lab", "exec", "--prefix", &self.prefix, node, "--"])
+            .args(argv)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{argv:?} in {node}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let file = Path::new("/var/lib/tracer-lab")
+            .join(&self.prefix)
+            .join("state.json");
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    }
+
+    /// `lab check`: must report every flow as the scenario intends; returns its output.
+    fn check(&self) -> String {
+        let out = self.run(&["check"]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "lab check:\n{stdout}{}",
+            text(&out.stderr)
+        );
+        stdout
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.run(&["down"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn namespaces_of(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("{prefix}-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pids(state: &serde_json::Value) -> Vec<u32> {
+    state["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+}
+
+/// `lab down` and the proof that nothing of the lab is left.
+fn down_leaves_nothing(lab: &Lab) {
+    let state = lab.state();
+    let out = lab.run(&["down"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        namespaces_of(&lab.prefix).is_empty(),
+        "{:?}",
+        namespaces_of(&lab.prefix)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids(&state).into_iter().any(alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<u32> = pids(&state).into_iter().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "processes still running: {left:?}");
+    assert!(!Path::new("/var/lib/tracer-lab").join(&lab.prefix).exists());
+}
+
+fn fail_lines(check: &str) -> Vec<&str> {
+    check.lines().filter(|l| l.starts_with("FAIL")).collect()
+}
+
+#[test]
+fn healthy_kube_router_lab_peers_over_bgp_with_the_k0s_firewall() {
+    let lab = Lab::up("k0s-kube-router", "k");
+    let check = lab.check();
+    assert!(fail_lines(&check).is_empty(), "{check}");
+    for line in [
+        "ok   bgp worker-1",
+        "ok   bgp worker-2",
+        "ok   pod-to-pod worker-1 -> worker-2",
+        "ok   kube-apiserver worker-2 -> controller-1",
+    ] {
+        assert!(check.contains(line), "{line}:\n{check}");
+    }
+    let ctl = format!(
+        "/var/lib/tracer-lab/{}/nodes/worker-1/bird/bird.ctl",
+        lab.prefix
+    );
+    let bgp = lab.exec("worker-1", &["birdc", "-s", &ctl, "show", "protocols"]);
+    assert!(bgp.contains("Established"), "{bgp}");
+    let routes = lab.exec("worker-1", &["ip", "route"]);
+    assert!(
+        routes.contains("10.244.2.0/24 via 192.168.10.22 dev eth0 proto bird"),
+        "{routes}"
+    );
+
+    // The k0s guide's firewalld setup: services per role, masquerade and CIDR sources on workers.
+    let worker = lab.exec("worker-1", &["firewall-cmd", "--list-all"]);
+    for want in [
+        "interfaces: eth0",
+        "sources: 10.244.0.0/16 10.96.0.0/12",
+        "services: dhcpv6-client k0s-worker ssh",
+        "masquerade: yes",
+    ] {
+        assert!(worker.contains(want), "{want}:\n{worker}");
+    }
+    let service = lab.exec("worker-1", &["firewall-cmd", "--info-service=k0s-worker"]);
+    assert!(service.contains("ports: 179/tcp 10250/tcp"), "{service}");
+    let controller = lab.exec("controller-1", &["firewall-cmd", "--list-all"]);
+    for want in [
+        "services: dhcpv6-client k0s-controller ssh",
+        "masquerade: no",
+    ] {
+        assert!(controller.contains(want), "{want}:\n{controller}");
+    }
+    let service = lab.exec(
+        "controller-1",
+        &["firewall-cmd", "--info-service=k0s-controller"],
+    );
+    assert!(
+        service.contains("ports: 2380/tcp 6443/tcp 8132/tcp 9443/tcp"),
+        "{service}"
+    );
+    down_leaves_nothing(&lab);
+}
+
+#[test]
+fn segregated_k3s_lab_uses_trusted_and_public_zones() {
+    let lab = Lab::up("k3s-segregated", "s");
+    let check = lab.check();
+    assert!(fail_lines(&check).is_empty(), "{check}");
+    let trusted = lab.exec(
+        "worker-2",
+        &["firewall-cmd", "--zone=trusted", "--list-all"],
+    );
+    for want in [
+        "target: ACCEPT",
+        "interfaces: eth1",
+        "sources: 10.42.0.0/16 10.43.0.0/16",
+    ] {
+        assert!(trusted.contains(want), "{want}:\n{trusted}");
+    }
+    let public = lab.exec("worker-2", &["firewall-cmd", "--zone=public", "--list-all"]);
+    let ports = public
+        .lines()
+        .find(|l| l.trim_start().starts_with("ports:"))
+        .unwrap();
+    for p in [
+        "80/tcp", "443/tcp", "9095/tcp", "6379/tcp", "8125/tcp", "8125/udp",
+    ] {
+        assert!(ports.contains(p), "{p}: {ports}");
+    }
+    assert!(
+        !ports.contains("8472"),
+        "the overlay port belongs to the trusted side: {ports}"
+    );
+    down_leaves_nothing(&lab);
+}
+
+#[test]
+fn broken_labs_fail_only_their_flows_and_coexist() {
+    let vxlan = Lab::up("calico-vxlan-blocked", "v");
+    let konn = Lab::up("konnectivity-blocked", "c");
+    // Both labs at once, each breaking only what its fault breaks.
+    let check = vxlan.check();
+    let failed = fail_lines(&check);
+    assert!(
+        !failed.is_empty() && failed.iter().all(|l| l.contains("pod-to-")),
+        "{check}"
+    );
+    assert!(
+        check.contains("ok   kube-apiserver worker-2 -> controller-1"),
+        "{check}"
+    );
+    let check = konn.check();
+    let failed = fail_lines(&check);
+    assert_eq!(failed.len(), 2, "{check}");
+    assert!(
+        failed.iter().all(|l| l.starts_with("FAIL konnectivity")),
+        "{check}"
+    );
+    // The fault is where the scenario says: 4789/udp missing from worker-2's service only.
+    assert!(
+        !vxlan
+            .exec("worker-2", &["firewall-cmd", "--info-service=k0s-worker"])
+            .contains("4789/udp")
+    );
+    assert!(
+        vxlan
+            .exec("worker-1", &["firewall-cmd", "--info-service=k0s-worker"])
+            .contains("4789/udp")
+    );
+    down_leaves_nothing(&vxlan);
+    down_leaves_nothing(&konn);
+}
+
+#[test]
+fn lab_down_after_kill_9_of_lab_up_removes_everything() {
+    require_root();
+    let rules_before = text(
+        &Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    let lab = Lab {
+        prefix: format!("t{}x", std::process::id() % 100_000),
+    };
+    let mut up = Command::new(BIN)
+        .args([
+            "lab",
+            "up",
+            "--scenario",
+            "k0s-calico",
+            "--prefix",
+            &lab.prefix,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it has started daemons, half way through.
+    let state_file = Path::new("/var/lib/tracer-lab")
+        .join(&lab.prefix)
+        .join("state.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let started = std::fs::read_to_string(&state_file).is_ok_and(|s| s.contains("firewalld"));
+        if started {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lab up never started firewalld");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert!(!namespaces_of(&lab.prefix).is_empty());
+    down_leaves_nothing(&lab);
+    let rules_after = text(
+        &Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert_eq!(
+        rules_before, rules_after,
+        "the root namespace's ruleset changed"
+    );
+}
+
+#[test]
+fn the_demo_finds_the_blocked_overlay_and_cleans_up() {
+    require_root();
+    let out = Command::new(BIN)
+        .args(["demo", "--seconds", "4"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("FAIL pod-to-pod worker-1 -> worker-2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("calico-vxlan packets arriving on eth0, reason NETFILTER_DROP"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("a firewall rule dropped it"), "{stdout}");
+    assert!(
+        stdout.contains("services: dhcpv6-client k0s-worker ssh"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Lab removed"), "{stdout}");
+    assert!(namespaces_of("demo").is_empty());
+}

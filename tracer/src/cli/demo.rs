@@ -1,0 +1,334 @@
+//! `tracer demo`: the tool finding a real misconfiguration with nothing but this machine. It
+//! builds a broken lab scenario, drives the cluster's traffic through it, watches the affected
+//! node with the tracer, says in plain words what it saw, and removes the lab, also when
+//! interrupted.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    process::{Command, ExitCode, Stdio},
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::Value;
+
+use crate::{
+    lab::{
+        self, checks,
+        net::node_ns,
+        scenarios::{self, DEMO_DEFAULT, Scenario},
+        state::teardown,
+    },
+    model::drop_reasons::explain,
+    probes::preflight,
+};
+
+const PREFIX: &str = "demo";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Scenarios: `tracer lab scenarios`. The demo needs root (it builds network namespaces and loads eBPF programs); it changes nothing outside the namespaces it creates."
+)]
+pub struct DemoArgs {
+    /// The scenario to run (a broken one shows the most).
+    #[arg(long, short, default_value = DEMO_DEFAULT)]
+    scenario: String,
+    /// Seconds to watch the traffic.
+    #[arg(long, default_value_t = 8)]
+    seconds: u32,
+    /// Leave the lab up afterwards (remove it with `tracer lab down --prefix demo`).
+    #[arg(long)]
+    keep: bool,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+pub fn run(args: DemoArgs) -> Result<ExitCode> {
+    preflight::privileges()?;
+    preflight::bpf_syscall()?;
+    preflight::btf().context("the demo shows drops, which needs BTF")?;
+    let s = scenarios::find(&args.scenario).map_err(anyhow::Error::msg)?;
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    if lab::exists(PREFIX) {
+        println!("Removing the lab a previous demo left behind.");
+        teardown(PREFIX)?;
+    }
+    let result = demo(s, &args);
+    if args.keep && !interrupted() {
+        println!(
+            "\nThe lab stays up: explore it with `tracer lab exec --prefix {PREFIX} {} -- ...`, remove it with `tracer lab down --prefix {PREFIX}`.",
+            s.affected_node
+        );
+    } else {
+        let removed = teardown(PREFIX)?;
+        println!(
+            "\nLab removed ({} processes stopped, {} namespaces deleted).",
+            removed.processes, removed.namespaces
+        );
+    }
+    result
+}
+
+fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
+    println!("tracer demo: {}\n", s.summary);
+    println!(
+        "1. Building a {} cluster network in namespaces: controller-1, worker-1, worker-2, a pod behind each worker,",
+        s.profile
+    );
+    println!(
+        "   real firewalld on every node as the distribution's guide sets it up, and the provider's overlay."
+    );
+    lab::up(PREFIX, s, &|step| println!("   - {step}"))?;
+    if interrupted() {
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("\n2. Trying each flow the cluster needs once:");
+    let outcomes = checks::run_all(PREFIX, s);
+    for o in &outcomes {
+        println!("   {} {}", if o.ok { "ok  " } else { "FAIL" }, o.name);
+    }
+    let failing: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.ok)
+        .map(|o| o.name.as_str())
+        .collect();
+    println!(
+        "\n3. Sending the cluster's traffic for {}s and watching {} with tracer (its eBPF programs count every packet",
+        args.seconds, s.affected_node
+    );
+    println!("   per class and see every packet the kernel drops, with the reason):\n");
+    let lines = watch(s, args)?;
+    if interrupted() {
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("\n4. What tracer found on {}:\n", s.affected_node);
+    explain_findings(s, &lines, &failing);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `tracer watch` in the affected node while the traffic runs; shows a line a second.
+fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<Value>> {
+    let exe = std::env::current_exe()?;
+    let shell = lab::node_shell(PREFIX, s.affected_node)?;
+    let mut cmd = Command::new(&exe);
+    cmd.args([
+        "--netns",
+        &node_ns(PREFIX, s.affected_node),
+        "watch",
+        "--output",
+        "json",
+        "--interval",
+        "1",
+    ])
+    .args(["--duration", &args.seconds.to_string()])
+    .envs(shell.env)
+    .stdout(Stdio::piped());
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().context("starting tracer watch")?;
+    let traffic_secs = args.seconds as f64 + 1.0;
+    let name = s.name;
+    let traffic = std::thread::spawn(move || {
+        // Give the tracer a moment to attach before the traffic starts.
+        std::thread::sleep(Duration::from_millis(700));
+        checks::traffic(
+            PREFIX,
+            scenarios::find(name).expect("a known scenario"),
+            traffic_secs,
+        )
+    });
+    let mut lines = Vec::new();
+    // Cumulative ingress packets per class, and drops per flow, for the live line.
+    let mut inbound: BTreeMap<String, u64> = BTreeMap::new();
+    let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+    let stdout = child.stdout.take().expect("piped");
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut last_shown = std::time::Instant::now() - Duration::from_secs(1);
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if interrupted() {
+            let _ = child.kill();
+            break;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let count = v["packets"].as_u64().or(v["count"].as_u64()).unwrap_or(0);
+        match v["type"].as_str() {
+            Some("counters") if v["direction"] == "ingress" && v["class"] != "other" => {
+                inbound.insert(v["class"].as_str().unwrap_or("?").to_string(), count);
+            }
+            Some("drop") => {
+                let mut flow = v.clone();
+                flow.as_object_mut().expect("object").remove("count");
+                dropped.insert(flow.to_string(), count);
+            }
+            _ => {}
+        }
+        if matches!(v["type"].as_str(), Some("counters" | "drop"))
+            && last_shown.elapsed() >= Duration::from_millis(900)
+        {
+            last_shown = std::time::Instant::now();
+            let classes: Vec<String> = inbound.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let drops: u64 = dropped.values().sum();
+            let text = format!("   packets in: {} | dropped: {drops}", classes.join(", "));
+            if tty {
+                print!("\r{text:<110}");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            } else {
+                println!("{text}");
+            }
+        }
+        lines.push(v);
+    }
+    println!();
+    let status = child.wait()?;
+    let _ = traffic.join();
+    if !status.success() && !interrupted() {
+        anyhow::bail!("tracer watch failed ({status})");
+    }
+    Ok(lines)
+}
+
+/// The last count of each dropped flow.
+fn drop_flows(lines: &[Value]) -> Vec<Value> {
+    let mut last: BTreeMap<String, Value> = BTreeMap::new();
+    for l in lines.iter().filter(|l| l["type"] == "drop") {
+        let mut key = l.clone();
+        key.as_object_mut().expect("object").remove("count");
+        last.insert(key.to_string(), l.clone());
+    }
+    let mut flows: Vec<Value> = last.into_values().collect();
+    flows.sort_by_key(|f| std::cmp::Reverse(f["count"].as_u64().unwrap_or(0)));
+    flows
+}
+
+fn endpoint(v: &Value) -> String {
+    let port = |p: &Value| {
+        p.as_u64()
+            .filter(|p| *p != 0)
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default()
+    };
+    format!(
+        "{} {}{} -> {}{}",
+        v["proto"].as_str().unwrap_or("?"),
+        v["src"].as_str().unwrap_or("?"),
+        port(&v["sport"]),
+        v["dst"].as_str().unwrap_or("?"),
+        port(&v["dport"])
+    )
+}
+
+fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
+    let Some(summary) = lines.iter().rev().find(|l| l["type"] == "summary") else {
+        println!("   tracer printed no summary.");
+        return;
+    };
+    // Drops that are network loss, not sockets tidying up their queues.
+    let housekeeping = ["QUEUE_PURGE", "SOCKET_CLOSE", "TCP_CLOSE", "NOT_SPECIFIED"];
+    let mut totals: Vec<&Value> = summary["drops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| !housekeeping.contains(&d["reason"].as_str().unwrap_or("")))
+        .collect();
+    totals.sort_by_key(|d| std::cmp::Reverse(d["count"].as_u64().unwrap_or(0)));
+    if totals.is_empty() {
+        println!("   No packet was dropped on {}.", s.affected_node);
+    }
+    let flows = drop_flows(lines);
+    for t in totals.iter().take(3) {
+        let (class, reason) = (
+            t["class"].as_str().unwrap_or("?"),
+            t["reason"].as_str().unwrap_or("?"),
+        );
+        println!(
+            "   - {} dropped {} {class} packets arriving on {}, reason {reason}:",
+            s.affected_node,
+            t["count"],
+            t["iface"].as_str().unwrap_or("?")
+        );
+        if let Some(why) = explain(reason) {
+            println!("     {why}.");
+        }
+        for f in flows
+            .iter()
+            .filter(|f| f["class"] == class && f["reason"] == reason)
+            .take(3)
+        {
+            let mut line = format!("     {} x{}", endpoint(f), f["count"]);
+            if let Some(inner) = f.get("inner") {
+                line.push_str(&format!(
+                    ", carrying {} ({})",
+                    endpoint(inner),
+                    inner["class"].as_str().unwrap_or("?")
+                ));
+            }
+            if let Some(func) = f["function"].as_str() {
+                line.push_str(&format!(", dropped in {func}"));
+            }
+            println!("{line}");
+        }
+    }
+    // Classes that arrive but never answer: the other half of the conversation is missing.
+    let counters = summary["counters"].as_array().cloned().unwrap_or_default();
+    let count = |class: &str, dir: &str| -> u64 {
+        counters
+            .iter()
+            .filter(|c| c["class"] == class && c["direction"] == dir)
+            .filter_map(|c| c["packets"].as_u64())
+            .sum()
+    };
+    for c in counters.iter().filter(|c| c["direction"] == "ingress") {
+        let class = c["class"].as_str().unwrap_or("");
+        if class != "other" && class != "malformed" && count(class, "egress") == 0 {
+            println!(
+                "   - {class} traffic arrives ({} packets) but none leaves: nothing answers it.",
+                count(class, "ingress")
+            );
+        }
+    }
+    if !failing.is_empty() {
+        println!("\n   Flows that failed in step 2: {}.", failing.join("; "));
+    }
+    println!(
+        "\n   The firewall of {} as firewalld reports it (`firewall-cmd --list-all`):",
+        s.affected_node
+    );
+    if let Ok(text) = lab::firewall_cmd(PREFIX, s.affected_node, &["--list-all-zones"]) {
+        for zone in text.split("\n\n").filter(|z| z.contains("(active)")) {
+            for l in zone.lines().filter(|l| {
+                let t = l.trim_start();
+                t.contains("(active)")
+                    || [
+                        "interfaces:",
+                        "sources:",
+                        "services:",
+                        "ports:",
+                        "masquerade:",
+                    ]
+                    .iter()
+                    .any(|k| t.starts_with(k))
+            }) {
+                println!("     {l}");
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! `tracer lab`: build, inspect, drive and remove lab cluster networks.
+
+use std::{os::unix::process::CommandExt, process::ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+
+use crate::{
+    lab::{
+        self, checks,
+        scenarios::{self, SCENARIOS, UNSUPPORTED},
+        state::{State, teardown},
+    },
+    probes::preflight,
+};
+
+const DEFAULT_PREFIX: &str = "lab";
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    command: LabCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Build a lab: namespaces for a controller, two workers and their pods, a switch, real
+    /// firewalld on every node, the scenario's overlay (VXLAN or BGP).
+    #[command(
+        after_help = "Example:\n  sudo tracer lab up --scenario calico-vxlan-blocked\n  sudo tracer lab check\n  sudo tracer lab exec worker-2 -- tracer watch\n  sudo tracer lab down"
+    )]
+    Up {
+        /// Scenario to build (see `tracer lab scenarios`).
+        #[arg(long, short)]
+        scenario: String,
+        /// Name of this lab; its namespaces are called PREFIX-controller-1 and so on.
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+    },
+    /// Remove a lab: its daemons, namespaces (with their firewall rules) and files. Works after
+    /// a crash of `lab up` too.
+    Down {
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+        /// Remove every lab.
+        #[arg(long, conflicts_with = "prefix")]
+        all: bool,
+    },
+    /// Show the labs that exist, their nodes and daemons.
+    Status {
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// Run a command in a node (controller-1, worker-1, worker-2, pod-worker-1, pod-worker-2,
+    /// switch): its network namespace, with firewall-cmd reaching the node's firewalld and
+    /// tracer reading the node's configuration.
+    Exec {
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+        node: String,
+        /// The command, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Send the cluster's traffic mix for a while: workers to the API server and konnectivity,
+    /// the controller to kubelets, pod to pod over the overlay, services.
+    Traffic {
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// Try every flow of the lab once and say which work; exit status 1 when a flow does
+    /// something other than the scenario intends.
+    Check {
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+    },
+    /// List the scenarios.
+    Scenarios,
+    /// Serve the cluster's TCP ports inside a node (started by `lab up`).
+    #[command(hide = true)]
+    Serve {
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<u16>,
+    },
+}
+
+pub fn run(args: LabArgs) -> Result<ExitCode> {
+    match args.command {
+        LabCommand::Scenarios => {
+            for s in SCENARIOS {
+                let kind = if s.fault.is_some() {
+                    "broken "
+                } else {
+                    "healthy"
+                };
+                println!("{:<22} {kind} {:<16} {}", s.name, s.profile, s.summary);
+            }
+            for (p, why) in UNSUPPORTED {
+                println!("{p:<22} -       {p:<16} not available: {why}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Serve { ports } => lab::serve::serve(&ports).map(|_| ExitCode::SUCCESS),
+        LabCommand::Up { scenario, prefix } => {
+            preflight::privileges()?;
+            let s = scenarios::find(&scenario).map_err(anyhow::Error::msg)?;
+            eprintln!("Building lab {prefix:?}: {}", s.summary);
+            lab::up(&prefix, s, &|step| eprintln!("  {step}"))?;
+            let outcomes = checks::run_all(&prefix, s);
+            print_outcomes(&outcomes);
+            eprintln!(
+                "Lab {prefix:?} is up. Next: `tracer lab exec --prefix {prefix} {} -- tracer watch`, `tracer lab traffic --prefix {prefix}`, `tracer lab down --prefix {prefix}`.",
+                s.affected_node
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Down { prefix, all } => {
+            preflight::privileges()?;
+            let prefixes: Vec<String> = if all {
+                State::all().into_iter().map(|s| s.prefix).collect()
+            } else {
+                vec![prefix]
+            };
+            if prefixes.is_empty() {
+                eprintln!("No lab to remove.");
+            }
+            for p in prefixes {
+                let r = teardown(&p)?;
+                eprintln!(
+                    "Lab {p:?} removed: {} processes stopped, {} namespaces deleted.",
+                    r.processes, r.namespaces
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Status { prefix } => status(prefix.as_deref()),
+        LabCommand::Exec {
+            prefix,
+            node,
+            command,
+        } => {
+            let shell = lab::node_shell(&prefix, &node)?;
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", &shell.netns]).args(&command);
+            for (k, v) in shell.env {
+                cmd.env(k, v);
+            }
+            let err = cmd.exec();
+            Err(err).context("running ip netns exec")
+        }
+        LabCommand::Traffic { prefix, seconds } => {
+            let s = lab_scenario(&prefix)?;
+            eprintln!("Sending {}'s traffic mix for {seconds}s...", s.name);
+            let (ok, failed) = checks::traffic(&prefix, s, seconds);
+            println!("{ok} flows answered, {failed} failed");
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Check { prefix } => {
+            let s = lab_scenario(&prefix)?;
+            let outcomes = checks::run_all(&prefix, s);
+            print_outcomes(&outcomes);
+            let surprises = outcomes.iter().filter(|o| o.ok != o.expected_ok).count();
+            if surprises == 0 {
+                println!("Every flow behaves as scenario {} intends.", s.name);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "{surprises} flows do not behave as scenario {} intends.",
+                    s.name
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+fn lab_scenario(prefix: &str) -> Result<&'static scenarios::Scenario> {
+    let st = State::load(prefix)?
+        .with_context(|| format!("no lab named {prefix:?}; build one with `tracer lab up`"))?;
+    if !st.ready {
+        bail!(
+            "lab {prefix:?} is not ready (its `lab up` did not finish); remove it with `tracer lab down --prefix {prefix}`"
+        );
+    }
+    scenarios::find(&st.scenario).map_err(anyhow::Error::msg)
+}
+
+fn print_outcomes(outcomes: &[checks::Outcome]) {
+    for o in outcomes {
+        let mark = if o.ok { "ok  " } else { "FAIL" };
+        let note = match (o.ok, o.expected_ok) {
+            (false, false) => " (the scenario's fault)".to_string(),
+            (true, false) => " (UNEXPECTED: the fault should break this)".to_string(),
+            (false, true) => " (UNEXPECTED)".to_string(),
+            (true, true) => String::new(),
+        };
+        let detail = if o.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", o.detail)
+        };
+        println!("{mark} {}{detail}{note}", o.name);
+    }
+}
+
+fn status(prefix: Option<&str>) -> Result<ExitCode> {
+    let labs: Vec<State> = match prefix {
+        Some(p) => State::load(p)?.into_iter().collect(),
+        None => State::all(),
+    };
+    if labs.is_empty() {
+        println!(
+            "No lab. Build one with `tracer lab up --scenario NAME` (see `tracer lab scenarios`)."
+        );
+    }
+    for st in labs {
+        let ready = if st.ready {
+            "ready"
+        } else {
+            "NOT READY (lab up did not finish; run lab down)"
+        };
+        println!("lab {:?}: scenario {}, {ready}", st.prefix, st.scenario);
+        println!("  namespaces: {}", st.namespaces.join(" "));
+        for (node, what, alive) in lab::daemons_alive(&st) {
+            println!(
+                "  {node:<14} {what:<12} {}",
+                if alive { "running" } else { "GONE" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

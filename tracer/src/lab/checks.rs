@@ -1,0 +1,309 @@
+//! The lab's checks: each flow a cluster of the scenario's kind needs, tried for real from the
+//! namespace that sends it. Every scenario says which checks its fault must break; a healthy
+//! scenario passes them all. The traffic generator replays the same flows in a loop.
+
+use std::{
+    fs::File,
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
+    os::fd::AsRawFd,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+
+use super::{
+    bird,
+    net::{self, Node, node_ns, nodes, pod_ns},
+    scenarios::{CONTROLLER, Nics, Overlay, Scenario},
+};
+
+/// How a check tries its flow.
+#[derive(Clone, Debug)]
+pub enum Probe {
+    /// A TCP connection from `ns` that must be answered.
+    Tcp { ns: String, to: SocketAddr },
+    /// Pings from `ns` (a pod), `size` bytes of payload, DF set when `size` is given.
+    Ping {
+        ns: String,
+        to: Ipv4Addr,
+        size: Option<u32>,
+    },
+    /// BIRD's BGP sessions on a worker all Established.
+    Bgp { ns: String, node: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub name: String,
+    pub probe: Probe,
+}
+
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What the scenario says this check should do.
+    pub expected_ok: bool,
+}
+
+fn tcp(name: String, ns: String, to: Ipv4Addr, port: u16) -> Check {
+    Check {
+        name,
+        probe: Probe::Tcp {
+            ns,
+            to: SocketAddr::from((to, port)),
+        },
+    }
+}
+
+/// The address other nodes reach `n` at for cluster traffic.
+fn node_addr(s: &Scenario, n: &Node) -> Ipv4Addr {
+    net::overlay_underlay(s, n).0
+}
+
+/// Every check of the scenario, in a stable order.
+pub fn checks(prefix: &str, s: &Scenario) -> Vec<Check> {
+    let all = nodes();
+    let workers: Vec<&Node> = all.iter().filter(|n| n.worker.is_some()).collect();
+    let controller = all
+        .iter()
+        .find(|n| n.name == CONTROLLER)
+        .expect("controller");
+    let api = net::apiserver(s);
+    let mut out = Vec::new();
+    for w in &workers {
+        out.push(tcp(
+            format!("kube-apiserver {} -> {}", w.name, CONTROLLER),
+            node_ns(prefix, w.name),
+            api,
+            6443,
+        ));
+        if !s.is_k3s() {
+            out.push(tcp(
+                format!("konnectivity {} -> {}", w.name, CONTROLLER),
+                node_ns(prefix, w.name),
+                api,
+                8132,
+            ));
+        } else {
+            out.push(tcp(
+                format!("spegel {} -> {}", w.name, CONTROLLER),
+                node_ns(prefix, w.name),
+                api,
+                5001,
+            ));
+        }
+        out.push(tcp(
+            format!("kubelet {} -> {}", CONTROLLER, w.name),
+            node_ns(prefix, controller.name),
+            node_addr(s, w),
+            10250,
+        ));
+    }
+    if s.overlay == Overlay::KubeRouterBgp {
+        for w in &workers {
+            out.push(Check {
+                name: format!("bgp {}", w.name),
+                probe: Probe::Bgp {
+                    ns: node_ns(prefix, w.name),
+                    node: w.name.to_string(),
+                },
+            });
+        }
+    }
+    for (a, b) in [(workers[0], workers[1]), (workers[1], workers[0])] {
+        let (_, to) = net::pod_addrs(s, b.worker.expect("worker"));
+        let from = pod_ns(prefix, a.name);
+        out.push(Check {
+            name: format!("pod-to-pod {} -> {}", a.name, b.name),
+            probe: Probe::Ping {
+                ns: from.clone(),
+                to,
+                size: None,
+            },
+        });
+        if s.overlay.vxlan().is_some() {
+            out.push(Check {
+                name: format!("pod-to-pod-large {} -> {}", a.name, b.name),
+                probe: Probe::Ping {
+                    ns: from,
+                    to,
+                    size: Some(1400),
+                },
+            });
+        }
+    }
+    // A pod reaching the other worker's kubelet on its pod-network address (metrics-server's path).
+    let (gw2, _) = net::pod_addrs(s, workers[1].worker.expect("worker"));
+    out.push(tcp(
+        format!("pod-to-node {} -> {}", workers[0].name, workers[1].name),
+        pod_ns(prefix, workers[0].name),
+        gw2,
+        10250,
+    ));
+    for n in &all {
+        out.push(tcp(
+            format!("service {}", n.name),
+            node_ns(prefix, n.name),
+            net::kubernetes_service(s),
+            443,
+        ));
+    }
+    if s.nics == Nics::Segregated {
+        out.push(tcp(
+            format!(
+                "cluster-net-kubelet {} -> {}",
+                workers[1].name, workers[0].name
+            ),
+            node_ns(prefix, workers[1].name),
+            workers[0].cluster_ip(),
+            10250,
+        ));
+    }
+    out
+}
+
+/// Runs `f` on a thread inside the namespace `ns`.
+pub fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> Result<R> {
+    let path = Path::new("/run/netns").join(ns);
+    let file =
+        File::open(&path).with_context(|| format!("namespace {ns} is missing (is the lab up?)"))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: setns on a namespace file we hold; affects this thread only.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(anyhow::anyhow!(
+                        "entering {ns}: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("check thread in {ns} panicked"))?
+    })
+}
+
+fn tcp_roundtrip(to: SocketAddr) -> Result<(), String> {
+    let mut conn =
+        TcpStream::connect_timeout(&to, Duration::from_millis(1500)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_millis(1500)))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(b"lab\n").map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 32];
+    let n = conn.read(&mut buf).map_err(|e| e.to_string())?;
+    if buf[..n].starts_with(b"ok") {
+        Ok(())
+    } else {
+        Err("no answer".into())
+    }
+}
+
+fn ping(ns: &str, to: Ipv4Addr, size: Option<u32>) -> Result<(), String> {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns", "exec", ns, "ping", "-q", "-n", "-c", "2", "-i", "0.2", "-W", "1",
+    ]);
+    if let Some(size) = size {
+        cmd.args(["-M", "do", "-s", &size.to_string()]);
+    }
+    let out = cmd
+        .arg(to.to_string())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&out.stdout);
+        Err(text
+            .lines()
+            .find(|l| l.contains("packet loss"))
+            .unwrap_or("no reply")
+            .trim()
+            .to_string())
+    }
+}
+
+pub fn run_check(prefix: &str, c: &Check) -> Result<(), String> {
+    match &c.probe {
+        Probe::Tcp { ns, to } => in_netns(ns, || tcp_roundtrip(*to)).map_err(|e| e.to_string())?,
+        Probe::Ping { ns, to, size } => ping(ns, *to, *size),
+        Probe::Bgp { ns, node } => {
+            let dir = super::node_dir(prefix, node).join("bird");
+            let sessions = bird::established(ns, &dir).map_err(|e| e.to_string())?;
+            let down: Vec<String> = sessions
+                .iter()
+                .filter(|(_, up)| !up)
+                .map(|(n, _)| n.clone())
+                .collect();
+            if sessions.is_empty() {
+                Err("no BGP sessions".into())
+            } else if down.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not Established: {}", down.join(", ")))
+            }
+        }
+    }
+}
+
+/// Runs every check once, all at the same time (a failing one waits for its timeout).
+pub fn run_all(prefix: &str, s: &Scenario) -> Vec<Outcome> {
+    let checks = checks(prefix, s);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = checks
+            .iter()
+            .map(|c| scope.spawn(move || run_check(prefix, c)))
+            .collect();
+        checks
+            .iter()
+            .zip(handles)
+            .map(|(c, h)| {
+                let result = h.join().unwrap_or_else(|_| Err("check panicked".into()));
+                Outcome {
+                    ok: result.is_ok(),
+                    detail: result.err().unwrap_or_default(),
+                    expected_ok: !s.breaks(&c.name),
+                    name: c.name.clone(),
+                }
+            })
+            .collect()
+    })
+}
+
+/// Replays the scenario's flows for `seconds`, each flow in a loop of its own so a failing
+/// one (waiting for its timeout) does not hold the others back. Returns (answered, failed).
+pub fn traffic(prefix: &str, s: &Scenario, seconds: f64) -> (u64, u64) {
+    let checks: Vec<Check> = checks(prefix, s)
+        .into_iter()
+        .filter(|c| !matches!(c.probe, Probe::Bgp { .. }))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = checks
+            .iter()
+            .map(|c| {
+                scope.spawn(move || {
+                    let (mut ok, mut failed) = (0u64, 0u64);
+                    while Instant::now() < deadline {
+                        match run_check(prefix, c) {
+                            Ok(()) => ok += 1,
+                            Err(_) => failed += 1,
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    })
+}

@@ -6,6 +6,7 @@ mod harness;
 
 mod cli_errors;
 mod datapath;
+mod diagnose;
 mod drops;
 mod lab;
 mod watch;

@@ -1,10 +1,12 @@
 //! Shared helpers: namespaces that remove themselves, frame senders, and a handle on a running
 //! tracer. Tests panic with context instead of returning errors.
 
+pub mod lab;
 pub mod netns;
 pub mod send;
 pub mod tracer;
 
+pub use lab::Lab;
 pub use netns::{NetNs, Veth, veth_pair};
 pub use send::send_frames;
 pub use tracer::{Counts, Tracer};

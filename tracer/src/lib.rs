@@ -1,11 +1,13 @@
 //! `tracer`: an eBPF packet-path tracer for Kubernetes nodes. The user side reads like the
 //! path of a packet's story: kernel [`probes`] count and observe, [`events`] turns their
 //! counters into named totals and rates, the [`model`] describes the node (catalog of cluster
-//! ports, interfaces, profile), and [`output`] presents it. [`cli`] wires the stages together;
+//! ports, interfaces, profile, firewall), [`findings`] correlates them into what is wrong and
+//! how to fix it, and [`output`] presents it. [`cli`] wires the stages together;
 //! [`lab`] builds cluster networks in namespaces to run it against.
 
 pub mod cli;
 pub mod events;
+pub mod findings;
 pub mod lab;
 pub mod model;
 pub mod output;

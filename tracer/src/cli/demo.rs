@@ -28,6 +28,40 @@ use crate::{
 
 const PREFIX: &str = "demo";
 
+/// Prints a line; a closed stdout must not stop the demo before it removes its lab.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Removes the demo's lab when dropped: at the end, on an error, and on a panic.
+struct Lab {
+    keep: bool,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.keep {
+            say!(
+                "\nThe lab stays up: explore it with `tracer lab exec --prefix {PREFIX} NODE -- ...`, remove it with `tracer lab down --prefix {PREFIX}`."
+            );
+            return;
+        }
+        match teardown(PREFIX) {
+            Ok(r) => say!(
+                "\nLab removed ({} processes stopped, {} namespaces deleted).",
+                r.processes,
+                r.namespaces
+            ),
+            Err(e) => eprintln!(
+                "tracer: removing the demo lab: {e:#}; run `tracer lab down --prefix {PREFIX}`"
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 #[command(
     after_help = "Scenarios: `tracer lab scenarios`. The demo needs root (it builds network namespaces and loads eBPF programs); it changes nothing outside the namespaces it creates."
@@ -65,58 +99,47 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     if lab::exists(PREFIX) {
-        println!("Removing the lab a previous demo left behind.");
+        say!("Removing the lab a previous demo left behind.");
         teardown(PREFIX)?;
     }
-    let result = demo(s, &args);
-    if args.keep && !interrupted() {
-        println!(
-            "\nThe lab stays up: explore it with `tracer lab exec --prefix {PREFIX} {} -- ...`, remove it with `tracer lab down --prefix {PREFIX}`.",
-            s.affected_node
-        );
-    } else {
-        let removed = teardown(PREFIX)?;
-        println!(
-            "\nLab removed ({} processes stopped, {} namespaces deleted).",
-            removed.processes, removed.namespaces
-        );
-    }
-    result
+    let _lab = Lab { keep: args.keep };
+    demo(s, &args)
 }
 
 fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
-    println!("tracer demo: {}\n", s.summary);
-    println!(
+    say!("tracer demo: {}\n", s.summary);
+    say!(
         "1. Building a {} cluster network in namespaces: controller-1, worker-1, worker-2, a pod behind each worker,",
         s.profile
     );
-    println!(
+    say!(
         "   real firewalld on every node as the distribution's guide sets it up, and the provider's overlay."
     );
-    lab::up(PREFIX, s, &|step| println!("   - {step}"))?;
+    lab::up(PREFIX, s, &|step| say!("   - {step}"))?;
     if interrupted() {
         return Ok(ExitCode::FAILURE);
     }
-    println!("\n2. Trying each flow the cluster needs once:");
+    say!("\n2. Trying each flow the cluster needs once:");
     let outcomes = checks::run_all(PREFIX, s);
     for o in &outcomes {
-        println!("   {} {}", if o.ok { "ok  " } else { "FAIL" }, o.name);
+        say!("   {} {}", if o.ok { "ok  " } else { "FAIL" }, o.name);
     }
     let failing: Vec<&str> = outcomes
         .iter()
         .filter(|o| !o.ok)
         .map(|o| o.name.as_str())
         .collect();
-    println!(
+    say!(
         "\n3. Sending the cluster's traffic for {}s and watching {} with tracer (its eBPF programs count every packet",
-        args.seconds, s.affected_node
+        args.seconds,
+        s.affected_node
     );
-    println!("   per class and see every packet the kernel drops, with the reason):\n");
+    say!("   per class and see every packet the kernel drops, with the reason):\n");
     let lines = watch(s, args)?;
     if interrupted() {
         return Ok(ExitCode::FAILURE);
     }
-    println!("\n4. What tracer found on {}:\n", s.affected_node);
+    say!("\n4. What tracer found on {}:\n", s.affected_node);
     explain_findings(s, &lines, &failing);
     Ok(ExitCode::SUCCESS)
 }
@@ -189,15 +212,17 @@ fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<Value>> {
             let drops: u64 = dropped.values().sum();
             let text = format!("   packets in: {} | dropped: {drops}", classes.join(", "));
             if tty {
-                print!("\r{text:<110}");
-                let _ = std::io::Write::flush(&mut std::io::stdout());
+                use std::io::Write as _;
+                let mut stdout = std::io::stdout();
+                let _ = write!(stdout, "\r{text:<110}");
+                let _ = stdout.flush();
             } else {
-                println!("{text}");
+                say!("{text}");
             }
         }
         lines.push(v);
     }
-    println!();
+    say!("");
     let status = child.wait()?;
     let _ = traffic.join();
     if !status.success() && !interrupted() {
@@ -238,7 +263,7 @@ fn endpoint(v: &Value) -> String {
 
 fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
     let Some(summary) = lines.iter().rev().find(|l| l["type"] == "summary") else {
-        println!("   tracer printed no summary.");
+        say!("   tracer printed no summary.");
         return;
     };
     // Drops that are network loss, not sockets tidying up their queues.
@@ -251,7 +276,7 @@ fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
         .collect();
     totals.sort_by_key(|d| std::cmp::Reverse(d["count"].as_u64().unwrap_or(0)));
     if totals.is_empty() {
-        println!("   No packet was dropped on {}.", s.affected_node);
+        say!("   No packet was dropped on {}.", s.affected_node);
     }
     let flows = drop_flows(lines);
     for t in totals.iter().take(3) {
@@ -259,14 +284,14 @@ fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
             t["class"].as_str().unwrap_or("?"),
             t["reason"].as_str().unwrap_or("?"),
         );
-        println!(
+        say!(
             "   - {} dropped {} {class} packets arriving on {}, reason {reason}:",
             s.affected_node,
             t["count"],
             t["iface"].as_str().unwrap_or("?")
         );
         if let Some(why) = explain(reason) {
-            println!("     {why}.");
+            say!("     {why}.");
         }
         for f in flows
             .iter()
@@ -284,7 +309,7 @@ fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
             if let Some(func) = f["function"].as_str() {
                 line.push_str(&format!(", dropped in {func}"));
             }
-            println!("{line}");
+            say!("{line}");
         }
     }
     // Classes that arrive but never answer: the other half of the conversation is missing.
@@ -299,16 +324,16 @@ fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
     for c in counters.iter().filter(|c| c["direction"] == "ingress") {
         let class = c["class"].as_str().unwrap_or("");
         if class != "other" && class != "malformed" && count(class, "egress") == 0 {
-            println!(
+            say!(
                 "   - {class} traffic arrives ({} packets) but none leaves: nothing answers it.",
                 count(class, "ingress")
             );
         }
     }
     if !failing.is_empty() {
-        println!("\n   Flows that failed in step 2: {}.", failing.join("; "));
+        say!("\n   Flows that failed in step 2: {}.", failing.join("; "));
     }
-    println!(
+    say!(
         "\n   The firewall of {} as firewalld reports it (`firewall-cmd --list-all`):",
         s.affected_node
     );
@@ -327,7 +352,7 @@ fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
                     .iter()
                     .any(|k| t.starts_with(k))
             }) {
-                println!("     {l}");
+                say!("     {l}");
             }
         }
     }

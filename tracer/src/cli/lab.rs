@@ -89,17 +89,22 @@ enum LabCommand {
 pub fn run(args: LabArgs) -> Result<ExitCode> {
     match args.command {
         LabCommand::Scenarios => {
+            let mut text = String::new();
             for s in SCENARIOS {
                 let kind = if s.fault.is_some() {
                     "broken "
                 } else {
                     "healthy"
                 };
-                println!("{:<22} {kind} {:<16} {}", s.name, s.profile, s.summary);
+                text.push_str(&format!(
+                    "{:<22} {kind} {:<16} {}\n",
+                    s.name, s.profile, s.summary
+                ));
             }
             for (p, why) in UNSUPPORTED {
-                println!("{p:<22} -       {p:<16} not available: {why}");
+                text.push_str(&format!("{p:<22} -       {p:<16} not available: {why}\n"));
             }
+            super::out(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Serve { ports } => lab::serve::serve(&ports).map(|_| ExitCode::SUCCESS),
@@ -109,7 +114,7 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
             eprintln!("Building lab {prefix:?}: {}", s.summary);
             lab::up(&prefix, s, &|step| eprintln!("  {step}"))?;
             let outcomes = checks::run_all(&prefix, s);
-            print_outcomes(&outcomes);
+            super::out(&outcomes_text(&outcomes))?;
             eprintln!(
                 "Lab {prefix:?} is up. Next: `tracer lab exec --prefix {prefix} {} -- tracer watch`, `tracer lab traffic --prefix {prefix}`, `tracer lab down --prefix {prefix}`.",
                 s.affected_node
@@ -154,24 +159,31 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
             let s = lab_scenario(&prefix)?;
             eprintln!("Sending {}'s traffic mix for {seconds}s...", s.name);
             let (ok, failed) = checks::traffic(&prefix, s, seconds);
-            println!("{ok} flows answered, {failed} failed");
+            super::out(&format!("{ok} flows answered, {failed} failed\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Check { prefix } => {
             let s = lab_scenario(&prefix)?;
             let outcomes = checks::run_all(&prefix, s);
-            print_outcomes(&outcomes);
+            let mut text = outcomes_text(&outcomes);
             let surprises = outcomes.iter().filter(|o| o.ok != o.expected_ok).count();
             if surprises == 0 {
-                println!("Every flow behaves as scenario {} intends.", s.name);
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!(
-                    "{surprises} flows do not behave as scenario {} intends.",
+                text.push_str(&format!(
+                    "Every flow behaves as scenario {} intends.\n",
                     s.name
-                );
-                Ok(ExitCode::FAILURE)
+                ));
+            } else {
+                text.push_str(&format!(
+                    "{surprises} flows do not behave as scenario {} intends.\n",
+                    s.name
+                ));
             }
+            super::out(&text)?;
+            Ok(if surprises == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -187,22 +199,24 @@ fn lab_scenario(prefix: &str) -> Result<&'static scenarios::Scenario> {
     scenarios::find(&st.scenario).map_err(anyhow::Error::msg)
 }
 
-fn print_outcomes(outcomes: &[checks::Outcome]) {
+fn outcomes_text(outcomes: &[checks::Outcome]) -> String {
+    let mut text = String::new();
     for o in outcomes {
         let mark = if o.ok { "ok  " } else { "FAIL" };
         let note = match (o.ok, o.expected_ok) {
-            (false, false) => " (the scenario's fault)".to_string(),
-            (true, false) => " (UNEXPECTED: the fault should break this)".to_string(),
-            (false, true) => " (UNEXPECTED)".to_string(),
-            (true, true) => String::new(),
+            (false, false) => " (the scenario's fault)",
+            (true, false) => " (UNEXPECTED: the fault should break this)",
+            (false, true) => " (UNEXPECTED)",
+            (true, true) => "",
         };
         let detail = if o.detail.is_empty() {
             String::new()
         } else {
             format!(": {}", o.detail)
         };
-        println!("{mark} {}{detail}{note}", o.name);
+        text.push_str(&format!("{mark} {}{detail}{note}\n", o.name));
     }
+    text
 }
 
 fn status(prefix: Option<&str>) -> Result<ExitCode> {
@@ -210,10 +224,9 @@ fn status(prefix: Option<&str>) -> Result<ExitCode> {
         Some(p) => State::load(p)?.into_iter().collect(),
         None => State::all(),
     };
+    let mut text = String::new();
     if labs.is_empty() {
-        println!(
-            "No lab. Build one with `tracer lab up --scenario NAME` (see `tracer lab scenarios`)."
-        );
+        text.push_str("No lab. Build one with `tracer lab up --scenario NAME` (see `tracer lab scenarios`).\n");
     }
     for st in labs {
         let ready = if st.ready {
@@ -221,14 +234,18 @@ fn status(prefix: Option<&str>) -> Result<ExitCode> {
         } else {
             "NOT READY (lab up did not finish; run lab down)"
         };
-        println!("lab {:?}: scenario {}, {ready}", st.prefix, st.scenario);
-        println!("  namespaces: {}", st.namespaces.join(" "));
+        text.push_str(&format!(
+            "lab {:?}: scenario {}, {ready}\n",
+            st.prefix, st.scenario
+        ));
+        text.push_str(&format!("  namespaces: {}\n", st.namespaces.join(" ")));
         for (node, what, alive) in lab::daemons_alive(&st) {
-            println!(
-                "  {node:<14} {what:<12} {}",
+            text.push_str(&format!(
+                "  {node:<14} {what:<12} {}\n",
                 if alive { "running" } else { "GONE" }
-            );
+            ));
         }
     }
+    super::out(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod demo;
+mod diagnose;
 mod lab;
 mod ports;
 mod watch;
@@ -50,6 +51,9 @@ pub struct Cli {
 enum Command {
     /// Count cluster traffic per interface, direction and class, live.
     Watch(WatchArgs),
+    /// Find what blocks the cluster's traffic on this node: firewalld zones, nftables rules,
+    /// iptables mode, sysctls, routes, MTUs; with the commands that fix it.
+    Diagnose(diagnose::DiagnoseArgs),
     /// Print what a node of a role must allow: table, firewall-cmd, firewalld XML or JSON.
     Ports(PortsArgs),
     /// List the built-in cluster profiles.
@@ -58,6 +62,19 @@ enum Command {
     Lab(lab::LabArgs),
     /// Watch tracer find a misconfiguration in a lab it builds, then remove the lab.
     Demo(demo::DemoArgs),
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Where the node's files live (k0s/k3s configuration, firewalld). `/` except in tests.
@@ -103,6 +120,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .build()?;
             rt.block_on(watch::run(args))
         }
+        Command::Diagnose(args) => diagnose::run(args),
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),
         Command::Lab(args) => lab::run(args),

@@ -1,7 +1,7 @@
 //! `tracer ports` and `tracer profiles`: the catalog as firewall configuration, and the list
 //! of built-in profiles.
 
-use std::{io::Write, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -101,11 +101,6 @@ pub fn run_profiles(_args: ProfilesArgs) -> Result<ExitCode> {
     write_stdout(&text)
 }
 
-/// Writes to stdout; a closed pipe (`| head`) ends the command quietly.
 fn write_stdout(text: &str) -> Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    super::out(text).map(|_| ExitCode::SUCCESS)
 }

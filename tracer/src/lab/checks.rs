@@ -25,11 +25,11 @@ use super::{
 pub enum Probe {
     /// A TCP connection from `ns` that must be answered.
     Tcp { ns: String, to: SocketAddr },
-    /// Pings from `ns` (a pod), `size` bytes of payload, DF set when `size` is given.
+    /// Pings from `ns` (a pod); with `full_size`, as large as the pod's MTU allows, DF set.
     Ping {
         ns: String,
         to: Ipv4Addr,
-        size: Option<u32>,
+        full_size: bool,
     },
     /// BIRD's BGP sessions on a worker all Established.
     Bgp { ns: String, node: String },
@@ -123,7 +123,7 @@ pub fn checks(prefix: &str, s: &Scenario) -> Vec<Check> {
             probe: Probe::Ping {
                 ns: from.clone(),
                 to,
-                size: None,
+                full_size: false,
             },
         });
         if s.overlay.vxlan().is_some() {
@@ -132,7 +132,7 @@ pub fn checks(prefix: &str, s: &Scenario) -> Vec<Check> {
                 probe: Probe::Ping {
                     ns: from,
                     to,
-                    size: Some(1400),
+                    full_size: true,
                 },
             });
         }
@@ -204,12 +204,27 @@ fn tcp_roundtrip(to: SocketAddr) -> Result<(), String> {
     }
 }
 
-fn ping(ns: &str, to: Ipv4Addr, size: Option<u32>) -> Result<(), String> {
+/// The MTU of the pod's interface.
+fn pod_mtu(ns: &str) -> Result<u32, String> {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-j", "link", "show", "eth0"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    v[0]["mtu"]
+        .as_u64()
+        .map(|m| m as u32)
+        .ok_or_else(|| "no MTU for the pod's eth0".to_string())
+}
+
+fn ping(ns: &str, to: Ipv4Addr, full_size: bool) -> Result<(), String> {
     let mut cmd = Command::new("ip");
     cmd.args([
         "netns", "exec", ns, "ping", "-q", "-n", "-c", "2", "-i", "0.2", "-W", "1",
     ]);
-    if let Some(size) = size {
+    if full_size {
+        // 20 bytes of IPv4 header and 8 of ICMP: the payload that fills the MTU exactly.
+        let size = pod_mtu(ns)?.saturating_sub(28);
         cmd.args(["-M", "do", "-s", &size.to_string()]);
     }
     let out = cmd
@@ -232,7 +247,7 @@ fn ping(ns: &str, to: Ipv4Addr, size: Option<u32>) -> Result<(), String> {
 pub fn run_check(prefix: &str, c: &Check) -> Result<(), String> {
     match &c.probe {
         Probe::Tcp { ns, to } => in_netns(ns, || tcp_roundtrip(*to)).map_err(|e| e.to_string())?,
-        Probe::Ping { ns, to, size } => ping(ns, *to, *size),
+        Probe::Ping { ns, to, full_size } => ping(ns, *to, *full_size),
         Probe::Bgp { ns, node } => {
             let dir = super::node_dir(prefix, node).join("bird");
             let sessions = bird::established(ns, &dir).map_err(|e| e.to_string())?;

@@ -7,7 +7,7 @@
 
 pub mod bird;
 pub mod checks;
-mod firewalld;
+pub(crate) mod firewalld;
 pub mod net;
 pub mod scenarios;
 pub mod serve;
@@ -218,6 +218,11 @@ fn write_node_roots(prefix: &str, s: &Scenario) -> Result<()> {
         "k0s-kube-router" => (
             "etc/k0s/k0s.yaml",
             "spec:\n  network:\n    provider: kuberouter\n    podCIDR: 10.244.0.0/16\n    serviceCIDR: 10.96.0.0/12\n",
+        ),
+        _ if s.nics == scenarios::Nics::Segregated => (
+            "etc/rancher/k3s/config.yaml",
+            // As the segregated-networks guide runs k3s: flannel on the cluster NIC.
+            "flannel-backend: vxlan\nflannel-iface: eth1\ncluster-cidr: 10.42.0.0/16\nservice-cidr: 10.43.0.0/16\n",
         ),
         _ => (
             "etc/rancher/k3s/config.yaml",

@@ -26,6 +26,8 @@ pub struct ClusterConfig {
     pub provider: String,
     pub pod_cidrs: Vec<Cidr>,
     pub service_cidrs: Vec<Cidr>,
+    /// The interface cluster traffic uses, when configured (k3s `flannel-iface`).
+    pub iface: Option<String>,
 }
 
 /// The configuration found below `root`, and what could not be read (file:line: message).
@@ -100,6 +102,7 @@ fn parse(dist: Distribution, file: &Path, text: &str) -> Result<ClusterConfig, S
                 provider: net("provider").unwrap_or_else(|| "kuberouter".into()),
                 pod_cidrs: pods,
                 service_cidrs: svcs,
+                iface: None,
             })
         }
         Distribution::K3s => Ok(ClusterConfig {
@@ -114,6 +117,7 @@ fn parse(dist: Distribution, file: &Path, text: &str) -> Result<ClusterConfig, S
                 "service-cidr",
                 &text_at(&["service-cidr"]).unwrap_or_else(|| "10.43.0.0/16".into()),
             )?,
+            iface: text_at(&["flannel-iface"]),
         }),
     }
 }

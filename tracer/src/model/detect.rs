@@ -69,3 +69,26 @@ pub fn profile(root: &Path, ifaces: &[Interface]) -> Detected {
         reason: "no k0s or k3s configuration or provider device found".into(),
     }
 }
+
+/// The node's roles, from the servers it runs: the API server (6443) makes a controller, the
+/// kubelet (10250) a worker; a k3s server runs both.
+pub fn roles(listening: &[u16]) -> (Vec<super::catalog::Role>, String) {
+    use super::catalog::Role;
+    let mut roles = Vec::new();
+    let mut why = Vec::new();
+    if listening.contains(&6443) {
+        roles.push(Role::Controller);
+        why.push("the API server listens on 6443");
+    }
+    if listening.contains(&10250) {
+        roles.push(Role::Worker);
+        why.push("the kubelet listens on 10250");
+    }
+    if roles.is_empty() {
+        return (
+            vec![Role::Worker],
+            "assumed: neither 6443 nor 10250 listens here (use --role)".into(),
+        );
+    }
+    (roles, format!("detected: {}", why.join(", ")))
+}

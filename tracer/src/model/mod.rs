@@ -1,11 +1,16 @@
 //! The model of the node: the port catalog of each cluster profile, the node's interfaces,
-//! the profile the node appears to run, and the network namespace being looked at. Later
-//! stages (correlation, outputs) read it; it knows nothing of them.
+//! addresses, routes and sysctls, the profile and role it appears to run, firewalld's permanent
+//! and runtime configuration, the nftables ruleset and the iptables mode. Later stages
+//! (correlation, outputs) read it; it knows nothing of them.
 
 pub mod catalog;
 pub mod cluster;
 pub mod detect;
 pub mod drop_reasons;
+pub mod firewalld;
 pub mod ifaces;
+pub mod iptables;
 pub mod net;
 pub mod netns;
+pub mod nft;
+pub mod node;

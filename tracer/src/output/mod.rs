@@ -1,6 +1,7 @@
 //! Outputs, the last stage: what the user reads. Text for people, JSON lines for scripts,
 //! and the firewall formats `tracer ports` prints.
 
+pub mod findings;
 pub mod json;
 pub mod pcap;
 pub mod ports;

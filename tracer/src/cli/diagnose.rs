@@ -1,0 +1,217 @@
+//! `tracer diagnose`: read the node (firewalld's permanent and runtime configuration, the live
+//! nftables ruleset, iptables modes, the cluster's configuration, sysctls, routes, MTUs),
+//! evaluate every flow the node's role must accept, and print what is wrong with the fix.
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, ValueEnum};
+
+use super::catalog::choose;
+use crate::{
+    findings::{Inputs, diagnose},
+    model::{
+        catalog::Role,
+        cluster, detect,
+        firewalld::{self, Permanent},
+        iptables::IptablesState,
+        nft::Ruleset,
+        node::NodeFacts,
+    },
+    output::findings::{Context, json, text},
+    probes::preflight,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Exit status when diagnose found errors (distinct from a failure to run, 1).
+const FOUND_ERRORS: u8 = 3;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "What it checks: every port and protocol the node's role must accept (from the profile's
+catalog), evaluated against the live nftables ruleset the way the kernel walks it, pod traffic
+to and through the node, firewalld's backend against the cluster's iptables mode, masquerading
+and the pod/service CIDRs as zone sources, runtime-only firewalld changes, strict rp_filter on
+multi-NIC nodes, the default route (k3s), the overlay MTU against its underlay, IP forwarding.
+
+It changes nothing: the fixes are printed, for you to run.
+Exit status: 0 when no error was found, 3 when some were, 1 when diagnose could not run.
+
+Examples:
+  sudo tracer diagnose
+  sudo tracer diagnose --profile k0s-calico --role worker --output json
+  tracer diagnose --ruleset ruleset.json --root /mnt/node-image   (offline, from files)"
+)]
+pub struct DiagnoseArgs {
+    /// Cluster profile. Default: detected from the node, else generic.
+    #[arg(long, short)]
+    profile: Option<String>,
+
+    /// Node role(s): controller, worker (k3s: server, agent). Default: detected from the
+    /// servers listening (6443: controller, 10250: worker).
+    #[arg(long, short, value_delimiter = ',')]
+    role: Vec<String>,
+
+    /// Add the components of a catalog file (application ports). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    catalog: Vec<PathBuf>,
+
+    #[arg(long, short, value_enum, default_value_t = Format::Text)]
+    output: Format,
+
+    /// Also list every flow evaluated, with its verdict and deciding rule.
+    #[arg(long, short)]
+    all: bool,
+
+    /// Read the nftables ruleset from this file (`nft -j list ruleset` output) instead of the
+    /// live one.
+    #[arg(long, value_name = "FILE")]
+    ruleset: Option<PathBuf>,
+
+    /// Root directory of the node's configuration files (/etc/firewalld, /etc/k0s...).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
+    if args.ruleset.is_none() && preflight::privileges().is_err() {
+        bail!(
+            "diagnose reads the live nftables ruleset, which needs root (CAP_NET_ADMIN); run it with sudo, or give --ruleset FILE"
+        );
+    }
+    let root = args.root.clone().unwrap_or_else(super::node_root);
+    let chosen = choose(args.profile.as_deref(), &args.catalog)?;
+    let facts = NodeFacts::read().context("reading the node's interfaces")?;
+    let (roles, roles_reason) = if args.role.is_empty() {
+        detect::roles(&facts.listening)
+    } else {
+        let roles = args
+            .role
+            .iter()
+            .map(|r| r.parse::<Role>().map_err(anyhow::Error::msg))
+            .collect::<Result<Vec<_>>>()?;
+        (roles, "given with --role".to_string())
+    };
+    let mut problems = Vec::new();
+    let mut sources = Vec::new();
+
+    let (cluster_cfg, cluster_problems) = cluster::read(&root);
+    problems.extend(cluster_problems);
+    if let Some(c) = &cluster_cfg {
+        sources.push(format!("{}: provider {}", c.file.display(), c.provider));
+    }
+
+    let permanent = firewalld_config(&root, &mut problems, &mut sources);
+    let runtime = match firewalld::read_runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("firewalld over D-Bus: {e}"));
+            None
+        }
+    };
+    match (&permanent, &runtime) {
+        (_, Some(r)) => sources.push(format!(
+            "firewalld is running (default zone {})",
+            r.default_zone
+        )),
+        (Some(_), None) => sources.push("firewalld is configured but not running".into()),
+        (None, None) => sources.push("no firewalld on this node".into()),
+    }
+
+    let ruleset = match &args.ruleset {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading {}", file.display()))
+            .and_then(|t| {
+                Ruleset::from_json(&t, &file.display().to_string()).map_err(anyhow::Error::from)
+            }),
+        None => Ruleset::read_live().map_err(anyhow::Error::from),
+    };
+    let ruleset = match ruleset {
+        Ok(rs) => {
+            sources.push(format!(
+                "nftables: {} tables, {} rules",
+                rs.tables.len(),
+                rs.rule_count()
+            ));
+            Some(rs)
+        }
+        Err(e) => {
+            problems.push(format!("{e:#} (flows not evaluated)"));
+            None
+        }
+    };
+    let iptables = IptablesState::read(&root, ruleset.as_ref());
+    problems.extend(iptables.problems.iter().cloned());
+    if let Some((mode, why)) = iptables.cluster_mode() {
+        sources.push(format!(
+            "the cluster uses iptables in {} mode ({why})",
+            mode.as_str()
+        ));
+    }
+
+    let inputs = Inputs {
+        catalog: &chosen.catalog,
+        roles: &roles,
+        facts: &facts,
+        cluster: cluster_cfg.as_ref(),
+        permanent: permanent.as_ref(),
+        runtime: runtime.as_ref(),
+        ruleset: ruleset.as_ref(),
+        iptables: &iptables,
+    };
+    let diagnosis = diagnose(&inputs);
+    let ctx = Context {
+        profile: chosen.catalog.profile.name.clone(),
+        profile_reason: chosen.reason,
+        roles: roles
+            .iter()
+            .map(|r| chosen.catalog.profile.role_name(*r))
+            .collect::<Vec<_>>()
+            .join("+"),
+        roles_reason,
+        sources,
+        problems,
+    };
+    let mut out = std::io::stdout().lock();
+    let written = match args.output {
+        Format::Text => text(&mut out, &ctx, &diagnosis, args.all),
+        Format::Json => json(&mut out, &ctx, &diagnosis, args.all),
+    };
+    match written.and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    Ok(if diagnosis.errors() > 0 {
+        ExitCode::from(FOUND_ERRORS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// firewalld's permanent configuration, when the node has any.
+fn firewalld_config(
+    root: &std::path::Path,
+    problems: &mut Vec<String>,
+    sources: &mut Vec<String>,
+) -> Option<Permanent> {
+    let has = ["etc/firewalld", "usr/lib/firewalld"]
+        .iter()
+        .any(|d| root.join(d).is_dir());
+    if !has {
+        return None;
+    }
+    let p = firewalld::read_permanent(root);
+    problems.extend(p.problems.iter().map(|pr| pr.to_string()));
+    sources.push(format!(
+        "firewalld configuration: backend {}, default zone {}, {} zones",
+        p.conf.backend,
+        p.conf.default_zone,
+        p.zones.len()
+    ));
+    Some(p)
+}

@@ -1,0 +1,231 @@
+//! The commands that fix a finding, in the form the distribution's guide uses: `firewall-cmd
+//! --permanent` plus a reload while firewalld runs, `firewall-offline-cmd` when it does not, a
+//! service's port when the zone uses the distribution's service (k0s), the zone's port
+//! otherwise (k3s), a zone source for pod traffic; plain nft for nodes without firewalld.
+
+use super::{Inputs, zones::ZoneHit};
+use crate::{
+    model::{
+        catalog::{Component, Role},
+        firewalld::Permanent,
+        nft::Packet,
+    },
+    output::ports::service_name,
+};
+
+/// How firewalld configuration is changed on this node.
+pub enum Tool {
+    /// firewalld runs: permanent change, then reload.
+    Online,
+    /// Configured but not running: change the files; they apply when it starts.
+    Offline,
+}
+
+pub fn tool(inp: &Inputs) -> Option<Tool> {
+    match (inp.runtime, inp.permanent) {
+        (Some(_), _) => Some(Tool::Online),
+        (None, Some(p)) if p.conf.file.is_some() => Some(Tool::Offline),
+        _ => None,
+    }
+}
+
+/// `firewall-cmd --permanent ARGS` or `firewall-offline-cmd ARGS`, then what applies it.
+pub fn firewalld(tool: &Tool, args: &[String]) -> Vec<String> {
+    let args = args.join(" ");
+    match tool {
+        Tool::Online => vec![
+            format!("firewall-cmd --permanent {args}"),
+            "firewall-cmd --reload".into(),
+        ],
+        Tool::Offline => vec![format!("firewall-offline-cmd {args}")],
+    }
+}
+
+/// The zone whose interface binding covers the cluster NIC: where pod and service CIDRs and
+/// cluster ports belong.
+pub fn cluster_zone(inp: &Inputs, permanent: &Permanent) -> Option<String> {
+    let nic = inp.cluster_addrs().into_iter().next()?;
+    Some(permanent.zone_for(&nic.iface, nic.peer()).0)
+}
+
+fn port_in(spec: &str, accepted: &str) -> bool {
+    let (Some((p, proto)), Some((ap, aproto))) = (spec.split_once('/'), accepted.split_once('/'))
+    else {
+        return spec == accepted;
+    };
+    let range = |s: &str| -> Option<(u16, u16)> {
+        match s.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => s.parse().ok().map(|n| (n, n)),
+        }
+    };
+    match (range(p), range(ap)) {
+        (Some((lo, hi)), Some((alo, ahi))) => proto == aproto && alo <= lo && hi <= ahi,
+        _ => false,
+    }
+}
+
+/// The element responsible for a rejected flow and the commands that let it through.
+pub fn for_rejected_flow(
+    inp: &Inputs,
+    component: Option<&Component>,
+    port: &str,
+    pkt: &Packet,
+    hit: Option<&ZoneHit>,
+) -> (Option<String>, Vec<String>) {
+    let (Some(permanent), Some(tool)) = (inp.permanent, tool(inp)) else {
+        return without_firewalld(inp, port, pkt);
+    };
+    let pod_cidr = inp.pod_cidrs().into_iter().find(|c| c.contains(pkt.saddr));
+    // Pod traffic is let in by the pod CIDR being a source of the cluster's zone.
+    if let Some(cidr) = pod_cidr {
+        let target =
+            cluster_zone(inp, permanent).unwrap_or_else(|| permanent.conf.default_zone.clone());
+        let is_source = permanent.zones.values().any(|z| {
+            z.sources.iter().any(|s| {
+                s.parse()
+                    .is_ok_and(|c: crate::model::net::Cidr| c.covers(&cidr))
+            })
+        });
+        if !is_source {
+            return (
+                Some(format!(
+                    "the pod CIDR {cidr} is not a source of zone {target}"
+                )),
+                firewalld(
+                    &tool,
+                    &[format!("--zone={target}"), format!("--add-source={cidr}")],
+                ),
+            );
+        }
+    }
+    let Some(component) = component else {
+        let zone = hit.map_or_else(|| permanent.conf.default_zone.clone(), |h| h.zone.clone());
+        return (
+            Some(format!("zone {zone} does not forward this pod traffic")),
+            firewalld(&tool, &[format!("--zone={zone}"), "--add-forward".into()]),
+        );
+    };
+    let zone = hit.map(|h| h.zone.clone()).unwrap_or_else(|| {
+        permanent
+            .zone_for(pkt.iif.as_deref().unwrap_or(""), pkt.saddr)
+            .0
+    });
+    let accepts = permanent.zone_accepts(&zone);
+    if accepts
+        .iter()
+        .any(|(pp, _)| port_in(port, &format!("{}/{}", pp.port, pp.proto)))
+    {
+        // Allowed by the zone and still refused: something else decides (a rich rule, a
+        // rule of another table). The deciding rule in the finding is the element.
+        return (
+            Some(format!(
+                "zone {zone} allows {port}, yet another rule refuses it"
+            )),
+            Vec::new(),
+        );
+    }
+    let what = if port.contains('/') {
+        "port"
+    } else {
+        "protocol"
+    };
+    let spec = component
+        .port_specs()
+        .into_iter()
+        .find(|s| s.split('/').next() == port.split('/').next() || s == port)
+        .unwrap_or_else(|| port.to_string());
+    // The distribution's own service, when the zone uses it (k0s-worker, k0s-controller...).
+    let services: Vec<String> = inp
+        .roles
+        .iter()
+        .filter(|r| **r != Role::External)
+        .map(|r| service_name(inp.catalog, *r))
+        .collect();
+    let zone_services: Vec<&String> = permanent
+        .zones
+        .get(&zone)
+        .map(|z| z.services.iter().collect())
+        .unwrap_or_default();
+    if inp.catalog.profile.firewalld.services
+        && let Some(svc) = services
+            .iter()
+            .find(|s| zone_services.contains(s) && component_role_service(inp, component, s))
+    {
+        return (
+            Some(format!("service {svc} of zone {zone} lacks {spec}")),
+            firewalld(
+                &tool,
+                &[format!("--service={svc}"), format!("--add-{what}={spec}")],
+            ),
+        );
+    }
+    (
+        Some(format!("zone {zone} lacks {spec}")),
+        firewalld(
+            &tool,
+            &[format!("--zone={zone}"), format!("--add-{what}={spec}")],
+        ),
+    )
+}
+
+/// The role's service is the one that should hold this component's port.
+fn component_role_service(inp: &Inputs, c: &Component, svc: &str) -> bool {
+    c.to.iter()
+        .any(|r| inp.roles.contains(r) && service_name(inp.catalog, *r) == svc)
+}
+
+/// No firewalld: name the rule and insert an accepting rule before it.
+fn without_firewalld(inp: &Inputs, port: &str, pkt: &Packet) -> (Option<String>, Vec<String>) {
+    let Some(rs) = inp.ruleset else {
+        return (None, Vec::new());
+    };
+    let outcome = crate::model::nft::evaluate(rs, pkt);
+    let Some(rule) = outcome.deciding else {
+        return (None, Vec::new());
+    };
+    let Some((p, proto)) = port.split_once('/') else {
+        return (
+            Some(format!("rule {} in chain {}", rule.handle, rule.chain)),
+            Vec::new(),
+        );
+    };
+    let family = format!("{:?}", rule.family).to_lowercase();
+    let cmd = if rule.handle == 0 {
+        format!(
+            "nft add rule {family} {} {} {proto} dport {p} accept",
+            rule.table, rule.chain
+        )
+    } else {
+        format!(
+            "nft insert rule {family} {} {} position {} {proto} dport {p} accept",
+            rule.table, rule.chain, rule.handle
+        )
+    };
+    (
+        Some(format!(
+            "rule {} of chain {} in table {family} {}",
+            rule.handle, rule.chain, rule.table
+        )),
+        vec![
+            cmd,
+            "# and save the ruleset where this node loads it at boot (e.g. /etc/nftables.conf)"
+                .into(),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_in;
+
+    #[test]
+    fn ports_and_ranges() {
+        assert!(port_in("4789/udp", "4789/udp"));
+        assert!(!port_in("4789/udp", "4789/tcp"));
+        assert!(port_in("10250/tcp", "10000-30000/tcp"));
+        assert!(port_in("2379-2380/tcp", "2379-2380/tcp"));
+        assert!(!port_in("2379-2381/tcp", "2379-2380/tcp"));
+        assert!(port_in("vrrp", "vrrp"));
+    }
+}

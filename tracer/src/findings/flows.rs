@@ -1,0 +1,241 @@
+//! The flows a node of this role must let through, evaluated against the live ruleset: each
+//! catalog component's traffic from a peer on the cluster network, and pod traffic to the node
+//! and through it, arriving the way the network provider delivers it.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{Diagnosis, Finding, FlowCheck, Inputs, RuleInfo, Severity, fix, zones};
+use crate::model::{
+    catalog::{Component, Protocol, Role},
+    nft::{CtState, Hook, Outcome, Packet, Verdict, evaluate},
+    node::IfAddr,
+};
+
+/// A flow to evaluate and what it stands for.
+struct Flow<'a> {
+    name: String,
+    component: Option<&'a Component>,
+    /// `6443/tcp`, or a protocol name.
+    port: String,
+    packet: Packet,
+}
+
+fn packet(
+    hook: Hook,
+    iif: &str,
+    oif: Option<&str>,
+    saddr: IpAddr,
+    daddr: IpAddr,
+    proto: Protocol,
+    dport: u16,
+) -> Packet {
+    Packet {
+        hook,
+        iif: Some(iif.to_string()),
+        oif: oif.map(str::to_string),
+        saddr,
+        daddr,
+        l4proto: proto.number(),
+        sport: if proto.has_ports() { 43210 } else { 0 },
+        dport: if proto.has_ports() { dport } else { 0 },
+        ct_state: CtState::New,
+        icmp_type: None,
+        mark: 0,
+        daddr_is_local: hook == Hook::Input,
+    }
+}
+
+/// The roles' components: what peers send to this node.
+fn node_flows<'a>(inp: &'a Inputs, cluster: &[&IfAddr]) -> Vec<Flow<'a>> {
+    let mut comps: Vec<&Component> = Vec::new();
+    for role in inp.roles {
+        for c in inp.catalog.accepted_by(*role, false) {
+            // Traffic only outside clients send is not node-to-node traffic.
+            let from_nodes = c.from.iter().any(|r| *r != Role::External);
+            if from_nodes && !comps.iter().any(|k| k.name == c.name) {
+                comps.push(c);
+            }
+        }
+    }
+    let mut flows = Vec::new();
+    for c in comps {
+        for proto in &c.protocols {
+            let dport = c.ports.first().map_or(0, |r| r.lo);
+            let port = if proto.has_ports() {
+                format!("{dport}/{proto}")
+            } else {
+                proto.to_string()
+            };
+            for a in cluster {
+                flows.push(Flow {
+                    name: format!("{} {port} from a peer on {}", c.name, a.iface),
+                    component: Some(c),
+                    port: port.clone(),
+                    packet: packet(Hook::Input, &a.iface, None, a.peer(), a.addr, *proto, dport),
+                });
+            }
+        }
+    }
+    flows
+}
+
+/// An address in the pod CIDR that is not in any local pod subnet: a pod on another node.
+fn remote_pod(inp: &Inputs, local: &[&IfAddr]) -> Option<IpAddr> {
+    let cidr = inp.pod_cidrs().into_iter().find(|c| c.addr().is_ipv4())?;
+    let IpAddr::V4(base) = cidr.addr() else {
+        return None;
+    };
+    let b = base.octets();
+    (2..=254u8)
+        .rev()
+        .map(|third| IpAddr::V4(Ipv4Addr::new(b[0], b[1], third, 2)))
+        .find(|a| cidr.contains(*a) && !local.iter().any(|l| l.cidr().contains(*a)))
+}
+
+/// Pod traffic: to the node (metrics-server to the kubelet) and through it to a local pod.
+fn pod_flows<'a>(inp: &'a Inputs, cluster: &[&IfAddr]) -> Vec<Flow<'a>> {
+    let f = inp.facts;
+    let pod_cidrs = inp.pod_cidrs();
+    // The local pod subnet: an address of a non-overlay interface inside the pod CIDR.
+    let local: Vec<&IfAddr> = f
+        .addrs
+        .iter()
+        .filter(|a| a.addr.is_ipv4() && pod_cidrs.iter().any(|c| c.contains(a.addr)))
+        .filter(|a| !f.vxlans.iter().any(|v| v.name == a.iface))
+        .collect();
+    let (Some(bridge), Some(remote)) = (local.first(), remote_pod(inp, &local)) else {
+        return Vec::new();
+    };
+    // How other nodes' pods arrive: out of the overlay device, or routed over the cluster NIC.
+    let overlay = inp
+        .catalog
+        .profile
+        .overlay()
+        .and_then(|(_, o)| f.vxlans.iter().find(|v| v.name == o.device));
+    let arrives_on = match (overlay, cluster.first()) {
+        (Some(v), _) => v.name.clone(),
+        (None, Some(c)) => c.iface.clone(),
+        (None, None) => return Vec::new(),
+    };
+    let local_pod = bridge.peer();
+    let mut flows = Vec::new();
+    if let Some(kubelet) = inp.catalog.components.iter().find(|c| c.name == "kubelet") {
+        let node_addr = cluster.first().map_or(bridge.addr, |c| c.addr);
+        flows.push(Flow {
+            name: format!("pod traffic to the kubelet arriving on {arrives_on}"),
+            component: Some(kubelet),
+            port: "10250/tcp".into(),
+            packet: packet(
+                Hook::Input,
+                &arrives_on,
+                None,
+                remote,
+                node_addr,
+                Protocol::Tcp,
+                10250,
+            ),
+        });
+    }
+    flows.push(Flow {
+        name: format!("pod to pod, {arrives_on} to {}", bridge.iface),
+        component: None,
+        port: "pod traffic".into(),
+        packet: packet(
+            Hook::Forward,
+            &arrives_on,
+            Some(&bridge.iface),
+            remote,
+            local_pod,
+            Protocol::Tcp,
+            8080,
+        ),
+    });
+    flows.push(Flow {
+        name: format!("pod to pod, {} to {arrives_on}", bridge.iface),
+        component: None,
+        port: "pod traffic".into(),
+        packet: packet(
+            Hook::Forward,
+            &bridge.iface,
+            Some(&arrives_on),
+            local_pod,
+            remote,
+            Protocol::Tcp,
+            8080,
+        ),
+    });
+    flows
+}
+
+fn verdict_text(o: &Outcome) -> String {
+    match &o.verdict {
+        Verdict::Accept => "accepted".into(),
+        Verdict::Drop => "dropped".into(),
+        Verdict::Reject => "rejected".into(),
+        Verdict::Unknown(why) => format!("unknown ({why})"),
+    }
+}
+
+pub fn check(inp: &Inputs, d: &mut Diagnosis) {
+    let Some(ruleset) = inp.ruleset else {
+        return;
+    };
+    let cluster = inp.cluster_addrs();
+    let mut flows = node_flows(inp, &cluster);
+    if inp.runs_pods() {
+        flows.extend(pod_flows(inp, &cluster));
+    }
+    for flow in flows {
+        let outcome = evaluate(ruleset, &flow.packet);
+        d.flows.push(FlowCheck {
+            name: flow.name.clone(),
+            verdict: verdict_text(&outcome),
+            rule: outcome.deciding.as_ref().map(RuleInfo::of),
+        });
+        let severity = match outcome.verdict {
+            Verdict::Accept => continue,
+            Verdict::Drop | Verdict::Reject => Severity::Error,
+            Verdict::Unknown(_) => Severity::Warning,
+        };
+        d.findings.push(finding(inp, &flow, &outcome, severity));
+    }
+}
+
+fn finding(inp: &Inputs, flow: &Flow, outcome: &Outcome, severity: Severity) -> Finding {
+    let pkt = &flow.packet;
+    let iface = pkt.iif.clone().unwrap_or_default();
+    let class = flow
+        .component
+        .map_or("pod-traffic".to_string(), |c| c.name.clone());
+    let what = verdict_text(outcome);
+    let mut f = Finding::new(
+        format!("flow/{class}/{}", flow.name.replace(' ', "-")),
+        severity,
+        format!("{} is {what}", flow.name),
+        match &outcome.verdict {
+            Verdict::Unknown(_) => "tracer cannot tell what the ruleset does with this traffic; the rule below holds an expression it does not evaluate.".to_string(),
+            _ => format!(
+                "The node's {} role needs this traffic{}.",
+                inp.roles.iter().map(|r| inp.catalog.profile.role_name(*r)).collect::<Vec<_>>().join("+"),
+                flow.component.map(|c| format!(" ({})", c.description)).unwrap_or_default()
+            ),
+        },
+    );
+    f.class = Some(class);
+    f.port = Some(flow.port.clone());
+    f.iface = Some(iface.clone());
+    f.rule = outcome.deciding.as_ref().map(RuleInfo::of);
+    let hit = zones::zone_of(outcome, pkt, inp.permanent);
+    if let Some(hit) = &hit {
+        f.zone = Some(hit.zone.clone());
+        f.binding = Some(hit.binding.clone());
+    }
+    if matches!(outcome.verdict, Verdict::Accept | Verdict::Unknown(_)) {
+        return f;
+    }
+    let (element, commands) =
+        fix::for_rejected_flow(inp, flow.component, &flow.port, pkt, hit.as_ref());
+    f.element = element;
+    f.fix = commands;
+    f
+}

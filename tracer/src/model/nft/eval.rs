@@ -1,0 +1,450 @@
+//! What the ruleset does to one described packet: the base chains of the packet's hook run in
+//! priority order, each walked rule by rule through jumps, gotos, returns and verdict maps, the
+//! way the kernel's nf_tables core does. The answer names the verdict, the rule that decided it
+//! and every chain change on the way; when a rule the model cannot evaluate could change the
+//! path, the answer is [`Verdict::Unknown`] with that rule, never a guess.
+
+use std::{cmp::Reverse, fmt, net::IpAddr};
+
+use super::{
+    Chain, Family, Hook, Policy, Rule, Ruleset, Table,
+    expr::{Expr, MapData, Stmt, VerdictStmt, XtKind},
+    fields::{Ctx, Got, Tracked, V},
+    matching::Tri,
+};
+
+/// A packet as the ruleset sees it at one hook, after any DNAT (addresses are the ones the
+/// filter chains compare).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Where it is: [`Hook::Input`] for traffic to the node, [`Hook::Forward`] for routed
+    /// traffic.
+    pub hook: Hook,
+    /// Input interface name (required at prerouting, input and forward).
+    pub iif: Option<String>,
+    /// Output interface name (required at forward, output and postrouting).
+    pub oif: Option<String>,
+    /// Source address; its family picks the tables (ip or ip6, plus inet).
+    pub saddr: IpAddr,
+    /// Destination address.
+    pub daddr: IpAddr,
+    /// IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6, ...).
+    pub l4proto: u8,
+    /// Source port (TCP, UDP, SCTP, DCCP, UDP-Lite).
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Its conntrack state.
+    pub ct_state: CtState,
+    /// ICMP or ICMPv6 type, for ICMP packets.
+    pub icmp_type: Option<u8>,
+    /// The packet mark when it reaches the first chain.
+    pub mark: u32,
+    /// True when the destination is one of the node's addresses (`fib daddr type local`).
+    pub daddr_is_local: bool,
+}
+
+/// A packet's conntrack state (`ct state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtState {
+    /// The first packet of a connection.
+    New,
+    /// A packet of a connection that has seen traffic both ways.
+    Established,
+    /// A packet related to a known connection (ICMP errors, FTP data).
+    Related,
+    /// A packet conntrack could not place.
+    Invalid,
+    /// A packet exempted from tracking (`notrack`).
+    Untracked,
+}
+
+/// What the ruleset does to the packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every base chain of the hook let it through.
+    Accept,
+    /// Dropped silently.
+    Drop,
+    /// Dropped with an error sent back (ICMP unreachable or TCP reset).
+    Reject,
+    /// The model cannot tell; why.
+    Unknown(String),
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Accept => f.write_str("accept"),
+            Verdict::Drop => f.write_str("drop"),
+            Verdict::Reject => f.write_str("reject"),
+            Verdict::Unknown(why) => write!(f, "unknown: {why}"),
+        }
+    }
+}
+
+/// A rule (or a base chain's policy: handle 0, text `policy drop`) where it lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleRef {
+    /// The table's family.
+    pub family: Family,
+    /// The table's name.
+    pub table: String,
+    /// The chain's name.
+    pub chain: String,
+    /// The rule's handle; 0 for a policy.
+    pub handle: u64,
+    /// The rule as nft prints it, or `policy accept` / `policy drop`.
+    pub text: String,
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.family, self.table, self.chain)?;
+        if self.handle != 0 {
+            write!(f, " handle {}", self.handle)?;
+        }
+        write!(f, ": {}", self.text)
+    }
+}
+
+/// The verdict, the rule that decided it, and the way there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// What happens to the packet.
+    pub verdict: Verdict,
+    /// The rule (or policy) that decided. For an accepted packet every base chain accepted it;
+    /// this is the last rule that did (a policy only when no rule did); `None` when no base
+    /// chain is registered on the hook.
+    pub deciding: Option<RuleRef>,
+    /// Every jump and goto taken (verdict maps' included), in order, across all base chains.
+    pub trail: Vec<RuleRef>,
+}
+
+/// Evaluates `pkt` against every base chain of its hook (all tables whose family sees it:
+/// inet + ip for IPv4, inet + ip6 for IPv6; arp, bridge and netdev tables are ignored), in
+/// priority order, the way the kernel does: `accept` ends only its base chain, `drop` and
+/// `reject` end everything, the end of a base chain applies its policy.
+///
+/// What it assumes, so that a diagnosis can say so:
+/// - Only `filter` and `route` base chains are run: `nat` chains rewrite addresses rather than
+///   filter. The packet's addresses are taken as final and no NAT as having happened: `ct
+///   status dnat`/`snat` do not match. A DNAT in prerouting would change `daddr`; pass the
+///   translated address to see what the filter chains do with it.
+/// - `limit`, `quota` and `ct count` see the packet as within their rate: `limit rate 10/second`
+///   matches, `limit rate over ...` does not.
+/// - iptables-nft `xt` extensions show only their name in the JSON listing: `xt match comment`
+///   is always true, `xt target REJECT` rejects and `LOG`/`NFLOG`/`CT` do nothing to the
+///   verdict; any other match or target whose result could change the path gives
+///   [`Verdict::Unknown`], naming the extension.
+/// - Interfaces are compared by name (`iif "lo"` as `iifname "lo"`), and IPv6 packets are taken
+///   to carry no extension headers.
+/// - Unknown, and said so when it matters: routing lookups other than `fib daddr type` (the
+///   reverse-path check `fib saddr . iif oif missing`), the mark, status bits and direction of
+///   an existing connection, header fields a [`Packet`] does not describe (TCP flags, TTL...),
+///   whether a non-local IPv4 destination is a subnet broadcast, and which device an ingress
+///   chain is bound to (the JSON listing leaves it out).
+/// - Among base chains of equal priority the kernel runs the most recently registered first;
+///   this takes the one of the newer table (higher handle), then of the newer chain.
+pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
+    let v4 = pkt.saddr.is_ipv4();
+    let mut bases: Vec<(&Table, &Chain, i32)> = Vec::new();
+    for table in &ruleset.tables {
+        let sees = match table.family {
+            Family::Inet => true,
+            Family::Ip => v4,
+            Family::Ip6 => !v4,
+            Family::Arp | Family::Bridge | Family::Netdev => false,
+        };
+        if !sees {
+            continue;
+        }
+        for chain in &table.chains {
+            if let Some(base) = &chain.base
+                && base.hook == pkt.hook
+                && base.kind != "nat"
+            {
+                bases.push((table, chain, base.priority));
+            }
+        }
+    }
+    bases.sort_by_key(|(t, c, prio)| (*prio, Reverse(t.handle), Reverse(c.handle)));
+
+    let mut walk = Walk {
+        ctx: Ctx::new(pkt),
+        trail: Vec::new(),
+        steps: 0,
+    };
+    if matches!(pkt.hook, Hook::Ingress | Hook::Egress)
+        && let Some((table, chain, _)) = bases.first()
+    {
+        // nft's JSON listing does not say which device an ingress chain is bound to.
+        return Outcome {
+            verdict: Verdict::Unknown(format!(
+                "the listing does not say which device {} chain {} is bound to",
+                table.name, chain.name
+            )),
+            deciding: Some(policy_ref(table, chain)),
+            trail: walk.trail,
+        };
+    }
+
+    let mut last_rule_accept = None;
+    let mut last_policy_accept = None;
+    for (table, chain, _) in bases {
+        let (verdict, at) = match walk.base(table, chain) {
+            End::Accept(r) if r.handle == 0 => {
+                last_policy_accept = Some(r);
+                continue;
+            }
+            End::Accept(r) => {
+                last_rule_accept = Some(r);
+                continue;
+            }
+            End::Drop(r) => (Verdict::Drop, r),
+            End::Reject(r) => (Verdict::Reject, r),
+            End::Unknown(why, r) => (Verdict::Unknown(why), r),
+        };
+        return Outcome {
+            verdict,
+            deciding: Some(at),
+            trail: walk.trail,
+        };
+    }
+    Outcome {
+        verdict: Verdict::Accept,
+        deciding: last_rule_accept.or(last_policy_accept),
+        trail: walk.trail,
+    }
+}
+
+/// The kernel's jump stack depth (NFT_JUMP_STACK_SIZE); it refuses deeper rulesets.
+const MAX_DEPTH: usize = 16;
+/// Rules visited before giving up on a (hand-made, looping) ruleset.
+const MAX_STEPS: usize = 10_000_000;
+
+/// How a base chain ended.
+enum End {
+    Accept(RuleRef),
+    Drop(RuleRef),
+    Reject(RuleRef),
+    Unknown(String, RuleRef),
+}
+
+/// What one rule does.
+enum Step<'r> {
+    /// Did not match, or matched without a verdict.
+    Next,
+    Verdict(&'r VerdictStmt),
+    Reject,
+    /// A NAT statement: accepts (in a nat chain).
+    Nat,
+    Unknown(String),
+}
+
+struct Walk<'p> {
+    ctx: Ctx<'p>,
+    trail: Vec<RuleRef>,
+    steps: usize,
+}
+
+fn rule_ref(table: &Table, chain: &Chain, rule: &Rule) -> RuleRef {
+    RuleRef {
+        family: table.family,
+        table: table.name.clone(),
+        chain: chain.name.clone(),
+        handle: rule.handle,
+        text: rule.text.clone(),
+    }
+}
+
+fn policy_ref(table: &Table, chain: &Chain) -> RuleRef {
+    let policy = match chain.base.as_ref().map(|b| b.policy) {
+        Some(Policy::Drop) => "drop",
+        _ => "accept",
+    };
+    RuleRef {
+        family: table.family,
+        table: table.name.clone(),
+        chain: chain.name.clone(),
+        handle: 0,
+        text: format!("policy {policy}"),
+    }
+}
+
+impl Walk<'_> {
+    fn base(&mut self, table: &Table, base: &Chain) -> End {
+        let policy = || match base.base.as_ref().map(|b| b.policy) {
+            Some(Policy::Drop) => End::Drop(policy_ref(table, base)),
+            _ => End::Accept(policy_ref(table, base)),
+        };
+        let mut stack: Vec<(&Chain, usize)> = Vec::new();
+        let (mut chain, mut at) = (base, 0usize);
+        loop {
+            let Some(rule) = chain.rules.get(at) else {
+                // The end of a regular chain returns to the rule after the last jump.
+                match stack.pop() {
+                    Some((c, i)) => (chain, at) = (c, i),
+                    None => return policy(),
+                }
+                continue;
+            };
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                return End::Unknown(
+                    "the ruleset loops (the kernel would not have loaded it)".into(),
+                    rule_ref(table, chain, rule),
+                );
+            }
+            let verdict = match self.rule(rule, table) {
+                Step::Next => {
+                    at += 1;
+                    continue;
+                }
+                Step::Verdict(v) => v,
+                Step::Reject => return End::Reject(rule_ref(table, chain, rule)),
+                Step::Nat => return End::Accept(rule_ref(table, chain, rule)),
+                Step::Unknown(why) => return End::Unknown(why, rule_ref(table, chain, rule)),
+            };
+            match verdict {
+                VerdictStmt::Accept => return End::Accept(rule_ref(table, chain, rule)),
+                VerdictStmt::Drop => return End::Drop(rule_ref(table, chain, rule)),
+                VerdictStmt::Continue => at += 1,
+                VerdictStmt::Return => match stack.pop() {
+                    Some((c, i)) => (chain, at) = (c, i),
+                    None => return policy(),
+                },
+                VerdictStmt::Jump(target) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return End::Unknown(
+                            format!("jumps nest deeper than the kernel's {MAX_DEPTH}"),
+                            rule_ref(table, chain, rule),
+                        );
+                    }
+                    self.trail.push(rule_ref(table, chain, rule));
+                    stack.push((chain, at + 1));
+                    (chain, at) = (&table.chains[target.index], 0);
+                }
+                VerdictStmt::Goto(target) => {
+                    self.trail.push(rule_ref(table, chain, rule));
+                    (chain, at) = (&table.chains[target.index], 0);
+                }
+            }
+        }
+    }
+
+    /// Runs one rule's statements in order.
+    fn rule<'r>(&mut self, rule: &'r Rule, table: &'r Table) -> Step<'r> {
+        // The first match the model could not decide: from there on the rule may or may not
+        // be running, so anything that would change the path makes the outcome unknown.
+        let mut unsure: Option<String> = None;
+        let decide = |unsure: Option<String>, step: Step<'r>| match unsure {
+            Some(why) => Step::Unknown(why),
+            None => step,
+        };
+        for stmt in &rule.statements {
+            match stmt {
+                Stmt::Match(m) => match self.ctx.test(m, table) {
+                    Tri::Yes => {}
+                    Tri::No => return Step::Next,
+                    Tri::Maybe(why) => {
+                        unsure.get_or_insert(why);
+                    }
+                },
+                Stmt::Verdict(v) => return decide(unsure, Step::Verdict(v)),
+                Stmt::Vmap { key, map } => {
+                    return match self.ctx.lookup(key, map, table) {
+                        Ok(None) => Step::Next,
+                        Ok(Some(e)) => match &e.data {
+                            Some(MapData::Verdict(v)) => decide(unsure, Step::Verdict(v)),
+                            _ => Step::Unknown("a verdict map element without a verdict".into()),
+                        },
+                        Err(why) => Step::Unknown(why),
+                    };
+                }
+                Stmt::Reject { only, .. } => {
+                    let v4 = self.ctx.pkt.saddr.is_ipv4();
+                    return match only {
+                        Some(Family::Ip) if !v4 => Step::Next,
+                        Some(Family::Ip6) if v4 => Step::Next,
+                        _ => decide(unsure, Step::Reject),
+                    };
+                }
+                Stmt::Nat { .. } => return decide(unsure, Step::Nat),
+                Stmt::SetMark(value) => match self.new_mark(value, &unsure) {
+                    Some(mark) => self.ctx.mark = mark,
+                    None => return Step::Next,
+                },
+                Stmt::SetCtMark(value) => match self.new_mark(value, &unsure) {
+                    // Without a conntrack entry the kernel sets nothing.
+                    Some(_) if matches!(self.ctx.ct_mark, Tracked::Absent) => {}
+                    Some(mark) => self.ctx.ct_mark = mark,
+                    None => return Step::Next,
+                },
+                Stmt::Limit { over } => {
+                    if *over {
+                        return Step::Next;
+                    }
+                }
+                Stmt::NoEffect { .. } => {}
+                Stmt::Xt { kind, name } => match (kind, name.as_str()) {
+                    (XtKind::Match, "comment") | (XtKind::Watcher, _) => {}
+                    (XtKind::Match, _) => {
+                        unsure.get_or_insert(format!(
+                            "iptables extension match `{name}` (xt compat) cannot be evaluated: \
+                             the JSON listing does not show its arguments"
+                        ));
+                    }
+                    (XtKind::Target, "REJECT") => return decide(unsure, Step::Reject),
+                    (XtKind::Target, "LOG" | "NFLOG" | "CT" | "NOTRACK" | "TRACE" | "AUDIT") => {}
+                    (XtKind::Target, "MARK") => {
+                        self.ctx.mark = Tracked::Unknown(format!(
+                            "iptables target MARK in `{}` set a mark the listing does not show",
+                            rule.text
+                        ));
+                    }
+                    (XtKind::Target, "CONNMARK") => {
+                        let why = format!(
+                            "iptables target CONNMARK in `{}` set marks the listing does not show",
+                            rule.text
+                        );
+                        self.ctx.mark = Tracked::Unknown(why.clone());
+                        if !matches!(self.ctx.ct_mark, Tracked::Absent) {
+                            self.ctx.ct_mark = Tracked::Unknown(why);
+                        }
+                    }
+                    (XtKind::Target, _) => {
+                        return Step::Unknown(format!(
+                            "iptables extension target `{name}` (xt compat) cannot be evaluated"
+                        ));
+                    }
+                },
+                Stmt::Unknown { kind } => {
+                    return Step::Unknown(format!(
+                        "statement `{kind}` is not understood by this model and may change the \
+                         verdict"
+                    ));
+                }
+            }
+        }
+        Step::Next
+    }
+
+    /// The mark a `... mark set VALUE` leaves, `None` when reading VALUE breaks the rule.
+    fn new_mark(&self, value: &Expr, unsure: &Option<String>) -> Option<Tracked> {
+        if let Some(why) = unsure {
+            return Some(Tracked::Unknown(format!(
+                "a rule that may or may not have matched ({why}) sets the mark"
+            )));
+        }
+        Some(match self.ctx.value(value) {
+            Got::One(V::Num(n)) => Tracked::Known(n & u128::from(u32::MAX)),
+            Got::Absent => return None,
+            Got::Unknown(why) => Tracked::Unknown(why),
+            Got::Partial { why, .. } | Got::Either(_, _, why) => Tracked::Unknown(why.into()),
+            Got::One(V::Name(_) | V::Unknown) | Got::Tuple(..) => {
+                Tracked::Unknown("a mark set from a name or concatenation".into())
+            }
+        })
+    }
+}

@@ -1,0 +1,330 @@
+//! Scratch network namespaces for the differential tests: a client A, the node under test B
+//! and a server C, joined by veth pairs (A `a0` - `eth0` B `eth1` - `c0` C, IPv4 and IPv6),
+//! with observer tables that tell what B's ruleset did to a probe. An observer base chain at
+//! priority 10000 on B counts the probes that got through every other base chain (accepted);
+//! counters on A and C count the ICMP errors and TCP resets that come back (rejected);
+//! neither means dropped. Namespaces are named `nfx-<pid>-<n>-<tag>` and deleted on drop.
+
+use std::{
+    io::Write,
+    net::IpAddr,
+    process::{Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::Duration,
+};
+
+use crate::model::nft::{Hook, Packet, Ruleset, Verdict};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Panics with a clear message unless running as root.
+pub(super) fn require_root() {
+    // SAFETY: plain getter.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("the differential tests load rulesets into network namespaces: run them as root");
+    }
+}
+
+/// Runs a command, panicking with its output when it fails; returns stdout.
+fn run(cmd: &mut Command, stdin: Option<&str>) -> String {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace that exists for the guard's lifetime.
+pub(super) struct Ns {
+    pub name: String,
+}
+
+impl Ns {
+    fn new(tag: &str) -> Ns {
+        let name = format!(
+            "nfx-{}-{}-{tag}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        run(Command::new("ip").args(["netns", "add", &name]), None);
+        let ns = Ns { name };
+        ns.ip("link set lo up");
+        ns
+    }
+
+    /// Runs `argv` inside the namespace.
+    pub(super) fn exec(&self, argv: &[&str], stdin: Option<&str>) -> String {
+        run(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name])
+                .args(argv),
+            stdin,
+        )
+    }
+
+    fn ip(&self, args: &str) {
+        let argv: Vec<&str> = args.split_whitespace().collect();
+        run(
+            Command::new("ip").arg("-n").arg(&self.name).args(argv),
+            None,
+        );
+    }
+
+    fn sysctl(&self, key: &str, value: &str) {
+        self.exec(&["sysctl", "-qw", &format!("{key}={value}")], None);
+    }
+
+    /// Loads a ruleset in nft syntax.
+    pub(super) fn nft(&self, text: &str) {
+        self.exec(&["nft", "-f", "-"], Some(text));
+    }
+
+    /// Runs a shell script (iptables-nft commands).
+    pub(super) fn sh(&self, script: &str) {
+        self.exec(&["sh", "-e", "-c", script], None);
+    }
+
+    /// A named counter's packets.
+    fn counter(&self, name: &str) -> u64 {
+        let out = self.exec(
+            &["nft", "-j", "list", "counter", "inet", OBSERVER, name],
+            None,
+        );
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        doc["nftables"]
+            .as_array()
+            .and_then(|items| items.iter().find_map(|i| i.get("counter")))
+            .and_then(|c| c["packets"].as_u64())
+            .unwrap_or_else(|| panic!("counter {name} in {}: {out}", self.name))
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+const OBSERVER: &str = "nfx_observe";
+
+/// Counts what passed B's input and forward hooks, after every other base chain.
+const NODE_OBSERVER: &str = r#"table inet nfx_observe {
+	counter passed { }
+	chain input {
+		type filter hook input priority 10000; policy accept;
+		meta l4proto { tcp, udp } counter name "passed"
+		icmp type echo-request counter name "passed"
+		icmpv6 type echo-request counter name "passed"
+	}
+	chain forward {
+		type filter hook forward priority 10000; policy accept;
+		meta l4proto { tcp, udp } counter name "passed"
+		icmp type echo-request counter name "passed"
+		icmpv6 type echo-request counter name "passed"
+	}
+}
+"#;
+
+/// Counts the errors a rejecting node sends back to A or C.
+const PEER_OBSERVER: &str = r#"table inet nfx_observe {
+	counter refused { }
+	chain input {
+		type filter hook input priority -1000; policy accept;
+		icmp type destination-unreachable counter name "refused"
+		icmpv6 type destination-unreachable counter name "refused"
+		tcp flags & rst == rst counter name "refused"
+	}
+}
+"#;
+
+/// Sends one probe from inside a namespace; `proto src sport dst dport`.
+const SEND: &str = r#"
+import socket, sys, time
+proto, src, sport, dst, dport = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+fam = socket.AF_INET6 if ':' in dst else socket.AF_INET
+if proto == 'udp':
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((src, sport))
+    s.sendto(b'probe', (dst, dport))
+elif proto == 'tcp':
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.bind((src, sport))
+    s.setblocking(False)
+    s.connect_ex((dst, dport))
+    time.sleep(0.05)
+else:
+    icmp = socket.IPPROTO_ICMPV6 if fam == socket.AF_INET6 else socket.IPPROTO_ICMP
+    s = socket.socket(fam, socket.SOCK_DGRAM, icmp)
+    s.bind((src, 0))
+    s.sendto(bytes([128 if fam == socket.AF_INET6 else 8, 0, 0, 0, 0, 0, 0, 1]), (dst, 0))
+s.close()
+"#;
+
+/// The three namespaces.
+pub(super) struct Lab {
+    pub a: Ns,
+    pub b: Ns,
+    pub c: Ns,
+    next_port: AtomicU32,
+}
+
+impl Lab {
+    pub(super) fn new(tag: &str) -> Lab {
+        require_root();
+        let lab = Lab {
+            a: Ns::new(&format!("{tag}-a")),
+            b: Ns::new(&format!("{tag}-b")),
+            c: Ns::new(&format!("{tag}-c")),
+            next_port: AtomicU32::new(20000),
+        };
+        let b = &lab.b.name;
+        lab.a
+            .ip(&format!("link add a0 type veth peer name eth0 netns {b}"));
+        lab.c
+            .ip(&format!("link add c0 type veth peer name eth1 netns {b}"));
+        for (ns, dev, v4, v6) in [
+            (&lab.a, "a0", "192.168.10.21/24", "fd00:10::21/64"),
+            (&lab.b, "eth0", "192.168.10.22/24", "fd00:10::22/64"),
+            (&lab.b, "eth1", "172.16.0.1/24", "fd00:16::1/64"),
+            (&lab.c, "c0", "172.16.0.2/24", "fd00:16::2/64"),
+        ] {
+            ns.ip(&format!("addr add {v4} dev {dev}"));
+            ns.ip(&format!("addr add {v6} dev {dev} nodad"));
+            ns.ip(&format!("link set {dev} up"));
+        }
+        // Extra sources on A (a pod address, an address in a blocked range) and a pod on C.
+        lab.a.ip("addr add 10.244.1.2/32 dev a0");
+        lab.a.ip("addr add 192.168.10.110/32 dev a0");
+        lab.c.ip("addr add 10.244.2.2/32 dev c0");
+        lab.a.ip("route add 172.16.0.0/24 via 192.168.10.22");
+        lab.a.ip("route add 10.244.2.0/24 via 192.168.10.22");
+        lab.a.ip("-6 route add fd00:16::/64 via fd00:10::22");
+        lab.c.ip("route add default via 172.16.0.1");
+        lab.c.ip("-6 route add default via fd00:16::1");
+        lab.b.ip("route add 10.244.1.0/24 via 192.168.10.21");
+        lab.b.ip("route add 10.244.2.0/24 via 172.16.0.2");
+        for (key, value) in [
+            ("net.ipv4.ip_forward", "1"),
+            ("net.ipv6.conf.all.forwarding", "1"),
+            ("net.ipv4.conf.all.rp_filter", "0"),
+            ("net.ipv4.conf.eth0.rp_filter", "0"),
+            ("net.ipv4.icmp_ratelimit", "0"),
+            ("net.ipv6.icmp.ratelimit", "0"),
+        ] {
+            lab.b.sysctl(key, value);
+        }
+        for ns in [&lab.a, &lab.c] {
+            ns.sysctl("net.ipv4.ping_group_range", "0 2147483647");
+        }
+        lab
+    }
+
+    /// Loads `text` on B and returns its listing, read before the observers are added.
+    pub(super) fn load(&self, text: &str) -> Ruleset {
+        self.b.nft(text);
+        self.listing()
+    }
+
+    /// B's ruleset as it is now.
+    pub(super) fn listing(&self) -> Ruleset {
+        let json = self.b.exec(&["nft", "-j", "list", "ruleset"], None);
+        Ruleset::from_json(&json, &format!("nft -j list ruleset in {}", self.b.name))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Adds the observer tables; after this B's listing includes them.
+    pub(super) fn observe(&self) {
+        self.b.nft(NODE_OBSERVER);
+        self.a.nft(PEER_OBSERVER);
+        self.c.nft(PEER_OBSERVER);
+    }
+
+    /// Sends the probe `p` describes (from A when it comes in on eth0, from C on eth1) and
+    /// reports what B's ruleset did to it.
+    pub(super) fn kernel_verdict(&self, p: &Packet) -> Verdict {
+        let from = match p.iif.as_deref() {
+            Some("eth0") => &self.a,
+            Some("eth1") => &self.c,
+            other => panic!("no namespace sends on {other:?}"),
+        };
+        assert!(matches!(p.hook, Hook::Input | Hook::Forward), "{p:?}");
+        let proto = match p.l4proto {
+            6 => "tcp",
+            17 => "udp",
+            1 | 58 => "icmp",
+            other => panic!("cannot send IP protocol {other}"),
+        };
+        // A fresh source port for each probe keeps conntrack entries of earlier probes out.
+        let sport = if p.sport == 40000 {
+            self.next_port.fetch_add(1, Ordering::Relaxed).to_string()
+        } else {
+            p.sport.to_string()
+        };
+        let before = (self.b.counter("passed"), self.refused());
+        self.send(from, proto, p.saddr, &sport, p.daddr, p.dport);
+        let mut after = before;
+        // Probes travel veths synchronously, replies too; a short wait covers the rest.
+        for _ in 0..12 {
+            thread::sleep(Duration::from_millis(25));
+            after = (self.b.counter("passed"), self.refused());
+            if after != before {
+                break;
+            }
+        }
+        if after.0 > before.0 {
+            Verdict::Accept
+        } else if after.1 > before.1 {
+            Verdict::Reject
+        } else {
+            Verdict::Drop
+        }
+    }
+
+    fn refused(&self) -> u64 {
+        self.a.counter("refused") + self.c.counter("refused")
+    }
+
+    /// Sends one packet from namespace `ns`.
+    pub(super) fn send(
+        &self,
+        ns: &Ns,
+        proto: &str,
+        src: IpAddr,
+        sport: &str,
+        dst: IpAddr,
+        dport: u16,
+    ) {
+        ns.exec(
+            &[
+                "python3",
+                "-c",
+                SEND,
+                proto,
+                &src.to_string(),
+                sport,
+                &dst.to_string(),
+                &dport.to_string(),
+            ],
+            None,
+        );
+    }
+}

@@ -1,0 +1,304 @@
+//! What the node's kernel says about its network, read so the answer belongs to the current
+//! network namespace: addresses (getifaddrs), sysctls and routes (/proc/sys, /proc/net, which
+//! follow the reader's namespace), VXLAN devices (`ip -d -j link`), and listening TCP ports.
+
+use std::{
+    collections::BTreeMap,
+    ffi::CStr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    process::Command,
+};
+
+use super::{ifaces::Interface, net::Cidr};
+
+/// An address of an interface, with its prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfAddr {
+    pub iface: String,
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IfAddr {
+    pub fn cidr(&self) -> Cidr {
+        format!("{}/{}", self.addr, self.prefix)
+            .parse()
+            .expect("an address with its prefix")
+    }
+
+    /// An address in the same subnet that is not this one: where a peer would send from.
+    pub fn peer(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let own = u32::from(a);
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                let (net, last) = (own & mask, own | !mask);
+                // The last usable address, else the first ones; on a /31 the other end.
+                let candidates = match 32 - self.prefix as u32 {
+                    0 => vec![own],
+                    1 => vec![net, last],
+                    _ => vec![last - 1, net + 1, net + 2],
+                };
+                let peer = candidates.into_iter().find(|c| *c != own).unwrap_or(own);
+                IpAddr::V4(Ipv4Addr::from(peer))
+            }
+            IpAddr::V6(a) => {
+                let mut o = a.octets();
+                o[15] = if o[15] == 0xfe { 0xfd } else { 0xfe };
+                IpAddr::V6(Ipv6Addr::from(o))
+            }
+        }
+    }
+}
+
+/// Every IPv4 and IPv6 address of the namespace's interfaces.
+pub fn addresses() -> Vec<IfAddr> {
+    let mut out = Vec::new();
+    // SAFETY: getifaddrs returns a list we walk and free; every pointer is checked.
+    unsafe {
+        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut p = head;
+        while !p.is_null() {
+            let ifa = &*p;
+            p = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() {
+                continue;
+            }
+            let name = CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+            match (*ifa.ifa_addr).sa_family as i32 {
+                libc::AF_INET => {
+                    let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
+                    out.push(IfAddr {
+                        iface: name,
+                        addr: IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))),
+                        prefix: u32::from_be(m.sin_addr.s_addr).count_ones() as u8,
+                    });
+                }
+                libc::AF_INET6 => {
+                    let a = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in6);
+                    let prefix = m
+                        .sin6_addr
+                        .s6_addr
+                        .iter()
+                        .map(|b| b.count_ones())
+                        .sum::<u32>() as u8;
+                    out.push(IfAddr {
+                        iface: name,
+                        addr: IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)),
+                        prefix,
+                    });
+                }
+                _ => {}
+            }
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
+/// An IPv4 sysctl under /proc/sys/net/ipv4, as an integer.
+pub fn ipv4_sysctl(path: &str) -> Option<i64> {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{path}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The reverse-path filter mode the kernel applies on `iface`: the larger of the
+/// interface's own value and `all`'s (0 off, 1 strict, 2 loose).
+pub fn rp_filter(iface: &str) -> Option<i64> {
+    let own = ipv4_sysctl(&format!("conf/{iface}/rp_filter"))?;
+    Some(own.max(ipv4_sysctl("conf/all/rp_filter").unwrap_or(0)))
+}
+
+/// The interface of the IPv4 default route, if there is one.
+pub fn default_route_v4() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/net/route").ok()?;
+    text.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // Destination and mask both zero, and the route is up (flag 0x1).
+        let up = f
+            .get(3)
+            .and_then(|x| u32::from_str_radix(x, 16).ok())
+            .is_some_and(|fl| fl & 1 != 0);
+        (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" && up).then(|| f[0].to_string())
+    })
+}
+
+/// The interface of the IPv6 default route, if there is one.
+pub fn default_route_v6() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 10
+            && f[0] == "00000000000000000000000000000000"
+            && f[1] == "00"
+            && f[9] != "lo")
+            .then(|| f[9].to_string())
+    })
+}
+
+/// A VXLAN device and what it runs over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vxlan {
+    pub name: String,
+    pub mtu: u32,
+    pub vni: u32,
+    pub port: u16,
+    pub local: Option<IpAddr>,
+    /// The lower device it is bound to, when it is bound to one.
+    pub link: Option<String>,
+}
+
+/// The namespace's VXLAN devices, from `ip -d -j link show type vxlan`.
+pub fn vxlans(ifaces: &[Interface]) -> Vec<Vxlan> {
+    let Ok(out) = Command::new("ip")
+        .args(["-d", "-j", "link", "show", "type", "vxlan"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let Ok(list) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|l| {
+            let data = &l["linkinfo"]["info_data"];
+            let link = data["link"]
+                .as_u64()
+                .and_then(|i| ifaces.iter().find(|f| f.index as u64 == i))
+                .map(|f| f.name.clone())
+                .or_else(|| l["link"].as_str().map(str::to_string));
+            Some(Vxlan {
+                name: l["ifname"].as_str()?.to_string(),
+                mtu: l["mtu"].as_u64()? as u32,
+                vni: data["id"].as_u64().unwrap_or(0) as u32,
+                port: data["port"].as_u64().unwrap_or(0) as u16,
+                local: data["local"].as_str().and_then(|a| a.parse().ok()),
+                link,
+            })
+        })
+        .collect()
+}
+
+/// TCP ports something listens on in this namespace (IPv4 and IPv6).
+pub fn listening_tcp_ports() -> Vec<u16> {
+    let mut ports = Vec::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // State 0A is LISTEN.
+            if f.len() > 3
+                && f[3] == "0A"
+                && let Some(port) = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// Facts gathered once per diagnosis.
+#[derive(Clone, Debug)]
+pub struct NodeFacts {
+    pub ifaces: Vec<Interface>,
+    pub addrs: Vec<IfAddr>,
+    pub vxlans: Vec<Vxlan>,
+    pub default_v4: Option<String>,
+    pub default_v6: Option<String>,
+    pub ip_forward: Option<i64>,
+    pub rp_filter: BTreeMap<String, i64>,
+    pub listening: Vec<u16>,
+}
+
+impl NodeFacts {
+    pub fn read() -> std::io::Result<Self> {
+        let ifaces = super::ifaces::list()?;
+        let rp_filter = ifaces
+            .iter()
+            .filter_map(|i| rp_filter(&i.name).map(|v| (i.name.clone(), v)))
+            .collect();
+        Ok(NodeFacts {
+            addrs: addresses(),
+            vxlans: vxlans(&ifaces),
+            default_v4: default_route_v4(),
+            default_v6: default_route_v6(),
+            ip_forward: ipv4_sysctl("ip_forward"),
+            rp_filter,
+            listening: listening_tcp_ports(),
+            ifaces,
+        })
+    }
+
+    pub fn iface(&self, name: &str) -> Option<&Interface> {
+        self.ifaces.iter().find(|i| i.name == name)
+    }
+
+    pub fn ipv4_of(&self, iface: &str) -> Option<&IfAddr> {
+        self.addrs
+            .iter()
+            .find(|a| a.iface == iface && a.addr.is_ipv4())
+    }
+
+    /// The interface that owns `addr`.
+    pub fn owner_of(&self, addr: IpAddr) -> Option<&str> {
+        self.addrs
+            .iter()
+            .find(|a| a.addr == addr)
+            .map(|a| a.iface.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_sit_in_the_subnet_but_are_not_us() {
+        let a = IfAddr {
+            iface: "eth0".into(),
+            addr: "192.168.10.22".parse().unwrap(),
+            prefix: 24,
+        };
+        assert_eq!(a.peer(), "192.168.10.254".parse::<IpAddr>().unwrap());
+        let b = IfAddr {
+            iface: "eth0".into(),
+            addr: "192.168.10.254".parse().unwrap(),
+            prefix: 24,
+        };
+        assert_eq!(b.peer(), "192.168.10.1".parse::<IpAddr>().unwrap());
+        let p2p = IfAddr {
+            iface: "x".into(),
+            addr: "10.0.0.1".parse().unwrap(),
+            prefix: 31,
+        };
+        assert!(p2p.cidr().contains(p2p.peer()));
+    }
+
+    #[test]
+    fn this_namespace_has_loopback_facts() {
+        let facts = NodeFacts::read().unwrap();
+        assert!(
+            facts
+                .addrs
+                .iter()
+                .any(|a| a.addr == IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+        assert!(facts.iface("lo").is_some());
+    }
+}

@@ -1,0 +1,169 @@
+//! How a diagnosis reads: findings grouped by severity with their evidence and fix for people,
+//! one JSON object per finding for scripts.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::findings::{Diagnosis, Finding, RuleInfo, Severity};
+
+/// What diagnose looked at, for the header and the summary.
+pub struct Context {
+    pub profile: String,
+    pub profile_reason: String,
+    pub roles: String,
+    pub roles_reason: String,
+    /// One line each: firewalld state, ruleset size...
+    pub sources: Vec<String>,
+    /// Files or commands that could not be read, with where.
+    pub problems: Vec<String>,
+}
+
+fn rule_line(r: &RuleInfo) -> String {
+    let handle = if r.handle == 0 {
+        String::new()
+    } else {
+        format!(" #{}", r.handle)
+    };
+    format!("{} {} {}{handle}: {}", r.family, r.table, r.chain, r.text)
+}
+
+pub fn text(
+    out: &mut impl Write,
+    ctx: &Context,
+    d: &Diagnosis,
+    all_flows: bool,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "tracer diagnose: profile {} ({}), role {} ({})",
+        ctx.profile, ctx.profile_reason, ctx.roles, ctx.roles_reason
+    )?;
+    for s in &ctx.sources {
+        writeln!(out, "  {s}")?;
+    }
+    for p in &ctx.problems {
+        writeln!(out, "  could not read: {p}")?;
+    }
+    writeln!(out)?;
+    if all_flows {
+        for fl in &d.flows {
+            let rule = fl
+                .rule
+                .as_ref()
+                .map(|r| format!("  [{}]", rule_line(r)))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  {:<10} {}{rule}",
+                fl.verdict.split(' ').next().unwrap_or(""),
+                fl.name
+            )?;
+        }
+        writeln!(out)?;
+    }
+    for f in &d.findings {
+        finding(out, f)?;
+    }
+    let notes = d
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Info)
+        .count();
+    if d.findings.is_empty() {
+        writeln!(
+            out,
+            "No problem found: every flow the role needs is accepted ({} checked).",
+            d.flows.len()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{} errors, {} warnings, {notes} notes ({} flows checked).",
+            d.errors(),
+            d.warnings(),
+            d.flows.len()
+        )?;
+    }
+    Ok(())
+}
+
+fn finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
+    writeln!(out, "{:<8}{}", f.severity.as_str().to_uppercase(), f.title)?;
+    writeln!(out, "        why:   {}", f.explain)?;
+    if let Some(zone) = &f.zone {
+        let binding = f
+            .binding
+            .as_ref()
+            .map(|b| format!(" (chosen by {b})"))
+            .unwrap_or_default();
+        writeln!(out, "        zone:  {zone}{binding}")?;
+    }
+    if let Some(e) = &f.element {
+        writeln!(out, "        cause: {e}")?;
+    }
+    if let Some(r) = &f.rule {
+        writeln!(out, "        rule:  {}", rule_line(r))?;
+    }
+    for (i, cmd) in f.fix.iter().enumerate() {
+        writeln!(
+            out,
+            "        {}{cmd}",
+            if i == 0 { "fix:   " } else { "       " }
+        )?;
+    }
+    writeln!(out)
+}
+
+#[derive(Serialize)]
+struct Line<'a, T: Serialize> {
+    r#type: &'static str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    profile: &'a str,
+    roles: &'a str,
+    errors: usize,
+    warnings: usize,
+    flows: usize,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    message: &'a str,
+}
+
+fn line<T: Serialize>(out: &mut impl Write, kind: &'static str, body: &T) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &Line { r#type: kind, body })?;
+    out.write_all(b"\n")
+}
+
+pub fn json(
+    out: &mut impl Write,
+    ctx: &Context,
+    d: &Diagnosis,
+    all_flows: bool,
+) -> std::io::Result<()> {
+    for p in &ctx.problems {
+        line(out, "problem", &Problem { message: p })?;
+    }
+    if all_flows {
+        for fl in &d.flows {
+            line(out, "flow", fl)?;
+        }
+    }
+    for f in &d.findings {
+        line(out, "finding", f)?;
+    }
+    let summary = Summary {
+        profile: &ctx.profile,
+        roles: &ctx.roles,
+        errors: d.errors(),
+        warnings: d.warnings(),
+        flows: d.flows.len(),
+    };
+    line(out, "summary", &summary)
+}

@@ -33,22 +33,15 @@ fn errors(findings: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
-/// The fix commands of a node's error findings that change the node's running state, the way
-/// an operator applies them there. Persisting files under /etc and commands for other setups
-/// (comments, the dummy-interface workaround) are left out: the lab shares the host's /etc.
+/// The fix commands of a node's error findings that change its running state.
 fn runtime_fixes(findings: &[Value]) -> Vec<String> {
-    let mut cmds: Vec<String> = Vec::new();
-    for f in errors(findings) {
-        for c in f["fix"].as_array().unwrap() {
-            let c = c.as_str().unwrap().replace("GATEWAY", "192.168.10.1");
-            let c = c.split('#').next().unwrap().trim().to_string();
-            if c.is_empty() || c.contains("/etc/") || c.contains("dummy") || cmds.contains(&c) {
-                continue;
-            }
-            cmds.push(c);
-        }
-    }
-    cmds
+    tracer::lab::applicable_fixes(errors(findings).into_iter().flat_map(|f| {
+        f["fix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+    }))
 }
 
 /// What a scenario's diagnosis on `node` must say.

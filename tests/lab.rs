@@ -261,6 +261,22 @@ fn the_demo_finds_the_blocked_overlay_and_cleans_up() {
         stdout.contains("services: dhcpv6-client k0s-worker ssh"),
         "{stdout}"
     );
+    // Then the diagnosis, its fix applied, and every flow working again.
+    assert!(
+        stdout.contains("cause: service k0s-worker of zone public lacks 4789/udp"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "worker-2$ firewall-cmd --permanent --service=k0s-worker --add-port=4789/udp"
+        ),
+        "{stdout}"
+    );
+    let after = stdout.split("6. Applying").nth(1).expect("step 6");
+    assert!(
+        !after.contains("FAIL") && after.contains("ok   pod-to-pod worker-1 -> worker-2"),
+        "{after}"
+    );
     assert!(stdout.contains("Lab removed"), "{stdout}");
     assert!(namespaces_of("demo").is_empty());
 }

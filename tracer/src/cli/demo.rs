@@ -141,7 +141,119 @@ fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
     }
     say!("\n4. What tracer found on {}:\n", s.affected_node);
     explain_findings(s, &lines, &failing);
+    if interrupted() || failing.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    say!("\n5. Why, and the fix (`tracer diagnose` on every node):\n");
+    let mut fixes: Vec<(String, Vec<String>)> = Vec::new();
+    for node in s.nodes() {
+        let findings = diagnose(node)?;
+        for f in findings.iter().filter(|f| f["severity"] == "error") {
+            say!("   {}: {}", node, f["title"].as_str().unwrap_or(""));
+            for (label, key) in [("zone", "zone"), ("cause", "element")] {
+                if let Some(v) = f[key].as_str() {
+                    let binding = if key == "zone" {
+                        f["binding"]
+                            .as_str()
+                            .map(|b| format!(" (chosen by {b})"))
+                            .unwrap_or_default()
+                    } else {
+                        String::new()
+                    };
+                    say!("     {label}: {v}{binding}");
+                }
+            }
+            if let Some(rule) = f["rule"].as_object() {
+                say!(
+                    "     rule: {} {} {} #{}: {}",
+                    rule["family"].as_str().unwrap_or(""),
+                    rule["table"].as_str().unwrap_or(""),
+                    rule["chain"].as_str().unwrap_or(""),
+                    rule["handle"],
+                    rule["text"].as_str().unwrap_or("")
+                );
+            }
+            for cmd in f["fix"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+            {
+                say!("     fix:  {cmd}");
+            }
+        }
+        let commands = lab::applicable_fixes(
+            findings
+                .iter()
+                .filter(|f| f["severity"] == "error")
+                .flat_map(|f| {
+                    f["fix"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c.as_str())
+                }),
+        );
+        if !commands.is_empty() {
+            fixes.push((node.to_string(), commands));
+        }
+    }
+    if fixes.is_empty() || interrupted() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    say!("\n6. Applying those fixes in the lab, then trying every flow again:\n");
+    for (node, commands) in &fixes {
+        for cmd in commands {
+            say!("   {node}$ {cmd}");
+            let shell = lab::node_shell(PREFIX, node)?;
+            let out = Command::new("ip")
+                .args(["netns", "exec", &shell.netns, "sh", "-c", cmd])
+                .envs(shell.env)
+                .output()?;
+            if !out.status.success() {
+                say!(
+                    "     failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            // The network provider's share of an MTU fix: pods get the overlay's MTU.
+            if let Some(mtu) = cmd
+                .strip_prefix("ip link set ")
+                .and_then(|r| r.split_once(" mtu "))
+                .map(|(_, m)| m.trim().to_string())
+            {
+                for pod in s.nodes().iter().filter(|n| n.starts_with("worker")) {
+                    let pod = lab::net::pod_ns(PREFIX, pod);
+                    say!(
+                        "   {pod}$ ip link set eth0 mtu {mtu}    (what the provider does for its pods)"
+                    );
+                    let _ = Command::new("ip")
+                        .args(["-n", &pod, "link", "set", "eth0", "mtu", &mtu])
+                        .status();
+                }
+            }
+        }
+    }
+    say!("");
+    for o in checks::run_all(PREFIX, s) {
+        say!("   {} {}", if o.ok { "ok  " } else { "FAIL" }, o.name);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tracer diagnose --output json` inside a lab node: its findings.
+fn diagnose(node: &str) -> Result<Vec<Value>> {
+    let shell = lab::node_shell(PREFIX, node)?;
+    let out = Command::new(std::env::current_exe()?)
+        .args(["--netns", &shell.netns, "diagnose", "--output", "json"])
+        .envs(shell.env)
+        .output()
+        .context("running tracer diagnose")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "finding")
+        .collect())
 }
 
 /// Runs `tracer watch` in the affected node while the traffic runs; shows a line a second.

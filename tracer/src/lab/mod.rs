@@ -301,3 +301,55 @@ pub fn daemons_alive(st: &State) -> Vec<(String, String, bool)> {
 pub fn exists(prefix: &str) -> bool {
     Path::new(&lab_dir(prefix)).join("state.json").exists()
 }
+
+/// The commands of a diagnosis's fixes that change a lab node's running state, ready to run
+/// in it: comments and persistence under /etc are left out (lab nodes share the host's /etc),
+/// as is the dummy-interface workaround (this kernel has no dummy module), and the lab's
+/// gateway fills the placeholder of a default-route fix.
+pub fn applicable_fixes<'a>(fixes: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let gateway = net::PUBLIC_NET
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+        + "."
+        + &net::GATEWAY_HOST.to_string();
+    let mut out: Vec<String> = Vec::new();
+    for fix in fixes {
+        let cmd = fix
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .replace("GATEWAY", &gateway);
+        if cmd.is_empty() || cmd.contains("/etc/") || cmd.contains("dummy") || out.contains(&cmd) {
+            continue;
+        }
+        out.push(cmd);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn applicable_fixes_skip_what_would_touch_the_host() {
+        let fixes = [
+            "firewall-cmd --permanent --zone=public --add-port=4789/udp",
+            "firewall-cmd --reload",
+            "# and set the provider's MTU",
+            "echo 'net.ipv4.conf.all.rp_filter = 2' > /etc/sysctl.d/90-rp-filter-loose.conf",
+            "ip route add default via GATEWAY dev eth0    # your gateway on eth0",
+            "ip link add dummy0 type dummy && ip link set dummy0 up",
+            "firewall-cmd --reload",
+        ];
+        assert_eq!(
+            super::applicable_fixes(fixes),
+            [
+                "firewall-cmd --permanent --zone=public --add-port=4789/udp",
+                "firewall-cmd --reload",
+                "ip route add default via 192.168.10.1 dev eth0"
+            ]
+        );
+    }
+}

@@ -421,3 +421,83 @@ fn ten_thousand_random_and_truncated_frames_all_pass_and_add_up() {
         assert!(malformed > 1000 && other > 1000, "{counts:?}");
     });
 }
+
+#[test]
+fn overlay_packets_are_counted_by_their_inner_class_too() {
+    let ns = NetNs::new("run");
+    ns.enter(|| {
+        let (_, classes) = generic();
+        let dp = load(&classes);
+        let inner = frame(
+            &eth(),
+            ip("10.244.1.2"),
+            ip("10.244.2.3"),
+            &L4::syn(5555, 6443),
+        );
+        let vx = v4(L4::Udp {
+            sport: 50000,
+            dport: 4789,
+            payload: vxlan_payload(4096, &inner),
+        });
+        // Not VXLAN (no I flag): counted as calico-vxlan, nothing inner.
+        let not_vx = v4(L4::udp(50000, 4789, &[0; 40]));
+        for program in Program::ALL {
+            let (program, ret) = run(&dp, program, &vx);
+            assert_eq!(
+                ret,
+                passes(program),
+                "the second stage passes the packet too"
+            );
+            run(&dp, program, &not_vx);
+        }
+        let api = classes.id("kube-apiserver").unwrap();
+        let inner_rows = dp.inner_counters().unwrap();
+        let packets: u64 = inner_rows
+            .iter()
+            .filter(|r| r.class == api)
+            .map(|r| r.packets)
+            .sum();
+        assert_eq!(packets, 3, "{inner_rows:?}");
+        assert_eq!(
+            inner_rows.iter().map(|r| r.packets).sum::<u64>(),
+            3,
+            "{inner_rows:?}"
+        );
+        // The outer counts are unchanged by the second stage.
+        let vxlan = classes.id("calico-vxlan").unwrap();
+        let outer: u64 = dp
+            .counters()
+            .unwrap()
+            .iter()
+            .filter(|r| r.class == vxlan)
+            .map(|r| r.packets)
+            .sum();
+        assert_eq!(outer, 6);
+    });
+}
+
+#[test]
+fn packet_sizes_land_in_their_buckets() {
+    let ns = NetNs::new("run");
+    ns.enter(|| {
+        let (_, classes) = generic();
+        let dp = load(&classes);
+        // 14 + 20 + 8 + payload bytes: 60, 200 and 1400-byte frames.
+        for payload in [18usize, 158, 1358] {
+            dp.test_run(
+                Program::XdpIngress,
+                &v4(L4::udp(1, 8472, &vec![0; payload])),
+                1,
+            )
+            .unwrap();
+        }
+        let flannel = classes.id("flannel-vxlan").unwrap();
+        let hists = dp.size_histograms().unwrap();
+        let (_, buckets) = hists
+            .iter()
+            .find(|(r, _)| r.class == flannel)
+            .expect("a histogram");
+        // Buckets: <=64, <=128, <=256, <=512, <=1024, <=1518, <=9018, larger.
+        assert_eq!(buckets, &[1, 0, 1, 0, 0, 1, 0, 0]);
+    });
+}

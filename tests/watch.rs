@@ -198,8 +198,8 @@ fn kill_9_leaves_nothing_attached_or_loaded() {
             .values()
             .map(|v| v.as_u64().unwrap())
             .collect();
-        // tc ingress and egress, XDP, and the drop probe's two stages.
-        assert_eq!(ids.len(), 5, "{start}");
+        // tc ingress and egress, XDP, their inner-frame stages, and the drop probe's two stages.
+        assert_eq!(ids.len(), 7, "{start}");
         assert!(
             ids.iter().all(|id| program_exists(*id)),
             "programs {ids:?} should be loaded while tracing"

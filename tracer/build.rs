@@ -74,10 +74,16 @@ fn main() {
     if !status.success() {
         fail("building tracer-ebpf failed (its errors are above)");
     }
-    let object = target_dir.join(TARGET).join("release").join("tracer-ebpf");
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap()).join("tracer-ebpf.o");
-    std::fs::copy(&object, &out)
-        .unwrap_or_else(|e| fail(&format!("copying {}: {e}", object.display())));
+    // The programs, and the empty program the benchmark measures them against.
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    for (bin, file) in [
+        ("tracer-ebpf", "tracer-ebpf.o"),
+        ("tracer-floor", "tracer-floor.o"),
+    ] {
+        let object = target_dir.join(TARGET).join("release").join(bin);
+        std::fs::copy(&object, out_dir.join(file))
+            .unwrap_or_else(|e| fail(&format!("copying {}: {e}", object.display())));
+    }
 }
 
 fn find_bpf_linker() -> Option<PathBuf> {

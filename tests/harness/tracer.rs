@@ -125,7 +125,13 @@ impl Counts {
             .find(|v| v["type"] == "summary")
             .expect("no summary line");
         let mut map = HashMap::new();
-        for c in summary["counters"].as_array().unwrap() {
+        // Overlay packets counted again by their inner class are not the packets' own counts.
+        for c in summary["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["inner"] != true)
+        {
             let key = (
                 c["iface"].as_str().unwrap().to_string(),
                 c["direction"].as_str().unwrap().to_string(),

@@ -1,5 +1,6 @@
-//! Layout of the datapath counters: which interface slot a packet's device maps to, and the
-//! per-CPU array of packet and byte counts indexed by (slot, direction, class).
+//! Layout of the datapath counters: which interface slot a packet's device maps to, the per-CPU
+//! arrays of packet and byte counts indexed by (slot, direction, class) for the packets' own
+//! class and for the inner class of overlay packets, and the packet-size histogram.
 
 #[cfg(feature = "user")]
 mod user;
@@ -46,4 +47,63 @@ pub const fn counter_index(slot: u32, dir: u32, class: u32, n_classes: u32) -> u
 /// Size of the counter array for `slots` interfaces and `n_classes` classes.
 pub const fn counter_entries(slots: u32, n_classes: u32) -> u32 {
     slots * DIRECTIONS * n_classes
+}
+
+/// Index of the datapath's second stage (inner-frame decoding) in its program array: one array
+/// for the tc programs and one for XDP, since the kernel ties a program array to one program
+/// type.
+pub const STAGE_INNER: u32 = 0;
+pub const DATAPATH_STAGES: u32 = 1;
+
+/// What the datapath's entry program hands its inner-frame stage: the counter to add the
+/// inner packet to (its class filled in there) and where the inner frame starts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InnerJob {
+    pub slot: u32,
+    pub dir: u32,
+    /// Offset of the inner Ethernet header.
+    pub off: u32,
+    pub _reserved: u32,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<InnerJob>() == 32);
+
+/// Upper bounds (bytes, inclusive) of the packet-size buckets; the last bucket has no bound.
+/// Ethernet minimum, powers of two, the 1518-byte standard frame, a 9018-byte jumbo frame.
+pub const SIZE_BOUNDS: [u32; SIZE_BUCKETS - 1] = [64, 128, 256, 512, 1024, 1518, 9018];
+pub const SIZE_BUCKETS: usize = 8;
+
+/// The bucket of a packet of `len` bytes.
+#[inline(always)]
+pub fn size_bucket(len: u64) -> u32 {
+    let mut b = 0;
+    while b < SIZE_BUCKETS - 1 && len > SIZE_BOUNDS[b] as u64 {
+        b += 1;
+    }
+    b as u32
+}
+
+/// Index in the size histogram of bucket `bucket` of counter `counter` (a `counter_index`).
+#[inline(always)]
+pub const fn size_index(counter: u32, bucket: u32) -> u32 {
+    counter * SIZE_BUCKETS as u32 + bucket
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_inclusive_upper_bounds() {
+        assert_eq!(size_bucket(60), 0);
+        assert_eq!(size_bucket(64), 0);
+        assert_eq!(size_bucket(65), 1);
+        assert_eq!(size_bucket(1518), 5);
+        assert_eq!(size_bucket(1519), 6);
+        assert_eq!(size_bucket(65_000), 7);
+        assert_eq!(size_index(3, 2), 26);
+    }
 }

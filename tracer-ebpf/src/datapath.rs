@@ -1,17 +1,33 @@
 //! Counting: find the interface slot, parse, classify, add to the per-CPU counter of
-//! (slot, direction, class). Plain adds are exact here: tc and XDP run with bottom halves
-//! disabled, so nothing else on this CPU touches the same counter mid-update.
+//! (slot, direction, class) and to its packet-size bucket. For overlay (VXLAN) classes a second
+//! program, reached by tail call, decodes the inner frame and counts it under its own class:
+//! verified together, the two parses would multiply each other's paths past the verifier's
+//! limit. Plain adds are exact here: tc and XDP run with bottom halves disabled, so nothing
+//! else on this CPU touches a counter (or the hand-over entry) mid-update.
 
-use aya_ebpf::programs::{TcContext, XdpContext};
+use aya_ebpf::{
+    EbpfContext,
+    programs::{TcContext, XdpContext},
+};
 use aya_log_ebpf::error;
 use tracer_common::{
     classes::classify,
-    counters::{DIR_INGRESS, IFACE_NO_L2, IfaceSlot, counter_index},
-    packet::{ETH_P_IP, ETH_P_IPV6, Headers, Packet, parse_ethernet, parse_ip},
+    counters::{
+        Counter, DIR_INGRESS, IFACE_NO_L2, IfaceSlot, STAGE_INNER, counter_index, size_bucket,
+        size_index,
+    },
+    drops::CLASS_FLAG_VXLAN,
+    packet::{
+        ETH_P_IP, ETH_P_IPV6, Headers, IPPROTO_UDP, Packet, VXLAN_HLEN, parse_ethernet, parse_ip,
+        vxlan_vni,
+    },
 };
 
 use crate::{
-    maps::{COUNTERS, iface, n_classes, port_class, proto_class},
+    maps::{
+        COUNTERS, INNER_COUNTERS, INNER_JOB, SIZE_HIST, TC_STAGES, XDP_STAGES, class_flags, iface,
+        n_classes, port_class, proto_class,
+    },
     readers::{SkbPacket, XdpPacket},
 };
 
@@ -34,7 +50,10 @@ pub fn observe_skb(ctx: &TcContext, dir: u32) {
         1
     };
     let bytes = skb.len as u64 + (segs - 1) * h.payload_off as u64;
-    count(ctx, slot, dir, &h, segs, bytes);
+    if count(ctx, &pkt, slot, dir, &h, segs, bytes) {
+        // SAFETY: same program type and context; returns only when the call fails.
+        unsafe { TC_STAGES.tail_call(ctx, STAGE_INNER) };
+    }
 }
 
 #[inline(always)]
@@ -53,29 +72,115 @@ pub fn observe_xdp(ctx: &XdpContext) {
     } else {
         parse_ethernet::<_, false>(&pkt, 0)
     };
-    count(ctx, slot, DIR_INGRESS, &h, 1, XdpPacket::len(ctx) as u64);
+    if count(
+        ctx,
+        &pkt,
+        slot,
+        DIR_INGRESS,
+        &h,
+        1,
+        XdpPacket::len(ctx) as u64,
+    ) {
+        // SAFETY: as in observe_skb.
+        unsafe { XDP_STAGES.tail_call(ctx, STAGE_INNER) };
+    }
 }
 
 #[inline(always)]
-fn count<C: aya_ebpf::EbpfContext>(
+fn add(c: Option<*mut Counter>, packets: u64, bytes: u64) -> bool {
+    match c {
+        Some(c) => {
+            // SAFETY: a per-CPU map value pointer, valid for this run.
+            unsafe {
+                (*c).packets += packets;
+                (*c).bytes += bytes;
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+/// Counts the packet; true when it carries an inner frame for the second stage, whose job
+/// is then waiting in INNER_JOB.
+#[inline(always)]
+fn count<C: EbpfContext, P: Packet>(
     ctx: &C,
+    pkt: &P,
     slot: IfaceSlot,
     dir: u32,
     h: &Headers,
     packets: u64,
     bytes: u64,
-) {
-    let class = classify(h, port_class, proto_class) as u32;
-    let idx = counter_index(slot.slot as u32, dir, class, n_classes());
-    match COUNTERS.get_ptr_mut(idx) {
-        Some(c) => unsafe {
-            (*c).packets += packets;
-            (*c).bytes += bytes;
-        },
+) -> bool {
+    let class = classify(h, port_class, proto_class);
+    let idx = counter_index(slot.slot as u32, dir, class as u32, n_classes());
+    if !add(COUNTERS.get_ptr_mut(idx), packets, bytes) {
         // Only a loader that sized the array wrong gets here.
-        None => error!(
+        error!(
             ctx,
             "counter {} out of range (slot {}, class {})", idx, slot.slot, class
-        ),
+        );
+        return false;
     }
+    // packets is never 0; max(1) lets the compiler drop the division-by-zero panic path,
+    // which the verifier would reject.
+    let bucket = size_bucket(bytes / packets.max(1));
+    if let Some(n) = SIZE_HIST.get_ptr_mut(size_index(idx, bucket)) {
+        // SAFETY: as above.
+        unsafe { *n += packets };
+    }
+    if class_flags(class) & CLASS_FLAG_VXLAN == 0 || h.proto != IPPROTO_UDP || !h.has_ports() {
+        return false;
+    }
+    let off = h.payload_off as usize;
+    if vxlan_vni(pkt, off).is_none() {
+        return false;
+    }
+    let Some(job) = INNER_JOB.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's entry, read by the stage this program tail-calls next.
+    unsafe {
+        (*job).slot = slot.slot as u32;
+        (*job).dir = dir;
+        (*job).off = (off + VXLAN_HLEN) as u32;
+        (*job).packets = packets;
+        (*job).bytes = bytes;
+    }
+    true
+}
+
+/// Inner frames start after the outer headers: far below this.
+const MAX_INNER_OFF: u32 = 512;
+
+/// The second stage: classify the inner frame of the job the entry program left.
+#[inline(always)]
+fn count_inner<P: Packet>(pkt: &P) {
+    let Some(job) = INNER_JOB.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's entry, written by the entry program that tail-called us.
+    let job = unsafe { *job };
+    // The offset comes from a map, unbounded for the verifier; a real one is a few dozen bytes.
+    if job.off > MAX_INNER_OFF {
+        return;
+    }
+    let inner = parse_ethernet::<_, false>(pkt, job.off as usize);
+    let class = classify(&inner, port_class, proto_class);
+    add(
+        INNER_COUNTERS.get_ptr_mut(counter_index(job.slot, job.dir, class as u32, n_classes())),
+        job.packets,
+        job.bytes,
+    );
+}
+
+#[inline(always)]
+pub fn observe_skb_inner(ctx: &TcContext) {
+    count_inner(&SkbPacket::new(ctx));
+}
+
+#[inline(always)]
+pub fn observe_xdp_inner(ctx: &XdpContext) {
+    count_inner(&XdpPacket::new(ctx));
 }

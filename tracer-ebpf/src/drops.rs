@@ -147,7 +147,7 @@ pub fn observe(ctx: &RawTracePointContext) {
 
 /// The inner stage: decode the inner frame the entry stage found, then account.
 #[inline(always)]
-pub fn observe_inner(ctx: &RawTracePointContext) {
+pub fn observe_inner() {
     let Some(ev) = SCRATCH.get_ptr_mut(0) else {
         return;
     };

@@ -39,6 +39,20 @@ pub fn xdp_ingress(ctx: XdpContext) -> u32 {
     XDP_PASS
 }
 
+/// The tc programs' second stage: the inner frame of an overlay packet. Reached by tail call.
+#[classifier]
+pub fn tc_inner(ctx: TcContext) -> i32 {
+    datapath::observe_skb_inner(&ctx);
+    TC_ACT_UNSPEC
+}
+
+/// The XDP program's second stage. Reached by tail call.
+#[xdp]
+pub fn xdp_inner(ctx: XdpContext) -> u32 {
+    datapath::observe_xdp_inner(&ctx);
+    XDP_PASS
+}
+
 /// Every packet the kernel frees as dropped, in any namespace; the probe keeps its own.
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
@@ -48,8 +62,9 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
 
 /// The drop probe's second stage, reached by tail call for VXLAN packets. Never attached.
 #[raw_tracepoint(tracepoint = "kfree_skb")]
-pub fn kfree_skb_inner(ctx: RawTracePointContext) -> i32 {
-    drops::observe_inner(&ctx);
+pub fn kfree_skb_inner(_ctx: RawTracePointContext) -> i32 {
+    // Everything this stage needs is in the per-CPU scratch entry the entry stage filled.
+    drops::observe_inner();
     0
 }
 

@@ -3,11 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, PerCpuArray, ProgramArray},
 };
 use tracer_common::{
     classes::{MAX_CLASSES, PORT_TABLE_LEN, PROTO_TABLE_LEN, PortClasses},
-    counters::{Counter, IFACE_ARRAY_LEN, IfaceSlot, MAX_IFACES},
+    counters::{Counter, DATAPATH_STAGES, IFACE_ARRAY_LEN, IfaceSlot, InnerJob, MAX_IFACES},
 };
 
 /// Number of classes of the loaded profile, `other` and `malformed` included.
@@ -43,6 +43,26 @@ pub static IFACES_HIGH: HashMap<u32, IfaceSlot> = HashMap::with_max_entries(MAX_
 /// Packets and bytes per (interface slot, direction, class); resized by the loader.
 #[map]
 pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(1, 0);
+
+/// Packets and bytes of overlay packets per (slot, direction, class of the inner packet).
+#[map]
+pub static INNER_COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(1, 0);
+
+/// The tc programs' inner-frame stage, reached by tail call (the loader fills it).
+#[map]
+pub static TC_STAGES: ProgramArray = ProgramArray::with_max_entries(DATAPATH_STAGES, 0);
+
+/// The XDP program's inner-frame stage.
+#[map]
+pub static XDP_STAGES: ProgramArray = ProgramArray::with_max_entries(DATAPATH_STAGES, 0);
+
+/// The job the entry program leaves for its inner-frame stage, on this CPU.
+#[map]
+pub static INNER_JOB: PerCpuArray<InnerJob> = PerCpuArray::with_max_entries(1, 0);
+
+/// Packets per (slot, direction, class, size bucket).
+#[map]
+pub static SIZE_HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// The slot of a watched interface, `None` when the interface is not watched.
 #[inline(always)]

@@ -4,7 +4,9 @@ use std::{collections::BTreeMap, time::Instant};
 
 use tracer_common::counters::DIR_INGRESS;
 
-use crate::probes::{ClassTable, CounterRow, Target};
+use tracer_common::counters::SIZE_BUCKETS;
+
+use crate::probes::{ClassTable, CounterRow, Datapath, ProbeError, Target};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,16 +32,21 @@ impl Direction {
     }
 }
 
-/// Sort key: interfaces in the order they were given, classes in catalog order.
-type Key = (usize, Direction, u8);
+/// Sort key: interfaces in the order they were given, the packets' own classes before the inner
+/// classes of overlay packets, classes in catalog order.
+type Key = (usize, Direction, bool, u8);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub iface: String,
     pub direction: Direction,
     pub class: String,
+    /// Counts overlay (VXLAN) packets by the class of the packet they carry.
+    pub inner: bool,
     pub packets: u64,
     pub bytes: u64,
+    /// Packets per size bucket (`tracer_common::counters::SIZE_BOUNDS`); zero for inner rows.
+    pub sizes: [u64; SIZE_BUCKETS],
 }
 
 /// All counters at one instant.
@@ -57,22 +64,56 @@ impl Snapshot {
         }
     }
 
-    pub fn new(at: Instant, rows: &[CounterRow], targets: &[Target], classes: &ClassTable) -> Self {
+    /// The counters of `rows` (the packets' own classes) and `inner` (overlay packets by
+    /// their inner class).
+    pub fn new(
+        at: Instant,
+        rows: &[CounterRow],
+        inner: &[CounterRow],
+        targets: &[Target],
+        classes: &ClassTable,
+    ) -> Self {
+        let entry = |r: &CounterRow, is_inner: bool| {
+            let direction = Direction::from_raw(r.direction);
+            let e = Entry {
+                iface: targets[r.target].name.clone(),
+                direction,
+                class: classes.name(r.class).to_string(),
+                inner: is_inner,
+                packets: r.packets,
+                bytes: r.bytes,
+                sizes: [0; SIZE_BUCKETS],
+            };
+            ((r.target, direction, is_inner, r.class), e)
+        };
         let entries = rows
             .iter()
-            .map(|r| {
-                let direction = Direction::from_raw(r.direction);
-                let entry = Entry {
-                    iface: targets[r.target].name.clone(),
-                    direction,
-                    class: classes.name(r.class).to_string(),
-                    packets: r.packets,
-                    bytes: r.bytes,
-                };
-                ((r.target, direction, r.class), entry)
-            })
+            .map(|r| entry(r, false))
+            .chain(inner.iter().map(|r| entry(r, true)))
             .collect();
         Snapshot { at, entries }
+    }
+
+    /// Everything the datapath counts, now.
+    pub fn capture(datapath: &Datapath, classes: &ClassTable) -> Result<Self, ProbeError> {
+        let hists = datapath.size_histograms()?;
+        let rows: Vec<CounterRow> = hists.iter().map(|(r, _)| *r).collect();
+        let mut snap = Snapshot::new(
+            Instant::now(),
+            &rows,
+            &datapath.inner_counters()?,
+            datapath.targets(),
+            classes,
+        );
+        for (r, buckets) in hists {
+            if let Some(e) =
+                snap.entries
+                    .get_mut(&(r.target, Direction::from_raw(r.direction), false, r.class))
+            {
+                e.sizes = buckets;
+            }
+        }
+        Ok(snap)
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
@@ -135,10 +176,11 @@ mod tests {
             packets,
             bytes,
         };
-        let a = Snapshot::new(t0, &[row(100, 6400)], &targets, &classes);
+        let a = Snapshot::new(t0, &[row(100, 6400)], &[], &targets, &classes);
         let b = Snapshot::new(
             t0 + Duration::from_secs(2),
             &[row(300, 19200)],
+            &[],
             &targets,
             &classes,
         );

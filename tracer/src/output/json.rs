@@ -39,6 +39,9 @@ struct Counters<'a> {
     iface: &'a str,
     direction: Direction,
     class: &'a str,
+    /// Overlay packets counted by the class of the packet they carry.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    inner: bool,
     packets: u64,
     bytes: u64,
 }
@@ -50,6 +53,7 @@ impl<'a> Counters<'a> {
             iface: &e.iface,
             direction: e.direction,
             class: &e.class,
+            inner: e.inner,
             packets: e.packets,
             bytes: e.bytes,
         }

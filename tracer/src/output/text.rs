@@ -115,6 +115,15 @@ pub fn flow_line(f: &DropFlow) -> String {
     line
 }
 
+/// A class as the table shows it: overlay packets by their inner class are marked.
+fn class_label(e: &crate::events::counters::Entry) -> String {
+    if e.inner {
+        format!("{} (in VXLAN)", e.class)
+    } else {
+        e.class.clone()
+    }
+}
+
 const HEAD: &str = "IFACE            DIR      CLASS                   PKT/S          RATE      PACKETS        BYTES";
 
 impl<W: Write> WatchOutput for Text<W> {
@@ -147,7 +156,7 @@ impl<W: Write> WatchOutput for Text<W> {
                 "{:<16} {:<8} {:<20} {:>8.1} {:>13} {:>12} {:>12}",
                 e.iface,
                 e.direction.as_str(),
-                e.class,
+                class_label(e),
                 s.packets_per_sec,
                 si(s.bits_per_sec, "bit/s"),
                 e.packets,
@@ -187,7 +196,7 @@ impl<W: Write> WatchOutput for Text<W> {
                 "{:<16} {:<8} {:<20} {:>8} {:>12} {:>11.1}",
                 e.iface,
                 e.direction.as_str(),
-                e.class,
+                class_label(e),
                 e.packets,
                 si(e.bytes as f64, "B"),
                 avg

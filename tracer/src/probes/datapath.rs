@@ -21,8 +21,8 @@ use log::{info, warn};
 use tracer_common::{
     classes::PortClasses,
     counters::{
-        Counter, DIRECTIONS, IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot, MAX_IFACES, counter_entries,
-        counter_index,
+        Counter, DIRECTIONS, IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot, MAX_IFACES, SIZE_BUCKETS,
+        STAGE_INNER as STAGE_INNER_DATAPATH, counter_entries, counter_index, size_index,
     },
     drops::{
         DropConfig, DropKey, FlowKey, FlowState, STAGE_INNER, STAT_EVENTS_LOST,
@@ -88,6 +88,9 @@ pub struct DropStats {
     pub uncounted: u64,
 }
 
+/// The datapath's second stages (inner frames of overlay packets) and their program arrays.
+const INNER_PROGRAMS: &[(&str, &str)] = &[("TC_STAGES", "tc_inner"), ("XDP_STAGES", "xdp_inner")];
+
 /// The kernel program that observes drops, and its second stage (VXLAN inner frames).
 const DROP_PROGRAM: &str = "kfree_skb";
 const DROP_INNER_PROGRAM: &str = "kfree_skb_inner";
@@ -117,7 +120,9 @@ impl Datapath {
         let mut loader = EbpfLoader::new();
         loader
             .override_global("N_CLASSES", &n_classes, true)
-            .map_max_entries("COUNTERS", entries);
+            .map_max_entries("COUNTERS", entries)
+            .map_max_entries("INNER_COUNTERS", entries)
+            .map_max_entries("SIZE_HIST", entries * SIZE_BUCKETS as u32);
         if let Some(cfg) = &drops {
             loader.override_global("DROP_CONFIG", cfg, true);
         }
@@ -129,23 +134,24 @@ impl Datapath {
             .ok();
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
-        for program in Program::ALL {
-            let name = program.name();
-            let prog = ebpf.program_mut(name).ok_or_else(|| ProbeError::Rejected {
-                program: name,
-                reason: "missing from the object".into(),
-            })?;
-            let loaded = match program {
-                Program::XdpIngress => <&mut Xdp>::try_from(prog).and_then(|p| p.load()),
-                _ => <&mut SchedClassifier>::try_from(prog).and_then(|p| p.load()),
-            };
-            loaded.map_err(|e| ProbeError::Rejected {
-                program: name,
-                reason: rejection(&e),
-            })?;
+        for name in Program::ALL
+            .iter()
+            .map(|p| p.name())
+            .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
+        {
+            load_program(&mut ebpf, name)?;
+        }
+        for (map, program) in INNER_PROGRAMS {
+            fill_stages(&mut ebpf, map, &[(STAGE_INNER_DATAPATH, program)])?;
         }
         if drops.is_some() {
-            load_drop_programs(&mut ebpf)?;
+            load_program(&mut ebpf, DROP_PROGRAM)?;
+            load_program(&mut ebpf, DROP_INNER_PROGRAM)?;
+            fill_stages(
+                &mut ebpf,
+                "DROP_STAGES",
+                &[(STAGE_INNER, DROP_INNER_PROGRAM)],
+            )?;
         }
         let hooks = vec![None; targets.len()];
         Ok(Datapath {
@@ -177,6 +183,7 @@ impl Datapath {
         Program::ALL
             .iter()
             .map(|p| p.name())
+            .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
             .chain(drops.iter().copied())
             .filter_map(|name| {
                 let info = self.ebpf.program(name)?.info().ok()?;
@@ -320,21 +327,65 @@ impl Datapath {
 
     /// Every non-zero counter, summed over CPUs.
     pub fn counters(&self) -> Result<Vec<CounterRow>, ProbeError> {
-        let map = self.ebpf.map("COUNTERS").expect("object defines COUNTERS");
-        let counters: PerCpuArray<&MapData, Counter> =
+        self.read_counters("COUNTERS")
+    }
+
+    /// Every non-zero counter of overlay packets by their inner class, summed over CPUs.
+    pub fn inner_counters(&self) -> Result<Vec<CounterRow>, ProbeError> {
+        self.read_counters("INNER_COUNTERS")
+    }
+
+    /// The packet-size histogram of every counter that has packets: buckets as
+    /// `tracer_common::counters::SIZE_BOUNDS`.
+    pub fn size_histograms(&self) -> Result<Vec<(CounterRow, [u64; SIZE_BUCKETS])>, ProbeError> {
+        let rows = self.counters()?;
+        let map = self
+            .ebpf
+            .map("SIZE_HIST")
+            .expect("object defines SIZE_HIST");
+        let hist: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(map).map_err(|source| ProbeError::Map {
-                map: "COUNTERS",
+                map: "SIZE_HIST",
                 source,
             })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let idx = counter_index(
+                row.target as u32 + 1,
+                row.direction,
+                row.class as u32,
+                self.n_classes,
+            );
+            let mut buckets = [0u64; SIZE_BUCKETS];
+            for (b, slot) in buckets.iter_mut().enumerate() {
+                let per_cpu =
+                    hist.get(&size_index(idx, b as u32), 0)
+                        .map_err(|source| ProbeError::Map {
+                            map: "SIZE_HIST",
+                            source,
+                        })?;
+                *slot = per_cpu.iter().sum();
+            }
+            out.push((row, buckets));
+        }
+        Ok(out)
+    }
+
+    fn read_counters(&self, name: &'static str) -> Result<Vec<CounterRow>, ProbeError> {
+        let map = self
+            .ebpf
+            .map(name)
+            .expect("object defines the counter arrays");
+        let counters: PerCpuArray<&MapData, Counter> =
+            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { map: name, source })?;
         let mut rows = Vec::new();
         for target in 0..self.targets.len() {
             for direction in 0..DIRECTIONS {
                 for class in 0..self.n_classes {
                     let idx = counter_index(target as u32 + 1, direction, class, self.n_classes);
-                    let per_cpu = counters.get(&idx, 0).map_err(|source| ProbeError::Map {
-                        map: "COUNTERS",
-                        source,
-                    })?;
+                    let per_cpu = counters
+                        .get(&idx, 0)
+                        .map_err(|source| ProbeError::Map { map: name, source })?;
                     let (packets, bytes) = per_cpu
                         .iter()
                         .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
@@ -499,49 +550,58 @@ fn fill_classes(ebpf: &mut Ebpf, classes: &ClassTable) -> Result<(), ProbeError>
     Ok(())
 }
 
-/// Loads both stages of the drop probe and puts the second in the first's program array.
-fn load_drop_programs(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
-    for name in [DROP_PROGRAM, DROP_INNER_PROGRAM] {
-        let prog = ebpf.program_mut(name).ok_or_else(|| ProbeError::Rejected {
-            program: name,
-            reason: "missing from the object".into(),
-        })?;
-        <&mut RawTracePoint>::try_from(prog)
-            .and_then(|p| p.load())
-            .map_err(|e| ProbeError::Rejected {
-                program: name,
-                reason: rejection(&e),
-            })?;
-    }
-    let inner: &RawTracePoint = ebpf
-        .program(DROP_INNER_PROGRAM)
-        .and_then(|p| p.try_into().ok())
-        .expect("loaded above");
-    let fd = inner
-        .fd()
-        .map_err(|e| ProbeError::Rejected {
-            program: DROP_INNER_PROGRAM,
-            reason: e.to_string(),
-        })?
-        .try_clone()
-        .map_err(|e| ProbeError::Rejected {
-            program: DROP_INNER_PROGRAM,
-            reason: e.to_string(),
-        })?;
-    let mut stages: ProgramArray<&mut MapData> = ProgramArray::try_from(
-        ebpf.map_mut("DROP_STAGES")
-            .expect("object defines DROP_STAGES"),
-    )
-    .map_err(|source| ProbeError::Map {
-        map: "DROP_STAGES",
-        source,
+/// Loads (verifies) one program of the object, whatever its type.
+fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<(), ProbeError> {
+    let prog = ebpf.program_mut(name).ok_or_else(|| ProbeError::Rejected {
+        program: name,
+        reason: "missing from the object".into(),
     })?;
-    stages
-        .set(STAGE_INNER, &fd, 0)
-        .map_err(|source| ProbeError::Map {
-            map: "DROP_STAGES",
-            source,
-        })?;
+    let loaded = match prog {
+        aya::programs::Program::Xdp(p) => p.load(),
+        aya::programs::Program::SchedClassifier(p) => p.load(),
+        aya::programs::Program::RawTracePoint(p) => p.load(),
+        _ => {
+            return Err(ProbeError::Rejected {
+                program: name,
+                reason: "of an unexpected type".into(),
+            });
+        }
+    };
+    loaded.map_err(|e| ProbeError::Rejected {
+        program: name,
+        reason: rejection(&e),
+    })
+}
+
+/// Puts loaded programs into a program array at their stage indexes, for tail calls.
+fn fill_stages(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    stages: &[(u32, &'static str)],
+) -> Result<(), ProbeError> {
+    let mut fds = Vec::new();
+    for (index, name) in stages {
+        let rejected = |reason: String| ProbeError::Rejected {
+            program: name,
+            reason,
+        };
+        let prog = ebpf
+            .program(name)
+            .ok_or_else(|| rejected("missing from the object".into()))?;
+        let fd = prog.fd().map_err(|e| rejected(e.to_string()))?;
+        let fd = fd.try_clone().map_err(|e| rejected(e.to_string()))?;
+        fds.push((*index, fd));
+    }
+    let mut array: ProgramArray<&mut MapData> = ProgramArray::try_from(
+        ebpf.map_mut(map)
+            .expect("object defines its program arrays"),
+    )
+    .map_err(|source| ProbeError::Map { map, source })?;
+    for (index, fd) in &fds {
+        array
+            .set(*index, fd, 0)
+            .map_err(|source| ProbeError::Map { map, source })?;
+    }
     Ok(())
 }
 

@@ -2,6 +2,9 @@
 //! interval, and on Ctrl-C, SIGTERM or the end of `--duration` print a summary and detach.
 
 mod drops;
+mod session;
+
+pub use session::{Session, TraceArgs};
 
 use std::{
     io::{IsTerminal, Write},
@@ -10,16 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::catalog::choose;
 use crate::{
     events::Snapshot,
-    model::{catalog::class_table, ifaces},
     output::{Interval, WatchHeader, WatchOutput, WatchSummary, json::Json, text::Text},
-    probes::{AttachMode, Datapath, Target, preflight},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -48,23 +48,8 @@ Examples:
   sudo tracer --netns lab-worker-1 watch              inside a network namespace"
 )]
 pub struct WatchArgs {
-    /// Interface to watch (repeat, or separate with commas). Default: every interface of this
-    /// network namespace that is up, except loopback.
-    #[arg(long, short, value_delimiter = ',', value_name = "IFACE")]
-    iface: Vec<String>,
-
-    /// Cluster profile whose ports define the classes. Default: detected, else generic.
-    #[arg(long, short)]
-    profile: Option<String>,
-
-    /// Add the components of a catalog file (application ports) as classes. Repeatable.
-    #[arg(long, value_name = "FILE")]
-    catalog: Vec<PathBuf>,
-
-    /// Ingress hook: auto picks tc on virtual devices (veth, bridge, vxlan) and native XDP on
-    /// physical NICs that support it. Egress is always tc.
-    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
-    attach: AttachMode,
+    #[command(flatten)]
+    pub trace: TraceArgs,
 
     /// Stop after this many seconds. Default: run until Ctrl-C or SIGTERM.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -77,19 +62,10 @@ pub struct WatchArgs {
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
 
-    /// Do not watch drops (the drop probe needs a kernel with BTF).
-    #[arg(long)]
-    no_drops: bool,
-
     /// Write sampled dropped packets to this pcapng file, the drop reason in each packet's
     /// comment.
     #[arg(long, value_name = "FILE", conflicts_with = "no_drops")]
     pcap: Option<PathBuf>,
-
-    /// Dropped packets sampled per flow and reason each second (for --pcap and the function
-    /// that dropped them); counts are exact regardless.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    events_per_flow: u32,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -102,81 +78,17 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// The interfaces to attach to: the ones named, or every interface that is up but loopback.
-fn targets(names: &[String]) -> Result<Vec<Target>> {
-    let all = ifaces::list().context("listing interfaces")?;
-    let known = || {
-        all.iter()
-            .map(|i| i.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let chosen: Vec<&ifaces::Interface> = if names.is_empty() {
-        let up: Vec<_> = all.iter().filter(|i| i.up && !i.loopback).collect();
-        if up.is_empty() {
-            bail!(
-                "no interface besides loopback is up in this network namespace; name one with --iface (there are: {})",
-                known()
-            );
-        }
-        up
-    } else {
-        let mut chosen = Vec::new();
-        for name in names {
-            let Some(found) = all.iter().find(|i| &i.name == name) else {
-                bail!(
-                    "no interface named {name:?} in this network namespace (there are: {})",
-                    known()
-                );
-            };
-            if !found.up {
-                log::warn!("{name} is down; it is watched and counts once it comes up");
-            }
-            if !chosen.contains(&found) {
-                chosen.push(found);
-            }
-        }
-        chosen
-    };
-    Ok(chosen
-        .into_iter()
-        .map(|i| Target {
-            name: i.name.clone(),
-            index: i.index,
-            has_l2: i.has_l2(),
-            is_virtual: i.is_virtual,
-        })
-        .collect())
-}
-
 pub async fn run(args: WatchArgs) -> Result<ExitCode> {
-    preflight::privileges()?;
-    preflight::bpf_syscall()?;
-    let chosen = choose(args.profile.as_deref(), &args.catalog)?;
-    let classes = class_table(&chosen.catalog.components)?;
-    let targets = targets(&args.iface)?;
-    let drop_facts = if args.no_drops {
-        None
-    } else {
-        Some(drops::config(args.events_per_flow)?)
-    };
-    let mut datapath = Datapath::load(&classes, targets, drop_facts.as_ref().map(|(cfg, _)| *cfg))?;
-    let mut capture = match drop_facts {
-        Some((_, reasons)) => Some(drops::DropCapture::new(
-            &mut datapath,
-            reasons,
-            args.pcap.as_deref(),
-        )?),
-        None => None,
-    };
-    datapath.attach(args.attach)?;
-    if let Some(logger) = datapath.take_logger() {
-        tokio::spawn(drain_bpf_log(logger));
-    }
-
+    let Session {
+        catalog,
+        profile_reason,
+        classes,
+        datapath,
+        mut capture,
+    } = Session::start(&args.trace, args.pcap.as_deref())?;
     let header = WatchHeader {
-        profile: chosen.catalog.profile.name.clone(),
-        profile_reason: chosen.reason,
+        profile: catalog.profile.name.clone(),
+        profile_reason,
         ifaces: datapath
             .targets()
             .iter()
@@ -225,8 +137,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
                     continue;
                 }
             };
-            let rows = datapath.counters()?;
-            let snap = Snapshot::new(Instant::now(), &rows, datapath.targets(), &classes);
+            let snap = Snapshot::capture(&datapath, &classes)?;
             if let Some(c) = capture.as_mut() {
                 c.drain_events(&classes)?;
                 view = c.update(&datapath, &classes)?;
@@ -291,21 +202,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Forwards the kernel programs' aya-log messages to the log for as long as the run lasts.
-async fn drain_bpf_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
-    // SAFETY: the AsyncFd owns the logger, and the logger owns the descriptor: it stays open
-    // and unchanged for as long as the registration exists.
-    let registered = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
-    };
-    let Ok(mut fd) = registered else {
-        return;
-    };
-    while let Ok(mut guard) = fd.readable_mut().await {
-        guard.get_inner_mut().flush();
-        guard.clear_ready();
     }
 }

@@ -293,3 +293,62 @@ fn unreadable_files_are_named_and_the_rest_still_runs() {
         "{findings:#?}"
     );
 }
+
+#[test]
+fn watch_traces_firewall_drops_to_their_rule_and_reports_the_finding() {
+    let lab = Lab::up("calico-vxlan-blocked", "dw");
+    let traffic = std::thread::spawn({
+        let prefix = lab.prefix.clone();
+        move || {
+            std::process::Command::new(BIN)
+                .args(["lab", "traffic", "--prefix", &prefix, "--seconds", "5"])
+                .output()
+                .unwrap()
+        }
+    });
+    let out = lab.exec_output(
+        "worker-2",
+        &[
+            BIN,
+            "watch",
+            "--output",
+            "json",
+            "--duration",
+            "4",
+            "--interval",
+            "1",
+        ],
+    );
+    traffic.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let vxlan = lines
+        .iter()
+        .find(|l| {
+            l["type"] == "drop" && l["class"] == "calico-vxlan" && l["reason"] == "NETFILTER_DROP"
+        })
+        .unwrap_or_else(|| panic!("no calico-vxlan drop in {lines:#?}"));
+    let cause = &vxlan["cause"];
+    assert_eq!(cause["rule"]["chain"], "filter_IN_public", "{vxlan}");
+    assert_eq!(cause["zone"], "public", "{vxlan}");
+    assert_eq!(cause["binding"], "interface eth0", "{vxlan}");
+    assert_eq!(
+        cause["element"], "service k0s-worker of zone public lacks 4789/udp",
+        "{vxlan}"
+    );
+    assert!(
+        cause["fix"][0]
+            .as_str()
+            .unwrap()
+            .contains("--service=k0s-worker --add-port=4789/udp"),
+        "{vxlan}"
+    );
+    let finding = lines
+        .iter()
+        .find(|l| l["type"] == "finding")
+        .expect("the diagnosis's finding");
+    assert_eq!(finding["class"], "calico-vxlan");
+}

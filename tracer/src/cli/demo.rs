@@ -22,7 +22,7 @@ use crate::{
         scenarios::{self, DEMO_DEFAULT, Scenario},
         state::teardown,
     },
-    model::drop_reasons::explain,
+    model::drop_reasons::{explain, is_housekeeping},
     probes::preflight,
 };
 
@@ -379,12 +379,11 @@ fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
         return;
     };
     // Drops that are network loss, not sockets tidying up their queues.
-    let housekeeping = ["QUEUE_PURGE", "SOCKET_CLOSE", "TCP_CLOSE", "NOT_SPECIFIED"];
     let mut totals: Vec<&Value> = summary["drops"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|d| !housekeeping.contains(&d["reason"].as_str().unwrap_or("")))
+        .filter(|d| !is_housekeeping(d["reason"].as_str().unwrap_or("")))
         .collect();
     totals.sort_by_key(|d| std::cmp::Reverse(d["count"].as_u64().unwrap_or(0)));
     if totals.is_empty() {

@@ -10,14 +10,7 @@ use clap::{Args, ValueEnum};
 use super::catalog::choose;
 use crate::{
     findings::{Inputs, diagnose},
-    model::{
-        catalog::Role,
-        cluster, detect,
-        firewalld::{self, Permanent},
-        iptables::IptablesState,
-        nft::Ruleset,
-        node::NodeFacts,
-    },
+    model::{catalog::Role, detect, view::NodeView},
     output::findings::{Context, json, text},
     probes::preflight,
 };
@@ -86,9 +79,10 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
     }
     let root = args.root.clone().unwrap_or_else(super::node_root);
     let chosen = choose(args.profile.as_deref(), &args.catalog)?;
-    let facts = NodeFacts::read().context("reading the node's interfaces")?;
+    let view =
+        NodeView::read(&root, args.ruleset.as_deref()).context("reading the node's interfaces")?;
     let (roles, roles_reason) = if args.role.is_empty() {
-        detect::roles(&facts.listening)
+        detect::roles(&view.facts.listening)
     } else {
         let roles = args
             .role
@@ -97,73 +91,7 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
             .collect::<Result<Vec<_>>>()?;
         (roles, "given with --role".to_string())
     };
-    let mut problems = Vec::new();
-    let mut sources = Vec::new();
-
-    let (cluster_cfg, cluster_problems) = cluster::read(&root);
-    problems.extend(cluster_problems);
-    if let Some(c) = &cluster_cfg {
-        sources.push(format!("{}: provider {}", c.file.display(), c.provider));
-    }
-
-    let permanent = firewalld_config(&root, &mut problems, &mut sources);
-    let runtime = match firewalld::read_runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            problems.push(format!("firewalld over D-Bus: {e}"));
-            None
-        }
-    };
-    match (&permanent, &runtime) {
-        (_, Some(r)) => sources.push(format!(
-            "firewalld is running (default zone {})",
-            r.default_zone
-        )),
-        (Some(_), None) => sources.push("firewalld is configured but not running".into()),
-        (None, None) => sources.push("no firewalld on this node".into()),
-    }
-
-    let ruleset = match &args.ruleset {
-        Some(file) => std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))
-            .and_then(|t| {
-                Ruleset::from_json(&t, &file.display().to_string()).map_err(anyhow::Error::from)
-            }),
-        None => Ruleset::read_live().map_err(anyhow::Error::from),
-    };
-    let ruleset = match ruleset {
-        Ok(rs) => {
-            sources.push(format!(
-                "nftables: {} tables, {} rules",
-                rs.tables.len(),
-                rs.rule_count()
-            ));
-            Some(rs)
-        }
-        Err(e) => {
-            problems.push(format!("{e:#} (flows not evaluated)"));
-            None
-        }
-    };
-    let iptables = IptablesState::read(&root, ruleset.as_ref());
-    problems.extend(iptables.problems.iter().cloned());
-    if let Some((mode, why)) = iptables.cluster_mode() {
-        sources.push(format!(
-            "the cluster uses iptables in {} mode ({why})",
-            mode.as_str()
-        ));
-    }
-
-    let inputs = Inputs {
-        catalog: &chosen.catalog,
-        roles: &roles,
-        facts: &facts,
-        cluster: cluster_cfg.as_ref(),
-        permanent: permanent.as_ref(),
-        runtime: runtime.as_ref(),
-        ruleset: ruleset.as_ref(),
-        iptables: &iptables,
-    };
+    let inputs = Inputs::new(&chosen.catalog, &roles, &view);
     let diagnosis = diagnose(&inputs);
     let ctx = Context {
         profile: chosen.catalog.profile.name.clone(),
@@ -174,8 +102,8 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join("+"),
         roles_reason,
-        sources,
-        problems,
+        sources: view.sources.clone(),
+        problems: view.problems.clone(),
     };
     let mut out = std::io::stdout().lock();
     let written = match args.output {
@@ -191,27 +119,4 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// firewalld's permanent configuration, when the node has any.
-fn firewalld_config(
-    root: &std::path::Path,
-    problems: &mut Vec<String>,
-    sources: &mut Vec<String>,
-) -> Option<Permanent> {
-    let has = ["etc/firewalld", "usr/lib/firewalld"]
-        .iter()
-        .any(|d| root.join(d).is_dir());
-    if !has {
-        return None;
-    }
-    let p = firewalld::read_permanent(root);
-    problems.extend(p.problems.iter().map(|pr| pr.to_string()));
-    sources.push(format!(
-        "firewalld configuration: backend {}, default zone {}, {} zones",
-        p.conf.backend,
-        p.conf.default_zone,
-        p.zones.len()
-    ));
-    Some(p)
 }

@@ -3,6 +3,7 @@
 //! distribution needs. What is wrong becomes a finding: severity, explanation, the evidence
 //! (zone, element, deciding rule) and the commands that fix it.
 
+pub mod drops;
 mod fix;
 mod flows;
 mod settings;
@@ -18,6 +19,7 @@ use crate::model::{
     net::Cidr,
     nft::{RuleRef, Ruleset},
     node::{IfAddr, NodeFacts},
+    view::NodeView,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -126,7 +128,21 @@ pub struct Inputs<'a> {
     pub iptables: &'a IptablesState,
 }
 
-impl Inputs<'_> {
+impl<'a> Inputs<'a> {
+    /// What diagnose needs, from a view of the node.
+    pub fn new(catalog: &'a Catalog, roles: &'a [Role], view: &'a NodeView) -> Self {
+        Inputs {
+            catalog,
+            roles,
+            facts: &view.facts,
+            cluster: view.cluster.as_ref(),
+            permanent: view.permanent.as_ref(),
+            runtime: view.runtime.as_ref(),
+            ruleset: view.ruleset.as_ref(),
+            iptables: &view.iptables,
+        }
+    }
+
     pub fn pod_cidrs(&self) -> Vec<Cidr> {
         match self.cluster {
             Some(c) if !c.pod_cidrs.is_empty() => c.pod_cidrs.clone(),

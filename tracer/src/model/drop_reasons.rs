@@ -97,3 +97,17 @@ pub fn explain(reason: &str) -> Option<&'static str> {
         .find(|(name, _)| *name == reason)
         .map(|(_, text)| *text)
 }
+
+/// Reasons that are a socket or queue tidying up, not traffic lost on the way: counted like
+/// every drop, but kept apart from network drops when shown to people.
+const HOUSEKEEPING: &[&str] = &[
+    "QUEUE_PURGE",
+    "SOCKET_CLOSE",
+    "TCP_CLOSE",
+    "TCP_ZEROWINDOW",
+    "SOCKET_RCVBUFF",
+];
+
+pub fn is_housekeeping(reason: &str) -> bool {
+    HOUSEKEEPING.contains(&reason)
+}

@@ -14,3 +14,4 @@ pub mod net;
 pub mod netns;
 pub mod nft;
 pub mod node;
+pub mod view;

@@ -14,6 +14,7 @@ use crate::{
         counters::Entry,
         drops::{Endpoints, Inner},
     },
+    findings::{Finding, drops::DropCause},
     model::drop_reasons::explain,
     probes::DropStats,
 };
@@ -114,10 +115,13 @@ struct Drop<'a> {
     function: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<&'static str>,
+    /// The firewall rule, zone and element behind a NETFILTER_DROP, and the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'a DropCause>,
 }
 
 impl<'a> Drop<'a> {
-    fn of(f: &'a DropFlow) -> Self {
+    fn of(f: &'a DropFlow, cause: Option<&'a DropCause>) -> Self {
         Drop {
             r#type: "drop",
             iface: &f.iface,
@@ -128,8 +132,16 @@ impl<'a> Drop<'a> {
             inner: f.inner.as_ref().map(InnerJson::of),
             function: f.location.as_deref(),
             explain: explain(&f.reason),
+            cause,
         }
     }
+}
+
+#[derive(Serialize)]
+struct FindingLine<'a> {
+    r#type: &'static str,
+    #[serde(flatten)]
+    finding: &'a Finding,
 }
 
 #[derive(Serialize)]
@@ -218,12 +230,21 @@ impl<W: Write> WatchOutput for Json<W> {
             self.line(&Counters::from(&s.entry))?;
         }
         if let Some(d) = interval.drops {
-            for f in &d.changed {
-                self.line(&Drop::of(f))?;
+            for (i, f) in d.changed.iter().enumerate() {
+                self.line(&Drop::of(
+                    f,
+                    d.changed_causes.get(i).and_then(Option::as_ref),
+                ))?;
             }
             if let Some(stats) = d.stats_changed {
                 self.line(&Stats::of(stats))?;
             }
+        }
+        for f in interval.findings {
+            self.line(&FindingLine {
+                r#type: "finding",
+                finding: f,
+            })?;
         }
         self.out.flush()
     }

@@ -12,6 +12,7 @@ use std::{io, time::Duration};
 
 use crate::{
     events::{DropFlow, DropTotal, Sample, counters::Entry},
+    findings::{Finding, drops::DropCause},
     probes::DropStats,
 };
 
@@ -38,6 +39,10 @@ pub struct DropsView {
     pub totals: Vec<DropTotal>,
     pub top: Vec<DropFlow>,
     pub stats: DropStats,
+    /// Why the firewall dropped each flow of `changed`, where it was the firewall (same order).
+    pub changed_causes: Vec<Option<DropCause>>,
+    /// The same for `top`.
+    pub top_causes: Vec<Option<DropCause>>,
 }
 
 /// One interval of a run.
@@ -47,6 +52,8 @@ pub struct Interval<'a> {
     pub samples: &'a [Sample],
     /// `None` when drop capture is off.
     pub drops: Option<&'a DropsView>,
+    /// Findings of the node's diagnosis that appeared in this interval.
+    pub findings: &'a [Finding],
 }
 
 /// The end of a run.

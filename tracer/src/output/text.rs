@@ -5,7 +5,11 @@
 use std::io::Write;
 
 use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary, units::si};
-use crate::{events::DropFlow, model::drop_reasons::explain};
+use crate::{
+    events::DropFlow,
+    findings::drops::DropCause,
+    model::drop_reasons::{explain, is_housekeeping},
+};
 
 pub struct Text<W: Write> {
     out: W,
@@ -39,28 +43,36 @@ impl<W: Write> Text<W> {
 
     fn drops(&mut self, d: &DropsView) -> std::io::Result<()> {
         writeln!(self.out)?;
-        if d.totals.is_empty() {
-            writeln!(self.out, "No drops in this network namespace.")?;
+        let (network, housekeeping): (Vec<_>, Vec<_>) =
+            d.totals.iter().partition(|t| !is_housekeeping(&t.reason));
+        if network.is_empty() {
+            writeln!(self.out, "No packet lost in this network namespace.")?;
         } else {
             writeln!(
                 self.out,
                 "{:<16} {:<20} {:<24} {:>10}",
                 "DROPPED ON", "CLASS", "REASON", "PACKETS"
             )?;
-            for t in &d.totals {
+            for t in &network {
                 writeln!(
                     self.out,
                     "{:<16} {:<20} {:<24} {:>10}",
                     t.iface, t.class, t.reason, t.count
                 )?;
             }
-            if !d.top.is_empty() {
+            let top: Vec<usize> = (0..d.top.len())
+                .filter(|i| !is_housekeeping(&d.top[*i].reason))
+                .collect();
+            if !top.is_empty() {
                 writeln!(self.out, "Flows with the most drops:")?;
-                for f in &d.top {
-                    writeln!(self.out, "  {}", flow_line(f))?;
+                for i in top {
+                    writeln!(self.out, "  {}", flow_line(&d.top[i]))?;
+                    if let Some(c) = d.top_causes.get(i).and_then(Option::as_ref) {
+                        self.cause(c)?;
+                    }
                 }
             }
-            let mut reasons: Vec<&str> = d.totals.iter().map(|t| t.reason.as_str()).collect();
+            let mut reasons: Vec<&str> = network.iter().map(|t| t.reason.as_str()).collect();
             reasons.sort_unstable();
             reasons.dedup();
             for r in reasons {
@@ -69,6 +81,17 @@ impl<W: Write> Text<W> {
                 }
             }
         }
+        if !housekeeping.is_empty() {
+            let parts: Vec<String> = housekeeping
+                .iter()
+                .map(|t| format!("{} {} x{}", t.class, t.reason, t.count))
+                .collect();
+            writeln!(
+                self.out,
+                "Also freed by sockets tidying up (not network loss): {}",
+                parts.join(", ")
+            )?;
+        }
         let s = d.stats;
         if s.events_lost + s.events_suppressed + s.uncounted > 0 {
             writeln!(
@@ -76,6 +99,33 @@ impl<W: Write> Text<W> {
                 "Drop events: {} lost (ring buffer full), {} held back by the per-flow limit (counted above), {} drops beyond the counter table",
                 s.events_lost, s.events_suppressed, s.uncounted
             )?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Text<W> {
+    fn cause(&mut self, c: &DropCause) -> std::io::Result<()> {
+        if let Some(r) = &c.rule {
+            writeln!(
+                self.out,
+                "    dropped by {} {} {} #{}: {}",
+                r.family, r.table, r.chain, r.handle, r.text
+            )?;
+        }
+        if let Some(zone) = &c.zone {
+            let binding = c
+                .binding
+                .as_ref()
+                .map(|b| format!(", chosen by {b}"))
+                .unwrap_or_default();
+            writeln!(self.out, "    zone {zone}{binding}")?;
+        }
+        if let Some(e) = &c.element {
+            writeln!(self.out, "    cause: {e}")?;
+        }
+        for cmd in &c.fix {
+            writeln!(self.out, "    fix:   {cmd}")?;
         }
         Ok(())
     }
@@ -165,6 +215,23 @@ impl<W: Write> WatchOutput for Text<W> {
         }
         if let Some(d) = interval.drops {
             self.drops(d)?;
+        }
+        if !interval.findings.is_empty() {
+            writeln!(self.out, "\nThe node's diagnosis found:")?;
+            for f in interval.findings {
+                writeln!(
+                    self.out,
+                    "  {}: {}",
+                    f.severity.as_str().to_uppercase(),
+                    f.title
+                )?;
+                if let Some(e) = &f.element {
+                    writeln!(self.out, "    cause: {e}")?;
+                }
+                for cmd in &f.fix {
+                    writeln!(self.out, "    fix:   {cmd}")?;
+                }
+            }
         }
         self.out.flush()
     }

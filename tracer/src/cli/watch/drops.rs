@@ -191,6 +191,9 @@ impl DropCapture {
             totals: self.tracker.totals(&names),
             top: self.tracker.top_flows(TOP_FLOWS, &names),
             stats: self.tracker.stats(),
+            // Filled by the caller, who knows the node's firewall.
+            changed_causes: Vec::new(),
+            top_causes: Vec::new(),
         })
     }
 

@@ -1,7 +1,10 @@
 //! `tracer watch`: attach the datapath and the drop probe, print counters and drops every
 //! interval, and on Ctrl-C, SIGTERM or the end of `--duration` print a summary and detach.
 
+mod correlate;
 mod drops;
+
+use correlate::Correlator;
 mod session;
 
 pub use session::{Session, TraceArgs};
@@ -66,6 +69,16 @@ pub struct WatchArgs {
     /// comment.
     #[arg(long, value_name = "FILE", conflicts_with = "no_drops")]
     pcap: Option<PathBuf>,
+
+    /// Seconds between two diagnoses of the node (as `tracer diagnose`): new findings are
+    /// reported as they appear, and each flow the firewall drops is traced to its rule, zone
+    /// and fix.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, default_value = "30")]
+    diagnose_every: Duration,
+
+    /// Do not diagnose the node while watching.
+    #[arg(long)]
+    no_diagnose: bool,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -86,6 +99,8 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
         datapath,
         mut capture,
     } = Session::start(&args.trace, args.pcap.as_deref())?;
+    let mut correlator =
+        (!args.no_diagnose).then(|| Correlator::new(catalog.clone(), args.diagnose_every));
     let header = WatchHeader {
         profile: catalog.profile.name.clone(),
         profile_reason,
@@ -138,9 +153,17 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
                 }
             };
             let snap = Snapshot::capture(&datapath, &classes)?;
+            let new_findings = correlator
+                .as_mut()
+                .map(Correlator::refresh_if_due)
+                .unwrap_or_default();
             if let Some(c) = capture.as_mut() {
                 c.drain_events(&classes)?;
                 view = c.update(&datapath, &classes)?;
+                if let Some(k) = &correlator {
+                    view.changed_causes = view.changed.iter().map(|f| k.cause(f)).collect();
+                    view.top_causes = view.top.iter().map(|f| k.cause(f)).collect();
+                }
             }
             let samples = snap.since(&prev);
             let drops = capture.as_ref().map(|_| &view);
@@ -148,6 +171,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
                 elapsed: start.elapsed(),
                 samples: &samples,
                 drops,
+                findings: &new_findings,
             })?;
             prev = snap;
             if stop {

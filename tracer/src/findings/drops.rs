@@ -1,0 +1,152 @@
+//! Why a packet was dropped. A drop the kernel reports as NETFILTER_DROP is evaluated again
+//! against the live ruleset to find the rule that dropped it, then mapped back to the firewalld
+//! zone, the binding that chose the zone, the missing element and the fix: the same chain of
+//! evidence `diagnose` gives, for traffic that is really being lost.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{Inputs, RuleInfo, fix, zones};
+use crate::model::nft::{CtState, Hook, Packet, Verdict, evaluate};
+
+/// A dropped flow as the probe saw it.
+pub struct DroppedFlow<'a> {
+    pub iface: &'a str,
+    pub class: &'a str,
+    pub proto: u8,
+    pub saddr: IpAddr,
+    pub daddr: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// The rule, zone and element behind a drop, and what fixes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DropCause {
+    pub rule: Option<RuleInfo>,
+    pub zone: Option<String>,
+    pub binding: Option<String>,
+    pub element: Option<String>,
+    pub fix: Vec<String>,
+}
+
+/// Re-evaluates a NETFILTER_DROP. `None` when the ruleset accepts the flow now (it changed
+/// since, or the packet was dropped where the evaluation does not look: a NAT or output hook)
+/// or the drop cannot be placed on a hook (no device: the node's own traffic).
+pub fn explain(inp: &Inputs, d: &DroppedFlow) -> Option<DropCause> {
+    let ruleset = inp.ruleset?;
+    if d.iface == "-" {
+        return None;
+    }
+    // Traffic to one of the node's addresses meets the input hook; anything else is routed.
+    let to_node = inp.facts.owner_of(d.daddr).is_some();
+    let pkt = Packet {
+        hook: if to_node { Hook::Input } else { Hook::Forward },
+        iif: Some(d.iface.to_string()),
+        oif: None,
+        saddr: d.saddr,
+        daddr: d.daddr,
+        l4proto: d.proto,
+        sport: d.sport,
+        dport: d.dport,
+        // A packet the firewall refuses is one of a connection it never let in.
+        ct_state: CtState::New,
+        icmp_type: None,
+        mark: 0,
+        daddr_is_local: to_node,
+    };
+    let outcome = evaluate(ruleset, &pkt);
+    if !matches!(outcome.verdict, Verdict::Drop | Verdict::Reject) {
+        return None;
+    }
+    let hit = zones::zone_of(&outcome, &pkt, inp.permanent);
+    let component = inp.catalog.components.iter().find(|c| c.name == d.class);
+    let proto = crate::model::catalog::Protocol::Ip(d.proto);
+    let port = match d.proto {
+        6 => format!("{}/tcp", d.dport),
+        17 => format!("{}/udp", d.dport),
+        132 => format!("{}/sctp", d.dport),
+        _ => proto.to_string(),
+    };
+    let (element, fix) = fix::for_rejected_flow(inp, component, &port, &pkt, hit.as_ref());
+    Some(DropCause {
+        rule: outcome.deciding.as_ref().map(RuleInfo::of),
+        zone: hit.as_ref().map(|h| h.zone.clone()),
+        binding: hit.map(|h| h.binding),
+        element,
+        fix,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        catalog::{Catalog, Role},
+        iptables::IptablesState,
+        nft::Ruleset,
+        node::{IfAddr, NodeFacts},
+    };
+
+    #[test]
+    fn a_vxlan_drop_is_traced_to_its_zone_and_rule() {
+        let rs = Ruleset::from_json(
+            include_str!("../model/nft/fixtures/calico-vxlan-blocked-worker-2.json"),
+            "fixture",
+        )
+        .unwrap();
+        let catalog = Catalog::builtin("k0s-calico").unwrap();
+        let facts = NodeFacts {
+            ifaces: Vec::new(),
+            addrs: vec![IfAddr {
+                iface: "eth0".into(),
+                addr: "192.168.10.22".parse().unwrap(),
+                prefix: 24,
+            }],
+            vxlans: Vec::new(),
+            default_v4: Some("eth0".into()),
+            default_v6: None,
+            ip_forward: Some(1),
+            rp_filter: Default::default(),
+            listening: Vec::new(),
+        };
+        let iptables = IptablesState::default();
+        let roles = [Role::Worker];
+        let inp = Inputs {
+            catalog: &catalog,
+            roles: &roles,
+            facts: &facts,
+            cluster: None,
+            permanent: None,
+            runtime: None,
+            ruleset: Some(&rs),
+            iptables: &iptables,
+        };
+        let drop = DroppedFlow {
+            iface: "eth0",
+            class: "calico-vxlan",
+            proto: 17,
+            saddr: "192.168.10.21".parse().unwrap(),
+            daddr: "192.168.10.22".parse().unwrap(),
+            sport: 40000,
+            dport: 4789,
+        };
+        let cause = explain(&inp, &drop).expect("the fixture rejects 4789/udp");
+        let rule = cause.rule.unwrap();
+        assert_eq!(
+            (rule.table.as_str(), rule.chain.as_str(), rule.handle),
+            ("firewalld", "filter_IN_public", 72)
+        );
+        assert_eq!(cause.zone.as_deref(), Some("public"));
+        assert_eq!(cause.binding.as_deref(), Some("interface eth0"));
+        // Allowed traffic has no cause to explain.
+        let kubelet = DroppedFlow {
+            dport: 10250,
+            proto: 6,
+            class: "kubelet",
+            ..drop
+        };
+        assert!(explain(&inp, &kubelet).is_none());
+    }
+}

@@ -8,7 +8,7 @@ use std::io;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
+    maps::{MapData, PerCpuArray},
     programs::{
         LinkOrder, ProgramError, RawTracePoint, SchedClassifier, TestRun, TestRunOptions,
         TestRunResult, Xdp,
@@ -19,21 +19,22 @@ use aya::{
 };
 use log::{info, warn};
 use tracer_common::{
-    classes::PortClasses,
     counters::{
-        Counter, DIRECTIONS, IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot, MAX_IFACES, SIZE_BUCKETS,
-        STAGE_INNER as STAGE_INNER_DATAPATH, counter_entries, counter_index, size_index,
+        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, STAGE_INNER as STAGE_INNER_DATAPATH,
+        counter_entries, counter_index, size_index,
     },
-    drops::{
-        DropConfig, DropKey, FlowKey, FlowState, STAGE_INNER, STAT_EVENTS_LOST,
-        STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STATS_LEN,
-    },
+    drops::{DropConfig, STAGE_INNER},
 };
 
 use super::{
     ClassTable, ProbeError,
     attach::{AttachMode, Hook, explain, ingress_plan},
 };
+
+mod drop_maps;
+mod tables;
+
+use tables::{fill_classes, fill_stages, fill_targets, load_program};
 
 /// The programs in the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -404,86 +405,6 @@ impl Datapath {
         Ok(rows)
     }
 
-    /// Exact drops per (interface index, reason, class), summed over CPUs.
-    pub fn drop_counters(&self) -> Result<Vec<(DropKey, u64)>, ProbeError> {
-        let map = self.ebpf.map("DROPS").expect("object defines DROPS");
-        let drops: PerCpuHashMap<&MapData, DropKey, u64> =
-            PerCpuHashMap::try_from(map).map_err(|source| ProbeError::Map {
-                map: "DROPS",
-                source,
-            })?;
-        let mut rows = Vec::new();
-        for item in drops.iter() {
-            let (key, per_cpu) = item.map_err(|source| ProbeError::Map {
-                map: "DROPS",
-                source,
-            })?;
-            rows.push((key, per_cpu.iter().sum()));
-        }
-        Ok(rows)
-    }
-
-    /// Exact drops per flow, for the flows the kernel's table still holds.
-    pub fn drop_flows(&self) -> Result<Vec<(FlowKey, u64)>, ProbeError> {
-        let map = self
-            .ebpf
-            .map("DROP_FLOW_COUNTS")
-            .expect("object defines DROP_FLOW_COUNTS");
-        let flows: HashMap<&MapData, FlowKey, FlowState> =
-            HashMap::try_from(map).map_err(|source| ProbeError::Map {
-                map: "DROP_FLOW_COUNTS",
-                source,
-            })?;
-        let mut rows = Vec::new();
-        for item in flows.iter() {
-            match item {
-                Ok((key, state)) => rows.push((key, state.count)),
-                // An LRU entry can vanish between listing its key and reading it.
-                Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(source) => {
-                    return Err(ProbeError::Map {
-                        map: "DROP_FLOW_COUNTS",
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(rows)
-    }
-
-    pub fn drop_stats(&self) -> Result<DropStats, ProbeError> {
-        let map = self
-            .ebpf
-            .map("DROP_STATS")
-            .expect("object defines DROP_STATS");
-        let stats: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map {
-                map: "DROP_STATS",
-                source,
-            })?;
-        let mut sums = [0u64; STATS_LEN as usize];
-        for (i, sum) in sums.iter_mut().enumerate() {
-            let per_cpu = stats
-                .get(&(i as u32), 0)
-                .map_err(|source| ProbeError::Map {
-                    map: "DROP_STATS",
-                    source,
-                })?;
-            *sum = per_cpu.iter().sum();
-        }
-        Ok(DropStats {
-            events_lost: sums[STAT_EVENTS_LOST as usize],
-            events_suppressed: sums[STAT_EVENTS_SUPPRESSED as usize],
-            uncounted: sums[STAT_UNCOUNTED as usize],
-        })
-    }
-
-    /// The ring buffer of sampled drop events, for a reader of its own.
-    pub fn take_drop_events(&mut self) -> Option<RingBuf<MapData>> {
-        let map = self.ebpf.take_map("DROP_EVENTS")?;
-        RingBuf::try_from(map).ok()
-    }
-
     /// Runs a loaded program on `frame` with BPF_PROG_TEST_RUN, `repeat` times. The packet
     /// arrives on loopback, so include `lo` in the targets to have it counted.
     pub fn test_run(
@@ -506,134 +427,6 @@ impl Datapath {
             source,
         })
     }
-}
-
-fn fill_classes(ebpf: &mut Ebpf, classes: &ClassTable) -> Result<(), ProbeError> {
-    let map_err = |map| move |source| ProbeError::Map { map, source };
-    let mut ports: Array<&mut MapData, PortClasses> = Array::try_from(
-        ebpf.map_mut("PORT_CLASSES")
-            .expect("object defines PORT_CLASSES"),
-    )
-    .map_err(map_err("PORT_CLASSES"))?;
-    // The array starts zeroed (class `other`): only classed ports need writing.
-    for (port, value) in classes.ports().iter().enumerate() {
-        if *value != PortClasses::default() {
-            ports
-                .set(port as u32, value, 0)
-                .map_err(map_err("PORT_CLASSES"))?;
-        }
-    }
-    let mut protos: Array<&mut MapData, u8> = Array::try_from(
-        ebpf.map_mut("PROTO_CLASSES")
-            .expect("object defines PROTO_CLASSES"),
-    )
-    .map_err(map_err("PROTO_CLASSES"))?;
-    for (proto, class) in classes.protos().iter().enumerate() {
-        if *class != 0 {
-            protos
-                .set(proto as u32, class, 0)
-                .map_err(map_err("PROTO_CLASSES"))?;
-        }
-    }
-    let mut flags: Array<&mut MapData, u8> = Array::try_from(
-        ebpf.map_mut("CLASS_FLAGS")
-            .expect("object defines CLASS_FLAGS"),
-    )
-    .map_err(map_err("CLASS_FLAGS"))?;
-    for (class, f) in classes.flags().iter().enumerate() {
-        if *f != 0 {
-            flags
-                .set(class as u32, f, 0)
-                .map_err(map_err("CLASS_FLAGS"))?;
-        }
-    }
-    Ok(())
-}
-
-/// Loads (verifies) one program of the object, whatever its type.
-fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<(), ProbeError> {
-    let prog = ebpf.program_mut(name).ok_or_else(|| ProbeError::Rejected {
-        program: name,
-        reason: "missing from the object".into(),
-    })?;
-    let loaded = match prog {
-        aya::programs::Program::Xdp(p) => p.load(),
-        aya::programs::Program::SchedClassifier(p) => p.load(),
-        aya::programs::Program::RawTracePoint(p) => p.load(),
-        _ => {
-            return Err(ProbeError::Rejected {
-                program: name,
-                reason: "of an unexpected type".into(),
-            });
-        }
-    };
-    loaded.map_err(|e| ProbeError::Rejected {
-        program: name,
-        reason: rejection(&e),
-    })
-}
-
-/// Puts loaded programs into a program array at their stage indexes, for tail calls.
-fn fill_stages(
-    ebpf: &mut Ebpf,
-    map: &'static str,
-    stages: &[(u32, &'static str)],
-) -> Result<(), ProbeError> {
-    let mut fds = Vec::new();
-    for (index, name) in stages {
-        let rejected = |reason: String| ProbeError::Rejected {
-            program: name,
-            reason,
-        };
-        let prog = ebpf
-            .program(name)
-            .ok_or_else(|| rejected("missing from the object".into()))?;
-        let fd = prog.fd().map_err(|e| rejected(e.to_string()))?;
-        let fd = fd.try_clone().map_err(|e| rejected(e.to_string()))?;
-        fds.push((*index, fd));
-    }
-    let mut array: ProgramArray<&mut MapData> = ProgramArray::try_from(
-        ebpf.map_mut(map)
-            .expect("object defines its program arrays"),
-    )
-    .map_err(|source| ProbeError::Map { map, source })?;
-    for (index, fd) in &fds {
-        array
-            .set(*index, fd, 0)
-            .map_err(|source| ProbeError::Map { map, source })?;
-    }
-    Ok(())
-}
-
-fn fill_targets(ebpf: &mut Ebpf, targets: &[Target]) -> Result<(), ProbeError> {
-    let map_err = |map| move |source| ProbeError::Map { map, source };
-    let slots = targets.iter().enumerate().map(|(i, t)| {
-        let flags = if t.has_l2 { 0 } else { IFACE_NO_L2 };
-        (
-            t.index,
-            IfaceSlot {
-                slot: i as u16 + 1,
-                flags,
-            },
-        )
-    });
-    for (index, slot) in slots {
-        if index < IFACE_ARRAY_LEN {
-            let mut low: Array<&mut MapData, IfaceSlot> =
-                Array::try_from(ebpf.map_mut("IFACES").expect("object defines IFACES"))
-                    .map_err(map_err("IFACES"))?;
-            low.set(index, slot, 0).map_err(map_err("IFACES"))?;
-        } else {
-            let mut high: HashMap<&mut MapData, u32, IfaceSlot> = HashMap::try_from(
-                ebpf.map_mut("IFACES_HIGH")
-                    .expect("object defines IFACES_HIGH"),
-            )
-            .map_err(map_err("IFACES_HIGH"))?;
-            high.insert(index, slot, 0)
-                .map_err(map_err("IFACES_HIGH"))?;
-        }
-    }
-    Ok(())
 }
 
 /// The errno behind an aya error, wherever it sits in the source chain.

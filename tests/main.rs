@@ -9,4 +9,5 @@ mod datapath;
 mod diagnose;
 mod drops;
 mod lab;
+mod metrics;
 mod watch;

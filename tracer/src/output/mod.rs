@@ -1,8 +1,9 @@
 //! Outputs, the last stage: what the user reads. Text for people, JSON lines for scripts,
-//! and the firewall formats `tracer ports` prints.
+//! Prometheus metrics, and the firewall formats `tracer ports` prints.
 
 pub mod findings;
 pub mod json;
+pub mod metrics;
 pub mod pcap;
 pub mod ports;
 pub mod text;

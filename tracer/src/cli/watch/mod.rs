@@ -1,16 +1,19 @@
 //! `tracer watch`: attach the datapath and the drop probe, print counters and drops every
-//! interval, and on Ctrl-C, SIGTERM or the end of `--duration` print a summary and detach.
+//! interval (and serve them to Prometheus with `--metrics`), and on Ctrl-C, SIGTERM or the end
+//! of `--duration` print a summary and detach.
 
 mod correlate;
 mod drops;
+mod metrics;
+mod session;
 
 use correlate::Correlator;
-mod session;
 
 pub use session::{Session, TraceArgs};
 
 use std::{
     io::{IsTerminal, Write},
+    net::SocketAddr,
     path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
@@ -22,7 +25,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     events::Snapshot,
-    output::{Interval, WatchHeader, WatchOutput, WatchSummary, json::Json, text::Text},
+    output::{
+        Interval, WatchHeader, WatchOutput, WatchSummary, json::Json, metrics::RunInfo, text::Text,
+    },
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -44,11 +49,23 @@ interface, class and kernel drop reason (NETFILTER_DROP, IP_RPFILTER, NO_SOCKET.
 flow, with the inner flow of VXLAN packets. Up to --events-per-flow dropped packets per flow
 and second are sampled for --pcap; the counts include every drop.
 
+Metrics: --metrics serves GET /metrics for Prometheus (text format 0.0.4) while watch runs,
+on 127.0.0.1:9464 unless an address is given: tracer_packets_total and tracer_bytes_total
+{iface,direction,class}, tracer_overlay_packets_total and tracer_overlay_bytes_total (VXLAN
+packets by the class they carry), the tracer_packet_size_bytes histogram, tracer_drops_total
+{iface,class,reason,housekeeping} (housekeeping=\"false\" is traffic lost),
+tracer_drop_events_lost_total, tracer_drop_events_suppressed_total,
+tracer_drops_uncounted_total, tracer_findings{severity} (the latest diagnosis),
+tracer_build_info{version,kernel} and tracer_interface_info{iface,ifindex,hook}. Counters are
+totals since the start, updated every --interval.
+
 Examples:
   sudo tracer watch                                   every interface that is up
   sudo tracer watch -i eth0 -i vxlan.calico --profile k0s-calico
   sudo tracer watch --output json --duration 30 > counters.jsonl
-  sudo tracer --netns lab-worker-1 watch              inside a network namespace"
+  sudo tracer --netns lab-worker-1 watch              inside a network namespace
+  sudo tracer watch --metrics                         for Prometheus, on 127.0.0.1:9464
+  sudo tracer watch --metrics 10.0.0.5:9464 --interval 5"
 )]
 pub struct WatchArgs {
     #[command(flatten)]
@@ -79,6 +96,17 @@ pub struct WatchArgs {
     /// Do not diagnose the node while watching.
     #[arg(long)]
     no_diagnose: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics while watching [default ADDR:
+    /// 127.0.0.1:9464]. An address other than loopback makes them reachable from the network.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = metrics::DEFAULT_ADDR,
+        value_parser = metrics::parse_addr,
+    )]
+    metrics: Option<SocketAddr>,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -92,6 +120,11 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: WatchArgs) -> Result<ExitCode> {
+    // A busy port or a foreign address fails here, while nothing is attached yet.
+    let listener = match args.metrics {
+        Some(addr) => Some(metrics::Listener::bind(addr).await?),
+        None => None,
+    };
     let Session {
         catalog,
         profile_reason,
@@ -119,6 +152,13 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
         interval: args.interval,
         programs: datapath.program_ids(),
     };
+    let server = listener.map(|l| {
+        l.serve(RunInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            kernel: metrics::kernel_release(),
+            ifaces: header.ifaces.clone(),
+        })
+    });
     let stdout = std::io::stdout();
     let mut out: Box<dyn WatchOutput> = match args.output {
         OutputFormat::Text => {
@@ -167,6 +207,10 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             }
             let samples = snap.since(&prev);
             let drops = capture.as_ref().map(|_| &view);
+            if let Some(m) = &server {
+                let findings = correlator.as_ref().map_or(&[][..], |k| &k.findings);
+                m.publish(snap.entries().cloned().collect(), drops, findings);
+            }
             out.interval(&Interval {
                 elapsed: start.elapsed(),
                 samples: &samples,
@@ -192,6 +236,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     }
     .await;
     // Detach before anything else can go wrong.
+    drop(server);
     drop(capture);
     drop(datapath);
     match result {

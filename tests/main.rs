@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod baseline;
 mod cli_errors;
 mod datapath;
 mod diagnose;

@@ -8,7 +8,7 @@ pub mod tracer;
 
 pub use lab::Lab;
 pub use netns::{NetNs, Veth, veth_pair};
-pub use send::send_frames;
+pub use send::{Paced, Stream, send_frames};
 pub use tracer::{Counts, Tracer};
 
 /// Panics with a clear message unless running as root.

@@ -1,6 +1,7 @@
 //! The command line: argument definitions, the per-command runners, and the one place errors
 //! become a message and an exit status.
 
+mod baseline;
 mod catalog;
 mod demo;
 mod diagnose;
@@ -33,7 +34,9 @@ pub use watch::WatchArgs;
   tracer profiles                               list the built-in cluster profiles
   tracer ports --profile k0s-calico --role worker --format firewall-cmd
   sudo tracer watch                             count traffic on every interface that is up
-  sudo tracer watch --iface eth0 --output json --duration 10")]
+  sudo tracer watch --iface eth0 --output json --duration 10
+  sudo tracer baseline record --duration 300 -o baseline.json
+  sudo tracer baseline compare baseline.json     exit status 4 when traffic fell or drops rose")]
 pub struct Cli {
     /// More diagnostics on stderr (-v: info, -vv: debug). TRACER_LOG=debug works too.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -51,6 +54,8 @@ pub struct Cli {
 enum Command {
     /// Count cluster traffic per interface, direction and class, live.
     Watch(WatchArgs),
+    /// Record what a healthy node carries, and later check whether that changed.
+    Baseline(baseline::BaselineArgs),
     /// Find what blocks the cluster's traffic on this node: firewalld zones, nftables rules,
     /// iptables mode, sysctls, routes, MTUs; with the commands that fix it.
     Diagnose(diagnose::DiagnoseArgs),
@@ -108,18 +113,22 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// The commands that attach the datapath read its events asynchronously, on this thread (it
+/// is the one that entered the network namespace).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     // setns affects only the calling thread: do it before the runtime starts any other.
     if let Some(ns) = &cli.netns {
         crate::model::netns::enter(ns)?;
     }
     match cli.command {
-        Command::Watch(args) => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(watch::run(args))
-        }
+        Command::Watch(args) => runtime()?.block_on(watch::run(args)),
+        Command::Baseline(args) => runtime()?.block_on(baseline::run(args)),
         Command::Diagnose(args) => diagnose::run(args),
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),

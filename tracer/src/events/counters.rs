@@ -8,7 +8,9 @@ use tracer_common::counters::SIZE_BUCKETS;
 
 use crate::probes::{ClassTable, CounterRow, Datapath, ProbeError, Target};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Ingress,

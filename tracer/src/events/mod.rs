@@ -1,7 +1,9 @@
 //! Events and counters, the second stage: raw counter rows from the probes become named
 //! totals per (interface, direction, class), and two snapshots give the rates in between;
-//! drop counters, flows and sampled events become named drops.
+//! drop counters, flows and sampled events become named drops; a recording window of both
+//! becomes a baseline of rates that a later window is compared with.
 
+pub mod baseline;
 pub mod counters;
 pub mod drops;
 

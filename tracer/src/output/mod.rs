@@ -1,6 +1,8 @@
 //! Outputs, the last stage: what the user reads. Text for people, JSON lines for scripts,
-//! Prometheus metrics, and the firewall formats `tracer ports` prints.
+//! Prometheus metrics, the firewall formats `tracer ports` prints, and baselines and their
+//! comparisons.
 
+pub mod baseline;
 pub mod findings;
 pub mod json;
 pub mod metrics;

@@ -9,6 +9,7 @@ mod session;
 
 use correlate::Correlator;
 
+pub(crate) use drops::DropCapture;
 pub use session::{Session, TraceArgs};
 
 use std::{
@@ -109,7 +110,7 @@ pub struct WatchArgs {
     metrics: Option<SocketAddr>,
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
@@ -256,7 +257,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
 }
 
 /// Resolves when sampled drop events are waiting; never without drop capture.
-async fn events_ready(capture: &mut Option<drops::DropCapture>) -> std::io::Result<()> {
+pub(crate) async fn events_ready(capture: &mut Option<DropCapture>) -> std::io::Result<()> {
     match capture.as_mut().and_then(|c| c.ring.as_mut()) {
         Some(ring) => {
             let mut guard = ring.readable_mut().await?;
@@ -267,7 +268,7 @@ async fn events_ready(capture: &mut Option<drops::DropCapture>) -> std::io::Resu
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,

@@ -1,0 +1,294 @@
+//! End to end: a baseline recorded while B sends A steady kube-apiserver SYNs and flannel
+//! VXLAN datagrams (which an nftables rule in A drops), then compared under the same traffic
+//! (no regression), with half the kube-apiserver traffic and with twice the VXLAN drops (both
+//! regressions, exit status 4, named in the JSON). Broken baseline files are refused by name.
+
+use std::{
+    net::{Ipv4Addr, TcpListener},
+    path::Path,
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+use tracer::synth::{Eth, L4, frame};
+
+use crate::harness::{NetNs, Paced, Stream, Veth, tracer::BIN, veth_pair};
+
+const A: Veth = Veth {
+    name: "va",
+    mac: [0x02, 0, 0, 0, 2, 0x0a],
+    ip: Ipv4Addr::new(10, 79, 0, 1),
+};
+const B: Veth = Veth {
+    name: "vb",
+    mac: [0x02, 0, 0, 0, 2, 0x0b],
+    ip: Ipv4Addr::new(10, 79, 0, 2),
+};
+/// A source address B does not own: A's SYN-ACKs to it leave A but nothing answers them.
+const SILENT: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 3);
+
+const SYNS_PER_SEC: f64 = 300.0;
+const VXLAN_PER_SEC: f64 = 50.0;
+/// The streams of the sender, by index.
+const API: usize = 0;
+const VXLAN: usize = 1;
+
+/// Runs `tracer --netns NS baseline ARGS...` to the end.
+fn baseline(ns: &NetNs, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["--netns", &ns.name, "baseline"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("starting {BIN}: {e}"))
+}
+
+/// Runs a JSON comparison against `file`; its exit status and document.
+fn compare(ns: &NetNs, file: &Path) -> (i32, Value) {
+    let out = baseline(ns, &["compare", file.to_str().unwrap(), "--output", "json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "compare printed no JSON ({e}), exit {}:\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().expect("exited"), doc)
+}
+
+fn regressions(doc: &Value) -> Vec<&Value> {
+    doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["regression"] == true)
+        .collect()
+}
+
+fn rate(doc: &Value, direction: &str, class: &str) -> f64 {
+    doc["traffic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["iface"] == "va" && t["direction"] == direction && t["class"] == class)
+        .unwrap_or_else(|| panic!("no {class} {direction} in {doc:#}"))["packets_per_sec"]
+        .as_f64()
+        .unwrap()
+}
+
+fn assert_near(what: &str, got: f64, want: f64, percent: f64) {
+    assert!(
+        (got - want).abs() <= want * percent / 100.0,
+        "{what}: {got}/s, expected {want}/s within {percent}%"
+    );
+}
+
+#[test]
+fn a_halved_class_and_doubled_drops_are_regressions_and_steady_traffic_is_not() {
+    let a = NetNs::new("ba");
+    let b = NetNs::new("bb");
+    veth_pair(&a, &A, &b, &B);
+    a.ip(&[
+        "neigh",
+        "add",
+        &SILENT.to_string(),
+        "lladdr",
+        &B.mac_text(),
+        "dev",
+        A.name,
+        "nud",
+        "permanent",
+    ]);
+    // Every SYN answered by exactly one SYN-ACK, from a cookie: no half-open queue to fill,
+    // no retransmission.
+    a.sysctl("net.ipv4.tcp_syncookies", "2");
+    a.sysctl("net.ipv4.tcp_synack_retries", "0");
+    let _apiserver = a.enter(|| TcpListener::bind("0.0.0.0:6443").expect("listen on 6443"));
+    a.nft("table inet trt {\n chain input {\n type filter hook input priority 0;\n udp dport 8472 drop\n }\n}\n");
+
+    let to_a = Eth::new(B.mac, A.mac);
+    let syn = {
+        let to_a = to_a.clone();
+        move |n: u64| {
+            frame(
+                &to_a,
+                SILENT.into(),
+                A.ip.into(),
+                &L4::syn(20000 + (n % 40000) as u16, 6443),
+            )
+        }
+    };
+    let vxlan = move |n: u64| {
+        frame(
+            &to_a,
+            B.ip.into(),
+            A.ip.into(),
+            &L4::udp(40000 + (n % 20000) as u16, 8472, &[0u8; 50]),
+        )
+    };
+    let sender = Paced::start(
+        &b,
+        B.name,
+        vec![
+            Stream {
+                per_sec: SYNS_PER_SEC,
+                make: Box::new(syn),
+            },
+            Stream {
+                per_sec: VXLAN_PER_SEC,
+                make: Box::new(vxlan),
+            },
+        ],
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baseline.json");
+    let out = baseline(
+        &a,
+        &[
+            "record",
+            "--iface",
+            "va",
+            "--profile",
+            "generic",
+            "--duration",
+            "3",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "record: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(recorded["format"], "tracer-baseline");
+    assert_eq!(recorded["version"], 1);
+    assert_eq!(recorded["meta"]["profile"], "generic");
+    assert_eq!(recorded["meta"]["interfaces"][0]["iface"], "va");
+    assert_eq!(recorded["meta"]["interfaces"][0]["hook"], "tc");
+    let api_in = rate(&recorded, "ingress", "kube-apiserver");
+    let api_out = rate(&recorded, "egress", "kube-apiserver");
+    let vxlan_in = rate(&recorded, "ingress", "flannel-vxlan");
+    let drops = recorded["drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["class"] == "flannel-vxlan" && d["reason"] == "NETFILTER_DROP")
+        .unwrap_or_else(|| panic!("no flannel-vxlan drops in {recorded:#}"))["per_sec"]
+        .as_f64()
+        .unwrap();
+    eprintln!(
+        "recorded over {}s: kube-apiserver {api_in}/s in, {api_out}/s out; flannel-vxlan {vxlan_in}/s in, {drops}/s dropped",
+        recorded["duration_secs"]
+    );
+    assert_near("kube-apiserver ingress", api_in, SYNS_PER_SEC, 5.0);
+    assert_near("kube-apiserver egress", api_out, SYNS_PER_SEC, 5.0);
+    assert_near("flannel-vxlan ingress", vxlan_in, VXLAN_PER_SEC, 5.0);
+    assert_near("flannel-vxlan drops", drops, VXLAN_PER_SEC, 5.0);
+    // A SYN is a 54-byte frame: every one in the first size bucket.
+    assert_eq!(
+        recorded["traffic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["direction"] == "ingress" && t["class"] == "kube-apiserver")
+            .unwrap()["sizes"][0],
+        1.0
+    );
+
+    // The same traffic: nothing regressed.
+    let (code, doc) = compare(&a, &file);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(doc["regression"], false, "{doc:#}");
+    assert!(regressions(&doc).is_empty(), "{doc:#}");
+
+    // Half the kube-apiserver traffic.
+    sender.set_rate(API, SYNS_PER_SEC / 2.0);
+    let (code, doc) = compare(&a, &file);
+    assert_eq!(code, 4, "{doc:#}");
+    let fell = regressions(&doc)
+        .into_iter()
+        .find(|c| c["class"] == "kube-apiserver" && c["direction"] == "ingress")
+        .unwrap_or_else(|| panic!("kube-apiserver ingress should have regressed: {doc:#}"));
+    assert_eq!(fell["measure"], "packets_per_sec");
+    let pct = fell["change_percent"].as_f64().unwrap();
+    assert!((-55.0..=-45.0).contains(&pct), "{fell}");
+    let message = fell["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("kube-apiserver ingress on va: "),
+        "{message}"
+    );
+    assert!(
+        regressions(&doc)
+            .iter()
+            .all(|c| c["class"] == "kube-apiserver"),
+        "only kube-apiserver moved: {doc:#}"
+    );
+
+    // Back to normal, and twice the overlay traffic, all of it dropped.
+    sender.set_rate(API, SYNS_PER_SEC);
+    sender.set_rate(VXLAN, VXLAN_PER_SEC * 2.0);
+    let (code, doc) = compare(&a, &file);
+    assert_eq!(code, 4, "{doc:#}");
+    let bad = regressions(&doc);
+    assert_eq!(bad.len(), 1, "only the drops regressed: {doc:#}");
+    assert_eq!(bad[0]["kind"], "drops");
+    assert_eq!(bad[0]["class"], "flannel-vxlan");
+    assert_eq!(bad[0]["reason"], "NETFILTER_DROP");
+    let pct = bad[0]["change_percent"].as_f64().unwrap();
+    assert!((85.0..=115.0).contains(&pct), "{}", bad[0]);
+    let message = bad[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("NETFILTER_DROP drops of flannel-vxlan on va: "),
+        "{message}"
+    );
+    // More overlay traffic is reported, but is no regression.
+    assert!(
+        doc["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["class"] == "flannel-vxlan"
+                && c["kind"] == "traffic"
+                && c["regression"] == false),
+        "{doc:#}"
+    );
+    let sent = sender.stop();
+    eprintln!(
+        "sent {} SYNs and {} VXLAN datagrams",
+        sent[API], sent[VXLAN]
+    );
+}
+
+#[test]
+fn broken_baselines_are_refused_with_file_and_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.json");
+    std::fs::write(
+        &file,
+        "{\n  \"format\": \"tracer-baseline\",\n  \"version\": 1,\n  \"meta\": [\n",
+    )
+    .unwrap();
+    let name = file.to_str().unwrap();
+    // The file is read before anything is attached: no namespace needed.
+    let out = Command::new(BIN)
+        .args(["baseline", "compare", name])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{name}:5:")), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    std::fs::write(&file, "{\"format\": \"tracer-baseline\", \"version\": 7}").unwrap();
+    let out = Command::new(BIN)
+        .args(["baseline", "compare", name])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(name) && err.contains("version 7"), "{err}");
+}

@@ -1,0 +1,368 @@
+//! `tracer baseline record` and `tracer baseline compare`: trace for a window through the same
+//! session `tracer watch` uses, turn the counters and drop totals of the window into a baseline
+//! of rates, and either write it or compare it with a recorded one, exiting 4 on a regression.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::watch::{Session, TraceArgs, events_ready, parse_secs, sleep_until};
+use crate::{
+    events::{
+        Snapshot,
+        baseline::{Baseline, DropWindow, IfaceHook, Meta, Thresholds, compare},
+    },
+    model::ifaces,
+    output::baseline::{self as render, CompareContext},
+};
+
+/// Exit status of a comparison that found a regression (distinct from a failure to run, 1).
+const REGRESSION: u8 = 4;
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    #[command(subcommand)]
+    command: BaselineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BaselineCommand {
+    /// Trace for a while and write what the node carried, as rates per second, to a JSON file.
+    Record(RecordArgs),
+    /// Trace again and compare with a recorded baseline: what moved, and whether it is a
+    /// regression (exit status 4).
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The file holds, per interface, direction and class (overlay packets again by their inner
+class), the packet and byte rates per second and the packet-size distribution, and the drop
+rate per interface, class and kernel drop reason; with the profile, the interfaces and their
+hooks, the kernel release and tracer's version. Record while the node is healthy and carries
+its usual load.
+
+Examples:
+  sudo tracer baseline record --duration 300 -o /var/lib/tracer/baseline.json
+  sudo tracer baseline record -i eth0 -i vxlan.calico --profile k0s-calico --duration 60 -o base.json"
+)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    trace: TraceArgs,
+
+    /// Seconds to trace.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, default_value = "60")]
+    duration: Duration,
+
+    /// The baseline file to write.
+    #[arg(long, short, value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Sentences, regressions first, then the other changes and notes.
+    Text,
+    /// One JSON object: the thresholds, every change with its sentence, the notes.
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Traces for as long as the baseline was recorded (or --duration), on the baseline's interfaces
+and with its profile and catalog files unless told otherwise, and compares every rate found
+on either side. It reports what moved by at least --threshold percent:
+
+  regressions: a class's traffic falling by the threshold or more (or disappearing), drops
+               rising by the threshold or more, drops appearing where the baseline had none
+  reported, not regressions: traffic rising or appearing, byte rates moving at a steady
+               packet rate, packet-size distributions shifting (by total-variation distance,
+               in percent, against the same threshold), drops falling, housekeeping drops
+               (QUEUE_PURGE, TCP_CLOSE... : sockets tidying up) rising
+
+Rates below --floor per second on both sides are noise and not compared (a class falling from
+0.8 to 0 packets/s is not a regression at the default floor).
+
+Exit status: 0 when nothing regressed, 4 on a regression, 1 when the comparison could not
+run (unreadable or malformed baseline, tracing failed).
+
+Examples:
+  sudo tracer baseline compare /var/lib/tracer/baseline.json
+  sudo tracer baseline compare base.json --duration 30 --threshold 50 --output json"
+)]
+pub struct CompareArgs {
+    /// The baseline `tracer baseline record` wrote.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    #[command(flatten)]
+    trace: TraceArgs,
+
+    /// Seconds to trace. Default: as long as the baseline was recorded.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    duration: Option<Duration>,
+
+    /// Smallest change reported, in percent of the baseline's rate.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, default_value = "30")]
+    threshold: f64,
+
+    /// Packets (or drops) per second below which a rate is noise: compared only when one side
+    /// reaches it.
+    #[arg(long, value_name = "PER_SEC", value_parser = parse_floor, default_value = "1")]
+    floor: f64,
+
+    #[arg(long, short, value_enum, default_value_t = Format::Text)]
+    output: Format,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?}: give a positive percentage")),
+    }
+}
+
+fn parse_floor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?}: give a rate per second, zero or more")),
+    }
+}
+
+pub async fn run(args: BaselineArgs) -> Result<ExitCode> {
+    match args.command {
+        BaselineCommand::Record(args) => record(args).await,
+        BaselineCommand::Compare(args) => compare_with(args).await,
+    }
+}
+
+async fn record(args: RecordArgs) -> Result<ExitCode> {
+    // Fail now rather than after the whole recording.
+    let dir = match args.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot write {}: {} is not a directory",
+            args.output.display(),
+            dir.display()
+        );
+    }
+    let baseline = sample(&args.trace, args.duration).await?;
+    let file = args.output.display().to_string();
+    std::fs::write(&args.output, baseline.to_json())
+        .with_context(|| format!("writing the baseline {file}"))?;
+    let mut text = Vec::new();
+    render::recorded(&mut text, &baseline, &file)?;
+    super::out(&String::from_utf8_lossy(&text))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn compare_with(mut args: CompareArgs) -> Result<ExitCode> {
+    let file = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading the baseline {file}"))?;
+    let baseline = Baseline::from_json(&text, &file)?;
+    let meta = &baseline.meta;
+    // Measure what the baseline measured, unless told otherwise.
+    if args.trace.profile.is_none() {
+        args.trace.profile = Some(meta.profile.clone());
+    }
+    if args.trace.catalog.is_empty() {
+        args.trace.catalog = meta.catalogs.iter().map(PathBuf::from).collect();
+    }
+    if args.trace.iface.is_empty() {
+        args.trace.iface = present_interfaces(&meta.interfaces)?;
+    }
+    let duration = args
+        .duration
+        .unwrap_or_else(|| Duration::from_secs_f64(baseline.duration_secs));
+    let sample = sample(&args.trace, duration).await?;
+    let cmp = compare(
+        &baseline,
+        &sample,
+        Thresholds {
+            percent: args.threshold,
+            floor: args.floor,
+        },
+    );
+    let ctx = CompareContext {
+        file: &file,
+        baseline: &baseline,
+        sample: &sample,
+    };
+    let mut text = Vec::new();
+    match args.output {
+        Format::Text => render::text(&mut text, &ctx, &cmp)?,
+        Format::Json => render::json(&mut text, &ctx, &cmp)?,
+    }
+    super::out(&String::from_utf8_lossy(&text))?;
+    Ok(if cmp.regressed() {
+        ExitCode::from(REGRESSION)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The baseline's interfaces that exist now. One that is gone is left out with a warning: its
+/// traffic then shows as gone, which is what happened.
+fn present_interfaces(recorded: &[IfaceHook]) -> Result<Vec<String>> {
+    let now = ifaces::list().context("listing interfaces")?;
+    let mut present = Vec::new();
+    for i in recorded {
+        if now.iter().any(|n| n.name == i.iface) {
+            present.push(i.iface.clone());
+        } else {
+            log::warn!(
+                "{} was traced in the baseline but does not exist now",
+                i.iface
+            );
+        }
+    }
+    if present.is_empty() && !recorded.is_empty() {
+        let names: Vec<&str> = recorded.iter().map(|i| i.iface.as_str()).collect();
+        bail!(
+            "none of the baseline's interfaces exists here ({}); name the ones to trace with --iface",
+            names.join(", ")
+        );
+    }
+    Ok(present)
+}
+
+/// Attaches, traces for `duration`, detaches, and returns the window's rates.
+async fn sample(args: &TraceArgs, duration: Duration) -> Result<Baseline> {
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let Session {
+        catalog,
+        classes,
+        datapath,
+        mut capture,
+        ..
+    } = Session::start(args, None)?;
+    let meta = Meta {
+        recorded_at: rfc3339(SystemTime::now()),
+        profile: catalog.profile.name.clone(),
+        catalogs: args
+            .catalog
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .map(|p| p.display().to_string())
+            .collect(),
+        interfaces: datapath
+            .targets()
+            .iter()
+            .zip(datapath.hooks())
+            .map(|(t, h)| IfaceHook {
+                iface: t.name.clone(),
+                hook: h.map_or("none", |h| h.as_str()).to_string(),
+            })
+            .collect(),
+        kernel: kernel_release(),
+        tracer_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+
+    let result: Result<Baseline> = async {
+        let drops_before = match capture.as_mut() {
+            Some(c) => Some(c.update(&datapath, &classes)?.totals),
+            None => None,
+        };
+        let before = Snapshot::capture(&datapath, &classes)?;
+        let deadline = tokio::time::Instant::from(before.at + duration);
+        loop {
+            tokio::select! {
+                _ = sleep_until(Some(deadline)) => break,
+                _ = sigint.recv() => bail!("interrupted before the end of the window; nothing recorded"),
+                _ = sigterm.recv() => bail!("terminated before the end of the window; nothing recorded"),
+                // Sampled drop events are not needed here, but left alone they would fill the
+                // ring buffer and show up as lost events.
+                ready = events_ready(&mut capture) => {
+                    ready?;
+                    if let Some(c) = capture.as_mut() {
+                        c.drain_events(&classes)?;
+                    }
+                }
+            }
+        }
+        let after = Snapshot::capture(&datapath, &classes)?;
+        let drops_after = match capture.as_mut() {
+            Some(c) => Some(c.update(&datapath, &classes)?.totals),
+            None => None,
+        };
+        let window = drops_before
+            .as_deref()
+            .zip(drops_after.as_deref())
+            .map(|(before, after)| DropWindow { before, after });
+        Ok(Baseline::record(meta, &before, &after, window))
+    }
+    .await;
+    // Detach before anything else can go wrong.
+    drop(capture);
+    drop(datapath);
+    result
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// `2025-01-02T03:04:05Z`: UTC to the second, without pulling in a date library for it.
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let at = |s: u64| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
+    }
+
+    #[test]
+    fn thresholds_are_checked() {
+        assert_eq!(parse_percent("30"), Ok(30.0));
+        assert_eq!(parse_percent("12.5%"), Ok(12.5));
+        assert!(parse_percent("0").is_err());
+        assert!(parse_percent("-5").is_err());
+        assert_eq!(parse_floor("0"), Ok(0.0));
+        assert!(parse_floor("-1").is_err());
+    }
+}

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's tasks. `setup` installs what building and testing need on a
 //! fresh Debian 12 machine; `test` runs the checks CI runs; `demo` and `bench` run the tracer.
 
+mod bench;
 mod setup;
 
 use std::{
@@ -15,7 +16,9 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   setup   install the Debian packages and bpf-linker the build and tests need (idempotent)
   test    setup, then cargo fmt --check, clippy -D warnings and every test (needs root)
-  demo    setup, build, and run `tracer demo` (needs root)";
+  demo    setup, build, and run `tracer demo` (needs root)
+  bench   setup, build, and run the benchmark: prints a table, writes bench/results.json
+          (needs root; a few minutes; `--quick` for a trial run, `--only cost,storm`...)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(),
         Some("test") => test(&args[1..]),
         Some("demo") => demo(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

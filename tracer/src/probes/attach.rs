@@ -1,8 +1,9 @@
 //! Where each interface's ingress program goes. On virtual devices (veth, bridges, VXLAN) tc
 //! is the cheap hook: native XDP on veth forces GSO packets to be segmented and cost about
-//! two thirds of the throughput in our measurements, generic XDP about a quarter, tc almost
-//! nothing. On physical NICs with driver support, native XDP runs before the stack allocates
-//! anything. Egress is always tc: XDP has no egress hook.
+//! 70% of the throughput in our measurements (`cargo xtask bench`); generic XDP and tc
+//! cost a few percent at most, but generic XDP sees GSO super-packets and so counts them as
+//! one packet each. On physical NICs with driver support, native XDP runs before the stack
+//! allocates anything. Egress is always tc: XDP has no egress hook.
 
 use std::fmt;
 

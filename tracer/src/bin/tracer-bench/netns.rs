@@ -1,0 +1,201 @@
+//! The benchmark's sandbox: network namespaces named `bn-<pid>-<tag>` that are deleted when
+//! their guard drops (also on errors and panics), veth pairs between them, and the Ctrl-C
+//! flag that turns an interrupt into an ordinary error so the guards still run. Nothing here
+//! touches the root namespace: every command runs inside a namespace the benchmark created.
+
+use std::{
+    io::Write,
+    net::Ipv4Addr,
+    process::{Command, Output, Stdio},
+    sync::atomic::{AtomicBool, AtomicU32, Ordering},
+};
+
+use anyhow::{Context, Result, bail};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Prefix of every namespace the benchmark creates.
+const PREFIX: &str = "bn-";
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Ctrl-C stops the running step (its children get the signal too) and the run ends through
+/// the error path, so every namespace, lab and process is removed on the way out.
+pub fn catch_interrupts() {
+    let handler: extern "C" fn(libc::c_int) = on_sigint;
+    // SAFETY: the handler only stores to an atomic. Children get the default disposition
+    // back when they exec.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+/// True once the user has asked the benchmark to stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Fails once the user has asked the benchmark to stop.
+pub fn check_interrupt() -> Result<()> {
+    if interrupted() {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// Deletes namespaces left by a benchmark that was killed (`bn-<pid>-...` whose process is
+/// gone). Namespaces of a run that is still going are left alone.
+pub fn remove_stale() {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("bench: removing namespace {name} left by an earlier run");
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        }
+    }
+}
+
+/// Runs a command, failing with its output when it fails.
+pub fn run(cmd: &mut Command) -> Result<Output> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {shown}"))?;
+    if !out.status.success() {
+        bail!(
+            "{shown} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
+}
+
+/// A network namespace that exists for the guard's lifetime.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new(tag: &str) -> Result<NetNs> {
+        let name = format!(
+            "{PREFIX}{}-{}-{tag}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        run(Command::new("ip").args(["netns", "add", &name]))?;
+        let ns = NetNs { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// `ip -n <ns> <args>`.
+    pub fn ip(&self, args: &[&str]) -> Result<()> {
+        run(Command::new("ip").arg("-n").arg(&self.name).args(args)).map(drop)
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        in_ns(&self.name, program)
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        run(self
+            .command("sysctl")
+            .args(["-qw", &format!("{key}={value}")]))
+        .map(drop)
+    }
+
+    /// Loads an nftables ruleset (`nft -f` syntax) into the namespace.
+    pub fn nft(&self, ruleset: &str) -> Result<()> {
+        let mut child = self
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting nft")?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(ruleset.as_bytes())
+            .context("writing the ruleset to nft")?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "nft -f in {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a thread that has entered the namespace (setns is per thread).
+    pub fn enter<R: Send>(&self, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                tracer::model::netns::enter(&self.name)?;
+                f()
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the thread inside {} panicked", self.name))?
+        })
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A command that runs `program` inside the namespace `ns` (any namespace, a lab's too).
+pub fn in_ns(ns: &str, program: &str) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, program]);
+    cmd
+}
+
+/// One end of a veth pair.
+pub struct End<'a> {
+    pub ns: &'a NetNs,
+    pub name: &'a str,
+    pub ip: Ipv4Addr,
+}
+
+/// Connects two namespaces with a veth pair, addresses in a /24, IPv6 off to keep the link
+/// quiet.
+pub fn veth_pair(a: &End, b: &End) -> Result<()> {
+    a.ns.ip(&[
+        "link", "add", a.name, "type", "veth", "peer", "name", b.name, "netns", &b.ns.name,
+    ])?;
+    for end in [a, b] {
+        end.ns
+            .sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", end.name), "1")?;
+        end.ns
+            .ip(&["addr", "add", &format!("{}/24", end.ip), "dev", end.name])?;
+        end.ns.ip(&["link", "set", end.name, "up"])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! What the benchmark prints and writes: the machine it ran on, the goals with pass or miss
+//! next to the measured numbers (never asserted: a miss is reported, not failed), the table
+//! printed on stdout, and the whole record as `bench/results.json`.
+
+use std::{fmt::Write, process::Command};
+
+use serde::Serialize;
+
+use crate::{cost, peers, ruleset, steady, storm, throughput};
+
+/// The median of some measurements (mean of the middle two for an even count); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub kernel: String,
+    pub os: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub date: String,
+    pub commit: String,
+    /// /proc/loadavg when the run started: other work on the machine skews every number.
+    pub loadavg_start: String,
+}
+
+impl Machine {
+    pub fn describe() -> Machine {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let os = read("/etc/os-release")
+            .lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+            os,
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            date: output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
+            commit: output(Command::new("git").args(["rev-parse", "--short", "HEAD"])),
+            loadavg_start: loadavg(),
+        }
+    }
+}
+
+/// The three load averages of /proc/loadavg.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn output(cmd: &mut Command) -> String {
+    cmd.output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A goal, its measured value, and whether it was met.
+#[derive(Debug, Serialize)]
+pub struct Goal {
+    pub goal: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub machine: Option<Machine>,
+    /// `--quick`: short runs whose numbers are not worth keeping.
+    pub quick: bool,
+    pub duration_secs: f64,
+    pub loadavg_end: String,
+    pub cost: Option<cost::Results>,
+    pub throughput: Option<throughput::Results>,
+    pub peers: Option<peers::Results>,
+    pub storm: Option<storm::Results>,
+    pub steady: Option<steady::Results>,
+    pub ruleset: Option<ruleset::Results>,
+    pub goals: Vec<Goal>,
+}
+
+const PLAIN_NS: f64 = 25.0;
+const VXLAN_NS: f64 = 80.0;
+const THROUGHPUT: f64 = 0.97;
+const CPU_PERCENT: f64 = 2.0;
+
+impl Report {
+    /// Judges the goals the measured sections allow.
+    pub fn judge(&mut self) {
+        let mut goals = Vec::new();
+        if let Some(c) = &self.cost {
+            for (vxlan, limit, what) in [
+                (false, PLAIN_NS, "plain classification"),
+                (true, VXLAN_NS, "VXLAN inner-flow accounting"),
+            ] {
+                let worst = c
+                    .rows
+                    .iter()
+                    .filter(|r| r.vxlan == vxlan)
+                    .max_by(|a, b| a.above_floor_ns.total_cmp(&b.above_floor_ns));
+                if let Some(w) = worst {
+                    goals.push(Goal {
+                        goal: format!("{what}: <= {limit} ns/packet above the empty program"),
+                        measured: format!(
+                            "worst {:.0} ns ({}, {})",
+                            w.above_floor_ns, w.packet, w.program
+                        ),
+                        met: w.above_floor_ns <= limit,
+                    });
+                }
+            }
+        }
+        if let Some(t) = &self.throughput {
+            for c in [&t.veth, &t.vxlan] {
+                goals.push(Goal {
+                    goal: format!(">= 97% of untraced throughput on {}", c.path),
+                    measured: format!("{:.1}%", 100.0 * c.ratio),
+                    met: c.ratio >= THROUGHPUT,
+                });
+            }
+        }
+        if let Some(p) = &self.peers {
+            let ours = p.ratio(throughput::Mode::Tracer(Some("tc")));
+            let tcpdump = p.ratio(throughput::Mode::Tcpdump);
+            if let (Some(ours), Some(tcpdump)) = (ours, tcpdump) {
+                goals.push(Goal {
+                    goal: "less overhead than tcpdump on the same traffic".into(),
+                    measured: format!(
+                        "tracer (tc) {:.1}% vs tcpdump {:.1}% of untraced",
+                        100.0 * ours,
+                        100.0 * tcpdump
+                    ),
+                    met: ours > tcpdump,
+                });
+            }
+        }
+        if let Some(s) = &self.storm {
+            goals.push(Goal {
+                goal: "drop storm counted exactly".into(),
+                measured: format!("{} of {}", s.counted, s.datagrams),
+                met: s.exact,
+            });
+        }
+        if let Some(s) = &self.steady {
+            goals.push(Goal {
+                goal: format!("< {CPU_PERCENT}% of a core in user space at 100k packets/s"),
+                measured: format!(
+                    "{:.2}% at {:.0} packets/s",
+                    s.tracer_cpu_percent, s.measured_pps
+                ),
+                met: s.tracer_cpu_percent < CPU_PERCENT,
+            });
+        }
+        if let Some(r) = &self.ruleset {
+            goals.push(Goal {
+                goal: "10,000-rule ruleset: every catalog flow evaluated well under a second"
+                    .into(),
+                measured: format!("{:.1} ms for {} flows", r.evaluate_all_ms, r.flows),
+                met: r.evaluate_all_ms < 1000.0,
+            });
+        }
+        self.goals = goals;
+    }
+
+    /// The table printed at the end of a run (and pasted into the README).
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        if let Some(m) = &self.machine {
+            let _ = writeln!(
+                t,
+                "tracer benchmark, {} ({}), kernel {}, {}, {} cores, commit {}\nload average {} at the start, {} at the end\n",
+                m.date, m.os, m.kernel, m.cpu, m.cores, m.commit, m.loadavg_start, self.loadavg_end
+            );
+        }
+        if let Some(c) = &self.cost {
+            cost_table(&mut t, c);
+        }
+        if let Some(tp) = &self.throughput {
+            let _ = writeln!(
+                t,
+                "2. Throughput, iperf3 TCP to 6443, {} s runs, {} interleaved rounds (medians)",
+                tp.secs, tp.rounds
+            );
+            let _ = writeln!(
+                t,
+                "   {:<34} {:>10} {:>10} {:>7}",
+                "path", "untraced", "traced", "ratio"
+            );
+            for (c, what) in [
+                (&tp.veth, "veth pair (tracer --attach tc)"),
+                (&tp.vxlan, "lab VXLAN overlay (tracer, auto)"),
+            ] {
+                let _ = writeln!(
+                    t,
+                    "   {what:<34} {:>5.2} Gb/s {:>5.2} Gb/s {:>6.1}%  {}",
+                    c.untraced_gbps,
+                    c.traced_gbps,
+                    100.0 * c.ratio,
+                    mark(c.ratio >= THROUGHPUT)
+                );
+            }
+            t.push('\n');
+        }
+        if let Some(p) = &self.peers {
+            let _ = writeln!(
+                t,
+                "3. Observers on the same veth traffic, {} s runs, {} rounds, each after an untraced run",
+                p.secs, p.rounds
+            );
+            let _ = writeln!(t, "   {:<40} {:>10} {:>7}", "observer", "Gbit/s", "ratio");
+            let _ = writeln!(
+                t,
+                "   {:<40} {:>10.2} {:>6.1}%",
+                "untraced", p.untraced_gbps, 100.0
+            );
+            for peer in &p.peers {
+                let _ = writeln!(
+                    t,
+                    "   {:<40} {:>10.2} {:>6.1}%",
+                    peer.peer,
+                    peer.gbps,
+                    100.0 * peer.ratio
+                );
+            }
+            t.push('\n');
+        }
+        if let Some(s) = &self.storm {
+            let _ = writeln!(
+                t,
+                "4. Drop storm: {} UDP datagrams dropped by an nft output rule",
+                s.datagrams
+            );
+            let _ = writeln!(
+                t,
+                "   drops/s untraced {:.0}, traced {:.0} ({:.1}%); counted {} of {} ({})\n   tracer CPU {:.2} s over {:.1} s, peak RSS {} KiB; events lost {}, held back {}, uncounted {}\n",
+                s.untraced_drops_per_sec,
+                s.traced_drops_per_sec,
+                100.0 * s.traced_drops_per_sec / s.untraced_drops_per_sec.max(1e-9),
+                s.counted,
+                s.datagrams,
+                if s.exact { "exact" } else { "NOT exact" },
+                s.tracer_cpu_secs,
+                s.tracer_cpu_window_secs,
+                s.tracer_peak_rss_kib,
+                s.events_lost,
+                s.events_suppressed,
+                s.uncounted
+            );
+        }
+        if let Some(s) = &self.steady {
+            let _ = writeln!(
+                t,
+                "5. User-space CPU, {:.0} packets/s of 64-byte UDP for {:.0} s, 1 s interval\n   tracer {:.2}% of a core by utime+stime ({:.3}% by schedstat); idle {:.2}% ({:.3}%)\n",
+                s.measured_pps,
+                s.traffic_secs,
+                s.tracer_cpu_percent,
+                s.tracer_cpu_percent_schedstat,
+                s.idle_cpu_percent,
+                s.idle_cpu_percent_schedstat
+            );
+        }
+        if let Some(r) = &self.ruleset {
+            let _ = writeln!(
+                t,
+                "5b. Firewall model, {} rules ({} KiB of nft JSON), median of {}\n   parse {:.1} ms; {} catalog flows evaluated in {:.2} ms ({:.1} us per flow; {} accepted, {} rejected, {} unknown)\n",
+                r.rules,
+                r.json_bytes / 1024,
+                r.rounds,
+                r.parse_ms,
+                r.flows,
+                r.evaluate_all_ms,
+                r.per_flow_us,
+                r.accepted,
+                r.rejected,
+                r.unknown
+            );
+        }
+        if !self.goals.is_empty() {
+            t.push_str("Goals\n");
+            for g in &self.goals {
+                let _ = writeln!(t, "   {} {}: {}", mark(g.met), g.goal, g.measured);
+            }
+        }
+        t
+    }
+}
+
+fn mark(met: bool) -> &'static str {
+    if met { "pass" } else { "MISS" }
+}
+
+fn cost_table(t: &mut String, c: &cost::Results) {
+    let _ = writeln!(
+        t,
+        "1. Kernel cost per packet, BPF_PROG_TEST_RUN, {} repeats x {} rounds (median ns)",
+        c.repeat, c.rounds
+    );
+    let _ = writeln!(
+        t,
+        "   {:<20} {:<12} {:>6} {:>6} {:>6}  {:<5} {:>8}  counted as",
+        "packet", "program", "ns", "floor", "above", "goal", "empty tc"
+    );
+    for r in &c.rows {
+        let limit = if r.vxlan { VXLAN_NS } else { PLAIN_NS };
+        let _ = writeln!(
+            t,
+            "   {:<20} {:<12} {:>6.0} {:>6.0} {:>6.0}  {:<5} {:>8}  {}",
+            r.packet,
+            r.program,
+            r.ns,
+            r.floor_ns,
+            r.above_floor_ns,
+            mark(r.above_floor_ns <= limit),
+            r.empty_tc_ns.map(|n| format!("{n:.0}")).unwrap_or_default(),
+            r.counted_as
+        );
+    }
+    let _ = writeln!(
+        t,
+        "   above = median over rounds of (program - floor) in the same round. goal: <= {PLAIN_NS} ns above\n   the floor, <= {VXLAN_NS} ns with VXLAN inner-flow accounting.\n   {}\n",
+        c.note
+    );
+}

@@ -1,0 +1,341 @@
+//! Section 2: iperf3 TCP throughput with the tracer off and on, runs interleaved (off, on,
+//! off, on...) so drift on a shared machine hits both alike; medians and their ratio. Over a
+//! veth pair between two fresh namespaces (tracer on the receiving end), and over the lab's
+//! Calico VXLAN overlay between two pods (tracer on every interface of the receiving worker).
+//!
+//! Also the pieces section 3 shares: the veth test bed and one measured run in a given mode.
+
+use std::{net::Ipv4Addr, path::Path, process::Command, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use tracer::lab::{
+    net::{node_ns, pod_addrs, pod_ns},
+    scenarios,
+};
+
+use crate::{
+    iperf,
+    netns::{End, NetNs, check_interrupt, in_ns, veth_pair},
+    procs::{Background, Tracer, counted},
+    report::median,
+};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub secs: u32,
+    pub rounds: usize,
+}
+
+/// What observes the traffic during a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Off,
+    /// The tracer with `--attach <mode>` (None: the default, auto).
+    Tracer(Option<&'static str>),
+    Tcpdump,
+}
+
+impl Mode {
+    pub fn label(self) -> String {
+        match self {
+            Mode::Off => "untraced".into(),
+            Mode::Tracer(Some(a)) => format!("tracer --attach {a}"),
+            Mode::Tracer(None) => "tracer (--attach auto)".into(),
+            Mode::Tcpdump => "tcpdump -w /dev/null 'tcp port 6443'".into(),
+        }
+    }
+}
+
+/// One iperf3 run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    pub mode: String,
+    pub round: usize,
+    pub gbps: f64,
+    /// For tracer runs: the hook each interface got, and the packets counted (proof it was
+    /// looking at the traffic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packets_counted: Option<u64>,
+    /// tcpdump's own closing statistics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcpdump: Option<String>,
+}
+
+/// Off against on over one path.
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub path: String,
+    pub untraced_gbps: f64,
+    pub traced_gbps: f64,
+    pub ratio: f64,
+    pub runs: Vec<Run>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub secs: u32,
+    pub rounds: usize,
+    pub veth: Comparison,
+    pub vxlan: Comparison,
+}
+
+/// Where one run's traffic goes: client namespace, server address, and where the observer
+/// sits (its namespace, and the interface, or every interface when None).
+pub struct Route<'a> {
+    pub client_ns: &'a str,
+    pub server: Ipv4Addr,
+    pub observer_ns: &'a str,
+    pub iface: Option<&'a str>,
+    pub profile: &'a str,
+}
+
+/// Two fresh namespaces joined by a veth pair, an iperf3 server in the second.
+pub struct VethBed {
+    pub client: NetNs,
+    pub server: NetNs,
+    _iperf: Background,
+}
+
+pub const SERVER_IF: &str = "bn1";
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+impl VethBed {
+    pub fn new(tag: &str) -> Result<VethBed> {
+        let client = NetNs::new(&format!("{tag}c"))?;
+        let server = NetNs::new(&format!("{tag}s"))?;
+        veth_pair(
+            &End {
+                ns: &client,
+                name: "bn0",
+                ip: CLIENT_IP,
+            },
+            &End {
+                ns: &server,
+                name: SERVER_IF,
+                ip: SERVER_IP,
+            },
+        )?;
+        let iperf = iperf::server(&server.name)?;
+        Ok(VethBed {
+            client,
+            server,
+            _iperf: iperf,
+        })
+    }
+
+    pub fn route(&self) -> Route<'_> {
+        Route {
+            client_ns: &self.client.name,
+            server: SERVER_IP,
+            observer_ns: &self.server.name,
+            iface: Some(SERVER_IF),
+            profile: "generic",
+        }
+    }
+}
+
+/// One iperf3 run of `secs` with `mode` observing; progress goes out under `section`.
+pub fn measure(
+    section: &str,
+    bin: &Path,
+    route: &Route,
+    mode: Mode,
+    round: usize,
+    secs: u32,
+) -> Result<Run> {
+    check_interrupt()?;
+    // Long enough to outlive the run; the tracer is stopped right after it anyway.
+    let duration = (secs + 60).to_string();
+    let mut run = Run {
+        mode: mode.label(),
+        round,
+        gbps: 0.0,
+        hooks: None,
+        packets_counted: None,
+        tcpdump: None,
+    };
+    match mode {
+        Mode::Off => run.gbps = iperf::tcp(route.client_ns, route.server, secs)?,
+        Mode::Tracer(attach) => {
+            let mut args = vec!["--duration", &duration, "--profile", route.profile];
+            if let Some(iface) = route.iface {
+                args.extend(["--iface", iface]);
+            }
+            if let Some(a) = attach {
+                args.extend(["--attach", a]);
+            }
+            let tracer = Tracer::watch(bin, route.observer_ns, &args)?;
+            run.hooks = Some(tracer.hooks());
+            run.gbps = iperf::tcp(route.client_ns, route.server, secs)?;
+            let summary = tracer.stop()?;
+            run.packets_counted = Some(counted(&summary, |c| {
+                c["class"] == "kube-apiserver" && c["direction"] == "ingress"
+            }));
+        }
+        Mode::Tcpdump => {
+            let iface = route.iface.context("tcpdump needs one interface")?;
+            let mut dump = Background::spawn(
+                in_ns(route.observer_ns, "tcpdump").args([
+                    "-i",
+                    iface,
+                    "-w",
+                    "/dev/null",
+                    "tcp port 6443",
+                ]),
+                "tcpdump",
+            )?;
+            // It has no ready signal we can read without racing its stderr: give it time to
+            // open the socket and attach its filter.
+            std::thread::sleep(Duration::from_millis(800));
+            dump.check_running()?;
+            run.gbps = iperf::tcp(route.client_ns, route.server, secs)?;
+            let stats = dump.stop()?;
+            run.tcpdump = Some(
+                stats
+                    .lines()
+                    .filter(|l| l.contains("packets"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+        }
+    }
+    eprintln!(
+        "[{section}]   round {round} {:<40} {:>6.2} Gbit/s{}",
+        mode.label(),
+        run.gbps,
+        run.packets_counted
+            .map(|p| format!("  ({p} packets counted)"))
+            .unwrap_or_default()
+    );
+    // Let the sockets of the last run close before the next one.
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(run)
+}
+
+/// Medians of the untraced runs and of the runs in `mode`.
+pub fn compare(path: &str, runs: Vec<Run>, mode: Mode) -> Comparison {
+    let of = |m: Mode| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.mode == m.label())
+            .map(|r| r.gbps)
+            .collect()
+    };
+    let untraced = median(&of(Mode::Off));
+    let traced = median(&of(mode));
+    Comparison {
+        path: path.into(),
+        untraced_gbps: untraced,
+        traced_gbps: traced,
+        ratio: if untraced > 0.0 {
+            traced / untraced
+        } else {
+            0.0
+        },
+        runs,
+    }
+}
+
+/// Interleaved rounds of untraced and traced runs over one path.
+fn off_on(bin: &Path, route: &Route, traced: Mode, cfg: Config) -> Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    for round in 1..=cfg.rounds {
+        runs.push(measure(SECTION, bin, route, Mode::Off, round, cfg.secs)?);
+        runs.push(measure(SECTION, bin, route, traced, round, cfg.secs)?);
+    }
+    Ok(runs)
+}
+
+pub fn run(bin: &Path, cfg: Config) -> Result<Results> {
+    eprintln!(
+        "[{SECTION}] veth pair: iperf3 TCP to 6443, {} s runs, {} rounds of untraced/traced",
+        cfg.secs, cfg.rounds
+    );
+    let veth = {
+        let bed = VethBed::new("tp")?;
+        let traced = Mode::Tracer(Some("tc"));
+        compare("veth", off_on(bin, &bed.route(), traced, cfg)?, traced)
+    };
+    eprintln!(
+        "[{SECTION}] VXLAN overlay: lab k0s-calico (prefix {LAB_PREFIX}), pod behind worker-1 to pod behind worker-2"
+    );
+    let vxlan = {
+        let lab = Lab::up(bin, LAB_PREFIX, "k0s-calico")?;
+        let scenario = scenarios::find("k0s-calico").map_err(anyhow::Error::msg)?;
+        let (_, server_ip) = pod_addrs(scenario, 2);
+        let server_ns = pod_ns(&lab.prefix, "worker-2");
+        let _iperf = iperf::server(&server_ns)?;
+        let client_ns = pod_ns(&lab.prefix, "worker-1");
+        let worker = node_ns(&lab.prefix, "worker-2");
+        let route = Route {
+            client_ns: &client_ns,
+            server: server_ip,
+            observer_ns: &worker,
+            iface: None,
+            profile: "k0s-calico",
+        };
+        let traced = Mode::Tracer(None);
+        compare("vxlan", off_on(bin, &route, traced, cfg)?, traced)
+    };
+    Ok(Results {
+        secs: cfg.secs,
+        rounds: cfg.rounds,
+        veth,
+        vxlan,
+    })
+}
+
+const LAB_PREFIX: &str = "bnx";
+const SECTION: &str = "throughput";
+
+/// A lab built by `tracer lab up`, removed by `tracer lab down` when the guard drops.
+struct Lab<'a> {
+    bin: &'a Path,
+    prefix: String,
+}
+
+impl<'a> Lab<'a> {
+    fn up(bin: &'a Path, prefix: &str, scenario: &str) -> Result<Lab<'a>> {
+        if Path::new("/var/lib/tracer-lab").join(prefix).exists() {
+            eprintln!("[{SECTION}] removing the lab {prefix} an earlier run left");
+            let _ = lab_cmd(bin, "down", prefix).output();
+        }
+        let lab = Lab {
+            bin,
+            prefix: prefix.to_string(),
+        };
+        let out = lab_cmd(bin, "up", prefix)
+            .args(["--scenario", scenario])
+            .output()
+            .context("starting tracer lab up")?;
+        if !out.status.success() {
+            bail!(
+                "tracer lab up --scenario {scenario} --prefix {prefix} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(lab)
+    }
+}
+
+impl Drop for Lab<'_> {
+    fn drop(&mut self) {
+        eprintln!("[{SECTION}] tracer lab down --prefix {}", self.prefix);
+        let _ = lab_cmd(self.bin, "down", &self.prefix).output();
+    }
+}
+
+fn lab_cmd(bin: &Path, sub: &str, prefix: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(bin);
+    cmd.args(["lab", sub, "--prefix", prefix])
+        .stdin(std::process::Stdio::null())
+        // A process group of its own: the Ctrl-C that stops the benchmark must not also stop
+        // the `lab down` that cleans up after it.
+        .process_group(0);
+    cmd
+}

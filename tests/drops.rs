@@ -309,6 +309,7 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
         &["--iface", "va", "--profile", "generic", "--interval", "0.5"],
     );
     tracer.started();
+    let start = std::time::Instant::now();
     const STORM: u32 = 1_000_000;
     a.enter(|| {
         let sock = UdpSocket::bind("10.78.0.1:0").unwrap();
@@ -323,6 +324,7 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
     std::thread::sleep(Duration::from_millis(1500));
     let peak = peak_rss_kb(tracer.pid());
     let lines = tracer.stop();
+    let secs = start.elapsed().as_secs() + 1;
     let summary = lines.iter().rev().find(|l| l["type"] == "summary").unwrap();
     let dropped: u64 = summary["drops"]
         .as_array()
@@ -334,10 +336,14 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
     assert_eq!(dropped, STORM as u64, "{summary}");
     let stats = &summary["drop_stats"];
     assert_eq!(stats["uncounted"], 0, "{stats}");
-    // Lost and held-back events are numbers the user sees (a storm of new flows loses some).
+    // Each of the 50,000 flows is within its own budget, but the default of 1000 events a
+    // second in all holds: every other drop is counted and held back, the ring never
+    // overflows.
+    let suppressed = stats["events_suppressed"].as_u64().unwrap();
+    assert_eq!(stats["events_lost"], 0, "{stats}");
     assert!(
-        stats["events_lost"].is_u64() && stats["events_suppressed"].is_u64(),
-        "{stats}"
+        suppressed >= STORM as u64 - 1000 * (secs + 1),
+        "{suppressed} of {STORM} held back in {secs} s: {stats}"
     );
     assert!(
         peak < 150 * 1024,

@@ -60,11 +60,13 @@ pub struct DropConfig {
     pub not_a_drop: u32,
     /// Events per flow and reason per second; the rest are counted, not sent.
     pub events_per_flow: u32,
+    /// Events per CPU per second over all flows: a storm of many flows costs no more.
+    pub events_per_cpu: u32,
     /// Zero until the loader fills the struct: the probe does nothing before.
     pub ready: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<DropConfig>() == 72);
+const _: () = assert!(core::mem::size_of::<DropConfig>() == 76);
 
 /// Exact drop count per interface, class and reason.
 #[repr(C)]

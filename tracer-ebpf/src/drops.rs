@@ -52,6 +52,7 @@ static DROP_CONFIG: DropConfig = DropConfig {
     location_arg: 0,
     not_a_drop: 0,
     events_per_flow: 0,
+    events_per_cpu: 0,
     ready: 0,
 };
 
@@ -74,6 +75,11 @@ static DROP_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 /// The probe's later stages, by index (the loader fills it).
 #[map]
 static DROP_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
+
+/// This CPU's event budget: the start of its current one-second window and the events sent
+/// in it.
+#[map]
+static EVENT_WINDOW: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Where an event is assembled: too big for the 512-byte stack.
 #[map]
@@ -215,8 +221,14 @@ fn account(ev: &mut DropEvent) {
         None => stat(STAT_UNCOUNTED),
     }
     // SAFETY: reading the config global, as above.
-    let per_second = unsafe { core::ptr::read_volatile(&DROP_CONFIG.events_per_flow) };
-    if flow_wants_event(&ev.key, per_second) {
+    let (per_flow, per_cpu) = unsafe {
+        (
+            core::ptr::read_volatile(&DROP_CONFIG.events_per_flow),
+            core::ptr::read_volatile(&DROP_CONFIG.events_per_cpu),
+        )
+    };
+    // The flow is counted first, whatever the CPU's budget says.
+    if flow_wants_event(&ev.key, per_flow) && cpu_wants_event(per_cpu) {
         ev.ts_ns = unsafe { bpf_ktime_get_ns() };
         if DROP_EVENTS.output::<DropEvent>(&*ev, 0).is_err() {
             stat(STAT_EVENTS_LOST);
@@ -296,6 +308,28 @@ fn counter(key: &DropKey) -> Option<*mut u64> {
     }
     let _ = DROPS.insert(key, &0, BPF_NOEXIST as u64);
     DROPS.get_ptr_mut(key)
+}
+
+/// Whether this CPU's event budget for the current second allows one more event, which it
+/// then takes. Per-CPU and run with preemption off: no other writer.
+#[inline(always)]
+fn cpu_wants_event(per_second: u32) -> bool {
+    let Some(w) = EVENT_WINDOW.get_ptr_mut(0) else {
+        return false;
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: this CPU's entry, valid for the program's run.
+    unsafe {
+        if now.wrapping_sub((*w)[0]) > 1_000_000_000 {
+            (*w)[0] = now;
+            (*w)[1] = 0;
+        }
+        if (*w)[1] >= per_second as u64 {
+            return false;
+        }
+        (*w)[1] += 1;
+    }
+    true
 }
 
 /// Counts the drop against its flow and says whether the flow's event budget for the current

@@ -64,15 +64,19 @@ pub struct SkbPacket<'a> {
     ctx: &'a TcContext,
     data: usize,
     end: usize,
+    /// Part of the packet lies in paged data, beyond `end`.
+    paged: bool,
 }
 
 impl<'a> SkbPacket<'a> {
     #[inline(always)]
     pub fn new(ctx: &'a TcContext) -> Self {
+        let (data, end) = (ctx.data(), ctx.data_end());
         SkbPacket {
             ctx,
-            data: ctx.data(),
-            end: ctx.data_end(),
+            data,
+            end,
+            paged: data + ctx.len() as usize > end,
         }
     }
 }
@@ -90,6 +94,11 @@ impl Packet for SkbPacket<'_> {
         if start + size_of::<T>() <= self.end {
             // SAFETY: as for XdpPacket, the range was checked against data_end.
             return Some(unsafe { (start as *const T).read_unaligned() });
+        }
+        // A linear packet has nothing more to give: the header is truncated, and a helper call
+        // would only fail more slowly.
+        if !self.paged {
+            return None;
         }
         self.ctx.load::<T>(off).ok()
     }

@@ -16,7 +16,8 @@ pub enum AttachMode {
     Tc,
     /// Native (driver) XDP on ingress; fails on devices without driver support.
     Xdp,
-    /// Generic (SKB-mode) XDP on ingress: works everywhere, costs more than tc.
+    /// Generic (SKB-mode) XDP on ingress: works everywhere, but counts a GSO super-packet as
+    /// one packet (bytes stay exact).
     XdpGeneric,
 }
 

@@ -240,6 +240,14 @@ impl Datapath {
             if let Some(e) = last_err {
                 return Err(e);
             }
+            if self.hooks[i] == Some(Hook::XdpGeneric) {
+                warn!(
+                    "{}: generic XDP counts a GSO super-packet (a burst the stack has not split \
+                     yet) as one ingress packet; bytes stay exact, packets may not (tc counts \
+                     segments)",
+                    target.name
+                );
+            }
             self.attach_tc(&target.name, TcAttachType::Egress, tcx)?;
         }
         if self.drops {

@@ -62,11 +62,29 @@ fn btf_err(what: &'static str) -> impl FnOnce(BtfError) -> ProbeError {
     }
 }
 
+/// How many dropped packets the probe hands over as events each second (the counts are exact
+/// regardless): per flow and reason, and per CPU over all flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventBudget {
+    pub per_flow: u32,
+    pub per_cpu: u32,
+}
+
+impl EventBudget {
+    /// A total per second spread over `cpus` CPUs, rounded up so the total is reachable.
+    pub fn new(per_flow: u32, per_sec: u32, cpus: u32) -> Self {
+        EventBudget {
+            per_flow,
+            per_cpu: per_sec.div_ceil(cpus.max(1)),
+        }
+    }
+}
+
 /// Everything the drop probe needs to know about this kernel.
 pub fn kernel_facts(
     btf: &Btf,
     netns_inum: u32,
-    events_per_flow: u32,
+    budget: EventBudget,
 ) -> Result<(DropConfig, ReasonNames), ProbeError> {
     let off = |s: &str, path: &[&str]| {
         btf.member_offset(s, path)
@@ -134,7 +152,8 @@ pub fn kernel_facts(
         reason_arg: position("reason")?,
         location_arg: position("location")?,
         not_a_drop,
-        events_per_flow,
+        events_per_flow: budget.per_flow,
+        events_per_cpu: budget.per_cpu,
         ready: 1,
     };
     Ok((config, reasons))
@@ -150,8 +169,9 @@ mod tests {
     #[test]
     fn the_running_kernel_provides_every_fact() {
         let btf = Btf::from_file(Path::new(VMLINUX)).expect("this kernel has BTF");
-        let (cfg, reasons) = kernel_facts(&btf, 4026531840, 10).unwrap();
+        let (cfg, reasons) = kernel_facts(&btf, 4026531840, EventBudget::new(10, 1000, 2)).unwrap();
         assert_eq!(cfg.ready, 1);
+        assert_eq!((cfg.events_per_flow, cfg.events_per_cpu), (10, 500));
         assert_eq!((cfg.reason_arg, cfg.location_arg), (2, 1));
         assert!(cfg.skb_head > 0 && cfg.skb_dev > 0 && cfg.net_inum > 0 && cfg.dev_ifindex > 0);
         assert_ne!(cfg.skb_mac_header, cfg.skb_network_header);

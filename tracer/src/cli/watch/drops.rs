@@ -24,7 +24,7 @@ use crate::{
     probes::{
         ClassTable, Datapath, ProbeError,
         btf::{Btf, VMLINUX},
-        drops::{ReasonNames, current_netns, kernel_facts},
+        drops::{EventBudget, ReasonNames, current_netns, kernel_facts},
         preflight,
         symbols::KernelSymbols,
     },
@@ -34,12 +34,12 @@ use crate::{
 const TOP_FLOWS: usize = 5;
 
 /// Reads what the drop probe needs from the kernel's BTF.
-pub fn config(events_per_flow: u32) -> Result<(DropConfig, ReasonNames)> {
+pub fn config(budget: EventBudget) -> Result<(DropConfig, ReasonNames)> {
     preflight::btf()
         .context("drop capture needs BTF; run with --no-drops to count traffic only")?;
     let btf = Btf::from_file(Path::new(VMLINUX))?;
     let netns = current_netns().context("reading this process's network namespace")?;
-    Ok(kernel_facts(&btf, netns, events_per_flow)?)
+    Ok(kernel_facts(&btf, netns, budget)?)
 }
 
 /// Interface names by index: the watched ones, then whatever the namespace has now.

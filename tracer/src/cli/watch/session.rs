@@ -12,7 +12,7 @@ use crate::{
     cli::catalog::choose,
     model::catalog::{Catalog, class_table},
     model::ifaces,
-    probes::{AttachMode, ClassTable, Datapath, Target, preflight},
+    probes::{AttachMode, ClassTable, Datapath, Target, drops::EventBudget, preflight},
 };
 
 /// What to trace and how: shared by every command that attaches the datapath.
@@ -44,6 +44,11 @@ pub struct TraceArgs {
     /// that dropped them); counts are exact regardless.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub events_per_flow: u32,
+
+    /// Dropped packets sampled per second in all, however many flows drop: bounds what a
+    /// storm of many flows costs the node. Counts are exact regardless.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub events_per_sec: u32,
 }
 
 /// An attached datapath. Dropping it detaches everything.
@@ -68,7 +73,11 @@ impl Session {
         let drop_facts = if args.no_drops {
             None
         } else {
-            Some(drops::config(args.events_per_flow)?)
+            Some(drops::config(EventBudget::new(
+                args.events_per_flow,
+                args.events_per_sec,
+                aya::util::nr_cpus().map_or(1, |n| n as u32),
+            ))?)
         };
         let mut datapath =
             Datapath::load(&classes, targets, drop_facts.as_ref().map(|(cfg, _)| *cfg))?;

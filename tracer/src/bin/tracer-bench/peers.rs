@@ -1,7 +1,7 @@
 //! Section 3: the tracer next to its peers on the same veth traffic. Each observer — the
 //! tracer with each ingress hook (tc, generic XDP, native XDP) and tcpdump writing the
 //! kube-apiserver flow to /dev/null — runs right after an untraced run, round after round;
-//! each is reported as the ratio of its median to the median of the untraced runs. This is
+//! each is reported with the median of its ratios to the untraced run just before it. This is
 //! the evidence for `--attach auto` choosing tc on virtual devices.
 
 use std::path::Path;
@@ -9,10 +9,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::{
-    report::median,
-    throughput::{Config, Mode, Run, VethBed, measure},
-};
+use crate::throughput::{Config, Mode, Run, VethBed, measure, median_gbps, paired_ratio};
 
 /// The observers, in the order each round runs them (each after an untraced run).
 pub const MODES: [Mode; 4] = [
@@ -26,7 +23,7 @@ pub const MODES: [Mode; 4] = [
 pub struct Peer {
     pub peer: String,
     pub gbps: f64,
-    /// Median over the untraced median.
+    /// The median of each run over the untraced run just before it.
     pub ratio: f64,
 }
 
@@ -60,22 +57,13 @@ pub fn run(bin: &Path, cfg: Config) -> Result<Results> {
             runs.push(measure("peers", bin, &route, mode, round, cfg.secs)?);
         }
     }
-    let of = |m: Mode| -> Vec<f64> {
-        runs.iter()
-            .filter(|r| r.mode == m.label())
-            .map(|r| r.gbps)
-            .collect()
-    };
-    let untraced = median(&of(Mode::Off));
+    let untraced = median_gbps(&runs, Mode::Off);
     let peers = MODES
         .iter()
-        .map(|&m| {
-            let gbps = median(&of(m));
-            Peer {
-                peer: m.label(),
-                gbps,
-                ratio: if untraced > 0.0 { gbps / untraced } else { 0.0 },
-            }
+        .map(|&m| Peer {
+            peer: m.label(),
+            gbps: median_gbps(&runs, m),
+            ratio: paired_ratio(&runs, m),
         })
         .collect();
     Ok(Results {

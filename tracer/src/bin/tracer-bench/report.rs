@@ -223,7 +223,10 @@ impl Report {
                     mark(c.ratio >= THROUGHPUT)
                 );
             }
-            t.push('\n');
+            let _ = writeln!(
+                t,
+                "   untraced, traced: medians. ratio: median of each traced run over the untraced run before it\n"
+            );
         }
         if let Some(p) = &self.peers {
             let _ = writeln!(
@@ -246,7 +249,10 @@ impl Report {
                     100.0 * peer.ratio
                 );
             }
-            t.push('\n');
+            let _ = writeln!(
+                t,
+                "   Gbit/s: medians. ratio: median of each observed run over the untraced run before it\n"
+            );
         }
         if let Some(s) = &self.storm {
             let _ = writeln!(

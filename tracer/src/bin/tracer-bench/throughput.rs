@@ -1,5 +1,6 @@
 //! Section 2: iperf3 TCP throughput with the tracer off and on, runs interleaved (off, on,
-//! off, on...) so drift on a shared machine hits both alike; medians and their ratio. Over a
+//! off, on...) so drift on a shared machine hits both alike: the ratio is the median of each
+//! traced run over the untraced run just before it, next to the medians of each kind. Over a
 //! veth pair between two fresh namespaces (tracer on the receiving end), and over the lab's
 //! Calico VXLAN overlay between two pods (tracer on every interface of the receiving worker).
 //!
@@ -216,27 +217,41 @@ pub fn measure(
     Ok(run)
 }
 
-/// Medians of the untraced runs and of the runs in `mode`.
+/// The medians of the untraced runs and of the runs in `mode`, and their paired ratio.
 pub fn compare(path: &str, runs: Vec<Run>, mode: Mode) -> Comparison {
-    let of = |m: Mode| -> Vec<f64> {
-        runs.iter()
-            .filter(|r| r.mode == m.label())
-            .map(|r| r.gbps)
-            .collect()
-    };
-    let untraced = median(&of(Mode::Off));
-    let traced = median(&of(mode));
     Comparison {
         path: path.into(),
-        untraced_gbps: untraced,
-        traced_gbps: traced,
-        ratio: if untraced > 0.0 {
-            traced / untraced
-        } else {
-            0.0
-        },
+        untraced_gbps: median_gbps(&runs, Mode::Off),
+        traced_gbps: median_gbps(&runs, mode),
+        ratio: paired_ratio(&runs, mode),
         runs,
     }
+}
+
+/// The median throughput of the runs in `mode`.
+pub fn median_gbps(runs: &[Run], mode: Mode) -> f64 {
+    let label = mode.label();
+    median(
+        &runs
+            .iter()
+            .filter(|r| r.mode == label)
+            .map(|r| r.gbps)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The median, over the runs in `mode`, of each one's throughput over that of the untraced
+/// run just before it. Pairing neighbours cancels the machine's drift between rounds, which
+/// on a shared VM is larger than the effect measured (a ratio of medians taken over the whole
+/// section mixes fast and slow periods).
+pub fn paired_ratio(runs: &[Run], mode: Mode) -> f64 {
+    let (label, off) = (mode.label(), Mode::Off.label());
+    let ratios: Vec<f64> = runs
+        .windows(2)
+        .filter(|w| w[0].mode == off && w[1].mode == label && w[0].gbps > 0.0)
+        .map(|w| w[1].gbps / w[0].gbps)
+        .collect();
+    median(&ratios)
 }
 
 /// Interleaved rounds of untraced and traced runs over one path.
@@ -338,4 +353,41 @@ fn lab_cmd(bin: &Path, sub: &str, prefix: &str) -> Command {
         // the `lab down` that cleans up after it.
         .process_group(0);
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(mode: Mode, gbps: f64) -> Run {
+        Run {
+            mode: mode.label(),
+            round: 0,
+            gbps,
+            hooks: None,
+            packets_counted: None,
+            tcpdump: None,
+        }
+    }
+
+    #[test]
+    fn each_traced_run_is_compared_with_the_untraced_run_before_it() {
+        let tc = Mode::Tracer(Some("tc"));
+        // The machine speeds up over the section: a ratio of medians would say 12/16, while
+        // each traced run kept 90-100% of its neighbour.
+        let runs = [
+            run(Mode::Off, 10.0),
+            run(tc, 9.0),
+            run(Mode::Off, 12.0),
+            run(tc, 12.0),
+            run(Mode::Off, 20.0),
+            run(Mode::Tcpdump, 5.0),
+            run(Mode::Off, 20.0),
+            run(tc, 19.0),
+        ];
+        assert_eq!(paired_ratio(&runs, tc), 0.95);
+        assert_eq!(paired_ratio(&runs, Mode::Tcpdump), 0.25);
+        assert_eq!(median_gbps(&runs, tc), 12.0);
+        assert_eq!(paired_ratio(&runs, Mode::Tracer(None)), 0.0);
+    }
 }

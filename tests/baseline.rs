@@ -4,7 +4,7 @@
 //! regressions, exit status 4, named in the JSON). Broken baseline files are refused by name.
 
 use std::{
-    net::{Ipv4Addr, TcpListener},
+    net::Ipv4Addr,
     path::Path,
     process::{Command, Output},
 };
@@ -12,7 +12,7 @@ use std::{
 use serde_json::Value;
 use tracer::synth::{Eth, L4, frame};
 
-use crate::harness::{NetNs, Paced, Stream, Veth, tracer::BIN, veth_pair};
+use crate::harness::{NetNs, Paced, Stream, Veth, joined, silent_apiserver, tracer::BIN};
 
 const A: Veth = Veth {
     name: "va",
@@ -85,25 +85,8 @@ fn assert_near(what: &str, got: f64, want: f64, percent: f64) {
 
 #[test]
 fn a_halved_class_and_doubled_drops_are_regressions_and_steady_traffic_is_not() {
-    let a = NetNs::new("ba");
-    let b = NetNs::new("bb");
-    veth_pair(&a, &A, &b, &B);
-    a.ip(&[
-        "neigh",
-        "add",
-        &SILENT.to_string(),
-        "lladdr",
-        &B.mac_text(),
-        "dev",
-        A.name,
-        "nud",
-        "permanent",
-    ]);
-    // Every SYN answered by exactly one SYN-ACK, from a cookie: no half-open queue to fill,
-    // no retransmission.
-    a.sysctl("net.ipv4.tcp_syncookies", "2");
-    a.sysctl("net.ipv4.tcp_synack_retries", "0");
-    let _apiserver = a.enter(|| TcpListener::bind("0.0.0.0:6443").expect("listen on 6443"));
+    let (a, b) = joined("b", &A, &B);
+    let _apiserver = silent_apiserver(&a, &A, &B, SILENT);
     a.nft("table inet trt {\n chain input {\n type filter hook input priority 0;\n udp dport 8472 drop\n }\n}\n");
 
     let to_a = Eth::new(B.mac, A.mac);

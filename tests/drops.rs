@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tracer::synth::{Eth, L4, frame, vxlan_payload};
 
-use crate::harness::{NetNs, Tracer, Veth, send_frames, veth_pair};
+use crate::harness::{NetNs, Tracer, Veth, joined, send_frames};
 
 const A: Veth = Veth {
     name: "va",
@@ -60,16 +60,9 @@ fn summary_drops(lines: &[Value], iface: &str, class: &str, reason: &str) -> u64
         .sum()
 }
 
-fn pair(tag: &str, a: &Veth, b: &Veth) -> (NetNs, NetNs) {
-    let na = NetNs::new(&format!("{tag}a"));
-    let nb = NetNs::new(&format!("{tag}b"));
-    veth_pair(&na, a, &nb, b);
-    (na, nb)
-}
-
 #[test]
 fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
-    let (a, b) = pair("d", &A, &B);
+    let (a, b) = joined("d", &A, &B);
     nft_drop_input(&a, 4789);
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("drops.pcapng");
@@ -161,7 +154,7 @@ fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
 
 #[test]
 fn vxlan_drops_carry_the_inner_flow() {
-    let (a, b) = pair("x", &A, &B);
+    let (a, b) = joined("x", &A, &B);
     nft_drop_input(&a, 4789);
     let mut tracer = Tracer::watch(
         &a,
@@ -215,7 +208,7 @@ fn vxlan_drops_carry_the_inner_flow() {
 
 #[test]
 fn drops_in_other_namespaces_are_not_reported() {
-    let (a, b) = pair("n", &A, &B);
+    let (a, b) = joined("n", &A, &B);
     // A second pair, busy dropping at the same time; its interfaces have other names.
     let c_end = Veth {
         name: "vc",
@@ -227,7 +220,7 @@ fn drops_in_other_namespaces_are_not_reported() {
         mac: [0x02, 0, 0, 0, 2, 0x0d],
         ip: Ipv4Addr::new(10, 79, 0, 2),
     };
-    let (c, d) = pair("o", &c_end, &d_end);
+    let (c, d) = joined("o", &c_end, &d_end);
     nft_drop_input(&a, 8472);
     nft_drop_input(&c, 8472);
     let mut tracer = Tracer::watch(
@@ -290,7 +283,7 @@ fn peak_rss_kb(pid: u32) -> u64 {
 
 #[test]
 fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
-    let (a, _b) = pair("s", &A, &B);
+    let (a, _b) = joined("s", &A, &B);
     // Dropped on the way out, in the sender's own context: no queue can lose any of them.
     a.nft("table inet trt {\n chain output {\n type filter hook output priority 0;\n ip daddr 10.78.0.9 drop\n }\n}\n");
     a.ip(&[

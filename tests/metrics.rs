@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tracer::synth::{Eth, L4, frame};
 
-use crate::harness::{NetNs, Tracer, Veth, send_frames, tracer::BIN, veth_pair};
+use crate::harness::{NetNs, Tracer, Veth, joined, send_frames, silent_apiserver, tracer::BIN};
 
 const A: Veth = Veth {
     name: "va",
@@ -31,10 +31,7 @@ const METRICS: &str = "127.0.0.1:9464";
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
 fn pair() -> (NetNs, NetNs) {
-    let a = NetNs::new("a");
-    let b = NetNs::new("b");
-    veth_pair(&a, &A, &b, &B);
-    (a, b)
+    joined("", &A, &B)
 }
 
 /// A Prometheus server inside a namespace, scraping the tracer every second; killed and its
@@ -203,20 +200,7 @@ fn unix_now() -> f64 {
 #[test]
 fn prometheus_scrapes_exact_counts() {
     let (a, b) = pair();
-    // One SYN-ACK per SYN, never retransmitted.
-    a.sysctl("net.ipv4.tcp_synack_retries", "0");
-    a.ip(&[
-        "neigh",
-        "add",
-        &SILENT.to_string(),
-        "lladdr",
-        &B.mac_text(),
-        "dev",
-        A.name,
-        "nud",
-        "permanent",
-    ]);
-    let _apiserver = a.enter(|| TcpListener::bind("0.0.0.0:6443").expect("listen on 6443"));
+    let _apiserver = silent_apiserver(&a, &A, &B, SILENT);
 
     let mut tracer = Tracer::watch(
         &a,

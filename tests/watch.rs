@@ -1,16 +1,14 @@
 //! End to end: `tracer watch` on one end of a veth pair between two fresh namespaces, exact
 //! numbers of packets sent from the other end, exact counts expected back.
 
-use std::{
-    net::{Ipv4Addr, TcpListener},
-    process::Command,
-    time::Duration,
-};
+use std::{net::Ipv4Addr, process::Command, time::Duration};
 
 use bytes::Bytes;
 use tracer::synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac};
 
-use crate::harness::{Counts, NetNs, Tracer, Veth, netns::run, send_frames, veth_pair};
+use crate::harness::{
+    Counts, NetNs, Tracer, Veth, joined, netns::run, send_frames, silent_apiserver,
+};
 
 const A: Veth = Veth {
     name: "va",
@@ -26,29 +24,13 @@ const B: Veth = Veth {
 const SILENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
 
 fn pair() -> (NetNs, NetNs) {
-    let a = NetNs::new("a");
-    let b = NetNs::new("b");
-    veth_pair(&a, &A, &b, &B);
-    (a, b)
+    joined("", &A, &B)
 }
 
 #[test]
 fn counts_every_class_exactly_in_both_directions() {
     let (a, b) = pair();
-    // One SYN-ACK per SYN, never retransmitted.
-    a.sysctl("net.ipv4.tcp_synack_retries", "0");
-    a.ip(&[
-        "neigh",
-        "add",
-        &SILENT.to_string(),
-        "lladdr",
-        &B.mac_text(),
-        "dev",
-        A.name,
-        "nud",
-        "permanent",
-    ]);
-    let _apiserver = a.enter(|| TcpListener::bind("0.0.0.0:6443").expect("listen on 6443"));
+    let _apiserver = silent_apiserver(&a, &A, &B, SILENT);
 
     let mut tracer = Tracer::watch(
         &a,

@@ -7,7 +7,7 @@ pub mod send;
 pub mod tracer;
 
 pub use lab::Lab;
-pub use netns::{NetNs, Veth, veth_pair};
+pub use netns::{NetNs, Veth, joined, silent_apiserver};
 pub use send::{Paced, Stream, send_frames};
 pub use tracer::{Counts, Tracer};
 

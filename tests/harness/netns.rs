@@ -157,3 +157,37 @@ pub fn veth_pair(a: &NetNs, a_end: &Veth, b: &NetNs, b_end: &Veth) {
         ns.ip(&["link", "set", end.name, "up"]);
     }
 }
+
+/// Two fresh namespaces, tagged `<tag>a` and `<tag>b`, joined by a veth pair with these ends.
+pub fn joined(tag: &str, a_end: &Veth, b_end: &Veth) -> (NetNs, NetNs) {
+    let a = NetNs::new(&format!("{tag}a"));
+    let b = NetNs::new(&format!("{tag}b"));
+    veth_pair(&a, a_end, &b, b_end);
+    (a, b)
+}
+
+/// A kube-apiserver stand-in in `ns` (which owns `own`): a listener on 6443 answering each SYN
+/// with exactly one SYN-ACK (from a cookie, never retransmitted). The SYNs are to come from
+/// `silent`, an address on `peer`'s link that nothing owns, so the SYN-ACKs leave through
+/// `own` and nothing answers them: one egress packet per ingress SYN, exactly.
+pub fn silent_apiserver(
+    ns: &NetNs,
+    own: &Veth,
+    peer: &Veth,
+    silent: std::net::Ipv4Addr,
+) -> std::net::TcpListener {
+    ns.ip(&[
+        "neigh",
+        "add",
+        &silent.to_string(),
+        "lladdr",
+        &peer.mac_text(),
+        "dev",
+        own.name,
+        "nud",
+        "permanent",
+    ]);
+    ns.sysctl("net.ipv4.tcp_syncookies", "2");
+    ns.sysctl("net.ipv4.tcp_synack_retries", "0");
+    ns.enter(|| std::net::TcpListener::bind("0.0.0.0:6443").expect("listen on 6443"))
+}

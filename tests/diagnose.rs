@@ -1,13 +1,19 @@
 //! `tracer diagnose` run inside lab nodes: each broken scenario's misconfiguration is named
 //! with its zone, element, rule and fix; applying the fix makes the diagnosis clean and the
 //! traffic flow; healthy scenarios have no error; unreadable files are reported by name and
-//! position while the rest of the diagnosis runs.
+//! position while the rest of the diagnosis runs; a rule iptables-nft wrote outside firewalld
+//! is named, with an iptables fix that works.
 
-use std::path::Path;
+use std::{
+    net::{Ipv4Addr, UdpSocket},
+    path::Path,
+    process::Command,
+    time::Duration,
+};
 
 use serde_json::Value;
 
-use crate::harness::{Lab, lab::text, tracer::BIN};
+use crate::harness::{Lab, NetNs, Veth, joined, lab::text, tracer::BIN};
 
 /// `tracer diagnose --output json` in a node: (exit code, finding lines, every line).
 fn diagnose(lab: &Lab, node: &str, extra: &[&str]) -> (i32, Vec<Value>, Vec<Value>) {
@@ -343,4 +349,104 @@ fn watch_traces_firewall_drops_to_their_rule_and_reports_the_finding() {
         .find(|l| l["type"] == "finding")
         .expect("the diagnosis's finding");
     assert_eq!(finding["class"], "calico-vxlan");
+}
+
+const NODE_NIC: Veth = Veth {
+    name: "eth0",
+    mac: [0x02, 0, 0, 0, 3, 0x0a],
+    ip: Ipv4Addr::new(10, 80, 0, 5),
+};
+const PEER_NIC: Veth = Veth {
+    name: "p0",
+    mac: [0x02, 0, 0, 0, 3, 0x0b],
+    ip: Ipv4Addr::new(10, 80, 0, 6),
+};
+
+/// `tracer --netns NS diagnose --output json` as a k0s-calico worker: its finding lines.
+fn diagnose_ns(ns: &NetNs) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .args(["--netns", &ns.name, "diagnose", "--output", "json"])
+        .args(["--profile", "k0s-calico", "--role", "worker"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .filter(|l| l["type"] == "finding")
+        .collect()
+}
+
+/// Whether a datagram from the peer to the node's 4789/udp arrives.
+fn vxlan_port_open(node: &NetNs, peer: &NetNs) -> bool {
+    let socket = node.enter(|| UdpSocket::bind((NODE_NIC.ip, 4789)).unwrap());
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    peer.enter(|| {
+        UdpSocket::bind((PEER_NIC.ip, 0))
+            .unwrap()
+            .send_to(b"probe", (NODE_NIC.ip, 4789))
+            .unwrap()
+    });
+    socket.recv(&mut [0u8; 16]).is_ok()
+}
+
+#[test]
+fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
+    let (node, peer) = joined("ix", &NODE_NIC, &PEER_NIC);
+    node.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.80.0.1",
+        "onlink",
+        "dev",
+        "eth0",
+    ]);
+    node.sysctl("net.ipv4.ip_forward", "1");
+    // What a CNI or a boot script might leave: extension matches whose arguments only
+    // iptables-nft-save shows.
+    node.exec(&[
+        "sh",
+        "-e",
+        "-c",
+        "iptables-nft -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+         iptables-nft -A INPUT -p udp -m multiport --dports 4789,8472 -m comment --comment 'overlay off' -j DROP",
+    ]);
+    assert!(!vxlan_port_open(&node, &peer));
+
+    let findings = diagnose_ns(&node);
+    let vxlan = findings
+        .iter()
+        .find(|f| f["class"] == "calico-vxlan")
+        .unwrap_or_else(|| panic!("no calico-vxlan finding in {findings:#?}"));
+    assert_eq!(vxlan["severity"], "error", "{vxlan:#}");
+    assert_eq!(
+        vxlan["element"],
+        "rule 2 of iptables chain INPUT (table filter, iptables-nft), outside firewalld",
+        "{vxlan:#}"
+    );
+    // The multiport match was read from iptables-nft-save, so the rule was evaluated.
+    assert!(
+        vxlan["rule"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("th dport { 4789, 8472 }")),
+        "{vxlan:#}"
+    );
+    // firewalld does not run here: no zone is to blame.
+    assert!(vxlan["zone"].is_null(), "{vxlan:#}");
+    let fix = vxlan["fix"][0].as_str().unwrap();
+    assert_eq!(
+        fix,
+        "iptables-nft -t filter -I INPUT 2 -p udp --dport 4789 -j ACCEPT"
+    );
+
+    node.exec(&["sh", "-e", "-c", fix]);
+    let findings = diagnose_ns(&node);
+    assert!(
+        !findings.iter().any(|f| f["class"] == "calico-vxlan"),
+        "{findings:#?}"
+    );
+    assert!(vxlan_port_open(&node, &peer));
 }

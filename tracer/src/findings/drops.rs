@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{Inputs, RuleInfo, fix, zones};
+use super::{Inputs, RuleInfo, fix};
 use crate::model::nft::{CtState, Hook, Packet, Verdict, evaluate};
 
 /// A dropped flow as the probe saw it.
@@ -60,7 +60,6 @@ pub fn explain(inp: &Inputs, d: &DroppedFlow) -> Option<DropCause> {
     if !matches!(outcome.verdict, Verdict::Drop | Verdict::Reject) {
         return None;
     }
-    let hit = zones::zone_of(&outcome, &pkt, inp.permanent);
     let component = inp.catalog.components.iter().find(|c| c.name == d.class);
     let proto = crate::model::catalog::Protocol::Ip(d.proto);
     let port = match d.proto {
@@ -69,7 +68,7 @@ pub fn explain(inp: &Inputs, d: &DroppedFlow) -> Option<DropCause> {
         132 => format!("{}/sctp", d.dport),
         _ => proto.to_string(),
     };
-    let (element, fix) = fix::for_rejected_flow(inp, component, &port, &pkt, hit.as_ref());
+    let (hit, element, fix) = fix::blame(inp, component, &port, &pkt, &outcome);
     Some(DropCause {
         rule: outcome.deciding.as_ref().map(RuleInfo::of),
         zone: hit.as_ref().map(|h| h.zone.clone()),

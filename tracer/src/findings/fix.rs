@@ -1,14 +1,19 @@
 //! The commands that fix a finding, in the form the distribution's guide uses: `firewall-cmd
 //! --permanent` plus a reload while firewalld runs, `firewall-offline-cmd` when it does not, a
 //! service's port when the zone uses the distribution's service (k0s), the zone's port
-//! otherwise (k3s), a zone source for pod traffic; plain nft for nodes without firewalld.
+//! otherwise (k3s), a zone source for pod traffic; for a rule outside firewalld (or a node
+//! without it), an accepting rule before it, in iptables-nft syntax for iptables' tables and in
+//! nft syntax otherwise.
 
-use super::{Inputs, zones::ZoneHit};
+use super::{
+    Inputs,
+    zones::{self, ZoneHit},
+};
 use crate::{
     model::{
         catalog::{Component, Role},
         firewalld::Permanent,
-        nft::Packet,
+        nft::{Family, Outcome, Packet, RuleRef},
     },
     output::ports::service_name,
 };
@@ -65,8 +70,32 @@ fn port_in(spec: &str, accepted: &str) -> bool {
     }
 }
 
+/// What a refused packet's evaluation blames: the zone (when firewalld's rules saw the
+/// packet), the element and the commands that let it through. A rule outside firewalld
+/// (iptables-nft rules of kube-proxy or the CNI, a hand-made nft table) is named itself: no
+/// firewalld change would let the packet past it.
+pub fn blame(
+    inp: &Inputs,
+    component: Option<&Component>,
+    port: &str,
+    pkt: &Packet,
+    outcome: &Outcome,
+) -> (Option<ZoneHit>, Option<String>, Vec<String>) {
+    let outside = outcome
+        .deciding
+        .as_ref()
+        .filter(|r| inp.permanent.is_some() && !is_firewalld_rule(r));
+    let hit = zones::zone_of(outcome, pkt, inp.permanent)
+        .filter(|_| outside.is_none() || outcome.trail.iter().any(is_firewalld_rule));
+    let (element, fix) = match outside {
+        Some(rule) => outside_firewalld(inp, port, rule),
+        None => for_rejected_flow(inp, component, port, pkt, hit.as_ref()),
+    };
+    (hit, element, fix)
+}
+
 /// The element responsible for a rejected flow and the commands that let it through.
-pub fn for_rejected_flow(
+fn for_rejected_flow(
     inp: &Inputs,
     component: Option<&Component>,
     port: &str,
@@ -180,17 +209,67 @@ fn without_firewalld(inp: &Inputs, port: &str, pkt: &Packet) -> (Option<String>,
     let Some(rs) = inp.ruleset else {
         return (None, Vec::new());
     };
-    let outcome = crate::model::nft::evaluate(rs, pkt);
-    let Some(rule) = outcome.deciding else {
-        return (None, Vec::new());
-    };
+    match crate::model::nft::evaluate(rs, pkt).deciding {
+        Some(rule) => outside_firewalld(inp, port, &rule),
+        None => (None, Vec::new()),
+    }
+}
+
+/// The rule was written by firewalld (its nftables table, or one of its zone chains): changing
+/// firewalld's configuration changes it.
+fn is_firewalld_rule(rule: &RuleRef) -> bool {
+    (rule.family == Family::Inet && rule.table == "firewalld")
+        || zones::zone_in_chain(&rule.chain).is_some()
+}
+
+/// iptables' tables, as iptables-nft creates them in nftables.
+const IPTABLES_TABLES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
+
+/// A rule outside firewalld refused the flow: name it and let the flow through before it, in
+/// the syntax of the tool that owns the table (iptables-nft for iptables' tables, nft else).
+fn outside_firewalld(inp: &Inputs, port: &str, rule: &RuleRef) -> (Option<String>, Vec<String>) {
+    let family = rule.family.to_string();
+    let iptables = match rule.family {
+        Family::Ip => Some("iptables-nft"),
+        Family::Ip6 => Some("ip6tables-nft"),
+        _ => None,
+    }
+    .filter(|_| IPTABLES_TABLES.contains(&rule.table.as_str()));
+    // iptables numbers rules by position in the chain, nft by handle.
+    let position = inp
+        .ruleset
+        .and_then(|rs| rs.table(rule.family, &rule.table))
+        .and_then(|t| t.chain(&rule.chain))
+        .and_then(|c| c.rules.iter().position(|r| r.handle == rule.handle))
+        .map(|i| i + 1);
+    if let (Some(tool), Some(position)) = (iptables, position) {
+        let element = format!(
+            "rule {position} of iptables chain {} (table {}, {tool}), outside firewalld",
+            rule.chain, rule.table
+        );
+        let Some((p, proto)) = port.split_once('/') else {
+            return (Some(element), Vec::new());
+        };
+        return (
+            Some(element),
+            vec![
+                format!(
+                    "{tool} -t {} -I {} {position} -p {proto} --dport {p} -j ACCEPT",
+                    rule.table, rule.chain
+                ),
+                format!(
+                    "# or change the rule at its source (kube-proxy, the CNI, a boot script): see {tool} -t {} -S {}",
+                    rule.table, rule.chain
+                ),
+            ],
+        );
+    }
     let Some((p, proto)) = port.split_once('/') else {
         return (
             Some(format!("rule {} in chain {}", rule.handle, rule.chain)),
             Vec::new(),
         );
     };
-    let family = format!("{:?}", rule.family).to_lowercase();
     let cmd = if rule.handle == 0 {
         format!(
             "nft add rule {family} {} {} {proto} dport {p} accept",

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{Diagnosis, Finding, FlowCheck, Inputs, RuleInfo, Severity, fix, zones};
+use super::{Diagnosis, Finding, FlowCheck, Inputs, RuleInfo, Severity, fix};
 use crate::model::{
     catalog::{Component, Protocol, Role},
     nft::{CtState, Hook, Outcome, Packet, Verdict, evaluate},
@@ -225,7 +225,7 @@ fn finding(inp: &Inputs, flow: &Flow, outcome: &Outcome, severity: Severity) -> 
     f.port = Some(flow.port.clone());
     f.iface = Some(iface.clone());
     f.rule = outcome.deciding.as_ref().map(RuleInfo::of);
-    let hit = zones::zone_of(outcome, pkt, inp.permanent);
+    let (hit, element, commands) = fix::blame(inp, flow.component, &flow.port, pkt, outcome);
     if let Some(hit) = &hit {
         f.zone = Some(hit.zone.clone());
         f.binding = Some(hit.binding.clone());
@@ -233,8 +233,6 @@ fn finding(inp: &Inputs, flow: &Flow, outcome: &Outcome, severity: Severity) -> 
     if matches!(outcome.verdict, Verdict::Accept | Verdict::Unknown(_)) {
         return f;
     }
-    let (element, commands) =
-        fix::for_rejected_flow(inp, flow.component, &flow.port, pkt, hit.as_ref());
     f.element = element;
     f.fix = commands;
     f

@@ -161,6 +161,7 @@ fn matcher(body: &Value, scope: &Scope) -> Result<Match, String> {
         "<=" => Op::Le,
         ">=" => Op::Ge,
         "in" => Op::AnyBit,
+        "!" => Op::NoBit,
         other => {
             return Ok(Match {
                 left: Expr::Unsupported(format!("operator {other}")),

@@ -392,7 +392,8 @@ impl Walk<'_> {
                     (XtKind::Match, _) => {
                         unsure.get_or_insert(format!(
                             "iptables extension match `{name}` (xt compat) cannot be evaluated: \
-                             the JSON listing does not show its arguments"
+                             the JSON listing does not show its arguments, and they were not \
+                             translated from iptables-nft-save"
                         ));
                     }
                     (XtKind::Target, "REJECT") => return decide(unsure, Step::Reject),

@@ -103,6 +103,8 @@ pub enum Op {
     /// JSON `in`, the implicit flag test of nft text (`ct state established,related`):
     /// `(LEFT & RIGHT) != 0`.
     AnyBit,
+    /// JSON `!`, nft text `ct state ! established,related`: `(LEFT & RIGHT) == 0`.
+    NoBit,
 }
 
 /// The right-hand side of a match.

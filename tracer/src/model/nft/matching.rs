@@ -176,6 +176,7 @@ fn test_vals(vals: &[V], op: Op, rhs: &Rhs, table: &Table) -> Tri {
         Op::Eq => contains(rhs, vals, table),
         Op::Ne => contains(rhs, vals, table).not(),
         Op::AnyBit if matches!(rhs, Rhs::Set(_)) => contains(rhs, vals, table),
+        Op::NoBit => test_vals(vals, Op::AnyBit, rhs, table).not(),
         _ => {
             let (c, n) = match (exact(rhs), vals) {
                 (Ok(c), [V::Num(n)]) => (c, *n),
@@ -188,7 +189,7 @@ fn test_vals(vals: &[V], op: Op, rhs: &Rhs, table: &Table) -> Tri {
                 Op::Gt => n > c,
                 Op::Le => n <= c,
                 Op::Ge => n >= c,
-                Op::Eq | Op::Ne => unreachable!("handled above"),
+                Op::Eq | Op::Ne | Op::NoBit => unreachable!("handled above"),
             })
         }
     }
@@ -214,6 +215,7 @@ fn test_partial(bits: u128, unknown: u128, op: Op, rhs: &Rhs, table: &Table) -> 
             Ok(m) if m & unknown == 0 => Tri::No,
             _ => Tri::Maybe(String::new()),
         },
+        Op::NoBit => test_partial(bits, unknown, Op::AnyBit, rhs, table).not(),
         _ => Tri::Maybe(String::new()),
     }
 }

@@ -5,8 +5,9 @@
 //! they are compared with and chain and set references resolved to indexes. [`evaluate`] walks
 //! a [`Packet`] through the base chains of its hook the way the kernel does and names the rule
 //! that decides, answering [`Verdict::Unknown`] rather than guessing whenever a part it cannot
-//! evaluate (an iptables-nft `xt` extension, a header field the packet description lacks) could
-//! change the outcome. It only reads: nothing here changes the node's ruleset.
+//! evaluate (an iptables-nft `xt` extension that `iptables-nft-save` does not explain, a header
+//! field the packet description lacks) could change the outcome. It only reads: nothing here
+//! changes the node's ruleset.
 
 mod compile;
 mod eval;
@@ -16,6 +17,7 @@ mod matching;
 mod parse;
 mod render;
 mod types;
+mod xt;
 
 #[cfg(test)]
 mod tests;
@@ -27,6 +29,7 @@ pub use expr::{
     ChainRef, CtDir, CtKey, Element, Expr, FibQuery, Field, Key, L4, MapData, Match, MetaKey, Op,
     Pattern, Rhs, SetSource, Stmt, VerdictStmt, XtKind,
 };
+pub use xt::SavedRules;
 
 /// An nftables address family: which packets a table's chains see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -274,7 +277,17 @@ impl Ruleset {
     /// list ruleset"). Expressions and statements this model does not know are kept as unknown
     /// (the evaluator answers [`Verdict::Unknown`] when they matter), never rejected.
     pub fn from_json(text: &str, source: &str) -> Result<Ruleset, RulesetError> {
-        parse::ruleset(text, source)
+        parse::ruleset(text, source, None)
+    }
+
+    /// Like [`Ruleset::from_json`], with the arguments of iptables-nft's `xt` expressions taken
+    /// from `iptables-nft-save` listings, so that the rules using them can be evaluated.
+    pub fn from_json_with_saved(
+        text: &str,
+        source: &str,
+        saved: &SavedRules,
+    ) -> Result<Ruleset, RulesetError> {
+        parse::ruleset(text, source, Some(saved))
     }
 
     /// Runs `nft -j list ruleset` in the current network namespace.
@@ -294,6 +307,11 @@ impl Ruleset {
             });
         }
         let text = String::from_utf8_lossy(&out.stdout);
+        // iptables-nft's extension matches show only their names in the listing; their
+        // arguments come from iptables-nft-save, run only when there are some.
+        if text.contains("\"xt\"") {
+            return Ruleset::from_json_with_saved(&text, LIVE_COMMAND, &SavedRules::read_live());
+        }
         Ruleset::from_json(&text, LIVE_COMMAND)
     }
 

@@ -12,11 +12,20 @@ use super::{
     compile::{self, Scope, get_str},
     render,
     types::Ty,
+    xt::SavedRules,
 };
 
 /// Parses the listing; `origin` names it in errors.
-pub(crate) fn ruleset(text: &str, origin: &str) -> Result<Ruleset, RulesetError> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| json_error(origin, &e))?;
+pub(crate) fn ruleset(
+    text: &str,
+    origin: &str,
+    saved: Option<&SavedRules>,
+) -> Result<Ruleset, RulesetError> {
+    let mut doc: Value = serde_json::from_str(text).map_err(|e| json_error(origin, &e))?;
+    if let Some(saved) = saved {
+        let n = saved.resolve(&mut doc);
+        log::debug!("{n} xt expressions of {origin} translated from iptables-nft-save");
+    }
     let structure = |message: String| RulesetError::Structure {
         origin: origin.to_string(),
         message,

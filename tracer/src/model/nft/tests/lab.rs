@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use crate::model::nft::{Hook, Packet, Ruleset, Verdict};
+use crate::model::nft::{Family, Hook, Packet, Ruleset, SavedRules, Verdict};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -249,6 +249,21 @@ impl Lab {
         let json = self.b.exec(&["nft", "-j", "list", "ruleset"], None);
         Ruleset::from_json(&json, &format!("nft -j list ruleset in {}", self.b.name))
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// B's ruleset with the arguments of its iptables-nft extension matches, as
+    /// [`Ruleset::read_live`] reads it on a node.
+    pub(super) fn listing_with_saved(&self) -> Ruleset {
+        let json = self.b.exec(&["nft", "-j", "list", "ruleset"], None);
+        let mut saved = SavedRules::default();
+        saved.add(Family::Ip, &self.b.exec(&["iptables-nft-save"], None));
+        saved.add(Family::Ip6, &self.b.exec(&["ip6tables-nft-save"], None));
+        Ruleset::from_json_with_saved(
+            &json,
+            &format!("nft -j list ruleset in {}", self.b.name),
+            &saved,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Adds the observer tables; after this B's listing includes them.

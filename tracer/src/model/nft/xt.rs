@@ -276,17 +276,24 @@ fn options(args: &[String]) -> Vec<(bool, &str, &str)> {
     out
 }
 
-/// `field OP value` as nft JSON; a list of several values becomes a set (or, for flag
-/// fields, the list nft uses for `ct state a,b`).
+/// `field OP value` as nft JSON.
 fn native_match(op: &str, left: Value, right: Value) -> Value {
     json!({"match": {"op": op, "left": left, "right": right}})
 }
 
-/// One value, or a JSON list of them.
+/// One value, or a JSON list of them (the form of flag values: `ct state a,b`).
 fn one_or_list(values: Vec<Value>) -> Value {
     match <[Value; 1]>::try_from(values) {
         Ok([v]) => v,
         Err(values) => Value::Array(values),
+    }
+}
+
+/// One value, or an anonymous set of them.
+fn one_or_set(values: Vec<Value>) -> Value {
+    match one_or_list(values) {
+        Value::Array(values) => json!({ "set": values }),
+        v => v,
     }
 }
 
@@ -340,14 +347,10 @@ fn translate_match(m: &Module) -> Option<Vec<Value>> {
                         None => p.parse::<u16>().ok().map(Value::from),
                     })
                     .collect::<Option<Vec<_>>>()?;
-                let right = match <[Value; 1]>::try_from(ports) {
-                    Ok([v]) => v,
-                    Err(ports) => json!({"set": ports}),
-                };
                 out.push(native_match(
                     if negated { "!=" } else { "==" },
                     json!({"payload": {"protocol": "th", "field": field}}),
-                    right,
+                    one_or_set(ports),
                 ));
             }
         }
@@ -372,14 +375,10 @@ fn translate_match(m: &Module) -> Option<Vec<Value>> {
                     .split(',')
                     .map(|t| Value::from(t.to_ascii_lowercase()))
                     .collect();
-                let right = match <[Value; 1]>::try_from(types) {
-                    Ok([v]) => v,
-                    Err(types) => json!({"set": types}),
-                };
                 out.push(native_match(
                     if negated { "!=" } else { "==" },
                     json!({"fib": {"result": "type", "flags": flags}}),
-                    right,
+                    one_or_set(types),
                 ));
             }
         }

@@ -363,10 +363,11 @@ const PEER_NIC: Veth = Veth {
 };
 
 /// `tracer --netns NS diagnose --output json` as a k0s-calico worker: its finding lines.
-fn diagnose_ns(ns: &NetNs) -> Vec<Value> {
+fn diagnose_ns(ns: &NetNs, extra: &[&str]) -> Vec<Value> {
     let out = Command::new(BIN)
         .args(["--netns", &ns.name, "diagnose", "--output", "json"])
         .args(["--profile", "k0s-calico", "--role", "worker"])
+        .args(extra)
         .output()
         .unwrap();
     text(&out.stdout)
@@ -416,12 +417,43 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     ]);
     assert!(!vxlan_port_open(&node, &peer));
 
-    let findings = diagnose_ns(&node);
-    let vxlan = findings
-        .iter()
-        .find(|f| f["class"] == "calico-vxlan")
-        .unwrap_or_else(|| panic!("no calico-vxlan finding in {findings:#?}"));
+    let findings = diagnose_ns(&node, &[]);
+    let vxlan_of = |findings: &[Value]| -> Value {
+        findings
+            .iter()
+            .find(|f| f["class"] == "calico-vxlan")
+            .unwrap_or_else(|| panic!("no calico-vxlan finding in {findings:#?}"))
+            .clone()
+    };
+    let vxlan = vxlan_of(&findings);
     assert_eq!(vxlan["severity"], "error", "{vxlan:#}");
+
+    // The same from captured files: with the iptables-nft-save listing the rule is decided,
+    // without it the model says it cannot tell, naming the match.
+    let dir = tempfile::tempdir().unwrap();
+    let nft_json = dir.path().join("ruleset.json");
+    let save = dir.path().join("iptables.txt");
+    std::fs::write(
+        &nft_json,
+        node.exec(&["nft", "-j", "list", "ruleset"]).stdout,
+    )
+    .unwrap();
+    std::fs::write(&save, node.exec(&["iptables-nft-save"]).stdout).unwrap();
+    let (nft_json, save) = (nft_json.to_str().unwrap(), save.to_str().unwrap());
+    let offline = vxlan_of(&diagnose_ns(
+        &node,
+        &["--ruleset", nft_json, "--iptables-save", save],
+    ));
+    assert_eq!(offline["element"], vxlan["element"], "{offline:#}");
+    let unsure = vxlan_of(&diagnose_ns(&node, &["--ruleset", nft_json]));
+    assert_eq!(unsure["severity"], "warning", "{unsure:#}");
+    assert!(
+        unsure["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("`conntrack`")),
+        "{unsure:#}"
+    );
+
     assert_eq!(
         vxlan["element"],
         "rule 2 of iptables chain INPUT (table filter, iptables-nft), outside firewalld",
@@ -443,7 +475,7 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     );
 
     node.exec(&["sh", "-e", "-c", fix]);
-    let findings = diagnose_ns(&node);
+    let findings = diagnose_ns(&node, &[]);
     assert!(
         !findings.iter().any(|f| f["class"] == "calico-vxlan"),
         "{findings:#?}"

@@ -10,7 +10,11 @@ use clap::{Args, ValueEnum};
 use super::catalog::choose;
 use crate::{
     findings::{Inputs, diagnose},
-    model::{catalog::Role, detect, view::NodeView},
+    model::{
+        catalog::Role,
+        detect,
+        view::{NodeView, RulesetFiles},
+    },
     output::findings::{Context, json, text},
     probes::preflight,
 };
@@ -38,7 +42,9 @@ Exit status: 0 when no error was found, 3 when some were, 1 when diagnose could 
 Examples:
   sudo tracer diagnose
   sudo tracer diagnose --profile k0s-calico --role worker --output json
-  tracer diagnose --ruleset ruleset.json --root /mnt/node-image   (offline, from files)"
+  tracer diagnose --ruleset ruleset.json --root /mnt/node-image   (offline, from files)
+  tracer diagnose --ruleset ruleset.json --iptables-save iptables.txt
+                                 (nft -j list ruleset and iptables-nft-save of the same node)"
 )]
 pub struct DiagnoseArgs {
     /// Cluster profile. Default: detected from the node, else generic.
@@ -66,6 +72,15 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "FILE")]
     ruleset: Option<PathBuf>,
 
+    /// With --ruleset: `iptables-nft-save` output from the same node, so that the extension
+    /// matches of iptables-nft's rules (`-m conntrack`, `-m multiport`...) can be evaluated.
+    #[arg(long, value_name = "FILE", requires = "ruleset")]
+    iptables_save: Option<PathBuf>,
+
+    /// With --ruleset: `ip6tables-nft-save` output, the same for IPv6.
+    #[arg(long, value_name = "FILE", requires = "ruleset")]
+    ip6tables_save: Option<PathBuf>,
+
     /// Root directory of the node's configuration files (/etc/firewalld, /etc/k0s...).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -79,8 +94,12 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
     }
     let root = args.root.clone().unwrap_or_else(super::node_root);
     let chosen = choose(args.profile.as_deref(), &args.catalog)?;
-    let view =
-        NodeView::read(&root, args.ruleset.as_deref()).context("reading the node's interfaces")?;
+    let files = args.ruleset.clone().map(|nft_json| RulesetFiles {
+        nft_json,
+        iptables_save: args.iptables_save.clone(),
+        ip6tables_save: args.ip6tables_save.clone(),
+    });
+    let view = NodeView::read(&root, files.as_ref()).context("reading the node's interfaces")?;
     let (roles, roles_reason) = if args.role.is_empty() {
         detect::roles(&view.facts.listening)
     } else {

@@ -3,15 +3,46 @@
 //! ruleset and the iptables modes. What cannot be read becomes a problem line naming the file
 //! or command and where; everything else is still read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{
     cluster::{self, ClusterConfig},
     firewalld::{self, Permanent, Runtime},
     iptables::IptablesState,
-    nft::Ruleset,
+    nft::{Family, Ruleset, SavedRules},
     node::NodeFacts,
 };
+
+/// A ruleset captured to files, for a diagnosis away from the node.
+pub struct RulesetFiles {
+    /// `nft -j list ruleset` output.
+    pub nft_json: PathBuf,
+    /// `iptables-nft-save` output: the arguments of the IPv4 tables' `xt` matches.
+    pub iptables_save: Option<PathBuf>,
+    /// `ip6tables-nft-save` output, the same for IPv6.
+    pub ip6tables_save: Option<PathBuf>,
+}
+
+impl RulesetFiles {
+    /// The ruleset, with the save files' xt arguments; an unreadable save file is a problem
+    /// line, and its family's xt matches stay unknown.
+    fn read(&self, problems: &mut Vec<String>) -> Result<Ruleset, String> {
+        let mut saved = SavedRules::default();
+        for (file, family) in [
+            (&self.iptables_save, Family::Ip),
+            (&self.ip6tables_save, Family::Ip6),
+        ] {
+            let Some(file) = file else { continue };
+            match std::fs::read_to_string(file) {
+                Ok(text) => saved.add(family, &text),
+                Err(e) => problems.push(format!("{}: {e}", file.display())),
+            }
+        }
+        let origin = self.nft_json.display().to_string();
+        let text = std::fs::read_to_string(&self.nft_json).map_err(|e| format!("{origin}: {e}"))?;
+        Ruleset::from_json_with_saved(&text, &origin, &saved).map_err(|e| e.to_string())
+    }
+}
 
 pub struct NodeView {
     pub facts: NodeFacts,
@@ -28,8 +59,8 @@ pub struct NodeView {
 
 impl NodeView {
     /// Reads the node whose configuration files are below `root`; the ruleset from
-    /// `ruleset_file` when given (`nft -j list ruleset` output), else the live one.
-    pub fn read(root: &Path, ruleset_file: Option<&Path>) -> std::io::Result<NodeView> {
+    /// `ruleset_files` when given, else the live one.
+    pub fn read(root: &Path, ruleset_files: Option<&RulesetFiles>) -> std::io::Result<NodeView> {
         let facts = NodeFacts::read()?;
         let mut problems = Vec::new();
         let mut sources = Vec::new();
@@ -64,12 +95,8 @@ impl NodeView {
             (None, None) => "no firewalld on this node".into(),
         });
 
-        let ruleset = match ruleset_file {
-            Some(file) => std::fs::read_to_string(file)
-                .map_err(|e| format!("{}: {e}", file.display()))
-                .and_then(|t| {
-                    Ruleset::from_json(&t, &file.display().to_string()).map_err(|e| e.to_string())
-                }),
+        let ruleset = match ruleset_files {
+            Some(files) => files.read(&mut problems),
             None => Ruleset::read_live().map_err(|e| e.to_string()),
         };
         let ruleset = match ruleset {

@@ -406,13 +406,16 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
         "eth0",
     ]);
     node.sysctl("net.ipv4.ip_forward", "1");
-    // What a CNI or a boot script might leave: extension matches whose arguments only
-    // iptables-nft-save shows.
+    // What Calico's iptables mode does, with the peer missing from the set of VXLAN peers:
+    // extension matches whose arguments only iptables-nft-save and ipset show.
     node.exec(&[
         "sh",
         "-e",
         "-c",
         "iptables-nft -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+         ipset create lab-vxlan-peers hash:net
+         ipset add lab-vxlan-peers 10.80.9.0/24
+         iptables-nft -A INPUT -p udp -m multiport --dports 4789 -m set --match-set lab-vxlan-peers src -m addrtype --dst-type LOCAL -j ACCEPT
          iptables-nft -A INPUT -p udp -m multiport --dports 4789,8472 -m comment --comment 'overlay off' -j DROP",
     ]);
     assert!(!vxlan_port_open(&node, &peer));
@@ -439,13 +442,23 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     )
     .unwrap();
     std::fs::write(&save, node.exec(&["iptables-nft-save"]).stdout).unwrap();
-    let (nft_json, save) = (nft_json.to_str().unwrap(), save.to_str().unwrap());
+    let sets = dir.path().join("ipset.txt");
+    std::fs::write(&sets, node.exec(&["ipset", "save"]).stdout).unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let (nft_json, save, sets) = (path(&nft_json), path(&save), path(&sets));
     let offline = vxlan_of(&diagnose_ns(
         &node,
-        &["--ruleset", nft_json, "--iptables-save", save],
+        &[
+            "--ruleset",
+            &nft_json,
+            "--iptables-save",
+            &save,
+            "--ipset-save",
+            &sets,
+        ],
     ));
     assert_eq!(offline["element"], vxlan["element"], "{offline:#}");
-    let unsure = vxlan_of(&diagnose_ns(&node, &["--ruleset", nft_json]));
+    let unsure = vxlan_of(&diagnose_ns(&node, &["--ruleset", &nft_json]));
     assert_eq!(unsure["severity"], "warning", "{unsure:#}");
     assert!(
         unsure["title"]
@@ -456,7 +469,7 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
 
     assert_eq!(
         vxlan["element"],
-        "rule 2 of iptables chain INPUT (table filter, iptables-nft), outside firewalld",
+        "rule 3 of iptables chain INPUT (table filter, iptables-nft), outside firewalld",
         "{vxlan:#}"
     );
     // The multiport match was read from iptables-nft-save, so the rule was evaluated.
@@ -471,7 +484,7 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     let fix = vxlan["fix"][0].as_str().unwrap();
     assert_eq!(
         fix,
-        "iptables-nft -t filter -I INPUT 2 -p udp --dport 4789 -j ACCEPT"
+        "iptables-nft -t filter -I INPUT 3 -p udp --dport 4789 -j ACCEPT"
     );
 
     node.exec(&["sh", "-e", "-c", fix]);

@@ -25,6 +25,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "network namespaces, veth, VXLAN"),
     ("nftables", "firewall rules in tests"),
     ("iptables", "iptables legacy and nft modes"),
+    ("ipset", "ipsets that iptables rules match in tests"),
     ("firewalld", "real firewalld in the lab"),
     ("dbus", "private D-Bus for firewalld in the lab"),
     ("bird2", "BGP in the lab"),

@@ -81,6 +81,11 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "FILE", requires = "ruleset")]
     ip6tables_save: Option<PathBuf>,
 
+    /// With --ruleset: `ipset save` output, the members of the ipsets those rules match
+    /// (`-m set --match-set`).
+    #[arg(long, value_name = "FILE", requires = "ruleset")]
+    ipset_save: Option<PathBuf>,
+
     /// Root directory of the node's configuration files (/etc/firewalld, /etc/k0s...).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -98,6 +103,7 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
         nft_json,
         iptables_save: args.iptables_save.clone(),
         ip6tables_save: args.ip6tables_save.clone(),
+        ipset_save: args.ipset_save.clone(),
     });
     let view = NodeView::read(&root, files.as_ref()).context("reading the node's interfaces")?;
     let (roles, roles_reason) = if args.role.is_empty() {

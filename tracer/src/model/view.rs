@@ -21,6 +21,8 @@ pub struct RulesetFiles {
     pub iptables_save: Option<PathBuf>,
     /// `ip6tables-nft-save` output, the same for IPv6.
     pub ip6tables_save: Option<PathBuf>,
+    /// `ipset save` output: the members of the ipsets those rules match.
+    pub ipset_save: Option<PathBuf>,
 }
 
 impl RulesetFiles {
@@ -28,15 +30,22 @@ impl RulesetFiles {
     /// line, and its family's xt matches stay unknown.
     fn read(&self, problems: &mut Vec<String>) -> Result<Ruleset, String> {
         let mut saved = SavedRules::default();
+        let mut text_of = |file: &Option<PathBuf>| {
+            let file = file.as_ref()?;
+            std::fs::read_to_string(file)
+                .map_err(|e| problems.push(format!("{}: {e}", file.display())))
+                .ok()
+        };
         for (file, family) in [
             (&self.iptables_save, Family::Ip),
             (&self.ip6tables_save, Family::Ip6),
         ] {
-            let Some(file) = file else { continue };
-            match std::fs::read_to_string(file) {
-                Ok(text) => saved.add(family, &text),
-                Err(e) => problems.push(format!("{}: {e}", file.display())),
+            if let Some(text) = text_of(file) {
+                saved.add(family, &text);
             }
+        }
+        if let Some(text) = text_of(&self.ipset_save) {
+            saved.add_ipsets(&text);
         }
         let origin = self.nft_json.display().to_string();
         let text = std::fs::read_to_string(&self.nft_json).map_err(|e| format!("{origin}: {e}"))?;

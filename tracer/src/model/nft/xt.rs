@@ -3,8 +3,9 @@
 //! `nft -j list ruleset` shows only their names. `iptables-nft-save` prints the whole rule, so
 //! this module reads that listing and, before the ruleset is compiled, puts in place of each xt
 //! expression it understands the native expression `iptables-translate` would write
-//! (`ct state`, `th dport`, `fib daddr type`, `meta mark set`). The evaluator then decides those
-//! rules instead of answering unknown.
+//! (`ct state`, `th dport`, `fib daddr type`, `meta mark set`; `-m set` becomes the ipset's
+//! members, from `ipset save`, as an anonymous set). The evaluator then decides those rules
+//! instead of answering unknown.
 //!
 //! The two listings are joined by position, so a chain is only touched when they agree on it:
 //! the same number of rules, and each xt expression of a rule found, in order, among that
@@ -29,10 +30,22 @@ struct SavedRule {
     target: Option<Module>,
 }
 
-/// The rules of `iptables-nft-save` and `ip6tables-nft-save`, by family, table and chain.
+/// An ipset of a type whose members are plain addresses or prefixes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct IpSet {
+    family: Family,
+    /// `10.0.0.1`, `10.0.0.0/8`, `fd00::/64`.
+    members: Vec<String>,
+}
+
+/// The rules of `iptables-nft-save` and `ip6tables-nft-save`, by family, table and chain, and
+/// the ipsets they match.
 #[derive(Clone, Debug, Default)]
 pub struct SavedRules {
     chains: HashMap<(Family, String, String), Vec<SavedRule>>,
+    /// Sets of other types (ports, pairs, lists) or with options this model does not follow
+    /// map to `None`: the rules matching them stay unknown.
+    ipsets: HashMap<String, Option<IpSet>>,
 }
 
 /// The commands read, with the family of their tables.
@@ -60,7 +73,68 @@ impl SavedRules {
                 Err(e) => log::info!("{command}: {e}; its xt matches stay unknown"),
             }
         }
+        // Only when a rule matches an ipset: then the kernel's ipset module is loaded already,
+        // and asking cannot make the kernel load it.
+        if saved.uses_ipsets() {
+            match Command::new("ipset").arg("save").output() {
+                Ok(out) if out.status.success() => {
+                    saved.add_ipsets(&String::from_utf8_lossy(&out.stdout));
+                }
+                Ok(out) => log::info!(
+                    "ipset save failed ({}): {}; rules matching ipsets stay unknown",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Err(e) => log::info!("ipset save: {e}; rules matching ipsets stay unknown"),
+            }
+        }
         saved
+    }
+
+    /// Some saved rule matches an ipset.
+    pub fn uses_ipsets(&self) -> bool {
+        self.chains
+            .values()
+            .flatten()
+            .any(|r| r.matches.iter().any(|m| m.name == "set"))
+    }
+
+    /// Adds the sets of an `ipset save` listing.
+    pub fn add_ipsets(&mut self, listing: &str) {
+        for line in listing.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["create", name, kind, options @ ..] => {
+                    let family = match options.windows(2).find(|w| w[0] == "family") {
+                        Some([_, "inet6"]) => Family::Ip6,
+                        _ => Family::Ip,
+                    };
+                    // Options that change what a member stands for.
+                    let plain = matches!(*kind, "hash:ip" | "hash:net")
+                        && !options.iter().any(|o| matches!(*o, "netmask" | "bitmask"));
+                    self.ipsets.insert(
+                        name.to_string(),
+                        plain.then(|| IpSet {
+                            family,
+                            members: Vec::new(),
+                        }),
+                    );
+                }
+                ["add", name, member, extra @ ..] => {
+                    let Some(entry) = self.ipsets.get_mut(*name) else {
+                        continue;
+                    };
+                    // `nomatch` makes a member an exception to the broader ones: a set is
+                    // then more than a list of prefixes.
+                    if extra.contains(&"nomatch") {
+                        *entry = None;
+                    } else if let Some(set) = entry {
+                        set.members.push(member.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Adds the rules of one `iptables-save` style listing of that family.
@@ -131,7 +205,7 @@ impl SavedRules {
                     .and_then(|r| r.get_mut("expr"))
                     .and_then(Value::as_array_mut)
                 {
-                    replaced += resolve_rule(exprs, saved);
+                    replaced += self.resolve_rule(exprs, saved);
                 }
             }
         }
@@ -139,44 +213,46 @@ impl SavedRules {
     }
 }
 
-/// Replaces the xt expressions of one rule by their translations, when every xt match of the
-/// rule lines up with a module of the saved rule.
-fn resolve_rule(exprs: &mut Vec<Value>, saved: &SavedRule) -> usize {
-    let mut modules = saved.matches.iter();
-    let mut plan: Vec<(usize, Option<Vec<Value>>)> = Vec::new();
-    for (i, e) in exprs.iter().enumerate() {
-        let Some(xt) = e.get("xt") else {
-            continue;
-        };
-        let name = xt.get("name").and_then(Value::as_str).unwrap_or("");
-        match xt.get("type").and_then(Value::as_str) {
-            Some("match") => {
-                // iptables-nft stores `-m state` as the conntrack match it is an alias of.
-                let Some(m) = modules
-                    .by_ref()
-                    .find(|m| m.name == name || (name == "conntrack" && m.name == "state"))
-                else {
-                    // The listings disagree: leave the whole rule as it is.
-                    return 0;
-                };
-                plan.push((i, translate_match(m)));
+impl SavedRules {
+    /// Replaces the xt expressions of one rule by their translations, when every xt match of
+    /// the rule lines up with a module of the saved rule.
+    fn resolve_rule(&self, exprs: &mut Vec<Value>, saved: &SavedRule) -> usize {
+        let mut modules = saved.matches.iter();
+        let mut plan: Vec<(usize, Option<Vec<Value>>)> = Vec::new();
+        for (i, e) in exprs.iter().enumerate() {
+            let Some(xt) = e.get("xt") else {
+                continue;
+            };
+            let name = xt.get("name").and_then(Value::as_str).unwrap_or("");
+            match xt.get("type").and_then(Value::as_str) {
+                Some("match") => {
+                    // iptables-nft stores `-m state` as the conntrack match it is an alias of.
+                    let Some(m) = modules
+                        .by_ref()
+                        .find(|m| m.name == name || (name == "conntrack" && m.name == "state"))
+                    else {
+                        // The listings disagree: leave the whole rule as it is.
+                        return 0;
+                    };
+                    plan.push((i, translate_match(m, &self.ipsets)));
+                }
+                Some("target") => match &saved.target {
+                    Some(t) if t.name == name => plan.push((i, translate_target(t))),
+                    _ => return 0,
+                },
+                _ => {}
             }
-            Some("target") => match &saved.target {
-                Some(t) if t.name == name => plan.push((i, translate_target(t))),
-                _ => return 0,
-            },
-            _ => {}
         }
-    }
-    let mut replaced = 0;
-    // From the back, so earlier indexes stay valid as one expression becomes several.
-    for (i, translation) in plan.into_iter().rev() {
-        if let Some(native) = translation {
-            exprs.splice(i..=i, native);
-            replaced += 1;
+        let mut replaced = 0;
+        // From the back, so earlier indexes stay valid as one expression becomes several.
+        for (i, translation) in plan.into_iter().rev() {
+            if let Some(native) = translation {
+                exprs.splice(i..=i, native);
+                replaced += 1;
+            }
         }
+        replaced
     }
-    replaced
 }
 
 /// The modules and target of the words after `-A CHAIN`.
@@ -297,12 +373,14 @@ fn one_or_set(values: Vec<Value>) -> Value {
     }
 }
 
-/// The native form of one `-m` module, when every option of it has one.
-fn translate_match(m: &Module) -> Option<Vec<Value>> {
+/// The native form of one `-m` module, when every option of it has one; `ipsets` are the
+/// sets `-m set` may name.
+fn translate_match(m: &Module, ipsets: &HashMap<String, Option<IpSet>>) -> Option<Vec<Value>> {
     let opts = options(&m.args);
     let mut out = Vec::new();
     match m.name.as_str() {
         "comment" => {}
+        "set" => out.push(set_match(&m.args, ipsets)?),
         "conntrack" | "state" => {
             for (negated, opt, value) in opts {
                 if !matches!(opt, "--ctstate" | "--state") {
@@ -385,6 +463,42 @@ fn translate_match(m: &Module) -> Option<Vec<Value>> {
         _ => return None,
     }
     Some(out)
+}
+
+/// `-m set [!] --match-set NAME src|dst` as a match of the address against the set's
+/// members; other directions (`src,dst`) and options have no single-field form.
+fn set_match(args: &[String], ipsets: &HashMap<String, Option<IpSet>>) -> Option<Value> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (negated, name, dir) = match args.as_slice() {
+        ["--match-set", name, dir] => (false, *name, *dir),
+        ["!", "--match-set", name, dir] => (true, *name, *dir),
+        _ => return None,
+    };
+    let set = ipsets.get(name)?.as_ref()?;
+    let field = match dir {
+        "src" => "saddr",
+        "dst" => "daddr",
+        _ => return None,
+    };
+    let protocol = match set.family {
+        Family::Ip6 => "ip6",
+        _ => "ip",
+    };
+    let members = set
+        .members
+        .iter()
+        .map(|m| match m.split_once('/') {
+            Some((addr, len)) => {
+                Some(json!({"prefix": {"addr": addr, "len": len.parse::<u8>().ok()?}}))
+            }
+            None => Some(Value::from(m.as_str())),
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(native_match(
+        if negated { "!=" } else { "==" },
+        json!({"payload": {"protocol": protocol, "field": field}}),
+        json!({ "set": members }),
+    ))
 }
 
 /// The native form of a `-j` target: MARK, whose new mark the listing otherwise hides.

@@ -188,7 +188,7 @@ fn firewalld_k3s_trusted_interface_matches_the_kernel() {
 #[test]
 fn iptables_nft_extension_matches_are_read_from_iptables_save() {
     let lab = Lab::new("xts");
-    lab.b.sh(
+    lab.b.sh(&format!(
         "iptables-nft -A INPUT -m conntrack --ctstate INVALID -j DROP
          iptables-nft -A INPUT -m state ! --state NEW,RELATED -j ACCEPT
          iptables-nft -A INPUT -p udp -m multiport --dports 5006,5007:5008 -j DROP
@@ -198,8 +198,19 @@ fn iptables_nft_extension_matches_are_read_from_iptables_save() {
          iptables-nft -N LAB-MARK
          iptables-nft -A INPUT -p tcp -m multiport --dports 6000:6010 -j LAB-MARK
          iptables-nft -A LAB-MARK -j MARK --or-mark 0x4000
-         iptables-nft -A INPUT -p tcp --dport 6001 -m mark --mark 0x4000/0x4000 -j DROP",
-    );
+         iptables-nft -A INPUT -p tcp --dport 6001 -m mark --mark 0x4000/0x4000 -j DROP
+         ipset create lab-peers hash:net
+         ipset add lab-peers 192.0.2.0/24
+         ipset add lab-peers {CLIENT}
+         ipset create lab-none hash:ip
+         ipset create lab-odd hash:net
+         ipset add lab-odd 10.0.0.0/8
+         ipset add lab-odd 10.1.0.0/16 nomatch
+         iptables-nft -A INPUT -p udp --dport 5015 -m set --match-set lab-peers src -j ACCEPT
+         iptables-nft -A INPUT -p udp --dport 5015 -j DROP
+         iptables-nft -A INPUT -p udp --dport 5016 -m set ! --match-set lab-none src -j DROP
+         iptables-nft -A INPUT -p udp --dport 5017 -m set --match-set lab-odd src -j DROP",
+    ));
     let plain = lab.listing();
     let rs = lab.listing_with_saved();
     lab.observe();
@@ -215,8 +226,16 @@ fn iptables_nft_extension_matches_are_read_from_iptables_save() {
         (tcp(6001), Drop),
         (tcp(6002), Accept),
         (tcp(5006), Accept),
+        (udp(5015), Accept),
+        (udp(5016), Drop),
     ];
     replay(&lab, &rs, &cases);
+    // A set with `nomatch` members is more than a list of prefixes: unknown, not a guess.
+    let out = evaluate(&rs, &udp(5017));
+    assert!(
+        matches!(&out.verdict, Verdict::Unknown(why) if why.contains("`set`")),
+        "{out:#?}"
+    );
     // Without iptables-nft-save the same rules are unknown from the first xt match on.
     let out = evaluate(&plain, &udp(5006));
     assert!(

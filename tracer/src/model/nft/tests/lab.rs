@@ -258,6 +258,9 @@ impl Lab {
         let mut saved = SavedRules::default();
         saved.add(Family::Ip, &self.b.exec(&["iptables-nft-save"], None));
         saved.add(Family::Ip6, &self.b.exec(&["ip6tables-nft-save"], None));
+        if saved.uses_ipsets() {
+            saved.add_ipsets(&self.b.exec(&["ipset", "save"], None));
+        }
         Ruleset::from_json_with_saved(
             &json,
             &format!("nft -j list ruleset in {}", self.b.name),

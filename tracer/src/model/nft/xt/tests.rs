@@ -57,7 +57,8 @@ fn module(name: &str, args: &str) -> Module {
 #[test]
 fn each_known_match_becomes_what_iptables_translate_writes() {
     let ct = |right, op| json!([{"match": {"op": op, "left": {"ct": {"key": "state"}}, "right": right}}]);
-    let t = |name, args| Value::Array(translate_match(&module(name, args)).unwrap());
+    let none = HashMap::new();
+    let t = |name, args| Value::Array(translate_match(&module(name, args), &none).unwrap());
     assert_eq!(
         t("conntrack", "--ctstate RELATED,ESTABLISHED"),
         ct(json!(["related", "established"]), "in")
@@ -85,7 +86,11 @@ fn each_known_match_becomes_what_iptables_translate_writes() {
         ("multiport", "--ports 80"),
         ("set", "--match-set cali40all src"),
     ] {
-        assert_eq!(translate_match(&module(name, args)), None, "{name} {args}");
+        assert_eq!(
+            translate_match(&module(name, args), &none),
+            None,
+            "{name} {args}"
+        );
     }
 }
 
@@ -160,5 +165,48 @@ fn listings_that_disagree_change_nothing() {
         } else {
             assert_eq!(d, untouched, "{family:?}\n{save}");
         }
+    }
+}
+
+const IPSETS: &str = "create peers hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1\n\
+    add peers 10.0.0.0/8\n\
+    add peers 192.168.1.1\n\
+    create ports hash:ip,port family inet hashsize 1024 maxelem 65536\n\
+    add ports 10.0.0.1,udp:4789\n\
+    create odd hash:net family inet\n\
+    add odd 10.0.0.0/8\n\
+    add odd 10.1.0.0/16 nomatch\n\
+    create v6 hash:ip family inet6\n\
+    add v6 fd00::1 timeout 30\n";
+
+#[test]
+fn ipset_matches_become_their_members() {
+    let mut saved = SavedRules::default();
+    saved.add_ipsets(IPSETS);
+    let t = |args| translate_match(&module("set", args), &saved.ipsets).map(Value::Array);
+    assert_eq!(
+        t("--match-set peers src"),
+        Some(
+            json!([{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+            "right": {"set": [{"prefix": {"addr": "10.0.0.0", "len": 8}}, "192.168.1.1"]}}}])
+        )
+    );
+    assert_eq!(
+        t("! --match-set v6 dst"),
+        Some(
+            json!([{"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "daddr"}},
+            "right": {"set": ["fd00::1"]}}}])
+        )
+    );
+    // Pairs, exceptions, unknown sets and two-field directions have no single-field form.
+    for args in [
+        "--match-set ports dst,dst",
+        "--match-set ports dst",
+        "--match-set odd src",
+        "--match-set missing src",
+        "--match-set peers src,dst",
+        "--match-set peers src --return-nomatch",
+    ] {
+        assert_eq!(t(args), None, "{args}");
     }
 }

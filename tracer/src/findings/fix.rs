@@ -87,9 +87,17 @@ pub fn blame(
         .filter(|r| inp.permanent.is_some() && !is_firewalld_rule(r));
     let hit = zones::zone_of(outcome, pkt, inp.permanent)
         .filter(|_| outside.is_none() || outcome.trail.iter().any(is_firewalld_rule));
-    let (element, fix) = match outside {
-        Some(rule) => outside_firewalld(inp, port, rule),
-        None => for_rejected_flow(inp, component, port, pkt, hit.as_ref()),
+    let (element, fix) = match inp.permanent.zip(tool(inp)) {
+        Some((permanent, tool)) if outside.is_none() => {
+            for_rejected_flow(inp, permanent, &tool, component, port, pkt, hit.as_ref())
+        }
+        // A rule outside firewalld, or no firewalld: the deciding rule is the element.
+        _ => outcome
+            .deciding
+            .as_ref()
+            .map_or((None, Vec::new()), |rule| {
+                outside_firewalld(inp, port, rule)
+            }),
     };
     (hit, element, fix)
 }
@@ -97,14 +105,13 @@ pub fn blame(
 /// The element responsible for a rejected flow and the commands that let it through.
 fn for_rejected_flow(
     inp: &Inputs,
+    permanent: &Permanent,
+    tool: &Tool,
     component: Option<&Component>,
     port: &str,
     pkt: &Packet,
     hit: Option<&ZoneHit>,
 ) -> (Option<String>, Vec<String>) {
-    let (Some(permanent), Some(tool)) = (inp.permanent, tool(inp)) else {
-        return without_firewalld(inp, port, pkt);
-    };
     let pod_cidr = inp.pod_cidrs().into_iter().find(|c| c.contains(pkt.saddr));
     // Pod traffic is let in by the pod CIDR being a source of the cluster's zone.
     if let Some(cidr) = pod_cidr {
@@ -122,7 +129,7 @@ fn for_rejected_flow(
                     "the pod CIDR {cidr} is not a source of zone {target}"
                 )),
                 firewalld(
-                    &tool,
+                    tool,
                     &[format!("--zone={target}"), format!("--add-source={cidr}")],
                 ),
             );
@@ -132,7 +139,7 @@ fn for_rejected_flow(
         let zone = hit.map_or_else(|| permanent.conf.default_zone.clone(), |h| h.zone.clone());
         return (
             Some(format!("zone {zone} does not forward this pod traffic")),
-            firewalld(&tool, &[format!("--zone={zone}"), "--add-forward".into()]),
+            firewalld(tool, &[format!("--zone={zone}"), "--add-forward".into()]),
         );
     };
     let zone = hit.map(|h| h.zone.clone()).unwrap_or_else(|| {
@@ -184,7 +191,7 @@ fn for_rejected_flow(
         return (
             Some(format!("service {svc} of zone {zone} lacks {spec}")),
             firewalld(
-                &tool,
+                tool,
                 &[format!("--service={svc}"), format!("--add-{what}={spec}")],
             ),
         );
@@ -192,7 +199,7 @@ fn for_rejected_flow(
     (
         Some(format!("zone {zone} lacks {spec}")),
         firewalld(
-            &tool,
+            tool,
             &[format!("--zone={zone}"), format!("--add-{what}={spec}")],
         ),
     )
@@ -202,17 +209,6 @@ fn for_rejected_flow(
 fn component_role_service(inp: &Inputs, c: &Component, svc: &str) -> bool {
     c.to.iter()
         .any(|r| inp.roles.contains(r) && service_name(inp.catalog, *r) == svc)
-}
-
-/// No firewalld: name the rule and insert an accepting rule before it.
-fn without_firewalld(inp: &Inputs, port: &str, pkt: &Packet) -> (Option<String>, Vec<String>) {
-    let Some(rs) = inp.ruleset else {
-        return (None, Vec::new());
-    };
-    match crate::model::nft::evaluate(rs, pkt).deciding {
-        Some(rule) => outside_firewalld(inp, port, &rule),
-        None => (None, Vec::new()),
-    }
 }
 
 /// The rule was written by firewalld (its nftables table, or one of its zone chains): changing

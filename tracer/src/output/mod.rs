@@ -43,8 +43,9 @@ pub struct DropsView {
     pub top: Vec<DropFlow>,
     pub stats: DropStats,
     /// Why the firewall dropped each flow of `changed`, where it was the firewall (same order).
+    /// Filled only for the JSON output, the one that reads it.
     pub changed_causes: Vec<Option<DropCause>>,
-    /// The same for `top`.
+    /// The same for `top`; filled only for the text output.
     pub top_causes: Vec<Option<DropCause>>,
 }
 

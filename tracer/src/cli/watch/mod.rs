@@ -202,9 +202,17 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             if let Some(c) = capture.as_mut() {
                 c.drain_events(&classes)?;
                 view = c.update(&datapath, &classes)?;
+                // Each cause costs a ruleset evaluation: only those the output shows. The
+                // table names the causes of the top flows, the JSON lines those that changed.
                 if let Some(k) = &correlator {
-                    view.changed_causes = view.changed.iter().map(|f| k.cause(f)).collect();
-                    view.top_causes = view.top.iter().map(|f| k.cause(f)).collect();
+                    match args.output {
+                        OutputFormat::Text => {
+                            view.top_causes = view.top.iter().map(|f| k.cause(f)).collect();
+                        }
+                        OutputFormat::Json => {
+                            view.changed_causes = view.changed.iter().map(|f| k.cause(f)).collect();
+                        }
+                    }
                 }
             }
             let samples = snap.since(&prev);

@@ -12,7 +12,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::watch::{Session, TraceArgs, events_ready, parse_secs, sleep_until};
+use super::{
+    kernel_release,
+    watch::{Session, TraceArgs, events_ready, parse_secs, sleep_until},
+};
 use crate::{
     events::{
         Snapshot,
@@ -307,12 +310,6 @@ async fn sample(args: &TraceArgs, duration: Duration) -> Result<Baseline> {
     drop(capture);
     drop(datapath);
     result
-}
-
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 /// `2025-01-02T03:04:05Z`: UTC to the second, without pulling in a date library for it.

@@ -82,6 +82,13 @@ pub(crate) fn out(text: &str) -> Result<()> {
     }
 }
 
+/// The running kernel's release, as `uname -r` prints it; `unknown` when it cannot be read.
+pub(crate) fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
 /// Where the node's files live (k0s/k3s configuration, firewalld). `/` except in tests.
 pub(crate) fn node_root() -> PathBuf {
     std::env::var_os("TRACER_NODE_ROOT")

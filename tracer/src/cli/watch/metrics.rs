@@ -293,20 +293,6 @@ impl Reply {
     }
 }
 
-/// The running kernel's release, as `uname -r` prints it.
-pub fn kernel_release() -> String {
-    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated strings.
-    unsafe {
-        let mut u: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut u) != 0 {
-            return "unknown".into();
-        }
-        std::ffi::CStr::from_ptr(u.release.as_ptr())
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

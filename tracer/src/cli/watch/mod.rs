@@ -157,7 +157,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     let server = listener.map(|l| {
         l.serve(RunInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            kernel: metrics::kernel_release(),
+            kernel: super::kernel_release(),
             ifaces: header.ifaces.clone(),
         })
     });

@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{
     kernel_release,
-    watch::{Session, TraceArgs, events_ready, parse_secs, sleep_until},
+    watch::{Session, TraceArgs, events_ready, iface_hooks, parse_secs, sleep_until},
 };
 use crate::{
     events::{
@@ -259,13 +259,10 @@ async fn sample(args: &TraceArgs, duration: Duration) -> Result<Baseline> {
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
             .map(|p| p.display().to_string())
             .collect(),
-        interfaces: datapath
-            .targets()
-            .iter()
-            .zip(datapath.hooks())
-            .map(|(t, h)| IfaceHook {
+        interfaces: iface_hooks(&datapath)
+            .map(|(t, hook)| IfaceHook {
                 iface: t.name.clone(),
-                hook: h.map_or("none", |h| h.as_str()).to_string(),
+                hook: hook.to_string(),
             })
             .collect(),
         kernel: kernel_release(),

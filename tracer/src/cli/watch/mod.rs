@@ -10,7 +10,7 @@ mod session;
 use correlate::Correlator;
 
 pub(crate) use drops::DropCapture;
-pub use session::{Session, TraceArgs};
+pub use session::{Session, TraceArgs, iface_hooks};
 
 use std::{
     io::{IsTerminal, Write},
@@ -139,17 +139,8 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     let header = WatchHeader {
         profile: catalog.profile.name.clone(),
         profile_reason,
-        ifaces: datapath
-            .targets()
-            .iter()
-            .zip(datapath.hooks())
-            .map(|(t, h)| {
-                (
-                    t.name.clone(),
-                    t.index,
-                    h.map_or("none", |h| h.as_str()).to_string(),
-                )
-            })
+        ifaces: iface_hooks(&datapath)
+            .map(|(t, hook)| (t.name.clone(), t.index, hook.to_string()))
             .collect(),
         interval: args.interval,
         programs: datapath.program_ids(),

@@ -51,6 +51,15 @@ pub struct TraceArgs {
     pub events_per_sec: u32,
 }
 
+/// Each watched interface with the hook its ingress program sits on (`none` when it has none).
+pub fn iface_hooks(datapath: &Datapath) -> impl Iterator<Item = (&Target, &'static str)> {
+    datapath
+        .targets()
+        .iter()
+        .zip(datapath.hooks())
+        .map(|(t, h)| (t, h.map_or("none", |h| h.as_str())))
+}
+
 /// An attached datapath. Dropping it detaches everything.
 pub struct Session {
     pub catalog: Catalog,

@@ -7,9 +7,17 @@ use anyhow::Result;
 use log::warn;
 
 use crate::model::{
-    catalog::{Catalog, DEFAULT_PROFILE},
+    catalog::{Catalog, DEFAULT_PROFILE, Role},
     detect, ifaces,
 };
+
+/// The roles named with `--role`, in the order given; the first unknown name is an error.
+pub fn parse_roles(names: &[String]) -> Result<Vec<Role>> {
+    names
+        .iter()
+        .map(|r| r.parse::<Role>().map_err(anyhow::Error::msg))
+        .collect()
+}
 
 /// The catalog and a few words on why this profile.
 pub struct Chosen {

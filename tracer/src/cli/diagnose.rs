@@ -7,11 +7,10 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 
-use super::catalog::choose;
+use super::catalog::{choose, parse_roles};
 use crate::{
     findings::{Inputs, diagnose},
     model::{
-        catalog::Role,
         detect,
         view::{NodeView, RulesetFiles},
     },
@@ -109,11 +108,7 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
     let (roles, roles_reason) = if args.role.is_empty() {
         detect::roles(&view.facts.listening)
     } else {
-        let roles = args
-            .role
-            .iter()
-            .map(|r| r.parse::<Role>().map_err(anyhow::Error::msg))
-            .collect::<Result<Vec<_>>>()?;
+        let roles = parse_roles(&args.role)?;
         (roles, "given with --role".to_string())
     };
     let inputs = Inputs::new(&chosen.catalog, &roles, &view);
@@ -121,11 +116,7 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
     let ctx = Context {
         profile: chosen.catalog.profile.name.clone(),
         profile_reason: chosen.reason,
-        roles: roles
-            .iter()
-            .map(|r| chosen.catalog.profile.role_name(*r))
-            .collect::<Vec<_>>()
-            .join("+"),
+        roles: chosen.catalog.profile.role_names(&roles, "+"),
         roles_reason,
         sources: view.sources.clone(),
         problems: view.problems.clone(),

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{Result, bail};
 use clap::Args;
 
-use super::catalog::choose;
+use super::catalog::{choose, parse_roles};
 use crate::{
     model::catalog::{Role, profiles},
     output::ports::{PortsFormat, PortsRequest, render},
@@ -53,11 +53,7 @@ pub struct ProfilesArgs {}
 
 pub fn run_ports(args: PortsArgs) -> Result<ExitCode> {
     let chosen = choose(args.profile.as_deref(), &args.catalog)?;
-    let roles = args
-        .role
-        .iter()
-        .map(|r| r.parse::<Role>().map_err(anyhow::Error::msg))
-        .collect::<Result<Vec<_>>>()?;
+    let roles = parse_roles(&args.role)?;
     if roles.contains(&Role::External) {
         bail!("--role names a node role: controller or worker (k3s: server or agent)");
     }

@@ -216,7 +216,7 @@ fn finding(inp: &Inputs, flow: &Flow, outcome: &Outcome, severity: Severity) -> 
             Verdict::Unknown(_) => "tracer cannot tell what the ruleset does with this traffic; the rule below holds an expression it does not evaluate.".to_string(),
             _ => format!(
                 "The node's {} role needs this traffic{}.",
-                inp.roles.iter().map(|r| inp.catalog.profile.role_name(*r)).collect::<Vec<_>>().join("+"),
+                inp.catalog.profile.role_names(inp.roles, "+"),
                 flow.component.map(|c| format!(" ({})", c.description)).unwrap_or_default()
             ),
         },

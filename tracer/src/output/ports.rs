@@ -104,12 +104,7 @@ fn need_roles(req: &PortsRequest, format: &str) -> Result<(), String> {
 }
 
 fn roles_text(req: &PortsRequest) -> String {
-    let p = &req.catalog.profile;
-    req.roles
-        .iter()
-        .map(|r| p.role_name(*r))
-        .collect::<Vec<_>>()
-        .join("+")
+    req.catalog.profile.role_names(&req.roles, "+")
 }
 
 fn table(req: &PortsRequest) -> String {
@@ -132,12 +127,7 @@ fn table(req: &PortsRequest) -> String {
         "PORT", "COMPONENT", "FROM", "TO"
     );
     for c in req.components() {
-        let roles = |rs: &[Role]| {
-            rs.iter()
-                .map(|r| p.role_name(*r))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let roles = |rs: &[Role]| p.role_names(rs, ",");
         let desc = if c.optional {
             format!("{} (optional)", c.description)
         } else {

@@ -325,6 +325,15 @@ impl Profile {
         }
     }
 
+    /// The names of several roles, as `role_name` gives them, joined with `sep`.
+    pub fn role_names(&self, roles: &[Role], sep: &str) -> String {
+        roles
+            .iter()
+            .map(|r| self.role_name(*r))
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+
     /// The overlay this profile's pods use, if any.
     pub fn overlay(&self) -> Option<(&Component, &Overlay)> {
         self.components

@@ -387,14 +387,12 @@ fn round(v: f64, scale: f64) -> f64 {
 }
 
 fn json_error(origin: &str, e: &serde_json::Error) -> BaselineError {
-    let text = e.to_string();
-    // serde_json appends " at line L column C"; the location goes in front instead.
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    let message = text.strip_suffix(&suffix).unwrap_or(&text).to_string();
+    // The location goes in front of the message rather than after it.
+    let (line, column, message) = crate::model::json::located(e);
     BaselineError::Json {
         origin: origin.to_string(),
-        line: e.line(),
-        column: e.column(),
+        line,
+        column,
         message,
     }
 }

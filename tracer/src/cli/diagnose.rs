@@ -2,7 +2,7 @@
 //! nftables ruleset, iptables modes, the cluster's configuration, sysctls, routes, MTUs),
 //! evaluate every flow the node's role must accept, and print what is wrong with the fix.
 
-use std::{io::Write, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
@@ -121,15 +121,12 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
         sources: view.sources.clone(),
         problems: view.problems.clone(),
     };
-    let mut out = std::io::stdout().lock();
-    let written = match args.output {
-        Format::Text => text(&mut out, &ctx, &diagnosis, args.all),
-        Format::Json => json(&mut out, &ctx, &diagnosis, args.all),
-    };
-    match written.and_then(|_| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
+    let mut rendered = Vec::new();
+    match args.output {
+        Format::Text => text(&mut rendered, &ctx, &diagnosis, args.all)?,
+        Format::Json => json(&mut rendered, &ctx, &diagnosis, args.all)?,
     }
+    super::out(&String::from_utf8(rendered)?)?;
     Ok(if diagnosis.errors() > 0 {
         ExitCode::from(FOUND_ERRORS)
     } else {

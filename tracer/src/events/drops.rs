@@ -7,6 +7,7 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
 use tracer_common::drops::{DropEvent, DropKey, Flow, FlowKey};
 
 use crate::probes::{ClassTable, DropStats, drops::ReasonNames, symbols::KernelSymbols};
@@ -23,8 +24,9 @@ pub struct Names<'a> {
     pub iface: &'a dyn Fn(u32) -> String,
 }
 
-/// Exact drops on one interface, of one class, for one reason.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Exact drops on one interface, of one class, for one reason. Serialized as is in the JSON
+/// summary of `tracer watch`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DropTotal {
     pub iface: String,
     pub class: String,

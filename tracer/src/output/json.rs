@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary};
 use crate::{
     events::{
-        Direction, DropFlow,
+        Direction, DropFlow, DropTotal,
         counters::Entry,
         drops::{Endpoints, Inner},
     },
@@ -164,14 +164,6 @@ impl Stats {
 }
 
 #[derive(Serialize)]
-struct DropTotalJson<'a> {
-    iface: &'a str,
-    class: &'a str,
-    reason: &'a str,
-    count: u64,
-}
-
-#[derive(Serialize)]
 struct Iface<'a> {
     iface: &'a str,
     ifindex: u32,
@@ -196,7 +188,7 @@ struct Summary<'a> {
     interfaces: Vec<Iface<'a>>,
     counters: Vec<Counters<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    drops: Option<Vec<DropTotalJson<'a>>>,
+    drops: Option<&'a [DropTotal]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     drop_stats: Option<Stats>,
 }
@@ -250,17 +242,7 @@ impl<W: Write> WatchOutput for Json<W> {
     }
 
     fn summary(&mut self, s: &WatchSummary) -> std::io::Result<()> {
-        let drops = s.drops.map(|d: &DropsView| {
-            d.totals
-                .iter()
-                .map(|t| DropTotalJson {
-                    iface: &t.iface,
-                    class: &t.class,
-                    reason: &t.reason,
-                    count: t.count,
-                })
-                .collect()
-        });
+        let drops = s.drops.map(|d: &DropsView| d.totals.as_slice());
         self.line(&Summary {
             r#type: "summary",
             profile: &s.header.profile,

@@ -30,9 +30,14 @@ pub struct PortsRequest<'a> {
 
 impl PortsRequest<'_> {
     fn components(&self) -> Vec<&Component> {
+        self.components_for(&self.roles)
+    }
+
+    /// The components a node of `roles` must accept (every one when `roles` is empty).
+    fn components_for(&self, roles: &[Role]) -> Vec<&Component> {
         let mut out: Vec<&Component> = Vec::new();
         for c in &self.catalog.components {
-            let wanted = self.roles.is_empty() || self.roles.iter().any(|r| c.to.contains(r));
+            let wanted = roles.is_empty() || roles.iter().any(|r| c.to.contains(r));
             if wanted && (self.include_optional || !c.optional) && !out.contains(&c) {
                 out.push(c);
             }
@@ -226,14 +231,7 @@ fn service_xml(req: &PortsRequest, role: Role) -> String {
         xml_escape(&p.firewalld.description),
         p.role_name(role)
     );
-    let single = PortsRequest {
-        catalog: req.catalog,
-        roles: vec![role],
-        zone: None,
-        offline: false,
-        include_optional: req.include_optional,
-    };
-    for c in single.components() {
+    for c in req.components_for(&[role]) {
         for proto in &c.protocols {
             if proto.has_ports() {
                 for r in &c.ports {
@@ -268,6 +266,16 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// What firewall-cmd adds for a port spec: `--add-port` for `8472/udp`, `--add-protocol` for
+/// a bare protocol such as `vrrp`.
+fn add_kind(spec: &str) -> &'static str {
+    if spec.contains('/') {
+        "port"
+    } else {
+        "protocol"
+    }
+}
+
 fn firewall_cmd(req: &PortsRequest) -> String {
     let p = &req.catalog.profile;
     let (tool, permanent) = if req.offline {
@@ -290,13 +298,6 @@ fn firewall_cmd(req: &PortsRequest) -> String {
     if p.firewalld.services {
         for role in &req.roles {
             let name = service_name(req.catalog, *role);
-            let single = PortsRequest {
-                catalog: req.catalog,
-                roles: vec![*role],
-                zone: None,
-                offline: req.offline,
-                include_optional: req.include_optional,
-            };
             let _ = writeln!(
                 s,
                 "# The {name} service (skip --new-service if it exists already):"
@@ -309,13 +310,9 @@ fn firewall_cmd(req: &PortsRequest) -> String {
                 "{tool}{permanent} --service={name} --set-description={}",
                 shell_quote(&desc)
             );
-            for c in single.components() {
+            for c in req.components_for(&[*role]) {
                 for spec in c.port_specs() {
-                    let what = if spec.contains('/') {
-                        "port"
-                    } else {
-                        "protocol"
-                    };
+                    let what = add_kind(&spec);
                     let _ = writeln!(s, "{tool}{permanent} --service={name} --add-{what}={spec}");
                 }
             }
@@ -330,11 +327,7 @@ fn firewall_cmd(req: &PortsRequest) -> String {
     } else {
         for c in req.components() {
             for spec in c.port_specs() {
-                let what = if spec.contains('/') {
-                    "port"
-                } else {
-                    "protocol"
-                };
+                let what = add_kind(&spec);
                 let _ = writeln!(s, "{tool}{permanent}{zone} --add-{what}={spec}");
             }
         }

@@ -14,7 +14,8 @@ use crate::{
 pub struct Text<W: Write> {
     out: W,
     redraw: bool,
-    header: Option<WatchHeader>,
+    /// The run's banner, rendered once by `header` and repeated on every redraw.
+    banner: Option<String>,
 }
 
 impl<W: Write> Text<W> {
@@ -23,22 +24,22 @@ impl<W: Write> Text<W> {
         Text {
             out,
             redraw,
-            header: None,
+            banner: None,
         }
     }
 
-    fn banner(&mut self, h: &WatchHeader) -> std::io::Result<()> {
+    fn banner(h: &WatchHeader) -> String {
         let ifaces: Vec<String> = h
             .ifaces
             .iter()
             .map(|(n, _, hook)| format!("{n} ({hook})"))
             .collect();
-        writeln!(
-            self.out,
-            "tracer watch: profile {} ({})",
-            h.profile, h.profile_reason
-        )?;
-        writeln!(self.out, "interfaces: {}", ifaces.join(", "))
+        format!(
+            "tracer watch: profile {} ({})\ninterfaces: {}\n",
+            h.profile,
+            h.profile_reason,
+            ifaces.join(", ")
+        )
     }
 
     fn drops(&mut self, d: &DropsView) -> std::io::Result<()> {
@@ -178,8 +179,9 @@ const HEAD: &str = "IFACE            DIR      CLASS                   PKT/S     
 
 impl<W: Write> WatchOutput for Text<W> {
     fn header(&mut self, header: &WatchHeader) -> std::io::Result<()> {
-        self.header = Some(header.clone());
-        self.banner(header)?;
+        let banner = Self::banner(header);
+        self.out.write_all(banner.as_bytes())?;
+        self.banner = Some(banner);
         writeln!(self.out, "Ctrl-C to stop.")?;
         self.out.flush()
     }
@@ -187,8 +189,8 @@ impl<W: Write> WatchOutput for Text<W> {
     fn interval(&mut self, interval: &Interval) -> std::io::Result<()> {
         if self.redraw {
             write!(self.out, "\x1b[H\x1b[2J")?;
-            if let Some(h) = self.header.clone() {
-                self.banner(&h)?;
+            if let Some(b) = &self.banner {
+                self.out.write_all(b.as_bytes())?;
             }
         } else {
             writeln!(self.out)?;

@@ -74,6 +74,17 @@ pub struct TrafficKey {
     pub inner: bool,
 }
 
+impl TrafficKey {
+    fn new(iface: &str, direction: Direction, class: &str, inner: bool) -> Self {
+        TrafficKey {
+            iface: iface.to_string(),
+            direction,
+            class: class.to_string(),
+            inner,
+        }
+    }
+}
+
 /// Traffic of one class on one interface and direction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrafficRate {
@@ -93,12 +104,7 @@ pub struct TrafficRate {
 
 impl TrafficRate {
     pub fn key(&self) -> TrafficKey {
-        TrafficKey {
-            iface: self.iface.clone(),
-            direction: self.direction,
-            class: self.class.clone(),
-            inner: self.inner,
-        }
+        TrafficKey::new(&self.iface, self.direction, &self.class, self.inner)
     }
 }
 
@@ -108,6 +114,16 @@ pub struct DropKey {
     pub iface: String,
     pub class: String,
     pub reason: String,
+}
+
+impl DropKey {
+    fn new(iface: &str, class: &str, reason: &str) -> Self {
+        DropKey {
+            iface: iface.to_string(),
+            class: class.to_string(),
+            reason: reason.to_string(),
+        }
+    }
 }
 
 /// Drops of one class on one interface for one kernel reason.
@@ -121,11 +137,7 @@ pub struct DropRate {
 
 impl DropRate {
     pub fn key(&self) -> DropKey {
-        DropKey {
-            iface: self.iface.clone(),
-            class: self.class.clone(),
-            reason: self.reason.clone(),
-        }
+        DropKey::new(&self.iface, &self.class, &self.reason)
     }
 }
 
@@ -188,12 +200,7 @@ impl Baseline {
                 0.0
             }
         };
-        let key = |e: &Entry| TrafficKey {
-            iface: e.iface.clone(),
-            direction: e.direction,
-            class: e.class.clone(),
-            inner: e.inner,
-        };
+        let key = |e: &Entry| TrafficKey::new(&e.iface, e.direction, &e.class, e.inner);
         let start: BTreeMap<TrafficKey, &Entry> = before.into_iter().map(|e| (key(e), e)).collect();
         let mut traffic: Vec<TrafficRate> = Vec::new();
         for e in after {
@@ -231,12 +238,8 @@ impl Baseline {
             let sum = |totals: &[DropTotal]| {
                 let mut m: BTreeMap<DropKey, u64> = BTreeMap::new();
                 for t in totals {
-                    let k = DropKey {
-                        iface: t.iface.clone(),
-                        class: t.class.clone(),
-                        reason: t.reason.clone(),
-                    };
-                    *m.entry(k).or_default() += t.count;
+                    *m.entry(DropKey::new(&t.iface, &t.class, &t.reason))
+                        .or_default() += t.count;
                 }
                 m
             };
@@ -338,33 +341,29 @@ impl Baseline {
             ));
         }
         for (i, t) in self.traffic.iter().enumerate() {
-            if !rate_ok(t.packets_per_sec) || !rate_ok(t.bytes_per_sec) {
-                return Err(format!(
-                    "traffic[{i}] ({} {} on {}): rates must be zero or positive",
+            let at = || {
+                format!(
+                    "traffic[{i}] ({} {} on {})",
                     t.class,
                     t.direction.as_str(),
                     t.iface
-                ));
+                )
+            };
+            if !rate_ok(t.packets_per_sec) || !rate_ok(t.bytes_per_sec) {
+                return Err(format!("{}: rates must be zero or positive", at()));
             }
             if let Some(s) = &t.sizes {
                 if s.len() != self.size_bounds.len() + 1 {
                     return Err(format!(
-                        "traffic[{i}] ({} {} on {}): {} size fractions for {} size bounds (expected {})",
-                        t.class,
-                        t.direction.as_str(),
-                        t.iface,
+                        "{}: {} size fractions for {} size bounds (expected {})",
+                        at(),
                         s.len(),
                         self.size_bounds.len(),
                         self.size_bounds.len() + 1
                     ));
                 }
                 if !s.iter().all(|f| f.is_finite() && (0.0..=1.0).contains(f)) {
-                    return Err(format!(
-                        "traffic[{i}] ({} {} on {}): size fractions must lie between 0 and 1",
-                        t.class,
-                        t.direction.as_str(),
-                        t.iface
-                    ));
+                    return Err(format!("{}: size fractions must lie between 0 and 1", at()));
                 }
             }
         }

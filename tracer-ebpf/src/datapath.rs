@@ -135,7 +135,8 @@ fn count<C: EbpfContext, P: Packet>(
         // SAFETY: as above.
         unsafe { *n += packets };
     }
-    if class_flags(class) & CLASS_FLAG_VXLAN == 0 || h.proto != IPPROTO_UDP || !h.has_ports() {
+    // Register compares first: only UDP pays for the flags lookup.
+    if h.proto != IPPROTO_UDP || !h.has_ports() || class_flags(class) & CLASS_FLAG_VXLAN == 0 {
         return false;
     }
     let off = h.payload_off as usize;

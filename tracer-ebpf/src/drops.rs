@@ -289,7 +289,8 @@ fn classify_event(ev: &mut DropEvent) {
     let class = classify(&h, port_class, proto_class);
     ev.key.class = class;
     ev.key.outer = Flow::of(&h);
-    if class_flags(class) & CLASS_FLAG_VXLAN == 0 || !h.has_ports() || h.proto != IPPROTO_UDP {
+    // Register compares first: only UDP pays for the flags lookup.
+    if h.proto != IPPROTO_UDP || !h.has_ports() || class_flags(class) & CLASS_FLAG_VXLAN == 0 {
         return;
     }
     let off = h.payload_off as usize;

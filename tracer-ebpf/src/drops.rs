@@ -227,9 +227,11 @@ fn account(ev: &mut DropEvent) {
             core::ptr::read_volatile(&DROP_CONFIG.events_per_cpu),
         )
     };
+    // One clock read serves both budgets and the event's timestamp.
+    let now = unsafe { bpf_ktime_get_ns() };
     // The flow is counted first, whatever the CPU's budget says.
-    if flow_wants_event(&ev.key, per_flow) && cpu_wants_event(per_cpu) {
-        ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    if flow_wants_event(&ev.key, per_flow, now) && cpu_wants_event(per_cpu, now) {
+        ev.ts_ns = now;
         if DROP_EVENTS.output::<DropEvent>(&*ev, 0).is_err() {
             stat(STAT_EVENTS_LOST);
         }
@@ -312,13 +314,13 @@ fn counter(key: &DropKey) -> Option<*mut u64> {
 }
 
 /// Whether this CPU's event budget for the current second allows one more event, which it
-/// then takes. Per-CPU and run with preemption off: no other writer.
+/// then takes. Per-CPU and run with preemption off: no other writer. `now` is
+/// `bpf_ktime_get_ns`.
 #[inline(always)]
-fn cpu_wants_event(per_second: u32) -> bool {
+fn cpu_wants_event(per_second: u32, now: u64) -> bool {
     let Some(w) = EVENT_WINDOW.get_ptr_mut(0) else {
         return false;
     };
-    let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: this CPU's entry, valid for the program's run.
     unsafe {
         if now.wrapping_sub((*w)[0]) > 1_000_000_000 {
@@ -334,10 +336,9 @@ fn cpu_wants_event(per_second: u32) -> bool {
 }
 
 /// Counts the drop against its flow and says whether the flow's event budget for the current
-/// second allows one more event.
+/// second allows one more event. `now` is `bpf_ktime_get_ns`.
 #[inline(always)]
-fn flow_wants_event(key: &FlowKey, per_second: u32) -> bool {
-    let now = unsafe { bpf_ktime_get_ns() };
+fn flow_wants_event(key: &FlowKey, per_second: u32, now: u64) -> bool {
     let state = match DROP_FLOW_COUNTS.get_ptr_mut(key) {
         Some(p) => p,
         None => {

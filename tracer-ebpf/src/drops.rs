@@ -22,11 +22,11 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    classes::classify,
+    classes::{CLASS_FLAG_VXLAN, classify},
+    counters::{STAGE_INNER, STAGES},
     drops::{
-        CAPTURE, CLASS_FLAG_VXLAN, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey,
-        EVENTS_BYTES, Flow, FlowKey, FlowState, STAGE_INNER, STAGES, STAT_EVENTS_LOST,
-        STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STATS_LEN,
+        CAPTURE, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey, EVENTS_BYTES, Flow,
+        FlowKey, FlowState, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STATS_LEN,
     },
     packet::{ETH_HLEN, IPPROTO_UDP, VXLAN_HLEN, parse_ethernet, parse_ip, vxlan_vni},
 };

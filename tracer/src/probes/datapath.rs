@@ -20,10 +20,10 @@ use aya::{
 use log::{info, warn};
 use tracer_common::{
     counters::{
-        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, STAGE_INNER as STAGE_INNER_DATAPATH,
-        counter_entries, counter_index, size_index,
+        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, STAGE_INNER, counter_entries, counter_index,
+        size_index,
     },
-    drops::{DropConfig, STAGE_INNER},
+    drops::DropConfig,
 };
 
 use super::{
@@ -143,7 +143,7 @@ impl Datapath {
             load_program(&mut ebpf, name)?;
         }
         for (map, program) in INNER_PROGRAMS {
-            fill_stages(&mut ebpf, map, &[(STAGE_INNER_DATAPATH, program)])?;
+            fill_stages(&mut ebpf, map, &[(STAGE_INNER, program)])?;
         }
         if drops.is_some() {
             load_program(&mut ebpf, DROP_PROGRAM)?;

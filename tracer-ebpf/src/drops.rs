@@ -203,11 +203,8 @@ fn outer(ctx: &RawTracePointContext) -> Option<&'static mut DropEvent> {
     // SAFETY: the per-CPU scratch entry, used by one program run at a time on this CPU.
     let ev = unsafe { &mut *SCRATCH.get_ptr_mut(0)? };
     ev.key = FlowKey::default();
-    ev.key.ifindex = if dev != 0 {
-        read(dev, c.dev_ifindex).unwrap_or(0)
-    } else {
-        0
-    };
+    // read() gives None for a packet without a device (dev 0): ifindex 0.
+    ev.key.ifindex = read(dev, c.dev_ifindex).unwrap_or(0);
     ev.key.reason = reason;
     ev.location = arg(ctx, c.location_arg);
     ev.len = read(skb, c.skb_len).unwrap_or(0);

@@ -96,6 +96,28 @@ const INNER_PROGRAMS: &[(&str, &str)] = &[("TC_STAGES", "tc_inner"), ("XDP_STAGE
 const DROP_PROGRAM: &str = "kfree_skb";
 const DROP_INNER_PROGRAM: &str = "kfree_skb_inner";
 
+/// The programs [`Datapath::load`] loads: the datapath's, and with `drops` the drop probe's.
+fn program_names(drops: bool) -> impl Iterator<Item = &'static str> {
+    let drop_programs: &[&'static str] = if drops {
+        &[DROP_PROGRAM, DROP_INNER_PROGRAM]
+    } else {
+        &[]
+    };
+    Program::ALL
+        .iter()
+        .map(|p| p.name())
+        .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
+        .chain(drop_programs.iter().copied())
+}
+
+/// The error for a program the object does not have.
+fn missing(name: &'static str) -> ProbeError {
+    ProbeError::Rejected {
+        program: name,
+        reason: "missing from the object".into(),
+    }
+}
+
 pub struct Datapath {
     ebpf: Ebpf,
     targets: Vec<Target>,
@@ -135,19 +157,13 @@ impl Datapath {
             .ok();
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
-        for name in Program::ALL
-            .iter()
-            .map(|p| p.name())
-            .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
-        {
+        for name in program_names(drops.is_some()) {
             load_program(&mut ebpf, name)?;
         }
         for (map, program) in INNER_PROGRAMS {
             fill_stages(&mut ebpf, map, &[(STAGE_INNER, program)])?;
         }
         if drops.is_some() {
-            load_program(&mut ebpf, DROP_PROGRAM)?;
-            load_program(&mut ebpf, DROP_INNER_PROGRAM)?;
             fill_stages(
                 &mut ebpf,
                 "DROP_STAGES",
@@ -176,16 +192,7 @@ impl Datapath {
 
     /// Kernel ids of the loaded programs, as `bpftool prog show` lists them.
     pub fn program_ids(&self) -> Vec<(&'static str, u32)> {
-        let drops = if self.drops {
-            &[DROP_PROGRAM, DROP_INNER_PROGRAM][..]
-        } else {
-            &[]
-        };
-        Program::ALL
-            .iter()
-            .map(|p| p.name())
-            .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
-            .chain(drops.iter().copied())
+        program_names(self.drops)
             .filter_map(|name| {
                 let info = self.ebpf.program(name)?.info().ok()?;
                 Some((name, info.id()))
@@ -267,7 +274,7 @@ impl Datapath {
             Hook::XdpNative => XdpMode::Driver,
             Hook::XdpGeneric => XdpMode::Skb,
         };
-        let prog: &mut Xdp = self.program_mut(Program::XdpIngress)?;
+        let prog: &mut Xdp = self.program_by_name(Program::XdpIngress.name())?;
         prog.attach(iface, xdp_mode)
             .map(drop)
             .map_err(|e| attach_error(iface, hook, &e))
@@ -281,7 +288,7 @@ impl Datapath {
             TcAttachType::Ingress => (Program::TcIngress, LinkOrder::first()),
             _ => (Program::TcEgress, LinkOrder::last()),
         };
-        let prog: &mut SchedClassifier = self.program_mut(program)?;
+        let prog: &mut SchedClassifier = self.program_by_name(program.name())?;
         let result = if tcx {
             prog.attach_with_options(iface, kind, TcAttachOptions::TcxOrder(order))
         } else {
@@ -292,24 +299,11 @@ impl Datapath {
             .map_err(|e| attach_error(iface, Hook::Tc, &e))
     }
 
-    fn program_mut<'a, T>(&'a mut self, program: Program) -> Result<&'a mut T, ProbeError>
-    where
-        &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-    {
-        self.program_by_name(program.name())
-    }
-
     fn program_by_name<'a, T>(&'a mut self, name: &'static str) -> Result<&'a mut T, ProbeError>
     where
         &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
     {
-        let prog = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| ProbeError::Rejected {
-                program: name,
-                reason: "missing from the object".into(),
-            })?;
+        let prog = self.ebpf.program_mut(name).ok_or_else(|| missing(name))?;
         <&mut T>::try_from(prog).map_err(|e| ProbeError::Rejected {
             program: name,
             reason: e.to_string(),
@@ -321,13 +315,7 @@ impl Datapath {
         &'a T: TryFrom<&'a aya::programs::Program, Error = ProgramError>,
     {
         let name = program.name();
-        let prog = self
-            .ebpf
-            .program(name)
-            .ok_or_else(|| ProbeError::Rejected {
-                program: name,
-                reason: "missing from the object".into(),
-            })?;
+        let prog = self.ebpf.program(name).ok_or_else(|| missing(name))?;
         <&T>::try_from(prog).map_err(|e| ProbeError::Rejected {
             program: name,
             reason: e.to_string(),

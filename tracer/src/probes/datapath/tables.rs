@@ -10,7 +10,7 @@ use tracer_common::{
     counters::{IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot},
 };
 
-use super::{Target, rejection};
+use super::{Target, missing, rejection};
 use crate::probes::{ClassTable, ProbeError};
 
 pub(super) fn fill_classes(ebpf: &mut Ebpf, classes: &ClassTable) -> Result<(), ProbeError> {
@@ -57,10 +57,7 @@ pub(super) fn fill_classes(ebpf: &mut Ebpf, classes: &ClassTable) -> Result<(), 
 
 /// Loads (verifies) one program of the object, whatever its type.
 pub(super) fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<(), ProbeError> {
-    let prog = ebpf.program_mut(name).ok_or_else(|| ProbeError::Rejected {
-        program: name,
-        reason: "missing from the object".into(),
-    })?;
+    let prog = ebpf.program_mut(name).ok_or_else(|| missing(name))?;
     let loaded = match prog {
         aya::programs::Program::Xdp(p) => p.load(),
         aya::programs::Program::SchedClassifier(p) => p.load(),
@@ -90,9 +87,7 @@ pub(super) fn fill_stages(
             program: name,
             reason,
         };
-        let prog = ebpf
-            .program(name)
-            .ok_or_else(|| rejected("missing from the object".into()))?;
+        let prog = ebpf.program(name).ok_or_else(|| missing(name))?;
         let fd = prog.fd().map_err(|e| rejected(e.to_string()))?;
         let fd = fd.try_clone().map_err(|e| rejected(e.to_string()))?;
         fds.push((*index, fd));

@@ -8,7 +8,7 @@ use std::io;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray},
+    maps::{Map, MapData, MapError, PerCpuArray},
     programs::{
         LinkOrder, ProgramError, RawTracePoint, SchedClassifier, TestRun, TestRunOptions,
         TestRunResult, Xdp,
@@ -108,6 +108,33 @@ fn program_names(drops: bool) -> impl Iterator<Item = &'static str> {
         .map(|p| p.name())
         .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
         .chain(drop_programs.iter().copied())
+}
+
+/// Wraps an error of the map `map`.
+fn map_err(map: &'static str) -> impl Fn(MapError) -> ProbeError + Copy {
+    move |source| ProbeError::Map { map, source }
+}
+
+/// The object's map `name`, as the typed view `M`.
+fn open_map<'a, M>(ebpf: &'a Ebpf, name: &'static str) -> Result<M, ProbeError>
+where
+    M: TryFrom<&'a Map, Error = MapError>,
+{
+    let map = ebpf
+        .map(name)
+        .unwrap_or_else(|| panic!("object defines {name}"));
+    M::try_from(map).map_err(map_err(name))
+}
+
+/// The object's map `name`, as the typed view `M` for writing.
+fn open_map_mut<'a, M>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<M, ProbeError>
+where
+    M: TryFrom<&'a mut Map, Error = MapError>,
+{
+    let map = ebpf
+        .map_mut(name)
+        .unwrap_or_else(|| panic!("object defines {name}"));
+    M::try_from(map).map_err(map_err(name))
 }
 
 /// The error for a program the object does not have.
@@ -336,15 +363,7 @@ impl Datapath {
     /// `tracer_common::counters::SIZE_BOUNDS`.
     pub fn size_histograms(&self) -> Result<Vec<(CounterRow, [u64; SIZE_BUCKETS])>, ProbeError> {
         let rows = self.counters()?;
-        let map = self
-            .ebpf
-            .map("SIZE_HIST")
-            .expect("object defines SIZE_HIST");
-        let hist: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map {
-                map: "SIZE_HIST",
-                source,
-            })?;
+        let hist: PerCpuArray<&MapData, u64> = open_map(&self.ebpf, "SIZE_HIST")?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let idx = counter_index(
@@ -355,12 +374,9 @@ impl Datapath {
             );
             let mut buckets = [0u64; SIZE_BUCKETS];
             for (b, slot) in buckets.iter_mut().enumerate() {
-                let per_cpu =
-                    hist.get(&size_index(idx, b as u32), 0)
-                        .map_err(|source| ProbeError::Map {
-                            map: "SIZE_HIST",
-                            source,
-                        })?;
+                let per_cpu = hist
+                    .get(&size_index(idx, b as u32), 0)
+                    .map_err(map_err("SIZE_HIST"))?;
                 *slot = per_cpu.iter().sum();
             }
             out.push((row, buckets));
@@ -369,20 +385,13 @@ impl Datapath {
     }
 
     fn read_counters(&self, name: &'static str) -> Result<Vec<CounterRow>, ProbeError> {
-        let map = self
-            .ebpf
-            .map(name)
-            .expect("object defines the counter arrays");
-        let counters: PerCpuArray<&MapData, Counter> =
-            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { map: name, source })?;
+        let counters: PerCpuArray<&MapData, Counter> = open_map(&self.ebpf, name)?;
         let mut rows = Vec::new();
         for target in 0..self.targets.len() {
             for direction in 0..DIRECTIONS {
                 for class in 0..self.n_classes {
                     let idx = counter_index(target as u32 + 1, direction, class, self.n_classes);
-                    let per_cpu = counters
-                        .get(&idx, 0)
-                        .map_err(|source| ProbeError::Map { map: name, source })?;
+                    let per_cpu = counters.get(&idx, 0).map_err(map_err(name))?;
                     let (packets, bytes) = per_cpu
                         .iter()
                         .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));

@@ -208,6 +208,18 @@ impl Datapath {
         })
     }
 
+    /// Loads the datapath watching only loopback (index 1 in a fresh namespace), without the
+    /// drop probe: where BPF_PROG_TEST_RUN delivers packets, for tests and measurements.
+    pub fn load_loopback(classes: &ClassTable) -> Result<Self, ProbeError> {
+        let lo = Target {
+            name: "lo".into(),
+            index: 1,
+            has_l2: true,
+            is_virtual: true,
+        };
+        Self::load(classes, vec![lo], None)
+    }
+
     /// The channel of the programs' log messages, for a task that drains it into `log`.
     pub fn take_logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
         self.logger.take()

@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tracer::{
     model::catalog::{Catalog, Protocol, class_table},
-    probes::{ClassTable, Datapath, Program, Target},
+    probes::{ClassTable, Datapath, Program},
     synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac, vxlan_payload},
 };
 
@@ -60,13 +60,7 @@ fn generic() -> (Catalog, ClassTable) {
 
 /// Test runs deliver packets on loopback: watch `lo` (index 1 in a fresh namespace).
 fn load(classes: &ClassTable) -> Datapath {
-    let lo = Target {
-        name: "lo".into(),
-        index: 1,
-        has_l2: true,
-        is_virtual: true,
-    };
-    Datapath::load(classes, vec![lo], None).expect("load the datapath")
+    Datapath::load_loopback(classes).expect("load the datapath")
 }
 
 /// Packets per (direction, class name).

@@ -21,6 +21,9 @@ pub const PORT_TABLE_LEN: u32 = 65536;
 /// Entries of the protocol table: one per IP protocol number.
 pub const PROTO_TABLE_LEN: u32 = 256;
 
+/// Class flag: the class carries VXLAN, decode the inner frame.
+pub const CLASS_FLAG_VXLAN: u8 = 1;
+
 /// The class of one port number for each transport protocol with ports.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

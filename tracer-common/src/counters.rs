@@ -49,11 +49,11 @@ pub const fn counter_entries(slots: u32, n_classes: u32) -> u32 {
     slots * DIRECTIONS * n_classes
 }
 
-/// Index of the datapath's second stage (inner-frame decoding) in its program array: one array
-/// for the tc programs and one for XDP, since the kernel ties a program array to one program
-/// type.
+/// Index of a second stage (inner-frame decoding) in its program array, and the size of such an
+/// array. Each kind of entry program has an array of its own (tc, XDP, the drop probe), since
+/// the kernel ties a program array to one program type.
 pub const STAGE_INNER: u32 = 0;
-pub const DATAPATH_STAGES: u32 = 1;
+pub const STAGES: u32 = 1;
 
 /// What the datapath's entry program hands its inner-frame stage: the counter to add the
 /// inner packet to (its class filled in there) and where the inner frame starts.

@@ -27,13 +27,6 @@ pub const DROP_FLOWS: u32 = 16384;
 /// Ring buffer for drop events.
 pub const EVENTS_BYTES: u32 = 4 << 20;
 
-/// The drop probe's second stage (inner frame decoding), in the program array.
-pub const STAGE_INNER: u32 = 0;
-pub const STAGES: u32 = 1;
-
-/// Class flag: the class carries VXLAN, decode the inner frame.
-pub const CLASS_FLAG_VXLAN: u8 = 1;
-
 /// Kernel facts for the drop probe, all read from the running kernel's BTF by the loader:
 /// no struct offset is written into the program.
 #[repr(C)]

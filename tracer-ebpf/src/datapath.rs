@@ -11,12 +11,11 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::error;
 use tracer_common::{
-    classes::classify,
+    classes::{CLASS_FLAG_VXLAN, classify},
     counters::{
         Counter, DIR_INGRESS, IFACE_NO_L2, IfaceSlot, STAGE_INNER, counter_index, size_bucket,
         size_index,
     },
-    drops::CLASS_FLAG_VXLAN,
     packet::{
         ETH_P_IP, ETH_P_IPV6, Headers, IPPROTO_UDP, Packet, VXLAN_HLEN, parse_ethernet, parse_ip,
         vxlan_vni,
@@ -135,7 +134,8 @@ fn count<C: EbpfContext, P: Packet>(
         // SAFETY: as above.
         unsafe { *n += packets };
     }
-    if class_flags(class) & CLASS_FLAG_VXLAN == 0 || h.proto != IPPROTO_UDP || !h.has_ports() {
+    // Register compares first: only UDP pays for the flags lookup.
+    if h.proto != IPPROTO_UDP || !h.has_ports() || class_flags(class) & CLASS_FLAG_VXLAN == 0 {
         return false;
     }
     let off = h.payload_off as usize;

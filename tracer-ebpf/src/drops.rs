@@ -3,8 +3,11 @@
 //! event with the packet's first bytes. Reads of the `sk_buff` use offsets the loader took from
 //! the running kernel's BTF.
 //!
-//! This runs in any context that frees packets, including preemptible task context, so every
-//! counter update is an atomic add: two drops on one CPU may interleave.
+//! This runs in any context that frees packets, but always through the kernel's raw tracepoint
+//! runner (`__bpf_trace_run`), with preemption off and a per-program, per-CPU recursion guard:
+//! a drop on a CPU where the probe is already running (an interrupt during a run) is skipped
+//! and counted in the program's `recursion_misses`, never interleaved. So the per-CPU maps take
+//! plain adds, and only the per-flow table, shared by all CPUs, needs atomic ones.
 //!
 //! Two programs: the entry parses the outer packet; for VXLAN it tail-calls the second, which
 //! decodes the inner frame. Verified together the two parses multiply each other's paths past
@@ -19,11 +22,11 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    classes::classify,
+    classes::{CLASS_FLAG_VXLAN, classify},
+    counters::{STAGE_INNER, STAGES},
     drops::{
-        CAPTURE, CLASS_FLAG_VXLAN, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey,
-        EVENTS_BYTES, Flow, FlowKey, FlowState, STAGE_INNER, STAGES, STAT_EVENTS_LOST,
-        STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STATS_LEN,
+        CAPTURE, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey, EVENTS_BYTES, Flow,
+        FlowKey, FlowState, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STATS_LEN,
     },
     packet::{ETH_HLEN, IPPROTO_UDP, VXLAN_HLEN, parse_ethernet, parse_ip, vxlan_vni},
 };
@@ -96,8 +99,16 @@ fn read<T>(base: u64, off: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).ok() }
 }
 
+/// Adds to a per-CPU counter: no other run touches it meanwhile (see the module comment).
 #[inline(always)]
 fn add(counter: *mut u64, n: u64) {
+    // SAFETY: a per-CPU map value pointer the kernel handed out, valid for the program's run.
+    unsafe { *counter += n };
+}
+
+/// Adds to a counter other CPUs may be adding to at the same time.
+#[inline(always)]
+fn atomic_add(counter: *mut u64, n: u64) {
     // The BPF target declares no atomics to core::sync, but the instruction set has atomic
     // add (BPF_ATOMIC | BPF_ADD): reach it through the intrinsic.
     // SAFETY: a map value pointer the kernel handed out, valid for the program's run.
@@ -192,11 +203,8 @@ fn outer(ctx: &RawTracePointContext) -> Option<&'static mut DropEvent> {
     // SAFETY: the per-CPU scratch entry, used by one program run at a time on this CPU.
     let ev = unsafe { &mut *SCRATCH.get_ptr_mut(0)? };
     ev.key = FlowKey::default();
-    ev.key.ifindex = if dev != 0 {
-        read(dev, c.dev_ifindex).unwrap_or(0)
-    } else {
-        0
-    };
+    // read() gives None for a packet without a device (dev 0): ifindex 0.
+    ev.key.ifindex = read(dev, c.dev_ifindex).unwrap_or(0);
     ev.key.reason = reason;
     ev.location = arg(ctx, c.location_arg);
     ev.len = read(skb, c.skb_len).unwrap_or(0);
@@ -227,9 +235,11 @@ fn account(ev: &mut DropEvent) {
             core::ptr::read_volatile(&DROP_CONFIG.events_per_cpu),
         )
     };
+    // One clock read serves both budgets and the event's timestamp.
+    let now = unsafe { bpf_ktime_get_ns() };
     // The flow is counted first, whatever the CPU's budget says.
-    if flow_wants_event(&ev.key, per_flow) && cpu_wants_event(per_cpu) {
-        ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    if flow_wants_event(&ev.key, per_flow, now) && cpu_wants_event(per_cpu, now) {
+        ev.ts_ns = now;
         if DROP_EVENTS.output::<DropEvent>(&*ev, 0).is_err() {
             stat(STAT_EVENTS_LOST);
         }
@@ -289,7 +299,8 @@ fn classify_event(ev: &mut DropEvent) {
     let class = classify(&h, port_class, proto_class);
     ev.key.class = class;
     ev.key.outer = Flow::of(&h);
-    if class_flags(class) & CLASS_FLAG_VXLAN == 0 || !h.has_ports() || h.proto != IPPROTO_UDP {
+    // Register compares first: only UDP pays for the flags lookup.
+    if h.proto != IPPROTO_UDP || !h.has_ports() || class_flags(class) & CLASS_FLAG_VXLAN == 0 {
         return;
     }
     let off = h.payload_off as usize;
@@ -311,13 +322,13 @@ fn counter(key: &DropKey) -> Option<*mut u64> {
 }
 
 /// Whether this CPU's event budget for the current second allows one more event, which it
-/// then takes. Per-CPU and run with preemption off: no other writer.
+/// then takes. Per-CPU and run with preemption off: no other writer. `now` is
+/// `bpf_ktime_get_ns`.
 #[inline(always)]
-fn cpu_wants_event(per_second: u32) -> bool {
+fn cpu_wants_event(per_second: u32, now: u64) -> bool {
     let Some(w) = EVENT_WINDOW.get_ptr_mut(0) else {
         return false;
     };
-    let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: this CPU's entry, valid for the program's run.
     unsafe {
         if now.wrapping_sub((*w)[0]) > 1_000_000_000 {
@@ -333,10 +344,9 @@ fn cpu_wants_event(per_second: u32) -> bool {
 }
 
 /// Counts the drop against its flow and says whether the flow's event budget for the current
-/// second allows one more event.
+/// second allows one more event. `now` is `bpf_ktime_get_ns`.
 #[inline(always)]
-fn flow_wants_event(key: &FlowKey, per_second: u32) -> bool {
-    let now = unsafe { bpf_ktime_get_ns() };
+fn flow_wants_event(key: &FlowKey, per_second: u32, now: u64) -> bool {
     let state = match DROP_FLOW_COUNTS.get_ptr_mut(key) {
         Some(p) => p,
         None => {
@@ -354,7 +364,7 @@ fn flow_wants_event(key: &FlowKey, per_second: u32) -> bool {
     };
     // SAFETY: map value pointers stay valid for the program's run.
     unsafe {
-        add(&raw mut (*state).count, 1);
+        atomic_add(&raw mut (*state).count, 1);
         // The window may be reset twice by racing CPUs: that only costs an extra event.
         if now.wrapping_sub((*state).window_start_ns) > 1_000_000_000 {
             (*state).window_start_ns = now;
@@ -363,7 +373,7 @@ fn flow_wants_event(key: &FlowKey, per_second: u32) -> bool {
         if (*state).window_events >= per_second as u64 {
             return false;
         }
-        add(&raw mut (*state).window_events, 1);
+        atomic_add(&raw mut (*state).window_events, 1);
     }
     true
 }

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     classes::{MAX_CLASSES, PORT_TABLE_LEN, PROTO_TABLE_LEN, PortClasses},
-    counters::{Counter, DATAPATH_STAGES, IFACE_ARRAY_LEN, IfaceSlot, InnerJob, MAX_IFACES},
+    counters::{Counter, IFACE_ARRAY_LEN, IfaceSlot, InnerJob, MAX_IFACES, STAGES},
 };
 
 /// Number of classes of the loaded profile, `other` and `malformed` included.
@@ -50,11 +50,11 @@ pub static INNER_COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(
 
 /// The tc programs' inner-frame stage, reached by tail call (the loader fills it).
 #[map]
-pub static TC_STAGES: ProgramArray = ProgramArray::with_max_entries(DATAPATH_STAGES, 0);
+pub static TC_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 
 /// The XDP program's inner-frame stage.
 #[map]
-pub static XDP_STAGES: ProgramArray = ProgramArray::with_max_entries(DATAPATH_STAGES, 0);
+pub static XDP_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 
 /// The job the entry program leaves for its inner-frame stage, on this CPU.
 #[map]

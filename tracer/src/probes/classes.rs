@@ -34,8 +34,8 @@ impl ClassTable {
 
     /// The number of an existing class of that name, or a new one. `None` when the table is full.
     pub fn add_class(&mut self, name: &str) -> Option<u8> {
-        if let Some(i) = self.names.iter().position(|n| n == name) {
-            return Some(i as u8);
+        if let Some(i) = self.id(name) {
+            return Some(i);
         }
         if self.names.len() >= MAX_CLASSES {
             return None;

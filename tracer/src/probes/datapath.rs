@@ -8,7 +8,7 @@ use std::io;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray},
+    maps::{Map, MapData, MapError, PerCpuArray},
     programs::{
         LinkOrder, ProgramError, RawTracePoint, SchedClassifier, TestRun, TestRunOptions,
         TestRunResult, Xdp,
@@ -20,10 +20,10 @@ use aya::{
 use log::{info, warn};
 use tracer_common::{
     counters::{
-        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, STAGE_INNER as STAGE_INNER_DATAPATH,
-        counter_entries, counter_index, size_index,
+        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, STAGE_INNER, counter_entries, counter_index,
+        size_index,
     },
-    drops::{DropConfig, STAGE_INNER},
+    drops::DropConfig,
 };
 
 use super::{
@@ -96,6 +96,55 @@ const INNER_PROGRAMS: &[(&str, &str)] = &[("TC_STAGES", "tc_inner"), ("XDP_STAGE
 const DROP_PROGRAM: &str = "kfree_skb";
 const DROP_INNER_PROGRAM: &str = "kfree_skb_inner";
 
+/// The programs [`Datapath::load`] loads: the datapath's, and with `drops` the drop probe's.
+fn program_names(drops: bool) -> impl Iterator<Item = &'static str> {
+    let drop_programs: &[&'static str] = if drops {
+        &[DROP_PROGRAM, DROP_INNER_PROGRAM]
+    } else {
+        &[]
+    };
+    Program::ALL
+        .iter()
+        .map(|p| p.name())
+        .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
+        .chain(drop_programs.iter().copied())
+}
+
+/// Wraps an error of the map `map`.
+fn map_err(map: &'static str) -> impl Fn(MapError) -> ProbeError + Copy {
+    move |source| ProbeError::Map { map, source }
+}
+
+/// The object's map `name`, as the typed view `M`.
+fn open_map<'a, M>(ebpf: &'a Ebpf, name: &'static str) -> Result<M, ProbeError>
+where
+    M: TryFrom<&'a Map, Error = MapError>,
+{
+    let map = ebpf
+        .map(name)
+        .unwrap_or_else(|| panic!("object defines {name}"));
+    M::try_from(map).map_err(map_err(name))
+}
+
+/// The object's map `name`, as the typed view `M` for writing.
+fn open_map_mut<'a, M>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<M, ProbeError>
+where
+    M: TryFrom<&'a mut Map, Error = MapError>,
+{
+    let map = ebpf
+        .map_mut(name)
+        .unwrap_or_else(|| panic!("object defines {name}"));
+    M::try_from(map).map_err(map_err(name))
+}
+
+/// The error for a program the object does not have.
+fn missing(name: &'static str) -> ProbeError {
+    ProbeError::Rejected {
+        program: name,
+        reason: "missing from the object".into(),
+    }
+}
+
 pub struct Datapath {
     ebpf: Ebpf,
     targets: Vec<Target>,
@@ -135,19 +184,13 @@ impl Datapath {
             .ok();
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
-        for name in Program::ALL
-            .iter()
-            .map(|p| p.name())
-            .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
-        {
+        for name in program_names(drops.is_some()) {
             load_program(&mut ebpf, name)?;
         }
         for (map, program) in INNER_PROGRAMS {
-            fill_stages(&mut ebpf, map, &[(STAGE_INNER_DATAPATH, program)])?;
+            fill_stages(&mut ebpf, map, &[(STAGE_INNER, program)])?;
         }
         if drops.is_some() {
-            load_program(&mut ebpf, DROP_PROGRAM)?;
-            load_program(&mut ebpf, DROP_INNER_PROGRAM)?;
             fill_stages(
                 &mut ebpf,
                 "DROP_STAGES",
@@ -165,6 +208,18 @@ impl Datapath {
         })
     }
 
+    /// Loads the datapath watching only loopback (index 1 in a fresh namespace), without the
+    /// drop probe: where BPF_PROG_TEST_RUN delivers packets, for tests and measurements.
+    pub fn load_loopback(classes: &ClassTable) -> Result<Self, ProbeError> {
+        let lo = Target {
+            name: "lo".into(),
+            index: 1,
+            has_l2: true,
+            is_virtual: true,
+        };
+        Self::load(classes, vec![lo], None)
+    }
+
     /// The channel of the programs' log messages, for a task that drains it into `log`.
     pub fn take_logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
         self.logger.take()
@@ -176,16 +231,7 @@ impl Datapath {
 
     /// Kernel ids of the loaded programs, as `bpftool prog show` lists them.
     pub fn program_ids(&self) -> Vec<(&'static str, u32)> {
-        let drops = if self.drops {
-            &[DROP_PROGRAM, DROP_INNER_PROGRAM][..]
-        } else {
-            &[]
-        };
-        Program::ALL
-            .iter()
-            .map(|p| p.name())
-            .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
-            .chain(drops.iter().copied())
+        program_names(self.drops)
             .filter_map(|name| {
                 let info = self.ebpf.program(name)?.info().ok()?;
                 Some((name, info.id()))
@@ -267,7 +313,7 @@ impl Datapath {
             Hook::XdpNative => XdpMode::Driver,
             Hook::XdpGeneric => XdpMode::Skb,
         };
-        let prog: &mut Xdp = self.program_mut(Program::XdpIngress)?;
+        let prog: &mut Xdp = self.program_by_name(Program::XdpIngress.name())?;
         prog.attach(iface, xdp_mode)
             .map(drop)
             .map_err(|e| attach_error(iface, hook, &e))
@@ -281,7 +327,7 @@ impl Datapath {
             TcAttachType::Ingress => (Program::TcIngress, LinkOrder::first()),
             _ => (Program::TcEgress, LinkOrder::last()),
         };
-        let prog: &mut SchedClassifier = self.program_mut(program)?;
+        let prog: &mut SchedClassifier = self.program_by_name(program.name())?;
         let result = if tcx {
             prog.attach_with_options(iface, kind, TcAttachOptions::TcxOrder(order))
         } else {
@@ -292,24 +338,11 @@ impl Datapath {
             .map_err(|e| attach_error(iface, Hook::Tc, &e))
     }
 
-    fn program_mut<'a, T>(&'a mut self, program: Program) -> Result<&'a mut T, ProbeError>
-    where
-        &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-    {
-        self.program_by_name(program.name())
-    }
-
     fn program_by_name<'a, T>(&'a mut self, name: &'static str) -> Result<&'a mut T, ProbeError>
     where
         &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
     {
-        let prog = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| ProbeError::Rejected {
-                program: name,
-                reason: "missing from the object".into(),
-            })?;
+        let prog = self.ebpf.program_mut(name).ok_or_else(|| missing(name))?;
         <&mut T>::try_from(prog).map_err(|e| ProbeError::Rejected {
             program: name,
             reason: e.to_string(),
@@ -321,13 +354,7 @@ impl Datapath {
         &'a T: TryFrom<&'a aya::programs::Program, Error = ProgramError>,
     {
         let name = program.name();
-        let prog = self
-            .ebpf
-            .program(name)
-            .ok_or_else(|| ProbeError::Rejected {
-                program: name,
-                reason: "missing from the object".into(),
-            })?;
+        let prog = self.ebpf.program(name).ok_or_else(|| missing(name))?;
         <&T>::try_from(prog).map_err(|e| ProbeError::Rejected {
             program: name,
             reason: e.to_string(),
@@ -348,15 +375,7 @@ impl Datapath {
     /// `tracer_common::counters::SIZE_BOUNDS`.
     pub fn size_histograms(&self) -> Result<Vec<(CounterRow, [u64; SIZE_BUCKETS])>, ProbeError> {
         let rows = self.counters()?;
-        let map = self
-            .ebpf
-            .map("SIZE_HIST")
-            .expect("object defines SIZE_HIST");
-        let hist: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map {
-                map: "SIZE_HIST",
-                source,
-            })?;
+        let hist: PerCpuArray<&MapData, u64> = open_map(&self.ebpf, "SIZE_HIST")?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let idx = counter_index(
@@ -367,12 +386,9 @@ impl Datapath {
             );
             let mut buckets = [0u64; SIZE_BUCKETS];
             for (b, slot) in buckets.iter_mut().enumerate() {
-                let per_cpu =
-                    hist.get(&size_index(idx, b as u32), 0)
-                        .map_err(|source| ProbeError::Map {
-                            map: "SIZE_HIST",
-                            source,
-                        })?;
+                let per_cpu = hist
+                    .get(&size_index(idx, b as u32), 0)
+                    .map_err(map_err("SIZE_HIST"))?;
                 *slot = per_cpu.iter().sum();
             }
             out.push((row, buckets));
@@ -381,20 +397,13 @@ impl Datapath {
     }
 
     fn read_counters(&self, name: &'static str) -> Result<Vec<CounterRow>, ProbeError> {
-        let map = self
-            .ebpf
-            .map(name)
-            .expect("object defines the counter arrays");
-        let counters: PerCpuArray<&MapData, Counter> =
-            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { map: name, source })?;
+        let counters: PerCpuArray<&MapData, Counter> = open_map(&self.ebpf, name)?;
         let mut rows = Vec::new();
         for target in 0..self.targets.len() {
             for direction in 0..DIRECTIONS {
                 for class in 0..self.n_classes {
                     let idx = counter_index(target as u32 + 1, direction, class, self.n_classes);
-                    let per_cpu = counters
-                        .get(&idx, 0)
-                        .map_err(|source| ProbeError::Map { map: name, source })?;
+                    let per_cpu = counters.get(&idx, 0).map_err(map_err(name))?;
                     let (packets, bytes) = per_cpu
                         .iter()
                         .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));

@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
+use super::btf::VMLINUX;
+
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
-
-/// Kernel type information; drop reasons and sk_buff offsets are read from it.
-pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
@@ -18,7 +17,7 @@ pub enum PreflightError {
     )]
     Privileges { missing: String },
     #[error(
-        "this kernel has no BTF type information ({VMLINUX_BTF} is missing); it needs CONFIG_DEBUG_INFO_BTF=y"
+        "this kernel has no BTF type information ({VMLINUX} is missing); it needs CONFIG_DEBUG_INFO_BTF=y"
     )]
     NoBtf,
     #[error("this kernel has no BPF support (the bpf() system call is not available)")]
@@ -63,7 +62,7 @@ pub fn privileges() -> Result<(), PreflightError> {
 
 /// Fails when the kernel exposes no BTF.
 pub fn btf() -> Result<(), PreflightError> {
-    if Path::new(VMLINUX_BTF).exists() {
+    if Path::new(VMLINUX).exists() {
         Ok(())
     } else {
         Err(PreflightError::NoBtf)

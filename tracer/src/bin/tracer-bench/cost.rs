@@ -18,7 +18,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tracer::{
     model::catalog::{Catalog, class_table},
-    probes::{ClassTable, Datapath, Program, Target},
+    probes::{ClassTable, Datapath, Program},
     synth::{Eth, L4, frame, vxlan_payload},
 };
 
@@ -138,14 +138,8 @@ fn measure(cfg: Config) -> Result<Vec<Row>> {
     eprintln!("[cost] measuring on CPU {cpu}");
     let catalog = Catalog::builtin("generic")?;
     let classes = class_table(&catalog.components)?;
-    // Test runs deliver packets on loopback: index 1 in a fresh namespace.
-    let lo = Target {
-        name: "lo".into(),
-        index: 1,
-        has_l2: true,
-        is_virtual: true,
-    };
-    let datapath = Datapath::load(&classes, vec![lo], None).context("loading the datapath")?;
+    // Test runs deliver packets on loopback.
+    let datapath = Datapath::load_loopback(&classes).context("loading the datapath")?;
     let mut floor_obj = Ebpf::load(FLOOR).context("loading the floor object")?;
     let floor: &mut Xdp = floor_obj
         .program_mut("floor")

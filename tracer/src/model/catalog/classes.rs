@@ -2,7 +2,7 @@
 //! so that a narrower range inside a wider one keeps its own class (kubelet's 10250 inside
 //! Longhorn's 10000-30000), and every other overlap reported as a conflict.
 
-use tracer_common::drops::CLASS_FLAG_VXLAN;
+use tracer_common::classes::CLASS_FLAG_VXLAN;
 
 use super::{CatalogError, Component, OverlayKind};
 use crate::probes::ClassTable;

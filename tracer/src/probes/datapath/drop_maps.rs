@@ -7,24 +7,16 @@ use tracer_common::drops::{
     STATS_LEN,
 };
 
-use super::{Datapath, DropStats};
+use super::{Datapath, DropStats, map_err, open_map};
 use crate::probes::ProbeError;
 
 impl Datapath {
     /// Exact drops per (interface index, reason, class), summed over CPUs.
     pub fn drop_counters(&self) -> Result<Vec<(DropKey, u64)>, ProbeError> {
-        let map = self.ebpf.map("DROPS").expect("object defines DROPS");
-        let drops: PerCpuHashMap<&MapData, DropKey, u64> =
-            PerCpuHashMap::try_from(map).map_err(|source| ProbeError::Map {
-                map: "DROPS",
-                source,
-            })?;
+        let drops: PerCpuHashMap<&MapData, DropKey, u64> = open_map(&self.ebpf, "DROPS")?;
         let mut rows = Vec::new();
         for item in drops.iter() {
-            let (key, per_cpu) = item.map_err(|source| ProbeError::Map {
-                map: "DROPS",
-                source,
-            })?;
+            let (key, per_cpu) = item.map_err(map_err("DROPS"))?;
             rows.push((key, per_cpu.iter().sum()));
         }
         Ok(rows)
@@ -32,50 +24,25 @@ impl Datapath {
 
     /// Exact drops per flow, for the flows the kernel's table still holds.
     pub fn drop_flows(&self) -> Result<Vec<(FlowKey, u64)>, ProbeError> {
-        let map = self
-            .ebpf
-            .map("DROP_FLOW_COUNTS")
-            .expect("object defines DROP_FLOW_COUNTS");
         let flows: HashMap<&MapData, FlowKey, FlowState> =
-            HashMap::try_from(map).map_err(|source| ProbeError::Map {
-                map: "DROP_FLOW_COUNTS",
-                source,
-            })?;
+            open_map(&self.ebpf, "DROP_FLOW_COUNTS")?;
         let mut rows = Vec::new();
         for item in flows.iter() {
             match item {
                 Ok((key, state)) => rows.push((key, state.count)),
                 // An LRU entry can vanish between listing its key and reading it.
                 Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(source) => {
-                    return Err(ProbeError::Map {
-                        map: "DROP_FLOW_COUNTS",
-                        source,
-                    });
-                }
+                Err(source) => return Err(map_err("DROP_FLOW_COUNTS")(source)),
             }
         }
         Ok(rows)
     }
 
     pub fn drop_stats(&self) -> Result<DropStats, ProbeError> {
-        let map = self
-            .ebpf
-            .map("DROP_STATS")
-            .expect("object defines DROP_STATS");
-        let stats: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map {
-                map: "DROP_STATS",
-                source,
-            })?;
+        let stats: PerCpuArray<&MapData, u64> = open_map(&self.ebpf, "DROP_STATS")?;
         let mut sums = [0u64; STATS_LEN as usize];
         for (i, sum) in sums.iter_mut().enumerate() {
-            let per_cpu = stats
-                .get(&(i as u32), 0)
-                .map_err(|source| ProbeError::Map {
-                    map: "DROP_STATS",
-                    source,
-                })?;
+            let per_cpu = stats.get(&(i as u32), 0).map_err(map_err("DROP_STATS"))?;
             *sum = per_cpu.iter().sum();
         }
         Ok(DropStats {

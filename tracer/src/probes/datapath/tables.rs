@@ -2,54 +2,32 @@
 //! that second stages are tail-called through; and loading (verifying) programs by name.
 
 use aya::{
-    Ebpf,
+    Ebpf, Pod,
     maps::{Array, HashMap, MapData, ProgramArray},
 };
-use tracer_common::{
-    classes::PortClasses,
-    counters::{IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot},
-};
+use tracer_common::counters::{IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot};
 
-use super::{Target, rejection};
+use super::{Target, map_err, missing, open_map_mut, rejection};
 use crate::probes::{ClassTable, ProbeError};
 
 pub(super) fn fill_classes(ebpf: &mut Ebpf, classes: &ClassTable) -> Result<(), ProbeError> {
-    let map_err = |map| move |source| ProbeError::Map { map, source };
-    let mut ports: Array<&mut MapData, PortClasses> = Array::try_from(
-        ebpf.map_mut("PORT_CLASSES")
-            .expect("object defines PORT_CLASSES"),
-    )
-    .map_err(map_err("PORT_CLASSES"))?;
-    // The array starts zeroed (class `other`): only classed ports need writing.
-    for (port, value) in classes.ports().iter().enumerate() {
-        if *value != PortClasses::default() {
-            ports
-                .set(port as u32, value, 0)
-                .map_err(map_err("PORT_CLASSES"))?;
-        }
-    }
-    let mut protos: Array<&mut MapData, u8> = Array::try_from(
-        ebpf.map_mut("PROTO_CLASSES")
-            .expect("object defines PROTO_CLASSES"),
-    )
-    .map_err(map_err("PROTO_CLASSES"))?;
-    for (proto, class) in classes.protos().iter().enumerate() {
-        if *class != 0 {
-            protos
-                .set(proto as u32, class, 0)
-                .map_err(map_err("PROTO_CLASSES"))?;
-        }
-    }
-    let mut flags: Array<&mut MapData, u8> = Array::try_from(
-        ebpf.map_mut("CLASS_FLAGS")
-            .expect("object defines CLASS_FLAGS"),
-    )
-    .map_err(map_err("CLASS_FLAGS"))?;
-    for (class, f) in classes.flags().iter().enumerate() {
-        if *f != 0 {
-            flags
-                .set(class as u32, f, 0)
-                .map_err(map_err("CLASS_FLAGS"))?;
+    fill_array(ebpf, "PORT_CLASSES", classes.ports())?;
+    fill_array(ebpf, "PROTO_CLASSES", classes.protos())?;
+    fill_array(ebpf, "CLASS_FLAGS", classes.flags())
+}
+
+/// Writes `values` into the array map `name`, entry `i` from `values[i]`. The array starts
+/// zeroed (class `other`, no flags): only the entries that differ from the default are written.
+fn fill_array<T: Pod + Default + PartialEq>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    values: &[T],
+) -> Result<(), ProbeError> {
+    let mut array: Array<&mut MapData, T> = open_map_mut(ebpf, name)?;
+    let zero = T::default();
+    for (i, value) in values.iter().enumerate() {
+        if *value != zero {
+            array.set(i as u32, value, 0).map_err(map_err(name))?;
         }
     }
     Ok(())
@@ -57,10 +35,7 @@ pub(super) fn fill_classes(ebpf: &mut Ebpf, classes: &ClassTable) -> Result<(), 
 
 /// Loads (verifies) one program of the object, whatever its type.
 pub(super) fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<(), ProbeError> {
-    let prog = ebpf.program_mut(name).ok_or_else(|| ProbeError::Rejected {
-        program: name,
-        reason: "missing from the object".into(),
-    })?;
+    let prog = ebpf.program_mut(name).ok_or_else(|| missing(name))?;
     let loaded = match prog {
         aya::programs::Program::Xdp(p) => p.load(),
         aya::programs::Program::SchedClassifier(p) => p.load(),
@@ -90,51 +65,43 @@ pub(super) fn fill_stages(
             program: name,
             reason,
         };
-        let prog = ebpf
-            .program(name)
-            .ok_or_else(|| rejected("missing from the object".into()))?;
+        let prog = ebpf.program(name).ok_or_else(|| missing(name))?;
         let fd = prog.fd().map_err(|e| rejected(e.to_string()))?;
         let fd = fd.try_clone().map_err(|e| rejected(e.to_string()))?;
         fds.push((*index, fd));
     }
-    let mut array: ProgramArray<&mut MapData> = ProgramArray::try_from(
-        ebpf.map_mut(map)
-            .expect("object defines its program arrays"),
-    )
-    .map_err(|source| ProbeError::Map { map, source })?;
+    let mut array: ProgramArray<&mut MapData> = open_map_mut(ebpf, map)?;
     for (index, fd) in &fds {
-        array
-            .set(*index, fd, 0)
-            .map_err(|source| ProbeError::Map { map, source })?;
+        array.set(*index, fd, 0).map_err(map_err(map))?;
     }
     Ok(())
 }
 
 pub(super) fn fill_targets(ebpf: &mut Ebpf, targets: &[Target]) -> Result<(), ProbeError> {
-    let map_err = |map| move |source| ProbeError::Map { map, source };
-    let slots = targets.iter().enumerate().map(|(i, t)| {
-        let flags = if t.has_l2 { 0 } else { IFACE_NO_L2 };
-        (
-            t.index,
-            IfaceSlot {
-                slot: i as u16 + 1,
-                flags,
-            },
-        )
-    });
-    for (index, slot) in slots {
-        if index < IFACE_ARRAY_LEN {
-            let mut low: Array<&mut MapData, IfaceSlot> =
-                Array::try_from(ebpf.map_mut("IFACES").expect("object defines IFACES"))
-                    .map_err(map_err("IFACES"))?;
-            low.set(index, slot, 0).map_err(map_err("IFACES"))?;
-        } else {
-            let mut high: HashMap<&mut MapData, u32, IfaceSlot> = HashMap::try_from(
-                ebpf.map_mut("IFACES_HIGH")
-                    .expect("object defines IFACES_HIGH"),
+    let (low, high): (Vec<_>, Vec<_>) = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let flags = if t.has_l2 { 0 } else { IFACE_NO_L2 };
+            (
+                t.index,
+                IfaceSlot {
+                    slot: i as u16 + 1,
+                    flags,
+                },
             )
-            .map_err(map_err("IFACES_HIGH"))?;
-            high.insert(index, slot, 0)
+        })
+        .partition(|(index, _)| *index < IFACE_ARRAY_LEN);
+    if !low.is_empty() {
+        let mut array: Array<&mut MapData, IfaceSlot> = open_map_mut(ebpf, "IFACES")?;
+        for (index, slot) in low {
+            array.set(index, slot, 0).map_err(map_err("IFACES"))?;
+        }
+    }
+    if !high.is_empty() {
+        let mut hash: HashMap<&mut MapData, u32, IfaceSlot> = open_map_mut(ebpf, "IFACES_HIGH")?;
+        for (index, slot) in high {
+            hash.insert(index, slot, 0)
                 .map_err(map_err("IFACES_HIGH"))?;
         }
     }

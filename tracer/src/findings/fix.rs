@@ -117,13 +117,7 @@ fn for_rejected_flow(
     if let Some(cidr) = pod_cidr {
         let target =
             cluster_zone(inp, permanent).unwrap_or_else(|| permanent.conf.default_zone.clone());
-        let is_source = permanent.zones.values().any(|z| {
-            z.sources.iter().any(|s| {
-                s.parse()
-                    .is_ok_and(|c: crate::model::net::Cidr| c.covers(&cidr))
-            })
-        });
-        if !is_source {
+        if !permanent.has_source_covering(&cidr) {
             return (
                 Some(format!(
                     "the pod CIDR {cidr} is not a source of zone {target}"

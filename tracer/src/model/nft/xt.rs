@@ -157,10 +157,6 @@ impl SavedRules {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.chains.is_empty()
-    }
-
     /// Replaces, in an `nft -j list ruleset` document, the xt expressions this module can
     /// translate. Returns how many it replaced.
     pub fn resolve(&self, doc: &mut Value) -> usize {

@@ -490,10 +490,8 @@ fn set_match(args: &[String], ipsets: &HashMap<String, Option<IpSet>>) -> Option
         "dst" => "daddr",
         _ => return None,
     };
-    let protocol = match set.family {
-        Family::Ip6 => "ip6",
-        _ => "ip",
-    };
+    // An ipset's family is ip or ip6 (`add_ipsets`), the payload protocol of its addresses.
+    let protocol = set.family.name();
     let members = set
         .members
         .iter()

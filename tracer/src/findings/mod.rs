@@ -183,11 +183,7 @@ impl<'a> Inputs<'a> {
         }
         let mut out: Vec<&IfAddr> = Vec::new();
         for v in &f.vxlans {
-            let under = v
-                .link
-                .as_deref()
-                .or_else(|| v.local.and_then(|l| f.owner_of(l)));
-            if let Some(a) = under.and_then(by_iface)
+            if let Some(a) = f.underlay_of(v).and_then(by_iface)
                 && !out.contains(&a)
             {
                 out.push(a);

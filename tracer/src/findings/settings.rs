@@ -245,11 +245,7 @@ fn default_route(inp: &Inputs, d: &mut Diagnosis) {
 fn overlay_mtu(inp: &Inputs, d: &mut Diagnosis) {
     let f = inp.facts;
     for v in &f.vxlans {
-        let under = v
-            .link
-            .clone()
-            .or_else(|| v.local.and_then(|l| f.owner_of(l)).map(str::to_string));
-        let Some(under) = under.and_then(|u| f.iface(&u).cloned()) else {
+        let Some(under) = f.underlay_of(v).and_then(|u| f.iface(u).cloned()) else {
             continue;
         };
         let overhead = match v.local {

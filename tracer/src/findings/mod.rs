@@ -53,7 +53,7 @@ pub struct RuleInfo {
 impl RuleInfo {
     pub fn of(r: &RuleRef) -> Self {
         RuleInfo {
-            family: format!("{:?}", r.family).to_lowercase(),
+            family: r.family.to_string(),
             table: r.table.clone(),
             chain: r.chain.clone(),
             handle: r.handle,

@@ -85,7 +85,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(
+    pub(crate) fn new(
         id: impl Into<String>,
         severity: Severity,
         title: impl Into<String>,

@@ -87,9 +87,11 @@ pub fn blame(
         .filter(|r| inp.permanent.is_some() && !is_firewalld_rule(r));
     let hit = zones::zone_of(outcome, pkt, inp.permanent)
         .filter(|_| outside.is_none() || outcome.trail.iter().any(is_firewalld_rule));
-    let (element, fix) = match inp.permanent.zip(tool(inp)) {
-        Some((permanent, tool)) if outside.is_none() => {
-            for_rejected_flow(inp, permanent, &tool, component, port, pkt, hit.as_ref())
+    // With firewalld's permanent configuration, `zone_of` always names a zone, and the
+    // filter above keeps it when no rule outside firewalld decided.
+    let (element, fix) = match (inp.permanent.zip(tool(inp)), &hit) {
+        (Some((permanent, tool)), Some(hit)) if outside.is_none() => {
+            for_rejected_flow(inp, permanent, &tool, component, port, pkt, hit)
         }
         // A rule outside firewalld, or no firewalld: the deciding rule is the element.
         _ => outcome
@@ -110,20 +112,14 @@ fn for_rejected_flow(
     component: Option<&Component>,
     port: &str,
     pkt: &Packet,
-    hit: Option<&ZoneHit>,
+    hit: &ZoneHit,
 ) -> (Option<String>, Vec<String>) {
     let pod_cidr = inp.pod_cidrs().into_iter().find(|c| c.contains(pkt.saddr));
     // Pod traffic is let in by the pod CIDR being a source of the cluster's zone.
     if let Some(cidr) = pod_cidr {
         let target =
             cluster_zone(inp, permanent).unwrap_or_else(|| permanent.conf.default_zone.clone());
-        let is_source = permanent.zones.values().any(|z| {
-            z.sources.iter().any(|s| {
-                s.parse()
-                    .is_ok_and(|c: crate::model::net::Cidr| c.covers(&cidr))
-            })
-        });
-        if !is_source {
+        if !permanent.has_source_covering(&cidr) {
             return (
                 Some(format!(
                     "the pod CIDR {cidr} is not a source of zone {target}"
@@ -136,18 +132,14 @@ fn for_rejected_flow(
         }
     }
     let Some(component) = component else {
-        let zone = hit.map_or_else(|| permanent.conf.default_zone.clone(), |h| h.zone.clone());
+        let zone = &hit.zone;
         return (
             Some(format!("zone {zone} does not forward this pod traffic")),
             firewalld(tool, &[format!("--zone={zone}"), "--add-forward".into()]),
         );
     };
-    let zone = hit.map(|h| h.zone.clone()).unwrap_or_else(|| {
-        permanent
-            .zone_for(pkt.iif.as_deref().unwrap_or(""), pkt.saddr)
-            .0
-    });
-    let accepts = permanent.zone_accepts(&zone);
+    let zone = &hit.zone;
+    let accepts = permanent.zone_accepts(zone);
     if accepts
         .iter()
         .any(|(pp, _)| port_in(port, &format!("{}/{}", pp.port, pp.proto)))
@@ -180,7 +172,7 @@ fn for_rejected_flow(
         .collect();
     let zone_services: Vec<&String> = permanent
         .zones
-        .get(&zone)
+        .get(zone)
         .map(|z| z.services.iter().collect())
         .unwrap_or_default();
     if inp.catalog.profile.firewalld.services

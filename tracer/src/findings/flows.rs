@@ -187,27 +187,38 @@ pub fn check(inp: &Inputs, d: &mut Diagnosis) {
     }
     for flow in flows {
         let outcome = evaluate(ruleset, &flow.packet);
+        let verdict = verdict_text(&outcome);
+        let rule = outcome.deciding.as_ref().map(RuleInfo::of);
         d.flows.push(FlowCheck {
             name: flow.name.clone(),
-            verdict: verdict_text(&outcome),
-            rule: outcome.deciding.as_ref().map(RuleInfo::of),
+            verdict: verdict.clone(),
+            rule: rule.clone(),
         });
         let severity = match outcome.verdict {
             Verdict::Accept => continue,
             Verdict::Drop | Verdict::Reject => Severity::Error,
             Verdict::Unknown(_) => Severity::Warning,
         };
-        d.findings.push(finding(inp, &flow, &outcome, severity));
+        d.findings
+            .push(finding(inp, &flow, &outcome, severity, &verdict, rule));
     }
 }
 
-fn finding(inp: &Inputs, flow: &Flow, outcome: &Outcome, severity: Severity) -> Finding {
+/// The finding of a flow the ruleset does not accept; `what` and `rule` are the outcome's
+/// verdict text and deciding rule, as the flow check shows them.
+fn finding(
+    inp: &Inputs,
+    flow: &Flow,
+    outcome: &Outcome,
+    severity: Severity,
+    what: &str,
+    rule: Option<RuleInfo>,
+) -> Finding {
     let pkt = &flow.packet;
     let iface = pkt.iif.clone().unwrap_or_default();
     let class = flow
         .component
         .map_or("pod-traffic".to_string(), |c| c.name.clone());
-    let what = verdict_text(outcome);
     let mut f = Finding::new(
         format!("flow/{class}/{}", flow.name.replace(' ', "-")),
         severity,
@@ -224,7 +235,7 @@ fn finding(inp: &Inputs, flow: &Flow, outcome: &Outcome, severity: Severity) -> 
     f.class = Some(class);
     f.port = Some(flow.port.clone());
     f.iface = Some(iface.clone());
-    f.rule = outcome.deciding.as_ref().map(RuleInfo::of);
+    f.rule = rule;
     let (hit, element, commands) = fix::blame(inp, flow.component, &flow.port, pkt, outcome);
     if let Some(hit) = &hit {
         f.zone = Some(hit.zone.clone());

@@ -53,7 +53,7 @@ pub struct RuleInfo {
 impl RuleInfo {
     pub fn of(r: &RuleRef) -> Self {
         RuleInfo {
-            family: format!("{:?}", r.family).to_lowercase(),
+            family: r.family.to_string(),
             table: r.table.clone(),
             chain: r.chain.clone(),
             handle: r.handle,
@@ -85,7 +85,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(
+    pub(crate) fn new(
         id: impl Into<String>,
         severity: Severity,
         title: impl Into<String>,
@@ -183,11 +183,7 @@ impl<'a> Inputs<'a> {
         }
         let mut out: Vec<&IfAddr> = Vec::new();
         for v in &f.vxlans {
-            let under = v
-                .link
-                .as_deref()
-                .or_else(|| v.local.and_then(|l| f.owner_of(l)));
-            if let Some(a) = under.and_then(by_iface)
+            if let Some(a) = f.underlay_of(v).and_then(by_iface)
                 && !out.contains(&a)
             {
                 out.push(a);

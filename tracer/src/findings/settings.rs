@@ -4,7 +4,7 @@
 //! the overlay's MTU against its underlay's, and IP forwarding.
 
 use super::{Diagnosis, Finding, Inputs, Severity, fix};
-use crate::model::{catalog::OverlayKind, firewalld::drift, iptables::Mode, net::Cidr};
+use crate::model::{catalog::OverlayKind, firewalld::drift, iptables::Mode};
 
 pub fn check(inp: &Inputs, d: &mut Diagnosis) {
     backend(inp, d);
@@ -101,13 +101,6 @@ fn zone_settings(inp: &Inputs, d: &mut Diagnosis) {
     if !inp.roles.iter().any(|r| style.sources.contains(r)) {
         return;
     }
-    let is_source = |cidr: &Cidr| {
-        p.zones.values().any(|z| {
-            z.sources
-                .iter()
-                .any(|s| s.parse::<Cidr>().is_ok_and(|c| c.covers(cidr)))
-        })
-    };
     for (cidr, what, severity) in inp
         .pod_cidrs()
         .into_iter()
@@ -118,7 +111,7 @@ fn zone_settings(inp: &Inputs, d: &mut Diagnosis) {
                 .map(|c| (c, "service", Severity::Warning)),
         )
     {
-        if is_source(&cidr) {
+        if p.has_source_covering(&cidr) {
             continue;
         }
         let mut f = Finding::new(
@@ -252,11 +245,7 @@ fn default_route(inp: &Inputs, d: &mut Diagnosis) {
 fn overlay_mtu(inp: &Inputs, d: &mut Diagnosis) {
     let f = inp.facts;
     for v in &f.vxlans {
-        let under = v
-            .link
-            .clone()
-            .or_else(|| v.local.and_then(|l| f.owner_of(l)).map(str::to_string));
-        let Some(under) = under.and_then(|u| f.iface(&u).cloned()) else {
+        let Some(under) = f.underlay_of(v).and_then(|u| f.iface(u).cloned()) else {
             continue;
         };
         let overhead = match v.local {

@@ -14,6 +14,12 @@ pub struct Cidr {
 pub struct CidrError(String);
 
 impl Cidr {
+    /// The prefix of `len` bits at `addr`; `None` when `len` is longer than the address.
+    pub fn new(addr: IpAddr, len: u8) -> Option<Cidr> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (len <= max).then_some(Cidr { addr, len })
+    }
+
     pub fn addr(&self) -> IpAddr {
         self.addr
     }

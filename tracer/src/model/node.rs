@@ -262,6 +262,14 @@ impl NodeFacts {
             .find(|a| a.addr == addr)
             .map(|a| a.iface.as_str())
     }
+
+    /// The underlay device of a VXLAN device: the lower device it is bound to, else the
+    /// interface that owns its local address.
+    pub fn underlay_of<'a>(&'a self, v: &'a Vxlan) -> Option<&'a str> {
+        v.link
+            .as_deref()
+            .or_else(|| v.local.and_then(|l| self.owner_of(l)))
+    }
 }
 
 #[cfg(test)]

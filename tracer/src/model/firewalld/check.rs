@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::PortProto;
+use crate::model::net::Cidr;
 
 /// Longest zone name: nftables/iptables chain names are limited to 28 characters and the
 /// longest chain firewalld builds is `POST_<zone>_allow` (`max_zone_name_len()`).
@@ -199,17 +200,9 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
 /// Whether the network `cidr` (as [`parse_cidr`] reads it) contains `ip`. Families never mix:
 /// firewalld matches IPv4 sources with `ip saddr` and IPv6 ones with `ip6 saddr`.
 pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
-    match (parse_cidr(cidr), ip) {
-        (Some((IpAddr::V4(net), len)), IpAddr::V4(ip)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            u32::from(net) & mask == u32::from(ip) & mask
-        }
-        (Some((IpAddr::V6(net), len)), IpAddr::V6(ip)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            u128::from(net) & mask == u128::from(ip) & mask
-        }
-        _ => false,
-    }
+    parse_cidr(cidr)
+        .and_then(|(net, len)| Cidr::new(net, len))
+        .is_some_and(|net| net.contains(ip))
 }
 
 /// A zone or service name from its file name (`check_name`): letters, digits, `_`, `-`; zones

@@ -26,6 +26,7 @@ use std::net::IpAddr;
 
 use super::check::cidr_contains;
 use super::{Binding, Origin, Permanent, PortProto};
+use crate::model::net::Cidr;
 
 impl Permanent {
     /// The zone firewalld would pick for traffic from `source` arriving on `iface`: a zone
@@ -57,6 +58,16 @@ impl Permanent {
             Some((_, zone, bound)) => (zone.to_string(), Binding::Interface(bound.to_string())),
             None => (self.conf.default_zone.clone(), Binding::DefaultZone),
         }
+    }
+
+    /// Whether some zone has a source (an address or prefix, as [`Cidr`] reads it) that covers
+    /// every address of `cidr`.
+    pub fn has_source_covering(&self, cidr: &Cidr) -> bool {
+        self.zones.values().any(|z| {
+            z.sources
+                .iter()
+                .any(|s| s.parse::<Cidr>().is_ok_and(|c| c.covers(cidr)))
+        })
     }
 
     /// Every port/protocol the zone accepts, with where it comes from (the zone's own port, or

@@ -20,7 +20,7 @@ mod types;
 mod xt;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::{fmt, process::Command};
 

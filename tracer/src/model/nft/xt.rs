@@ -59,34 +59,48 @@ impl SavedRules {
     /// (through nftables, never loading a kernel module). A command that is missing or fails
     /// leaves its family out: its xt expressions then stay unknown to the evaluator.
     pub fn read_live() -> SavedRules {
+        SavedRules::collect(|argv| {
+            let command = argv.join(" ");
+            let consequence = if argv[0] == "ipset" {
+                "rules matching ipsets stay unknown"
+            } else {
+                "its xt matches stay unknown"
+            };
+            match Command::new(argv[0]).args(&argv[1..]).output() {
+                Ok(out) if out.status.success() => {
+                    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+                }
+                Ok(out) => {
+                    log::info!(
+                        "{command} failed ({}): {}; {consequence}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                    None
+                }
+                Err(e) => {
+                    log::info!("{command}: {e}; {consequence}");
+                    None
+                }
+            }
+        })
+    }
+
+    /// The save commands' listings, as `run` returns them for an argument vector (`None`
+    /// leaves that listing out): `iptables-nft-save`, `ip6tables-nft-save`, then `ipset save`
+    /// only when a rule matches an ipset (then the kernel's ipset module is loaded already,
+    /// and asking cannot make the kernel load it).
+    pub fn collect(mut run: impl FnMut(&[&str]) -> Option<String>) -> SavedRules {
         let mut saved = SavedRules::default();
         for (command, family) in SAVE_COMMANDS {
-            match Command::new(command).output() {
-                Ok(out) if out.status.success() => {
-                    saved.add(family, &String::from_utf8_lossy(&out.stdout));
-                }
-                Ok(out) => log::info!(
-                    "{command} failed ({}): {}; its xt matches stay unknown",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                Err(e) => log::info!("{command}: {e}; its xt matches stay unknown"),
+            if let Some(listing) = run(&[command]) {
+                saved.add(family, &listing);
             }
         }
-        // Only when a rule matches an ipset: then the kernel's ipset module is loaded already,
-        // and asking cannot make the kernel load it.
-        if saved.uses_ipsets() {
-            match Command::new("ipset").arg("save").output() {
-                Ok(out) if out.status.success() => {
-                    saved.add_ipsets(&String::from_utf8_lossy(&out.stdout));
-                }
-                Ok(out) => log::info!(
-                    "ipset save failed ({}): {}; rules matching ipsets stay unknown",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                Err(e) => log::info!("ipset save: {e}; rules matching ipsets stay unknown"),
-            }
+        if saved.uses_ipsets()
+            && let Some(listing) = run(&["ipset", "save"])
+        {
+            saved.add_ipsets(&listing);
         }
         saved
     }
@@ -155,10 +169,6 @@ impl SavedRules {
                     .push(saved_rule(rest));
             }
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.chains.is_empty()
     }
 
     /// Replaces, in an `nft -j list ruleset` document, the xt expressions this module can
@@ -480,10 +490,8 @@ fn set_match(args: &[String], ipsets: &HashMap<String, Option<IpSet>>) -> Option
         "dst" => "daddr",
         _ => return None,
     };
-    let protocol = match set.family {
-        Family::Ip6 => "ip6",
-        _ => "ip",
-    };
+    // An ipset's family is ip or ip6 (`add_ipsets`), the payload protocol of its addresses.
+    let protocol = set.family.name();
     let members = set
         .members
         .iter()

@@ -29,20 +29,7 @@ fn entry(class: &str, inner: bool, packets: u64, bytes: u64, sizes: [u64; SIZE_B
 }
 
 fn finding(severity: Severity) -> Finding {
-    Finding {
-        id: "test".into(),
-        severity,
-        title: "t".into(),
-        explain: "e".into(),
-        class: None,
-        port: None,
-        iface: None,
-        zone: None,
-        binding: None,
-        element: None,
-        rule: None,
-        fix: Vec::new(),
-    }
+    Finding::new("test", severity, "t", "e")
 }
 
 fn drops() -> DropsView {

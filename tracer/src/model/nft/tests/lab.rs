@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use crate::model::nft::{Family, Hook, Packet, Ruleset, SavedRules, Verdict};
+use crate::model::nft::{Hook, Packet, Ruleset, SavedRules, Verdict};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -255,12 +255,7 @@ impl Lab {
     /// [`Ruleset::read_live`] reads it on a node.
     pub(super) fn listing_with_saved(&self) -> Ruleset {
         let json = self.b.exec(&["nft", "-j", "list", "ruleset"], None);
-        let mut saved = SavedRules::default();
-        saved.add(Family::Ip, &self.b.exec(&["iptables-nft-save"], None));
-        saved.add(Family::Ip6, &self.b.exec(&["ip6tables-nft-save"], None));
-        if saved.uses_ipsets() {
-            saved.add_ipsets(&self.b.exec(&["ipset", "save"], None));
-        }
+        let saved = SavedRules::collect(|argv| Some(self.b.exec(argv, None)));
         Ruleset::from_json_with_saved(
             &json,
             &format!("nft -j list ruleset in {}", self.b.name),

@@ -54,7 +54,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 /// A new packet to the node on `iif`.
-fn to_node(iif: &str, saddr: &str, daddr: &str, l4proto: u8, dport: u16) -> Packet {
+pub(crate) fn to_node(iif: &str, saddr: &str, daddr: &str, l4proto: u8, dport: u16) -> Packet {
     Packet {
         hook: Hook::Input,
         iif: Some(iif.to_string()),

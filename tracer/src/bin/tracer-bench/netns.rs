@@ -151,14 +151,7 @@ impl NetNs {
 
     /// Runs `f` on a thread that has entered the namespace (setns is per thread).
     pub fn enter<R: Send>(&self, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                tracer::model::netns::enter(&self.name)?;
-                f()
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("the thread inside {} panicked", self.name))?
-        })
+        tracer::model::netns::run_in(&self.name, f)?
     }
 }
 

@@ -57,26 +57,7 @@ impl NetNs {
 
     /// Loads an nftables ruleset (nft -f syntax) into the namespace.
     pub fn nft(&self, ruleset: &str) {
-        use std::io::Write;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run nft");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(ruleset.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "nft -f in {}:\n{ruleset}\n{}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        tracer::lab::net::nft(&self.name, ruleset).unwrap_or_else(|e| panic!("{e:#}:\n{ruleset}"));
     }
 
     pub fn sysctl(&self, key: &str, value: &str) {

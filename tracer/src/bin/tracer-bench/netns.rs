@@ -4,7 +4,6 @@
 //! touches the root namespace: every command runs inside a namespace the benchmark created.
 
 use std::{
-    io::Write,
     net::Ipv4Addr,
     process::{Command, Output, Stdio},
     sync::atomic::{AtomicBool, AtomicU32, Ordering},
@@ -107,7 +106,7 @@ impl NetNs {
 
     /// `ip -n <ns> <args>`.
     pub fn ip(&self, args: &[&str]) -> Result<()> {
-        run(Command::new("ip").arg("-n").arg(&self.name).args(args)).map(drop)
+        tracer::lab::net::ip(&self.name, args).map(drop)
     }
 
     /// A command that runs `program` inside the namespace.
@@ -116,37 +115,12 @@ impl NetNs {
     }
 
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
-        run(self
-            .command("sysctl")
-            .args(["-qw", &format!("{key}={value}")]))
-        .map(drop)
+        tracer::lab::net::sysctl(&self.name, key, value)
     }
 
     /// Loads an nftables ruleset (`nft -f` syntax) into the namespace.
     pub fn nft(&self, ruleset: &str) -> Result<()> {
-        let mut child = self
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting nft")?;
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(ruleset.as_bytes())
-            .context("writing the ruleset to nft")?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!(
-                "nft -f in {}: {}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
+        tracer::lab::net::nft(&self.name, ruleset)
     }
 
     /// Runs `f` on a thread that has entered the namespace (setns is per thread).

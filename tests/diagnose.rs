@@ -250,9 +250,7 @@ fn healthy_scenarios_have_no_error() {
 #[test]
 fn unreadable_files_are_named_and_the_rest_still_runs() {
     let lab = Lab::up("overlay-mtu", "du");
-    let zones = Path::new("/var/lib/tracer-lab")
-        .join(&lab.prefix)
-        .join("nodes/worker-1/etc/firewalld/zones");
+    let zones = lab.node_dir("worker-1").join("etc/firewalld/zones");
     std::fs::write(zones.join("broken.xml"), "<?xml version=\"1.0\"?>\n<zone>\n  <short>Broken</short>\n  <port port=\"1\" protocol=\"tcp\">\n</zone>\n").unwrap();
     let bad_json = zones.parent().unwrap().join("ruleset.json");
     std::fs::write(
@@ -291,29 +289,24 @@ fn unreadable_files_are_named_and_the_rest_still_runs() {
 #[test]
 fn watch_traces_firewall_drops_to_their_rule_and_reports_the_finding() {
     let lab = Lab::up("calico-vxlan-blocked", "dw");
-    let traffic = std::thread::spawn({
-        let prefix = lab.prefix.clone();
-        move || {
-            std::process::Command::new(BIN)
-                .args(["lab", "traffic", "--prefix", &prefix, "--seconds", "5"])
-                .output()
-                .unwrap()
-        }
+    let out = std::thread::scope(|scope| {
+        let traffic = scope.spawn(|| lab.run(&["traffic", "--seconds", "5"]));
+        let out = lab.exec_output(
+            "worker-2",
+            &[
+                BIN,
+                "watch",
+                "--output",
+                "json",
+                "--duration",
+                "4",
+                "--interval",
+                "1",
+            ],
+        );
+        traffic.join().unwrap();
+        out
     });
-    let out = lab.exec_output(
-        "worker-2",
-        &[
-            BIN,
-            "watch",
-            "--output",
-            "json",
-            "--duration",
-            "4",
-            "--interval",
-            "1",
-        ],
-    );
-    traffic.join().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<Value> = text(&out.stdout)
         .lines()

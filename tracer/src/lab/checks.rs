@@ -231,7 +231,7 @@ pub fn run_check(prefix: &str, c: &Check) -> Result<(), String> {
         Probe::Tcp { ns, to } => in_netns(ns, || tcp_roundtrip(*to)).map_err(|e| e.to_string())?,
         Probe::Ping { ns, to, full_size } => ping(ns, *to, *full_size),
         Probe::Bgp { ns, node } => {
-            let dir = super::node_dir(prefix, node).join("bird");
+            let dir = super::bird_dir(prefix, node);
             let sessions = bird::established(ns, &dir).map_err(|e| e.to_string())?;
             let down: Vec<String> = sessions
                 .iter()

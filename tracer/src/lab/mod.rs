@@ -35,6 +35,11 @@ pub fn node_dir(prefix: &str, node: &str) -> PathBuf {
     lab_dir(prefix).join("nodes").join(node)
 }
 
+/// Where a worker's BIRD keeps its configuration, control socket, pid file and log.
+pub fn bird_dir(prefix: &str, node: &str) -> PathBuf {
+    node_dir(prefix, node).join("bird")
+}
+
 /// Progress of `up`, for whoever is watching.
 pub type Progress<'a> = &'a dyn Fn(&str);
 
@@ -126,7 +131,7 @@ fn start_bird(st: &mut State, s: &Scenario) -> Result<()> {
         let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
         // kube-router's default cluster AS.
         let conf = bird::config(w.public_ip(), 64512, &cidr, &peers);
-        let dir = node_dir(&prefix, w.name).join("bird");
+        let dir = bird_dir(&prefix, w.name);
         fs::create_dir_all(&dir)?;
         let pid = bird::start(&node_ns(&prefix, w.name), &dir, &conf)?;
         st.started(pid, w.name, "bird")?;
@@ -138,7 +143,7 @@ fn wait_for_bgp(prefix: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     for w in nodes().iter().filter(|n| n.worker.is_some()) {
         let ns = node_ns(prefix, w.name);
-        let dir = node_dir(prefix, w.name).join("bird");
+        let dir = bird_dir(prefix, w.name);
         loop {
             let sessions = bird::established(&ns, &dir)?;
             if !sessions.is_empty() && sessions.iter().all(|(_, up)| *up) {

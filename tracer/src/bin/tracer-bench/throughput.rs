@@ -314,7 +314,7 @@ struct Lab<'a> {
 
 impl<'a> Lab<'a> {
     fn up(bin: &'a Path, prefix: &str, scenario: &str) -> Result<Lab<'a>> {
-        if Path::new("/var/lib/tracer-lab").join(prefix).exists() {
+        if tracer::lab::state::lab_dir(prefix).exists() {
             eprintln!("[{SECTION}] removing the lab {prefix} an earlier run left");
             let _ = lab_cmd(bin, "down", prefix).output();
         }

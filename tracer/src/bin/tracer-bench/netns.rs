@@ -151,6 +151,26 @@ pub struct End<'a> {
     pub ip: Ipv4Addr,
 }
 
+/// Two fresh namespaces, tagged `a_tag` and `b_tag` (created in that order), joined by a veth
+/// pair: `bn0` with `a_ip` in the first, `bn1` with `b_ip` in the second.
+pub fn pair(a_tag: &str, a_ip: Ipv4Addr, b_tag: &str, b_ip: Ipv4Addr) -> Result<(NetNs, NetNs)> {
+    let a = NetNs::new(a_tag)?;
+    let b = NetNs::new(b_tag)?;
+    veth_pair(
+        &End {
+            ns: &a,
+            name: "bn0",
+            ip: a_ip,
+        },
+        &End {
+            ns: &b,
+            name: "bn1",
+            ip: b_ip,
+        },
+    )?;
+    Ok((a, b))
+}
+
 /// Connects two namespaces with a veth pair, addresses in a /24, IPv6 off to keep the link
 /// quiet.
 pub fn veth_pair(a: &End, b: &End) -> Result<()> {

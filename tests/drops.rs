@@ -45,19 +45,30 @@ fn flow_total(lines: &[Value], keep: impl Fn(&Value) -> bool) -> u64 {
     last.values().sum()
 }
 
-fn summary_drops(lines: &[Value], iface: &str, class: &str, reason: &str) -> u64 {
-    let summary = lines
+/// The last summary line.
+fn summary(lines: &[Value]) -> &Value {
+    lines
         .iter()
         .rev()
         .find(|l| l["type"] == "summary")
-        .expect("summary");
+        .expect("summary")
+}
+
+/// The sum of the counts of the summary's drops that `keep` accepts.
+fn summary_drops_where(summary: &Value, keep: impl Fn(&Value) -> bool) -> u64 {
     summary["drops"]
         .as_array()
         .expect("drops in summary")
         .iter()
-        .filter(|d| d["iface"] == iface && d["class"] == class && d["reason"] == reason)
+        .filter(|d| keep(d))
         .map(|d| d["count"].as_u64().unwrap())
         .sum()
+}
+
+fn summary_drops(lines: &[Value], iface: &str, class: &str, reason: &str) -> u64 {
+    summary_drops_where(summary(lines), |d| {
+        d["iface"] == iface && d["class"] == class && d["reason"] == reason
+    })
 }
 
 #[test]
@@ -258,14 +269,8 @@ fn drops_in_other_namespaces_are_not_reported() {
         summary_drops(&lines, "va", "flannel-vxlan", "NETFILTER_DROP"),
         300
     );
-    let summary = lines.iter().rev().find(|l| l["type"] == "summary").unwrap();
-    let all: u64 = summary["drops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["reason"] == "NETFILTER_DROP")
-        .map(|d| d["count"].as_u64().unwrap())
-        .sum();
+    let summary = summary(&lines);
+    let all = summary_drops_where(summary, |d| d["reason"] == "NETFILTER_DROP");
     assert_eq!(all, 300, "{summary}");
     assert!(
         drop_lines(&lines).iter().all(|l| l["src"] != "10.79.0.2"),
@@ -318,14 +323,10 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
     let peak = peak_rss_kb(tracer.pid());
     let lines = tracer.stop();
     let secs = start.elapsed().as_secs() + 1;
-    let summary = lines.iter().rev().find(|l| l["type"] == "summary").unwrap();
-    let dropped: u64 = summary["drops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["reason"] == "NETFILTER_DROP" && d["iface"] == "-")
-        .map(|d| d["count"].as_u64().unwrap())
-        .sum();
+    let summary = summary(&lines);
+    let dropped = summary_drops_where(summary, |d| {
+        d["reason"] == "NETFILTER_DROP" && d["iface"] == "-"
+    });
     assert_eq!(dropped, STORM as u64, "{summary}");
     let stats = &summary["drop_stats"];
     assert_eq!(stats["uncounted"], 0, "{stats}");

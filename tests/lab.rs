@@ -3,7 +3,6 @@
 //! even after `lab up` was killed half way; labs with different prefixes coexist.
 
 use std::{
-    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -51,7 +50,7 @@ fn down_leaves_nothing(lab: &Lab) {
     }
     let left: Vec<u32> = pids(&state).into_iter().filter(|p| alive(*p)).collect();
     assert!(left.is_empty(), "processes still running: {left:?}");
-    assert!(!Path::new("/var/lib/tracer-lab").join(&lab.prefix).exists());
+    assert!(!lab.dir().exists());
 }
 
 fn fail_lines(check: &str) -> Vec<&str> {
@@ -71,11 +70,11 @@ fn healthy_kube_router_lab_peers_over_bgp_with_the_k0s_firewall() {
     ] {
         assert!(check.contains(line), "{line}:\n{check}");
     }
-    let ctl = format!(
-        "/var/lib/tracer-lab/{}/nodes/worker-1/bird/bird.ctl",
-        lab.prefix
+    let ctl = tracer::lab::bird::socket_path(&tracer::lab::bird_dir(&lab.prefix, "worker-1"));
+    let bgp = lab.exec(
+        "worker-1",
+        &["birdc", "-s", ctl.to_str().unwrap(), "show", "protocols"],
     );
-    let bgp = lab.exec("worker-1", &["birdc", "-s", &ctl, "show", "protocols"]);
     assert!(bgp.contains("Established"), "{bgp}");
     let routes = lab.exec("worker-1", &["ip", "route"]);
     assert!(
@@ -193,9 +192,7 @@ fn lab_down_after_kill_9_of_lab_up_removes_everything() {
             .unwrap()
             .stdout,
     );
-    let lab = Lab {
-        prefix: format!("t{}x", std::process::id() % 100_000),
-    };
+    let lab = Lab::named("x");
     let mut up = Command::new(BIN)
         .args([
             "lab",
@@ -210,9 +207,7 @@ fn lab_down_after_kill_9_of_lab_up_removes_everything() {
         .spawn()
         .unwrap();
     // Kill it once it has started daemons, half way through.
-    let state_file = Path::new("/var/lib/tracer-lab")
-        .join(&lab.prefix)
-        .join("state.json");
+    let state_file = lab.dir().join("state.json");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let started = std::fs::read_to_string(&state_file).is_ok_and(|s| s.contains("firewalld"));

@@ -4,35 +4,22 @@
 
 use std::{
     io::{Read, Write},
-    net::{Ipv4Addr, TcpListener, TcpStream},
+    net::{TcpListener, TcpStream},
     process::{Child, Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use bytes::Bytes;
 use serde_json::Value;
-use tracer::synth::{Eth, L4, frame};
 
-use crate::harness::{NetNs, Tracer, Veth, joined, send_frames, silent_apiserver, tracer::BIN};
+use crate::harness::{
+    NetNs, Tracer,
+    pair::{A, B, SILENT, apiserver_syns, pair, udp_to},
+    send_frames, silent_apiserver,
+    tracer::BIN,
+};
 
-const A: Veth = Veth {
-    name: "va",
-    mac: [0x02, 0, 0, 0, 0, 0x0a],
-    ip: Ipv4Addr::new(10, 77, 0, 1),
-};
-const B: Veth = Veth {
-    name: "vb",
-    mac: [0x02, 0, 0, 0, 0, 0x0b],
-    ip: Ipv4Addr::new(10, 77, 0, 2),
-};
-/// A source address B does not own: A's SYN-ACKs to it leave A but B answers them with nothing.
-const SILENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
 const METRICS: &str = "127.0.0.1:9464";
 const PROMETHEUS: &str = "127.0.0.1:9090";
-
-fn pair() -> (NetNs, NetNs) {
-    joined("", &A, &B)
-}
 
 /// A Prometheus server inside a namespace, scraping the tracer every second; killed and its
 /// storage removed when the guard drops, also when the test panics.
@@ -218,24 +205,8 @@ fn prometheus_scrapes_exact_counts() {
     tracer.started();
     let prometheus = Prometheus::start(&a);
 
-    let to_a = Eth::new(B.mac, A.mac);
-    let mut frames: Vec<Bytes> = Vec::new();
-    for i in 0..1000u16 {
-        frames.push(frame(
-            &to_a,
-            SILENT.into(),
-            A.ip.into(),
-            &L4::syn(20000 + i, 6443),
-        ));
-    }
-    for i in 0..500u16 {
-        frames.push(frame(
-            &to_a,
-            B.ip.into(),
-            A.ip.into(),
-            &L4::udp(41000 + i, 8472, &[0u8; 50]),
-        ));
-    }
+    let mut frames = apiserver_syns(1000);
+    frames.extend(udp_to(500, 41000, 8472));
     send_frames(&b, B.name, &frames);
     // Two tracer intervals: the counters of every frame are published.
     std::thread::sleep(Duration::from_secs(1));

@@ -7,25 +7,11 @@ use bytes::Bytes;
 use tracer::synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac};
 
 use crate::harness::{
-    Counts, NetNs, Tracer, Veth, joined, netns::run, send_frames, silent_apiserver,
+    Counts, Tracer,
+    netns::run,
+    pair::{A, B, SILENT, apiserver_syns, pair, udp_to},
+    send_frames, silent_apiserver,
 };
-
-const A: Veth = Veth {
-    name: "va",
-    mac: [0x02, 0, 0, 0, 0, 0x0a],
-    ip: Ipv4Addr::new(10, 77, 0, 1),
-};
-const B: Veth = Veth {
-    name: "vb",
-    mac: [0x02, 0, 0, 0, 0, 0x0b],
-    ip: Ipv4Addr::new(10, 77, 0, 2),
-};
-/// A source address B does not own: A's SYN-ACKs to it leave A but B answers them with nothing.
-const SILENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
-
-fn pair() -> (NetNs, NetNs) {
-    joined("", &A, &B)
-}
 
 #[test]
 fn counts_every_class_exactly_in_both_directions() {
@@ -38,32 +24,9 @@ fn counts_every_class_exactly_in_both_directions() {
     );
     tracer.started();
 
-    let to_a = Eth::new(B.mac, A.mac);
-    let mut frames: Vec<Bytes> = Vec::new();
-    for i in 0..1000u16 {
-        frames.push(frame(
-            &to_a,
-            SILENT.into(),
-            A.ip.into(),
-            &L4::syn(20000 + i, 6443),
-        ));
-    }
-    for i in 0..1000u16 {
-        frames.push(frame(
-            &to_a,
-            B.ip.into(),
-            A.ip.into(),
-            &L4::udp(40000 + i % 1000, 4789, &[0u8; 50]),
-        ));
-    }
-    for i in 0..500u16 {
-        frames.push(frame(
-            &to_a,
-            B.ip.into(),
-            A.ip.into(),
-            &L4::udp(41000 + i, 8472, &[0u8; 50]),
-        ));
-    }
+    let mut frames = apiserver_syns(1000);
+    frames.extend(udp_to(1000, 40000, 4789));
+    frames.extend(udp_to(500, 41000, 8472));
     let vrrp = Eth::new(B.mac, multicast_mac(VRRP_GROUP));
     for _ in 0..100 {
         frames.push(frame(

@@ -1,7 +1,7 @@
 //! A lab built by the `tracer` binary for a test, removed when the test ends however it ends.
 
 use std::{
-    path::Path,
+    path::PathBuf,
     process::{Command, Output},
 };
 
@@ -13,10 +13,17 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// The lab named for this test process and `tag`, not built yet (see [`Lab::up`]); it is
+    /// taken down when dropped all the same.
+    pub fn named(tag: &str) -> Lab {
+        Lab {
+            prefix: format!("t{}{tag}", std::process::id() % 100_000),
+        }
+    }
+
     pub fn up(scenario: &str, tag: &str) -> Lab {
         require_root();
-        let prefix = format!("t{}{tag}", std::process::id() % 100_000);
-        let lab = Lab { prefix };
+        let lab = Lab::named(tag);
         let out = lab.run(&["up", "--scenario", scenario]);
         assert!(
             out.status.success(),
@@ -38,20 +45,14 @@ impl Lab {
 
     /// Runs a command in a node, whatever its exit status.
     pub fn exec_output(&self, node: &str, argv: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(["lab", "exec", "--prefix", &self.prefix, node, "--"])
-            .args(argv)
-            .output()
-            .unwrap()
+        let mut args = vec!["exec", node, "--"];
+        args.extend_from_slice(argv);
+        self.run(&args)
     }
 
     /// Runs a command in a node; it must succeed.
     pub fn exec(&self, node: &str, argv: &[&str]) -> String {
-        let out = Command::new(BIN)
-            .args(["lab", "exec", "--prefix", &self.prefix, node, "--"])
-            .args(argv)
-            .output()
-            .unwrap();
+        let out = self.exec_output(node, argv);
         assert!(
             out.status.success(),
             "{argv:?} in {node}: {}",
@@ -60,10 +61,18 @@ impl Lab {
         text(&out.stdout)
     }
 
+    /// The lab's directory: its state and every node's files.
+    pub fn dir(&self) -> PathBuf {
+        tracer::lab::state::lab_dir(&self.prefix)
+    }
+
+    /// A node's files (see `tracer::lab::node_dir`).
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        tracer::lab::node_dir(&self.prefix, node)
+    }
+
     pub fn state(&self) -> serde_json::Value {
-        let file = Path::new("/var/lib/tracer-lab")
-            .join(&self.prefix)
-            .join("state.json");
+        let file = self.dir().join("state.json");
         serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
     }
 

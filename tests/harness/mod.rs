@@ -3,6 +3,7 @@
 
 pub mod lab;
 pub mod netns;
+pub mod pair;
 pub mod send;
 pub mod tracer;
 

@@ -2,8 +2,6 @@
 //! pairs between them.
 
 use std::{
-    fs::File,
-    os::fd::AsRawFd,
     process::{Command, Output},
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -59,26 +57,7 @@ impl NetNs {
 
     /// Loads an nftables ruleset (nft -f syntax) into the namespace.
     pub fn nft(&self, ruleset: &str) {
-        use std::io::Write;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run nft");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(ruleset.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "nft -f in {}:\n{ruleset}\n{}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        tracer::lab::net::nft(&self.name, ruleset).unwrap_or_else(|e| panic!("{e:#}:\n{ruleset}"));
     }
 
     pub fn sysctl(&self, key: &str, value: &str) {
@@ -87,23 +66,7 @@ impl NetNs {
 
     /// Runs `f` on a thread that has entered the namespace (setns is per thread).
     pub fn enter<R: Send, F: FnOnce() -> R + Send>(&self, f: F) -> R {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                // SAFETY: setns on a namespace file we hold open.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(
-                    rc,
-                    0,
-                    "setns into {path}: {}",
-                    std::io::Error::last_os_error()
-                );
-                f()
-            })
-            .join()
-            .expect("thread inside the namespace panicked")
-        })
+        tracer::model::netns::run_in(&self.name, f).unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
 

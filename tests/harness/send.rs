@@ -5,9 +5,7 @@
 
 use std::{
     ffi::CString,
-    fs::File,
     mem,
-    os::fd::AsRawFd,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -115,20 +113,11 @@ impl Paced {
             streams.iter().map(|s| s.per_sec).collect::<Vec<f64>>(),
         ));
         let stop = Arc::new(AtomicBool::new(false));
-        let path = format!("/run/netns/{}", ns.name);
         let (iface, ns_name) = (iface.to_string(), ns.name.clone());
         let thread = {
             let (rates, stop) = (rates.clone(), stop.clone());
             std::thread::spawn(move || {
-                let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                // SAFETY: setns on a namespace file we hold open, for this thread only.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(
-                    rc,
-                    0,
-                    "setns into {path}: {}",
-                    std::io::Error::last_os_error()
-                );
+                tracer::model::netns::enter(&ns_name).unwrap_or_else(|e| panic!("{e:#}"));
                 let socket = PacketSocket::open(&iface, &ns_name);
                 let n = streams.len();
                 // Per stream: the rate in force, since when, frames sent since then, in all.

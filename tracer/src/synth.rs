@@ -119,7 +119,7 @@ impl L4 {
     }
 
     /// The transport header and payload, checksummed against `pseudo` (the IPv6 or
-    /// IPv4 pseudo-header sum, or None for protocols without one).
+    /// IPv4 pseudo-header sum; unused by protocols without one: ICMPv4, VRRP, raw).
     fn bytes(&self, pseudo: u32, v6: bool) -> BytesMut {
         let mut b = BytesMut::new();
         match self {

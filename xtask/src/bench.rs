@@ -4,17 +4,15 @@
 
 use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
-use crate::{cargo, is_root, root_dir, setup, sh};
+use crate::{cargo, root_dir, setup_as_root, sh};
 
 pub fn run(extra: &[String]) -> Result<()> {
-    if !is_root() {
-        bail!(
-            "the benchmark loads eBPF programs and creates network namespaces: run `sudo -E cargo xtask bench`"
-        );
-    }
-    setup::run()?;
+    setup_as_root(
+        "the benchmark loads eBPF programs and creates network namespaces",
+        "bench",
+    )?;
     sh(cargo().args(["build", "--release", "-p", "tracer", "--bins"]))?;
     let root = root_dir();
     let mut bench = Command::new(root.join("target/release/tracer-bench"));

@@ -78,25 +78,30 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn test(extra: &[String]) -> Result<()> {
+/// Fails unless running as root, saying what `task` needs root for (`needs`) and how to run it
+/// with sudo; then makes sure the machine is set up.
+fn setup_as_root(needs: &str, task: &str) -> Result<()> {
     if !is_root() {
-        bail!(
-            "the tests load eBPF programs and create network namespaces: run `sudo -E cargo xtask test`"
-        );
+        bail!("{needs}: run `sudo -E cargo xtask {task}`");
     }
-    setup::run()?;
+    setup::run()
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    setup_as_root(
+        "the tests load eBPF programs and create network namespaces",
+        "test",
+    )?;
     sh(cargo().args(["fmt", "--all", "--check"]))?;
     sh(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     sh(cargo().args(["test"]).args(extra))
 }
 
 fn demo(extra: &[String]) -> Result<()> {
-    if !is_root() {
-        bail!(
-            "the demo builds a lab of network namespaces and loads eBPF programs: run `sudo -E cargo xtask demo`"
-        );
-    }
-    setup::run()?;
+    setup_as_root(
+        "the demo builds a lab of network namespaces and loads eBPF programs",
+        "demo",
+    )?;
     sh(cargo().args(["build", "--release", "--package", "tracer"]))?;
     sh(Command::new(root_dir().join("target/release/tracer"))
         .arg("demo")

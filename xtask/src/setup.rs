@@ -121,17 +121,15 @@ fn ensure_bpf_linker() -> Result<()> {
     }
     eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)");
     // Without LLVM_PREFIX its build script looks for LLVM in /usr and fails to link.
-    sh(
-        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args([
-                "install",
-                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
-                "--no-default-features",
-                "--features",
-                "llvm-22",
-            ])
-            .env("LLVM_PREFIX", "/usr/lib/llvm-22"),
-    )?;
+    sh(crate::cargo()
+        .args([
+            "install",
+            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ])
+        .env("LLVM_PREFIX", "/usr/lib/llvm-22"))?;
     if !linker.exists() {
         bail!(
             "bpf-linker was installed but {} does not exist",

@@ -148,7 +148,11 @@ fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
     let mut fixes: Vec<(String, Vec<String>)> = Vec::new();
     for node in s.nodes() {
         let findings = diagnose(node)?;
-        for f in findings.iter().filter(|f| f["severity"] == "error") {
+        let errors: Vec<&Value> = findings
+            .iter()
+            .filter(|f| f["severity"] == "error")
+            .collect();
+        for f in &errors {
             say!("   {}: {}", node, f["title"].as_str().unwrap_or(""));
             for (label, key) in [("zone", "zone"), ("cause", "element")] {
                 if let Some(v) = f[key].as_str() {
@@ -182,18 +186,7 @@ fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
                 say!("     fix:  {cmd}");
             }
         }
-        let commands = lab::applicable_fixes(
-            findings
-                .iter()
-                .filter(|f| f["severity"] == "error")
-                .flat_map(|f| {
-                    f["fix"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|c| c.as_str())
-                }),
-        );
+        let commands = lab::findings_fixes(errors.iter().copied());
         if !commands.is_empty() {
             fixes.push((node.to_string(), commands));
         }
@@ -205,32 +198,11 @@ fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
     for (node, commands) in &fixes {
         for cmd in commands {
             say!("   {node}$ {cmd}");
-            let shell = lab::node_shell(PREFIX, node)?;
-            let out = Command::new("ip")
-                .args(["netns", "exec", &shell.netns, "sh", "-c", cmd])
-                .envs(shell.env)
-                .output()?;
-            if !out.status.success() {
-                say!(
-                    "     failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            // The network provider's share of an MTU fix: pods get the overlay's MTU.
-            if let Some(mtu) = cmd
-                .strip_prefix("ip link set ")
-                .and_then(|r| r.split_once(" mtu "))
-                .map(|(_, m)| m.trim().to_string())
-            {
-                for pod in s.nodes().iter().filter(|n| n.starts_with("worker")) {
-                    let pod = lab::net::pod_ns(PREFIX, pod);
-                    say!(
-                        "   {pod}$ ip link set eth0 mtu {mtu}    (what the provider does for its pods)"
-                    );
-                    let _ = Command::new("ip")
-                        .args(["-n", &pod, "link", "set", "eth0", "mtu", &mtu])
-                        .status();
-                }
+            let provider = |pod_cmd: &str| {
+                say!("   {pod_cmd}    (what the provider does for its pods)");
+            };
+            if let Err(e) = lab::apply_fix(PREFIX, node, cmd, &provider) {
+                say!("     failed: {e:#}");
             }
         }
     }

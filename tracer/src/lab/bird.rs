@@ -8,9 +8,8 @@
 //! [`config`] renders the configuration, [`start`] runs `bird` inside a named
 //! namespace with `ip netns exec` and keeps its config, control socket, pid
 //! file and log in a directory of the caller's (never /run/bird),
-//! [`established`] parses `birdc show protocols`, and [`stop`] shuts the
-//! daemon down (`birdc down`, then SIGTERM, then SIGKILL) after checking that
-//! the pid still is that BIRD in that namespace. The timers are tuned for a
+//! and [`established`] parses `birdc show protocols`; the lab's teardown
+//! stops the daemon with the other processes it recorded. The timers are tuned for a
 //! lab: sessions come up in about 1 s, a dead peer is noticed after the 3 s
 //! hold time and a repaired one is back within about 1.5 s. Only std and
 //! anyhow are used; `ip`, `/usr/sbin/bird` and `/usr/sbin/birdc` must exist
@@ -282,41 +281,8 @@ pub fn established(netns: &str, dir: &Path) -> Result<Vec<(String, bool)>> {
     Ok(v)
 }
 
-fn wait_gone(pid: u32, sock: &Path, limit: Duration) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if is_our_bird(pid, sock) != Some(true) {
-            return true;
-        }
-        sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
-}
-
-/// Stop the BIRD started by [`start`]: `birdc down` (peers get a Cease
-/// "Administrative shutdown" and the kernel protocol withdraws its routes;
-/// takes ~1.3 s), then SIGTERM (same graceful path), then SIGKILL. A process
-/// is only signalled while `pid` still is a bird with this socket in `netns`.
-/// Leftover socket and pid files are removed. Never fails; best effort.
-pub fn stop(netns: &str, dir: &Path, pid: u32) {
-    let sock = socket_path(dir);
-    let ours = || is_our_bird(pid, &sock) == Some(true) && pid_in_netns(pid, netns);
-    if ours() {
-        let _ = birdc(netns, dir, &["down"]);
-        if !wait_gone(pid, &sock, Duration::from_secs(4)) && ours() {
-            signal(pid, "-TERM");
-            if !wait_gone(pid, &sock, Duration::from_secs(3)) && ours() {
-                signal(pid, "-KILL");
-                wait_gone(pid, &sock, Duration::from_secs(2));
-            }
-        }
-    }
-    let _ = fs::remove_file(&sock);
-    let _ = fs::remove_file(pid_path(dir));
 }
 
 #[cfg(test)]

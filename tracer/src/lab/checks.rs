@@ -3,11 +3,8 @@
 //! scenario passes them all. The traffic generator replays the same flows in a loop.
 
 use std::{
-    fs::File,
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpStream},
-    os::fd::AsRawFd,
-    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
@@ -167,26 +164,9 @@ pub fn checks(prefix: &str, s: &Scenario) -> Vec<Check> {
     out
 }
 
-/// Runs `f` on a thread inside the namespace `ns`.
+/// Runs `f` on a thread inside the lab namespace `ns`.
 pub fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> Result<R> {
-    let path = Path::new("/run/netns").join(ns);
-    let file =
-        File::open(&path).with_context(|| format!("namespace {ns} is missing (is the lab up?)"))?;
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                // SAFETY: setns on a namespace file we hold; affects this thread only.
-                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(anyhow::anyhow!(
-                        "entering {ns}: {}",
-                        std::io::Error::last_os_error()
-                    ));
-                }
-                Ok(f())
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("check thread in {ns} panicked"))?
-    })
+    crate::model::netns::run_in(ns, f).with_context(|| format!("in {ns} (is the lab up?)"))
 }
 
 fn tcp_roundtrip(to: SocketAddr) -> Result<(), String> {
@@ -251,7 +231,7 @@ pub fn run_check(prefix: &str, c: &Check) -> Result<(), String> {
         Probe::Tcp { ns, to } => in_netns(ns, || tcp_roundtrip(*to)).map_err(|e| e.to_string())?,
         Probe::Ping { ns, to, full_size } => ping(ns, *to, *full_size),
         Probe::Bgp { ns, node } => {
-            let dir = super::node_dir(prefix, node).join("bird");
+            let dir = super::bird_dir(prefix, node);
             let sessions = bird::established(ns, &dir).map_err(|e| e.to_string())?;
             let down: Vec<String> = sessions
                 .iter()

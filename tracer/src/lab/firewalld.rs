@@ -105,7 +105,7 @@ fn tail(path: &Path, max: usize) -> String {
 /// Creates `dir` (if needed) with `etc/firewalld/{zones,services}`, `etc/firewalld/firewalld.conf`
 /// (only if missing, so a pre-seeded config is kept), `run/` and `dbus.conf` (always rewritten).
 /// Zone/service XML files can be dropped into `etc/firewalld/zones|services` before [`start`]
-/// ([`write_zone`], [`write_service`], or [`firewall_offline_cmd`]).
+/// ([`write_zone`], [`write_service`]).
 pub fn prepare_node_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let dir = abs_dir(dir)?;

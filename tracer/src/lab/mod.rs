@@ -35,6 +35,11 @@ pub fn node_dir(prefix: &str, node: &str) -> PathBuf {
     lab_dir(prefix).join("nodes").join(node)
 }
 
+/// Where a worker's BIRD keeps its configuration, control socket, pid file and log.
+pub fn bird_dir(prefix: &str, node: &str) -> PathBuf {
+    node_dir(prefix, node).join("bird")
+}
+
 /// Progress of `up`, for whoever is watching.
 pub type Progress<'a> = &'a dyn Fn(&str);
 
@@ -126,7 +131,7 @@ fn start_bird(st: &mut State, s: &Scenario) -> Result<()> {
         let cidr = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
         // kube-router's default cluster AS.
         let conf = bird::config(w.public_ip(), 64512, &cidr, &peers);
-        let dir = node_dir(&prefix, w.name).join("bird");
+        let dir = bird_dir(&prefix, w.name);
         fs::create_dir_all(&dir)?;
         let pid = bird::start(&node_ns(&prefix, w.name), &dir, &conf)?;
         st.started(pid, w.name, "bird")?;
@@ -138,7 +143,7 @@ fn wait_for_bgp(prefix: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     for w in nodes().iter().filter(|n| n.worker.is_some()) {
         let ns = node_ns(prefix, w.name);
-        let dir = node_dir(prefix, w.name).join("bird");
+        let dir = bird_dir(prefix, w.name);
         loop {
             let sessions = bird::established(&ns, &dir)?;
             if !sessions.is_empty() && sessions.iter().all(|(_, up)| *up) {
@@ -328,6 +333,53 @@ pub fn applicable_fixes<'a>(fixes: impl IntoIterator<Item = &'a str>) -> Vec<Str
         out.push(cmd);
     }
     out
+}
+
+/// The applicable fixes (see [`applicable_fixes`]) of these findings, as `tracer diagnose
+/// --output json` prints them: each finding's `fix` commands.
+pub fn findings_fixes<'a>(
+    findings: impl IntoIterator<Item = &'a serde_json::Value>,
+) -> Vec<String> {
+    applicable_fixes(findings.into_iter().flat_map(|f| {
+        f["fix"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str())
+    }))
+}
+
+/// Runs one fix command (from [`applicable_fixes`]) with `sh -c` in a lab node. An MTU fix
+/// (`ip link set DEV mtu N`) also gets the network provider's share done: every pod's eth0
+/// gets MTU N, as the provider would set it; `progress` is told each such pod command before
+/// it runs. The pods are set even when the node's command fails; the first failure is returned.
+pub fn apply_fix(prefix: &str, node: &str, cmd: &str, progress: Progress) -> Result<()> {
+    let shell = node_shell(prefix, node)?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &shell.netns, "sh", "-c", cmd])
+        .envs(shell.env)
+        .output()
+        .with_context(|| format!("running `{cmd}` in {node}"))?;
+    let mut result = if out.status.success() {
+        Ok(())
+    } else {
+        Err(anyhow::Error::msg(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    };
+    if let Some(mtu) = cmd
+        .strip_prefix("ip link set ")
+        .and_then(|r| r.split_once(" mtu "))
+        .map(|(_, m)| m.trim())
+    {
+        for worker in scenarios::WORKERS {
+            let pod = net::pod_ns(prefix, worker);
+            progress(&format!("{pod}$ ip link set eth0 mtu {mtu}"));
+            let set = net::ip(&pod, &["link", "set", "eth0", "mtu", mtu]).map(drop);
+            result = result.and(set);
+        }
+    }
+    result
 }
 
 #[cfg(test)]

@@ -42,6 +42,32 @@ pub fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
     exec(ns, &["sysctl", "-qw", &format!("{key}={value}")]).map(drop)
 }
 
+/// Loads a ruleset (`nft -f` syntax) into the namespace `ns`.
+pub fn nft(ns: &str, ruleset: &str) -> Result<()> {
+    use std::{io::Write, process::Stdio};
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting nft")?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(ruleset.as_bytes())
+        .context("writing the ruleset to nft")?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "nft -f in {ns}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// One node of the lab and its addresses.
 #[derive(Clone, Debug)]
 pub struct Node {
@@ -425,26 +451,7 @@ fn kube_proxy(prefix: &str, s: &Scenario) -> Result<()> {
         apiserver(s)
     );
     for n in nodes() {
-        let ns = node_ns(prefix, n.name);
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns, "nft", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .context("running nft")?;
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(rules.as_bytes())?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!(
-                "nft in {ns}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        nft(&node_ns(prefix, n.name), &rules)?;
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! Entering a named network namespace (`ip netns` names live in /run/netns), so the tracer can
 //! watch a pod or a lab node without a wrapper. Must run before any other thread starts:
-//! setns applies to the calling thread only.
+//! setns applies to the calling thread only. Code that stays where it is and needs a moment in
+//! another namespace runs a closure on a scoped thread that enters it ([`run_in`]).
 
 use std::{fs::File, os::fd::AsRawFd, path::PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 /// The file of a namespace given by `ip netns` name, or by path.
 pub fn path(name: &str) -> PathBuf {
@@ -30,4 +31,18 @@ pub fn enter(name: &str) -> Result<()> {
         bail!("entering network namespace {name:?}: {err}");
     }
     Ok(())
+}
+
+/// Runs `f` on a scoped thread that has entered the network namespace `name`, leaving the
+/// calling thread where it is; `f`'s result, or why the thread could not enter or panicked.
+pub fn run_in<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> Result<R> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                enter(name)?;
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| anyhow!("the thread inside network namespace {name:?} panicked"))?
+    })
 }

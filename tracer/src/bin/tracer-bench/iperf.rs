@@ -35,7 +35,8 @@ pub fn tcp(ns: &str, dst: Ipv4Addr, secs: u32) -> Result<f64> {
     Ok(bps / 1e9)
 }
 
-/// Runs `iperf3 -c dst -p 6443 -J ARGS`, retrying once when the server was not ready.
+/// Runs `iperf3 -c dst -p 6443 -J ARGS`, trying up to three times (a second apart) while the
+/// server is not ready.
 fn client(ns: &str, dst: Ipv4Addr, args: &[&str]) -> Result<Value> {
     let mut last = String::new();
     for attempt in 0..3 {

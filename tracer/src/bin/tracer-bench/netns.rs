@@ -4,7 +4,6 @@
 //! touches the root namespace: every command runs inside a namespace the benchmark created.
 
 use std::{
-    io::Write,
     net::Ipv4Addr,
     process::{Command, Output, Stdio},
     sync::atomic::{AtomicBool, AtomicU32, Ordering},
@@ -107,7 +106,7 @@ impl NetNs {
 
     /// `ip -n <ns> <args>`.
     pub fn ip(&self, args: &[&str]) -> Result<()> {
-        run(Command::new("ip").arg("-n").arg(&self.name).args(args)).map(drop)
+        tracer::lab::net::ip(&self.name, args).map(drop)
     }
 
     /// A command that runs `program` inside the namespace.
@@ -116,49 +115,17 @@ impl NetNs {
     }
 
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
-        run(self
-            .command("sysctl")
-            .args(["-qw", &format!("{key}={value}")]))
-        .map(drop)
+        tracer::lab::net::sysctl(&self.name, key, value)
     }
 
     /// Loads an nftables ruleset (`nft -f` syntax) into the namespace.
     pub fn nft(&self, ruleset: &str) -> Result<()> {
-        let mut child = self
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting nft")?;
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(ruleset.as_bytes())
-            .context("writing the ruleset to nft")?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!(
-                "nft -f in {}: {}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
+        tracer::lab::net::nft(&self.name, ruleset)
     }
 
     /// Runs `f` on a thread that has entered the namespace (setns is per thread).
     pub fn enter<R: Send>(&self, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                tracer::model::netns::enter(&self.name)?;
-                f()
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("the thread inside {} panicked", self.name))?
-        })
+        tracer::model::netns::run_in(&self.name, f)?
     }
 }
 
@@ -182,6 +149,26 @@ pub struct End<'a> {
     pub ns: &'a NetNs,
     pub name: &'a str,
     pub ip: Ipv4Addr,
+}
+
+/// Two fresh namespaces, tagged `a_tag` and `b_tag` (created in that order), joined by a veth
+/// pair: `bn0` with `a_ip` in the first, `bn1` with `b_ip` in the second.
+pub fn pair(a_tag: &str, a_ip: Ipv4Addr, b_tag: &str, b_ip: Ipv4Addr) -> Result<(NetNs, NetNs)> {
+    let a = NetNs::new(a_tag)?;
+    let b = NetNs::new(b_tag)?;
+    veth_pair(
+        &End {
+            ns: &a,
+            name: "bn0",
+            ip: a_ip,
+        },
+        &End {
+            ns: &b,
+            name: "bn1",
+            ip: b_ip,
+        },
+    )?;
+    Ok((a, b))
 }
 
 /// Connects two namespaces with a veth pair, addresses in a /24, IPv6 off to keep the link

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::throughput::{Config, Mode, Run, VethBed, measure, median_gbps, paired_ratio};
+use crate::throughput::{Config, Mode, Run, VethBed, median_gbps, off_on, paired_ratio};
 
 /// The observers, in the order each round runs them (each after an untraced run).
 pub const MODES: [Mode; 4] = [
@@ -50,13 +50,7 @@ pub fn run(bin: &Path, cfg: Config) -> Result<Results> {
     );
     let bed = VethBed::new("pe")?;
     let route = bed.route();
-    let mut runs = Vec::new();
-    for round in 1..=cfg.rounds {
-        for mode in MODES {
-            runs.push(measure("peers", bin, &route, Mode::Off, round, cfg.secs)?);
-            runs.push(measure("peers", bin, &route, mode, round, cfg.secs)?);
-        }
-    }
+    let runs = off_on("peers", bin, &route, &MODES, cfg)?;
     let untraced = median_gbps(&runs, Mode::Off);
     let peers = MODES
         .iter()

@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::{
-    netns::{End, NetNs, check_interrupt, veth_pair},
+    netns::{self, NetNs, check_interrupt},
     procs::{Tracer, counted, cpu_secs, run_secs},
 };
 
@@ -53,20 +53,7 @@ pub struct Results {
 
 pub fn run(bin: &Path, pps: u64, secs: u32, idle_secs: u32) -> Result<Results> {
     eprintln!("[steady] {pps} packets/s of 64-byte UDP for {secs} s over a veth pair");
-    let a = NetNs::new("stc")?;
-    let b = NetNs::new("sts")?;
-    veth_pair(
-        &End {
-            ns: &a,
-            name: "bn0",
-            ip: CLIENT_IP,
-        },
-        &End {
-            ns: &b,
-            name: "bn1",
-            ip: SERVER_IP,
-        },
-    )?;
+    let (a, b) = netns::pair("stc", CLIENT_IP, "sts", SERVER_IP)?;
     let tracer = Tracer::watch(bin, &b.name, &["--iface", "bn1", "--profile", "generic"])?;
     let pid = tracer.pid();
 

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::{
-    netns::{End, NetNs, check_interrupt, veth_pair},
+    netns::{self, NetNs, check_interrupt},
     procs::{Tracer, cpu_secs, peak_rss_kib},
 };
 
@@ -46,20 +46,7 @@ pub struct Results {
 
 pub fn run(bin: &Path, datagrams: u64) -> Result<Results> {
     eprintln!("[storm] {datagrams} UDP datagrams dropped by an nft output rule");
-    let a = NetNs::new("stoa")?;
-    let b = NetNs::new("stob")?;
-    veth_pair(
-        &End {
-            ns: &a,
-            name: "bn0",
-            ip: LOCAL,
-        },
-        &End {
-            ns: &b,
-            name: "bn1",
-            ip: PEER,
-        },
-    )?;
+    let (a, _b) = netns::pair("stoa", LOCAL, "stob", PEER)?;
     a.nft(&format!(
         "table inet bnstorm {{\n chain output {{\n type filter hook output priority 0;\n ip daddr {DROPPED} drop\n }}\n}}\n"
     ))?;

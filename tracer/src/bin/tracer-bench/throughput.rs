@@ -17,7 +17,7 @@ use tracer::lab::{
 
 use crate::{
     iperf,
-    netns::{End, NetNs, check_interrupt, in_ns, veth_pair},
+    netns::{self, NetNs, check_interrupt, in_ns},
     procs::{Background, Tracer, counted},
     report::median,
 };
@@ -106,20 +106,8 @@ pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 
 impl VethBed {
     pub fn new(tag: &str) -> Result<VethBed> {
-        let client = NetNs::new(&format!("{tag}c"))?;
-        let server = NetNs::new(&format!("{tag}s"))?;
-        veth_pair(
-            &End {
-                ns: &client,
-                name: "bn0",
-                ip: CLIENT_IP,
-            },
-            &End {
-                ns: &server,
-                name: SERVER_IF,
-                ip: SERVER_IP,
-            },
-        )?;
+        let (client, server) =
+            netns::pair(&format!("{tag}c"), CLIENT_IP, &format!("{tag}s"), SERVER_IP)?;
         let iperf = iperf::server(&server.name)?;
         Ok(VethBed {
             client,
@@ -254,12 +242,21 @@ pub fn paired_ratio(runs: &[Run], mode: Mode) -> f64 {
     median(&ratios)
 }
 
-/// Interleaved rounds of untraced and traced runs over one path.
-fn off_on(bin: &Path, route: &Route, traced: Mode, cfg: Config) -> Result<Vec<Run>> {
+/// Interleaved rounds over one path, for `section`: in each round, every traced mode in turn,
+/// each run right after an untraced one.
+pub fn off_on(
+    section: &str,
+    bin: &Path,
+    route: &Route,
+    traced: &[Mode],
+    cfg: Config,
+) -> Result<Vec<Run>> {
     let mut runs = Vec::new();
     for round in 1..=cfg.rounds {
-        runs.push(measure(SECTION, bin, route, Mode::Off, round, cfg.secs)?);
-        runs.push(measure(SECTION, bin, route, traced, round, cfg.secs)?);
+        for &mode in traced {
+            runs.push(measure(section, bin, route, Mode::Off, round, cfg.secs)?);
+            runs.push(measure(section, bin, route, mode, round, cfg.secs)?);
+        }
     }
     Ok(runs)
 }
@@ -272,7 +269,11 @@ pub fn run(bin: &Path, cfg: Config) -> Result<Results> {
     let veth = {
         let bed = VethBed::new("tp")?;
         let traced = Mode::Tracer(Some("tc"));
-        compare("veth", off_on(bin, &bed.route(), traced, cfg)?, traced)
+        compare(
+            "veth",
+            off_on(SECTION, bin, &bed.route(), &[traced], cfg)?,
+            traced,
+        )
     };
     eprintln!(
         "[{SECTION}] VXLAN overlay: lab k0s-calico (prefix {LAB_PREFIX}), pod behind worker-1 to pod behind worker-2"
@@ -293,7 +294,11 @@ pub fn run(bin: &Path, cfg: Config) -> Result<Results> {
             profile: "k0s-calico",
         };
         let traced = Mode::Tracer(None);
-        compare("vxlan", off_on(bin, &route, traced, cfg)?, traced)
+        compare(
+            "vxlan",
+            off_on(SECTION, bin, &route, &[traced], cfg)?,
+            traced,
+        )
     };
     Ok(Results {
         secs: cfg.secs,
@@ -314,7 +319,7 @@ struct Lab<'a> {
 
 impl<'a> Lab<'a> {
     fn up(bin: &'a Path, prefix: &str, scenario: &str) -> Result<Lab<'a>> {
-        if Path::new("/var/lib/tracer-lab").join(prefix).exists() {
+        if tracer::lab::state::lab_dir(prefix).exists() {
             eprintln!("[{SECTION}] removing the lab {prefix} an earlier run left");
             let _ = lab_cmd(bin, "down", prefix).output();
         }

@@ -281,6 +281,24 @@ pub fn established(netns: &str, dir: &Path) -> Result<Vec<(String, bool)>> {
     Ok(v)
 }
 
+/// How long a session repaired a moment ago may take to come back: the 4 s maximum of the
+/// error wait, then the 2 s connect retry (see [`config`]).
+pub const REPAIR_TIME: Duration = Duration::from_secs(6);
+
+/// Polls [`established`] until every session is Established or `deadline` passes; returns
+/// the sessions as last seen.
+pub fn wait_established(netns: &str, dir: &Path, deadline: Instant) -> Result<Vec<(String, bool)>> {
+    loop {
+        let sessions = established(netns, dir)?;
+        if (!sessions.is_empty() && sessions.iter().all(|(_, up)| *up))
+            || Instant::now() >= deadline
+        {
+            return Ok(sessions);
+        }
+        sleep(Duration::from_millis(200));
+    }
+}
+
 fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }

@@ -232,7 +232,10 @@ pub fn run_check(prefix: &str, c: &Check) -> Result<(), String> {
         Probe::Ping { ns, to, full_size } => ping(ns, *to, *full_size),
         Probe::Bgp { ns, node } => {
             let dir = super::bird_dir(prefix, node);
-            let sessions = bird::established(ns, &dir).map_err(|e| e.to_string())?;
+            // A session repaired just before (a fix applied, a firewall reloaded) is given
+            // the time BIRD takes to retry.
+            let sessions = bird::wait_established(ns, &dir, Instant::now() + bird::REPAIR_TIME)
+                .map_err(|e| e.to_string())?;
             let down: Vec<String> = sessions
                 .iter()
                 .filter(|(_, up)| !up)

@@ -144,15 +144,9 @@ fn wait_for_bgp(prefix: &str) -> Result<()> {
     for w in nodes().iter().filter(|n| n.worker.is_some()) {
         let ns = node_ns(prefix, w.name);
         let dir = bird_dir(prefix, w.name);
-        loop {
-            let sessions = bird::established(&ns, &dir)?;
-            if !sessions.is_empty() && sessions.iter().all(|(_, up)| *up) {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("BGP sessions of {} did not come up: {sessions:?}", w.name);
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        let sessions = bird::wait_established(&ns, &dir, deadline)?;
+        if sessions.is_empty() || !sessions.iter().all(|(_, up)| *up) {
+            bail!("BGP sessions of {} did not come up: {sessions:?}", w.name);
         }
     }
     Ok(())

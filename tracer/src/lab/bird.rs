@@ -285,15 +285,75 @@ pub fn established(netns: &str, dir: &Path) -> Result<Vec<(String, bool)>> {
 /// error wait, then the 2 s connect retry (see [`config`]).
 pub const REPAIR_TIME: Duration = Duration::from_secs(6);
 
-/// Polls [`established`] until every session is Established or `deadline` passes; returns
-/// the sessions as last seen.
-pub fn wait_established(netns: &str, dir: &Path, deadline: Instant) -> Result<Vec<(String, bool)>> {
+/// A worker's BGP state: its sessions (name, Established) and how many routes BIRD has put
+/// into the kernel table.
+#[derive(Debug)]
+pub struct BgpState {
+    pub sessions: Vec<(String, bool)>,
+    pub kernel_routes: usize,
+}
+
+impl BgpState {
+    /// Every session Established and each peer's pod CIDR in the kernel: pods can reach the
+    /// other workers' pods.
+    pub fn ready(&self) -> bool {
+        !self.sessions.is_empty()
+            && self.sessions.iter().all(|(_, up)| *up)
+            && self.kernel_routes >= self.sessions.len()
+    }
+
+    /// Why the state is not [`ready`](Self::ready), in a few words.
+    pub fn problem(&self) -> Option<String> {
+        let down: Vec<&str> = self
+            .sessions
+            .iter()
+            .filter(|(_, up)| !up)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if self.sessions.is_empty() {
+            Some("no BGP sessions".into())
+        } else if !down.is_empty() {
+            Some(format!("not Established: {}", down.join(", ")))
+        } else if self.kernel_routes < self.sessions.len() {
+            Some(format!(
+                "{} of {} peers' routes in the kernel",
+                self.kernel_routes,
+                self.sessions.len()
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// The routes BIRD installed in `netns`'s main table (`proto bird`).
+pub fn kernel_routes(netns: &str) -> Result<usize> {
+    let out = Command::new("ip")
+        .args(["-n", netns, "-j", "route", "show", "proto", "bird"])
+        .output()
+        .context("running ip route")?;
+    if !out.status.success() {
+        bail!(
+            "ip -n {netns} route show failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let routes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("parsing the routes of {netns}"))?;
+    Ok(routes.len())
+}
+
+/// Polls [`established`] and [`kernel_routes`] until the state is
+/// [`ready`](BgpState::ready) or `deadline` passes; returns the state as last seen. A session
+/// comes up a moment before its routes reach the kernel, so both are waited for.
+pub fn wait_ready(netns: &str, dir: &Path, deadline: Instant) -> Result<BgpState> {
     loop {
-        let sessions = established(netns, dir)?;
-        if (!sessions.is_empty() && sessions.iter().all(|(_, up)| *up))
-            || Instant::now() >= deadline
-        {
-            return Ok(sessions);
+        let state = BgpState {
+            sessions: established(netns, dir)?,
+            kernel_routes: kernel_routes(netns)?,
+        };
+        if state.ready() || Instant::now() >= deadline {
+            return Ok(state);
         }
         sleep(Duration::from_millis(200));
     }

@@ -234,46 +234,48 @@ pub fn run_check(prefix: &str, c: &Check) -> Result<(), String> {
             let dir = super::bird_dir(prefix, node);
             // A session repaired just before (a fix applied, a firewall reloaded) is given
             // the time BIRD takes to retry.
-            let sessions = bird::wait_established(ns, &dir, Instant::now() + bird::REPAIR_TIME)
+            let state = bird::wait_ready(ns, &dir, Instant::now() + bird::REPAIR_TIME)
                 .map_err(|e| e.to_string())?;
-            let down: Vec<String> = sessions
-                .iter()
-                .filter(|(_, up)| !up)
-                .map(|(n, _)| n.clone())
-                .collect();
-            if sessions.is_empty() {
-                Err("no BGP sessions".into())
-            } else if down.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("not Established: {}", down.join(", ")))
-            }
+            state.problem().map_or(Ok(()), Err)
         }
     }
 }
 
-/// Runs every check once, all at the same time (a failing one waits for its timeout).
+/// Runs every check once. The BGP checks go first, since pod traffic in a BGP lab rides on
+/// the routes they wait for (a session repaired a moment ago is given time to come back);
+/// then every other check runs at the same time (a failing one waits for its timeout).
 pub fn run_all(prefix: &str, s: &Scenario) -> Vec<Outcome> {
     let checks = checks(prefix, s);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = checks
-            .iter()
-            .map(|c| scope.spawn(move || run_check(prefix, c)))
+    let checks = &checks;
+    let is_bgp = |c: &Check| matches!(c.probe, Probe::Bgp { .. });
+    let mut results: Vec<Option<Result<(), String>>> = vec![None; checks.len()];
+    for first in [true, false] {
+        let batch: Vec<usize> = (0..checks.len())
+            .filter(|&i| is_bgp(&checks[i]) == first)
             .collect();
-        checks
-            .iter()
-            .zip(handles)
-            .map(|(c, h)| {
-                let result = h.join().unwrap_or_else(|_| Err("check panicked".into()));
-                Outcome {
-                    ok: result.is_ok(),
-                    detail: result.err().unwrap_or_default(),
-                    expected_ok: !s.breaks(&c.name),
-                    name: c.name.clone(),
-                }
-            })
-            .collect()
-    })
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|&i| (i, scope.spawn(move || run_check(prefix, &checks[i]))))
+                .collect();
+            for (i, h) in handles {
+                results[i] = Some(h.join().unwrap_or_else(|_| Err("check panicked".into())));
+            }
+        });
+    }
+    checks
+        .iter()
+        .zip(results)
+        .map(|(c, result)| {
+            let result = result.expect("every check ran");
+            Outcome {
+                ok: result.is_ok(),
+                detail: result.err().unwrap_or_default(),
+                expected_ok: !s.breaks(&c.name),
+                name: c.name.clone(),
+            }
+        })
+        .collect()
 }
 
 /// Replays the scenario's flows for `seconds`, each flow in a loop of its own so a failing

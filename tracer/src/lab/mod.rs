@@ -144,9 +144,9 @@ fn wait_for_bgp(prefix: &str) -> Result<()> {
     for w in nodes().iter().filter(|n| n.worker.is_some()) {
         let ns = node_ns(prefix, w.name);
         let dir = bird_dir(prefix, w.name);
-        let sessions = bird::wait_established(&ns, &dir, deadline)?;
-        if sessions.is_empty() || !sessions.iter().all(|(_, up)| *up) {
-            bail!("BGP sessions of {} did not come up: {sessions:?}", w.name);
+        let state = bird::wait_ready(&ns, &dir, deadline)?;
+        if let Some(problem) = state.problem() {
+            bail!("BGP of {} did not come up: {problem}", w.name);
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::{Inputs, RuleInfo, fix};
-use crate::model::nft::{CtState, Hook, Packet, Verdict, evaluate};
+use crate::model::nft::{Hook, Packet, Verdict, evaluate};
 
 /// A dropped flow as the probe saw it.
 pub struct DroppedFlow<'a> {
@@ -41,21 +41,16 @@ pub fn explain(inp: &Inputs, d: &DroppedFlow) -> Option<DropCause> {
     }
     // Traffic to one of the node's addresses meets the input hook; anything else is routed.
     let to_node = inp.facts.owner_of(d.daddr).is_some();
-    let pkt = Packet {
-        hook: if to_node { Hook::Input } else { Hook::Forward },
-        iif: Some(d.iface.to_string()),
-        oif: None,
-        saddr: d.saddr,
-        daddr: d.daddr,
-        l4proto: d.proto,
-        sport: d.sport,
-        dport: d.dport,
-        // A packet the firewall refuses is one of a connection it never let in.
-        ct_state: CtState::New,
-        icmp_type: None,
-        mark: 0,
-        daddr_is_local: to_node,
-    };
+    // A packet the firewall refuses is one of a connection it never let in.
+    let pkt = Packet::new_connection(
+        if to_node { Hook::Input } else { Hook::Forward },
+        d.iface,
+        d.saddr,
+        d.daddr,
+        d.proto,
+        d.sport,
+        d.dport,
+    );
     let outcome = evaluate(ruleset, &pkt);
     if !matches!(outcome.verdict, Verdict::Drop | Verdict::Reject) {
         return None;

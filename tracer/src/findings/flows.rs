@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::{Diagnosis, Finding, FlowCheck, Inputs, RuleInfo, Severity, fix};
 use crate::model::{
     catalog::{Component, Protocol, Role},
-    nft::{CtState, Hook, Outcome, Packet, Verdict, evaluate},
+    nft::{Hook, Outcome, Packet, Verdict, evaluate},
     node::IfAddr,
 };
 
@@ -29,19 +29,14 @@ fn packet(
     proto: Protocol,
     dport: u16,
 ) -> Packet {
+    let (sport, dport) = if proto.has_ports() {
+        (43210, dport)
+    } else {
+        (0, 0)
+    };
     Packet {
-        hook,
-        iif: Some(iif.to_string()),
         oif: oif.map(str::to_string),
-        saddr,
-        daddr,
-        l4proto: proto.number(),
-        sport: if proto.has_ports() { 43210 } else { 0 },
-        dport: if proto.has_ports() { dport } else { 0 },
-        ct_state: CtState::New,
-        icmp_type: None,
-        mark: 0,
-        daddr_is_local: hook == Hook::Input,
+        ..Packet::new_connection(hook, iif, saddr, daddr, proto.number(), sport, dport)
     }
 }
 

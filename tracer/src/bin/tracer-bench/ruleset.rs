@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 use tracer::model::{
     catalog::Catalog,
-    nft::{CtState, Hook, Packet, Ruleset, Verdict, evaluate},
+    nft::{Hook, Packet, Ruleset, Verdict, evaluate},
 };
 
 use crate::{
@@ -111,19 +111,9 @@ pub fn run_section(rounds: usize) -> Result<Results> {
 fn flows(iif: &str) -> Result<Vec<Packet>> {
     let catalog = Catalog::builtin("generic")?;
     let ip = |s: &str| -> IpAddr { s.parse().expect("address literal") };
-    let packet = |l4proto: u8, dport: u16| Packet {
-        hook: Hook::Input,
-        iif: Some(iif.to_string()),
-        oif: None,
-        saddr: ip("192.168.10.21"),
-        daddr: ip("192.168.10.11"),
-        l4proto,
-        sport: 40000,
-        dport,
-        ct_state: CtState::New,
-        icmp_type: None,
-        mark: 0,
-        daddr_is_local: true,
+    let packet = |l4proto: u8, dport: u16| {
+        let (from, to) = (ip("192.168.10.21"), ip("192.168.10.11"));
+        Packet::new_connection(Hook::Input, iif, from, to, l4proto, 40000, dport)
     };
     let mut out = Vec::new();
     for c in &catalog.components {

@@ -44,6 +44,36 @@ pub struct Packet {
     pub daddr_is_local: bool,
 }
 
+impl Packet {
+    /// The first packet of a new connection arriving on `iif` at `hook`: no output interface,
+    /// no mark, not ICMP, and addressed to the node exactly when the hook is
+    /// [`Hook::Input`]. Set the other fields with struct update syntax.
+    pub fn new_connection(
+        hook: Hook,
+        iif: &str,
+        saddr: IpAddr,
+        daddr: IpAddr,
+        l4proto: u8,
+        sport: u16,
+        dport: u16,
+    ) -> Self {
+        Packet {
+            hook,
+            iif: Some(iif.to_string()),
+            oif: None,
+            saddr,
+            daddr,
+            l4proto,
+            sport,
+            dport,
+            ct_state: CtState::New,
+            icmp_type: None,
+            mark: 0,
+            daddr_is_local: hook == Hook::Input,
+        }
+    }
+}
+
 /// A packet's conntrack state (`ct state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CtState {

@@ -55,29 +55,30 @@ fn ip(s: &str) -> IpAddr {
 
 /// A new packet to the node on `iif`.
 pub(crate) fn to_node(iif: &str, saddr: &str, daddr: &str, l4proto: u8, dport: u16) -> Packet {
-    Packet {
-        hook: Hook::Input,
-        iif: Some(iif.to_string()),
-        oif: None,
-        saddr: ip(saddr),
-        daddr: ip(daddr),
+    Packet::new_connection(
+        Hook::Input,
+        iif,
+        ip(saddr),
+        ip(daddr),
         l4proto,
-        sport: 40000,
+        40000,
         dport,
-        ct_state: CtState::New,
-        icmp_type: None,
-        mark: 0,
-        daddr_is_local: true,
-    }
+    )
 }
 
 /// A new packet routed from `iif` to `oif`.
 fn routed(iif: &str, oif: &str, saddr: &str, daddr: &str, l4proto: u8, dport: u16) -> Packet {
     Packet {
-        hook: Hook::Forward,
         oif: Some(oif.to_string()),
-        daddr_is_local: false,
-        ..to_node(iif, saddr, daddr, l4proto, dport)
+        ..Packet::new_connection(
+            Hook::Forward,
+            iif,
+            ip(saddr),
+            ip(daddr),
+            l4proto,
+            40000,
+            dport,
+        )
     }
 }
 

@@ -51,6 +51,28 @@ pub struct Entry {
     pub sizes: [u64; SIZE_BUCKETS],
 }
 
+#[cfg(test)]
+impl Entry {
+    /// An entry of eth0's ingress, for the tests of what reads entries.
+    pub(crate) fn eth0_ingress(
+        class: &str,
+        inner: bool,
+        packets: u64,
+        bytes: u64,
+        sizes: [u64; SIZE_BUCKETS],
+    ) -> Entry {
+        Entry {
+            iface: "eth0".into(),
+            direction: Direction::Ingress,
+            class: class.into(),
+            inner,
+            packets,
+            bytes,
+            sizes,
+        }
+    }
+}
+
 /// All counters at one instant.
 #[derive(Clone, Debug)]
 pub struct Snapshot {

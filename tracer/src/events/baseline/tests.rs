@@ -81,18 +81,6 @@ fn regressions(c: &Comparison) -> Vec<&Change> {
     c.changes.iter().filter(|c| c.regression).collect()
 }
 
-fn entry(class: &str, inner: bool, packets: u64, bytes: u64, sizes: [u64; SIZE_BUCKETS]) -> Entry {
-    Entry {
-        iface: "eth0".into(),
-        direction: Direction::Ingress,
-        class: class.into(),
-        inner,
-        packets,
-        bytes,
-        sizes,
-    }
-}
-
 fn total(class: &str, reason: &str, count: u64) -> DropTotal {
     DropTotal {
         iface: "eth0".into(),
@@ -105,17 +93,17 @@ fn total(class: &str, reason: &str, count: u64) -> DropTotal {
 #[test]
 fn rates_are_the_difference_over_the_window() {
     let before = [
-        entry(
+        Entry::eth0_ingress(
             "kube-apiserver",
             false,
             100,
             6_600,
             [0, 100, 0, 0, 0, 0, 0, 0],
         ),
-        entry("etcd", false, 50, 5_000, [0, 50, 0, 0, 0, 0, 0, 0]),
+        Entry::eth0_ingress("etcd", false, 50, 5_000, [0, 50, 0, 0, 0, 0, 0, 0]),
     ];
     let after = [
-        entry(
+        Entry::eth0_ingress(
             "kube-apiserver",
             false,
             500,
@@ -123,9 +111,9 @@ fn rates_are_the_difference_over_the_window() {
             [100, 400, 0, 0, 0, 0, 0, 0],
         ),
         // No packets during the window: no row.
-        entry("etcd", false, 50, 5_000, [0, 50, 0, 0, 0, 0, 0, 0]),
+        Entry::eth0_ingress("etcd", false, 50, 5_000, [0, 50, 0, 0, 0, 0, 0, 0]),
         // Appeared during the window; inner rows have no sizes.
-        entry("kube-apiserver", true, 40, 4_000, [0; SIZE_BUCKETS]),
+        Entry::eth0_ingress("kube-apiserver", true, 40, 4_000, [0; SIZE_BUCKETS]),
     ];
     let drops_before = [total("calico-vxlan", "NETFILTER_DROP", 1_000)];
     let drops_after = [

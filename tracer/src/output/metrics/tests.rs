@@ -6,25 +6,13 @@ use std::{
 use tracer_common::counters::SIZE_BUCKETS;
 
 use super::*;
-use crate::{events::Direction, events::DropTotal, probes::DropStats};
+use crate::{events::DropTotal, probes::DropStats};
 
 fn info() -> RunInfo {
     RunInfo {
         version: "0.1.0".into(),
         kernel: "6.18.0-test".into(),
         ifaces: vec![("eth0".into(), 2, "xdp".into())],
-    }
-}
-
-fn entry(class: &str, inner: bool, packets: u64, bytes: u64, sizes: [u64; SIZE_BUCKETS]) -> Entry {
-    Entry {
-        iface: "eth0".into(),
-        direction: Direction::Ingress,
-        class: class.into(),
-        inner,
-        packets,
-        bytes,
-        sizes,
     }
 }
 
@@ -61,8 +49,8 @@ fn drops() -> DropsView {
 fn exact_text_of_a_small_run() {
     let info = info();
     let entries = [
-        entry("kube-apiserver", false, 3, 264, [2, 1, 0, 0, 0, 0, 0, 0]),
-        entry("etcd", true, 5, 500, [0; SIZE_BUCKETS]),
+        Entry::eth0_ingress("kube-apiserver", false, 3, 264, [2, 1, 0, 0, 0, 0, 0, 0]),
+        Entry::eth0_ingress("etcd", true, 5, 500, [0; SIZE_BUCKETS]),
     ];
     let drops = drops();
     let findings = [finding(Severity::Error), finding(Severity::Info)];
@@ -156,7 +144,13 @@ fn label_values_are_escaped() {
 #[test]
 fn buckets_are_cumulative_and_end_at_the_count() {
     let info = info();
-    let entries = [entry("other", false, 15, 9000, [1, 2, 3, 0, 4, 0, 0, 5])];
+    let entries = [Entry::eth0_ingress(
+        "other",
+        false,
+        15,
+        9000,
+        [1, 2, 3, 0, 4, 0, 0, 5],
+    )];
     let text = render(&Scrape {
         info: &info,
         entries: &entries,
@@ -192,7 +186,13 @@ fn buckets_are_cumulative_and_end_at_the_count() {
 fn buckets_read_ahead_of_the_count_never_pass_it() {
     let info = info();
     // Two packets arrived between reading the counter (10) and the histogram (12).
-    let entries = [entry("other", false, 10, 640, [12, 0, 0, 0, 0, 0, 0, 0])];
+    let entries = [Entry::eth0_ingress(
+        "other",
+        false,
+        10,
+        640,
+        [12, 0, 0, 0, 0, 0, 0, 0],
+    )];
     let text = render(&Scrape {
         info: &info,
         entries: &entries,
@@ -208,9 +208,9 @@ fn promtool_finds_nothing_to_complain_about() {
     let mut info = info();
     info.ifaces.push(("vxlan.calico".into(), 7, "tc".into()));
     let entries = [
-        entry("kube-apiserver", false, 3, 264, [2, 1, 0, 0, 0, 0, 0, 0]),
-        entry("calico-vxlan", false, 4, 6000, [0, 0, 0, 0, 0, 4, 0, 0]),
-        entry("kube-apiserver", true, 4, 5800, [0; SIZE_BUCKETS]),
+        Entry::eth0_ingress("kube-apiserver", false, 3, 264, [2, 1, 0, 0, 0, 0, 0, 0]),
+        Entry::eth0_ingress("calico-vxlan", false, 4, 6000, [0, 0, 0, 0, 0, 4, 0, 0]),
+        Entry::eth0_ingress("kube-apiserver", true, 4, 5800, [0; SIZE_BUCKETS]),
     ];
     let drops = drops();
     let findings = [finding(Severity::Warning)];

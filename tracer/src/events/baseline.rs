@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tracer_common::counters::{SIZE_BOUNDS, SIZE_BUCKETS};
 
 use super::{Direction, DropTotal, Snapshot, counters::Entry};
+use crate::model::json::JsonError;
 
 /// Marks a file as a tracer baseline, so that any other JSON is refused by name.
 pub const FORMAT: &str = "tracer-baseline";
@@ -153,13 +154,8 @@ pub struct DropWindow<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
     /// Not JSON, or JSON of the wrong shape.
-    #[error("{origin}:{line}:{column}: {message}")]
-    Json {
-        origin: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    #[error(transparent)]
+    Json(#[from] crate::model::json::JsonError),
     #[error(
         "{origin}: not a tracer baseline (no \"format\": \"{FORMAT}\"; write one with `tracer baseline record`)"
     )]
@@ -308,7 +304,7 @@ impl Baseline {
         // The format and version first, so that another version's file is refused as such
         // rather than for a field it lacks.
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| json_error(origin, &e))?;
+            serde_json::from_str(text).map_err(|e| JsonError::new(origin, &e))?;
         if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
             return Err(BaselineError::NotBaseline {
                 origin: origin.to_string(),
@@ -323,7 +319,8 @@ impl Baseline {
                 });
             }
         }
-        let baseline: Baseline = serde_json::from_str(text).map_err(|e| json_error(origin, &e))?;
+        let baseline: Baseline =
+            serde_json::from_str(text).map_err(|e| JsonError::new(origin, &e))?;
         baseline.check().map_err(|message| BaselineError::Invalid {
             origin: origin.to_string(),
             message,
@@ -383,15 +380,4 @@ impl Baseline {
 /// would only record noise.
 fn round(v: f64, scale: f64) -> f64 {
     (v * scale).round() / scale
-}
-
-fn json_error(origin: &str, e: &serde_json::Error) -> BaselineError {
-    // The location goes in front of the message rather than after it.
-    let (line, column, message) = crate::model::json::located(e);
-    BaselineError::Json {
-        origin: origin.to_string(),
-        line,
-        column,
-        message,
-    }
 }

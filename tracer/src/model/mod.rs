@@ -10,7 +10,7 @@ pub mod drop_reasons;
 pub mod firewalld;
 pub mod ifaces;
 pub mod iptables;
-pub(crate) mod json;
+pub mod json;
 pub mod net;
 pub mod netns;
 pub mod nft;

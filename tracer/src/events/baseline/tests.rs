@@ -2,6 +2,7 @@
 //! recordings: what moves, what is a regression, the noise floor and the threshold's edges.
 
 use super::*;
+use crate::model::json::JsonError;
 
 fn meta() -> Meta {
     Meta {
@@ -191,7 +192,7 @@ fn broken_json_names_file_line_and_column() {
     v["traffic"][1]["packets_per_sec"] = "many".into();
     let text = serde_json::to_string_pretty(&v).unwrap();
     let e = Baseline::from_json(&text, "b.json").unwrap_err();
-    let BaselineError::Json { line, .. } = &e else {
+    let BaselineError::Json(JsonError { line, .. }) = &e else {
         panic!("{e}");
     };
     assert!(

@@ -229,17 +229,8 @@ pub struct Set {
 #[derive(Debug, thiserror::Error)]
 pub enum RulesetError {
     /// The text is not JSON.
-    #[error("{origin}:{line}:{column}: {message}")]
-    Json {
-        /// The file or command the text came from.
-        origin: String,
-        /// 1-based line of the error.
-        line: usize,
-        /// 1-based column of the error.
-        column: usize,
-        /// What is wrong there.
-        message: String,
-    },
+    #[error(transparent)]
+    Json(#[from] crate::model::json::JsonError),
     /// The JSON is not an nft ruleset listing (missing fields, dangling references).
     #[error("{origin}: {message}")]
     Structure {

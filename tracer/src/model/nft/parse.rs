@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::model::json::JsonError;
 use serde_json::{Map, Value};
 
 use super::{
@@ -21,7 +22,7 @@ pub(crate) fn ruleset(
     origin: &str,
     saved: Option<&SavedRules>,
 ) -> Result<Ruleset, RulesetError> {
-    let mut doc: Value = serde_json::from_str(text).map_err(|e| json_error(origin, &e))?;
+    let mut doc: Value = serde_json::from_str(text).map_err(|e| JsonError::new(origin, &e))?;
     if let Some(saved) = saved {
         let n = saved.resolve(&mut doc);
         log::debug!("{n} xt expressions of {origin} translated from iptables-nft-save");
@@ -173,17 +174,6 @@ fn objects(items: &[Value]) -> impl Iterator<Item = (&str, &Map<String, Value>)>
         let (kind, body) = compile::single(item)?;
         Some((kind, body.as_object()?))
     })
-}
-
-fn json_error(origin: &str, e: &serde_json::Error) -> RulesetError {
-    // The location goes in front of the message rather than after it.
-    let (line, column, message) = crate::model::json::located(e);
-    RulesetError::Json {
-        origin: origin.to_string(),
-        line,
-        column,
-        message,
-    }
 }
 
 fn family(o: &Map<String, Value>) -> Result<Family, String> {

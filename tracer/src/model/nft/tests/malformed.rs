@@ -2,7 +2,10 @@
 //! expressions and statements parse, and make the evaluator answer Unknown where they matter.
 
 use super::{lab::Lab, listing, *};
-use crate::model::nft::{Expr, RulesetError, Stmt};
+use crate::model::{
+    json::JsonError,
+    nft::{Expr, RulesetError, Stmt},
+};
 
 fn error(text: &str) -> String {
     match Ruleset::from_json(text, "bad.json") {
@@ -21,11 +24,11 @@ fn invalid_json_names_source_line_and_column() {
     assert!(
         matches!(
             err,
-            RulesetError::Json {
+            RulesetError::Json(JsonError {
                 line: 3,
                 column: 15,
                 ..
-            }
+            })
         ),
         "{err:?}"
     );

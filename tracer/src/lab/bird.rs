@@ -11,9 +11,8 @@
 //! and [`established`] parses `birdc show protocols`; the lab's teardown
 //! stops the daemon with the other processes it recorded. The timers are tuned for a
 //! lab: sessions come up in about 1 s, a dead peer is noticed after the 3 s
-//! hold time and a repaired one is back within about 1.5 s. Only std and
-//! anyhow are used; `ip`, `/usr/sbin/bird` and `/usr/sbin/birdc` must exist
-//! and the caller must be root.
+//! hold time and a repaired one is back within about 1.5 s. `ip`, `/usr/sbin/bird`
+//! and `/usr/sbin/birdc` must exist and the caller must be root.
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::fs;
@@ -294,15 +293,8 @@ pub struct BgpState {
 }
 
 impl BgpState {
-    /// Every session Established and each peer's pod CIDR in the kernel: pods can reach the
-    /// other workers' pods.
-    pub fn ready(&self) -> bool {
-        !self.sessions.is_empty()
-            && self.sessions.iter().all(|(_, up)| *up)
-            && self.kernel_routes >= self.sessions.len()
-    }
-
-    /// Why the state is not [`ready`](Self::ready), in a few words.
+    /// Why pods cannot reach the other workers' pods yet, in a few words; `None` when every
+    /// session is Established and each peer's pod CIDR is in the kernel.
     pub fn problem(&self) -> Option<String> {
         let down: Vec<&str> = self
             .sessions
@@ -328,23 +320,14 @@ impl BgpState {
 
 /// The routes BIRD installed in `netns`'s main table (`proto bird`).
 pub fn kernel_routes(netns: &str) -> Result<usize> {
-    let out = Command::new("ip")
-        .args(["-n", netns, "-j", "route", "show", "proto", "bird"])
-        .output()
-        .context("running ip route")?;
-    if !out.status.success() {
-        bail!(
-            "ip -n {netns} route show failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let routes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("parsing the routes of {netns}"))?;
+    let text = super::net::ip(netns, &["-j", "route", "show", "proto", "bird"])?;
+    let routes: Vec<serde_json::Value> =
+        serde_json::from_str(&text).with_context(|| format!("parsing the routes of {netns}"))?;
     Ok(routes.len())
 }
 
-/// Polls [`established`] and [`kernel_routes`] until the state is
-/// [`ready`](BgpState::ready) or `deadline` passes; returns the state as last seen. A session
+/// Polls [`established`] and [`kernel_routes`] until the state has no
+/// [`problem`](BgpState::problem) or `deadline` passes; returns the state as last seen. A session
 /// comes up a moment before its routes reach the kernel, so both are waited for.
 pub fn wait_ready(netns: &str, dir: &Path, deadline: Instant) -> Result<BgpState> {
     loop {
@@ -352,7 +335,7 @@ pub fn wait_ready(netns: &str, dir: &Path, deadline: Instant) -> Result<BgpState
             sessions: established(netns, dir)?,
             kernel_routes: kernel_routes(netns)?,
         };
-        if state.ready() || Instant::now() >= deadline {
+        if state.problem().is_none() || Instant::now() >= deadline {
             return Ok(state);
         }
         sleep(Duration::from_millis(200));

@@ -188,11 +188,8 @@ fn tcp_roundtrip(to: SocketAddr) -> Result<(), String> {
 
 /// The MTU of the pod's interface.
 fn pod_mtu(ns: &str) -> Result<u32, String> {
-    let out = Command::new("ip")
-        .args(["-n", ns, "-j", "link", "show", "eth0"])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let text = net::ip(ns, &["-j", "link", "show", "eth0"]).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     v[0]["mtu"]
         .as_u64()
         .map(|m| m as u32)

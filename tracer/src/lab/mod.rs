@@ -306,13 +306,7 @@ pub fn exists(prefix: &str) -> bool {
 /// as is the dummy-interface workaround (this kernel has no dummy module), and the lab's
 /// gateway fills the placeholder of a default-route fix.
 pub fn applicable_fixes<'a>(fixes: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let gateway = net::PUBLIC_NET
-        .iter()
-        .map(u8::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-        + "."
-        + &net::GATEWAY_HOST.to_string();
+    let gateway = net::gateway().to_string();
     let mut out: Vec<String> = Vec::new();
     for fix in fixes {
         let cmd = fix
@@ -344,9 +338,10 @@ pub fn findings_fixes<'a>(
 }
 
 /// Runs one fix command (from [`applicable_fixes`]) with `sh -c` in a lab node. An MTU fix
-/// (`ip link set DEV mtu N`) also gets the network provider's share done: every pod's eth0
-/// gets MTU N, as the provider would set it; `progress` is told each such pod command before
-/// it runs. The pods are set even when the node's command fails; the first failure is returned.
+/// (`ip link set DEV mtu N`) on a worker also gets the network provider's share done: the
+/// eth0 of the worker's pod gets MTU N, as the provider would set it; `progress` is told that
+/// pod command before it runs. The pod is set even when the node's command fails; the first
+/// failure is returned.
 pub fn apply_fix(prefix: &str, node: &str, cmd: &str, progress: Progress) -> Result<()> {
     let shell = node_shell(prefix, node)?;
     let out = Command::new("ip")
@@ -366,8 +361,9 @@ pub fn apply_fix(prefix: &str, node: &str, cmd: &str, progress: Progress) -> Res
         .and_then(|r| r.split_once(" mtu "))
         .map(|(_, m)| m.trim())
     {
-        for worker in scenarios::WORKERS {
-            let pod = net::pod_ns(prefix, worker);
+        // The provider sets a node's pods from that node's own overlay device.
+        if scenarios::WORKERS.contains(&node) {
+            let pod = net::pod_ns(prefix, node);
             progress(&format!("{pod}$ ip link set eth0 mtu {mtu}"));
             let set = net::ip(&pod, &["link", "set", "eth0", "mtu", mtu]).map(drop);
             result = result.and(set);

@@ -100,6 +100,11 @@ fn addr(net: [u8; 3], host: u8) -> Ipv4Addr {
     Ipv4Addr::new(net[0], net[1], net[2], host)
 }
 
+/// The public network's gateway: the nodes' default route.
+pub fn gateway() -> Ipv4Addr {
+    addr(PUBLIC_NET, GATEWAY_HOST)
+}
+
 pub fn nodes() -> Vec<Node> {
     let mut nodes = vec![Node {
         name: CONTROLLER,
@@ -254,13 +259,7 @@ pub fn build(state: &mut State, s: &Scenario) -> Result<()> {
         if s.fault != Some(Fault::NoDefaultRoute { node: n.name }) {
             ip(
                 &ns,
-                &[
-                    "route",
-                    "add",
-                    "default",
-                    "via",
-                    &addr(PUBLIC_NET, GATEWAY_HOST).to_string(),
-                ],
+                &["route", "add", "default", "via", &gateway().to_string()],
             )?;
         }
         sysctl(&ns, "net.ipv4.ip_forward", "1")?;

@@ -36,16 +36,18 @@ macro_rules! say {
     }};
 }
 
-/// Removes the demo's lab when dropped: at the end, on an error, and on a panic.
+/// Removes the demo's lab when dropped: at the end, on an error, on a panic, and when
+/// interrupted (also with `--keep`: an interrupted demo leaves nothing behind).
 struct Lab {
-    keep: bool,
+    /// `--keep`: the node to suggest exploring, the scenario's affected one.
+    keep: Option<&'static str>,
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if self.keep {
+        if let Some(node) = self.keep.filter(|_| !interrupted()) {
             say!(
-                "\nThe lab stays up: explore it with `tracer lab exec --prefix {PREFIX} NODE -- ...`, remove it with `tracer lab down --prefix {PREFIX}`."
+                "\nThe lab stays up: explore it with `tracer lab exec --prefix {PREFIX} {node} -- ...`, remove it with `tracer lab down --prefix {PREFIX}`."
             );
             return;
         }
@@ -102,7 +104,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         say!("Removing the lab a previous demo left behind.");
         teardown(PREFIX)?;
     }
-    let _lab = Lab { keep: args.keep };
+    let _lab = Lab {
+        keep: args.keep.then_some(s.affected_node),
+    };
     demo(s, &args)
 }
 

@@ -10,7 +10,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use tracer_common::drops::{DropEvent, DropKey, Flow, FlowKey};
 
-use crate::probes::{ClassTable, DropStats, drops::ReasonNames, symbols::KernelSymbols};
+use crate::{
+    model::drop_reasons::is_housekeeping,
+    probes::{ClassTable, DropStats, drops::ReasonNames, symbols::KernelSymbols},
+};
 
 /// Flows remembered in user space; beyond this, the least recently changed are forgotten (the
 /// totals stay exact).
@@ -214,12 +217,14 @@ impl DropTracker {
         }
     }
 
-    /// The flows with the most drops, most first.
+    /// The `n` flows with the most network drops, most first; sockets tidying up
+    /// ([`is_housekeeping`]) is not network loss and is left out.
     pub fn top_flows(&self, n: usize, names: &Names) -> Vec<DropFlow> {
         let mut all: Vec<(&FlowKey, &Memo)> =
             self.flows.iter().filter(|(_, m)| m.count > 0).collect();
         all.sort_unstable_by_key(|(_, m)| std::cmp::Reverse(m.count));
         all.into_iter()
+            .filter(|(k, _)| !is_housekeeping(&names.reasons.name(k.reason)))
             .take(n)
             .map(|(k, m)| DropFlow::new(k, m.count, m.location.clone(), names))
             .collect()
@@ -345,6 +350,34 @@ mod tests {
         assert_eq!(
             t.update(&[], &[(k, 2)], DropStats::default(), &names).flows[0].count,
             7
+        );
+    }
+
+    #[test]
+    fn sockets_tidying_up_do_not_crowd_the_top_flows_out() {
+        let mut classes = ClassTable::new();
+        let vx = classes.add_class("calico-vxlan").unwrap();
+        let reasons = ReasonNames::from_pairs([
+            ("SKB_DROP_REASON_NETFILTER_DROP".to_string(), 77),
+            ("SKB_DROP_REASON_SOCKET_CLOSE".to_string(), 78),
+        ]);
+        let iface = |i: u32| format!("if{i}");
+        let names = names_for(&classes, &reasons, &iface);
+        let mut t = DropTracker::default();
+        let mut flows: Vec<(FlowKey, u64)> = (0..3)
+            .map(|i| {
+                let mut k = flow_key(2000 + i, vx);
+                k.reason = 78;
+                (k, 100)
+            })
+            .collect();
+        flows.push((flow_key(1000, vx), 5));
+        t.update(&[], &flows, DropStats::default(), &names);
+        let top = t.top_flows(2, &names);
+        assert_eq!(top.len(), 1, "{top:?}");
+        assert_eq!(
+            (top[0].reason.as_str(), top[0].count),
+            ("NETFILTER_DROP", 5)
         );
     }
 

@@ -40,6 +40,7 @@ pub struct DropsView {
     /// The probe's statistics, when they moved in the last interval.
     pub stats_changed: Option<DropStats>,
     pub totals: Vec<DropTotal>,
+    /// The flows with the most network drops (socket housekeeping left out), most first.
     pub top: Vec<DropFlow>,
     pub stats: DropStats,
     /// Why the firewall dropped each flow of `changed`, where it was the firewall (same order).

@@ -61,13 +61,10 @@ impl<W: Write> Text<W> {
                     t.iface, t.class, t.reason, t.count
                 )?;
             }
-            let top: Vec<usize> = (0..d.top.len())
-                .filter(|i| !is_housekeeping(&d.top[*i].reason))
-                .collect();
-            if !top.is_empty() {
+            if !d.top.is_empty() {
                 writeln!(self.out, "Flows with the most drops:")?;
-                for i in top {
-                    writeln!(self.out, "  {}", flow_line(&d.top[i]))?;
+                for (i, flow) in d.top.iter().enumerate() {
+                    writeln!(self.out, "  {}", flow_line(flow))?;
                     if let Some(c) = d.top_causes.get(i).and_then(Option::as_ref) {
                         self.cause(c)?;
                     }

@@ -157,9 +157,9 @@ pub fn compare(baseline: &Baseline, sample: &Baseline, t: Thresholds) -> Compari
                         before,
                         after,
                     },
-                    // Rising or appearing drops, once they are more than noise, of traffic
-                    // lost rather than sockets closing.
-                    regression: after > before && after >= t.floor && !is_housekeeping(&key.reason),
+                    // Rising or appearing drops (the rate above the floor is `after`) of
+                    // traffic lost rather than sockets closing.
+                    regression: after > before && !is_housekeeping(&key.reason),
                 });
             }
         }
@@ -201,8 +201,8 @@ fn traffic_changes(baseline: &Baseline, sample: &Baseline, t: Thresholds) -> Vec
                     before: p0,
                     after: p1,
                 },
-                // A class that falls away (or disappears) from a rate above the noise.
-                regression: p1 < p0 && p0 >= t.floor,
+                // A class that falls away (or disappears): the rate above the floor is `p0`.
+                regression: p1 < p0,
             });
         } else if moved(b0, b1, t.percent) {
             // Same packets, different sizes: worth a line, the size shift says more.

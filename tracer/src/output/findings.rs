@@ -19,7 +19,8 @@ pub struct Context {
     pub problems: Vec<String>,
 }
 
-fn rule_line(r: &RuleInfo) -> String {
+/// A rule as `family table chain #handle: text`; a chain's policy (handle 0) has no handle.
+pub(super) fn rule_line(r: &RuleInfo) -> String {
     let handle = if r.handle == 0 {
         String::new()
     } else {
@@ -115,11 +116,12 @@ fn finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
     writeln!(out)
 }
 
+/// A JSON line: its `type`, then the fields of `body`.
 #[derive(Serialize)]
-struct Line<'a, T: Serialize> {
-    r#type: &'static str,
+pub(super) struct Line<'a, T: Serialize> {
+    pub r#type: &'static str,
     #[serde(flatten)]
-    body: &'a T,
+    pub body: &'a T,
 }
 
 #[derive(Serialize)]

@@ -7,14 +7,14 @@ use std::{collections::BTreeMap, io::Write};
 
 use serde::Serialize;
 
-use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary};
+use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary, findings::Line};
 use crate::{
     events::{
         Direction, DropFlow, DropTotal,
         counters::Entry,
         drops::{Endpoints, Inner},
     },
-    findings::{Finding, drops::DropCause},
+    findings::drops::DropCause,
     model::drop_reasons::explain,
     probes::DropStats,
 };
@@ -138,13 +138,6 @@ impl<'a> Drop<'a> {
 }
 
 #[derive(Serialize)]
-struct FindingLine<'a> {
-    r#type: &'static str,
-    #[serde(flatten)]
-    finding: &'a Finding,
-}
-
-#[derive(Serialize)]
 struct Stats {
     r#type: &'static str,
     events_lost: u64,
@@ -233,9 +226,9 @@ impl<W: Write> WatchOutput for Json<W> {
             }
         }
         for f in interval.findings {
-            self.line(&FindingLine {
+            self.line(&Line {
                 r#type: "finding",
-                finding: f,
+                body: f,
             })?;
         }
         self.out.flush()

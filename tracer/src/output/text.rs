@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary, units::si};
+use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary, findings, units::si};
 use crate::{
     events::DropFlow,
     findings::drops::DropCause,
@@ -105,11 +105,7 @@ impl<W: Write> Text<W> {
 impl<W: Write> Text<W> {
     fn cause(&mut self, c: &DropCause) -> std::io::Result<()> {
         if let Some(r) = &c.rule {
-            writeln!(
-                self.out,
-                "    dropped by {} {} {} #{}: {}",
-                r.family, r.table, r.chain, r.handle, r.text
-            )?;
+            writeln!(self.out, "    dropped by {}", findings::rule_line(r))?;
         }
         if let Some(zone) = &c.zone {
             let binding = c

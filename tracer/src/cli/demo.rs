@@ -125,9 +125,7 @@ fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
     }
     say!("\n2. Trying each flow the cluster needs once:");
     let outcomes = checks::run_all(PREFIX, s);
-    for o in &outcomes {
-        say!("   {} {}", if o.ok { "ok  " } else { "FAIL" }, o.name);
-    }
+    say_outcomes(&outcomes);
     let failing: Vec<&str> = outcomes
         .iter()
         .filter(|o| !o.ok)
@@ -158,18 +156,15 @@ fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
             .collect();
         for f in &errors {
             say!("   {}: {}", node, f["title"].as_str().unwrap_or(""));
-            for (label, key) in [("zone", "zone"), ("cause", "element")] {
-                if let Some(v) = f[key].as_str() {
-                    let binding = if key == "zone" {
-                        f["binding"]
-                            .as_str()
-                            .map(|b| format!(" (chosen by {b})"))
-                            .unwrap_or_default()
-                    } else {
-                        String::new()
-                    };
-                    say!("     {label}: {v}{binding}");
-                }
+            if let Some(zone) = f["zone"].as_str() {
+                let binding = f["binding"]
+                    .as_str()
+                    .map(|b| format!(" (chosen by {b})"))
+                    .unwrap_or_default();
+                say!("     zone: {zone}{binding}");
+            }
+            if let Some(element) = f["element"].as_str() {
+                say!("     cause: {element}");
             }
             if let Some(rule) = f["rule"].as_object() {
                 say!(
@@ -211,10 +206,15 @@ fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
         }
     }
     say!("");
-    for o in checks::run_all(PREFIX, s) {
+    say_outcomes(&checks::run_all(PREFIX, s));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per flow the lab tried: `ok` or `FAIL`, and its name.
+fn say_outcomes(outcomes: &[checks::Outcome]) {
+    for o in outcomes {
         say!("   {} {}", if o.ok { "ok  " } else { "FAIL" }, o.name);
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `tracer diagnose --output json` inside a lab node: its findings.

@@ -25,10 +25,14 @@ fn traffic_name(class: &str, inner: bool, direction: Direction, iface: &str) -> 
     format!("{class}{inner} {} on {iface}", direction.as_str())
 }
 
+fn drops_name(reason: &str, class: &str, iface: &str) -> String {
+    format!("{reason} drops of {class} on {iface}")
+}
+
 fn subject_name(s: &Subject) -> String {
     match s {
         Subject::Traffic(k) => traffic_name(&k.class, k.inner, k.direction, &k.iface),
-        Subject::Drops(k) => format!("{} drops of {} on {}", k.reason, k.class, k.iface),
+        Subject::Drops(k) => drops_name(&k.reason, &k.class, &k.iface),
     }
 }
 
@@ -350,8 +354,9 @@ pub fn recorded(out: &mut impl Write, b: &Baseline, file: &str) -> std::io::Resu
             for d in d {
                 writeln!(
                     out,
-                    "  {} drops of {} on {}: {:.1} /s",
-                    d.reason, d.class, d.iface, d.per_sec
+                    "  {}: {:.1} /s",
+                    drops_name(&d.reason, &d.class, &d.iface),
+                    d.per_sec
                 )?;
             }
         }

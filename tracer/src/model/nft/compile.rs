@@ -44,9 +44,6 @@ pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
             kind: v.to_string(),
         });
     };
-    let no_effect = || Stmt::NoEffect {
-        kind: kind.to_string(),
-    };
     Ok(match kind {
         "match" => Stmt::Match(matcher(body, scope)?),
         "accept" | "drop" | "continue" | "return" | "jump" | "goto" => {
@@ -70,17 +67,18 @@ pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
             Stmt::Vmap { key, map }
         }
         "reject" => {
-            let with = render::reject_with(body, scope.family);
             // In inet tables nft makes `reject with icmp ...` IPv4-only and `icmpv6` IPv6-only
-            // with a dependency the listing does not show.
-            let only = match (scope.family, with.split(' ').next()) {
+            // with a dependency the listing does not show. Without a type the reject is the
+            // family's default, icmpx in these families.
+            let ty = body.get("type").and_then(Value::as_str);
+            let only = match (scope.family, ty.and_then(|t| t.split(' ').next())) {
                 (Family::Inet | Family::Bridge | Family::Netdev, Some("icmp")) => Some(Family::Ip),
                 (Family::Inet | Family::Bridge | Family::Netdev, Some("icmpv6")) => {
                     Some(Family::Ip6)
                 }
                 _ => None,
             };
-            Stmt::Reject { with, only }
+            Stmt::Reject { only }
         }
         "mangle" => {
             let key = expr(body.get("key").unwrap_or(&Value::Null));
@@ -98,14 +96,14 @@ pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
                     key: CtKey::Other(_),
                     ..
                 }
-                | Expr::Unsupported(_) => no_effect(),
+                | Expr::Unsupported(_) => Stmt::NoEffect,
                 _ => Stmt::Unknown {
                     kind: format!("mangle of {}", render::expr(&body["key"])),
                 },
             }
         }
         "counter" | "log" | "notrack" | "ct helper" | "ct timeout" | "ct expectation" | "dup" => {
-            no_effect()
+            Stmt::NoEffect
         }
         "limit" | "quota" | "ct count" => Stmt::Limit {
             over: body.get("inv").and_then(Value::as_bool).unwrap_or(false),
@@ -114,11 +112,9 @@ pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
         // they carry a limit (a meter), which then filters like one.
         "set" | "meter" => match inner_limit(body) {
             Some(over) => Stmt::Limit { over },
-            None => no_effect(),
+            None => Stmt::NoEffect,
         },
-        "dnat" | "snat" | "masquerade" | "redirect" => Stmt::Nat {
-            kind: kind.to_string(),
-        },
+        "dnat" | "snat" | "masquerade" | "redirect" => Stmt::Nat,
         "xt" => Stmt::Xt {
             kind: match body.get("type").and_then(Value::as_str) {
                 Some("target") => XtKind::Target,

@@ -392,7 +392,7 @@ impl Walk<'_> {
                         Err(why) => Step::Unknown(why),
                     };
                 }
-                Stmt::Reject { only, .. } => {
+                Stmt::Reject { only } => {
                     let v4 = self.ctx.pkt.saddr.is_ipv4();
                     return match only {
                         Some(Family::Ip) if !v4 => Step::Next,
@@ -400,7 +400,7 @@ impl Walk<'_> {
                         _ => decide(unsure, Step::Reject),
                     };
                 }
-                Stmt::Nat { .. } => return decide(unsure, Step::Nat),
+                Stmt::Nat => return decide(unsure, Step::Nat),
                 Stmt::SetMark(value) => match self.new_mark(value, &unsure) {
                     Some(mark) => self.ctx.mark = mark,
                     None => return Step::Next,
@@ -416,7 +416,7 @@ impl Walk<'_> {
                         return Step::Next;
                     }
                 }
-                Stmt::NoEffect { .. } => {}
+                Stmt::NoEffect => {}
                 Stmt::Xt { kind, name } => match (kind, name.as_str()) {
                     (XtKind::Match, "comment") | (XtKind::Watcher, _) => {}
                     (XtKind::Match, _) => {

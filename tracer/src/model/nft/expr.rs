@@ -21,9 +21,6 @@ pub enum Stmt {
     },
     /// `reject ...`: ends evaluation like `drop`, sending an error back.
     Reject {
-        /// How, e.g. `icmpx admin-prohibited`, `icmpx port-unreachable` (the inet default) or
-        /// `tcp reset`.
-        with: String,
         /// The packet family it applies to, when nft added a hidden dependency (`reject with
         /// icmp ...` in an inet table rejects only IPv4; other packets go on to the next rule).
         only: Option<super::Family>,
@@ -39,16 +36,10 @@ pub enum Stmt {
         over: bool,
     },
     /// `dnat`, `snat`, `masquerade`, `redirect`: end the (nat) base chain like accept.
-    Nat {
-        /// Which one.
-        kind: String,
-    },
+    Nat,
     /// Statements that neither end evaluation nor change later matches: counter, log, notrack,
     /// set updates, ct helper assignment.
-    NoEffect {
-        /// Which one, e.g. `counter`.
-        kind: String,
-    },
+    NoEffect,
     /// An iptables-nft compat extension; the JSON listing shows its name but not its arguments.
     Xt {
         /// Match, target or watcher.

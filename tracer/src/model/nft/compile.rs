@@ -115,18 +115,24 @@ pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
             None => Stmt::NoEffect,
         },
         "dnat" | "snat" | "masquerade" | "redirect" => Stmt::Nat,
-        "xt" => Stmt::Xt {
-            kind: match body.get("type").and_then(Value::as_str) {
-                Some("target") => XtKind::Target,
-                Some("watcher") => XtKind::Watcher,
-                _ => XtKind::Match,
-            },
-            name: body
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_string(),
-        },
+        "xt" => {
+            let name = body.get("name").and_then(Value::as_str).unwrap_or("?");
+            let xt = |kind| Stmt::Xt {
+                kind,
+                name: name.to_string(),
+            };
+            match (body.get("type").and_then(Value::as_str), name) {
+                // ebtables watchers (log, nflog) only look.
+                (Some("watcher"), _) => Stmt::NoEffect,
+                (Some("target"), "REJECT") => Stmt::Reject { only: None },
+                (Some("target"), "LOG" | "NFLOG" | "CT" | "NOTRACK" | "TRACE" | "AUDIT") => {
+                    Stmt::NoEffect
+                }
+                (Some("target"), _) => xt(XtKind::Target),
+                (_, "comment") => Stmt::NoEffect,
+                _ => xt(XtKind::Match),
+            }
+        }
         _ => Stmt::Unknown {
             kind: kind.to_string(),
         },

@@ -418,7 +418,6 @@ impl Walk<'_> {
                 }
                 Stmt::NoEffect => {}
                 Stmt::Xt { kind, name } => match (kind, name.as_str()) {
-                    (XtKind::Match, "comment") | (XtKind::Watcher, _) => {}
                     (XtKind::Match, _) => {
                         unsure.get_or_insert(format!(
                             "iptables extension match `{name}` (xt compat) cannot be evaluated: \
@@ -426,8 +425,6 @@ impl Walk<'_> {
                              translated from iptables-nft-save"
                         ));
                     }
-                    (XtKind::Target, "REJECT") => return decide(unsure, Step::Reject),
-                    (XtKind::Target, "LOG" | "NFLOG" | "CT" | "NOTRACK" | "TRACE" | "AUDIT") => {}
                     (XtKind::Target, "MARK") => {
                         self.ctx.mark = Tracked::Unknown(format!(
                             "iptables target MARK in `{}` set a mark the listing does not show",

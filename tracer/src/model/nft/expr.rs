@@ -19,7 +19,8 @@ pub enum Stmt {
         /// Where.
         map: SetSource,
     },
-    /// `reject ...`: ends evaluation like `drop`, sending an error back.
+    /// `reject ...` (or iptables-nft's `xt target REJECT`): ends evaluation like `drop`, sending
+    /// an error back.
     Reject {
         /// The packet family it applies to, when nft added a hidden dependency (`reject with
         /// icmp ...` in an inet table rejects only IPv4; other packets go on to the next rule).
@@ -38,11 +39,13 @@ pub enum Stmt {
     /// `dnat`, `snat`, `masquerade`, `redirect`: end the (nat) base chain like accept.
     Nat,
     /// Statements that neither end evaluation nor change later matches: counter, log, notrack,
-    /// set updates, ct helper assignment.
+    /// set updates, ct helper assignment, and iptables-nft's `xt match comment`, watchers and
+    /// logging or tracking targets (LOG, NFLOG, CT, NOTRACK, TRACE, AUDIT).
     NoEffect,
-    /// An iptables-nft compat extension; the JSON listing shows its name but not its arguments.
+    /// An iptables-nft compat extension whose effect depends on its arguments, which the JSON
+    /// listing does not show (it shows the name).
     Xt {
-        /// Match, target or watcher.
+        /// Match or target.
         kind: XtKind,
         /// The extension's name, e.g. `conntrack`.
         name: String,
@@ -61,8 +64,6 @@ pub enum XtKind {
     Match,
     /// `-j NAME`: an action.
     Target,
-    /// ebtables watchers (log, nflog).
-    Watcher,
 }
 
 /// `LEFT OP RIGHT`.

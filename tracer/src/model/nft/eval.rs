@@ -72,6 +72,21 @@ impl Packet {
             daddr_is_local: hook == Hook::Input,
         }
     }
+
+    /// The packet's IP family, by its addresses: [`Family::Ip`] or [`Family::Ip6`].
+    pub fn ip_family(&self) -> Family {
+        if self.saddr.is_ipv4() {
+            Family::Ip
+        } else {
+            Family::Ip6
+        }
+    }
+
+    /// Whether `family` is the IP family the packet is not of: `ip` for an IPv6 packet, `ip6`
+    /// for an IPv4 one; never `inet` or a non-IP family.
+    pub(crate) fn is_other_family(&self, family: Family) -> bool {
+        matches!(family, Family::Ip | Family::Ip6) && family != self.ip_family()
+    }
 }
 
 /// A packet's conntrack state (`ct state`).
@@ -177,13 +192,11 @@ pub struct Outcome {
 /// - Among base chains of equal priority the kernel runs the most recently registered first;
 ///   this takes the one of the newer table (higher handle), then of the newer chain.
 pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
-    let v4 = pkt.saddr.is_ipv4();
     let mut bases: Vec<(&Table, &Chain, i32)> = Vec::new();
     for table in &ruleset.tables {
         let sees = match table.family {
             Family::Inet => true,
-            Family::Ip => v4,
-            Family::Ip6 => !v4,
+            Family::Ip | Family::Ip6 => table.family == pkt.ip_family(),
             Family::Arp | Family::Bridge | Family::Netdev => false,
         };
         if !sees {
@@ -393,10 +406,8 @@ impl Walk<'_> {
                     };
                 }
                 Stmt::Reject { only } => {
-                    let v4 = self.ctx.pkt.saddr.is_ipv4();
                     return match only {
-                        Some(Family::Ip) if !v4 => Step::Next,
-                        Some(Family::Ip6) if v4 => Step::Next,
+                        Some(f) if self.ctx.pkt.is_other_family(*f) => Step::Next,
                         _ => decide(unsure, Step::Reject),
                     };
                 }

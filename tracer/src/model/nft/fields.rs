@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use super::{
-    Hook,
+    Family, Hook,
     eval::{CtState, Packet},
     expr::{BinOp, CtDir, CtKey, Expr, FibQuery, Field, L4, MetaKey},
     types::addr_num,
@@ -76,7 +76,13 @@ impl<'p> Ctx<'p> {
     }
 
     fn v4(&self) -> bool {
-        self.pkt.saddr.is_ipv4()
+        self.pkt.ip_family() == Family::Ip
+    }
+
+    /// The packet's netfilter protocol family (`meta nfproto`, `ct l3proto`): NFPROTO_IPV4 or
+    /// NFPROTO_IPV6.
+    fn nfproto(&self) -> u128 {
+        if self.v4() { 2 } else { 10 }
     }
 
     /// Reads what `e` names from the packet.
@@ -87,7 +93,7 @@ impl<'p> Ctx<'p> {
             Expr::Meta(key) => match key {
                 MetaKey::L4proto => num(p.l4proto.into()),
                 MetaKey::Protocol => num(if self.v4() { 0x0800 } else { 0x86dd }),
-                MetaKey::Nfproto => num(if self.v4() { 2 } else { 10 }),
+                MetaKey::Nfproto => num(self.nfproto()),
                 MetaKey::Mark => tracked(&self.mark),
                 MetaKey::Iif | MetaKey::Iifname => self.iif(),
                 MetaKey::Oif | MetaKey::Oifname => self.oif(),
@@ -278,7 +284,7 @@ impl<'p> Ctx<'p> {
         }
     }
 
-    fn ct(&self, key: &CtKey, dir: Option<CtDir>, family: Option<super::Family>) -> Got<'p> {
+    fn ct(&self, key: &CtKey, dir: Option<CtDir>, family: Option<Family>) -> Got<'p> {
         let p = self.pkt;
         let state = p.ct_state;
         if *key == CtKey::State {
@@ -318,15 +324,11 @@ impl<'p> Ctx<'p> {
                 CtState::New => Got::One(V::Num(0)),
                 _ => Got::Either(0, 1, direction_unknown),
             },
-            CtKey::L3proto => Got::One(V::Num(if self.v4() { 2 } else { 10 })),
+            CtKey::L3proto => Got::One(V::Num(self.nfproto())),
             CtKey::Protocol => Got::One(V::Num(p.l4proto.into())),
             CtKey::Saddr | CtKey::Daddr | CtKey::ProtoSrc | CtKey::ProtoDst => {
                 let is_addr = matches!(key, CtKey::Saddr | CtKey::Daddr);
-                let wrong_family = match family {
-                    Some(super::Family::Ip) => !self.v4(),
-                    Some(super::Family::Ip6) => self.v4(),
-                    _ => false,
-                };
+                let wrong_family = family.is_some_and(|f| p.is_other_family(f));
                 if is_addr && wrong_family {
                     return Got::Absent;
                 }

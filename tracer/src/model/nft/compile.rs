@@ -337,16 +337,7 @@ fn meta_key(k: &str) -> MetaKey {
 }
 
 fn field(protocol: String, field: String) -> Field {
-    let l4 = match protocol.as_str() {
-        "tcp" => Some(L4::Tcp),
-        "udp" => Some(L4::Udp),
-        "udplite" => Some(L4::Udplite),
-        "sctp" => Some(L4::Sctp),
-        "dccp" => Some(L4::Dccp),
-        "th" => Some(L4::Th),
-        _ => None,
-    };
-    match (protocol.as_str(), field.as_str(), l4) {
+    match (protocol.as_str(), field.as_str(), L4::from_name(&protocol)) {
         (_, "sport", Some(l4)) => Field::Sport(l4),
         (_, "dport", Some(l4)) => Field::Dport(l4),
         ("ip", "saddr", _) => Field::IpSaddr,

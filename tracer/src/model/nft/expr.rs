@@ -280,6 +280,36 @@ pub enum L4 {
     Th,
 }
 
+impl L4 {
+    /// The protocols with a number of their own (all but `th`).
+    pub(crate) const NUMBERED: [L4; 5] = [L4::Tcp, L4::Udp, L4::Udplite, L4::Sctp, L4::Dccp];
+
+    /// The protocol of a payload expression, as nft names it (`tcp`, ..., `th`).
+    pub(crate) fn from_name(name: &str) -> Option<L4> {
+        Some(match name {
+            "tcp" => L4::Tcp,
+            "udp" => L4::Udp,
+            "udplite" => L4::Udplite,
+            "sctp" => L4::Sctp,
+            "dccp" => L4::Dccp,
+            "th" => L4::Th,
+            _ => return None,
+        })
+    }
+
+    /// Its IP protocol number; `None` for `th`, which reads whatever protocol follows.
+    pub(crate) fn number(self) -> Option<u8> {
+        Some(match self {
+            L4::Tcp => 6,
+            L4::Udp => 17,
+            L4::Udplite => 136,
+            L4::Sctp => 132,
+            L4::Dccp => 33,
+            L4::Th => return None,
+        })
+    }
+}
+
 /// A header field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Field {

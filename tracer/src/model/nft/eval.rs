@@ -227,7 +227,7 @@ pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
                 "the listing does not say which device {} chain {} is bound to",
                 table.name, chain.name
             )),
-            deciding: Some(policy_ref(table, chain)),
+            deciding: Some(policy_ref(table, chain).1),
             trail: walk.trail,
         };
     }
@@ -301,25 +301,28 @@ fn rule_ref(table: &Table, chain: &Chain, rule: &Rule) -> RuleRef {
     }
 }
 
-fn policy_ref(table: &Table, chain: &Chain) -> RuleRef {
-    let policy = match chain.base.as_ref().map(|b| b.policy) {
-        Some(Policy::Drop) => "drop",
-        _ => "accept",
+/// A base chain's policy, and the [`RuleRef`] that stands for it.
+fn policy_ref(table: &Table, chain: &Chain) -> (Policy, RuleRef) {
+    let policy = chain.base.as_ref().map_or(Policy::Accept, |b| b.policy);
+    let text = match policy {
+        Policy::Drop => "policy drop",
+        Policy::Accept => "policy accept",
     };
-    RuleRef {
+    let at = RuleRef {
         family: table.family,
         table: table.name.clone(),
         chain: chain.name.clone(),
         handle: 0,
-        text: format!("policy {policy}"),
-    }
+        text: text.to_string(),
+    };
+    (policy, at)
 }
 
 impl Walk<'_> {
     fn base(&mut self, table: &Table, base: &Chain) -> End {
-        let policy = || match base.base.as_ref().map(|b| b.policy) {
-            Some(Policy::Drop) => End::Drop(policy_ref(table, base)),
-            _ => End::Accept(policy_ref(table, base)),
+        let policy = || match policy_ref(table, base) {
+            (Policy::Drop, at) => End::Drop(at),
+            (Policy::Accept, at) => End::Accept(at),
         };
         let mut stack: Vec<(&Chain, usize)> = Vec::new();
         let (mut chain, mut at) = (base, 0usize);

@@ -44,9 +44,6 @@ pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
             kind: v.to_string(),
         });
     };
-    let no_effect = || Stmt::NoEffect {
-        kind: kind.to_string(),
-    };
     Ok(match kind {
         "match" => Stmt::Match(matcher(body, scope)?),
         "accept" | "drop" | "continue" | "return" | "jump" | "goto" => {
@@ -70,17 +67,18 @@ pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
             Stmt::Vmap { key, map }
         }
         "reject" => {
-            let with = render::reject_with(body, scope.family);
             // In inet tables nft makes `reject with icmp ...` IPv4-only and `icmpv6` IPv6-only
-            // with a dependency the listing does not show.
-            let only = match (scope.family, with.split(' ').next()) {
+            // with a dependency the listing does not show. Without a type the reject is the
+            // family's default, icmpx in these families.
+            let ty = body.get("type").and_then(Value::as_str);
+            let only = match (scope.family, ty.and_then(|t| t.split(' ').next())) {
                 (Family::Inet | Family::Bridge | Family::Netdev, Some("icmp")) => Some(Family::Ip),
                 (Family::Inet | Family::Bridge | Family::Netdev, Some("icmpv6")) => {
                     Some(Family::Ip6)
                 }
                 _ => None,
             };
-            Stmt::Reject { with, only }
+            Stmt::Reject { only }
         }
         "mangle" => {
             let key = expr(body.get("key").unwrap_or(&Value::Null));
@@ -98,14 +96,14 @@ pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
                     key: CtKey::Other(_),
                     ..
                 }
-                | Expr::Unsupported(_) => no_effect(),
+                | Expr::Unsupported(_) => Stmt::NoEffect,
                 _ => Stmt::Unknown {
                     kind: format!("mangle of {}", render::expr(&body["key"])),
                 },
             }
         }
         "counter" | "log" | "notrack" | "ct helper" | "ct timeout" | "ct expectation" | "dup" => {
-            no_effect()
+            Stmt::NoEffect
         }
         "limit" | "quota" | "ct count" => Stmt::Limit {
             over: body.get("inv").and_then(Value::as_bool).unwrap_or(false),
@@ -114,23 +112,27 @@ pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
         // they carry a limit (a meter), which then filters like one.
         "set" | "meter" => match inner_limit(body) {
             Some(over) => Stmt::Limit { over },
-            None => no_effect(),
+            None => Stmt::NoEffect,
         },
-        "dnat" | "snat" | "masquerade" | "redirect" => Stmt::Nat {
-            kind: kind.to_string(),
-        },
-        "xt" => Stmt::Xt {
-            kind: match body.get("type").and_then(Value::as_str) {
-                Some("target") => XtKind::Target,
-                Some("watcher") => XtKind::Watcher,
-                _ => XtKind::Match,
-            },
-            name: body
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_string(),
-        },
+        "dnat" | "snat" | "masquerade" | "redirect" => Stmt::Nat,
+        "xt" => {
+            let name = body.get("name").and_then(Value::as_str).unwrap_or("?");
+            let xt = |kind| Stmt::Xt {
+                kind,
+                name: name.to_string(),
+            };
+            match (body.get("type").and_then(Value::as_str), name) {
+                // ebtables watchers (log, nflog) only look.
+                (Some("watcher"), _) => Stmt::NoEffect,
+                (Some("target"), "REJECT") => Stmt::Reject { only: None },
+                (Some("target"), "LOG" | "NFLOG" | "CT" | "NOTRACK" | "TRACE" | "AUDIT") => {
+                    Stmt::NoEffect
+                }
+                (Some("target"), _) => xt(XtKind::Target),
+                (_, "comment") => Stmt::NoEffect,
+                _ => xt(XtKind::Match),
+            }
+        }
         _ => Stmt::Unknown {
             kind: kind.to_string(),
         },
@@ -335,16 +337,7 @@ fn meta_key(k: &str) -> MetaKey {
 }
 
 fn field(protocol: String, field: String) -> Field {
-    let l4 = match protocol.as_str() {
-        "tcp" => Some(L4::Tcp),
-        "udp" => Some(L4::Udp),
-        "udplite" => Some(L4::Udplite),
-        "sctp" => Some(L4::Sctp),
-        "dccp" => Some(L4::Dccp),
-        "th" => Some(L4::Th),
-        _ => None,
-    };
-    match (protocol.as_str(), field.as_str(), l4) {
+    match (protocol.as_str(), field.as_str(), L4::from_name(&protocol)) {
         (_, "sport", Some(l4)) => Field::Sport(l4),
         (_, "dport", Some(l4)) => Field::Dport(l4),
         ("ip", "saddr", _) => Field::IpSaddr,

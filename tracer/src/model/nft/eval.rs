@@ -72,6 +72,21 @@ impl Packet {
             daddr_is_local: hook == Hook::Input,
         }
     }
+
+    /// The packet's IP family, by its addresses: [`Family::Ip`] or [`Family::Ip6`].
+    pub fn ip_family(&self) -> Family {
+        if self.saddr.is_ipv4() {
+            Family::Ip
+        } else {
+            Family::Ip6
+        }
+    }
+
+    /// Whether `family` is the IP family the packet is not of: `ip` for an IPv6 packet, `ip6`
+    /// for an IPv4 one; never `inet` or a non-IP family.
+    pub(crate) fn is_other_family(&self, family: Family) -> bool {
+        matches!(family, Family::Ip | Family::Ip6) && family != self.ip_family()
+    }
 }
 
 /// A packet's conntrack state (`ct state`).
@@ -177,13 +192,11 @@ pub struct Outcome {
 /// - Among base chains of equal priority the kernel runs the most recently registered first;
 ///   this takes the one of the newer table (higher handle), then of the newer chain.
 pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
-    let v4 = pkt.saddr.is_ipv4();
     let mut bases: Vec<(&Table, &Chain, i32)> = Vec::new();
     for table in &ruleset.tables {
         let sees = match table.family {
             Family::Inet => true,
-            Family::Ip => v4,
-            Family::Ip6 => !v4,
+            Family::Ip | Family::Ip6 => table.family == pkt.ip_family(),
             Family::Arp | Family::Bridge | Family::Netdev => false,
         };
         if !sees {
@@ -214,7 +227,7 @@ pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
                 "the listing does not say which device {} chain {} is bound to",
                 table.name, chain.name
             )),
-            deciding: Some(policy_ref(table, chain)),
+            deciding: Some(policy_ref(table, chain).1),
             trail: walk.trail,
         };
     }
@@ -288,25 +301,28 @@ fn rule_ref(table: &Table, chain: &Chain, rule: &Rule) -> RuleRef {
     }
 }
 
-fn policy_ref(table: &Table, chain: &Chain) -> RuleRef {
-    let policy = match chain.base.as_ref().map(|b| b.policy) {
-        Some(Policy::Drop) => "drop",
-        _ => "accept",
+/// A base chain's policy, and the [`RuleRef`] that stands for it.
+fn policy_ref(table: &Table, chain: &Chain) -> (Policy, RuleRef) {
+    let policy = chain.base.as_ref().map_or(Policy::Accept, |b| b.policy);
+    let text = match policy {
+        Policy::Drop => "policy drop",
+        Policy::Accept => "policy accept",
     };
-    RuleRef {
+    let at = RuleRef {
         family: table.family,
         table: table.name.clone(),
         chain: chain.name.clone(),
         handle: 0,
-        text: format!("policy {policy}"),
-    }
+        text: text.to_string(),
+    };
+    (policy, at)
 }
 
 impl Walk<'_> {
     fn base(&mut self, table: &Table, base: &Chain) -> End {
-        let policy = || match base.base.as_ref().map(|b| b.policy) {
-            Some(Policy::Drop) => End::Drop(policy_ref(table, base)),
-            _ => End::Accept(policy_ref(table, base)),
+        let policy = || match policy_ref(table, base) {
+            (Policy::Drop, at) => End::Drop(at),
+            (Policy::Accept, at) => End::Accept(at),
         };
         let mut stack: Vec<(&Chain, usize)> = Vec::new();
         let (mut chain, mut at) = (base, 0usize);
@@ -392,15 +408,13 @@ impl Walk<'_> {
                         Err(why) => Step::Unknown(why),
                     };
                 }
-                Stmt::Reject { only, .. } => {
-                    let v4 = self.ctx.pkt.saddr.is_ipv4();
+                Stmt::Reject { only } => {
                     return match only {
-                        Some(Family::Ip) if !v4 => Step::Next,
-                        Some(Family::Ip6) if v4 => Step::Next,
+                        Some(f) if self.ctx.pkt.is_other_family(*f) => Step::Next,
                         _ => decide(unsure, Step::Reject),
                     };
                 }
-                Stmt::Nat { .. } => return decide(unsure, Step::Nat),
+                Stmt::Nat => return decide(unsure, Step::Nat),
                 Stmt::SetMark(value) => match self.new_mark(value, &unsure) {
                     Some(mark) => self.ctx.mark = mark,
                     None => return Step::Next,
@@ -416,9 +430,8 @@ impl Walk<'_> {
                         return Step::Next;
                     }
                 }
-                Stmt::NoEffect { .. } => {}
+                Stmt::NoEffect => {}
                 Stmt::Xt { kind, name } => match (kind, name.as_str()) {
-                    (XtKind::Match, "comment") | (XtKind::Watcher, _) => {}
                     (XtKind::Match, _) => {
                         unsure.get_or_insert(format!(
                             "iptables extension match `{name}` (xt compat) cannot be evaluated: \
@@ -426,8 +439,6 @@ impl Walk<'_> {
                              translated from iptables-nft-save"
                         ));
                     }
-                    (XtKind::Target, "REJECT") => return decide(unsure, Step::Reject),
-                    (XtKind::Target, "LOG" | "NFLOG" | "CT" | "NOTRACK" | "TRACE" | "AUDIT") => {}
                     (XtKind::Target, "MARK") => {
                         self.ctx.mark = Tracked::Unknown(format!(
                             "iptables target MARK in `{}` set a mark the listing does not show",

@@ -19,11 +19,9 @@ pub enum Stmt {
         /// Where.
         map: SetSource,
     },
-    /// `reject ...`: ends evaluation like `drop`, sending an error back.
+    /// `reject ...` (or iptables-nft's `xt target REJECT`): ends evaluation like `drop`, sending
+    /// an error back.
     Reject {
-        /// How, e.g. `icmpx admin-prohibited`, `icmpx port-unreachable` (the inet default) or
-        /// `tcp reset`.
-        with: String,
         /// The packet family it applies to, when nft added a hidden dependency (`reject with
         /// icmp ...` in an inet table rejects only IPv4; other packets go on to the next rule).
         only: Option<super::Family>,
@@ -39,19 +37,15 @@ pub enum Stmt {
         over: bool,
     },
     /// `dnat`, `snat`, `masquerade`, `redirect`: end the (nat) base chain like accept.
-    Nat {
-        /// Which one.
-        kind: String,
-    },
+    Nat,
     /// Statements that neither end evaluation nor change later matches: counter, log, notrack,
-    /// set updates, ct helper assignment.
-    NoEffect {
-        /// Which one, e.g. `counter`.
-        kind: String,
-    },
-    /// An iptables-nft compat extension; the JSON listing shows its name but not its arguments.
+    /// set updates, ct helper assignment, and iptables-nft's `xt match comment`, watchers and
+    /// logging or tracking targets (LOG, NFLOG, CT, NOTRACK, TRACE, AUDIT).
+    NoEffect,
+    /// An iptables-nft compat extension whose effect depends on its arguments, which the JSON
+    /// listing does not show (it shows the name).
     Xt {
-        /// Match, target or watcher.
+        /// Match or target.
         kind: XtKind,
         /// The extension's name, e.g. `conntrack`.
         name: String,
@@ -70,8 +64,6 @@ pub enum XtKind {
     Match,
     /// `-j NAME`: an action.
     Target,
-    /// ebtables watchers (log, nflog).
-    Watcher,
 }
 
 /// `LEFT OP RIGHT`.
@@ -286,6 +278,36 @@ pub enum L4 {
     Dccp,
     /// `th`: whatever transport header follows.
     Th,
+}
+
+impl L4 {
+    /// The protocols with a number of their own (all but `th`).
+    pub(crate) const NUMBERED: [L4; 5] = [L4::Tcp, L4::Udp, L4::Udplite, L4::Sctp, L4::Dccp];
+
+    /// The protocol of a payload expression, as nft names it (`tcp`, ..., `th`).
+    pub(crate) fn from_name(name: &str) -> Option<L4> {
+        Some(match name {
+            "tcp" => L4::Tcp,
+            "udp" => L4::Udp,
+            "udplite" => L4::Udplite,
+            "sctp" => L4::Sctp,
+            "dccp" => L4::Dccp,
+            "th" => L4::Th,
+            _ => return None,
+        })
+    }
+
+    /// Its IP protocol number; `None` for `th`, which reads whatever protocol follows.
+    pub(crate) fn number(self) -> Option<u8> {
+        Some(match self {
+            L4::Tcp => 6,
+            L4::Udp => 17,
+            L4::Udplite => 136,
+            L4::Sctp => 132,
+            L4::Dccp => 33,
+            L4::Th => return None,
+        })
+    }
 }
 
 /// A header field.

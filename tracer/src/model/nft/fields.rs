@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use super::{
-    Hook,
+    Family, Hook,
     eval::{CtState, Packet},
     expr::{BinOp, CtDir, CtKey, Expr, FibQuery, Field, L4, MetaKey},
     types::addr_num,
@@ -57,7 +57,10 @@ pub(crate) struct Ctx<'p> {
     pub ct_mark: Tracked,
 }
 
-const PORT_PROTOS: [u8; 5] = [6, 17, 33, 132, 136];
+/// Whether the header after IP of protocol `proto` starts with source and destination ports.
+fn has_ports(proto: u8) -> bool {
+    L4::NUMBERED.iter().any(|l4| l4.number() == Some(proto))
+}
 
 impl<'p> Ctx<'p> {
     pub(crate) fn new(pkt: &'p Packet) -> Self {
@@ -76,7 +79,13 @@ impl<'p> Ctx<'p> {
     }
 
     fn v4(&self) -> bool {
-        self.pkt.saddr.is_ipv4()
+        self.pkt.ip_family() == Family::Ip
+    }
+
+    /// The packet's netfilter protocol family (`meta nfproto`, `ct l3proto`): NFPROTO_IPV4 or
+    /// NFPROTO_IPV6.
+    fn nfproto(&self) -> u128 {
+        if self.v4() { 2 } else { 10 }
     }
 
     /// Reads what `e` names from the packet.
@@ -87,7 +96,7 @@ impl<'p> Ctx<'p> {
             Expr::Meta(key) => match key {
                 MetaKey::L4proto => num(p.l4proto.into()),
                 MetaKey::Protocol => num(if self.v4() { 0x0800 } else { 0x86dd }),
-                MetaKey::Nfproto => num(if self.v4() { 2 } else { 10 }),
+                MetaKey::Nfproto => num(self.nfproto()),
                 MetaKey::Mark => tracked(&self.mark),
                 MetaKey::Iif | MetaKey::Iifname => self.iif(),
                 MetaKey::Oif | MetaKey::Oifname => self.oif(),
@@ -198,20 +207,27 @@ impl<'p> Ctx<'p> {
     }
 
     fn has_header(&self, protocol: &str) -> Option<bool> {
-        let l4 = self.pkt.l4proto;
+        if let Some(l4) = L4::from_name(protocol) {
+            // `th` is whatever transport header follows.
+            return Some(l4.number().is_none_or(|n| n == self.pkt.l4proto));
+        }
         Some(match protocol {
             "ip" => self.v4(),
             "ip6" => !self.v4(),
-            "tcp" => l4 == 6,
-            "udp" => l4 == 17,
-            "udplite" => l4 == 136,
-            "sctp" => l4 == 132,
-            "dccp" => l4 == 33,
-            "icmp" => l4 == 1 && self.v4(),
-            "icmpv6" => l4 == 58 && !self.v4(),
-            "th" => true,
+            "icmp" => self.icmp_type_field() == Some(Field::IcmpType),
+            "icmpv6" => self.icmp_type_field() == Some(Field::Icmpv6Type),
             _ => return None,
         })
+    }
+
+    /// The ICMP type field the packet has: `icmp type` for ICMP in IPv4, `icmpv6 type` for
+    /// ICMPv6 in IPv6.
+    fn icmp_type_field(&self) -> Option<Field> {
+        match (self.pkt.l4proto, self.v4()) {
+            (1, true) => Some(Field::IcmpType),
+            (58, false) => Some(Field::Icmpv6Type),
+            _ => None,
+        }
     }
 
     fn payload(&self, field: &Field) -> Got<'p> {
@@ -235,11 +251,7 @@ impl<'p> Ctx<'p> {
             Field::Sport(l4) => self.port(*l4, p.sport),
             Field::Dport(l4) => self.port(*l4, p.dport),
             Field::IcmpType | Field::Icmpv6Type => {
-                let present = if *field == Field::IcmpType {
-                    p.l4proto == 1 && v4
-                } else {
-                    p.l4proto == 58 && !v4
-                };
+                let present = self.icmp_type_field().as_ref() == Some(field);
                 match (present, p.icmp_type) {
                     (false, _) => Got::Absent,
                     (true, Some(t)) => Got::One(V::Num(t.into())),
@@ -257,15 +269,11 @@ impl<'p> Ctx<'p> {
 
     fn port(&self, l4: L4, port: u16) -> Got<'p> {
         let proto = self.pkt.l4proto;
-        let wanted = match l4 {
-            L4::Tcp => 6,
-            L4::Udp => 17,
-            L4::Udplite => 136,
-            L4::Sctp => 132,
-            L4::Dccp => 33,
-            L4::Th if PORT_PROTOS.contains(&proto) => proto,
+        let wanted = match l4.number() {
+            Some(n) => n,
+            None if has_ports(proto) => proto,
             // `th dport` reads bytes 2-3 of whatever follows the IP header.
-            L4::Th => {
+            None => {
                 return Got::Unknown(format!(
                     "th ports of IP protocol {proto} are not part of the packet description"
                 ));
@@ -278,7 +286,7 @@ impl<'p> Ctx<'p> {
         }
     }
 
-    fn ct(&self, key: &CtKey, dir: Option<CtDir>, family: Option<super::Family>) -> Got<'p> {
+    fn ct(&self, key: &CtKey, dir: Option<CtDir>, family: Option<Family>) -> Got<'p> {
         let p = self.pkt;
         let state = p.ct_state;
         if *key == CtKey::State {
@@ -318,19 +326,15 @@ impl<'p> Ctx<'p> {
                 CtState::New => Got::One(V::Num(0)),
                 _ => Got::Either(0, 1, direction_unknown),
             },
-            CtKey::L3proto => Got::One(V::Num(if self.v4() { 2 } else { 10 })),
+            CtKey::L3proto => Got::One(V::Num(self.nfproto())),
             CtKey::Protocol => Got::One(V::Num(p.l4proto.into())),
             CtKey::Saddr | CtKey::Daddr | CtKey::ProtoSrc | CtKey::ProtoDst => {
                 let is_addr = matches!(key, CtKey::Saddr | CtKey::Daddr);
-                let wrong_family = match family {
-                    Some(super::Family::Ip) => !self.v4(),
-                    Some(super::Family::Ip6) => self.v4(),
-                    _ => false,
-                };
+                let wrong_family = family.is_some_and(|f| p.is_other_family(f));
                 if is_addr && wrong_family {
                     return Got::Absent;
                 }
-                if !is_addr && !PORT_PROTOS.contains(&p.l4proto) {
+                if !is_addr && !has_ports(p.l4proto) {
                     return Got::Unknown(format!(
                         "ct ports of IP protocol {} are not part of the packet description",
                         p.l4proto

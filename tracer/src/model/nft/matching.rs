@@ -68,17 +68,7 @@ impl Ctx<'_> {
         map: &'t SetSource,
         table: &'t Table,
     ) -> Result<Option<&'t Element>, String> {
-        let find = |vals: &[V]| -> Result<Option<&'t Element>, String> {
-            let mut unsure = None;
-            for e in elements(map, table) {
-                match key_match(&e.key, vals) {
-                    Tri::Yes => return Ok(Some(e)),
-                    Tri::No => {}
-                    Tri::Maybe(why) => unsure = unsure.or(Some(why)),
-                }
-            }
-            unsure.map_or(Ok(None), Err)
-        };
+        let find = |vals: &[V]| first(elements(map, table), |key| key_match(key, vals));
         match self.value(key) {
             Got::Absent => Ok(None),
             Got::Unknown(why) => Err(why),
@@ -106,17 +96,27 @@ fn elements<'t>(src: &'t SetSource, table: &'t Table) -> &'t [Element] {
     }
 }
 
-/// Any of `results` yes: yes; all no: no; otherwise cannot tell.
-fn any(results: impl Iterator<Item = Tri>) -> Tri {
+/// The first of `elems` whose key `test` answers yes for: `Ok(None)` when it answers no for
+/// all, `Err` with the first reason when none is yes but some cannot tell.
+fn first(elems: &[Element], test: impl Fn(&Key) -> Tri) -> Result<Option<&Element>, String> {
     let mut unsure = None;
-    for r in results {
-        match r {
-            Tri::Yes => return Tri::Yes,
+    for e in elems {
+        match test(&e.key) {
+            Tri::Yes => return Ok(Some(e)),
             Tri::No => {}
             Tri::Maybe(why) => unsure = unsure.or(Some(why)),
         }
     }
-    unsure.map_or(Tri::No, Tri::Maybe)
+    unsure.map_or(Ok(None), Err)
+}
+
+/// Whether `test` answers yes for the key of any of `elems` ([`first`] as a [`Tri`]).
+fn any(elems: &[Element], test: impl Fn(&Key) -> Tri) -> Tri {
+    match first(elems, test) {
+        Ok(Some(_)) => Tri::Yes,
+        Ok(None) => Tri::No,
+        Err(why) => Tri::Maybe(why),
+    }
 }
 
 fn key_match(key: &Key, vals: &[V]) -> Tri {
@@ -153,7 +153,7 @@ fn pattern_match(p: &Pattern, v: V) -> Tri {
 fn contains(rhs: &Rhs, vals: &[V], table: &Table) -> Tri {
     match rhs {
         Rhs::Value(key) => key_match(key, vals),
-        Rhs::Set(src) => any(elements(src, table).iter().map(|e| key_match(&e.key, vals))),
+        Rhs::Set(src) => any(elements(src, table), |key| key_match(key, vals)),
     }
 }
 
@@ -206,7 +206,7 @@ fn test_partial(bits: u128, unknown: u128, op: Op, rhs: &Rhs, table: &Table) -> 
         Op::Eq | Op::Ne => {
             let r = match rhs {
                 Rhs::Value(key) => eq(key),
-                Rhs::Set(src) => any(elements(src, table).iter().map(|e| eq(&e.key))),
+                Rhs::Set(src) => any(elements(src, table), eq),
             };
             if op == Op::Ne { r.not() } else { r }
         }

@@ -239,7 +239,7 @@ pub enum RulesetError {
         /// What is wrong.
         message: String,
     },
-    /// `nft` could not be started.
+    /// `nft` (or another command reading the ruleset) could not be started.
     #[error("running `{command}`: {source}")]
     Spawn {
         /// The command line.
@@ -248,7 +248,7 @@ pub enum RulesetError {
         #[source]
         source: std::io::Error,
     },
-    /// `nft` ran and failed.
+    /// `nft` (or another command reading the ruleset) ran and failed.
     #[error("`{command}` failed ({status}): {stderr}")]
     Command {
         /// The command line.
@@ -283,21 +283,8 @@ impl Ruleset {
 
     /// Runs `nft -j list ruleset` in the current network namespace.
     pub fn read_live() -> Result<Ruleset, RulesetError> {
-        let out = Command::new("nft")
-            .args(["-j", "list", "ruleset"])
-            .output()
-            .map_err(|source| RulesetError::Spawn {
-                command: LIVE_COMMAND.to_string(),
-                source,
-            })?;
-        if !out.status.success() {
-            return Err(RulesetError::Command {
-                command: LIVE_COMMAND.to_string(),
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
+        let argv: Vec<&str> = LIVE_COMMAND.split(' ').collect();
+        let text = output(&argv)?;
         // iptables-nft's extension matches show only their names in the listing; their
         // arguments come from iptables-nft-save, run only when there are some.
         if text.contains("\"xt\"") {
@@ -321,6 +308,27 @@ impl Ruleset {
             .map(|c| c.rules.len())
             .sum()
     }
+}
+
+/// Runs `argv` (in the current network namespace) and returns what it printed on stdout; the
+/// errors name the command line.
+pub(crate) fn output(argv: &[&str]) -> Result<String, RulesetError> {
+    let command = || argv.join(" ");
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .map_err(|source| RulesetError::Spawn {
+            command: command(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(RulesetError::Command {
+            command: command(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl Table {

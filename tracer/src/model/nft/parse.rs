@@ -83,14 +83,7 @@ pub(crate) fn ruleset(
         if kind == "set" || kind == "map" {
             let (idx, table) = owner(&mut tables, &mut rs, o, kind).map_err(&structure)?;
             let name = required_str(o, "name", kind).map_err(&structure)?;
-            let key_types: Vec<String> = match o.get("type") {
-                Some(Value::String(t)) => vec![t.clone()],
-                Some(Value::Array(ts)) => ts
-                    .iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect(),
-                _ => vec![],
-            };
+            let key_types = strings(o.get("type"));
             let tys = key_types.iter().map(|t| Ty::from_set_type(t)).collect();
             idx.sets.insert(name.to_string(), (table.sets.len(), tys));
             table.sets.push(Set {
@@ -228,6 +221,7 @@ fn base_chain(o: &Map<String, Value>) -> Result<Option<BaseChain>, String> {
     }))
 }
 
+/// A string, or the strings of an array (a set's `type`, its `flags`).
 fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::String(s)) => vec![s.clone()],

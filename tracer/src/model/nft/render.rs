@@ -58,12 +58,7 @@ fn statement(v: &Value, family: Family) -> String {
         "reject" => {
             let with = reject_with(body, family);
             // nft leaves out the family's default, port unreachable.
-            let default = match family {
-                Family::Ip => "icmp port-unreachable",
-                Family::Ip6 => "icmpv6 port-unreachable",
-                _ => "icmpx port-unreachable",
-            };
-            if with == default {
+            if with == format!("{} port-unreachable", default_reject_type(family)) {
                 "reject".to_string()
             } else {
                 format!("reject with {with}")
@@ -170,21 +165,25 @@ fn is_binop(v: &Value) -> bool {
 }
 
 /// The text after `reject with`, spelled out even for the default (`icmpx port-unreachable`).
-pub(crate) fn reject_with(body: &Value, family: Family) -> String {
+fn reject_with(body: &Value, family: Family) -> String {
     let ty = body.get("type").and_then(Value::as_str);
     let code = body
         .get("expr")
         .and_then(Value::as_str)
         .unwrap_or("port-unreachable");
-    let default_type = match family {
-        Family::Ip => "icmp",
-        Family::Ip6 => "icmpv6",
-        _ => "icmpx",
-    };
     match ty {
         Some("tcp reset") => "tcp reset".to_string(),
         Some(t) => format!("{t} {code}"),
-        None => format!("{default_type} {code}"),
+        None => format!("{} {code}", default_reject_type(family)),
+    }
+}
+
+/// The ICMP type a `family` table's `reject` sends when it names none.
+fn default_reject_type(family: Family) -> &'static str {
+    match family {
+        Family::Ip => "icmp",
+        Family::Ip6 => "icmpv6",
+        _ => "icmpx",
     }
 }
 

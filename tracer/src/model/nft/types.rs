@@ -88,7 +88,6 @@ impl Ty {
                 }
                 Field::Other { protocol, field } => match (protocol.as_str(), field.as_str()) {
                     ("ether", "type") | ("vlan", "type") => Ty::EtherType,
-                    ("icmp", "type") => Ty::IcmpType,
                     _ => Ty::Unknown,
                 },
             },

@@ -11,7 +11,7 @@
 //! the same number of rules, and each xt expression of a rule found, in order, among that
 //! rule's `-m` modules (or its `-j` target). Anything else stays an xt expression.
 
-use std::{collections::HashMap, process::Command};
+use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
@@ -60,29 +60,14 @@ impl SavedRules {
     /// leaves its family out: its xt expressions then stay unknown to the evaluator.
     pub fn read_live() -> SavedRules {
         SavedRules::collect(|argv| {
-            let command = argv.join(" ");
             let consequence = if argv[0] == "ipset" {
                 "rules matching ipsets stay unknown"
             } else {
                 "its xt matches stay unknown"
             };
-            match Command::new(argv[0]).args(&argv[1..]).output() {
-                Ok(out) if out.status.success() => {
-                    Some(String::from_utf8_lossy(&out.stdout).into_owned())
-                }
-                Ok(out) => {
-                    log::info!(
-                        "{command} failed ({}): {}; {consequence}",
-                        out.status,
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    );
-                    None
-                }
-                Err(e) => {
-                    log::info!("{command}: {e}; {consequence}");
-                    None
-                }
-            }
+            super::output(argv)
+                .map_err(|e| log::info!("{e}; {consequence}"))
+                .ok()
         })
     }
 

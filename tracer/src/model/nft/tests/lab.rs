@@ -6,15 +6,17 @@
 //! neither means dropped. Namespaces are named `nfx-<pid>-<n>-<tag>` and deleted on drop.
 
 use std::{
-    io::Write,
     net::IpAddr,
-    process::{Command, Stdio},
+    process::Command,
     sync::atomic::{AtomicU32, Ordering},
     thread,
     time::Duration,
 };
 
-use crate::model::nft::{Hook, Packet, Ruleset, SavedRules, Verdict};
+use crate::{
+    lab::net,
+    model::nft::{Hook, Packet, Ruleset, SavedRules, Verdict},
+};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -26,29 +28,9 @@ pub(super) fn require_root() {
     }
 }
 
-/// Runs a command, panicking with its output when it fails; returns stdout.
-fn run(cmd: &mut Command, stdin: Option<&str>) -> String {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        pipe.write_all(text.as_bytes()).unwrap();
-    }
-    drop(pipe);
-    let out = child.wait_with_output().unwrap();
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Unwraps the result of a [`net`] command, panicking with its error chain.
+fn ok<T>(result: anyhow::Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A network namespace that exists for the guard's lifetime.
@@ -63,50 +45,39 @@ impl Ns {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        run(Command::new("ip").args(["netns", "add", &name]), None);
+        ok(net::run(Command::new("ip").args(["netns", "add", &name])));
         let ns = Ns { name };
         ns.ip("link set lo up");
         ns
     }
 
     /// Runs `argv` inside the namespace.
-    pub(super) fn exec(&self, argv: &[&str], stdin: Option<&str>) -> String {
-        run(
-            Command::new("ip")
-                .args(["netns", "exec", &self.name])
-                .args(argv),
-            stdin,
-        )
+    pub(super) fn exec(&self, argv: &[&str]) -> String {
+        ok(net::exec(&self.name, argv))
     }
 
     fn ip(&self, args: &str) {
         let argv: Vec<&str> = args.split_whitespace().collect();
-        run(
-            Command::new("ip").arg("-n").arg(&self.name).args(argv),
-            None,
-        );
+        ok(net::ip(&self.name, &argv));
     }
 
     fn sysctl(&self, key: &str, value: &str) {
-        self.exec(&["sysctl", "-qw", &format!("{key}={value}")], None);
+        ok(net::sysctl(&self.name, key, value));
     }
 
     /// Loads a ruleset in nft syntax.
     pub(super) fn nft(&self, text: &str) {
-        self.exec(&["nft", "-f", "-"], Some(text));
+        ok(net::nft(&self.name, text));
     }
 
     /// Runs a shell script (iptables-nft commands).
     pub(super) fn sh(&self, script: &str) {
-        self.exec(&["sh", "-e", "-c", script], None);
+        self.exec(&["sh", "-e", "-c", script]);
     }
 
     /// A named counter's packets.
     fn counter(&self, name: &str) -> u64 {
-        let out = self.exec(
-            &["nft", "-j", "list", "counter", "inet", OBSERVER, name],
-            None,
-        );
+        let out = self.exec(&["nft", "-j", "list", "counter", "inet", OBSERVER, name]);
         let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
         doc["nftables"]
             .as_array()
@@ -246,7 +217,7 @@ impl Lab {
 
     /// B's ruleset as it is now.
     pub(super) fn listing(&self) -> Ruleset {
-        let json = self.b.exec(&["nft", "-j", "list", "ruleset"], None);
+        let json = self.b.exec(&["nft", "-j", "list", "ruleset"]);
         Ruleset::from_json(&json, &format!("nft -j list ruleset in {}", self.b.name))
             .unwrap_or_else(|e| panic!("{e}"))
     }
@@ -254,8 +225,8 @@ impl Lab {
     /// B's ruleset with the arguments of its iptables-nft extension matches, as
     /// [`Ruleset::read_live`] reads it on a node.
     pub(super) fn listing_with_saved(&self) -> Ruleset {
-        let json = self.b.exec(&["nft", "-j", "list", "ruleset"], None);
-        let saved = SavedRules::collect(|argv| Some(self.b.exec(argv, None)));
+        let json = self.b.exec(&["nft", "-j", "list", "ruleset"]);
+        let saved = SavedRules::collect(|argv| Some(self.b.exec(argv)));
         Ruleset::from_json_with_saved(
             &json,
             &format!("nft -j list ruleset in {}", self.b.name),
@@ -326,18 +297,15 @@ impl Lab {
         dst: IpAddr,
         dport: u16,
     ) {
-        ns.exec(
-            &[
-                "python3",
-                "-c",
-                SEND,
-                proto,
-                &src.to_string(),
-                sport,
-                &dst.to_string(),
-                &dport.to_string(),
-            ],
-            None,
-        );
+        ns.exec(&[
+            "python3",
+            "-c",
+            SEND,
+            proto,
+            &src.to_string(),
+            sport,
+            &dst.to_string(),
+            &dport.to_string(),
+        ]);
     }
 }

@@ -4,6 +4,7 @@
 use super::{lab::Lab, listing, *};
 use crate::model::{
     json::JsonError,
+    netns,
     nft::{Expr, RulesetError, Stmt},
 };
 
@@ -110,19 +111,10 @@ fn unknown_expressions_parse_and_make_the_outcome_unknown() {
 fn read_live_reads_the_current_namespace() {
     let lab = Lab::new("live");
     lab.b.nft("table ip live { chain c { type filter hook input priority 0; policy drop; tcp dport 22 accept; }\n}\n");
-    let path = format!("/run/netns/{}", lab.b.name);
-    // setns applies to the calling thread, and the nft it starts inherits it.
-    let rs = std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns on a namespace file we hold open, on this thread only.
-        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        Ruleset::read_live()
-    })
-    .join()
-    .unwrap()
-    .unwrap_or_else(|e| panic!("{e}"));
+    // The nft that read_live starts inherits the namespace of the thread run_in moves there.
+    let rs = netns::run_in(&lab.b.name, Ruleset::read_live)
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rs.rule_count(), 1);
     let table = rs.table(crate::model::nft::Family::Ip, "live").unwrap();
     assert_eq!(table.chains[0].rules[0].text, "tcp dport 22 accept");

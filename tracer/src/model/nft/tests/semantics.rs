@@ -421,6 +421,64 @@ fn iptables_nft_xt_statements() {
     assert_eq!(evaluate(&rs, &marked).verdict, Verdict::Accept);
 }
 
+/// iptables-nft statements whose JSON names only the extension: comments, watchers and
+/// logging targets do nothing, `-j REJECT` rejects IPv4 and IPv6 alike, and any other match or
+/// target is unknown, naming the extension.
+#[test]
+fn xt_statements_named_only() {
+    let packets = [
+        to_node("eth0", CLIENT, NODE, TCP, 22),
+        to_node("eth0", CLIENT6, NODE6, TCP, 22),
+    ];
+    for (kind, name, verdict) in [
+        ("match", "comment", Some(Verdict::Accept)),
+        ("watcher", "log", Some(Verdict::Accept)),
+        ("watcher", "nflog", Some(Verdict::Accept)),
+        ("target", "LOG", Some(Verdict::Accept)),
+        ("target", "NFLOG", Some(Verdict::Accept)),
+        ("target", "CT", Some(Verdict::Accept)),
+        ("target", "NOTRACK", Some(Verdict::Accept)),
+        ("target", "TRACE", Some(Verdict::Accept)),
+        ("target", "AUDIT", Some(Verdict::Accept)),
+        ("target", "REJECT", Some(Verdict::Reject)),
+        ("match", "conntrack", None),
+        ("target", "DNAT", None),
+    ] {
+        let rule =
+            format!(r#"[{{"xt": {{"type": "{kind}", "name": "{name}"}}}}, {{"accept": null}}]"#);
+        let rs = load(&listing(&[&rule]), name);
+        assert_eq!(
+            rs.tables[0].chains[0].rules[0].text,
+            format!("xt {kind} {name} accept")
+        );
+        for pkt in &packets {
+            let out = evaluate(&rs, pkt);
+            match &verdict {
+                Some(v) => assert_decided(&out, v.clone(), "in", 2),
+                None => {
+                    assert!(
+                        matches!(&out.verdict, Verdict::Unknown(why) if why.contains(&format!("`{name}`"))),
+                        "{out:#?}"
+                    );
+                    assert_eq!(out.deciding.unwrap().handle, 2);
+                }
+            }
+        }
+    }
+    // A REJECT after a match the model cannot decide may or may not run.
+    let rs = load(
+        &listing(&[
+            r#"[{"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": 0}}, {"xt": {"type": "target", "name": "REJECT"}}]"#,
+        ]),
+        "unsure reject",
+    );
+    let out = evaluate(&rs, &packets[0]);
+    assert!(
+        matches!(&out.verdict, Verdict::Unknown(why) if why.contains("skuid")),
+        "{out:#?}"
+    );
+}
+
 #[test]
 fn marks_set_where_the_listing_does_not_show_them_are_unknown() {
     let mark_test = r#"[{"match": {"op": "==", "left": {"&": [{"meta": {"key": "mark"}}, 16384]}, "right": 16384}}, {"accept": null}]"#;

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: builds the release binaries and runs `tracer-bench`, which prints the
-//! table and writes `bench/results.json` (a `--quick` or `--only` run: `target/bench/`). The benchmark lives in the `tracer` package (it
-//! links the tracer library); this crate cannot depend on it, so it runs it as a program.
+//! table and writes `bench/results.json` (a `--quick` or `--only` run: `target/bench/`). The
+//! benchmark lives in the `tracer` package (it links the tracer library); this crate cannot
+//! depend on it, so it runs it as a program.
 
 use std::process::Command;
 
@@ -15,24 +16,10 @@ pub fn run(extra: &[String]) -> Result<()> {
     )?;
     sh(cargo().args(["build", "--release", "-p", "tracer", "--bins"]))?;
     let root = root_dir();
-    let mut bench = Command::new(root.join("target/release/tracer-bench"));
-    bench
+    // `sh` runs it in the repository root, where its default --out (bench/results.json, or
+    // target/bench/results.json for --quick and --only) lands.
+    sh(Command::new(root.join("target/release/tracer-bench"))
         .arg("--tracer")
-        .arg(root.join("target/release/tracer"));
-    // Only a full run replaces the recorded results the README quotes; a trial or partial run
-    // goes to target/ unless told where.
-    let given = |flag: &str| {
-        extra
-            .iter()
-            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-    };
-    if !given("--out") {
-        let out = if given("--quick") || given("--only") {
-            root.join("target/bench/results.json")
-        } else {
-            root.join("bench/results.json")
-        };
-        bench.arg("--out").arg(out);
-    }
-    sh(bench.args(extra))
+        .arg(root.join("target/release/tracer"))
+        .args(extra))
 }

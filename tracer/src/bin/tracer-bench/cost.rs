@@ -146,12 +146,20 @@ fn measure(cfg: Config) -> Result<Vec<Row>> {
         .context("no program `floor` in the floor object")?
         .try_into()?;
     floor.load().context("loading the floor program")?;
-    let mut tc_obj = Ebpf::load(FLOOR).context("loading the floor object")?;
-    let floor_tc: &mut SchedClassifier = tc_obj
+    let floor_tc: &mut SchedClassifier = floor_obj
         .program_mut("floor_tc")
         .context("no program `floor_tc` in the floor object")?
         .try_into()?;
     floor_tc.load().context("loading the empty tc program")?;
+    // Test runs need only shared references, so both can be held at once.
+    let floor: &Xdp = floor_obj
+        .program("floor")
+        .expect("loaded above")
+        .try_into()?;
+    let floor_tc: &SchedClassifier = floor_obj
+        .program("floor_tc")
+        .expect("loaded above")
+        .try_into()?;
 
     let mut rows = Vec::new();
     for (packet, xdp_frame, tc_frame) in packets() {

@@ -5,11 +5,11 @@
 
 use std::{
     net::Ipv4Addr,
-    process::{Command, Output, Stdio},
+    process::Command,
     sync::atomic::{AtomicBool, AtomicU32, Ordering},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -68,24 +68,6 @@ pub fn remove_stale() {
     }
 }
 
-/// Runs a command, failing with its output when it fails.
-pub fn run(cmd: &mut Command) -> Result<Output> {
-    let shown = format!("{cmd:?}").replace('"', "");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("starting {shown}"))?;
-    if !out.status.success() {
-        bail!(
-            "{shown} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out)
-}
-
 /// A network namespace that exists for the guard's lifetime.
 pub struct NetNs {
     pub name: String,
@@ -98,7 +80,7 @@ impl NetNs {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        run(Command::new("ip").args(["netns", "add", &name]))?;
+        tracer::lab::net::run(Command::new("ip").args(["netns", "add", &name]))?;
         let ns = NetNs { name };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
@@ -107,11 +89,6 @@ impl NetNs {
     /// `ip -n <ns> <args>`.
     pub fn ip(&self, args: &[&str]) -> Result<()> {
         tracer::lab::net::ip(&self.name, args).map(drop)
-    }
-
-    /// A command that runs `program` inside the namespace.
-    pub fn command(&self, program: &str) -> Command {
-        in_ns(&self.name, program)
     }
 
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {

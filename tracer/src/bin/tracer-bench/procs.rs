@@ -31,13 +31,7 @@ impl Background {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {what}"))?;
-        let stderr = child.stderr.take().map(|mut e| {
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                let _ = e.read_to_string(&mut s);
-                s
-            })
-        });
+        let stderr = collect_stderr(&mut child);
         Ok(Background {
             child,
             what: what.to_string(),
@@ -48,11 +42,10 @@ impl Background {
     /// Fails if the process has already exited.
     pub fn check_running(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            let err = self.stderr.take().map(|h| h.join().unwrap_or_default());
             bail!(
                 "{} exited early ({status}): {}",
                 self.what,
-                err.unwrap_or_default().trim()
+                collected(&mut self.stderr).trim()
             );
         }
         Ok(())
@@ -61,11 +54,7 @@ impl Background {
     /// Stops it with SIGTERM; returns what it printed on stderr.
     pub fn stop(mut self) -> Result<String> {
         terminate(&mut self.child)?;
-        Ok(self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default())
+        Ok(collected(&mut self.stderr))
     }
 }
 
@@ -74,6 +63,27 @@ impl Drop for Background {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads the child's piped stderr to the end on a thread of its own, so the child never
+/// blocks on a full pipe.
+fn collect_stderr(child: &mut Child) -> Option<JoinHandle<String>> {
+    child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = e.read_to_string(&mut s);
+            s
+        })
+    })
+}
+
+/// What [`collect_stderr`]'s thread read, once the pipe closes (call it after the child has
+/// exited); empty when it was taken before or the thread panicked.
+fn collected(stderr: &mut Option<JoinHandle<String>>) -> String {
+    stderr
+        .take()
+        .map(|h| h.join().unwrap_or_default())
+        .unwrap_or_default()
 }
 
 /// SIGTERM to our own child, then waits for it.
@@ -113,13 +123,7 @@ impl Tracer {
                 }
             }
         });
-        let stderr = child.stderr.take().map(|mut e| {
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                let _ = e.read_to_string(&mut s);
-                s
-            })
-        });
+        let stderr = collect_stderr(&mut child);
         let mut tracer = Tracer {
             child,
             lines,
@@ -144,7 +148,10 @@ impl Tracer {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let _ = self.child.wait();
-                    bail!("tracer exited before attaching: {}", self.stderr().trim());
+                    bail!(
+                        "tracer exited before attaching: {}",
+                        collected(&mut self.stderr).trim()
+                    );
                 }
                 Err(RecvTimeoutError::Timeout) if Instant::now() > deadline => {
                     bail!("tracer did not attach within 60 s");
@@ -170,17 +177,10 @@ impl Tracer {
             .unwrap_or_default()
     }
 
-    fn stderr(&mut self) -> String {
-        self.stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default()
-    }
-
     /// Stops it with SIGTERM and returns its summary line; fails unless it exits cleanly.
     pub fn stop(mut self) -> Result<Value> {
         let status = terminate(&mut self.child)?;
-        let err = self.stderr();
+        let err = collected(&mut self.stderr);
         if !status.success() {
             bail!("tracer exited with {status}: {}", err.trim());
         }

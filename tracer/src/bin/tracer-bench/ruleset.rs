@@ -14,10 +14,7 @@ use tracer::model::{
     nft::{Hook, Packet, Ruleset, Verdict, evaluate},
 };
 
-use crate::{
-    netns::{NetNs, run},
-    report::median,
-};
+use crate::{netns::NetNs, report::median};
 
 const RULES: usize = 10_000;
 const ZONES: usize = 40;
@@ -50,8 +47,7 @@ pub fn run_section(rounds: usize) -> Result<Results> {
     let json = {
         let ns = NetNs::new("nft")?;
         ns.nft(&text)?;
-        let out = run(ns.command("nft").args(["-j", "list", "ruleset"]))?;
-        String::from_utf8(out.stdout)?
+        tracer::lab::net::exec(&ns.name, &["nft", "-j", "list", "ruleset"])?
     };
     let mut parse_ms = Vec::new();
     let mut ruleset = None;

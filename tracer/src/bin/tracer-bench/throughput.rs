@@ -8,7 +8,7 @@
 
 use std::{net::Ipv4Addr, path::Path, process::Command, time::Duration};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use tracer::lab::{
     net::{node_ns, pod_addrs, pod_ns},
@@ -327,17 +327,7 @@ impl<'a> Lab<'a> {
             bin,
             prefix: prefix.to_string(),
         };
-        let out = lab_cmd(bin, "up", prefix)
-            .args(["--scenario", scenario])
-            .output()
-            .context("starting tracer lab up")?;
-        if !out.status.success() {
-            bail!(
-                "tracer lab up --scenario {scenario} --prefix {prefix} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        tracer::lab::net::run(lab_cmd(bin, "up", prefix).args(["--scenario", scenario]))?;
         Ok(lab)
     }
 }

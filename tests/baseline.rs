@@ -87,7 +87,7 @@ fn assert_near(what: &str, got: f64, want: f64, percent: f64) {
 fn a_halved_class_and_doubled_drops_are_regressions_and_steady_traffic_is_not() {
     let (a, b) = joined("b", &A, &B);
     let _apiserver = silent_apiserver(&a, &A, &B, SILENT);
-    a.nft("table inet trt {\n chain input {\n type filter hook input priority 0;\n udp dport 8472 drop\n }\n}\n");
+    a.nft_drop_input(8472);
 
     let to_a = Eth::new(B.mac, A.mac);
     let syn = {

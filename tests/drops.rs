@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tracer::synth::{Eth, L4, frame, vxlan_payload};
 
-use crate::harness::{Tracer, Veth, joined, send_frames};
+use crate::harness::{Tracer, Veth, joined, send_frames, tracer::summary};
 
 const A: Veth = Veth {
     name: "va",
@@ -38,15 +38,6 @@ fn flow_total(lines: &[Value], keep: impl Fn(&Value) -> bool) -> u64 {
         last.insert(key.to_string(), l["count"].as_u64().unwrap());
     }
     last.values().sum()
-}
-
-/// The last summary line.
-fn summary(lines: &[Value]) -> &Value {
-    lines
-        .iter()
-        .rev()
-        .find(|l| l["type"] == "summary")
-        .expect("summary")
 }
 
 /// The sum of the counts of the summary's drops that `keep` accepts.

@@ -4,28 +4,18 @@
 //! regressions, exit status 4, named in the JSON). Broken baseline files are refused by name.
 
 use std::{
-    net::Ipv4Addr,
     path::Path,
     process::{Command, Output},
 };
 
 use serde_json::Value;
-use tracer::synth::{Eth, L4, frame};
 
-use crate::harness::{NetNs, Paced, Stream, Veth, joined, silent_apiserver, tracer::BIN};
-
-const A: Veth = Veth {
-    name: "va",
-    mac: [0x02, 0, 0, 0, 2, 0x0a],
-    ip: Ipv4Addr::new(10, 79, 0, 1),
+use crate::harness::{
+    NetNs, Paced, Stream,
+    pair::{A, B, SILENT, apiserver_syn, pair, udp},
+    silent_apiserver,
+    tracer::BIN,
 };
-const B: Veth = Veth {
-    name: "vb",
-    mac: [0x02, 0, 0, 0, 2, 0x0b],
-    ip: Ipv4Addr::new(10, 79, 0, 2),
-};
-/// A source address B does not own: A's SYN-ACKs to it leave A but nothing answers them.
-const SILENT: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 3);
 
 const SYNS_PER_SEC: f64 = 300.0;
 const VXLAN_PER_SEC: f64 = 50.0;
@@ -85,41 +75,21 @@ fn assert_near(what: &str, got: f64, want: f64, percent: f64) {
 
 #[test]
 fn a_halved_class_and_doubled_drops_are_regressions_and_steady_traffic_is_not() {
-    let (a, b) = joined("b", &A, &B);
+    let (a, b) = pair();
     let _apiserver = silent_apiserver(&a, &A, &B, SILENT);
-    a.nft("table inet trt {\n chain input {\n type filter hook input priority 0;\n udp dport 8472 drop\n }\n}\n");
+    a.nft_drop_input(8472);
 
-    let to_a = Eth::new(B.mac, A.mac);
-    let syn = {
-        let to_a = to_a.clone();
-        move |n: u64| {
-            frame(
-                &to_a,
-                SILENT.into(),
-                A.ip.into(),
-                &L4::syn(20000 + (n % 40000) as u16, 6443),
-            )
-        }
-    };
-    let vxlan = move |n: u64| {
-        frame(
-            &to_a,
-            B.ip.into(),
-            A.ip.into(),
-            &L4::udp(40000 + (n % 20000) as u16, 8472, &[0u8; 50]),
-        )
-    };
     let sender = Paced::start(
         &b,
         B.name,
         vec![
             Stream {
                 per_sec: SYNS_PER_SEC,
-                make: Box::new(syn),
+                make: Box::new(|n| apiserver_syn(20000 + (n % 40000) as u16)),
             },
             Stream {
                 per_sec: VXLAN_PER_SEC,
-                make: Box::new(vxlan),
+                make: Box::new(|n| udp(40000 + (n % 20000) as u16, 8472)),
             },
         ],
     );

@@ -15,21 +15,30 @@ use serde_json::Value;
 
 use crate::harness::{Lab, NetNs, Veth, joined, lab::text, tracer::BIN};
 
+/// The JSON lines a `--output json` run printed; panics naming a line that is not JSON.
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    text(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// The finding lines among `lines`.
+fn findings(lines: &[Value]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "finding")
+        .cloned()
+        .collect()
+}
+
 /// `tracer diagnose --output json` in a node: (exit code, finding lines, every line).
 fn diagnose(lab: &Lab, node: &str, extra: &[&str]) -> (i32, Vec<Value>, Vec<Value>) {
     let mut argv = vec![BIN, "diagnose", "--output", "json"];
     argv.extend_from_slice(extra);
     let out = lab.exec_output(node, &argv);
-    let lines: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
-    let findings = lines
-        .iter()
-        .filter(|l| l["type"] == "finding")
-        .cloned()
-        .collect();
-    (out.status.code().unwrap_or(-1), findings, lines)
+    let lines = json_lines(&out.stdout);
+    (out.status.code().unwrap_or(-1), findings(&lines), lines)
 }
 
 fn errors(findings: &[Value]) -> Vec<&Value> {
@@ -84,14 +93,19 @@ fn broken(e: &Expect, tag: &str) {
     });
     assert!(!hit["fix"].as_array().unwrap().is_empty(), "{hit}");
 
-    for node in e.nodes {
-        let (_, findings, _) = diagnose(&lab, node, &[]);
-        for cmd in runtime_fixes(&findings) {
+    let fix = |node: &str, findings: &[Value]| {
+        for cmd in runtime_fixes(findings) {
             // An MTU fix sets the pods' MTU too: the provider's part of the fix.
             if let Err(err) = tracer::lab::apply_fix(&lab.prefix, node, &cmd, &|_| {}) {
                 panic!("{node}: `{cmd}` failed: {err:#}");
             }
         }
+    };
+    // The first node's findings are the ones just checked: nothing has changed since.
+    fix(e.nodes[0], &findings);
+    for node in &e.nodes[1..] {
+        let (_, findings, _) = diagnose(&lab, node, &[]);
+        fix(node, &findings);
     }
     for node in e.nodes {
         let (code, findings, _) = diagnose(&lab, node, &[]);
@@ -308,10 +322,7 @@ fn watch_traces_firewall_drops_to_their_rule_and_reports_the_finding() {
         out
     });
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out.stdout);
     let vxlan = lines
         .iter()
         .find(|l| {
@@ -333,10 +344,8 @@ fn watch_traces_firewall_drops_to_their_rule_and_reports_the_finding() {
             .contains("--service=k0s-worker --add-port=4789/udp"),
         "{vxlan}"
     );
-    let finding = lines
-        .iter()
-        .find(|l| l["type"] == "finding")
-        .expect("the diagnosis's finding");
+    let findings = findings(&lines);
+    let finding = findings.first().expect("the diagnosis's finding");
     assert_eq!(finding["class"], "calico-vxlan");
 }
 
@@ -359,11 +368,7 @@ fn diagnose_ns(ns: &NetNs, extra: &[&str]) -> Vec<Value> {
         .args(extra)
         .output()
         .unwrap();
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .filter(|l| l["type"] == "finding")
-        .collect()
+    findings(&json_lines(&out.stdout))
 }
 
 /// Whether a datagram from the peer to the node's 4789/udp arrives.

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tracer::synth::{Eth, L4, frame, vxlan_payload};
 
-use crate::harness::{NetNs, Tracer, Veth, joined, send_frames};
+use crate::harness::{Tracer, Veth, joined, send_frames, tracer::summary};
 
 const A: Veth = Veth {
     name: "va",
@@ -24,11 +24,6 @@ const B: Veth = Veth {
     mac: [0x02, 0, 0, 0, 1, 0x0b],
     ip: Ipv4Addr::new(10, 78, 0, 2),
 };
-
-/// Drops UDP to `port` arriving in `ns`, with a real nftables rule.
-fn nft_drop_input(ns: &NetNs, port: u16) {
-    ns.nft(&format!("table inet trt {{\n chain input {{\n type filter hook input priority 0;\n udp dport {port} drop\n }}\n}}\n"));
-}
 
 fn drop_lines(lines: &[Value]) -> Vec<&Value> {
     lines.iter().filter(|l| l["type"] == "drop").collect()
@@ -43,15 +38,6 @@ fn flow_total(lines: &[Value], keep: impl Fn(&Value) -> bool) -> u64 {
         last.insert(key.to_string(), l["count"].as_u64().unwrap());
     }
     last.values().sum()
-}
-
-/// The last summary line.
-fn summary(lines: &[Value]) -> &Value {
-    lines
-        .iter()
-        .rev()
-        .find(|l| l["type"] == "summary")
-        .expect("summary")
 }
 
 /// The sum of the counts of the summary's drops that `keep` accepts.
@@ -74,7 +60,7 @@ fn summary_drops(lines: &[Value], iface: &str, class: &str, reason: &str) -> u64
 #[test]
 fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
     let (a, b) = joined("d", &A, &B);
-    nft_drop_input(&a, 4789);
+    a.nft_drop_input(4789);
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("drops.pcapng");
     let mut tracer = Tracer::watch(
@@ -166,7 +152,7 @@ fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
 #[test]
 fn vxlan_drops_carry_the_inner_flow() {
     let (a, b) = joined("x", &A, &B);
-    nft_drop_input(&a, 4789);
+    a.nft_drop_input(4789);
     let mut tracer = Tracer::watch(
         &a,
         &[
@@ -232,8 +218,8 @@ fn drops_in_other_namespaces_are_not_reported() {
         ip: Ipv4Addr::new(10, 79, 0, 2),
     };
     let (c, d) = joined("o", &c_end, &d_end);
-    nft_drop_input(&a, 8472);
-    nft_drop_input(&c, 8472);
+    a.nft_drop_input(8472);
+    c.nft_drop_input(8472);
     let mut tracer = Tracer::watch(
         &a,
         &["--iface", "va", "--profile", "generic", "--interval", "0.5"],

@@ -7,6 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tracer::lab::state::State;
+
 use crate::harness::{Lab, lab::text, require_root, tracer::BIN};
 
 fn namespaces_of(prefix: &str) -> Vec<String> {
@@ -20,13 +22,8 @@ fn namespaces_of(prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn pids(state: &serde_json::Value) -> Vec<u32> {
-    state["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["pid"].as_u64().unwrap() as u32)
-        .collect()
+fn pids(state: &State) -> Vec<u32> {
+    state.processes.iter().map(|p| p.pid).collect()
 }
 
 fn alive(pid: u32) -> bool {

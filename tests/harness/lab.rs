@@ -5,6 +5,8 @@ use std::{
     process::{Command, Output},
 };
 
+use tracer::lab::state::State;
+
 use super::{require_root, tracer::BIN};
 
 /// A lab that is removed when the test ends, however it ends.
@@ -71,9 +73,11 @@ impl Lab {
         tracer::lab::node_dir(&self.prefix, node)
     }
 
-    pub fn state(&self) -> serde_json::Value {
-        let file = self.dir().join("state.json");
-        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    /// The lab's state.json; it must exist and be readable.
+    pub fn state(&self) -> State {
+        State::load(&self.prefix)
+            .unwrap_or_else(|e| panic!("{e:#}"))
+            .unwrap_or_else(|| panic!("lab {} has no state.json", self.prefix))
     }
 
     /// `lab check`: must report every flow as the scenario intends; returns its output.

@@ -60,6 +60,11 @@ impl NetNs {
         tracer::lab::net::nft(&self.name, ruleset).unwrap_or_else(|e| panic!("{e:#}:\n{ruleset}"));
     }
 
+    /// Drops UDP to `port` arriving in the namespace, with a real nftables rule.
+    pub fn nft_drop_input(&self, port: u16) {
+        self.nft(&format!("table inet trt {{\n chain input {{\n type filter hook input priority 0;\n udp dport {port} drop\n }}\n}}\n"));
+    }
+
     pub fn sysctl(&self, key: &str, value: &str) {
         self.exec(&["sysctl", "-qw", &format!("{key}={value}")]);
     }

@@ -1,5 +1,5 @@
-//! The fixture the watch and metrics tests share: namespaces A and B joined by a veth pair, an
-//! address on their link nobody owns, and the frames B sends A.
+//! The fixture the watch, metrics and baseline tests share: namespaces A and B joined by a veth
+//! pair, an address on their link nobody owns, and the frames B sends A.
 
 use std::net::Ipv4Addr;
 
@@ -25,26 +25,33 @@ pub fn pair() -> (NetNs, NetNs) {
     joined("", &A, &B)
 }
 
-/// `n` SYNs from SILENT to A's port 6443, from source ports 20000 on: with
-/// [`super::silent_apiserver`] in A, each is answered by exactly one SYN-ACK.
-pub fn apiserver_syns(n: u16) -> Vec<Bytes> {
-    let to_a = Eth::new(B.mac, A.mac);
-    (0..n)
-        .map(|i| frame(&to_a, SILENT.into(), A.ip.into(), &L4::syn(20000 + i, 6443)))
-        .collect()
+/// A SYN from SILENT's port `sport` to A's port 6443: with [`super::silent_apiserver`] in A,
+/// it is answered by exactly one SYN-ACK.
+pub fn apiserver_syn(sport: u16) -> Bytes {
+    frame(
+        &Eth::new(B.mac, A.mac),
+        SILENT.into(),
+        A.ip.into(),
+        &L4::syn(sport, 6443),
+    )
 }
 
-/// `n` UDP datagrams of 50 zero bytes from B to A's `dport`, from source ports `sport0` on.
+/// A UDP datagram of 50 zero bytes from B's port `sport` to A's `dport`.
+pub fn udp(sport: u16, dport: u16) -> Bytes {
+    frame(
+        &Eth::new(B.mac, A.mac),
+        B.ip.into(),
+        A.ip.into(),
+        &L4::udp(sport, dport, &[0u8; 50]),
+    )
+}
+
+/// `n` SYNs ([`apiserver_syn`]) from source ports 20000 on.
+pub fn apiserver_syns(n: u16) -> Vec<Bytes> {
+    (0..n).map(|i| apiserver_syn(20000 + i)).collect()
+}
+
+/// `n` UDP datagrams ([`udp`]) to A's `dport`, from source ports `sport0` on.
 pub fn udp_to(n: u16, sport0: u16, dport: u16) -> Vec<Bytes> {
-    let to_a = Eth::new(B.mac, A.mac);
-    (0..n)
-        .map(|i| {
-            frame(
-                &to_a,
-                B.ip.into(),
-                A.ip.into(),
-                &L4::udp(sport0 + i, dport, &[0u8; 50]),
-            )
-        })
-        .collect()
+    (0..n).map(|i| udp(sport0 + i, dport)).collect()
 }

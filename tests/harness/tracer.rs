@@ -114,16 +114,21 @@ impl Drop for Tracer {
     }
 }
 
+/// The last summary line.
+pub fn summary(lines: &[Value]) -> &Value {
+    lines
+        .iter()
+        .rev()
+        .find(|v| v["type"] == "summary")
+        .expect("no summary line")
+}
+
 /// Packets per (iface, direction, class) from a summary line.
 pub struct Counts(HashMap<(String, String, String), (u64, u64)>);
 
 impl Counts {
     pub fn from_summary(lines: &[Value]) -> Counts {
-        let summary = lines
-            .iter()
-            .rev()
-            .find(|v| v["type"] == "summary")
-            .expect("no summary line");
+        let summary = summary(lines);
         let mut map = HashMap::new();
         // Overlay packets counted again by their inner class are not the packets' own counts.
         for c in summary["counters"]

@@ -13,7 +13,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::{Lab, NetNs, Veth, joined, lab::text, tracer::BIN};
+use crate::harness::{Lab, NetNs, Tracer, Veth, joined, lab::text, tracer::BIN};
 
 /// The JSON lines a `--output json` run printed; panics naming a line that is not JSON.
 fn json_lines(stdout: &[u8]) -> Vec<Value> {
@@ -303,26 +303,12 @@ fn unreadable_files_are_named_and_the_rest_still_runs() {
 #[test]
 fn watch_traces_firewall_drops_to_their_rule_and_reports_the_finding() {
     let lab = Lab::up("calico-vxlan-blocked", "dw");
-    let out = std::thread::scope(|scope| {
-        let traffic = scope.spawn(|| lab.run(&["traffic", "--seconds", "5"]));
-        let out = lab.exec_output(
-            "worker-2",
-            &[
-                BIN,
-                "watch",
-                "--output",
-                "json",
-                "--duration",
-                "4",
-                "--interval",
-                "1",
-            ],
-        );
-        traffic.join().unwrap();
-        out
-    });
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines = json_lines(&out.stdout);
+    // Attached before the traffic starts, however long loading takes on a busy machine.
+    let mut watch = Tracer::watch_node(&lab, "worker-2", &["--interval", "1"]);
+    watch.started();
+    let traffic = lab.run(&["traffic", "--seconds", "4"]);
+    assert!(traffic.status.success(), "{}", text(&traffic.stderr));
+    let lines = watch.stop();
     let vxlan = lines
         .iter()
         .find(|l| {

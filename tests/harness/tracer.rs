@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::Value;
 
-use super::NetNs;
+use super::{Lab, NetNs};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tracer");
 
@@ -23,8 +23,23 @@ pub struct Tracer {
 
 impl Tracer {
     pub fn watch(ns: &NetNs, args: &[&str]) -> Tracer {
-        let mut child = Command::new(BIN)
-            .args(["--netns", &ns.name, "watch", "--output", "json"])
+        Tracer::start(Command::new(BIN).args(["--netns", &ns.name]), args)
+    }
+
+    /// `tracer watch --output json ARGS` in a lab node, reading the node's firewall as in
+    /// `tracer lab exec`.
+    pub fn watch_node(lab: &Lab, node: &str, args: &[&str]) -> Tracer {
+        let shell = tracer::lab::node_shell(&lab.prefix, node)
+            .unwrap_or_else(|e| panic!("{node} of lab {}: {e:#}", lab.prefix));
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--netns", &shell.netns]).envs(shell.env);
+        Tracer::start(&mut cmd, args)
+    }
+
+    /// Starts `cmd watch --output json ARGS`.
+    fn start(cmd: &mut Command, args: &[&str]) -> Tracer {
+        let mut child = cmd
+            .args(["watch", "--output", "json"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -15,7 +15,7 @@ use crate::{
         firewalld::Permanent,
         nft::{Family, Outcome, Packet, RuleRef},
     },
-    output::ports::service_name,
+    output::ports::{add_kind, service_name},
 };
 
 /// How firewalld configuration is changed on this node.
@@ -153,11 +153,7 @@ fn for_rejected_flow(
             Vec::new(),
         );
     }
-    let what = if port.contains('/') {
-        "port"
-    } else {
-        "protocol"
-    };
+    let what = add_kind(port);
     let spec = component
         .port_specs()
         .into_iter()

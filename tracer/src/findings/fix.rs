@@ -159,22 +159,19 @@ fn for_rejected_flow(
         .into_iter()
         .find(|s| s.split('/').next() == port.split('/').next() || s == port)
         .unwrap_or_else(|| port.to_string());
-    // The distribution's own service, when the zone uses it (k0s-worker, k0s-controller...).
-    let services: Vec<String> = inp
-        .roles
-        .iter()
-        .filter(|r| **r != Role::External)
-        .map(|r| service_name(inp.catalog, *r))
-        .collect();
-    let zone_services: Vec<&String> = permanent
+    // The distribution's own service, when the zone uses it (k0s-worker, k0s-controller...):
+    // the first of this node's roles that runs the component, in role order.
+    let zone_services: &[String] = permanent
         .zones
         .get(zone)
-        .map(|z| z.services.iter().collect())
-        .unwrap_or_default();
+        .map_or(&[], |z| z.services.as_slice());
     if inp.catalog.profile.firewalld.services
-        && let Some(svc) = services
+        && let Some(svc) = inp
+            .roles
             .iter()
-            .find(|s| zone_services.contains(s) && component_role_service(inp, component, s))
+            .filter(|r| **r != Role::External && component.to.contains(r))
+            .map(|r| service_name(inp.catalog, *r))
+            .find(|s| zone_services.contains(s))
     {
         return (
             Some(format!("service {svc} of zone {zone} lacks {spec}")),
@@ -191,12 +188,6 @@ fn for_rejected_flow(
             &[format!("--zone={zone}"), format!("--add-{what}={spec}")],
         ),
     )
-}
-
-/// The role's service is the one that should hold this component's port.
-fn component_role_service(inp: &Inputs, c: &Component, svc: &str) -> bool {
-    c.to.iter()
-        .any(|r| inp.roles.contains(r) && service_name(inp.catalog, *r) == svc)
 }
 
 /// The rule was written by firewalld (its nftables table, or one of its zone chains): changing

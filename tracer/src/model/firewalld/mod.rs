@@ -247,9 +247,6 @@ pub struct Runtime {
     pub zones: BTreeMap<String, Zone>,
     /// The services the zones use, and the services those include.
     pub services: BTreeMap<String, Service>,
-    /// Zones with bindings: (interfaces, sources). Same bindings as in `zones`, as
-    /// `getActiveZones` reports them.
-    pub active: BTreeMap<String, (Vec<String>, Vec<String>)>,
 }
 
 /// One part of a zone, for [`Drift`].

@@ -97,7 +97,6 @@ mod tests {
             }],
             vxlans: Vec::new(),
             default_v4: Some("eth0".into()),
-            default_v6: None,
             ip_forward: Some(1),
             rp_filter: Default::default(),
             listening: Vec::new(),

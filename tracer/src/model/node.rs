@@ -131,26 +131,11 @@ pub fn default_route_v4() -> Option<String> {
     })
 }
 
-/// The interface of the IPv6 default route, if there is one.
-pub fn default_route_v6() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() >= 10
-            && f[0] == "00000000000000000000000000000000"
-            && f[1] == "00"
-            && f[9] != "lo")
-            .then(|| f[9].to_string())
-    })
-}
-
 /// A VXLAN device and what it runs over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vxlan {
     pub name: String,
     pub mtu: u32,
-    pub vni: u32,
-    pub port: u16,
     pub local: Option<IpAddr>,
     /// The lower device it is bound to, when it is bound to one.
     pub link: Option<String>,
@@ -178,8 +163,6 @@ pub fn vxlans(ifaces: &[Interface]) -> Vec<Vxlan> {
             Some(Vxlan {
                 name: l["ifname"].as_str()?.to_string(),
                 mtu: l["mtu"].as_u64()? as u32,
-                vni: data["id"].as_u64().unwrap_or(0) as u32,
-                port: data["port"].as_u64().unwrap_or(0) as u16,
                 local: data["local"].as_str().and_then(|a| a.parse().ok()),
                 link,
             })
@@ -220,7 +203,6 @@ pub struct NodeFacts {
     pub addrs: Vec<IfAddr>,
     pub vxlans: Vec<Vxlan>,
     pub default_v4: Option<String>,
-    pub default_v6: Option<String>,
     pub ip_forward: Option<i64>,
     pub rp_filter: BTreeMap<String, i64>,
     pub listening: Vec<u16>,
@@ -237,7 +219,6 @@ impl NodeFacts {
             addrs: addresses(),
             vxlans: vxlans(&ifaces),
             default_v4: default_route_v4(),
-            default_v6: default_route_v6(),
             ip_forward: ipv4_sysctl("ip_forward"),
             rp_filter,
             listening: listening_tcp_ports(),

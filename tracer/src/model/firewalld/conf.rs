@@ -122,7 +122,6 @@ fn read_keys(
             ));
         }
     }
-    conf.other = values.into_iter().map(|(k, (v, _))| (k, v)).collect();
     default_zone_line
 }
 

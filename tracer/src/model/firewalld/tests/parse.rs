@@ -60,10 +60,6 @@ fn k0s_calico_worker_over_stock_files() {
 
     assert_eq!(p.conf.default_zone, "public");
     assert_eq!(p.conf.backend, "nftables");
-    assert_eq!(
-        p.conf.other.get("CleanupOnExit").map(String::as_str),
-        Some("yes")
-    );
     file_is(&p.conf.file, t.path(), "etc/firewalld/firewalld.conf");
 }
 
@@ -223,10 +219,8 @@ fn firewalld_conf_problems_and_defaults() {
     let p = read_permanent(t.path());
     assert_eq!(p.conf.default_zone, "trusted", "first definition wins");
     assert_eq!(p.conf.backend, "nftables", "invalid backend: default");
-    assert_eq!(
-        p.conf.other.get("LogDenied").map(String::as_str),
-        Some("all")
-    );
+    // The empty LogDenied (line 6) is ignored, so LogDenied=all (line 9) is the first
+    // definition and no repeat: no problem for line 9.
     let lines: Vec<Option<u32>> = p.problems.iter().map(|x| x.line).collect();
     assert_eq!(
         lines,

@@ -232,7 +232,8 @@ fn finding(
         f.zone = Some(hit.zone.clone());
         f.binding = Some(hit.binding.clone());
     }
-    if matches!(outcome.verdict, Verdict::Accept | Verdict::Unknown(_)) {
+    // No fix for a verdict tracer cannot tell (accepted flows have no finding: see `check`).
+    if matches!(outcome.verdict, Verdict::Unknown(_)) {
         return f;
     }
     f.element = element;

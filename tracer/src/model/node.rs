@@ -21,9 +21,7 @@ pub struct IfAddr {
 
 impl IfAddr {
     pub fn cidr(&self) -> Cidr {
-        format!("{}/{}", self.addr, self.prefix)
-            .parse()
-            .expect("an address with its prefix")
+        Cidr::new(self.addr, self.prefix).expect("an address with its prefix")
     }
 
     /// An address in the same subnet that is not this one: where a peer would send from.
@@ -110,11 +108,17 @@ pub fn ipv4_sysctl(path: &str) -> Option<i64> {
         .ok()
 }
 
-/// The reverse-path filter mode the kernel applies on `iface`: the larger of the
-/// interface's own value and `all`'s (0 off, 1 strict, 2 loose).
-pub fn rp_filter(iface: &str) -> Option<i64> {
-    let own = ipv4_sysctl(&format!("conf/{iface}/rp_filter"))?;
-    Some(own.max(ipv4_sysctl("conf/all/rp_filter").unwrap_or(0)))
+/// The reverse-path filter mode the kernel applies on each interface that has the sysctl:
+/// the larger of the interface's own value and `all`'s (0 off, 1 strict, 2 loose).
+fn rp_filters(ifaces: &[Interface]) -> BTreeMap<String, i64> {
+    let all = ipv4_sysctl("conf/all/rp_filter").unwrap_or(0);
+    ifaces
+        .iter()
+        .filter_map(|i| {
+            let own = ipv4_sysctl(&format!("conf/{}/rp_filter", i.name))?;
+            Some((i.name.clone(), own.max(all)))
+        })
+        .collect()
 }
 
 /// The interface of the IPv4 default route, if there is one.
@@ -211,10 +215,7 @@ pub struct NodeFacts {
 impl NodeFacts {
     pub fn read() -> std::io::Result<Self> {
         let ifaces = super::ifaces::list()?;
-        let rp_filter = ifaces
-            .iter()
-            .filter_map(|i| rp_filter(&i.name).map(|v| (i.name.clone(), v)))
-            .collect();
+        let rp_filter = rp_filters(&ifaces);
         Ok(NodeFacts {
             addrs: addresses(),
             vxlans: vxlans(&ifaces),

@@ -8,7 +8,9 @@ use log::warn;
 
 use crate::model::{
     catalog::{Catalog, DEFAULT_PROFILE, Role},
-    detect, ifaces,
+    cluster,
+    detect::{self, Detected},
+    ifaces,
 };
 
 /// The roles named with `--role`, in the order given; the first unknown name is an error.
@@ -25,12 +27,28 @@ pub struct Chosen {
     pub reason: String,
 }
 
+/// The profile given, else the one detected on the node (below the node root, with the
+/// namespace's interfaces), with the user's catalog files.
 pub fn choose(profile: Option<&str>, files: &[PathBuf]) -> Result<Chosen> {
+    choose_with(profile, files, || {
+        let root = super::node_root();
+        let (config, _) = cluster::read(&root);
+        let ifaces = ifaces::list().unwrap_or_default();
+        detect::profile(&root, config.as_ref(), &ifaces)
+    })
+}
+
+/// [`choose`], with `detect` telling the profile when none is given: for a command that has
+/// already read the node (and may have read it below another root).
+pub fn choose_with(
+    profile: Option<&str>,
+    files: &[PathBuf],
+    detect: impl FnOnce() -> Detected,
+) -> Result<Chosen> {
     let (name, reason) = match profile {
         Some(p) => (p.to_string(), "given with --profile".to_string()),
         None => {
-            let ifaces = ifaces::list().unwrap_or_default();
-            let d = detect::profile(&super::node_root(), &ifaces);
+            let d = detect();
             let reason = if d.profile == DEFAULT_PROFILE {
                 format!("default: {}", d.reason)
             } else {

@@ -2,12 +2,15 @@
 //! nftables ruleset, iptables modes, the cluster's configuration, sysctls, routes, MTUs),
 //! evaluate every flow the node's role must accept, and print what is wrong with the fix.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 
-use super::catalog::{choose, parse_roles};
+use super::catalog::{Chosen, choose_with, parse_roles};
 use crate::{
     findings::{Inputs, diagnose},
     model::{
@@ -90,6 +93,14 @@ pub struct DiagnoseArgs {
     root: Option<PathBuf>,
 }
 
+/// The catalog of the node diagnosed: the profile given, else the one detected from what was
+/// read of it (its cluster configuration below `root`, its interfaces).
+fn catalog(args: &DiagnoseArgs, root: &Path, view: &NodeView) -> Result<Chosen> {
+    choose_with(args.profile.as_deref(), &args.catalog, || {
+        detect::profile(root, view.cluster.as_ref(), &view.facts.ifaces)
+    })
+}
+
 pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
     if args.ruleset.is_none() && preflight::privileges().is_err() {
         bail!(
@@ -97,7 +108,6 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
         );
     }
     let root = args.root.clone().unwrap_or_else(super::node_root);
-    let chosen = choose(args.profile.as_deref(), &args.catalog)?;
     let files = args.ruleset.clone().map(|nft_json| RulesetFiles {
         nft_json,
         iptables_save: args.iptables_save.clone(),
@@ -105,6 +115,7 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
         ipset_save: args.ipset_save.clone(),
     });
     let view = NodeView::read(&root, files.as_ref()).context("reading the node's interfaces")?;
+    let chosen = catalog(&args, &root, &view)?;
     let (roles, roles_reason) = if args.role.is_empty() {
         detect::roles(&view.facts.listening)
     } else {
@@ -132,4 +143,115 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::model::{
+        cluster::{ClusterConfig, Distribution},
+        ifaces::Interface,
+        iptables::IptablesState,
+        node::NodeFacts,
+    };
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: DiagnoseArgs,
+    }
+
+    fn args(argv: &[&str]) -> DiagnoseArgs {
+        Cli::parse_from(std::iter::once("diagnose").chain(argv.iter().copied())).args
+    }
+
+    /// A node as `NodeView::read` would give it, with only a cluster configuration and
+    /// interfaces.
+    fn view(cluster: Option<ClusterConfig>, ifaces: &[&str]) -> NodeView {
+        let ifaces = ifaces
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Interface {
+                name: name.to_string(),
+                index: i as u32 + 1,
+                up: true,
+                loopback: false,
+                link_type: 1,
+                driver: None,
+                is_virtual: true,
+                mtu: 1450,
+            })
+            .collect();
+        NodeView {
+            facts: NodeFacts {
+                ifaces,
+                addrs: Vec::new(),
+                vxlans: Vec::new(),
+                default_v4: None,
+                ip_forward: None,
+                rp_filter: Default::default(),
+                listening: Vec::new(),
+            },
+            cluster,
+            permanent: None,
+            runtime: None,
+            ruleset: None,
+            iptables: IptablesState::default(),
+            problems: Vec::new(),
+            sources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_profile_is_detected_on_the_node_diagnosed() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().to_str().unwrap();
+        let k0s = ClusterConfig {
+            distribution: Distribution::K0s,
+            file: root.path().join("etc/k0s/k0s.yaml"),
+            provider: "calico".into(),
+            pod_cidrs: Vec::new(),
+            service_cidrs: Vec::new(),
+            iface: None,
+        };
+        let profile = |argv: &[&str], v: &NodeView| {
+            let chosen = catalog(&args(argv), root.path(), v).unwrap();
+            (chosen.catalog.profile.name, chosen.reason)
+        };
+        // The cluster configuration the view read below --root.
+        assert_eq!(
+            profile(&["--root", r], &view(Some(k0s.clone()), &[])),
+            (
+                "k0s-calico".to_string(),
+                format!("detected: {r}/etc/k0s/k0s.yaml sets provider calico")
+            )
+        );
+        // Without one, the view's interfaces.
+        assert_eq!(
+            profile(&["--root", r], &view(None, &["eth0", "flannel.1"])),
+            (
+                "k3s-flannel".to_string(),
+                "detected: device flannel.1 exists".to_string()
+            )
+        );
+        // The distribution's directory below --root comes before the devices.
+        std::fs::create_dir_all(root.path().join("var/lib/k0s")).unwrap();
+        assert_eq!(
+            profile(&["--root", r], &view(None, &["flannel.1"])),
+            (
+                "k0s-kube-router".to_string(),
+                format!("detected: {r}/var/lib/k0s exists (the distribution's default provider)")
+            )
+        );
+        // --profile wins over all of it.
+        assert_eq!(
+            profile(&["--profile", "k3s-wireguard"], &view(Some(k0s), &[])),
+            (
+                "k3s-wireguard".to_string(),
+                "given with --profile".to_string()
+            )
+        );
+    }
 }

@@ -8,7 +8,10 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::{Inputs, RuleInfo, fix};
-use crate::model::nft::{Hook, Packet, Verdict, evaluate};
+use crate::model::{
+    catalog::Protocol,
+    nft::{Hook, Packet, Verdict, evaluate},
+};
 
 /// A dropped flow as the probe saw it.
 pub struct DroppedFlow<'a> {
@@ -56,13 +59,7 @@ pub fn explain(inp: &Inputs, d: &DroppedFlow) -> Option<DropCause> {
         return None;
     }
     let component = inp.catalog.components.iter().find(|c| c.name == d.class);
-    let proto = crate::model::catalog::Protocol::Ip(d.proto);
-    let port = match d.proto {
-        6 => format!("{}/tcp", d.dport),
-        17 => format!("{}/udp", d.dport),
-        132 => format!("{}/sctp", d.dport),
-        _ => proto.to_string(),
-    };
+    let port = Protocol::from_number(d.proto).port_label(d.dport);
     let (hit, element, fix) = fix::blame(inp, component, &port, &pkt, &outcome);
     Some(DropCause {
         rule: outcome.deciding.as_ref().map(RuleInfo::of),
@@ -100,7 +97,6 @@ mod tests {
             }],
             vxlans: Vec::new(),
             default_v4: Some("eth0".into()),
-            default_v6: None,
             ip_forward: Some(1),
             rp_filter: Default::default(),
             listening: Vec::new(),

@@ -11,11 +11,11 @@ use super::{
 };
 use crate::{
     model::{
-        catalog::{Component, Role},
+        catalog::{Component, PortRange, Role},
         firewalld::Permanent,
         nft::{Family, Outcome, Packet, RuleRef},
     },
-    output::ports::service_name,
+    output::ports::{add_kind, service_name},
 };
 
 /// How firewalld configuration is changed on this node.
@@ -53,21 +53,25 @@ pub fn cluster_zone(inp: &Inputs, permanent: &Permanent) -> Option<String> {
     Some(permanent.zone_for(&nic.iface, nic.peer()).0)
 }
 
+/// Whether `accepted` (as [`PortProto`] prints it: `6443/tcp`, `2379-2380/tcp`, or a whole
+/// protocol such as `vrrp`) lets in `spec` (a port, range or protocol in the same form).
 fn port_in(spec: &str, accepted: &str) -> bool {
     let (Some((p, proto)), Some((ap, aproto))) = (spec.split_once('/'), accepted.split_once('/'))
     else {
         return spec == accepted;
     };
-    let range = |s: &str| -> Option<(u16, u16)> {
-        match s.split_once('-') {
-            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-            None => s.parse().ok().map(|n| (n, n)),
-        }
-    };
-    match (range(p), range(ap)) {
-        (Some((lo, hi)), Some((alo, ahi))) => proto == aproto && alo <= lo && hi <= ahi,
+    match (p.parse::<PortRange>(), ap.parse::<PortRange>()) {
+        (Ok(r), Ok(a)) => proto == aproto && a.contains(r.lo) && a.contains(r.hi),
         _ => false,
     }
+}
+
+/// Whether zone `zone` lets `port` in, by its own ports and protocols or its services'.
+fn zone_allows(permanent: &Permanent, zone: &str, port: &str) -> bool {
+    permanent
+        .zone_accepts(zone)
+        .iter()
+        .any(|(pp, _)| port_in(port, &pp.to_string()))
 }
 
 /// What a refused packet's evaluation blames: the zone (when firewalld's rules saw the
@@ -139,11 +143,7 @@ fn for_rejected_flow(
         );
     };
     let zone = &hit.zone;
-    let accepts = permanent.zone_accepts(zone);
-    if accepts
-        .iter()
-        .any(|(pp, _)| port_in(port, &format!("{}/{}", pp.port, pp.proto)))
-    {
+    if zone_allows(permanent, zone, port) {
         // Allowed by the zone and still refused: something else decides (a rich rule, a
         // rule of another table). The deciding rule in the finding is the element.
         return (
@@ -153,32 +153,25 @@ fn for_rejected_flow(
             Vec::new(),
         );
     }
-    let what = if port.contains('/') {
-        "port"
-    } else {
-        "protocol"
-    };
+    let what = add_kind(port);
     let spec = component
         .port_specs()
         .into_iter()
         .find(|s| s.split('/').next() == port.split('/').next() || s == port)
         .unwrap_or_else(|| port.to_string());
-    // The distribution's own service, when the zone uses it (k0s-worker, k0s-controller...).
-    let services: Vec<String> = inp
-        .roles
-        .iter()
-        .filter(|r| **r != Role::External)
-        .map(|r| service_name(inp.catalog, *r))
-        .collect();
-    let zone_services: Vec<&String> = permanent
+    // The distribution's own service, when the zone uses it (k0s-worker, k0s-controller...):
+    // the first of this node's roles that runs the component, in role order.
+    let zone_services: &[String] = permanent
         .zones
         .get(zone)
-        .map(|z| z.services.iter().collect())
-        .unwrap_or_default();
+        .map_or(&[], |z| z.services.as_slice());
     if inp.catalog.profile.firewalld.services
-        && let Some(svc) = services
+        && let Some(svc) = inp
+            .roles
             .iter()
-            .find(|s| zone_services.contains(s) && component_role_service(inp, component, s))
+            .filter(|r| **r != Role::External && component.to.contains(r))
+            .map(|r| service_name(inp.catalog, *r))
+            .find(|s| zone_services.contains(s))
     {
         return (
             Some(format!("service {svc} of zone {zone} lacks {spec}")),
@@ -195,12 +188,6 @@ fn for_rejected_flow(
             &[format!("--zone={zone}"), format!("--add-{what}={spec}")],
         ),
     )
-}
-
-/// The role's service is the one that should hold this component's port.
-fn component_role_service(inp: &Inputs, c: &Component, svc: &str) -> bool {
-    c.to.iter()
-        .any(|r| inp.roles.contains(r) && service_name(inp.catalog, *r) == svc)
 }
 
 /// The rule was written by firewalld (its nftables table, or one of its zone chains): changing
@@ -284,7 +271,8 @@ fn outside_firewalld(inp: &Inputs, port: &str, rule: &RuleRef) -> (Option<String
 
 #[cfg(test)]
 mod tests {
-    use super::port_in;
+    use super::{port_in, zone_allows};
+    use crate::model::firewalld::{Permanent, PortProto, Service, Zone};
 
     #[test]
     fn ports_and_ranges() {
@@ -294,5 +282,39 @@ mod tests {
         assert!(port_in("2379-2380/tcp", "2379-2380/tcp"));
         assert!(!port_in("2379-2381/tcp", "2379-2380/tcp"));
         assert!(port_in("vrrp", "vrrp"));
+    }
+
+    #[test]
+    fn a_zone_with_a_whole_protocol_accepts_it() {
+        let mut p = Permanent::default();
+        p.zones.insert(
+            "public".into(),
+            Zone {
+                name: "public".into(),
+                ports: vec![PortProto::new("10000-30000", "tcp")],
+                protocols: vec!["vrrp".into()],
+                services: vec!["overlay".into()],
+                ..Zone::default()
+            },
+        );
+        p.services.insert(
+            "overlay".into(),
+            Service {
+                name: "overlay".into(),
+                ports: vec![PortProto::new("4789", "udp")],
+                protocols: vec!["gre".into()],
+                ..Service::default()
+            },
+        );
+        for allowed in ["vrrp", "gre", "4789/udp", "10250/tcp"] {
+            assert!(zone_allows(&p, "public", allowed), "{allowed}");
+        }
+        for refused in ["esp", "4789/tcp", "8472/udp", "9999-10000/tcp"] {
+            assert!(!zone_allows(&p, "public", refused), "{refused}");
+        }
+        assert!(
+            !zone_allows(&p, "trusted", "vrrp"),
+            "an unknown zone accepts nothing"
+        );
     }
 }

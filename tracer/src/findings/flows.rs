@@ -56,11 +56,7 @@ fn node_flows<'a>(inp: &'a Inputs, cluster: &[&IfAddr]) -> Vec<Flow<'a>> {
     for c in comps {
         for proto in &c.protocols {
             let dport = c.ports.first().map_or(0, |r| r.lo);
-            let port = if proto.has_ports() {
-                format!("{dport}/{proto}")
-            } else {
-                proto.to_string()
-            };
+            let port = proto.port_label(dport);
             for a in cluster {
                 flows.push(Flow {
                     name: format!("{} {port} from a peer on {}", c.name, a.iface),
@@ -236,7 +232,8 @@ fn finding(
         f.zone = Some(hit.zone.clone());
         f.binding = Some(hit.binding.clone());
     }
-    if matches!(outcome.verdict, Verdict::Accept | Verdict::Unknown(_)) {
+    // No fix for a verdict tracer cannot tell (accepted flows have no finding: see `check`).
+    if matches!(outcome.verdict, Verdict::Unknown(_)) {
         return f;
     }
     f.element = element;

@@ -75,13 +75,8 @@ fn binding_of(rule_text: &str, pkt: &Packet, zone: &str, permanent: Option<&Perm
         };
         let cidr = permanent
             .and_then(|p| p.zones.get(zone))
-            .and_then(|z| {
-                z.sources.iter().find(|s| {
-                    s.parse::<crate::model::net::Cidr>()
-                        .is_ok_and(|c| c.contains(pkt.saddr))
-                })
-            })
-            .cloned()
+            .and_then(|z| z.source_containing(pkt.saddr))
+            .map(str::to_string)
             .or_else(from_rule)
             .unwrap_or_else(|| pkt.saddr.to_string());
         format!("source {cidr}")

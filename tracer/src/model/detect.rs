@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{
     catalog::DEFAULT_PROFILE,
-    cluster::{self, Distribution},
+    cluster::{ClusterConfig, Distribution},
     ifaces::Interface,
 };
 
@@ -24,9 +24,9 @@ const PROVIDER_DEVICES: &[(&str, &str)] = &[
     ("kube-bridge", "k0s-kube-router"),
 ];
 
-/// Detects the profile of the node whose files are below `root`.
-pub fn profile(root: &Path, ifaces: &[Interface]) -> Detected {
-    let (config, _) = cluster::read(root);
+/// Detects the profile of the node whose files are below `root`, from its cluster
+/// configuration (as `cluster::read(root)` gives it) and interfaces.
+pub fn profile(root: &Path, config: Option<&ClusterConfig>, ifaces: &[Interface]) -> Detected {
     if let Some(cfg) = config {
         let profile = match (cfg.distribution, cfg.provider.as_str()) {
             (Distribution::K0s, "calico") => Some("k0s-calico"),

@@ -24,8 +24,8 @@ impl Mode {
     }
 }
 
-/// Chains the cluster's components create.
-const CLUSTER_CHAIN_PREFIXES: &[&str] = &["KUBE-", "CALI-", "FLANNEL-", "KUBE-ROUTER-", "cali-"];
+/// Chains the cluster's components create (kube-router's `KUBE-ROUTER-...` are among `KUBE-`).
+const CLUSTER_CHAIN_PREFIXES: &[&str] = &["KUBE-", "CALI-", "FLANNEL-", "cali-"];
 
 fn is_cluster_chain(name: &str) -> bool {
     CLUSTER_CHAIN_PREFIXES.iter().any(|p| name.starts_with(p))
@@ -114,5 +114,26 @@ impl IptablesState {
     /// Both modes hold cluster chains: components disagree among themselves.
     pub fn split(&self) -> bool {
         !self.legacy_chains.is_empty() && !self.nft_chains.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_cluster_chain;
+
+    #[test]
+    fn cluster_chains_by_prefix() {
+        for c in [
+            "KUBE-SERVICES",
+            "KUBE-ROUTER-INPUT",
+            "CALI-INPUT",
+            "cali-fw-abc",
+            "FLANNEL-FWD",
+        ] {
+            assert!(is_cluster_chain(c), "{c}");
+        }
+        for c in ["INPUT", "DOCKER", "kube-services", "f2b-sshd"] {
+            assert!(!is_cluster_chain(c), "{c}");
+        }
     }
 }

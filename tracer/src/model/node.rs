@@ -21,9 +21,7 @@ pub struct IfAddr {
 
 impl IfAddr {
     pub fn cidr(&self) -> Cidr {
-        format!("{}/{}", self.addr, self.prefix)
-            .parse()
-            .expect("an address with its prefix")
+        Cidr::new(self.addr, self.prefix).expect("an address with its prefix")
     }
 
     /// An address in the same subnet that is not this one: where a peer would send from.
@@ -110,11 +108,17 @@ pub fn ipv4_sysctl(path: &str) -> Option<i64> {
         .ok()
 }
 
-/// The reverse-path filter mode the kernel applies on `iface`: the larger of the
-/// interface's own value and `all`'s (0 off, 1 strict, 2 loose).
-pub fn rp_filter(iface: &str) -> Option<i64> {
-    let own = ipv4_sysctl(&format!("conf/{iface}/rp_filter"))?;
-    Some(own.max(ipv4_sysctl("conf/all/rp_filter").unwrap_or(0)))
+/// The reverse-path filter mode the kernel applies on each interface that has the sysctl:
+/// the larger of the interface's own value and `all`'s (0 off, 1 strict, 2 loose).
+fn rp_filters(ifaces: &[Interface]) -> BTreeMap<String, i64> {
+    let all = ipv4_sysctl("conf/all/rp_filter").unwrap_or(0);
+    ifaces
+        .iter()
+        .filter_map(|i| {
+            let own = ipv4_sysctl(&format!("conf/{}/rp_filter", i.name))?;
+            Some((i.name.clone(), own.max(all)))
+        })
+        .collect()
 }
 
 /// The interface of the IPv4 default route, if there is one.
@@ -131,26 +135,11 @@ pub fn default_route_v4() -> Option<String> {
     })
 }
 
-/// The interface of the IPv6 default route, if there is one.
-pub fn default_route_v6() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() >= 10
-            && f[0] == "00000000000000000000000000000000"
-            && f[1] == "00"
-            && f[9] != "lo")
-            .then(|| f[9].to_string())
-    })
-}
-
 /// A VXLAN device and what it runs over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vxlan {
     pub name: String,
     pub mtu: u32,
-    pub vni: u32,
-    pub port: u16,
     pub local: Option<IpAddr>,
     /// The lower device it is bound to, when it is bound to one.
     pub link: Option<String>,
@@ -178,8 +167,6 @@ pub fn vxlans(ifaces: &[Interface]) -> Vec<Vxlan> {
             Some(Vxlan {
                 name: l["ifname"].as_str()?.to_string(),
                 mtu: l["mtu"].as_u64()? as u32,
-                vni: data["id"].as_u64().unwrap_or(0) as u32,
-                port: data["port"].as_u64().unwrap_or(0) as u16,
                 local: data["local"].as_str().and_then(|a| a.parse().ok()),
                 link,
             })
@@ -220,7 +207,6 @@ pub struct NodeFacts {
     pub addrs: Vec<IfAddr>,
     pub vxlans: Vec<Vxlan>,
     pub default_v4: Option<String>,
-    pub default_v6: Option<String>,
     pub ip_forward: Option<i64>,
     pub rp_filter: BTreeMap<String, i64>,
     pub listening: Vec<u16>,
@@ -229,15 +215,11 @@ pub struct NodeFacts {
 impl NodeFacts {
     pub fn read() -> std::io::Result<Self> {
         let ifaces = super::ifaces::list()?;
-        let rp_filter = ifaces
-            .iter()
-            .filter_map(|i| rp_filter(&i.name).map(|v| (i.name.clone(), v)))
-            .collect();
+        let rp_filter = rp_filters(&ifaces);
         Ok(NodeFacts {
             addrs: addresses(),
             vxlans: vxlans(&ifaces),
             default_v4: default_route_v4(),
-            default_v6: default_route_v6(),
             ip_forward: ipv4_sysctl("ip_forward"),
             rp_filter,
             listening: listening_tcp_ports(),

@@ -268,7 +268,7 @@ fn shell_quote(s: &str) -> String {
 
 /// What firewall-cmd adds for a port spec: `--add-port` for `8472/udp`, `--add-protocol` for
 /// a bare protocol such as `vrrp`.
-fn add_kind(spec: &str) -> &'static str {
+pub(crate) fn add_kind(spec: &str) -> &'static str {
     if spec.contains('/') {
         "port"
     } else {

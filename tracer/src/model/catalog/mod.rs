@@ -133,8 +133,28 @@ impl Protocol {
         }
     }
 
+    /// The protocol of IP protocol number `n`: tcp, udp and sctp by name, any other as `Ip(n)`.
+    pub fn from_number(n: u8) -> Protocol {
+        match n {
+            6 => Protocol::Tcp,
+            17 => Protocol::Udp,
+            132 => Protocol::Sctp,
+            n => Protocol::Ip(n),
+        }
+    }
+
     pub fn has_ports(self) -> bool {
         !matches!(self, Protocol::Ip(_))
+    }
+
+    /// Traffic to `port` as firewalld writes it: `4789/udp`, or the protocol alone (`vrrp`)
+    /// for one without ports.
+    pub fn port_label(self, port: u16) -> String {
+        if self.has_ports() {
+            format!("{port}/{self}")
+        } else {
+            self.to_string()
+        }
     }
 }
 

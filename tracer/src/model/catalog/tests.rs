@@ -240,3 +240,15 @@ fn roles_accept_both_vocabularies() {
     assert_eq!("vrrp".parse::<Protocol>().unwrap(), Protocol::Ip(112));
     assert!("17".parse::<Protocol>().is_err());
 }
+
+#[test]
+fn protocols_by_number_and_port_labels() {
+    assert_eq!(Protocol::from_number(6), Protocol::Tcp);
+    assert_eq!(Protocol::from_number(17), Protocol::Udp);
+    assert_eq!(Protocol::from_number(132), Protocol::Sctp);
+    assert_eq!(Protocol::from_number(112), Protocol::Ip(112));
+    assert_eq!(Protocol::from_number(17).port_label(4789), "4789/udp");
+    assert_eq!(Protocol::Sctp.port_label(38412), "38412/sctp");
+    assert_eq!(Protocol::from_number(112).port_label(0), "vrrp");
+    assert_eq!(Protocol::from_number(200).port_label(80), "200");
+}

@@ -197,12 +197,16 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     Some((IpAddr::V6(v6), len))
 }
 
+/// A zone source as a network, as [`parse_cidr`] reads it (`10.0.0.0/255.0.0.0` included);
+/// `None` for a MAC address, an ipset or anything else that is not an address.
+pub fn source_cidr(source: &str) -> Option<Cidr> {
+    parse_cidr(source).and_then(|(net, len)| Cidr::new(net, len))
+}
+
 /// Whether the network `cidr` (as [`parse_cidr`] reads it) contains `ip`. Families never mix:
 /// firewalld matches IPv4 sources with `ip saddr` and IPv6 ones with `ip6 saddr`.
 pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
-    parse_cidr(cidr)
-        .and_then(|(net, len)| Cidr::new(net, len))
-        .is_some_and(|net| net.contains(ip))
+    source_cidr(cidr).is_some_and(|net| net.contains(ip))
 }
 
 /// A zone or service name from its file name (`check_name`): letters, digits, `_`, `-`; zones

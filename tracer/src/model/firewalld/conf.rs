@@ -26,9 +26,25 @@ const VALID_KEYS: &[&str] = &[
     "AllowZoneDrifting",
 ];
 
-/// Reads `path`. A missing file is not a problem: firewalld runs on its defaults then.
-pub fn read_conf(path: &Path, problems: &mut Vec<ReadProblem>) -> FirewalldConf {
+/// Reads `path`, then checks its default zone against the zones that exist. A missing file
+/// is not a problem: firewalld runs on its defaults then.
+pub fn read_conf(
+    path: &Path,
+    zone_exists: impl Fn(&str) -> bool,
+    problems: &mut Vec<ReadProblem>,
+) -> FirewalldConf {
     let mut conf = FirewalldConf::default();
+    let default_zone_line = read_keys(path, &mut conf, problems);
+    check_default_zone(&mut conf, default_zone_line, zone_exists, problems);
+    conf
+}
+
+/// Reads the keys of `path` into `conf`; returns the line of the `DefaultZone` definition used.
+fn read_keys(
+    path: &Path,
+    conf: &mut FirewalldConf,
+    problems: &mut Vec<ReadProblem>,
+) -> Option<u32> {
     let text = match std::fs::read(path) {
         Ok(bytes) => {
             conf.file = Some(path.to_path_buf());
@@ -42,21 +58,22 @@ pub fn read_conf(path: &Path, problems: &mut Vec<ReadProblem>) -> FirewalldConf 
                         None,
                         format!("not UTF-8 ({e}); firewalld uses its defaults for every setting"),
                     ));
-                    return conf;
+                    return None;
                 }
             }
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => return conf,
+        Err(e) if e.kind() == ErrorKind::NotFound => return None,
         Err(e) => {
             problems.push(problem(
                 path,
                 None,
                 format!("cannot read: {e}; firewalld uses its defaults for every setting"),
             ));
-            return conf;
+            return None;
         }
     };
-    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    // Each key's value and the line that set it.
+    let mut values: BTreeMap<String, (String, Option<u32>)> = BTreeMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line_no = u32::try_from(i + 1).ok();
         let line = raw.trim();
@@ -78,7 +95,7 @@ pub fn read_conf(path: &Path, problems: &mut Vec<ReadProblem>) -> FirewalldConf 
                         "{key} is set a second time; firewalld keeps the first value"
                     ));
                 } else {
-                    values.insert(key.to_string(), value.to_string());
+                    values.insert(key.to_string(), (value.to_string(), line_no));
                 }
             }
             _ => bad(format!(
@@ -86,15 +103,16 @@ pub fn read_conf(path: &Path, problems: &mut Vec<ReadProblem>) -> FirewalldConf 
             )),
         }
     }
-    if let Some(zone) = values.remove("DefaultZone") {
+    let mut default_zone_line = None;
+    if let Some((zone, line)) = values.remove("DefaultZone") {
         conf.default_zone = zone;
+        default_zone_line = line;
     }
-    if let Some(backend) = values.remove("FirewallBackend") {
+    if let Some((backend, line)) = values.remove("FirewallBackend") {
         let lower = backend.to_lowercase();
         if lower == "nftables" || lower == "iptables" {
             conf.backend = lower;
         } else {
-            let line = line_of(&text, "FirewallBackend");
             problems.push(problem(
                 path,
                 line,
@@ -104,14 +122,14 @@ pub fn read_conf(path: &Path, problems: &mut Vec<ReadProblem>) -> FirewalldConf 
             ));
         }
     }
-    conf.other = values;
-    conf
+    default_zone_line
 }
 
-/// Called once the zones are known: firewalld replaces a default zone that does not exist by
-/// `public`, else `external`, else `block` (`_start_check`).
-pub fn check_default_zone(
+/// Once the zones are known: firewalld replaces a default zone that does not exist by
+/// `public`, else `external`, else `block` (`_start_check`). `line` is where the file set it.
+fn check_default_zone(
     conf: &mut FirewalldConf,
+    line: Option<u32>,
     zone_exists: impl Fn(&str) -> bool,
     problems: &mut Vec<ReadProblem>,
 ) {
@@ -122,13 +140,10 @@ pub fn check_default_zone(
         .into_iter()
         .find(|z| zone_exists(z))
         .unwrap_or("block");
-    let (file, line) = match &conf.file {
-        Some(f) => {
-            let text = std::fs::read_to_string(f).unwrap_or_default();
-            (f.clone(), line_of(&text, "DefaultZone"))
-        }
-        None => (Path::new("firewalld.conf").to_path_buf(), None),
-    };
+    let file = conf
+        .file
+        .clone()
+        .unwrap_or_else(|| Path::new("firewalld.conf").to_path_buf());
     problems.push(ReadProblem {
         file,
         line,
@@ -139,16 +154,6 @@ pub fn check_default_zone(
         ),
     });
     conf.default_zone = fallback.to_string();
-}
-
-/// The line (1-based) of the first definition of `key`.
-fn line_of(text: &str, key: &str) -> Option<u32> {
-    text.lines()
-        .position(|l| {
-            let l = l.trim();
-            !l.starts_with('#') && l.split('=').next().map(str::trim) == Some(key)
-        })
-        .and_then(|i| u32::try_from(i + 1).ok())
 }
 
 fn problem(path: &Path, line: Option<u32>, message: String) -> ReadProblem {

@@ -38,8 +38,8 @@ pub const FALLBACK_ZONE: &str = "public";
 /// The backend firewalld uses when `FirewallBackend` is absent or invalid.
 pub const FALLBACK_BACKEND: &str = "nftables";
 
-/// `ROOT/etc/firewalld/firewalld.conf`: the two keys the model needs, and every other valid
-/// key as written.
+/// `ROOT/etc/firewalld/firewalld.conf`: the two keys the model needs (the others are checked
+/// as firewalld checks them, and not kept).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FirewalldConf {
     /// `DefaultZone`, or `public` when absent. When it names no existing zone, firewalld uses
@@ -49,8 +49,6 @@ pub struct FirewalldConf {
     pub backend: String,
     /// The file read, or `None` when there was none (firewalld then uses its built-in defaults).
     pub file: Option<PathBuf>,
-    /// The other keys firewalld knows (`CleanupOnExit`, `LogDenied`, ...), as written.
-    pub other: BTreeMap<String, String>,
 }
 
 impl Default for FirewalldConf {
@@ -59,7 +57,6 @@ impl Default for FirewalldConf {
             default_zone: FALLBACK_ZONE.to_string(),
             backend: FALLBACK_BACKEND.to_string(),
             file: None,
-            other: BTreeMap::new(),
         }
     }
 }
@@ -247,9 +244,6 @@ pub struct Runtime {
     pub zones: BTreeMap<String, Zone>,
     /// The services the zones use, and the services those include.
     pub services: BTreeMap<String, Service>,
-    /// Zones with bindings: (interfaces, sources). Same bindings as in `zones`, as
-    /// `getActiveZones` reports them.
-    pub active: BTreeMap<String, (Vec<String>, Vec<String>)>,
 }
 
 /// One part of a zone, for [`Drift`].
@@ -321,24 +315,6 @@ pub struct Drift {
     /// so it is not in force until a reload (`--permanent` without `--reload`). A target or a
     /// default zone that differs gives two entries, one each way.
     pub runtime_only: bool,
-}
-
-impl fmt::Display for Drift {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.runtime_only {
-            write!(
-                f,
-                "zone {}: {} is in force but not permanent (a reload loses it)",
-                self.zone, self.element
-            )
-        } else {
-            write!(
-                f,
-                "zone {}: {} is permanent but not in force (until a reload)",
-                self.zone, self.element
-            )
-        }
-    }
 }
 
 /// Why [`Permanent::zone_for`] picked its zone.

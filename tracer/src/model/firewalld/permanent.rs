@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::check::{MAX_ZONE_NAME, check_object_name};
-use super::conf::{check_default_zone, read_conf};
+use super::conf::read_conf;
 use super::xml::{Located, parse_service, parse_zone};
 use super::{Permanent, ReadProblem, Service, Zone};
 
@@ -101,8 +101,11 @@ pub fn read_permanent(root: &Path) -> Permanent {
         }
     }
 
-    let mut conf = read_conf(&etc.join("firewalld.conf"), &mut problems);
-    check_default_zone(&mut conf, |z| zones.contains_key(z), &mut problems);
+    let conf = read_conf(
+        &etc.join("firewalld.conf"),
+        |z| zones.contains_key(z),
+        &mut problems,
+    );
     Permanent {
         conf,
         zones,

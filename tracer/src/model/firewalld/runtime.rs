@@ -3,7 +3,7 @@
 //!
 //! - `org.freedesktop.DBus.NameHasOwner` (is firewalld on the bus at all),
 //! - `org.freedesktop.DBus.Properties.Get(FirewallD1, "state")` (`RUNNING`, `FAILED`, `INIT`),
-//! - `FirewallD1.getDefaultZone`, `FirewallD1.zone.getZones`, `FirewallD1.zone.getActiveZones`,
+//! - `FirewallD1.getDefaultZone`, `FirewallD1.zone.getZones`,
 //! - `FirewallD1.zone.getZoneSettings2(zone) -> a{sv}` for every zone,
 //! - `FirewallD1.getServiceSettings2(service) -> a{sv}` for the services zones use, and the
 //!   services those include.
@@ -143,17 +143,6 @@ pub fn read_runtime_at(address: &str) -> Result<Option<Runtime>, RuntimeError> {
     let names: Vec<String> = bus
         .call(NAME, PATH, IFACE_ZONE, "getZones", &(), "")
         .and_then(|m| bus.body(&m, "getZones"))?;
-    let active_raw: HashMap<String, HashMap<String, Vec<String>>> = bus
-        .call(NAME, PATH, IFACE_ZONE, "getActiveZones", &(), "")
-        .and_then(|m| bus.body(&m, "getActiveZones"))?;
-    let active = active_raw
-        .into_iter()
-        .map(|(zone, mut b)| {
-            let ifaces = b.remove("interfaces").unwrap_or_default();
-            let sources = b.remove("sources").unwrap_or_default();
-            (zone, (ifaces, sources))
-        })
-        .collect();
 
     let mut zones = BTreeMap::new();
     for name in names {
@@ -191,7 +180,6 @@ pub fn read_runtime_at(address: &str) -> Result<Option<Runtime>, RuntimeError> {
         default_zone,
         zones,
         services,
-        active,
     }))
 }
 

@@ -24,9 +24,21 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::check::cidr_contains;
-use super::{Binding, Origin, Permanent, PortProto};
+use super::check::{cidr_contains, source_cidr};
+use super::{Binding, Origin, Permanent, PortProto, Zone};
 use crate::model::net::Cidr;
+
+impl Zone {
+    /// The first of the zone's sources, as written, that contains `ip`: an address, or a prefix
+    /// with a length or (IPv4) a netmask such as `10.0.0.0/255.0.0.0`. MAC and ipset sources
+    /// never match (the packet's MAC and the sets' entries are not known here).
+    pub fn source_containing(&self, ip: IpAddr) -> Option<&str> {
+        self.sources
+            .iter()
+            .map(String::as_str)
+            .find(|s| cidr_contains(s, ip))
+    }
+}
 
 impl Permanent {
     /// The zone firewalld would pick for traffic from `source` arriving on `iface`: a zone
@@ -37,8 +49,8 @@ impl Permanent {
     pub fn zone_for(&self, iface: &str, source: IpAddr) -> (String, Binding) {
         // BTreeMap order is byte order of the UTF-8 names, which is Python's code point order.
         for (name, zone) in &self.zones {
-            if let Some(src) = zone.sources.iter().find(|s| cidr_contains(s, source)) {
-                return (name.clone(), Binding::Source(src.clone()));
+            if let Some(src) = zone.source_containing(source) {
+                return (name.clone(), Binding::Source(src.to_string()));
             }
         }
         let mut best: Option<(usize, &str, &str)> = None;
@@ -60,13 +72,13 @@ impl Permanent {
         }
     }
 
-    /// Whether some zone has a source (an address or prefix, as [`Cidr`] reads it) that covers
-    /// every address of `cidr`.
+    /// Whether some zone has a source (an address or prefix, read as [`Zone::source_containing`]
+    /// reads it) that covers every address of `cidr`.
     pub fn has_source_covering(&self, cidr: &Cidr) -> bool {
         self.zones.values().any(|z| {
             z.sources
                 .iter()
-                .any(|s| s.parse::<Cidr>().is_ok_and(|c| c.covers(cidr)))
+                .any(|s| source_cidr(s).is_some_and(|c| c.covers(cidr)))
         })
     }
 

@@ -60,10 +60,6 @@ fn k0s_calico_worker_over_stock_files() {
 
     assert_eq!(p.conf.default_zone, "public");
     assert_eq!(p.conf.backend, "nftables");
-    assert_eq!(
-        p.conf.other.get("CleanupOnExit").map(String::as_str),
-        Some("yes")
-    );
     file_is(&p.conf.file, t.path(), "etc/firewalld/firewalld.conf");
 }
 
@@ -223,10 +219,8 @@ fn firewalld_conf_problems_and_defaults() {
     let p = read_permanent(t.path());
     assert_eq!(p.conf.default_zone, "trusted", "first definition wins");
     assert_eq!(p.conf.backend, "nftables", "invalid backend: default");
-    assert_eq!(
-        p.conf.other.get("LogDenied").map(String::as_str),
-        Some("all")
-    );
+    // The empty LogDenied (line 6) is ignored, so LogDenied=all (line 9) is the first
+    // definition and no repeat: no problem for line 9.
     let lines: Vec<Option<u32>> = p.problems.iter().map(|x| x.line).collect();
     assert_eq!(
         lines,
@@ -262,6 +256,47 @@ fn firewalld_conf_problems_and_defaults() {
     let pr = problem_for(&p.problems, "firewalld.conf");
     assert_eq!(pr.line, Some(2), "{pr}");
     assert!(pr.message.contains("\"nope\""), "{pr}");
+
+    // A problem with a value names the line that set it, not an earlier line of the same key
+    // that firewalld ignored.
+    write(
+        t.path(),
+        conf,
+        "DefaultZone=\nDefaultZone=nope\nFirewallBackend = a = b\nFirewallBackend=ebpf\n",
+    );
+    let p = read_permanent(t.path());
+    assert_eq!(
+        (p.conf.default_zone.as_str(), p.conf.backend.as_str()),
+        ("public", "nftables")
+    );
+    let at: Vec<(Option<u32>, &str)> = p
+        .problems
+        .iter()
+        .map(|x| (x.line, x.message.as_str()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (
+                Some(1),
+                "DefaultZone has no value; firewalld ignores the line"
+            ),
+            (
+                Some(3),
+                "\"FirewallBackend = a = b\" is not a KEY=VALUE line; firewalld ignores it"
+            ),
+            (
+                Some(4),
+                "FirewallBackend \"ebpf\" is neither nftables nor iptables; firewalld uses nftables"
+            ),
+            (
+                Some(2),
+                "DefaultZone \"nope\" names no zone; firewalld uses \"public\""
+            ),
+        ],
+        "problems:\n{}",
+        problems_text(&p)
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use super::super::{Binding, Origin, PortProto};
 use super::{read_clean, stock_root, write};
+use crate::model::net::Cidr;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
@@ -90,6 +91,36 @@ fn zone_for_source_then_interface_then_default() {
         "fd43::5",
         "public",
         Binding::Interface("eth0".into()),
+    );
+}
+
+#[test]
+fn netmask_sources_are_networks_like_prefixes() {
+    let t = stock_root();
+    write(
+        t.path(),
+        "etc/firewalld/zones/public.xml",
+        r#"<zone><interface name="eth0"/><source address="00:11:22:33:44:55"/><source address="10.244.0.0/255.255.0.0"/></zone>"#,
+    );
+    let p = read_clean(t.path());
+    let cidr = |s: &str| s.parse::<Cidr>().unwrap();
+    // The pod CIDR is a source of public, written with a netmask.
+    assert!(p.has_source_covering(&cidr("10.244.0.0/16")));
+    assert!(p.has_source_covering(&cidr("10.244.3.0/24")));
+    assert!(!p.has_source_covering(&cidr("10.0.0.0/8")));
+    assert!(!p.has_source_covering(&cidr("10.245.0.0/16")));
+    let public = &p.zones["public"];
+    assert_eq!(
+        public.source_containing(ip("10.244.3.7")),
+        Some("10.244.0.0/255.255.0.0")
+    );
+    assert_eq!(public.source_containing(ip("10.245.0.1")), None);
+    assert_eq!(
+        p.zone_for("eth9", ip("10.244.3.7")),
+        (
+            "public".to_string(),
+            Binding::Source("10.244.0.0/255.255.0.0".into())
+        )
     );
 }
 

@@ -11,21 +11,19 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::error;
 use tracer_common::{
-    classes::{CLASS_FLAG_VXLAN, classify},
+    classes::classify,
     counters::{
         DIR_INGRESS, IFACE_NO_L2, IfaceSlot, SIZE_BUCKETS, STAGE_INNER, counter_index, size_bucket,
     },
-    packet::{
-        ETH_P_IP, ETH_P_IPV6, Headers, IPPROTO_UDP, Packet, VXLAN_HLEN, parse_ethernet, parse_ip,
-        vxlan_vni,
-    },
+    packet::{ETH_P_IP, ETH_P_IPV6, Headers, Packet, parse_ethernet, parse_ip},
 };
 
 use crate::{
     maps::{
-        COUNTERS, INNER_COUNTERS, INNER_JOB, TC_STAGES, XDP_STAGES, class_flags, iface, n_classes,
-        port_class, proto_class,
+        COUNTERS, INNER_COUNTERS, INNER_JOB, TC_STAGES, XDP_STAGES, iface, n_classes, port_class,
+        proto_class,
     },
+    overlay::vxlan_inner,
     readers::{SkbPacket, XdpPacket},
 };
 
@@ -122,14 +120,9 @@ fn count<C: EbpfContext, P: Packet>(
         (*c).bytes += bytes;
         (*c).sizes[bucket] += packets;
     }
-    // Register compares first: only UDP pays for the flags lookup.
-    if h.proto != IPPROTO_UDP || !h.has_ports() || class_flags(class) & CLASS_FLAG_VXLAN == 0 {
+    let Some((_, inner_off)) = vxlan_inner(pkt, h, class) else {
         return false;
-    }
-    let off = h.payload_off as usize;
-    if vxlan_vni(pkt, off).is_none() {
-        return false;
-    }
+    };
     let Some(job) = INNER_JOB.get_ptr_mut(0) else {
         return false;
     };
@@ -137,7 +130,7 @@ fn count<C: EbpfContext, P: Packet>(
     unsafe {
         (*job).slot = slot.slot as u32;
         (*job).dir = dir;
-        (*job).off = (off + VXLAN_HLEN) as u32;
+        (*job).off = inner_off as u32;
         (*job).packets = packets;
         (*job).bytes = bytes;
     }

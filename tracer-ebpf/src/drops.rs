@@ -22,17 +22,18 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    classes::{CLASS_FLAG_VXLAN, classify},
+    classes::classify,
     counters::{STAGE_INNER, STAGES},
     drops::{
         CAPTURE, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey, EVENTS_BYTES, Flow,
         FlowKey, FlowState, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STATS_LEN,
     },
-    packet::{ETH_HLEN, IPPROTO_UDP, VXLAN_HLEN, parse_ethernet, parse_ip, vxlan_vni},
+    packet::{ETH_HLEN, parse_ethernet, parse_ip},
 };
 
 use crate::{
-    maps::{class_flags, port_class, proto_class},
+    maps::{port_class, proto_class},
+    overlay::vxlan_inner,
     readers::CopiedPacket,
 };
 
@@ -299,14 +300,9 @@ fn classify_event(ev: &mut DropEvent) {
     let class = classify(&h, port_class, proto_class);
     ev.key.class = class;
     ev.key.outer = Flow::of(&h);
-    // Register compares first: only UDP pays for the flags lookup.
-    if h.proto != IPPROTO_UDP || !h.has_ports() || class_flags(class) & CLASS_FLAG_VXLAN == 0 {
-        return;
-    }
-    let off = h.payload_off as usize;
-    if let Some(vni) = vxlan_vni(&pkt, off) {
+    if let Some((vni, inner_off)) = vxlan_inner(&pkt, &h, class) {
         ev.key.vni = vni;
-        ev.inner_off = (off + VXLAN_HLEN) as u16;
+        ev.inner_off = inner_off as u16;
     }
 }
 

@@ -20,8 +20,7 @@ use aya::{
 use log::{info, warn};
 use tracer_common::{
     counters::{
-        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, STAGE_INNER, SizedCounter, counter_entries,
-        counter_index,
+        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, SizedCounter, counter_entries, counter_index,
     },
     drops::DropConfig,
 };
@@ -34,7 +33,7 @@ use super::{
 mod drop_maps;
 mod tables;
 
-use tables::{fill_classes, fill_stages, fill_targets, load_program};
+use tables::{fill_classes, fill_stage, fill_targets, load_program};
 
 /// The programs in the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,14 +189,10 @@ impl Datapath {
             load_program(&mut ebpf, name)?;
         }
         for (map, program) in INNER_PROGRAMS {
-            fill_stages(&mut ebpf, map, &[(STAGE_INNER, program)])?;
+            fill_stage(&mut ebpf, map, program)?;
         }
         if drops.is_some() {
-            fill_stages(
-                &mut ebpf,
-                "DROP_STAGES",
-                &[(STAGE_INNER, DROP_INNER_PROGRAM)],
-            )?;
+            fill_stage(&mut ebpf, "DROP_STAGES", DROP_INNER_PROGRAM)?;
         }
         let hooks = vec![None; targets.len()];
         Ok(Datapath {

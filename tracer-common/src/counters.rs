@@ -1,6 +1,7 @@
-//! Layout of the datapath counters: which interface slot a packet's device maps to, the per-CPU
-//! arrays of packet and byte counts indexed by (slot, direction, class) for the packets' own
-//! class and for the inner class of overlay packets, and the packet-size histogram.
+//! Layout of the datapath counters: which interface slot a packet's device maps to, and the
+//! per-CPU arrays indexed by (slot, direction, class): packet and byte counts with a packet-size
+//! histogram for the packets' own class, packet and byte counts for the inner class of overlay
+//! packets.
 
 #[cfg(feature = "user")]
 mod user;
@@ -36,6 +37,19 @@ pub struct Counter {
 }
 
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
+
+/// Packets, bytes and packets per size bucket (`SIZE_BOUNDS`), as counted on one CPU: the
+/// datapath's counter of a packet's own class. The histogram sits in the counter's own entry,
+/// so one lookup serves all three.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SizedCounter {
+    pub packets: u64,
+    pub bytes: u64,
+    pub sizes: [u64; SIZE_BUCKETS],
+}
+
+const _: () = assert!(core::mem::size_of::<SizedCounter>() == 16 + 8 * SIZE_BUCKETS);
 
 /// Index of the counter for (`slot`, `dir`, `class`) in an array sized
 /// `counter_entries(slots, n_classes)`.
@@ -76,6 +90,10 @@ const _: () = assert!(core::mem::size_of::<InnerJob>() == 32);
 pub const SIZE_BOUNDS: [u32; SIZE_BUCKETS - 1] = [64, 128, 256, 512, 1024, 1518, 9018];
 pub const SIZE_BUCKETS: usize = 8;
 
+// The datapath indexes the histogram with `bucket & (SIZE_BUCKETS - 1)`: a mask, not a bounds
+// check, only while this is a power of two.
+const _: () = assert!(SIZE_BUCKETS.is_power_of_two());
+
 /// The bucket of a packet of `len` bytes.
 #[inline(always)]
 pub fn size_bucket(len: u64) -> u32 {
@@ -84,12 +102,6 @@ pub fn size_bucket(len: u64) -> u32 {
         b += 1;
     }
     b as u32
-}
-
-/// Index in the size histogram of bucket `bucket` of counter `counter` (a `counter_index`).
-#[inline(always)]
-pub const fn size_index(counter: u32, bucket: u32) -> u32 {
-    counter * SIZE_BUCKETS as u32 + bucket
 }
 
 #[cfg(test)]
@@ -104,6 +116,5 @@ mod tests {
         assert_eq!(size_bucket(1518), 5);
         assert_eq!(size_bucket(1519), 6);
         assert_eq!(size_bucket(65_000), 7);
-        assert_eq!(size_index(3, 2), 26);
     }
 }

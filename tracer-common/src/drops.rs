@@ -122,14 +122,24 @@ pub struct FlowKey {
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 96);
 
+/// An event budget: when its current one-second window started (`bpf_ktime_get_ns`) and the
+/// events sent in it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventWindow {
+    pub start_ns: u64,
+    pub events: u64,
+}
+
 /// Per-flow count and the event budget of the current second.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowState {
     pub count: u64,
-    pub window_start_ns: u64,
-    pub window_events: u64,
+    pub window: EventWindow,
 }
+
+const _: () = assert!(core::mem::size_of::<FlowState>() == 24);
 
 /// A sampled drop, with the first bytes of the packet.
 #[repr(C)]

@@ -1,9 +1,9 @@
 //! Counting: find the interface slot, parse, classify, add to the per-CPU counter of
-//! (slot, direction, class) and to its packet-size bucket. For overlay (VXLAN) classes a second
-//! program, reached by tail call, decodes the inner frame and counts it under its own class:
-//! verified together, the two parses would multiply each other's paths past the verifier's
-//! limit. Plain adds are exact here: tc and XDP run with bottom halves disabled, so nothing
-//! else on this CPU touches a counter (or the hand-over entry) mid-update.
+//! (slot, direction, class) and to its packet-size bucket, kept in the same entry. For overlay
+//! (VXLAN) classes a second program, reached by tail call, decodes the inner frame and counts
+//! it under its own class: verified together, the two parses would multiply each other's paths
+//! past the verifier's limit. Plain adds are exact here: tc and XDP run with bottom halves
+//! disabled, so nothing else on this CPU touches a counter (or the hand-over entry) mid-update.
 
 use aya_ebpf::{
     EbpfContext,
@@ -11,22 +11,19 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::error;
 use tracer_common::{
-    classes::{CLASS_FLAG_VXLAN, classify},
+    classes::classify,
     counters::{
-        Counter, DIR_INGRESS, IFACE_NO_L2, IfaceSlot, STAGE_INNER, counter_index, size_bucket,
-        size_index,
+        DIR_INGRESS, IFACE_NO_L2, IfaceSlot, SIZE_BUCKETS, STAGE_INNER, counter_index, size_bucket,
     },
-    packet::{
-        ETH_P_IP, ETH_P_IPV6, Headers, IPPROTO_UDP, Packet, VXLAN_HLEN, parse_ethernet, parse_ip,
-        vxlan_vni,
-    },
+    packet::{ETH_P_IP, ETH_P_IPV6, Headers, Packet, parse_ethernet, parse_ip},
 };
 
 use crate::{
     maps::{
-        COUNTERS, INNER_COUNTERS, INNER_JOB, SIZE_HIST, TC_STAGES, XDP_STAGES, class_flags, iface,
-        n_classes, port_class, proto_class,
+        COUNTERS, INNER_COUNTERS, INNER_JOB, TC_STAGES, XDP_STAGES, iface, n_classes, port_class,
+        proto_class,
     },
+    overlay::vxlan_inner,
     readers::{SkbPacket, XdpPacket},
 };
 
@@ -85,21 +82,6 @@ pub fn observe_xdp(ctx: &XdpContext) {
     }
 }
 
-#[inline(always)]
-fn add(c: Option<*mut Counter>, packets: u64, bytes: u64) -> bool {
-    match c {
-        Some(c) => {
-            // SAFETY: a per-CPU map value pointer, valid for this run.
-            unsafe {
-                (*c).packets += packets;
-                (*c).bytes += bytes;
-            }
-            true
-        }
-        None => false,
-    }
-}
-
 /// Counts the packet; true when it carries an inner frame for the second stage, whose job
 /// is then waiting in INNER_JOB.
 #[inline(always)]
@@ -114,14 +96,14 @@ fn count<C: EbpfContext, P: Packet>(
 ) -> bool {
     let class = classify(h, port_class, proto_class);
     let idx = counter_index(slot.slot as u32, dir, class as u32, n_classes());
-    if !add(COUNTERS.get_ptr_mut(idx), packets, bytes) {
+    let Some(c) = COUNTERS.get_ptr_mut(idx) else {
         // Only a loader that sized the array wrong gets here.
         error!(
             ctx,
             "counter {} out of range (slot {}, class {})", idx, slot.slot, class
         );
         return false;
-    }
+    };
     // Divide only for GSO super-packets: a division costs more than the rest of this. max(1)
     // lets the compiler drop the division-by-zero panic path, which the verifier rejects.
     let size = if packets == 1 {
@@ -129,19 +111,18 @@ fn count<C: EbpfContext, P: Packet>(
     } else {
         bytes / packets.max(1)
     };
-    let bucket = size_bucket(size);
-    if let Some(n) = SIZE_HIST.get_ptr_mut(size_index(idx, bucket)) {
-        // SAFETY: as above.
-        unsafe { *n += packets };
+    // size_bucket is below SIZE_BUCKETS already; the mask (SIZE_BUCKETS is a power of two)
+    // shows it to the compiler and the verifier, so there is no bounds-check panic path.
+    let bucket = size_bucket(size) as usize & (SIZE_BUCKETS - 1);
+    // SAFETY: a per-CPU map value pointer, valid for this run.
+    unsafe {
+        (*c).packets += packets;
+        (*c).bytes += bytes;
+        (*c).sizes[bucket] += packets;
     }
-    // Register compares first: only UDP pays for the flags lookup.
-    if h.proto != IPPROTO_UDP || !h.has_ports() || class_flags(class) & CLASS_FLAG_VXLAN == 0 {
+    let Some((_, inner_off)) = vxlan_inner(pkt, h, class) else {
         return false;
-    }
-    let off = h.payload_off as usize;
-    if vxlan_vni(pkt, off).is_none() {
-        return false;
-    }
+    };
     let Some(job) = INNER_JOB.get_ptr_mut(0) else {
         return false;
     };
@@ -149,7 +130,7 @@ fn count<C: EbpfContext, P: Packet>(
     unsafe {
         (*job).slot = slot.slot as u32;
         (*job).dir = dir;
-        (*job).off = (off + VXLAN_HLEN) as u32;
+        (*job).off = inner_off as u32;
         (*job).packets = packets;
         (*job).bytes = bytes;
     }
@@ -173,11 +154,14 @@ fn count_inner<P: Packet>(pkt: &P) {
     }
     let inner = parse_ethernet::<_, false>(pkt, job.off as usize);
     let class = classify(&inner, port_class, proto_class);
-    add(
-        INNER_COUNTERS.get_ptr_mut(counter_index(job.slot, job.dir, class as u32, n_classes())),
-        job.packets,
-        job.bytes,
-    );
+    let idx = counter_index(job.slot, job.dir, class as u32, n_classes());
+    if let Some(c) = INNER_COUNTERS.get_ptr_mut(idx) {
+        // SAFETY: a per-CPU map value pointer, valid for this run.
+        unsafe {
+            (*c).packets += job.packets;
+            (*c).bytes += job.bytes;
+        }
+    }
 }
 
 #[inline(always)]

@@ -22,17 +22,19 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    classes::{CLASS_FLAG_VXLAN, classify},
+    classes::classify,
     counters::{STAGE_INNER, STAGES},
     drops::{
-        CAPTURE, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey, EVENTS_BYTES, Flow,
-        FlowKey, FlowState, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STATS_LEN,
+        CAPTURE, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey, EVENTS_BYTES, EventWindow,
+        Flow, FlowKey, FlowState, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED,
+        STATS_LEN,
     },
-    packet::{ETH_HLEN, IPPROTO_UDP, VXLAN_HLEN, parse_ethernet, parse_ip, vxlan_vni},
+    packet::{ETH_HLEN, parse_ethernet, parse_ip},
 };
 
 use crate::{
-    maps::{class_flags, port_class, proto_class},
+    maps::{port_class, proto_class},
+    overlay::vxlan_inner,
     readers::CopiedPacket,
 };
 
@@ -79,10 +81,9 @@ static DROP_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map]
 static DROP_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 
-/// This CPU's event budget: the start of its current one-second window and the events sent
-/// in it.
+/// This CPU's event budget.
 #[map]
-static EVENT_WINDOW: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+static EVENT_WINDOW: PerCpuArray<EventWindow> = PerCpuArray::with_max_entries(1, 0);
 
 /// Where an event is assembled: too big for the 512-byte stack.
 #[map]
@@ -299,14 +300,9 @@ fn classify_event(ev: &mut DropEvent) {
     let class = classify(&h, port_class, proto_class);
     ev.key.class = class;
     ev.key.outer = Flow::of(&h);
-    // Register compares first: only UDP pays for the flags lookup.
-    if h.proto != IPPROTO_UDP || !h.has_ports() || class_flags(class) & CLASS_FLAG_VXLAN == 0 {
-        return;
-    }
-    let off = h.payload_off as usize;
-    if let Some(vni) = vxlan_vni(&pkt, off) {
+    if let Some((vni, inner_off)) = vxlan_inner(&pkt, &h, class) {
         ev.key.vni = vni;
-        ev.inner_off = (off + VXLAN_HLEN) as u16;
+        ev.inner_off = inner_off as u16;
     }
 }
 
@@ -330,17 +326,7 @@ fn cpu_wants_event(per_second: u32, now: u64) -> bool {
         return false;
     };
     // SAFETY: this CPU's entry, valid for the program's run.
-    unsafe {
-        if now.wrapping_sub((*w)[0]) > 1_000_000_000 {
-            (*w)[0] = now;
-            (*w)[1] = 0;
-        }
-        if (*w)[1] >= per_second as u64 {
-            return false;
-        }
-        (*w)[1] += 1;
-    }
-    true
+    unsafe { take_event::<false>(w, per_second, now) }
 }
 
 /// Counts the drop against its flow and says whether the flow's event budget for the current
@@ -352,8 +338,10 @@ fn flow_wants_event(key: &FlowKey, per_second: u32, now: u64) -> bool {
         None => {
             let fresh = FlowState {
                 count: 0,
-                window_start_ns: now,
-                window_events: 0,
+                window: EventWindow {
+                    start_ns: now,
+                    events: 0,
+                },
             };
             let _ = DROP_FLOW_COUNTS.insert(key, &fresh, BPF_NOEXIST as u64);
             match DROP_FLOW_COUNTS.get_ptr_mut(key) {
@@ -366,14 +354,31 @@ fn flow_wants_event(key: &FlowKey, per_second: u32, now: u64) -> bool {
     unsafe {
         atomic_add(&raw mut (*state).count, 1);
         // The window may be reset twice by racing CPUs: that only costs an extra event.
-        if now.wrapping_sub((*state).window_start_ns) > 1_000_000_000 {
-            (*state).window_start_ns = now;
-            (*state).window_events = 0;
+        take_event::<true>(&raw mut (*state).window, per_second, now)
+    }
+}
+
+/// Whether the budget `w` allows one more event in the second that `now` is in, which it then
+/// takes; a window older than a second starts over at `now`. ATOMIC for a budget other CPUs
+/// take from too (a flow's), plain adds for this CPU's own.
+///
+/// # Safety
+/// `w` is a map value pointer, valid for the program's run.
+#[inline(always)]
+unsafe fn take_event<const ATOMIC: bool>(w: *mut EventWindow, per_second: u32, now: u64) -> bool {
+    unsafe {
+        if now.wrapping_sub((*w).start_ns) > 1_000_000_000 {
+            (*w).start_ns = now;
+            (*w).events = 0;
         }
-        if (*state).window_events >= per_second as u64 {
+        if (*w).events >= per_second as u64 {
             return false;
         }
-        atomic_add(&raw mut (*state).window_events, 1);
+        if ATOMIC {
+            atomic_add(&raw mut (*w).events, 1);
+        } else {
+            add(&raw mut (*w).events, 1);
+        }
     }
     true
 }

@@ -9,6 +9,7 @@
 mod datapath;
 mod drops;
 mod maps;
+mod overlay;
 mod readers;
 
 use aya_ebpf::{

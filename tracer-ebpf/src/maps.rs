@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     classes::{MAX_CLASSES, PORT_TABLE_LEN, PROTO_TABLE_LEN, PortClasses},
-    counters::{Counter, IFACE_ARRAY_LEN, IfaceSlot, InnerJob, MAX_IFACES, STAGES},
+    counters::{Counter, IFACE_ARRAY_LEN, IfaceSlot, InnerJob, MAX_IFACES, STAGES, SizedCounter},
 };
 
 /// Number of classes of the loaded profile, `other` and `malformed` included.
@@ -40,9 +40,10 @@ pub static IFACES: Array<IfaceSlot> = Array::with_max_entries(IFACE_ARRAY_LEN, 0
 #[map]
 pub static IFACES_HIGH: HashMap<u32, IfaceSlot> = HashMap::with_max_entries(MAX_IFACES, 0);
 
-/// Packets and bytes per (interface slot, direction, class); resized by the loader.
+/// Packets, bytes and packets per size bucket per (interface slot, direction, class); resized
+/// by the loader.
 #[map]
-pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(1, 0);
+pub static COUNTERS: PerCpuArray<SizedCounter> = PerCpuArray::with_max_entries(1, 0);
 
 /// Packets and bytes of overlay packets per (slot, direction, class of the inner packet).
 #[map]
@@ -59,10 +60,6 @@ pub static XDP_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 /// The job the entry program leaves for its inner-frame stage, on this CPU.
 #[map]
 pub static INNER_JOB: PerCpuArray<InnerJob> = PerCpuArray::with_max_entries(1, 0);
-
-/// Packets per (slot, direction, class, size bucket).
-#[map]
-pub static SIZE_HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// The slot of a watched interface, `None` when the interface is not watched.
 #[inline(always)]

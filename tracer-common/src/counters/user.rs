@@ -1,7 +1,19 @@
 //! User-space side of the counter layout: lets aya read and write these through maps.
 
-use super::{Counter, IfaceSlot};
+use super::{Counter, IfaceSlot, SizedCounter};
 
-// SAFETY: both are repr(C) plain integers without padding (checked by the size assertions).
+// SAFETY: all are repr(C) plain integers without padding (checked by the size assertions).
 unsafe impl aya::Pod for Counter {}
+unsafe impl aya::Pod for SizedCounter {}
 unsafe impl aya::Pod for IfaceSlot {}
+
+/// A counter without a histogram read as one with empty buckets, so both arrays read the same.
+impl From<Counter> for SizedCounter {
+    fn from(c: Counter) -> Self {
+        SizedCounter {
+            packets: c.packets,
+            bytes: c.bytes,
+            ..SizedCounter::default()
+        }
+    }
+}

@@ -106,7 +106,7 @@ impl Snapshot {
                 inner: is_inner,
                 packets: r.packets,
                 bytes: r.bytes,
-                sizes: [0; SIZE_BUCKETS],
+                sizes: r.sizes,
             };
             ((r.target, direction, is_inner, r.class), e)
         };
@@ -120,24 +120,13 @@ impl Snapshot {
 
     /// Everything the datapath counts, now.
     pub fn capture(datapath: &Datapath, classes: &ClassTable) -> Result<Self, ProbeError> {
-        let hists = datapath.size_histograms()?;
-        let rows: Vec<CounterRow> = hists.iter().map(|(r, _)| *r).collect();
-        let mut snap = Snapshot::new(
+        Ok(Snapshot::new(
             Instant::now(),
-            &rows,
+            &datapath.counters()?,
             &datapath.inner_counters()?,
             datapath.targets(),
             classes,
-        );
-        for (r, buckets) in hists {
-            if let Some(e) =
-                snap.entries
-                    .get_mut(&(r.target, Direction::from_raw(r.direction), false, r.class))
-            {
-                e.sizes = buckets;
-            }
-        }
-        Ok(snap)
+        ))
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
@@ -199,6 +188,7 @@ mod tests {
             class: api,
             packets,
             bytes,
+            sizes: [0; SIZE_BUCKETS],
         };
         let a = Snapshot::new(t0, &[row(100, 6400)], &[], &targets, &classes);
         let b = Snapshot::new(

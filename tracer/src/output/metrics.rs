@@ -154,9 +154,10 @@ fn histogram(o: &mut String, entries: &[&Entry]) {
         for (bound, n) in SIZE_BOUNDS.iter().zip(e.sizes) {
             cumulative += n;
             let le = bound.to_string();
-            // The counters are read before the size histogram, so packets arriving in
-            // between can put the buckets a little ahead of the count. A bucket above +Inf
-            // would break quantiles; the next scrape catches up.
+            // A counter and its buckets are one map value, but the kernel copies each CPU's
+            // value while that CPU may be counting: packets counted mid-copy can put the
+            // buckets a little ahead of the count. A bucket above +Inf would break quantiles;
+            // the next scrape catches up.
             sample(
                 o,
                 &bucket,

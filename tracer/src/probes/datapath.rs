@@ -7,7 +7,7 @@
 use std::io;
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader, Pod,
     maps::{Map, MapData, MapError, PerCpuArray},
     programs::{
         LinkOrder, ProgramError, RawTracePoint, SchedClassifier, TestRun, TestRunOptions,
@@ -20,8 +20,7 @@ use aya::{
 use log::{info, warn};
 use tracer_common::{
     counters::{
-        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, STAGE_INNER, counter_entries, counter_index,
-        size_index,
+        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, SizedCounter, counter_entries, counter_index,
     },
     drops::DropConfig,
 };
@@ -34,7 +33,7 @@ use super::{
 mod drop_maps;
 mod tables;
 
-use tables::{fill_classes, fill_stages, fill_targets, load_program};
+use tables::{fill_classes, fill_stage, fill_targets, load_program};
 
 /// The programs in the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +76,9 @@ pub struct CounterRow {
     pub class: u8,
     pub packets: u64,
     pub bytes: u64,
+    /// Packets per size bucket (`tracer_common::counters::SIZE_BOUNDS`); zero in the rows of
+    /// [`Datapath::inner_counters`], which keep no histogram.
+    pub sizes: [u64; SIZE_BUCKETS],
 }
 
 /// What the drop probe could not pass on: events lost to a full ring buffer, events held
@@ -171,8 +173,7 @@ impl Datapath {
         loader
             .override_global("N_CLASSES", &n_classes, true)
             .map_max_entries("COUNTERS", entries)
-            .map_max_entries("INNER_COUNTERS", entries)
-            .map_max_entries("SIZE_HIST", entries * SIZE_BUCKETS as u32);
+            .map_max_entries("INNER_COUNTERS", entries);
         if let Some(cfg) = &drops {
             loader.override_global("DROP_CONFIG", cfg, true);
         }
@@ -188,14 +189,10 @@ impl Datapath {
             load_program(&mut ebpf, name)?;
         }
         for (map, program) in INNER_PROGRAMS {
-            fill_stages(&mut ebpf, map, &[(STAGE_INNER, program)])?;
+            fill_stage(&mut ebpf, map, program)?;
         }
         if drops.is_some() {
-            fill_stages(
-                &mut ebpf,
-                "DROP_STAGES",
-                &[(STAGE_INNER, DROP_INNER_PROGRAM)],
-            )?;
+            fill_stage(&mut ebpf, "DROP_STAGES", DROP_INNER_PROGRAM)?;
         }
         let hooks = vec![None; targets.len()];
         Ok(Datapath {
@@ -361,59 +358,46 @@ impl Datapath {
         })
     }
 
-    /// Every non-zero counter, summed over CPUs.
+    /// Every non-zero counter with its packet-size histogram, summed over CPUs.
     pub fn counters(&self) -> Result<Vec<CounterRow>, ProbeError> {
-        self.read_counters("COUNTERS")
+        self.read_counters::<SizedCounter>("COUNTERS")
     }
 
     /// Every non-zero counter of overlay packets by their inner class, summed over CPUs.
     pub fn inner_counters(&self) -> Result<Vec<CounterRow>, ProbeError> {
-        self.read_counters("INNER_COUNTERS")
+        self.read_counters::<Counter>("INNER_COUNTERS")
     }
 
-    /// The packet-size histogram of every counter that has packets: buckets as
-    /// `tracer_common::counters::SIZE_BOUNDS`.
-    pub fn size_histograms(&self) -> Result<Vec<(CounterRow, [u64; SIZE_BUCKETS])>, ProbeError> {
-        let rows = self.counters()?;
-        let hist: PerCpuArray<&MapData, u64> = open_map(&self.ebpf, "SIZE_HIST")?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let idx = counter_index(
-                row.target as u32 + 1,
-                row.direction,
-                row.class as u32,
-                self.n_classes,
-            );
-            let mut buckets = [0u64; SIZE_BUCKETS];
-            for (b, slot) in buckets.iter_mut().enumerate() {
-                let per_cpu = hist
-                    .get(&size_index(idx, b as u32), 0)
-                    .map_err(map_err("SIZE_HIST"))?;
-                *slot = per_cpu.iter().sum();
-            }
-            out.push((row, buckets));
-        }
-        Ok(out)
-    }
-
-    fn read_counters(&self, name: &'static str) -> Result<Vec<CounterRow>, ProbeError> {
-        let counters: PerCpuArray<&MapData, Counter> = open_map(&self.ebpf, name)?;
+    /// The rows of the counter array `name`, whose values are `V` (read as a `SizedCounter`:
+    /// a plain `Counter` has empty buckets).
+    fn read_counters<V: Pod + Into<SizedCounter>>(
+        &self,
+        name: &'static str,
+    ) -> Result<Vec<CounterRow>, ProbeError> {
+        let counters: PerCpuArray<&MapData, V> = open_map(&self.ebpf, name)?;
         let mut rows = Vec::new();
         for target in 0..self.targets.len() {
             for direction in 0..DIRECTIONS {
                 for class in 0..self.n_classes {
                     let idx = counter_index(target as u32 + 1, direction, class, self.n_classes);
                     let per_cpu = counters.get(&idx, 0).map_err(map_err(name))?;
-                    let (packets, bytes) = per_cpu
-                        .iter()
-                        .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
-                    if packets > 0 {
+                    let mut total = SizedCounter::default();
+                    for &c in per_cpu.iter() {
+                        let c: SizedCounter = c.into();
+                        total.packets += c.packets;
+                        total.bytes += c.bytes;
+                        for (t, n) in total.sizes.iter_mut().zip(c.sizes) {
+                            *t += n;
+                        }
+                    }
+                    if total.packets > 0 {
                         rows.push(CounterRow {
                             target,
                             direction,
                             class: class as u8,
-                            packets,
-                            bytes,
+                            packets: total.packets,
+                            bytes: total.bytes,
+                            sizes: total.sizes,
                         });
                     }
                 }

@@ -185,7 +185,8 @@ fn buckets_are_cumulative_and_end_at_the_count() {
 #[test]
 fn buckets_read_ahead_of_the_count_never_pass_it() {
     let info = info();
-    // Two packets arrived between reading the counter (10) and the histogram (12).
+    // Two packets were counted while the value was copied: after its count (10), before its
+    // buckets (12).
     let entries = [Entry::eth0_ingress(
         "other",
         false,

@@ -5,7 +5,7 @@ use aya::{
     Ebpf, Pod,
     maps::{Array, HashMap, MapData, ProgramArray},
 };
-use tracer_common::counters::{IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot};
+use tracer_common::counters::{IFACE_ARRAY_LEN, IFACE_NO_L2, IfaceSlot, STAGE_INNER};
 
 use super::{Target, map_err, missing, open_map_mut, rejection};
 use crate::probes::{ClassTable, ProbeError};
@@ -53,28 +53,19 @@ pub(super) fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<(), Pr
     })
 }
 
-/// Puts loaded programs into a program array at their stage indexes, for tail calls.
-pub(super) fn fill_stages(
+/// Puts the loaded program `program` into the program array `map` at `STAGE_INNER`, for the
+/// entry program's tail call.
+pub(super) fn fill_stage(
     ebpf: &mut Ebpf,
     map: &'static str,
-    stages: &[(u32, &'static str)],
+    program: &'static str,
 ) -> Result<(), ProbeError> {
-    let mut fds = Vec::new();
-    for (index, name) in stages {
-        let rejected = |reason: String| ProbeError::Rejected {
-            program: name,
-            reason,
-        };
-        let prog = ebpf.program(name).ok_or_else(|| missing(name))?;
-        let fd = prog.fd().map_err(|e| rejected(e.to_string()))?;
-        let fd = fd.try_clone().map_err(|e| rejected(e.to_string()))?;
-        fds.push((*index, fd));
-    }
+    let rejected = |reason: String| ProbeError::Rejected { program, reason };
+    let prog = ebpf.program(program).ok_or_else(|| missing(program))?;
+    let fd = prog.fd().map_err(|e| rejected(e.to_string()))?;
+    let fd = fd.try_clone().map_err(|e| rejected(e.to_string()))?;
     let mut array: ProgramArray<&mut MapData> = open_map_mut(ebpf, map)?;
-    for (index, fd) in &fds {
-        array.set(*index, fd, 0).map_err(map_err(map))?;
-    }
-    Ok(())
+    array.set(STAGE_INNER, &fd, 0).map_err(map_err(map))
 }
 
 pub(super) fn fill_targets(ebpf: &mut Ebpf, targets: &[Target]) -> Result<(), ProbeError> {

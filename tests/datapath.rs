@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use tracer::{
     model::catalog::{Catalog, Protocol, class_table},
     probes::{ClassTable, Datapath, Program},
-    synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac, vxlan_payload},
 };
+use tracer_lab::synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac, vxlan_payload};
 
 use crate::harness::NetNs;
 

@@ -60,7 +60,7 @@ fn runtime_fixes(findings: &[Value]) -> Vec<String> {
             "fix of {f}"
         );
     }
-    tracer::lab::findings_fixes(errors)
+    tracer_lab::findings_fixes(errors)
 }
 
 /// What a scenario's diagnosis on `node` must say.
@@ -96,7 +96,7 @@ fn broken(e: &Expect, tag: &str) {
     let fix = |node: &str, findings: &[Value]| {
         for cmd in runtime_fixes(findings) {
             // An MTU fix sets the pods' MTU too: the provider's part of the fix.
-            if let Err(err) = tracer::lab::apply_fix(&lab.prefix, node, &cmd, &|_| {}) {
+            if let Err(err) = tracer_lab::apply_fix(&lab.prefix, node, &cmd, &|_| {}) {
                 panic!("{node}: `{cmd}` failed: {err:#}");
             }
         }
@@ -416,14 +416,10 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     let dir = tempfile::tempdir().unwrap();
     let nft_json = dir.path().join("ruleset.json");
     let save = dir.path().join("iptables.txt");
-    std::fs::write(
-        &nft_json,
-        node.exec(&["nft", "-j", "list", "ruleset"]).stdout,
-    )
-    .unwrap();
-    std::fs::write(&save, node.exec(&["iptables-nft-save"]).stdout).unwrap();
+    std::fs::write(&nft_json, node.exec(&["nft", "-j", "list", "ruleset"])).unwrap();
+    std::fs::write(&save, node.exec(&["iptables-nft-save"])).unwrap();
     let sets = dir.path().join("ipset.txt");
-    std::fs::write(&sets, node.exec(&["ipset", "save"]).stdout).unwrap();
+    std::fs::write(&sets, node.exec(&["ipset", "save"])).unwrap();
     let path = |p: &Path| p.to_str().unwrap().to_string();
     let (nft_json, save, sets) = (path(&nft_json), path(&save), path(&sets));
     let offline = vxlan_of(&diagnose_ns(

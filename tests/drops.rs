@@ -10,7 +10,7 @@ use std::{
 
 use bytes::Bytes;
 use serde_json::Value;
-use tracer::synth::{Eth, L4, frame, vxlan_payload};
+use tracer_lab::synth::{Eth, L4, frame, vxlan_payload};
 
 use crate::harness::{Tracer, Veth, joined, send_frames, tracer::summary};
 
@@ -282,7 +282,7 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
         "add",
         "10.78.0.9",
         "lladdr",
-        &B.mac_text(),
+        &tracer_netns::mac_text(&B.mac),
         "dev",
         "va",
         "nud",

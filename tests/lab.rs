@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer::lab::state::State;
+use tracer_lab::state::State;
 
 use crate::harness::{Lab, lab::text, require_root, tracer::BIN};
 
@@ -67,7 +67,7 @@ fn healthy_kube_router_lab_peers_over_bgp_with_the_k0s_firewall() {
     ] {
         assert!(check.contains(line), "{line}:\n{check}");
     }
-    let ctl = tracer::lab::bird::socket_path(&tracer::lab::bird_dir(&lab.prefix, "worker-1"));
+    let ctl = tracer_lab::bird::socket_path(&tracer_lab::bird_dir(&lab.prefix, "worker-1"));
     let bgp = lab.exec(
         "worker-1",
         &["birdc", "-s", ctl.to_str().unwrap(), "show", "protocols"],

@@ -9,6 +9,7 @@ mod cli_errors;
 mod datapath;
 mod diagnose;
 mod drops;
+mod firewalld_runtime;
 mod lab;
 mod metrics;
 mod watch;

@@ -4,7 +4,7 @@
 use std::{net::Ipv4Addr, process::Command, time::Duration};
 
 use bytes::Bytes;
-use tracer::synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac};
+use tracer_lab::synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac};
 
 use crate::harness::{
     Counts, Tracer,
@@ -108,7 +108,7 @@ fn json_lines_are_cumulative_counters_then_a_summary() {
 
 fn bpftool_json(args: &[&str]) -> serde_json::Value {
     let out = run(Command::new("bpftool").arg("-j").args(args));
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&out).unwrap()
 }
 
 fn program_exists(id: u64) -> bool {
@@ -152,9 +152,7 @@ fn kill_9_leaves_nothing_attached_or_loaded() {
         // Ingress, egress and drop-probe links (TCX links do not show in `bpftool net`).
         assert_eq!(links_of(&ids).len(), 3, "{attach}: {:?}", links_of(&ids));
         if attach == "xdp" {
-            assert!(
-                String::from_utf8_lossy(&a.ip(&["link", "show", "va"]).stdout).contains("prog/xdp")
-            );
+            assert!(a.ip(&["link", "show", "va"]).contains("prog/xdp"));
         }
 
         tracer.kill9();
@@ -172,14 +170,12 @@ fn kill_9_leaves_nothing_attached_or_loaded() {
             "{attach}: links remain: {:?}",
             links_of(&ids)
         );
-        let link =
-            String::from_utf8_lossy(&a.ip(&["-d", "link", "show", "va"]).stdout).into_owned();
+        let link = a.ip(&["-d", "link", "show", "va"]);
         assert!(
             !link.contains("xdp"),
             "{attach}: XDP still attached: {link}"
         );
-        let qdisc = String::from_utf8_lossy(&a.exec(&["tc", "qdisc", "show", "dev", "va"]).stdout)
-            .into_owned();
+        let qdisc = a.exec(&["tc", "qdisc", "show", "dev", "va"]);
         assert!(
             !qdisc.contains("clsact"),
             "{attach}: tracer left a clsact qdisc: {qdisc}"

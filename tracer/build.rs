@@ -1,5 +1,5 @@
-//! Builds the kernel programs (`tracer-ebpf`) and leaves the object where `probes::object`
-//! embeds it, so building `tracer` can never ship a stale or missing eBPF object.
+//! Builds the kernel programs (`tracer-ebpf`) and leaves the object where `probes` embeds it,
+//! so building `tracer` can never ship a stale or missing eBPF object.
 //!
 //! The programs are compiled by Debian's `rustc-web` (`/usr/bin/rustc`), which ships a
 //! precompiled `core` for `bpfel-unknown-none`, and linked by `bpf-linker` built against the
@@ -74,16 +74,14 @@ fn main() {
     if !status.success() {
         fail("building tracer-ebpf failed (its errors are above)");
     }
-    // The programs, and the empty program the benchmark measures them against.
+    let objects = target_dir.join(TARGET).join("release");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    for (bin, file) in [
-        ("tracer-ebpf", "tracer-ebpf.o"),
-        ("tracer-floor", "tracer-floor.o"),
-    ] {
-        let object = target_dir.join(TARGET).join("release").join(bin);
-        std::fs::copy(&object, out_dir.join(file))
-            .unwrap_or_else(|e| fail(&format!("copying {}: {e}", object.display())));
-    }
+    let object = objects.join("tracer-ebpf");
+    std::fs::copy(&object, out_dir.join("tracer-ebpf.o"))
+        .unwrap_or_else(|e| fail(&format!("copying {}: {e}", object.display())));
+    // The empty programs the benchmark measures tracer's against: built in the same run, and
+    // named to the crates that depend on this one (`links` metadata, DEP_TRACER_EBPF_FLOOR).
+    println!("cargo:floor={}", objects.join("tracer-floor").display());
 }
 
 fn find_bpf_linker() -> Option<PathBuf> {

@@ -5,7 +5,7 @@ use std::{
     process::{Command, Output},
 };
 
-use tracer::lab::state::State;
+use tracer_lab::state::State;
 
 use super::{require_root, tracer::BIN};
 
@@ -65,12 +65,12 @@ impl Lab {
 
     /// The lab's directory: its state and every node's files.
     pub fn dir(&self) -> PathBuf {
-        tracer::lab::state::lab_dir(&self.prefix)
+        tracer_lab::state::lab_dir(&self.prefix)
     }
 
-    /// A node's files (see `tracer::lab::node_dir`).
+    /// A node's files (see `tracer_lab::node_dir`).
     pub fn node_dir(&self, node: &str) -> PathBuf {
-        tracer::lab::node_dir(&self.prefix, node)
+        tracer_lab::node_dir(&self.prefix, node)
     }
 
     /// The lab's state.json; it must exist and be readable.

@@ -1,63 +1,45 @@
 //! Network namespaces named uniquely per test and deleted when the guard drops, plus veth
 //! pairs between them.
 
-use std::{
-    process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
-};
+use std::process::Command;
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// Runs a command, panicking with its output when it fails.
-pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
+/// Runs a command, panicking with its error when it fails.
+pub fn run(cmd: &mut Command) -> String {
+    tracer_netns::run(cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A network namespace that exists for the guard's lifetime.
+/// A network namespace for one test: the project's one namespace guard
+/// ([`tracer_netns::NetNs`], deleted when dropped), with commands that panic with their error.
 pub struct NetNs {
     pub name: String,
+    guard: tracer_netns::NetNs,
 }
 
 impl NetNs {
     pub fn new(tag: &str) -> Self {
         super::require_root();
-        let name = format!(
-            "trt-{}-{}-{tag}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        run(Command::new("ip").args(["netns", "add", &name]));
-        let ns = NetNs { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+        let guard = tracer_netns::NetNs::create("trt-", tag).unwrap_or_else(|e| panic!("{e}"));
+        NetNs {
+            name: guard.name().to_string(),
+            guard,
+        }
     }
 
     /// `ip -n <ns> <args>`.
-    pub fn ip(&self, args: &[&str]) -> Output {
-        run(Command::new("ip").arg("-n").arg(&self.name).args(args))
+    pub fn ip(&self, args: &[&str]) -> String {
+        self.guard.ip(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs a program inside the namespace.
-    pub fn exec(&self, argv: &[&str]) -> Output {
-        run(Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(argv))
+    pub fn exec(&self, argv: &[&str]) -> String {
+        self.guard.exec(argv).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Loads an nftables ruleset (nft -f syntax) into the namespace.
     pub fn nft(&self, ruleset: &str) {
-        tracer::lab::net::nft(&self.name, ruleset).unwrap_or_else(|e| panic!("{e:#}:\n{ruleset}"));
+        self.guard
+            .nft(ruleset)
+            .unwrap_or_else(|e| panic!("{e}:\n{ruleset}"));
     }
 
     /// Drops UDP to `port` arriving in the namespace, with a real nftables rule.
@@ -66,20 +48,14 @@ impl NetNs {
     }
 
     pub fn sysctl(&self, key: &str, value: &str) {
-        self.exec(&["sysctl", "-qw", &format!("{key}={value}")]);
+        self.guard
+            .sysctl(key, value)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Runs `f` on a thread that has entered the namespace (setns is per thread).
     pub fn enter<R: Send, F: FnOnce() -> R + Send>(&self, f: F) -> R {
-        tracer::model::netns::run_in(&self.name, f).unwrap_or_else(|e| panic!("{e:#}"))
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        self.guard.run_in(f).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -91,39 +67,21 @@ pub struct Veth {
 }
 
 impl Veth {
-    pub fn mac_text(&self) -> String {
-        self.mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+    /// This end, in `ns`.
+    fn end<'a>(&'a self, ns: &'a NetNs) -> tracer_netns::End<'a> {
+        tracer_netns::End {
+            ns: &ns.guard,
+            name: self.name,
+            ip: self.ip,
+            mac: Some(self.mac),
+        }
     }
 }
 
 /// Connects two namespaces with a veth pair, addresses in a /24, IPv6 off to keep the
 /// links quiet.
 pub fn veth_pair(a: &NetNs, a_end: &Veth, b: &NetNs, b_end: &Veth) {
-    a.ip(&[
-        "link",
-        "add",
-        a_end.name,
-        "address",
-        &a_end.mac_text(),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_end.name,
-        "address",
-        &b_end.mac_text(),
-        "netns",
-        &b.name,
-    ]);
-    for (ns, end) in [(a, a_end), (b, b_end)] {
-        ns.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", end.name), "1");
-        ns.ip(&["addr", "add", &format!("{}/24", end.ip), "dev", end.name]);
-        ns.ip(&["link", "set", end.name, "up"]);
-    }
+    tracer_netns::veth_pair(&a_end.end(a), &b_end.end(b)).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Two fresh namespaces, tagged `<tag>a` and `<tag>b`, joined by a veth pair with these ends.
@@ -149,7 +107,7 @@ pub fn silent_apiserver(
         "add",
         &silent.to_string(),
         "lladdr",
-        &peer.mac_text(),
+        &tracer_netns::mac_text(&peer.mac),
         "dev",
         own.name,
         "nud",

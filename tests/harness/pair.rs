@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use bytes::Bytes;
-use tracer::synth::{Eth, L4, frame};
+use tracer_lab::synth::{Eth, L4, frame};
 
 use super::{NetNs, Veth, joined};
 

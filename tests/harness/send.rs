@@ -117,7 +117,7 @@ impl Paced {
         let thread = {
             let (rates, stop) = (rates.clone(), stop.clone());
             std::thread::spawn(move || {
-                tracer::model::netns::enter(&ns_name).unwrap_or_else(|e| panic!("{e:#}"));
+                tracer_netns::enter(&ns_name).unwrap_or_else(|e| panic!("{e:#}"));
                 let socket = PacketSocket::open(&iface, &ns_name);
                 let n = streams.len();
                 // Per stream: the rate in force, since when, frames sent since then, in all.

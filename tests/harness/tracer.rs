@@ -29,7 +29,7 @@ impl Tracer {
     /// `tracer watch --output json ARGS` in a lab node, reading the node's firewall as in
     /// `tracer lab exec`.
     pub fn watch_node(lab: &Lab, node: &str, args: &[&str]) -> Tracer {
-        let shell = tracer::lab::node_shell(&lab.prefix, node)
+        let shell = tracer_lab::node_shell(&lab.prefix, node)
             .unwrap_or_else(|e| panic!("{node} of lab {}: {e:#}", lab.prefix));
         let mut cmd = Command::new(BIN);
         cmd.args(["--netns", &shell.netns]).envs(shell.env);

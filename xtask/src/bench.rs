@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: builds the release binaries and runs `tracer-bench`, which prints the
 //! table and writes `bench/results.json` (a `--quick` or `--only` run: `target/bench/`). The
-//! benchmark lives in the `tracer` package (it links the tracer library); this crate cannot
-//! depend on it, so it runs it as a program.
+//! benchmark is its own crate (`tracer-bench`: it links the tracer library and the lab); this
+//! crate does not depend on it, so it runs it as a program.
 
 use std::process::Command;
 
@@ -14,7 +14,17 @@ pub fn run(extra: &[String]) -> Result<()> {
         "the benchmark loads eBPF programs and creates network namespaces",
         "bench",
     )?;
-    sh(cargo().args(["build", "--release", "-p", "tracer", "--bins"]))?;
+    // The bench runs `tracer`, whose `tracer lab` hands over to `tracer-lab` beside it.
+    sh(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "tracer",
+        "-p",
+        "tracer-lab",
+        "-p",
+        "tracer-bench",
+    ]))?;
     let root = root_dir();
     // `sh` runs it in the repository root, where its default --out (bench/results.json, or
     // target/bench/results.json for --quick and --only) lands.

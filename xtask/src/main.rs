@@ -94,6 +94,9 @@ fn test(extra: &[String]) -> Result<()> {
     )?;
     sh(cargo().args(["fmt", "--all", "--check"]))?;
     sh(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    // The end-to-end tests run `tracer lab ...`, which hands over to the `tracer-lab` binary
+    // beside `tracer`: build every binary of the workspace first, so none is stale.
+    sh(cargo().args(["build", "--bins"]))?;
     sh(cargo().args(["test"]).args(extra))
 }
 
@@ -102,7 +105,14 @@ fn demo(extra: &[String]) -> Result<()> {
         "the demo builds a lab of network namespaces and loads eBPF programs",
         "demo",
     )?;
-    sh(cargo().args(["build", "--release", "--package", "tracer"]))?;
+    sh(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "tracer",
+        "--package",
+        "tracer-lab",
+    ]))?;
     sh(Command::new(root_dir().join("target/release/tracer"))
         .arg("demo")
         .args(extra))

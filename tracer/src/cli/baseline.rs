@@ -164,7 +164,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         .with_context(|| format!("writing the baseline {file}"))?;
     let mut text = Vec::new();
     render::recorded(&mut text, &baseline, &file)?;
-    super::out(&String::from_utf8_lossy(&text))?;
+    crate::output::print(&String::from_utf8_lossy(&text))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -206,7 +206,7 @@ async fn compare_with(mut args: CompareArgs) -> Result<ExitCode> {
         Format::Text => render::text(&mut text, &ctx, &cmp)?,
         Format::Json => render::json(&mut text, &ctx, &cmp)?,
     }
-    super::out(&String::from_utf8_lossy(&text))?;
+    crate::output::print(&String::from_utf8_lossy(&text))?;
     Ok(if cmp.regressed() {
         ExitCode::from(REGRESSION)
     } else {

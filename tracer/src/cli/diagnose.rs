@@ -137,7 +137,7 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
         Format::Text => text(&mut rendered, &ctx, &diagnosis, args.all)?,
         Format::Json => json(&mut rendered, &ctx, &diagnosis, args.all)?,
     }
-    super::out(&String::from_utf8(rendered)?)?;
+    crate::output::print(&String::from_utf8(rendered)?)?;
     Ok(if diagnosis.errors() > 0 {
         ExitCode::from(FOUND_ERRORS)
     } else {

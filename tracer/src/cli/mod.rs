@@ -3,10 +3,9 @@
 
 mod baseline;
 mod catalog;
-mod demo;
 mod diagnose;
-mod lab;
 mod ports;
+mod testbed;
 mod watch;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -63,23 +62,14 @@ enum Command {
     Ports(PortsArgs),
     /// List the built-in cluster profiles.
     Profiles(ProfilesArgs),
-    /// Build and drive a cluster network in namespaces, with real firewalld, VXLAN and BGP.
-    Lab(lab::LabArgs),
-    /// Watch tracer find a misconfiguration in a lab it builds, then remove the lab.
-    Demo(demo::DemoArgs),
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-pub(crate) fn out(text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
+    /// Build and drive a cluster network in namespaces, with real firewalld, VXLAN and BGP
+    /// (the test bed, run by the `tracer-lab` binary; not needed on a node).
+    #[command(disable_help_flag = true)]
+    Lab(testbed::Passthrough),
+    /// Watch tracer find a misconfiguration in a lab it builds, then remove the lab (run by
+    /// the `tracer-lab` binary).
+    #[command(disable_help_flag = true)]
+    Demo(testbed::Passthrough),
 }
 
 /// The running kernel's release, as `uname -r` prints it; `unknown` when it cannot be read.
@@ -131,7 +121,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> Result<ExitCode> {
     // setns affects only the calling thread: do it before the runtime starts any other.
     if let Some(ns) = &cli.netns {
-        crate::model::netns::enter(ns)?;
+        tracer_netns::enter(ns)?;
     }
     match cli.command {
         Command::Watch(args) => runtime()?.block_on(watch::run(args)),
@@ -139,7 +129,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diagnose(args) => diagnose::run(args),
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),
-        Command::Lab(args) => lab::run(args),
-        Command::Demo(args) => demo::run(args),
+        Command::Lab(args) => testbed::exec(None, args),
+        Command::Demo(args) => testbed::exec(Some("demo"), args),
     }
 }

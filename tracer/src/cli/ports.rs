@@ -98,5 +98,6 @@ pub fn run_profiles(_args: ProfilesArgs) -> Result<ExitCode> {
 }
 
 fn write_stdout(text: &str) -> Result<ExitCode> {
-    super::out(text).map(|_| ExitCode::SUCCESS)
+    crate::output::print(text)?;
+    Ok(ExitCode::SUCCESS)
 }

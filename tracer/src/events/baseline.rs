@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tracer_common::counters::{SIZE_BOUNDS, SIZE_BUCKETS};
 
 use super::{Direction, DropTotal, Snapshot, counters::Entry};
-use crate::model::json::JsonError;
+use tracer_nft::JsonError;
 
 /// Marks a file as a tracer baseline, so that any other JSON is refused by name.
 pub const FORMAT: &str = "tracer-baseline";
@@ -155,7 +155,7 @@ pub struct DropWindow<'a> {
 pub enum BaselineError {
     /// Not JSON, or JSON of the wrong shape.
     #[error(transparent)]
-    Json(#[from] crate::model::json::JsonError),
+    Json(#[from] tracer_nft::JsonError),
     #[error(
         "{origin}: not a tracer baseline (no \"format\": \"{FORMAT}\"; write one with `tracer baseline record`)"
     )]

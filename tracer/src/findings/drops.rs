@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn a_vxlan_drop_is_traced_to_its_zone_and_rule() {
         let rs = Ruleset::from_json(
-            include_str!("../model/nft/fixtures/calico-vxlan-blocked-worker-2.json"),
+            include_str!("../../../tracer-nft/fixtures/calico-vxlan-blocked-worker-2.json"),
             "fixture",
         )
         .unwrap();

@@ -10,9 +10,9 @@ pub mod drop_reasons;
 pub mod firewalld;
 pub mod ifaces;
 pub mod iptables;
-pub mod json;
 pub mod net;
-pub mod netns;
-pub mod nft;
 pub mod node;
 pub mod view;
+
+/// The nftables and iptables-nft evaluator, a crate of its own.
+pub use tracer_nft as nft;

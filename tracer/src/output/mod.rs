@@ -19,6 +19,19 @@ use crate::{
     probes::DropStats,
 };
 
+/// Writes a command's output to stdout; a closed pipe (`| head`) is not an error.
+pub fn print(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// What a watch run is looking at, printed once at the start.
 #[derive(Clone, Debug)]
 pub struct WatchHeader {

@@ -2,7 +2,7 @@
 //! recordings: what moves, what is a regression, the noise floor and the threshold's edges.
 
 use super::*;
-use crate::model::json::JsonError;
+use tracer_nft::JsonError;
 
 fn meta() -> Meta {
     Meta {

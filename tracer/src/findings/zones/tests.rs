@@ -4,14 +4,28 @@
 use super::{zone_in_chain, zone_of};
 use crate::model::{
     firewalld::{Permanent, Zone},
-    nft::{Packet, Ruleset, Verdict, evaluate, tests::to_node},
+    nft::{Hook, Packet, Ruleset, Verdict, evaluate},
 };
+
+/// A new connection to the node on `iif`.
+fn to_node(iif: &str, saddr: &str, daddr: &str, l4proto: u8, dport: u16) -> Packet {
+    let ip = |s: &str| s.parse().unwrap();
+    Packet::new_connection(
+        Hook::Input,
+        iif,
+        ip(saddr),
+        ip(daddr),
+        l4proto,
+        40000,
+        dport,
+    )
+}
 
 const LAYOUTS: [(&str, &str, &str); 3] = [
     (
         "1.3.3",
-        include_str!("../../model/nft/fixtures/calico-vxlan-blocked-worker-2.json"),
-        include_str!("../../model/nft/fixtures/k3s-segregated-worker-2.json"),
+        include_str!("../../../../tracer-nft/fixtures/calico-vxlan-blocked-worker-2.json"),
+        include_str!("../../../../tracer-nft/fixtures/k3s-segregated-worker-2.json"),
     ),
     (
         "2.0-2.4",

@@ -1,9 +1,8 @@
-//! Tests of the firewalld model: files ([`parse`]), zone questions ([`select`]) and, as root,
-//! the runtime read over D-Bus from a real firewalld in a scratch namespace ([`lab`]). Roots are
+//! Tests of the firewalld model: files ([`parse`]) and zone questions ([`select`]). Roots are
 //! temporary directories with the fixture's `etc/firewalld` and a symlink to the host's stock
-//! `/usr/lib/firewalld`, the layout of a lab node.
+//! `/usr/lib/firewalld`, the layout of a lab node. The runtime read over D-Bus from a real
+//! firewalld is the integration test `firewalld_runtime`.
 
-mod lab;
 mod parse;
 mod select;
 

@@ -1,0 +1,294 @@
+//! The `tracer-lab` binary's command line, reached as `tracer lab ...` and `tracer demo ...`:
+//! build, inspect, drive and remove lab cluster networks, and run the demo. It is the one place
+//! errors become a message and an exit status.
+
+use std::{os::unix::process::CommandExt, process::ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use tracer::{output::print, probes::preflight};
+
+use crate::{
+    self as lab, checks,
+    scenarios::{self, SCENARIOS, UNSUPPORTED},
+    state::{State, teardown},
+};
+
+const DEFAULT_PREFIX: &str = "lab";
+
+/// Build and drive a cluster network in namespaces, with real firewalld, VXLAN and BGP.
+///
+/// The lab is tracer's test bed: it is not needed on a node, and nothing it builds leaves the
+/// network namespaces it creates.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracer lab",
+    bin_name = "tracer lab",
+    version,
+    max_term_width = 100
+)]
+struct LabArgs {
+    #[command(subcommand)]
+    command: LabCommand,
+}
+
+/// Watch tracer find a misconfiguration in a lab it builds, then remove the lab.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracer demo",
+    bin_name = "tracer demo",
+    version,
+    max_term_width = 100
+)]
+struct DemoCli {
+    #[command(flatten)]
+    args: crate::demo::DemoArgs,
+}
+
+/// `tracer-lab demo ARGS` runs the demo (`tracer demo ARGS`); anything else is a lab command
+/// (`tracer lab ARGS`).
+pub fn main() -> ExitCode {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let result = if argv.get(1).is_some_and(|a| a == "demo") {
+        argv.remove(1);
+        crate::demo::run(DemoCli::parse_from(argv).args)
+    } else {
+        run(LabArgs::parse_from(argv))
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("tracer: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Build a lab: namespaces for a controller, two workers and their pods, a switch, real
+    /// firewalld on every node, the scenario's overlay (VXLAN or BGP).
+    #[command(
+        after_help = "Example:\n  sudo tracer lab up --scenario calico-vxlan-blocked\n  sudo tracer lab check\n  sudo tracer lab exec worker-2 -- tracer watch\n  sudo tracer lab down"
+    )]
+    Up {
+        /// Scenario to build (see `tracer lab scenarios`).
+        #[arg(long, short)]
+        scenario: String,
+        /// Name of this lab; its namespaces are called PREFIX-controller-1 and so on.
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+    },
+    /// Remove a lab: its daemons, namespaces (with their firewall rules) and files. Works after
+    /// a crash of `lab up` too.
+    Down {
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+        /// Remove every lab.
+        #[arg(long, conflicts_with = "prefix")]
+        all: bool,
+    },
+    /// Show the labs that exist, their nodes and daemons.
+    Status {
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// Run a command in a node (controller-1, worker-1, worker-2, pod-worker-1, pod-worker-2,
+    /// switch): its network namespace, with firewall-cmd reaching the node's firewalld and
+    /// tracer reading the node's configuration.
+    Exec {
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+        node: String,
+        /// The command, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Send the cluster's traffic mix for a while: workers to the API server and konnectivity,
+    /// the controller to kubelets, pod to pod over the overlay, services.
+    Traffic {
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// Try every flow of the lab once and say which work; exit status 1 when a flow does
+    /// something other than the scenario intends.
+    Check {
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+    },
+    /// List the scenarios.
+    Scenarios,
+    /// Serve the cluster's TCP ports inside a node (started by `lab up`).
+    #[command(hide = true)]
+    Serve {
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<u16>,
+    },
+}
+
+fn run(args: LabArgs) -> Result<ExitCode> {
+    match args.command {
+        LabCommand::Scenarios => {
+            let mut text = String::new();
+            for s in SCENARIOS {
+                let kind = if s.fault.is_some() {
+                    "broken "
+                } else {
+                    "healthy"
+                };
+                text.push_str(&format!(
+                    "{:<22} {kind} {:<16} {}\n",
+                    s.name, s.profile, s.summary
+                ));
+            }
+            for (p, why) in UNSUPPORTED {
+                text.push_str(&format!("{p:<22} -       {p:<16} not available: {why}\n"));
+            }
+            print(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Serve { ports } => lab::serve::serve(&ports).map(|_| ExitCode::SUCCESS),
+        LabCommand::Up { scenario, prefix } => {
+            preflight::privileges()?;
+            let s = scenarios::find(&scenario).map_err(anyhow::Error::msg)?;
+            eprintln!("Building lab {prefix:?}: {}", s.summary);
+            lab::up(&prefix, s, &|step| eprintln!("  {step}"))?;
+            let outcomes = checks::run_all(&prefix, s);
+            print(&outcomes_text(&outcomes))?;
+            eprintln!(
+                "Lab {prefix:?} is up. Next: `tracer lab exec --prefix {prefix} {} -- tracer watch`, `tracer lab traffic --prefix {prefix}`, `tracer lab down --prefix {prefix}`.",
+                s.affected_node
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Down { prefix, all } => {
+            preflight::privileges()?;
+            let prefixes: Vec<String> = if all {
+                State::all().into_iter().map(|s| s.prefix).collect()
+            } else {
+                vec![prefix]
+            };
+            if prefixes.is_empty() {
+                eprintln!("No lab to remove.");
+            }
+            for p in prefixes {
+                let r = teardown(&p)?;
+                eprintln!(
+                    "Lab {p:?} removed: {} processes stopped, {} namespaces deleted.",
+                    r.processes, r.namespaces
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Status { prefix } => status(prefix.as_deref()),
+        LabCommand::Exec {
+            prefix,
+            node,
+            command,
+        } => {
+            let shell = lab::node_shell(&prefix, &node)?;
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", &shell.netns]).args(&command);
+            for (k, v) in shell.env {
+                cmd.env(k, v);
+            }
+            let err = cmd.exec();
+            Err(err).context("running ip netns exec")
+        }
+        LabCommand::Traffic { prefix, seconds } => {
+            let s = lab_scenario(&prefix)?;
+            eprintln!("Sending {}'s traffic mix for {seconds}s...", s.name);
+            let (ok, failed) = checks::traffic(&prefix, s, seconds);
+            print(&format!("{ok} flows answered, {failed} failed\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Check { prefix } => {
+            let s = lab_scenario(&prefix)?;
+            let outcomes = checks::run_all(&prefix, s);
+            let mut text = outcomes_text(&outcomes);
+            let surprises = outcomes.iter().filter(|o| o.ok != o.expected_ok).count();
+            if surprises == 0 {
+                text.push_str(&format!(
+                    "Every flow behaves as scenario {} intends.\n",
+                    s.name
+                ));
+            } else {
+                text.push_str(&format!(
+                    "{surprises} flows do not behave as scenario {} intends.\n",
+                    s.name
+                ));
+            }
+            print(&text)?;
+            Ok(if surprises == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn lab_scenario(prefix: &str) -> Result<&'static scenarios::Scenario> {
+    let st = State::load(prefix)?
+        .with_context(|| format!("no lab named {prefix:?}; build one with `tracer lab up`"))?;
+    if !st.ready {
+        bail!(
+            "lab {prefix:?} is not ready (its `lab up` did not finish); remove it with `tracer lab down --prefix {prefix}`"
+        );
+    }
+    scenarios::find(&st.scenario).map_err(anyhow::Error::msg)
+}
+
+fn outcomes_text(outcomes: &[checks::Outcome]) -> String {
+    let mut text = String::new();
+    for o in outcomes {
+        let mark = if o.ok { "ok  " } else { "FAIL" };
+        let note = match (o.ok, o.expected_ok) {
+            (false, false) => " (the scenario's fault)",
+            (true, false) => " (UNEXPECTED: the fault should break this)",
+            (false, true) => " (UNEXPECTED)",
+            (true, true) => "",
+        };
+        let detail = if o.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", o.detail)
+        };
+        text.push_str(&format!("{mark} {}{detail}{note}\n", o.name));
+    }
+    text
+}
+
+fn status(prefix: Option<&str>) -> Result<ExitCode> {
+    let labs: Vec<State> = match prefix {
+        Some(p) => State::load(p)?.into_iter().collect(),
+        None => State::all(),
+    };
+    let mut text = String::new();
+    if labs.is_empty() {
+        text.push_str("No lab. Build one with `tracer lab up --scenario NAME` (see `tracer lab scenarios`).\n");
+    }
+    for st in labs {
+        let ready = if st.ready {
+            "ready"
+        } else {
+            "NOT READY (lab up did not finish; run lab down)"
+        };
+        text.push_str(&format!(
+            "lab {:?}: scenario {}, {ready}\n",
+            st.prefix, st.scenario
+        ));
+        text.push_str(&format!("  namespaces: {}\n", st.namespaces.join(" ")));
+        for (node, what, alive) in lab::daemons_alive(&st) {
+            text.push_str(&format!(
+                "  {node:<14} {what:<12} {}\n",
+                if alive { "running" } else { "GONE" }
+            ));
+        }
+    }
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}

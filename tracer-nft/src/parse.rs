@@ -1,0 +1,234 @@
+//! Reading `nft -j list ruleset` output into a [`Ruleset`]. The listing is flat (tables, then
+//! sets, chains and rules naming their table and chain), so it is read in passes: tables, then
+//! chains, then sets (verdict maps name chains), then rules (which name chains and sets).
+//! Objects the model has no use for (counters, flowtables, quotas) are skipped.
+
+use std::collections::HashMap;
+
+use crate::json::JsonError;
+use serde_json::{Map, Value};
+
+use super::{
+    BaseChain, Chain, Family, Hook, Policy, Rule, Ruleset, RulesetError, Set, Table,
+    compile::{self, Scope, get_str},
+    render,
+    types::Ty,
+    xt::SavedRules,
+};
+
+/// Parses the listing; `origin` names it in errors.
+pub(crate) fn ruleset(
+    text: &str,
+    origin: &str,
+    saved: Option<&SavedRules>,
+) -> Result<Ruleset, RulesetError> {
+    let mut doc: Value = serde_json::from_str(text).map_err(|e| JsonError::new(origin, &e))?;
+    if let Some(saved) = saved {
+        let n = saved.resolve(&mut doc);
+        log::debug!("{n} xt expressions of {origin} translated from iptables-nft-save");
+    }
+    let structure = |message: String| RulesetError::Structure {
+        origin: origin.to_string(),
+        message,
+    };
+    let items = doc
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or_else(|| structure("not an nft listing: no top-level \"nftables\" array".into()))?;
+
+    let mut rs = Ruleset::default();
+    let mut tables: HashMap<(Family, String), TableIndex> = HashMap::new();
+
+    for (kind, o) in objects(items) {
+        if kind == "table" {
+            let family = family(o).map_err(&structure)?;
+            let name = required_str(o, "name", "table").map_err(&structure)?;
+            let handle = o.get("handle").and_then(Value::as_u64).unwrap_or(0);
+            tables.insert(
+                (family, name.to_string()),
+                TableIndex {
+                    at: rs.tables.len(),
+                    ..TableIndex::default()
+                },
+            );
+            rs.tables.push(Table {
+                family,
+                name: name.to_string(),
+                handle,
+                chains: vec![],
+                sets: vec![],
+            });
+        }
+    }
+
+    for (kind, o) in objects(items) {
+        if kind == "chain" {
+            let (idx, table) = owner(&mut tables, &mut rs, o, "chain").map_err(&structure)?;
+            let name = required_str(o, "name", "chain").map_err(&structure)?;
+            let base = base_chain(o)
+                .map_err(|m| structure(format!("chain {} {name}: {m}", table_name(table))))?;
+            idx.chains.insert(name.to_string(), table.chains.len());
+            table.chains.push(Chain {
+                name: name.to_string(),
+                handle: o.get("handle").and_then(Value::as_u64).unwrap_or(0),
+                base,
+                rules: vec![],
+            });
+        }
+    }
+
+    // Set types first, so that a map's verdicts and a set's references can be resolved in any
+    // listing order.
+    for (kind, o) in objects(items) {
+        if kind == "set" || kind == "map" {
+            let (idx, table) = owner(&mut tables, &mut rs, o, kind).map_err(&structure)?;
+            let name = required_str(o, "name", kind).map_err(&structure)?;
+            let key_types = strings(o.get("type"));
+            let tys = key_types.iter().map(|t| Ty::from_set_type(t)).collect();
+            idx.sets.insert(name.to_string(), (table.sets.len(), tys));
+            table.sets.push(Set {
+                name: name.to_string(),
+                handle: o.get("handle").and_then(Value::as_u64).unwrap_or(0),
+                key_types,
+                is_map: kind == "map",
+                data_type: get_str(o, "map").map(str::to_string),
+                flags: strings(o.get("flags")),
+                elements: vec![],
+            });
+        }
+    }
+    for (kind, o) in objects(items) {
+        if kind == "set" || kind == "map" {
+            let (idx, table) = owner(&mut tables, &mut rs, o, kind).map_err(&structure)?;
+            let name = required_str(o, "name", kind).map_err(&structure)?;
+            let Some(elems) = o.get("elem") else {
+                continue;
+            };
+            let (at, tys) = &idx.sets[name];
+            let scope = Scope {
+                chains: &idx.chains,
+                sets: &idx.sets,
+                family: table.family,
+            };
+            let verdicts = table.sets[*at].data_type.as_deref() == Some("verdict");
+            let elements = compile::elements(elems, tys, verdicts, &scope)
+                .map_err(|m| structure(format!("{kind} {} {name}: {m}", table_name(table))))?;
+            table.sets[*at].elements = elements;
+        }
+    }
+
+    for (kind, o) in objects(items) {
+        if kind == "rule" {
+            let (idx, table) = owner(&mut tables, &mut rs, o, "rule").map_err(&structure)?;
+            let chain_name = required_str(o, "chain", "rule").map_err(&structure)?;
+            let handle = o.get("handle").and_then(Value::as_u64).unwrap_or(0);
+            let place = format!(
+                "rule handle {handle} in {} chain {chain_name}",
+                table_name(table)
+            );
+            let at = *idx
+                .chains
+                .get(chain_name)
+                .ok_or_else(|| structure(format!("{place}: no such chain")))?;
+            let exprs = o
+                .get("expr")
+                .and_then(Value::as_array)
+                .ok_or_else(|| structure(format!("{place}: no \"expr\" array")))?;
+            let scope = Scope {
+                chains: &idx.chains,
+                sets: &idx.sets,
+                family: table.family,
+            };
+            let statements = compile::statements(exprs, &scope)
+                .map_err(|m| structure(format!("{place}: {m}")))?;
+            let comment = get_str(o, "comment").map(str::to_string);
+            table.chains[at].rules.push(Rule {
+                handle,
+                text: render::rule(exprs, comment.as_deref(), table.family),
+                comment,
+                statements,
+            });
+        }
+    }
+    Ok(rs)
+}
+
+/// Name-to-index maps of one table, used while reading.
+#[derive(Default)]
+struct TableIndex {
+    at: usize,
+    chains: HashMap<String, usize>,
+    sets: HashMap<String, (usize, Vec<Ty>)>,
+}
+
+/// The `(kind, body)` of each listing object, e.g. `("rule", {...})`.
+fn objects(items: &[Value]) -> impl Iterator<Item = (&str, &Map<String, Value>)> {
+    items.iter().filter_map(|item| {
+        let (kind, body) = compile::single(item)?;
+        Some((kind, body.as_object()?))
+    })
+}
+
+fn family(o: &Map<String, Value>) -> Result<Family, String> {
+    let name = required_str(o, "family", "object")?;
+    Family::from_name(name).ok_or_else(|| format!("unknown family {name:?}"))
+}
+
+fn required_str<'a>(o: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a str, String> {
+    get_str(o, key).ok_or_else(|| format!("{what} without a \"{key}\": {}", Value::from(o.clone())))
+}
+
+fn table_name(t: &Table) -> String {
+    format!("{} {}", t.family, t.name)
+}
+
+/// The table an object belongs to, and its name maps.
+fn owner<'a>(
+    tables: &'a mut HashMap<(Family, String), TableIndex>,
+    rs: &'a mut Ruleset,
+    o: &Map<String, Value>,
+    what: &str,
+) -> Result<(&'a mut TableIndex, &'a mut Table), String> {
+    let family = family(o)?;
+    let name = required_str(o, "table", what)?;
+    let idx = tables
+        .get_mut(&(family, name.to_string()))
+        .ok_or_else(|| format!("{what} of table {family} {name}, which the listing lacks"))?;
+    let table = &mut rs.tables[idx.at];
+    Ok((idx, table))
+}
+
+fn base_chain(o: &Map<String, Value>) -> Result<Option<BaseChain>, String> {
+    let Some(hook) = get_str(o, "hook") else {
+        return Ok(None);
+    };
+    let hook = Hook::from_name(hook).ok_or_else(|| format!("unknown hook {hook:?}"))?;
+    let priority = o
+        .get("prio")
+        .and_then(Value::as_i64)
+        .and_then(|p| i32::try_from(p).ok())
+        .ok_or("base chain without a numeric \"prio\"")?;
+    let policy = match get_str(o, "policy") {
+        None | Some("accept") => Policy::Accept,
+        Some("drop") => Policy::Drop,
+        Some(other) => return Err(format!("unknown policy {other:?}")),
+    };
+    Ok(Some(BaseChain {
+        kind: get_str(o, "type").unwrap_or("filter").to_string(),
+        hook,
+        priority,
+        policy,
+    }))
+}
+
+/// A string, or the strings of an array (a set's `type`, its `flags`).
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    }
+}

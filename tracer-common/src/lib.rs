@@ -11,3 +11,4 @@ pub mod classes;
 pub mod counters;
 pub mod drops;
 pub mod packet;
+pub mod protocols;

@@ -39,12 +39,9 @@ pub const ETH_P_IPV6: u16 = 0x86dd;
 pub const ETH_P_8021Q: u16 = 0x8100;
 pub const ETH_P_8021AD: u16 = 0x88a8;
 
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ICMPV6: u8 = 58;
-pub const IPPROTO_VRRP: u8 = 112;
-pub const IPPROTO_SCTP: u8 = 132;
+pub use crate::protocols::{
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_VRRP,
+};
 
 /// How far the parser got. `u8` values so [`Headers`] has no padding surprises.
 #[repr(u8)]

@@ -115,28 +115,10 @@ impl Ty {
     /// The value of a symbolic constant of this type.
     fn symbol(self, s: &str) -> Option<u128> {
         let v: u32 = match self {
+            // The names nft resolves with getprotobyname, and MPTCP's pseudo-protocol.
             Ty::InetProto => match s {
-                "icmp" => 1,
-                "igmp" => 2,
-                "ipencap" | "ipip" => 4,
-                "tcp" => 6,
-                "egp" => 8,
-                "udp" => 17,
-                "ipv6" => 41,
-                "gre" => 47,
-                "esp" => 50,
-                "ah" => 51,
-                "ipv6-icmp" | "icmpv6" => 58,
-                "ospf" => 89,
-                "pim" => 103,
-                "vrrp" => 112,
-                "l2tp" => 115,
-                "sctp" => 132,
-                "udplite" => 136,
-                "dccp" => 33,
-                "comp" => 108,
                 "mptcp" => 262,
-                _ => return None,
+                _ => tracer_common::protocols::number(s)?.into(),
             },
             Ty::EtherType => match s {
                 "ip" => 0x0800,

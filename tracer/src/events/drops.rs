@@ -66,15 +66,8 @@ impl Endpoints {
     }
 
     pub fn proto_name(&self) -> String {
-        match self.proto {
-            1 => "icmp".into(),
-            6 => "tcp".into(),
-            17 => "udp".into(),
-            58 => "icmpv6".into(),
-            112 => "vrrp".into(),
-            132 => "sctp".into(),
-            n => n.to_string(),
-        }
+        tracer_common::protocols::name(self.proto)
+            .map_or_else(|| self.proto.to_string(), str::to_string)
     }
 }
 

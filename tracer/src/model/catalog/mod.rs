@@ -8,6 +8,8 @@ mod file;
 
 use std::{fmt, path::Path, str::FromStr};
 
+use tracer_common::protocols;
+
 pub use classes::class_table;
 pub use file::CatalogError;
 
@@ -111,17 +113,6 @@ pub enum Protocol {
     Ip(u8),
 }
 
-/// IP protocols known by name, for catalogs and output.
-const IP_PROTOCOL_NAMES: &[(&str, u8)] = &[
-    ("icmp", 1),
-    ("ipip", 4),
-    ("gre", 47),
-    ("esp", 50),
-    ("ah", 51),
-    ("icmpv6", 58),
-    ("vrrp", 112),
-];
-
 impl Protocol {
     /// The IP protocol number.
     pub fn number(self) -> u8 {
@@ -163,14 +154,8 @@ impl FromStr for Protocol {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().to_ascii_lowercase();
-        match s.as_str() {
-            "tcp" => return Ok(Protocol::Tcp),
-            "udp" => return Ok(Protocol::Udp),
-            "sctp" => return Ok(Protocol::Sctp),
-            _ => {}
-        }
-        if let Some((_, n)) = IP_PROTOCOL_NAMES.iter().find(|(name, _)| *name == s) {
-            return Ok(Protocol::Ip(*n));
+        if let Some(n) = protocols::number(&s) {
+            return Ok(Protocol::from_number(n));
         }
         match s.parse::<u8>() {
             Ok(6) | Ok(17) | Ok(132) => {
@@ -190,8 +175,8 @@ impl fmt::Display for Protocol {
             Protocol::Tcp => f.write_str("tcp"),
             Protocol::Udp => f.write_str("udp"),
             Protocol::Sctp => f.write_str("sctp"),
-            Protocol::Ip(n) => match IP_PROTOCOL_NAMES.iter().find(|(_, num)| num == n) {
-                Some((name, _)) => f.write_str(name),
+            Protocol::Ip(n) => match protocols::name(*n) {
+                Some(name) => f.write_str(name),
                 None => write!(f, "{n}"),
             },
         }

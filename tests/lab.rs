@@ -272,3 +272,58 @@ fn the_demo_finds_the_blocked_overlay_and_cleans_up() {
     assert!(stdout.contains("Lab removed"), "{stdout}");
     assert!(namespaces_of("demo").is_empty());
 }
+
+/// A lab owns what it recorded and nothing else. With lab `<p>o-2` up and someone's namespace
+/// `<p>o-victim` running a process, `lab down --prefix <p>o` (no such lab) says there was
+/// nothing to remove and leaves both alone; `lab up` of a prefix whose namespaces exist
+/// already (`<p>q-switch`, made by hand) is refused, and the refusal removes nothing.
+#[test]
+fn labs_remove_only_what_they_recorded() {
+    let other = Lab::up("k0s-calico", "o-2");
+    let base = other.prefix.trim_end_matches("-2").to_string();
+    let theirs = namespaces_of(&other.prefix);
+    assert_eq!(theirs.len(), 6, "{theirs:?}");
+
+    let victim = tracer_netns::NetNs::named(&format!("{base}-victim")).unwrap();
+    let mut sleeper = victim
+        .command(&["sleep", "600"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let down = Command::new(BIN)
+        .args(["lab", "down", "--prefix", &base])
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(
+        text(&down.stderr).contains("nothing to remove"),
+        "{}",
+        text(&down.stderr)
+    );
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the process in {} was killed",
+        victim.name()
+    );
+    assert!(std::path::Path::new("/run/netns").join(victim.name()).exists());
+    assert_eq!(namespaces_of(&other.prefix), theirs);
+    assert!(other.state().ready);
+
+    let squatted = format!("{}q", base.trim_end_matches('o'));
+    let squatter = tracer_netns::NetNs::named(&format!("{squatted}-switch")).unwrap();
+    let up = Command::new(BIN)
+        .args(["lab", "up", "--prefix", &squatted, "--scenario", "k0s-calico"])
+        .output()
+        .unwrap();
+    assert!(!up.status.success(), "lab up over {} succeeded", squatter.name());
+    let why = text(&up.stderr);
+    assert!(
+        why.contains(squatter.name()) && why.contains("not a lab's"),
+        "{why}"
+    );
+    assert_eq!(namespaces_of(&squatted), [squatter.name()]);
+    assert!(!tracer_lab::state::lab_dir(&squatted).exists());
+
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}

@@ -175,11 +175,15 @@ fn run(args: LabArgs) -> Result<ExitCode> {
                 eprintln!("No lab to remove.");
             }
             for p in prefixes {
-                let r = teardown(&p)?;
-                eprintln!(
-                    "Lab {p:?} removed: {} processes stopped, {} namespaces deleted.",
-                    r.processes, r.namespaces
-                );
+                match teardown(&p)? {
+                    Some(r) => eprintln!(
+                        "Lab {p:?} removed: {} processes stopped, {} namespaces deleted.",
+                        r.processes, r.namespaces
+                    ),
+                    None => eprintln!(
+                        "No lab named {p:?} (see `tracer lab status`): nothing to remove."
+                    ),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -53,7 +53,8 @@ impl Drop for Lab {
             return;
         }
         match teardown(PREFIX) {
-            Ok(r) => say!(
+            Ok(None) => {}
+            Ok(Some(r)) => say!(
                 "\nLab removed ({} processes stopped, {} namespaces deleted).",
                 r.processes,
                 r.namespaces

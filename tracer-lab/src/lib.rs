@@ -69,6 +69,7 @@ pub fn up(prefix: &str, s: &Scenario, progress: Progress) -> Result<State> {
             existing.scenario
         );
     }
+    refuse_collisions(prefix)?;
     let mut st = State::new(prefix, s.name);
     st.save()?;
     match build(&mut st, s, progress) {
@@ -79,6 +80,30 @@ pub fn up(prefix: &str, s: &Scenario, progress: Progress) -> Result<State> {
             Err(e)
         }
     }
+}
+
+/// A lab owns exactly the namespaces it records: refuses a prefix whose namespaces would have
+/// the name of one that exists (another lab's, such as `a-pod-worker-1` of lab `a` for lab
+/// `a-pod`, or anyone's).
+fn refuse_collisions(prefix: &str) -> Result<()> {
+    let taken: Vec<String> = net::namespaces(prefix)
+        .into_iter()
+        .filter(|n| Path::new("/run/netns").join(n).exists())
+        .collect();
+    let Some(first) = taken.first() else {
+        return Ok(());
+    };
+    let owner = State::all()
+        .into_iter()
+        .find(|lab| lab.namespaces.contains(first))
+        .map_or_else(
+            || "it is not a lab's".to_string(),
+            |lab| format!("it belongs to lab {:?}", lab.prefix),
+        );
+    bail!(
+        "lab prefix {prefix:?} would create network namespaces that exist already ({}; {owner}); pick another --prefix",
+        taken.join(", ")
+    )
 }
 
 fn build(st: &mut State, s: &Scenario, progress: Progress) -> Result<()> {

@@ -135,9 +135,28 @@ fn underlay_mtu(s: &Scenario) -> u32 {
     }
 }
 
+/// Every namespace a lab of `prefix` creates: the switch, the nodes, the workers' pods.
+pub fn namespaces(prefix: &str) -> Vec<String> {
+    let mut all = vec![switch_ns(prefix)];
+    for n in nodes() {
+        all.push(node_ns(prefix, n.name));
+        if n.worker.is_some() {
+            all.push(pod_ns(prefix, n.name));
+        }
+    }
+    all
+}
+
 fn create_ns(state: &mut State, name: &str) -> Result<()> {
+    // Recorded before it exists, so a lab killed half way is still removed whole; taken off
+    // the record again when it could not be created, so teardown never deletes a namespace
+    // the lab did not make.
     state.will_create_namespace(name)?;
-    run(Command::new("ip").args(["netns", "add", name]))?;
+    if let Err(e) = run(Command::new("ip").args(["netns", "add", name])) {
+        state.namespaces.retain(|n| n != name);
+        state.save()?;
+        return Err(e.into());
+    }
     ip(name, &["link", "set", "lo", "up"])?;
     // IPv6 is off in the lab: its link-local chatter would only add noise to every view.
     sysctl(name, "net.ipv6.conf.all.disable_ipv6", "1")?;

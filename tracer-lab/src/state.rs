@@ -1,8 +1,9 @@
 //! What a lab has created, on disk under /var/lib/tracer-lab/<prefix> (not /run: each node's
 //! firewalld gets a private /run of its own, which would hide it): written before each
 //! namespace is made and after each daemon starts, so `lab down` can remove everything even
-//! after `lab up` was killed half way. Teardown also kills any process still inside the lab's
-//! namespaces, recorded or not.
+//! after `lab up` was killed half way. A lab owns what it recorded and nothing else: teardown
+//! removes the recorded namespaces (killing whatever still runs inside them) and the recorded
+//! daemons, never a namespace that merely shares the lab's prefix.
 
 use std::{
     fs,
@@ -179,30 +180,20 @@ pub struct Removed {
     pub namespaces: usize,
 }
 
-/// Removes everything the lab `prefix` created: its daemons (gently, then by force), any other
+/// Removes everything the lab `prefix` recorded: its daemons (gently, then by force), any other
 /// process in its namespaces, the namespaces (and with them their nftables rules), its files.
-pub fn teardown(prefix: &str) -> Result<Removed> {
+/// `None` when there is no lab of that prefix: nothing is touched.
+pub fn teardown(prefix: &str) -> Result<Option<Removed>> {
     validate_prefix(prefix)?;
-    let state = State::load(prefix)?;
-    let mut namespaces: Vec<String> = state
-        .as_ref()
-        .map(|s| s.namespaces.clone())
-        .unwrap_or_default();
-    // Namespaces named like the lab's but missing from the record (a crash between creating
-    // one and recording it cannot happen, but a hand-made one could): take them too.
-    if let Ok(entries) = fs::read_dir("/run/netns") {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&format!("{prefix}-")) && !namespaces.contains(&name) {
-                namespaces.push(name);
-            }
-        }
-    }
+    let Some(state) = State::load(prefix)? else {
+        return Ok(None);
+    };
+    let namespaces = &state.namespaces;
     let mut removed = Removed::default();
     // Recorded daemons first, with SIGTERM, so firewalld removes its rules and BIRD says bye.
     let recorded: Vec<u32> = state
+        .processes
         .iter()
-        .flat_map(|s| &s.processes)
         .filter(|p| start_time(p.pid) == Some(p.start_time))
         .map(|p| p.pid)
         .collect();
@@ -221,7 +212,7 @@ pub fn teardown(prefix: &str) -> Result<Removed> {
     }
     wait_gone(&strays, Duration::from_secs(5));
     removed.processes += strays.len();
-    for ns in &namespaces {
+    for ns in namespaces {
         if Path::new("/run/netns").join(ns).exists() {
             let out = Command::new("ip")
                 .args(["netns", "del", ns])
@@ -240,7 +231,7 @@ pub fn teardown(prefix: &str) -> Result<Removed> {
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    Ok(removed)
+    Ok(Some(removed))
 }
 
 #[cfg(test)]

@@ -177,6 +177,17 @@ impl NetNs {
         Ok(ns)
     }
 
+    /// Creates the namespace `name` exactly, for a test that needs a name of its choosing;
+    /// deleted when the guard drops, like the others.
+    pub fn named(name: &str) -> Result<NetNs> {
+        run(Command::new("ip").args(["netns", "add", name]))?;
+        let ns = NetNs {
+            name: name.to_string(),
+        };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -79,3 +79,22 @@ fn missing_namespace_is_explained() {
     assert!(!out.status.success());
     assert!(one_line(&out.stderr).contains("ip netns list"));
 }
+
+/// The lab needs root, not just the capabilities `tracer watch` names: with exactly those,
+/// `lab up` says so in one line instead of failing on a directory it cannot create.
+#[test]
+fn lab_with_only_the_tracers_capabilities_says_it_needs_root() {
+    crate::harness::require_root();
+    let caps = "+bpf,+net_admin,+perfmon";
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .args([BIN, "lab", "up", "--prefix", "trtcap", "--scenario", "k0s-calico"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let line = one_line(&out.stderr);
+    assert!(line.contains("needs root"), "{line}");
+    assert!(!std::path::Path::new("/var/lib/tracer-lab/trtcap").exists());
+}

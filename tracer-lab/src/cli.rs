@@ -7,7 +7,7 @@ use std::{os::unix::process::CommandExt, process::ExitCode};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use tracer::{output::print, probes::preflight};
+use tracer::output::print;
 
 use crate::{
     self as lab, checks,
@@ -152,7 +152,7 @@ fn run(args: LabArgs) -> Result<ExitCode> {
         }
         LabCommand::Serve { ports } => lab::serve::serve(&ports).map(|_| ExitCode::SUCCESS),
         LabCommand::Up { scenario, prefix } => {
-            preflight::privileges()?;
+            lab::require_root()?;
             let s = scenarios::find(&scenario).map_err(anyhow::Error::msg)?;
             eprintln!("Building lab {prefix:?}: {}", s.summary);
             lab::up(&prefix, s, &|step| eprintln!("  {step}"))?;
@@ -165,7 +165,7 @@ fn run(args: LabArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Down { prefix, all } => {
-            preflight::privileges()?;
+            lab::require_root()?;
             let prefixes: Vec<String> = if all {
                 State::all().into_iter().map(|s| s.prefix).collect()
             } else {

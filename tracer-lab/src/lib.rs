@@ -48,6 +48,24 @@ pub fn bird_dir(prefix: &str, node: &str) -> PathBuf {
     node_dir(prefix, node).join("bird")
 }
 
+/// Fails unless running as root, saying why the lab needs it. Capabilities are not enough: the
+/// lab creates network namespaces, starts firewalld, dbus-daemon and BIRD inside them as root,
+/// and keeps its records in /var/lib/tracer-lab.
+pub fn require_root() -> Result<()> {
+    let status = fs::read_to_string("/proc/self/status")?;
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|u| u.split_whitespace().nth(1));
+    if euid != Some("0") {
+        bail!(
+            "the lab needs root (capabilities are not enough): it creates network namespaces, starts firewalld, dbus-daemon and BIRD in them, and keeps its records in {}; run it with sudo",
+            state::LAB_DIR
+        );
+    }
+    Ok(())
+}
+
 /// Progress of `up`, for whoever is watching.
 pub type Progress<'a> = &'a dyn Fn(&str);
 

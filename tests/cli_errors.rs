@@ -90,7 +90,15 @@ fn lab_with_only_the_tracers_capabilities_says_it_needs_root() {
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(format!("--inh-caps={caps}"))
         .arg(format!("--ambient-caps={caps}"))
-        .args([BIN, "lab", "up", "--prefix", "trtcap", "--scenario", "k0s-calico"])
+        .args([
+            BIN,
+            "lab",
+            "up",
+            "--prefix",
+            "trtcap",
+            "--scenario",
+            "k0s-calico",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -305,17 +305,32 @@ fn labs_remove_only_what_they_recorded() {
         "the process in {} was killed",
         victim.name()
     );
-    assert!(std::path::Path::new("/run/netns").join(victim.name()).exists());
+    assert!(
+        std::path::Path::new("/run/netns")
+            .join(victim.name())
+            .exists()
+    );
     assert_eq!(namespaces_of(&other.prefix), theirs);
     assert!(other.state().ready);
 
     let squatted = format!("{}q", base.trim_end_matches('o'));
     let squatter = tracer_netns::NetNs::named(&format!("{squatted}-switch")).unwrap();
     let up = Command::new(BIN)
-        .args(["lab", "up", "--prefix", &squatted, "--scenario", "k0s-calico"])
+        .args([
+            "lab",
+            "up",
+            "--prefix",
+            &squatted,
+            "--scenario",
+            "k0s-calico",
+        ])
         .output()
         .unwrap();
-    assert!(!up.status.success(), "lab up over {} succeeded", squatter.name());
+    assert!(
+        !up.status.success(),
+        "lab up over {} succeeded",
+        squatter.name()
+    );
     let why = text(&up.stderr);
     assert!(
         why.contains(squatter.name()) && why.contains("not a lab's"),

@@ -263,7 +263,8 @@ pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
 
 /// The kernel's jump stack depth (NFT_JUMP_STACK_SIZE); it refuses deeper rulesets.
 const MAX_DEPTH: usize = 16;
-/// Rules visited before giving up on a (hand-made, looping) ruleset.
+/// Rules visited for one packet before giving up: far more than any real ruleset takes, so
+/// either the (hand-made) ruleset loops or it is too large to follow here.
 const MAX_STEPS: usize = 10_000_000;
 
 /// How a base chain ended.
@@ -337,10 +338,16 @@ impl Walk<'_> {
             };
             self.steps += 1;
             if self.steps > MAX_STEPS {
-                return End::Unknown(
-                    "the ruleset loops (the kernel would not have loaded it)".into(),
-                    rule_ref(table, chain, rule),
-                );
+                let why = match crate::graph::cycle(table) {
+                    Some(chains) => format!(
+                        "the ruleset loops through chains {} (the kernel would not have loaded it)",
+                        chains.join(" -> ")
+                    ),
+                    None => format!(
+                        "the evaluation stopped after visiting {MAX_STEPS} rules for this packet; the ruleset has no loop but is too large to follow here"
+                    ),
+                };
+                return End::Unknown(why, rule_ref(table, chain, rule));
             }
             let verdict = match self.rule(rule, table) {
                 Step::Next => {

@@ -39,6 +39,7 @@ mod compile;
 mod eval;
 mod expr;
 mod fields;
+mod graph;
 mod matching;
 mod parse;
 mod render;

@@ -102,3 +102,68 @@ fn unknown_expressions_parse_and_make_the_outcome_unknown() {
         "{out:#?}"
     );
 }
+
+/// A table of chains: (name, base hook or none, rules as JSON expression arrays).
+fn table(chains: &[(&str, Option<&str>, Vec<String>)]) -> String {
+    let mut items = vec![r#"{"table": {"family": "inet", "name": "t", "handle": 1}}"#.to_string()];
+    let mut handle = 1;
+    for (name, hook, _) in chains {
+        handle += 1;
+        let base = hook.map_or(String::new(), |h| {
+            format!(r#", "type": "filter", "hook": "{h}", "prio": 0, "policy": "accept""#)
+        });
+        items.push(format!(
+            r#"{{"chain": {{"family": "inet", "table": "t", "name": "{name}", "handle": {handle}{base}}}}}"#
+        ));
+    }
+    for (name, _, rules) in chains {
+        for expr in rules {
+            handle += 1;
+            items.push(format!(
+                r#"{{"rule": {{"family": "inet", "table": "t", "chain": "{name}", "handle": {handle}, "expr": {expr}}}}}"#
+            ));
+        }
+    }
+    format!("{{\"nftables\": [\n{}\n]}}", items.join(",\n"))
+}
+
+#[test]
+fn a_looping_hand_made_ruleset_is_named_as_such() {
+    let goto = |to: &str| vec![format!(r#"[{{"goto": {{"target": "{to}"}}}}]"#)];
+    let text = table(&[
+        ("in", Some("input"), goto("a")),
+        ("a", None, goto("b")),
+        ("b", None, goto("a")),
+    ]);
+    let out = evaluate(
+        &load(&text, "loop.json"),
+        &to_node("eth0", "192.0.2.1", "192.0.2.2", UDP, 53),
+    );
+    let Verdict::Unknown(why) = &out.verdict else {
+        panic!("{out:#?}")
+    };
+    assert!(why.contains("loops through chains a -> b -> a"), "{why}");
+}
+
+/// Over ten million rule visits without a loop: too large, not looping.
+#[test]
+fn a_ruleset_too_large_to_follow_is_not_called_a_loop() {
+    let jumps = vec![r#"[{"jump": {"target": "big"}}]"#.to_string(); 4_000];
+    let misses = vec![
+        r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 1}}, {"accept": null}]"#
+            .to_string();
+        2_600
+    ];
+    let text = table(&[("in", Some("input"), jumps), ("big", None, misses)]);
+    let out = evaluate(
+        &load(&text, "large.json"),
+        &to_node("eth0", "192.0.2.1", "192.0.2.2", UDP, 53),
+    );
+    let Verdict::Unknown(why) = &out.verdict else {
+        panic!("{:?}", out.verdict)
+    };
+    assert!(
+        why.contains("no loop") && why.contains("too large"),
+        "{why}"
+    );
+}

@@ -246,7 +246,7 @@ pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
             }
             End::Drop(r) => (Verdict::Drop, r),
             End::Reject(r) => (Verdict::Reject, r),
-            End::Unknown(why, r) => (Verdict::Unknown(why), r),
+            End::Unknown(why, r) => (Verdict::Unknown(crate::bounded(why)), r),
         };
         return Outcome {
             verdict,
@@ -266,6 +266,9 @@ const MAX_DEPTH: usize = 16;
 /// Rules visited for one packet before giving up: far more than any real ruleset takes, so
 /// either the (hand-made) ruleset loops or it is too large to follow here.
 const MAX_STEPS: usize = 10_000_000;
+/// Rules visited after which the walk checks once whether the table's jump graph has a cycle,
+/// so that a looping ruleset is answered without walking up to [`MAX_STEPS`].
+const LOOP_CHECK_AT: usize = 100_000;
 
 /// How a base chain ended.
 enum End {
@@ -337,16 +340,19 @@ impl Walk<'_> {
                 continue;
             };
             self.steps += 1;
+            if self.steps == LOOP_CHECK_AT
+                && let Some(chains) = crate::graph::cycle(table)
+            {
+                let why = format!(
+                    "the ruleset loops through chains {} (the kernel would not have loaded it)",
+                    chains.join(" -> ")
+                );
+                return End::Unknown(why, rule_ref(table, chain, rule));
+            }
             if self.steps > MAX_STEPS {
-                let why = match crate::graph::cycle(table) {
-                    Some(chains) => format!(
-                        "the ruleset loops through chains {} (the kernel would not have loaded it)",
-                        chains.join(" -> ")
-                    ),
-                    None => format!(
-                        "the evaluation stopped after visiting {MAX_STEPS} rules for this packet; the ruleset has no loop but is too large to follow here"
-                    ),
-                };
+                let why = format!(
+                    "the evaluation stopped after visiting {MAX_STEPS} rules for this packet; the ruleset has no loop but is too large to follow here"
+                );
                 return End::Unknown(why, rule_ref(table, chain, rule));
             }
             let verdict = match self.rule(rule, table) {

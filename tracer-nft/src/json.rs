@@ -21,10 +21,13 @@ impl JsonError {
         let text = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
         JsonError {
-            origin: origin.to_string(),
+            origin: crate::bounded(origin.to_string()),
             line: e.line(),
-            column: e.column(),
-            message: text.strip_suffix(&suffix).unwrap_or(&text).to_string(),
+            // serde_json says column 0 at the very start of a line (an end of input right
+            // after a newline); the first column is 1.
+            column: e.column().max(1),
+            // serde_json quotes the offending value, which can be of any size.
+            message: crate::bounded(text.strip_suffix(&suffix).unwrap_or(&text).to_string()),
         }
     }
 }

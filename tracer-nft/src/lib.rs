@@ -290,6 +290,24 @@ pub enum RulesetError {
     },
 }
 
+/// Messages this crate builds quote values from the listing; a listing can hold values of any
+/// size, so a message is cut at this many bytes, saying how much was left out.
+const MESSAGE_MAX: usize = 400;
+
+/// `text`, cut to [`MESSAGE_MAX`] bytes (at a character boundary) with a note of what was cut.
+pub(crate) fn bounded(mut text: String) -> String {
+    if text.len() > MESSAGE_MAX {
+        let cut = (0..=MESSAGE_MAX)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        let rest = text.len() - cut;
+        text.truncate(cut);
+        text.push_str(&format!("... ({rest} more bytes)"));
+    }
+    text
+}
+
 /// The command [`Ruleset::read_live`] runs, also the source name of its errors.
 const LIVE_COMMAND: &str = "nft -j list ruleset";
 

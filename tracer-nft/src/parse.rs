@@ -28,8 +28,8 @@ pub(crate) fn ruleset(
         log::debug!("{n} xt expressions of {origin} translated from iptables-nft-save");
     }
     let structure = |message: String| RulesetError::Structure {
-        origin: origin.to_string(),
-        message,
+        origin: crate::bounded(origin.to_string()),
+        message: crate::bounded(message),
     };
     let items = doc
         .get("nftables")

@@ -7,6 +7,7 @@
 mod firewalld;
 mod listings;
 mod malformed;
+mod props;
 mod scale;
 mod semantics;
 

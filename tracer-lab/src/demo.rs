@@ -15,10 +15,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::Value;
 
-use tracer::{
-    model::drop_reasons::{explain, is_housekeeping},
-    probes::preflight,
-};
+use tracer::{events::Reason, probes::preflight};
 
 use crate::{
     self as lab, checks,
@@ -360,7 +357,7 @@ fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|d| !is_housekeeping(d["reason"].as_str().unwrap_or("")))
+        .filter(|d| !Reason::named(d["reason"].as_str().unwrap_or("")).is_housekeeping())
         .collect();
     totals.sort_by_key(|d| std::cmp::Reverse(d["count"].as_u64().unwrap_or(0)));
     if totals.is_empty() {
@@ -378,7 +375,7 @@ fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
             t["count"],
             t["iface"].as_str().unwrap_or("?")
         );
-        if let Some(why) = explain(reason) {
+        if let Some(why) = Reason::named(reason).explain() {
             say!("     {why}.");
         }
         for f in flows

@@ -32,7 +32,7 @@ fn drops_name(reason: &str, class: &str, iface: &str) -> String {
 fn subject_name(s: &Subject) -> String {
     match s {
         Subject::Traffic(k) => traffic_name(&k.class, k.inner, k.direction, &k.iface),
-        Subject::Drops(k) => drops_name(&k.reason, &k.class, &k.iface),
+        Subject::Drops(k) => drops_name(k.reason.name(), &k.class, &k.iface),
     }
 }
 
@@ -237,7 +237,7 @@ impl<'a> ChangeJson<'a> {
                 None,
                 &k.class,
                 false,
-                Some(k.reason.as_str()),
+                Some(k.reason.name()),
             ),
         };
         let (measure, before, after, distance) = match &c.delta {
@@ -355,7 +355,7 @@ pub fn recorded(out: &mut impl Write, b: &Baseline, file: &str) -> std::io::Resu
                 writeln!(
                     out,
                     "  {}: {:.1} /s",
-                    drops_name(&d.reason, &d.class, &d.iface),
+                    drops_name(d.reason.name(), &d.class, &d.iface),
                     d.per_sec
                 )?;
             }

@@ -15,7 +15,6 @@ use crate::{
         drops::{Endpoints, Inner},
     },
     findings::drops::DropCause,
-    model::drop_reasons::explain,
     probes::DropStats,
 };
 
@@ -126,12 +125,12 @@ impl<'a> Drop<'a> {
             r#type: "drop",
             iface: &f.iface,
             class: &f.class,
-            reason: &f.reason,
+            reason: f.reason.name(),
             flow: FlowJson::of(&f.flow),
             count: f.count,
             inner: f.inner.as_ref().map(InnerJson::of),
             function: f.location.as_deref(),
-            explain: explain(&f.reason),
+            explain: f.reason.explain(),
             cause,
         }
     }

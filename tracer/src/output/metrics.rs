@@ -11,7 +11,6 @@ use super::DropsView;
 use crate::{
     events::counters::Entry,
     findings::{Finding, Severity},
-    model::drop_reasons::is_housekeeping,
 };
 
 /// The exposition format's media type, for the `Content-Type` header.
@@ -184,7 +183,7 @@ fn drops(o: &mut String, d: &DropsView) {
         "Packets the kernel dropped, per interface, traffic class and kernel drop reason; housekeeping is true for sockets and queues tidying up, not traffic lost.",
     );
     for t in &d.totals {
-        let housekeeping = if is_housekeeping(&t.reason) {
+        let housekeeping = if t.reason.is_housekeeping() {
             "true"
         } else {
             "false"
@@ -195,7 +194,7 @@ fn drops(o: &mut String, d: &DropsView) {
             &[
                 ("iface", &t.iface),
                 ("class", &t.class),
-                ("reason", &t.reason),
+                ("reason", t.reason.name()),
                 ("housekeeping", housekeeping),
             ],
             t.count,

@@ -6,9 +6,8 @@ use std::io::Write;
 
 use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary, findings, units::si};
 use crate::{
-    events::DropFlow,
+    events::{DropFlow, Reason},
     findings::drops::DropCause,
-    model::drop_reasons::{explain, is_housekeeping},
 };
 
 pub struct Text<W: Write> {
@@ -45,7 +44,7 @@ impl<W: Write> Text<W> {
     fn drops(&mut self, d: &DropsView) -> std::io::Result<()> {
         writeln!(self.out)?;
         let (network, housekeeping): (Vec<_>, Vec<_>) =
-            d.totals.iter().partition(|t| !is_housekeeping(&t.reason));
+            d.totals.iter().partition(|t| !t.reason.is_housekeeping());
         if network.is_empty() {
             writeln!(self.out, "No packet lost in this network namespace.")?;
         } else {
@@ -70,11 +69,11 @@ impl<W: Write> Text<W> {
                     }
                 }
             }
-            let mut reasons: Vec<&str> = network.iter().map(|t| t.reason.as_str()).collect();
+            let mut reasons: Vec<&Reason> = network.iter().map(|t| &t.reason).collect();
             reasons.sort_unstable();
             reasons.dedup();
             for r in reasons {
-                if let Some(why) = explain(r) {
+                if let Some(why) = r.explain() {
                     writeln!(self.out, "  {r}: {why}")?;
                 }
             }

@@ -75,7 +75,7 @@ impl Correlator {
     /// Why the firewall dropped this flow, when it was the firewall.
     pub fn cause(&self, flow: &DropFlow) -> Option<DropCause> {
         let view = self.view.as_ref()?;
-        if flow.reason != "NETFILTER_DROP" {
+        if !flow.reason.is_firewall() {
             return None;
         }
         let (Some(saddr), Some(daddr)) = (flow.flow.src, flow.flow.dst) else {

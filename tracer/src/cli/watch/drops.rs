@@ -16,10 +16,10 @@ use tracer_common::drops::DropConfig;
 
 use crate::{
     events::{
-        DropTracker,
+        DropTracker, Reasons,
         drops::{Names, decode},
     },
-    model::{drop_reasons::explain, ifaces},
+    model::ifaces,
     output::{DropsView, pcap::PcapWriter},
     probes::{
         ClassTable, Datapath, ProbeError,
@@ -80,7 +80,7 @@ impl IfaceNames {
 /// Everything about drops during one run.
 pub struct DropCapture {
     pub ring: Option<tokio::io::unix::AsyncFd<RingBuf<MapData>>>,
-    reasons: ReasonNames,
+    reasons: Reasons,
     ifaces: IfaceNames,
     symbols: Option<KernelSymbols>,
     tracker: DropTracker,
@@ -119,7 +119,7 @@ impl DropCapture {
         };
         Ok(DropCapture {
             ring,
-            reasons,
+            reasons: Reasons::new(reasons),
             ifaces: IfaceNames::new(datapath),
             symbols: KernelSymbols::load(),
             tracker: DropTracker::default(),
@@ -152,7 +152,7 @@ impl DropCapture {
                 if let Some(at) = &sample.location {
                     comment.push_str(&format!(", at {at}"));
                 }
-                if let Some(why) = explain(&f.reason) {
+                if let Some(why) = f.reason.explain() {
                     comment.push_str(&format!(": {why}"));
                 }
                 let wall = (sample.monotonic_ns as i128 + self.epoch_offset_ns).max(0) as u64;

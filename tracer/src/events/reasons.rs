@@ -166,7 +166,7 @@ impl From<&str> for Reason {
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
+        f.pad(&self.name)
     }
 }
 
@@ -264,6 +264,8 @@ mod tests {
         assert!(purge.is_housekeeping() && purge.explain().is_none());
         assert_eq!(reasons.get(0xdead_0000).name(), "REASON_0xdead0000");
         assert_eq!(Reason::from("NETFILTER_DROP"), nf);
+        // Tables pad it like the string it replaced.
+        assert_eq!(format!("{nf:<16}|"), "NETFILTER_DROP  |");
         assert!(Reason::named("SOCKET_RCVBUFF").is_housekeeping());
         let json = serde_json::to_string(&nf).unwrap();
         assert_eq!(json, "\"NETFILTER_DROP\"");

@@ -1,5 +1,5 @@
 //! `tracer baseline record` and `tracer baseline compare`: trace for a window through the same
-//! session `tracer watch` uses, turn the counters and drop totals of the window into a baseline
+//! session loop `tracer watch` drives, turn the counters and drop totals of the window into a baseline
 //! of rates, and either write it or compare it with a recorded one, exiting 4 on a regression.
 
 use std::{
@@ -10,19 +10,16 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::{
     kernel_release,
-    watch::{Session, TraceArgs, events_ready, iface_hooks, parse_secs, sleep_until},
+    trace::{TraceArgs, parse_secs},
 };
 use crate::{
-    events::{
-        Snapshot,
-        baseline::{Baseline, DropWindow, IfaceHook, Meta, Thresholds, compare},
-    },
+    events::baseline::{Baseline, DropWindow, IfaceHook, Meta, Thresholds, compare},
     model::ifaces,
     output::baseline::{self as render, CompareContext},
+    session::{Session, Stop},
 };
 
 /// Exit status of a comparison that found a regression (distinct from a failure to run, 1).
@@ -241,25 +238,18 @@ fn present_interfaces(recorded: &[IfaceHook]) -> Result<Vec<String>> {
 
 /// Attaches, traces for `duration`, detaches, and returns the window's rates.
 async fn sample(args: &TraceArgs, duration: Duration) -> Result<Baseline> {
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let Session {
-        catalog,
-        classes,
-        datapath,
-        mut capture,
-        ..
-    } = Session::start(args, None)?;
+    let mut session = Session::start(args.session(None)?)?;
     let meta = Meta {
         recorded_at: rfc3339(SystemTime::now()),
-        profile: catalog.profile.name.clone(),
+        profile: session.catalog.profile.name.clone(),
         catalogs: args
             .catalog
             .iter()
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
             .map(|p| p.display().to_string())
             .collect(),
-        interfaces: iface_hooks(&datapath)
+        interfaces: session
+            .iface_hooks()
             .map(|(t, hook)| IfaceHook {
                 iface: t.name.clone(),
                 hook: hook.to_string(),
@@ -270,42 +260,32 @@ async fn sample(args: &TraceArgs, duration: Duration) -> Result<Baseline> {
     };
 
     let result: Result<Baseline> = async {
-        let drops_before = match capture.as_mut() {
-            Some(c) => Some(c.update(&datapath, &classes)?.totals),
-            None => None,
-        };
-        let before = Snapshot::capture(&datapath, &classes)?;
-        let deadline = tokio::time::Instant::from(before.at + duration);
-        loop {
-            tokio::select! {
-                _ = sleep_until(Some(deadline)) => break,
-                _ = sigint.recv() => bail!("interrupted before the end of the window; nothing recorded"),
-                _ = sigterm.recv() => bail!("terminated before the end of the window; nothing recorded"),
-                // Sampled drop events are not needed here, but left alone they would fill the
-                // ring buffer and show up as lost events.
-                ready = events_ready(&mut capture) => {
-                    ready?;
-                    if let Some(c) = capture.as_mut() {
-                        c.drain_events(&classes)?;
-                    }
-                }
+        let drops_before = session.drop_totals()?;
+        let before = session.snapshot()?;
+        // No interval: the one reading the loop hands over is the window's last.
+        let mut drops_after = None;
+        let end = session
+            .run(None, Some(before.at + duration), |last| {
+                drops_after = last.drops.map(|d| d.totals.clone());
+                Ok::<_, anyhow::Error>(())
+            })
+            .await?;
+        match end.stop {
+            Stop::Deadline => {}
+            Stop::Interrupted => {
+                bail!("interrupted before the end of the window; nothing recorded")
             }
+            Stop::Terminated => bail!("terminated before the end of the window; nothing recorded"),
         }
-        let after = Snapshot::capture(&datapath, &classes)?;
-        let drops_after = match capture.as_mut() {
-            Some(c) => Some(c.update(&datapath, &classes)?.totals),
-            None => None,
-        };
         let window = drops_before
             .as_deref()
             .zip(drops_after.as_deref())
             .map(|(before, after)| DropWindow { before, after });
-        Ok(Baseline::record(meta, &before, &after, window))
+        Ok(Baseline::record(meta, &before, &end.last, window))
     }
     .await;
     // Detach before anything else can go wrong.
-    drop(capture);
-    drop(datapath);
+    drop(session);
     result
 }
 

@@ -3,6 +3,7 @@
 //! distribution needs. What is wrong becomes a finding: severity, explanation, the evidence
 //! (zone, element, deciding rule) and the commands that fix it.
 
+pub mod correlate;
 pub mod drops;
 mod fix;
 mod flows;

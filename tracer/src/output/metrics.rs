@@ -12,6 +12,7 @@ use crate::{
     events::counters::Entry,
     findings::{Finding, Severity},
 };
+pub use server::{BindError, DEFAULT_ADDR, Listener, MetricsServer, parse_addr};
 
 /// The exposition format's media type, for the `Content-Type` header.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -260,5 +261,6 @@ fn escape_label(o: &mut String, v: &str) {
     }
 }
 
+mod server;
 #[cfg(test)]
 mod tests;

@@ -1,116 +1,141 @@
-//! One attached datapath with what goes with it: the catalog and class table it counts by, the
-//! interfaces it watches, and drop capture. `tracer watch` and `tracer baseline` both trace
-//! through a session.
+//! Starting a session: the privileges and kernel features it needs, the class table of the
+//! chosen catalog, the interfaces to watch, the datapath loaded and attached with the drop
+//! probe, and the kernel programs' log forwarded for as long as the session lasts.
 
-use std::path::{Path, PathBuf};
+use std::{path::PathBuf, time::Duration};
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
-
-use super::drops::{self, DropCapture};
+use super::{SessionError, capture::DropCapture, capture::DropSink};
 use crate::{
-    cli::catalog::choose,
-    model::catalog::{Catalog, class_table},
-    model::ifaces,
+    events::{DropTotal, Snapshot},
+    findings::correlate::Correlator,
+    model::{
+        catalog::{Catalog, class_table},
+        ifaces,
+    },
     probes::{AttachMode, ClassTable, Datapath, Target, drops::EventBudget, preflight},
 };
 
-/// What to trace and how: shared by every command that attaches the datapath.
-#[derive(Debug, Args)]
-pub struct TraceArgs {
-    /// Interface to watch (repeat, or separate with commas). Default: every interface of this
-    /// network namespace that is up, except loopback.
-    #[arg(long, short, value_delimiter = ',', value_name = "IFACE")]
-    pub iface: Vec<String>,
-
-    /// Cluster profile whose ports define the classes. Default: detected, else generic.
-    #[arg(long, short)]
-    pub profile: Option<String>,
-
-    /// Add the components of a catalog file (application ports) as classes. Repeatable.
-    #[arg(long, value_name = "FILE")]
-    pub catalog: Vec<PathBuf>,
-
-    /// Ingress hook: auto picks tc on virtual devices (veth, bridge, vxlan) and native XDP on
-    /// physical NICs that support it. Egress is always tc.
-    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
-    pub attach: AttachMode,
-
-    /// Do not watch drops (the drop probe needs a kernel with BTF).
-    #[arg(long)]
-    pub no_drops: bool,
-
-    /// Dropped packets sampled per flow and reason each second (for --pcap and the function
-    /// that dropped them); counts are exact regardless.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub events_per_flow: u32,
-
-    /// Dropped packets sampled per second in all, however many flows drop: bounds what a
-    /// storm of many flows costs the node. Counts are exact regardless.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub events_per_sec: u32,
+/// The node's diagnosis while tracing (`tracer watch`).
+#[derive(Clone, Debug)]
+pub struct Diagnose {
+    /// Where the node's files live (`/` except in tests).
+    pub root: PathBuf,
+    /// How often the node is read and diagnosed again.
+    pub every: Duration,
+    /// Which dropped flows get their cause traced (each costs a ruleset evaluation): the
+    /// flows with the most drops, or the flows whose count moved in the interval.
+    pub causes_of_top: bool,
 }
 
-/// Each watched interface with the hook its ingress program sits on (`none` when it has none).
-pub fn iface_hooks(datapath: &Datapath) -> impl Iterator<Item = (&Target, &'static str)> {
-    datapath
-        .targets()
-        .iter()
-        .zip(datapath.hooks())
-        .map(|(t, h)| (t, h.map_or("none", |h| h.as_str())))
+/// What to trace and how.
+pub struct Config {
+    pub catalog: Catalog,
+    /// Why this profile (detected from..., or given with --profile).
+    pub profile_reason: String,
+    /// The interfaces to watch; none: every interface that is up, except loopback.
+    pub ifaces: Vec<String>,
+    pub attach: AttachMode,
+    /// Drop capture and how many sampled events it may take; `None`: no drop capture.
+    pub drops: Option<EventBudget>,
+    /// Where sampled dropped packets go (with drop capture).
+    pub sink: Option<Box<dyn DropSink>>,
+    pub diagnose: Option<Diagnose>,
 }
 
 /// An attached datapath. Dropping it detaches everything.
 pub struct Session {
     pub catalog: Catalog,
     pub profile_reason: String,
-    pub classes: ClassTable,
-    pub datapath: Datapath,
-    /// Drop capture, unless turned off.
-    pub capture: Option<DropCapture>,
+    pub(super) classes: ClassTable,
+    /// Declared before the datapath: the ring buffer goes before the programs.
+    pub(super) capture: Option<DropCapture>,
+    pub(super) datapath: Datapath,
+    pub(super) correlator: Option<(Correlator, bool)>,
+}
+
+/// Fails unless this process may load and attach the datapath: before anything else, so a
+/// missing privilege is the one thing said.
+pub fn preflight() -> Result<(), SessionError> {
+    preflight::privileges()?;
+    preflight::bpf_syscall()?;
+    Ok(())
 }
 
 impl Session {
     /// Checks privileges, loads and attaches. Must run inside a tokio runtime (drop events and
     /// the programs' log are read asynchronously).
-    pub fn start(args: &TraceArgs, pcap: Option<&Path>) -> Result<Session> {
-        preflight::privileges()?;
-        preflight::bpf_syscall()?;
-        let chosen = choose(args.profile.as_deref(), &args.catalog)?;
-        let classes = class_table(&chosen.catalog.components)?;
-        let targets = targets(&args.iface)?;
-        let drop_facts = if args.no_drops {
-            None
-        } else {
-            Some(drops::config(EventBudget::new(
-                args.events_per_flow,
-                args.events_per_sec,
-                aya::util::nr_cpus().map_or(1, |n| n as u32),
-            ))?)
-        };
+    pub fn start(config: Config) -> Result<Session, SessionError> {
+        preflight()?;
+        let Config {
+            catalog,
+            profile_reason,
+            ifaces,
+            attach,
+            drops,
+            sink,
+            diagnose,
+        } = config;
+        let classes = class_table(&catalog.components)?;
+        let targets = targets(&ifaces)?;
+        let drop_facts = drops.map(super::capture::kernel_facts).transpose()?;
         let mut datapath =
             Datapath::load(&classes, targets, drop_facts.as_ref().map(|(cfg, _)| *cfg))?;
         let capture = match drop_facts {
-            Some((_, reasons)) => Some(DropCapture::new(&mut datapath, reasons, pcap)?),
+            Some((_, reasons)) => Some(DropCapture::new(&mut datapath, reasons, sink)?),
             None => None,
         };
-        datapath.attach(args.attach)?;
+        datapath.attach(attach)?;
         if let Some(logger) = datapath.take_logger() {
             tokio::spawn(drain_bpf_log(logger));
         }
+        let correlator = diagnose.map(|d| {
+            (
+                Correlator::new(catalog.clone(), d.root, d.every),
+                d.causes_of_top,
+            )
+        });
         Ok(Session {
-            catalog: chosen.catalog,
-            profile_reason: chosen.reason,
+            catalog,
+            profile_reason,
             classes,
-            datapath,
             capture,
+            datapath,
+            correlator,
         })
+    }
+
+    /// Each watched interface with the hook its ingress program sits on (`none` when it has
+    /// none).
+    pub fn iface_hooks(&self) -> impl Iterator<Item = (&Target, &'static str)> {
+        self.datapath
+            .targets()
+            .iter()
+            .zip(self.datapath.hooks())
+            .map(|(t, h)| (t, h.map_or("none", |h| h.as_str())))
+    }
+
+    /// Program name and kernel id, for bpftool.
+    pub fn program_ids(&self) -> Vec<(&'static str, u32)> {
+        self.datapath.program_ids()
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> Result<Snapshot, SessionError> {
+        Ok(Snapshot::capture(&self.datapath, &self.classes)?)
+    }
+
+    /// The exact drop totals now; `None` without drop capture.
+    pub fn drop_totals(&mut self) -> Result<Option<Vec<DropTotal>>, SessionError> {
+        match self.capture.as_mut() {
+            Some(c) => Ok(Some(c.update(&self.datapath, &self.classes)?.totals)),
+            None => Ok(None),
+        }
     }
 }
 
 /// The interfaces to attach to: the ones named, or every interface that is up but loopback.
-fn targets(names: &[String]) -> Result<Vec<Target>> {
-    let all = ifaces::list().context("listing interfaces")?;
+fn targets(names: &[String]) -> Result<Vec<Target>, SessionError> {
+    let all = ifaces::list().map_err(SessionError::Interfaces)?;
     let known = || {
         all.iter()
             .map(|i| i.name.as_str())
@@ -120,20 +145,17 @@ fn targets(names: &[String]) -> Result<Vec<Target>> {
     let chosen: Vec<&ifaces::Interface> = if names.is_empty() {
         let up: Vec<_> = all.iter().filter(|i| i.up && !i.loopback).collect();
         if up.is_empty() {
-            bail!(
-                "no interface besides loopback is up in this network namespace; name one with --iface (there are: {})",
-                known()
-            );
+            return Err(SessionError::NoInterfaceUp { known: known() });
         }
         up
     } else {
         let mut chosen = Vec::new();
         for name in names {
             let Some(found) = all.iter().find(|i| &i.name == name) else {
-                bail!(
-                    "no interface named {name:?} in this network namespace (there are: {})",
-                    known()
-                );
+                return Err(SessionError::NoSuchInterface {
+                    name: name.clone(),
+                    known: known(),
+                });
             };
             if !found.up {
                 log::warn!("{name} is down; it is watched and counts once it comes up");

@@ -9,8 +9,8 @@
 //!    (correlation while watching);
 //! 5. [`session`]: one attached datapath and the one loop `watch` and `baseline` drive:
 //!    intervals, drop capture, the diagnosis, Ctrl-C, SIGTERM and the deadline;
-//! 6. [`output`]: text, JSON lines, Prometheus metrics and their endpoint, pcapng, the
-//!    firewall formats, baselines;
+//! 6. [`output`]: text, JSON lines (their types are the [`schema`]), Prometheus metrics and
+//!    their endpoint, pcapng, the firewall formats, baselines;
 //! 7. [`cli`]: arguments, and the wiring of the stages for each command.
 //!
 //! No module imports from a later stage (a test reads the sources to check it). The test bed
@@ -24,5 +24,8 @@ pub mod model;
 pub mod output;
 pub mod probes;
 pub mod session;
+
+/// The JSON the tool prints, as types (see [`output::schema`]).
+pub use output::schema;
 #[cfg(test)]
 mod stages;

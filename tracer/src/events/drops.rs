@@ -7,7 +7,7 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracer_common::drops::{DropEvent, DropKey, Flow, FlowKey};
 
 use super::{Reason, Reasons};
@@ -27,7 +27,7 @@ pub struct Names<'a> {
 
 /// Exact drops on one interface, of one class, for one reason. Serialized as is in the JSON
 /// summary of `tracer watch`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropTotal {
     pub iface: String,
     pub class: String,

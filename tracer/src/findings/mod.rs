@@ -10,7 +10,7 @@ mod flows;
 mod settings;
 mod zones;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{
     catalog::{Catalog, Role},
@@ -23,7 +23,7 @@ use crate::model::{
     view::NodeView,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -42,7 +42,7 @@ impl Severity {
 }
 
 /// The nftables rule a finding rests on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleInfo {
     pub family: String,
     pub table: String,
@@ -64,7 +64,7 @@ impl RuleInfo {
 }
 
 /// Something wrong (or worth knowing) about the node, with what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable identifier: the check and its subject, e.g. `flow-rejected/calico-vxlan/eth0`.
     pub id: String,
@@ -110,7 +110,7 @@ impl Finding {
 }
 
 /// One evaluated flow, for the verbose view.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowCheck {
     pub name: String,
     pub verdict: String,

@@ -9,6 +9,7 @@ pub mod json;
 pub mod metrics;
 pub mod pcap;
 pub mod ports;
+pub mod schema;
 pub mod text;
 mod units;
 

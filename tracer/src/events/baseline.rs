@@ -4,10 +4,12 @@
 //! is built from two counter snapshots and two readings of the drop totals, kept as a
 //! versioned JSON file, and compared with a fresh sample built the same way (`compare`).
 
+mod clock;
 mod compare;
 #[cfg(test)]
 mod tests;
 
+pub use clock::rfc3339;
 pub use compare::{Change, Comparison, Delta, Measure, Note, Side, Subject, Thresholds, compare};
 
 use std::collections::BTreeMap;

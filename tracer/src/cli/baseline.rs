@@ -238,7 +238,7 @@ fn present_interfaces(recorded: &[IfaceHook]) -> Result<Vec<String>> {
 
 /// Attaches, traces for `duration`, detaches, and returns the window's rates.
 async fn sample(args: &TraceArgs, duration: Duration) -> Result<Baseline> {
-    let mut session = Session::start(args.session(None)?)?;
+    let mut session = Session::start(args.config(None)?)?;
     let meta = Meta {
         recorded_at: rfc3339(SystemTime::now()),
         profile: session.catalog.profile.name.clone(),

@@ -51,7 +51,7 @@ pub struct TraceArgs {
 impl TraceArgs {
     /// The session these arguments describe (without a sink for sampled drops): privileges
     /// first, then the catalog.
-    pub fn session(&self, diagnose: Option<Diagnose>) -> Result<Config> {
+    pub fn config(&self, diagnose: Option<Diagnose>) -> Result<Config> {
         session::preflight()?;
         let chosen = choose(self.profile.as_deref(), &self.catalog)?;
         Ok(Config {

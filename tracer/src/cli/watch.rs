@@ -23,7 +23,7 @@ use crate::{
         pcap::PcapWriter,
         text::Text,
     },
-    session::{Diagnose, DropSink, Session},
+    session::{Causes, Diagnose, DropSink, Session},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -116,9 +116,12 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
         root: super::node_root(),
         every: args.diagnose_every,
         // The table names the causes of the top flows, the JSON lines those that changed.
-        causes_of_top: args.output == OutputFormat::Text,
+        causes: match args.output {
+            OutputFormat::Text => Causes::Top,
+            OutputFormat::Json => Causes::Changed,
+        },
     });
-    let mut config = args.trace.session(diagnose)?;
+    let mut config = args.trace.config(diagnose)?;
     if let Some(path) = &args.pcap {
         config.sink = Some(pcap_file(path)?);
     }

@@ -22,9 +22,17 @@ pub struct Diagnose {
     pub root: PathBuf,
     /// How often the node is read and diagnosed again.
     pub every: Duration,
-    /// Which dropped flows get their cause traced (each costs a ruleset evaluation): the
-    /// flows with the most drops, or the flows whose count moved in the interval.
-    pub causes_of_top: bool,
+    /// Which dropped flows get their cause traced: each costs a ruleset evaluation.
+    pub causes: Causes,
+}
+
+/// The dropped flows whose cause a session traces, those its output shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Causes {
+    /// The flows with the most drops ([`super::DropsView::top`]).
+    Top,
+    /// The flows whose count moved in the interval ([`super::DropsView::changed`]).
+    Changed,
 }
 
 /// What to trace and how.
@@ -50,7 +58,8 @@ pub struct Session {
     /// Declared before the datapath: the ring buffer goes before the programs.
     pub(super) capture: Option<DropCapture>,
     pub(super) datapath: Datapath,
-    pub(super) correlator: Option<(Correlator, bool)>,
+    /// The node's diagnosis, and whose causes it traces.
+    pub(super) correlator: Option<(Correlator, Causes)>,
 }
 
 /// Fails unless this process may load and attach the datapath: before anything else, so a
@@ -88,12 +97,8 @@ impl Session {
         if let Some(logger) = datapath.take_logger() {
             tokio::spawn(drain_bpf_log(logger));
         }
-        let correlator = diagnose.map(|d| {
-            (
-                Correlator::new(catalog.clone(), d.root, d.every),
-                d.causes_of_top,
-            )
-        });
+        let correlator =
+            diagnose.map(|d| (Correlator::new(catalog.clone(), d.root, d.every), d.causes));
         Ok(Session {
             catalog,
             profile_reason,

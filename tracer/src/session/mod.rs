@@ -11,7 +11,7 @@ mod attach;
 mod capture;
 mod run;
 
-pub use attach::{Config, Diagnose, Session, preflight};
+pub use attach::{Causes, Config, Diagnose, Session, preflight};
 pub use capture::{DropSink, DropsView};
 pub use run::{End, Interval, Stop};
 

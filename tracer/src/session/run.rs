@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{Session, SessionError, capture::DropsView};
+use super::{Causes, Session, SessionError, capture::DropsView};
 use crate::{
     events::{Sample, Snapshot},
     findings::Finding,
@@ -133,13 +133,14 @@ impl Session {
     /// Each cause costs a ruleset evaluation: only those of the flows shown. The table names
     /// the causes of the top flows, the JSON lines those that changed.
     fn trace_causes(&self, view: &mut DropsView) {
-        let Some((k, causes_of_top)) = &self.correlator else {
-            return;
-        };
-        if *causes_of_top {
-            view.top_causes = view.top.iter().map(|f| k.cause(f)).collect();
-        } else {
-            view.changed_causes = view.changed.iter().map(|f| k.cause(f)).collect();
+        match &self.correlator {
+            Some((k, Causes::Top)) => {
+                view.top_causes = view.top.iter().map(|f| k.cause(f)).collect();
+            }
+            Some((k, Causes::Changed)) => {
+                view.changed_causes = view.changed.iter().map(|f| k.cause(f)).collect();
+            }
+            None => {}
         }
     }
 }

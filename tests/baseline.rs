@@ -8,7 +8,10 @@ use std::{
     process::{Command, Output},
 };
 
-use serde_json::Value;
+use tracer::{
+    events::baseline::Baseline,
+    schema::{Change, ChangeKind, Comparison, Direction, Measure},
+};
 
 use crate::harness::{
     NetNs, Paced, Stream,
@@ -33,10 +36,10 @@ fn baseline(ns: &NetNs, args: &[&str]) -> Output {
 }
 
 /// Runs a JSON comparison against `file`; its exit status and document.
-fn compare(ns: &NetNs, file: &Path) -> (i32, Value) {
+fn compare(ns: &NetNs, file: &Path) -> (i32, Comparison) {
     let out = baseline(ns, &["compare", file.to_str().unwrap(), "--output", "json"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+    let doc: Comparison = serde_json::from_str(&text).unwrap_or_else(|e| {
         panic!(
             "compare printed no JSON ({e}), exit {}:\n{text}\n{}",
             out.status,
@@ -46,24 +49,16 @@ fn compare(ns: &NetNs, file: &Path) -> (i32, Value) {
     (out.status.code().expect("exited"), doc)
 }
 
-fn regressions(doc: &Value) -> Vec<&Value> {
-    doc["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["regression"] == true)
-        .collect()
+fn regressions(doc: &Comparison) -> Vec<&Change> {
+    doc.changes.iter().filter(|c| c.regression).collect()
 }
 
-fn rate(doc: &Value, direction: &str, class: &str) -> f64 {
-    doc["traffic"]
-        .as_array()
-        .unwrap()
+fn rate(doc: &Baseline, direction: Direction, class: &str) -> f64 {
+    doc.traffic
         .iter()
-        .find(|t| t["iface"] == "va" && t["direction"] == direction && t["class"] == class)
-        .unwrap_or_else(|| panic!("no {class} {direction} in {doc:#}"))["packets_per_sec"]
-        .as_f64()
-        .unwrap()
+        .find(|t| t.iface == "va" && t.direction == direction && t.class == class)
+        .unwrap_or_else(|| panic!("no {class} {direction:?} in {doc:#?}"))
+        .packets_per_sec
 }
 
 fn assert_near(what: &str, got: f64, want: f64, percent: f64) {
@@ -116,26 +111,26 @@ fn a_halved_class_and_doubled_drops_are_regressions_and_steady_traffic_is_not() 
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(recorded["format"], "tracer-baseline");
-    assert_eq!(recorded["version"], 1);
-    assert_eq!(recorded["meta"]["profile"], "generic");
-    assert_eq!(recorded["meta"]["interfaces"][0]["iface"], "va");
-    assert_eq!(recorded["meta"]["interfaces"][0]["hook"], "tc");
-    let api_in = rate(&recorded, "ingress", "kube-apiserver");
-    let api_out = rate(&recorded, "egress", "kube-apiserver");
-    let vxlan_in = rate(&recorded, "ingress", "flannel-vxlan");
-    let drops = recorded["drops"]
-        .as_array()
-        .unwrap()
+    let recorded: Baseline =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(recorded.format, "tracer-baseline");
+    assert_eq!(recorded.version, 1);
+    assert_eq!(recorded.meta.profile, "generic");
+    assert_eq!(recorded.meta.interfaces[0].iface, "va");
+    assert_eq!(recorded.meta.interfaces[0].hook, "tc");
+    let api_in = rate(&recorded, Direction::Ingress, "kube-apiserver");
+    let api_out = rate(&recorded, Direction::Egress, "kube-apiserver");
+    let vxlan_in = rate(&recorded, Direction::Ingress, "flannel-vxlan");
+    let drops = recorded
+        .drops
         .iter()
-        .find(|d| d["class"] == "flannel-vxlan" && d["reason"] == "NETFILTER_DROP")
-        .unwrap_or_else(|| panic!("no flannel-vxlan drops in {recorded:#}"))["per_sec"]
-        .as_f64()
-        .unwrap();
+        .flatten()
+        .find(|d| d.class == "flannel-vxlan" && d.reason == "NETFILTER_DROP")
+        .unwrap_or_else(|| panic!("no flannel-vxlan drops in {recorded:#?}"))
+        .per_sec;
     eprintln!(
         "recorded over {}s: kube-apiserver {api_in}/s in, {api_out}/s out; flannel-vxlan {vxlan_in}/s in, {drops}/s dropped",
-        recorded["duration_secs"]
+        recorded.duration_secs
     );
     assert_near("kube-apiserver ingress", api_in, SYNS_PER_SEC, 5.0);
     assert_near("kube-apiserver egress", api_out, SYNS_PER_SEC, 5.0);
@@ -143,33 +138,35 @@ fn a_halved_class_and_doubled_drops_are_regressions_and_steady_traffic_is_not() 
     assert_near("flannel-vxlan drops", drops, VXLAN_PER_SEC, 5.0);
     // A SYN is a 54-byte frame: every one in the first size bucket.
     assert_eq!(
-        recorded["traffic"]
-            .as_array()
-            .unwrap()
+        recorded
+            .traffic
             .iter()
-            .find(|t| t["direction"] == "ingress" && t["class"] == "kube-apiserver")
-            .unwrap()["sizes"][0],
+            .find(|t| t.direction == Direction::Ingress && t.class == "kube-apiserver")
+            .unwrap()
+            .sizes
+            .as_ref()
+            .unwrap()[0],
         1.0
     );
 
     // The same traffic: nothing regressed.
     let (code, doc) = compare(&a, &file);
-    assert_eq!(code, 0, "{doc:#}");
-    assert_eq!(doc["regression"], false, "{doc:#}");
-    assert!(regressions(&doc).is_empty(), "{doc:#}");
+    assert_eq!(code, 0, "{doc:#?}");
+    assert!(!doc.regression, "{doc:#?}");
+    assert!(regressions(&doc).is_empty(), "{doc:#?}");
 
     // Half the kube-apiserver traffic.
     sender.set_rate(API, SYNS_PER_SEC / 2.0);
     let (code, doc) = compare(&a, &file);
-    assert_eq!(code, 4, "{doc:#}");
+    assert_eq!(code, 4, "{doc:#?}");
     let fell = regressions(&doc)
         .into_iter()
-        .find(|c| c["class"] == "kube-apiserver" && c["direction"] == "ingress")
-        .unwrap_or_else(|| panic!("kube-apiserver ingress should have regressed: {doc:#}"));
-    assert_eq!(fell["measure"], "packets_per_sec");
-    let pct = fell["change_percent"].as_f64().unwrap();
-    assert!((-55.0..=-45.0).contains(&pct), "{fell}");
-    let message = fell["message"].as_str().unwrap();
+        .find(|c| c.class == "kube-apiserver" && c.direction == Some(Direction::Ingress))
+        .unwrap_or_else(|| panic!("kube-apiserver ingress should have regressed: {doc:#?}"));
+    assert_eq!(fell.measure, Measure::PacketsPerSec);
+    let pct = fell.change_percent.unwrap();
+    assert!((-55.0..=-45.0).contains(&pct), "{fell:?}");
+    let message = &fell.message;
     assert!(
         message.starts_with("kube-apiserver ingress on va: "),
         "{message}"
@@ -177,37 +174,33 @@ fn a_halved_class_and_doubled_drops_are_regressions_and_steady_traffic_is_not() 
     assert!(
         regressions(&doc)
             .iter()
-            .all(|c| c["class"] == "kube-apiserver"),
-        "only kube-apiserver moved: {doc:#}"
+            .all(|c| c.class == "kube-apiserver"),
+        "only kube-apiserver moved: {doc:#?}"
     );
 
     // Back to normal, and twice the overlay traffic, all of it dropped.
     sender.set_rate(API, SYNS_PER_SEC);
     sender.set_rate(VXLAN, VXLAN_PER_SEC * 2.0);
     let (code, doc) = compare(&a, &file);
-    assert_eq!(code, 4, "{doc:#}");
+    assert_eq!(code, 4, "{doc:#?}");
     let bad = regressions(&doc);
-    assert_eq!(bad.len(), 1, "only the drops regressed: {doc:#}");
-    assert_eq!(bad[0]["kind"], "drops");
-    assert_eq!(bad[0]["class"], "flannel-vxlan");
-    assert_eq!(bad[0]["reason"], "NETFILTER_DROP");
-    let pct = bad[0]["change_percent"].as_f64().unwrap();
-    assert!((85.0..=115.0).contains(&pct), "{}", bad[0]);
-    let message = bad[0]["message"].as_str().unwrap();
+    assert_eq!(bad.len(), 1, "only the drops regressed: {doc:#?}");
+    assert_eq!(bad[0].kind, ChangeKind::Drops);
+    assert_eq!(bad[0].class, "flannel-vxlan");
+    assert_eq!(bad[0].reason, Some("NETFILTER_DROP".into()));
+    let pct = bad[0].change_percent.unwrap();
+    assert!((85.0..=115.0).contains(&pct), "{:?}", bad[0]);
+    let message = &bad[0].message;
     assert!(
         message.starts_with("NETFILTER_DROP drops of flannel-vxlan on va: "),
         "{message}"
     );
     // More overlay traffic is reported, but is no regression.
     assert!(
-        doc["changes"]
-            .as_array()
-            .unwrap()
+        doc.changes
             .iter()
-            .any(|c| c["class"] == "flannel-vxlan"
-                && c["kind"] == "traffic"
-                && c["regression"] == false),
-        "{doc:#}"
+            .any(|c| c.class == "flannel-vxlan" && c.kind == ChangeKind::Traffic && !c.regression),
+        "{doc:#?}"
     );
     let sent = sender.stop();
     eprintln!(

@@ -11,12 +11,13 @@ use std::{
     time::Duration,
 };
 
-use serde_json::Value;
+use tracer::schema::{DiagnoseLine, Finding, Severity, WatchLine};
 
 use crate::harness::{Lab, NetNs, Tracer, Veth, joined, lab::text, tracer::BIN};
 
-/// The JSON lines a `--output json` run printed; panics naming a line that is not JSON.
-fn json_lines(stdout: &[u8]) -> Vec<Value> {
+/// The JSON lines a `--output json` run printed; panics naming a line that is not one of
+/// diagnose's lines.
+fn json_lines(stdout: &[u8]) -> Vec<DiagnoseLine> {
     text(stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
@@ -24,16 +25,26 @@ fn json_lines(stdout: &[u8]) -> Vec<Value> {
 }
 
 /// The finding lines among `lines`.
-fn findings(lines: &[Value]) -> Vec<Value> {
+fn findings(lines: &[DiagnoseLine]) -> Vec<Finding> {
     lines
         .iter()
-        .filter(|l| l["type"] == "finding")
-        .cloned()
+        .filter_map(|l| match l {
+            DiagnoseLine::Finding(f) => Some(f.clone()),
+            _ => None,
+        })
         .collect()
 }
 
+/// The flows evaluated, from the last line: the summary.
+fn flows_checked(lines: &[DiagnoseLine]) -> usize {
+    match lines.last() {
+        Some(DiagnoseLine::Summary(s)) => s.flows,
+        last => panic!("the last line is no summary: {last:?}"),
+    }
+}
+
 /// `tracer diagnose --output json` in a node: (exit code, finding lines, every line).
-fn diagnose(lab: &Lab, node: &str, extra: &[&str]) -> (i32, Vec<Value>, Vec<Value>) {
+fn diagnose(lab: &Lab, node: &str, extra: &[&str]) -> (i32, Vec<Finding>, Vec<DiagnoseLine>) {
     let mut argv = vec![BIN, "diagnose", "--output", "json"];
     argv.extend_from_slice(extra);
     let out = lab.exec_output(node, &argv);
@@ -41,26 +52,44 @@ fn diagnose(lab: &Lab, node: &str, extra: &[&str]) -> (i32, Vec<Value>, Vec<Valu
     (out.status.code().unwrap_or(-1), findings(&lines), lines)
 }
 
-fn errors(findings: &[Value]) -> Vec<&Value> {
+fn errors(findings: &[Finding]) -> Vec<&Finding> {
     findings
         .iter()
-        .filter(|f| f["severity"] == "error")
+        .filter(|f| f.severity == Severity::Error)
         .collect()
 }
 
-/// The fix commands of a node's error findings that change its running state; every error
-/// finding's fix must be a list of commands.
-fn runtime_fixes(findings: &[Value]) -> Vec<String> {
-    let errors = errors(findings);
-    for f in &errors {
-        assert!(
-            f["fix"]
-                .as_array()
-                .is_some_and(|cmds| cmds.iter().all(Value::is_string)),
-            "fix of {f}"
-        );
+/// The fix commands of a node's error findings that change its running state. Every error
+/// finding's fix is a list of commands: a line whose `fix` is anything else does not read as
+/// a `Finding`, and `json_lines` fails on it.
+fn runtime_fixes(findings: &[Finding]) -> Vec<String> {
+    tracer_lab::findings_fixes(errors(findings))
+}
+
+/// A finding's field as text, for [`Expect::finding`] to search.
+fn field(f: &Finding, name: &str) -> String {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    match name {
+        "id" => f.id.clone(),
+        "title" => f.title.clone(),
+        "class" => text(&f.class),
+        "port" => text(&f.port),
+        "iface" => text(&f.iface),
+        "zone" => text(&f.zone),
+        "element" => text(&f.element),
+        "rule" => f
+            .rule
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "{} {} {} #{}: {}",
+                    r.family, r.table, r.chain, r.handle, r.text
+                )
+            })
+            .unwrap_or_default(),
+        "fix" => f.fix.join("\n"),
+        other => panic!("a finding has no field {other:?}"),
     }
-    tracer_lab::findings_fixes(errors)
 }
 
 /// What a scenario's diagnosis on `node` must say.
@@ -83,7 +112,7 @@ fn broken(e: &Expect, tag: &str) {
     let hit = errors(&findings).into_iter().find(|f| {
         e.finding
             .iter()
-            .all(|(field, want)| f[*field].to_string().contains(want))
+            .all(|(name, want)| field(f, name).contains(want))
     });
     let hit = hit.unwrap_or_else(|| {
         panic!(
@@ -91,9 +120,9 @@ fn broken(e: &Expect, tag: &str) {
             e.scenario, e.finding
         )
     });
-    assert!(!hit["fix"].as_array().unwrap().is_empty(), "{hit}");
+    assert!(!hit.fix.is_empty(), "{hit:?}");
 
-    let fix = |node: &str, findings: &[Value]| {
+    let fix = |node: &str, findings: &[Finding]| {
         for cmd in runtime_fixes(findings) {
             // An MTU fix sets the pods' MTU too: the provider's part of the fix.
             if let Err(err) = tracer_lab::apply_fix(&lab.prefix, node, &cmd, &|_| {}) {
@@ -252,10 +281,10 @@ fn healthy_scenarios_have_no_error() {
                 errors(&findings).is_empty() && code == 0,
                 "{scenario} {node}: {findings:#?}"
             );
-            let summary = lines.last().unwrap();
             assert!(
-                summary["flows"].as_u64().unwrap() >= 3,
-                "{scenario} {node}: {summary}"
+                flows_checked(&lines) >= 3,
+                "{scenario} {node}: {:?}",
+                lines.last()
             );
         }
     }
@@ -283,20 +312,18 @@ fn unreadable_files_are_named_and_the_rest_still_runs() {
         let (_, findings, lines) = diagnose(&lab, "worker-1", args);
         let problems: Vec<&str> = lines
             .iter()
-            .filter(|l| l["type"] == "problem")
-            .map(|l| l["message"].as_str().unwrap())
+            .filter_map(|l| match l {
+                DiagnoseLine::Problem(p) => Some(p.message.as_str()),
+                _ => None,
+            })
             .collect();
         assert!(problems.iter().any(|p| p.contains(place)), "{problems:?}");
         // Everything else was still read: the MTU fault is still found.
         assert!(
-            errors(&findings).iter().any(|f| f["id"] == "mtu/flannel.1"),
+            errors(&findings).iter().any(|f| f.id == "mtu/flannel.1"),
             "{findings:#?}"
         );
-        assert_eq!(
-            lines.last().unwrap()["flows"].as_u64().unwrap() > 0,
-            evaluated,
-            "{lines:#?}"
-        );
+        assert_eq!(flows_checked(&lines) > 0, evaluated, "{lines:#?}");
     }
 }
 
@@ -311,28 +338,42 @@ fn watch_traces_firewall_drops_to_their_rule_and_reports_the_finding() {
     let lines = watch.stop();
     let vxlan = lines
         .iter()
-        .find(|l| {
-            l["type"] == "drop" && l["class"] == "calico-vxlan" && l["reason"] == "NETFILTER_DROP"
+        .find_map(|l| match l {
+            WatchLine::Drop(d) if d.class == "calico-vxlan" && d.reason == "NETFILTER_DROP" => {
+                Some(d)
+            }
+            _ => None,
         })
         .unwrap_or_else(|| panic!("no calico-vxlan drop in {lines:#?}"));
-    let cause = &vxlan["cause"];
-    assert_eq!(cause["rule"]["chain"], "filter_IN_public", "{vxlan}");
-    assert_eq!(cause["zone"], "public", "{vxlan}");
-    assert_eq!(cause["binding"], "interface eth0", "{vxlan}");
+    let cause = vxlan
+        .cause
+        .as_ref()
+        .unwrap_or_else(|| panic!("no cause: {vxlan:?}"));
+    let chain = cause.rule.as_ref().map(|r| r.chain.as_str());
+    assert_eq!(chain, Some("filter_IN_public"), "{vxlan:?}");
+    assert_eq!(cause.zone.as_deref(), Some("public"), "{vxlan:?}");
     assert_eq!(
-        cause["element"], "service k0s-worker of zone public lacks 4789/udp",
-        "{vxlan}"
+        cause.binding.as_deref(),
+        Some("interface eth0"),
+        "{vxlan:?}"
+    );
+    assert_eq!(
+        cause.element.as_deref(),
+        Some("service k0s-worker of zone public lacks 4789/udp"),
+        "{vxlan:?}"
     );
     assert!(
-        cause["fix"][0]
-            .as_str()
-            .unwrap()
-            .contains("--service=k0s-worker --add-port=4789/udp"),
-        "{vxlan}"
+        cause.fix[0].contains("--service=k0s-worker --add-port=4789/udp"),
+        "{vxlan:?}"
     );
-    let findings = findings(&lines);
-    let finding = findings.first().expect("the diagnosis's finding");
-    assert_eq!(finding["class"], "calico-vxlan");
+    let finding = lines
+        .iter()
+        .find_map(|l| match l {
+            WatchLine::Finding(f) => Some(f),
+            _ => None,
+        })
+        .expect("the diagnosis's finding");
+    assert_eq!(finding.class.as_deref(), Some("calico-vxlan"));
 }
 
 const NODE_NIC: Veth = Veth {
@@ -347,7 +388,7 @@ const PEER_NIC: Veth = Veth {
 };
 
 /// `tracer --netns NS diagnose --output json` as a k0s-calico worker: its finding lines.
-fn diagnose_ns(ns: &NetNs, extra: &[&str]) -> Vec<Value> {
+fn diagnose_ns(ns: &NetNs, extra: &[&str]) -> Vec<Finding> {
     let out = Command::new(BIN)
         .args(["--netns", &ns.name, "diagnose", "--output", "json"])
         .args(["--profile", "k0s-calico", "--role", "worker"])
@@ -401,15 +442,15 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     assert!(!vxlan_port_open(&node, &peer));
 
     let findings = diagnose_ns(&node, &[]);
-    let vxlan_of = |findings: &[Value]| -> Value {
+    let vxlan_of = |findings: &[Finding]| -> Finding {
         findings
             .iter()
-            .find(|f| f["class"] == "calico-vxlan")
+            .find(|f| f.class.as_deref() == Some("calico-vxlan"))
             .unwrap_or_else(|| panic!("no calico-vxlan finding in {findings:#?}"))
             .clone()
     };
     let vxlan = vxlan_of(&findings);
-    assert_eq!(vxlan["severity"], "error", "{vxlan:#}");
+    assert_eq!(vxlan.severity, Severity::Error, "{vxlan:#?}");
 
     // The same from captured files: with the iptables-nft-save listing the rule is decided,
     // without it the model says it cannot tell, naming the match.
@@ -433,31 +474,27 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
             &sets,
         ],
     ));
-    assert_eq!(offline["element"], vxlan["element"], "{offline:#}");
+    assert_eq!(offline.element, vxlan.element, "{offline:#?}");
     let unsure = vxlan_of(&diagnose_ns(&node, &["--ruleset", &nft_json]));
-    assert_eq!(unsure["severity"], "warning", "{unsure:#}");
-    assert!(
-        unsure["title"]
-            .as_str()
-            .is_some_and(|t| t.contains("`conntrack`")),
-        "{unsure:#}"
-    );
+    assert_eq!(unsure.severity, Severity::Warning, "{unsure:#?}");
+    assert!(unsure.title.contains("`conntrack`"), "{unsure:#?}");
 
     assert_eq!(
-        vxlan["element"],
-        "rule 3 of iptables chain INPUT (table filter, iptables-nft), outside firewalld",
-        "{vxlan:#}"
+        vxlan.element.as_deref(),
+        Some("rule 3 of iptables chain INPUT (table filter, iptables-nft), outside firewalld"),
+        "{vxlan:#?}"
     );
     // The multiport match was read from iptables-nft-save, so the rule was evaluated.
     assert!(
-        vxlan["rule"]["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("th dport { 4789, 8472 }")),
-        "{vxlan:#}"
+        vxlan
+            .rule
+            .as_ref()
+            .is_some_and(|r| r.text.contains("th dport { 4789, 8472 }")),
+        "{vxlan:#?}"
     );
     // firewalld does not run here: no zone is to blame.
-    assert!(vxlan["zone"].is_null(), "{vxlan:#}");
-    let fix = vxlan["fix"][0].as_str().unwrap();
+    assert!(vxlan.zone.is_none(), "{vxlan:#?}");
+    let fix = vxlan.fix[0].as_str();
     assert_eq!(
         fix,
         "iptables-nft -t filter -I INPUT 3 -p udp --dport 4789 -j ACCEPT"
@@ -466,7 +503,9 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     node.exec(&["sh", "-e", "-c", fix]);
     let findings = diagnose_ns(&node, &[]);
     assert!(
-        !findings.iter().any(|f| f["class"] == "calico-vxlan"),
+        !findings
+            .iter()
+            .any(|f| f.class.as_deref() == Some("calico-vxlan")),
         "{findings:#?}"
     );
     assert!(vxlan_port_open(&node, &peer));

@@ -3,13 +3,13 @@
 //! a storm counted exactly; the pcapng read back by tshark.
 
 use std::{
-    net::{Ipv4Addr, UdpSocket},
+    net::{IpAddr, Ipv4Addr, UdpSocket},
     process::Command,
     time::Duration,
 };
 
 use bytes::Bytes;
-use serde_json::Value;
+use tracer::schema::{DropLine, DropTotal, Summary, WatchLine};
 use tracer_lab::synth::{Eth, L4, frame, vxlan_payload};
 
 use crate::harness::{Tracer, Veth, joined, send_frames, tracer::summary};
@@ -25,35 +25,49 @@ const B: Veth = Veth {
     ip: Ipv4Addr::new(10, 78, 0, 2),
 };
 
-fn drop_lines(lines: &[Value]) -> Vec<&Value> {
-    lines.iter().filter(|l| l["type"] == "drop").collect()
+fn ip(text: &str) -> Option<IpAddr> {
+    Some(text.parse().unwrap())
+}
+
+fn drop_lines(lines: &[WatchLine]) -> Vec<&DropLine> {
+    lines
+        .iter()
+        .filter_map(|l| match l {
+            WatchLine::Drop(d) => Some(d),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The last (cumulative) count of each flow, summed for the flows matching `keep`.
-fn flow_total(lines: &[Value], keep: impl Fn(&Value) -> bool) -> u64 {
+fn flow_total(lines: &[WatchLine], keep: impl Fn(&DropLine) -> bool) -> u64 {
     let mut last = std::collections::HashMap::new();
     for l in drop_lines(lines).into_iter().filter(|l| keep(l)) {
-        let mut key = (*l).clone();
-        key.as_object_mut().unwrap().remove("count");
-        last.insert(key.to_string(), l["count"].as_u64().unwrap());
+        // A flow is its line without the count.
+        let key = DropLine {
+            count: 0,
+            ..l.clone()
+        };
+        last.insert(serde_json::to_string(&key).unwrap(), l.count);
     }
     last.values().sum()
 }
 
 /// The sum of the counts of the summary's drops that `keep` accepts.
-fn summary_drops_where(summary: &Value, keep: impl Fn(&Value) -> bool) -> u64 {
-    summary["drops"]
-        .as_array()
+fn summary_drops_where(summary: &Summary, keep: impl Fn(&DropTotal) -> bool) -> u64 {
+    summary
+        .drops
+        .as_ref()
         .expect("drops in summary")
         .iter()
         .filter(|d| keep(d))
-        .map(|d| d["count"].as_u64().unwrap())
+        .map(|d| d.count)
         .sum()
 }
 
-fn summary_drops(lines: &[Value], iface: &str, class: &str, reason: &str) -> u64 {
+fn summary_drops(lines: &[WatchLine], iface: &str, class: &str, reason: &str) -> u64 {
     summary_drops_where(summary(lines), |d| {
-        d["iface"] == iface && d["class"] == class && d["reason"] == reason
+        d.iface == iface && d.class == class && d.reason == reason
     })
 }
 
@@ -98,26 +112,23 @@ fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
         "{lines:?}"
     );
     let flows = drop_lines(&lines);
-    let ours: Vec<&&Value> = flows
-        .iter()
-        .filter(|l| l["class"] == "calico-vxlan")
-        .collect();
+    let ours: Vec<&&DropLine> = flows.iter().filter(|l| l.class == "calico-vxlan").collect();
     assert!(!ours.is_empty(), "{lines:?}");
     for l in &ours {
-        assert_eq!(l["iface"], "va");
-        assert_eq!(l["reason"], "NETFILTER_DROP");
-        assert_eq!(l["proto"], "udp");
-        assert_eq!(l["src"], "10.78.0.2");
-        assert_eq!(l["dst"], "10.78.0.1");
-        assert_eq!(l["sport"], 40000);
-        assert_eq!(l["dport"], 4789);
-        assert!(l["explain"].as_str().unwrap().contains("firewall rule"));
+        assert_eq!(l.iface, "va");
+        assert_eq!(l.reason, "NETFILTER_DROP");
+        assert_eq!(l.flow.proto, "udp");
+        assert_eq!(l.flow.src, ip("10.78.0.2"));
+        assert_eq!(l.flow.dst, ip("10.78.0.1"));
+        assert_eq!(l.flow.sport, 40000);
+        assert_eq!(l.flow.dport, 4789);
+        assert!(l.explain.as_deref().unwrap().contains("firewall rule"));
         assert!(
-            l.get("inner").is_none(),
+            l.inner.is_none(),
             "a payload without the VXLAN I flag has no inner frame"
         );
     }
-    assert_eq!(ours.last().unwrap()["count"], 1000);
+    assert_eq!(ours.last().unwrap().count, 1000);
 
     let out = Command::new("tshark")
         .args([
@@ -191,14 +202,15 @@ fn vxlan_drops_carry_the_inner_flow() {
         1000
     );
     let total = flow_total(&lines, |l| {
-        let i = &l["inner"];
-        i["vni"] == 4096
-            && i["class"] == "kube-apiserver"
-            && i["proto"] == "tcp"
-            && i["src"] == "10.244.1.2"
-            && i["dst"] == "10.244.2.3"
-            && i["sport"] == 5555
-            && i["dport"] == 6443
+        l.inner.as_ref().is_some_and(|i| {
+            i.vni == 4096
+                && i.class == "kube-apiserver"
+                && i.flow.proto == "tcp"
+                && i.flow.src == ip("10.244.1.2")
+                && i.flow.dst == ip("10.244.2.3")
+                && i.flow.sport == 5555
+                && i.flow.dport == 6443
+        })
     });
     assert_eq!(total, 1000, "{:?}", drop_lines(&lines));
 }
@@ -256,10 +268,12 @@ fn drops_in_other_namespaces_are_not_reported() {
         300
     );
     let summary = summary(&lines);
-    let all = summary_drops_where(summary, |d| d["reason"] == "NETFILTER_DROP");
-    assert_eq!(all, 300, "{summary}");
+    let all = summary_drops_where(summary, |d| d.reason == "NETFILTER_DROP");
+    assert_eq!(all, 300, "{summary:?}");
     assert!(
-        drop_lines(&lines).iter().all(|l| l["src"] != "10.79.0.2"),
+        drop_lines(&lines)
+            .iter()
+            .all(|l| l.flow.src != ip("10.79.0.2")),
         "{:?}",
         drop_lines(&lines)
     );
@@ -310,20 +324,18 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
     let lines = tracer.stop();
     let secs = start.elapsed().as_secs() + 1;
     let summary = summary(&lines);
-    let dropped = summary_drops_where(summary, |d| {
-        d["reason"] == "NETFILTER_DROP" && d["iface"] == "-"
-    });
-    assert_eq!(dropped, STORM as u64, "{summary}");
-    let stats = &summary["drop_stats"];
-    assert_eq!(stats["uncounted"], 0, "{stats}");
+    let dropped = summary_drops_where(summary, |d| d.reason == "NETFILTER_DROP" && d.iface == "-");
+    assert_eq!(dropped, STORM as u64, "{summary:?}");
+    let stats = summary.drop_stats.expect("drop_stats in summary");
+    assert_eq!(stats.uncounted, 0, "{stats:?}");
     // Each of the 50,000 flows is within its own budget, but the default of 1000 events a
     // second in all holds: every other drop is counted and held back, the ring never
     // overflows.
-    let suppressed = stats["events_suppressed"].as_u64().unwrap();
-    assert_eq!(stats["events_lost"], 0, "{stats}");
+    let suppressed = stats.events_suppressed;
+    assert_eq!(stats.events_lost, 0, "{stats:?}");
     assert!(
         suppressed >= STORM as u64 - 1000 * (secs + 1),
-        "{suppressed} of {STORM} held back in {secs} s: {stats}"
+        "{suppressed} of {STORM} held back in {secs} s: {stats:?}"
     );
     assert!(
         peak < 150 * 1024,

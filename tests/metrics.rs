@@ -10,6 +10,7 @@ use std::{
 };
 
 use serde_json::Value;
+use tracer::schema::DiagnoseLine;
 
 use crate::harness::{
     NetNs, Tracer,
@@ -278,20 +279,22 @@ fn prometheus_scrapes_exact_counts() {
         .args(["--output", "json"])
         .output()
         .unwrap();
-    let summary: Value = String::from_utf8_lossy(&diagnosis.stdout)
+    let summary = String::from_utf8_lossy(&diagnosis.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["type"] == "summary")
+        .find_map(|l| match serde_json::from_str(l) {
+            Ok(DiagnoseLine::Summary(s)) => Some(s),
+            _ => None,
+        })
         .expect("diagnose prints a summary");
-    let errors = summary["errors"].as_f64().unwrap();
-    assert!(errors >= 1.0, "{summary}");
+    let errors = summary.errors as f64;
+    assert!(errors >= 1.0, "{summary:?}");
     assert_eq!(
         prometheus.value(&a, r#"tracer_findings{severity="error"}"#),
         errors
     );
     assert_eq!(
         prometheus.value(&a, r#"tracer_findings{severity="warning"}"#),
-        summary["warnings"].as_f64().unwrap()
+        summary.warnings as f64
     );
 
     // The served text itself, as promtool sees it.

@@ -4,6 +4,7 @@
 use std::{net::Ipv4Addr, process::Command, time::Duration};
 
 use bytes::Bytes;
+use tracer::schema::{Direction, WatchLine};
 use tracer_lab::synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac};
 
 use crate::harness::{
@@ -70,9 +71,9 @@ fn json_lines_are_cumulative_counters_then_a_summary() {
         ],
     );
     let start = tracer.started();
-    assert_eq!(start["profile"], "k3s-flannel");
-    assert_eq!(start["interfaces"][0]["iface"], "va");
-    assert_eq!(start["interfaces"][0]["hook"], "tc");
+    assert_eq!(start.profile, "k3s-flannel");
+    assert_eq!(start.interfaces[0].iface, "va");
+    assert_eq!(start.interfaces[0].hook, "tc");
     let to_a = Eth::new(B.mac, A.mac);
     let batch: Vec<Bytes> = (0..30)
         .map(|i| {
@@ -91,10 +92,14 @@ fn json_lines_are_cumulative_counters_then_a_summary() {
     let lines = tracer.stop();
     let flannel: Vec<u64> = lines
         .iter()
-        .filter(|l| {
-            l["type"] == "counters" && l["class"] == "flannel-vxlan" && l["direction"] == "ingress"
+        .filter_map(|l| match l {
+            WatchLine::Counters(c)
+                if c.class == "flannel-vxlan" && c.direction == Direction::Ingress =>
+            {
+                Some(c.packets)
+            }
+            _ => None,
         })
-        .map(|l| l["packets"].as_u64().unwrap())
         .collect();
     assert_eq!(flannel.first(), Some(&30), "{lines:?}");
     assert_eq!(flannel.last(), Some(&60), "{lines:?}");
@@ -102,8 +107,10 @@ fn json_lines_are_cumulative_counters_then_a_summary() {
         flannel.windows(2).all(|w| w[0] <= w[1]),
         "counters are cumulative: {flannel:?}"
     );
-    assert_eq!(lines.last().unwrap()["type"], "summary");
-    assert!(lines.last().unwrap()["duration_secs"].as_f64().unwrap() > 1.0);
+    let Some(WatchLine::Summary(summary)) = lines.last() else {
+        panic!("the last line is no summary: {lines:?}");
+    };
+    assert!(summary.duration_secs > 1.0);
 }
 
 fn bpftool_json(args: &[&str]) -> serde_json::Value {
@@ -136,15 +143,10 @@ fn kill_9_leaves_nothing_attached_or_loaded() {
         let (a, _b) = pair();
         let mut tracer = Tracer::watch(&a, &["--iface", "va", "--attach", attach]);
         let start = tracer.started();
-        assert_eq!(start["interfaces"][0]["hook"], attach);
-        let ids: Vec<u64> = start["programs"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_u64().unwrap())
-            .collect();
+        assert_eq!(start.interfaces[0].hook, attach);
+        let ids: Vec<u64> = start.programs.values().map(|v| u64::from(*v)).collect();
         // tc ingress and egress, XDP, their inner-frame stages, and the drop probe's two stages.
-        assert_eq!(ids.len(), 7, "{start}");
+        assert_eq!(ids.len(), 7, "{start:?}");
         assert!(
             ids.iter().all(|id| program_exists(*id)),
             "programs {ids:?} should be loaded while tracing"

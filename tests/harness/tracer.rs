@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
+use tracer::schema::{Start, Summary, WatchLine};
 
 use super::{Lab, NetNs};
 
@@ -18,7 +18,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tracer");
 pub struct Tracer {
     child: Child,
     lines: Receiver<String>,
-    seen: Vec<Value>,
+    seen: Vec<WatchLine>,
 }
 
 impl Tracer {
@@ -74,16 +74,16 @@ impl Tracer {
     }
 
     /// Waits for the `start` line, printed once every program is attached.
-    pub fn started(&mut self) -> Value {
+    pub fn started(&mut self) -> Start {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match self.lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
-                    let v: Value = serde_json::from_str(&line)
+                    let v: WatchLine = serde_json::from_str(&line)
                         .unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
                     self.seen.push(v.clone());
-                    if v["type"] == "start" {
-                        return v;
+                    if let WatchLine::Start(start) = v {
+                        return start;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -99,7 +99,7 @@ impl Tracer {
     }
 
     /// Stops with SIGTERM and returns every line printed; panics unless it exits cleanly.
-    pub fn stop(mut self) -> Vec<Value> {
+    pub fn stop(mut self) -> Vec<WatchLine> {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
@@ -130,11 +130,14 @@ impl Drop for Tracer {
 }
 
 /// The last summary line.
-pub fn summary(lines: &[Value]) -> &Value {
+pub fn summary(lines: &[WatchLine]) -> &Summary {
     lines
         .iter()
         .rev()
-        .find(|v| v["type"] == "summary")
+        .find_map(|v| match v {
+            WatchLine::Summary(s) => Some(s),
+            _ => None,
+        })
         .expect("no summary line")
 }
 
@@ -142,25 +145,17 @@ pub fn summary(lines: &[Value]) -> &Value {
 pub struct Counts(HashMap<(String, String, String), (u64, u64)>);
 
 impl Counts {
-    pub fn from_summary(lines: &[Value]) -> Counts {
+    pub fn from_summary(lines: &[WatchLine]) -> Counts {
         let summary = summary(lines);
         let mut map = HashMap::new();
         // Overlay packets counted again by their inner class are not the packets' own counts.
-        for c in summary["counters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["inner"] != true)
-        {
+        for c in summary.counters.iter().filter(|c| !c.inner) {
             let key = (
-                c["iface"].as_str().unwrap().to_string(),
-                c["direction"].as_str().unwrap().to_string(),
-                c["class"].as_str().unwrap().to_string(),
+                c.iface.clone(),
+                c.direction.as_str().to_string(),
+                c.class.clone(),
             );
-            map.insert(
-                key,
-                (c["packets"].as_u64().unwrap(), c["bytes"].as_u64().unwrap()),
-            );
+            map.insert(key, (c.packets, c.bytes));
         }
         Counts(map)
     }

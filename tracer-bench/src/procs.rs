@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use tracer::schema::{Counters, Start, Summary, WatchLine};
 
 use crate::netns::check_interrupt;
 
@@ -99,7 +99,7 @@ pub struct Tracer {
     lines: Receiver<String>,
     stderr: Option<JoinHandle<String>>,
     /// The `start` line: interfaces with the hook each got, program ids.
-    pub start: Value,
+    pub start: Option<Start>,
 }
 
 impl Tracer {
@@ -128,22 +128,22 @@ impl Tracer {
             child,
             lines,
             stderr,
-            start: Value::Null,
+            start: None,
         };
-        tracer.start = tracer.wait_for_start()?;
+        tracer.start = Some(tracer.wait_for_start()?);
         Ok(tracer)
     }
 
-    fn wait_for_start(&mut self) -> Result<Value> {
+    fn wait_for_start(&mut self) -> Result<Start> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             check_interrupt()?;
             match self.lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
-                    let v: Value = serde_json::from_str(&line)
+                    let v: WatchLine = serde_json::from_str(&line)
                         .with_context(|| format!("tracer printed {line:?}"))?;
-                    if v["type"] == "start" {
-                        return Ok(v);
+                    if let WatchLine::Start(start) = v {
+                        return Ok(start);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -167,18 +167,15 @@ impl Tracer {
 
     /// The ingress hook of each interface, as `iface:hook`.
     pub fn hooks(&self) -> Vec<String> {
-        self.start["interfaces"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|i| format!("{}:{}", str_of(&i["iface"]), str_of(&i["hook"])))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.start
+            .iter()
+            .flat_map(|s| &s.interfaces)
+            .map(|i| format!("{}:{}", i.iface, i.hook))
+            .collect()
     }
 
     /// Stops it with SIGTERM and returns its summary line; fails unless it exits cleanly.
-    pub fn stop(mut self) -> Result<Value> {
+    pub fn stop(mut self) -> Result<Summary> {
         let status = terminate(&mut self.child)?;
         let err = collected(&mut self.stderr);
         if !status.success() {
@@ -186,10 +183,10 @@ impl Tracer {
         }
         let mut summary = None;
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            let v: Value =
+            let v: WatchLine =
                 serde_json::from_str(&line).with_context(|| format!("tracer printed {line:?}"))?;
-            if v["type"] == "summary" {
-                summary = Some(v);
+            if let WatchLine::Summary(s) = v {
+                summary = Some(s);
             }
         }
         summary.context("tracer printed no summary")
@@ -203,22 +200,15 @@ impl Drop for Tracer {
     }
 }
 
-fn str_of(v: &Value) -> &str {
-    v.as_str().unwrap_or("?")
-}
-
 /// Packets a summary counted, over the rows `keep` selects (inner rows never: they count the
 /// same packets again by their inner class).
-pub fn counted(summary: &Value, keep: impl Fn(&Value) -> bool) -> u64 {
-    summary["counters"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .filter(|c| c["inner"] != true && keep(c))
-                .filter_map(|c| c["packets"].as_u64())
-                .sum()
-        })
-        .unwrap_or(0)
+pub fn counted(summary: &Summary, keep: impl Fn(&Counters) -> bool) -> u64 {
+    summary
+        .counters
+        .iter()
+        .filter(|c| !c.inner && keep(c))
+        .map(|c| c.packets)
+        .sum()
 }
 
 /// User plus system CPU time of a process (all its threads), in seconds.

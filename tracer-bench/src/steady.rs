@@ -18,6 +18,8 @@ use std::{
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use tracer::schema::Direction;
+
 use crate::{
     netns::{self, NetNs, check_interrupt},
     procs::{Tracer, counted, cpu_secs, run_secs},
@@ -76,7 +78,7 @@ pub fn run(bin: &Path, pps: u64, secs: u32, idle_secs: u32) -> Result<Results> {
     let run = run_secs(pid)? - start.2;
     let summary = tracer.stop()?;
     let packets = counted(&summary, |c| {
-        c["iface"] == "bn1" && c["direction"] == "ingress"
+        c.iface == "bn1" && c.direction == Direction::Ingress
     });
     let results = Results {
         target_pps: pps,

@@ -80,15 +80,15 @@ pub fn run(bin: &Path, datagrams: u64) -> Result<Results> {
     let cpu = cpu_secs(pid)? - cpu0;
     let rss = peak_rss_kib(pid)?;
     let summary = tracer.stop()?;
-    let counted: u64 = summary["drops"]
-        .as_array()
+    let counted: u64 = summary
+        .drops
+        .as_ref()
         .context("no drops in the tracer's summary")?
         .iter()
-        .filter(|d| d["reason"] == "NETFILTER_DROP" && d["iface"] == "-")
-        .filter_map(|d| d["count"].as_u64())
+        .filter(|d| d.reason.is_firewall() && d.iface == "-")
+        .map(|d| d.count)
         .sum();
-    let stats = &summary["drop_stats"];
-    let stat = |k: &str| stats[k].as_u64().unwrap_or(0);
+    let stats = summary.drop_stats.unwrap_or_default();
     let results = Results {
         datagrams,
         untraced_drops_per_sec: datagrams as f64 / untraced,
@@ -99,9 +99,9 @@ pub fn run(bin: &Path, datagrams: u64) -> Result<Results> {
         tracer_cpu_secs: cpu,
         tracer_cpu_window_secs: window,
         tracer_peak_rss_kib: rss,
-        events_lost: stat("events_lost"),
-        events_suppressed: stat("events_suppressed"),
-        uncounted: stat("uncounted"),
+        events_lost: stats.events_lost,
+        events_suppressed: stats.events_suppressed,
+        uncounted: stats.uncounted,
     };
     eprintln!(
         "[storm] traced: {:.0} drops/s, counted {counted} of {datagrams}, tracer CPU {cpu:.2} s, peak RSS {rss} KiB",

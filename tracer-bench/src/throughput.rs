@@ -10,6 +10,7 @@ use std::{net::Ipv4Addr, path::Path, process::Command, time::Duration};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use tracer::schema::Direction;
 use tracer_lab::{
     net::{node_ns, pod_addrs, pod_ns},
     scenarios,
@@ -162,7 +163,7 @@ pub fn measure(
             run.gbps = iperf::tcp(route.client_ns, route.server, secs)?;
             let summary = tracer.stop()?;
             run.packets_counted = Some(counted(&summary, |c| {
-                c["class"] == "kube-apiserver" && c["direction"] == "ingress"
+                c.class == "kube-apiserver" && c.direction == Direction::Ingress
             }));
         }
         Mode::Tcpdump => {

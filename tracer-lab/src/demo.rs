@@ -13,11 +13,10 @@ use std::{
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::Value;
 
 use tracer::{
-    model::drop_reasons::{explain, is_housekeeping},
     probes::preflight,
+    schema::{DiagnoseLine, Direction, DropLine, Finding, Severity, WatchLine},
 };
 
 use crate::{
@@ -152,38 +151,34 @@ fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
     let mut fixes: Vec<(String, Vec<String>)> = Vec::new();
     for node in s.nodes() {
         let findings = diagnose(node)?;
-        let errors: Vec<&Value> = findings
+        let errors: Vec<&Finding> = findings
             .iter()
-            .filter(|f| f["severity"] == "error")
+            .filter(|f| f.severity == Severity::Error)
             .collect();
         for f in &errors {
-            say!("   {}: {}", node, f["title"].as_str().unwrap_or(""));
-            if let Some(zone) = f["zone"].as_str() {
-                let binding = f["binding"]
-                    .as_str()
+            say!("   {}: {}", node, f.title);
+            if let Some(zone) = &f.zone {
+                let binding = f
+                    .binding
+                    .as_ref()
                     .map(|b| format!(" (chosen by {b})"))
                     .unwrap_or_default();
                 say!("     zone: {zone}{binding}");
             }
-            if let Some(element) = f["element"].as_str() {
+            if let Some(element) = &f.element {
                 say!("     cause: {element}");
             }
-            if let Some(rule) = f["rule"].as_object() {
+            if let Some(rule) = &f.rule {
                 say!(
                     "     rule: {} {} {} #{}: {}",
-                    rule["family"].as_str().unwrap_or(""),
-                    rule["table"].as_str().unwrap_or(""),
-                    rule["chain"].as_str().unwrap_or(""),
-                    rule["handle"],
-                    rule["text"].as_str().unwrap_or("")
+                    rule.family,
+                    rule.table,
+                    rule.chain,
+                    rule.handle,
+                    rule.text
                 );
             }
-            for cmd in f["fix"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.as_str())
-            {
+            for cmd in &f.fix {
                 say!("     fix:  {cmd}");
             }
         }
@@ -220,7 +215,7 @@ fn say_outcomes(outcomes: &[checks::Outcome]) {
 }
 
 /// `tracer diagnose --output json` inside a lab node: its findings.
-fn diagnose(node: &str) -> Result<Vec<Value>> {
+fn diagnose(node: &str) -> Result<Vec<Finding>> {
     let shell = lab::node_shell(PREFIX, node)?;
     let out = Command::new(crate::exe::tracer()?)
         .args(["--netns", &shell.netns, "diagnose", "--output", "json"])
@@ -229,13 +224,15 @@ fn diagnose(node: &str) -> Result<Vec<Value>> {
         .context("running tracer diagnose")?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "finding")
+        .filter_map(|l| match serde_json::from_str(l) {
+            Ok(DiagnoseLine::Finding(f)) => Some(f),
+            _ => None,
+        })
         .collect())
 }
 
 /// Runs `tracer watch` in the affected node while the traffic runs; shows a line a second.
-fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<Value>> {
+fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<WatchLine>> {
     let exe = crate::exe::tracer()?;
     let shell = lab::node_shell(PREFIX, s.affected_node)?;
     let mut cmd = Command::new(&exe);
@@ -279,22 +276,19 @@ fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<Value>> {
             let _ = child.kill();
             break;
         }
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+        let Ok(v) = serde_json::from_str::<WatchLine>(&line) else {
             continue;
         };
-        let count = v["packets"].as_u64().or(v["count"].as_u64()).unwrap_or(0);
-        match v["type"].as_str() {
-            Some("counters") if v["direction"] == "ingress" && v["class"] != "other" => {
-                inbound.insert(v["class"].as_str().unwrap_or("?").to_string(), count);
+        match &v {
+            WatchLine::Counters(c) if c.direction == Direction::Ingress && c.class != "other" => {
+                inbound.insert(c.class.clone(), c.packets);
             }
-            Some("drop") => {
-                let mut flow = v.clone();
-                flow.as_object_mut().expect("object").remove("count");
-                dropped.insert(flow.to_string(), count);
+            WatchLine::Drop(d) => {
+                dropped.insert(flow_key(d), d.count);
             }
             _ => {}
         }
-        if matches!(v["type"].as_str(), Some("counters" | "drop"))
+        if matches!(v, WatchLine::Counters(_) | WatchLine::Drop(_))
             && last_shown.elapsed() >= Duration::from_millis(900)
         {
             last_shown = std::time::Instant::now();
@@ -321,101 +315,92 @@ fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<Value>> {
     Ok(lines)
 }
 
+/// What tells one dropped flow from another: its line without the count.
+fn flow_key(d: &DropLine) -> String {
+    serde_json::to_string(&DropLine {
+        count: 0,
+        ..d.clone()
+    })
+    .expect("a drop line serializes")
+}
+
 /// The last count of each dropped flow.
-fn drop_flows(lines: &[Value]) -> Vec<Value> {
-    let mut last: BTreeMap<String, Value> = BTreeMap::new();
-    for l in lines.iter().filter(|l| l["type"] == "drop") {
-        let mut key = l.clone();
-        key.as_object_mut().expect("object").remove("count");
-        last.insert(key.to_string(), l.clone());
+fn drop_flows(lines: &[WatchLine]) -> Vec<&DropLine> {
+    let mut last: BTreeMap<String, &DropLine> = BTreeMap::new();
+    for l in lines {
+        if let WatchLine::Drop(d) = l {
+            last.insert(flow_key(d), d);
+        }
     }
-    let mut flows: Vec<Value> = last.into_values().collect();
-    flows.sort_by_key(|f| std::cmp::Reverse(f["count"].as_u64().unwrap_or(0)));
+    let mut flows: Vec<&DropLine> = last.into_values().collect();
+    flows.sort_by_key(|f| std::cmp::Reverse(f.count));
     flows
 }
 
-fn endpoint(v: &Value) -> String {
-    let port = |p: &Value| {
-        p.as_u64()
-            .filter(|p| *p != 0)
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default()
-    };
-    format!(
-        "{} {}{} -> {}{}",
-        v["proto"].as_str().unwrap_or("?"),
-        v["src"].as_str().unwrap_or("?"),
-        port(&v["sport"]),
-        v["dst"].as_str().unwrap_or("?"),
-        port(&v["dport"])
-    )
-}
-
-fn explain_findings(s: &Scenario, lines: &[Value], failing: &[&str]) {
-    let Some(summary) = lines.iter().rev().find(|l| l["type"] == "summary") else {
+fn explain_findings(s: &Scenario, lines: &[WatchLine], failing: &[&str]) {
+    let Some(summary) = lines.iter().rev().find_map(|l| match l {
+        WatchLine::Summary(s) => Some(s),
+        _ => None,
+    }) else {
         say!("   tracer printed no summary.");
         return;
     };
     // Drops that are network loss, not sockets tidying up their queues.
-    let mut totals: Vec<&Value> = summary["drops"]
-        .as_array()
-        .into_iter()
+    let mut totals: Vec<_> = summary
+        .drops
+        .iter()
         .flatten()
-        .filter(|d| !is_housekeeping(d["reason"].as_str().unwrap_or("")))
+        .filter(|d| !d.reason.is_housekeeping())
         .collect();
-    totals.sort_by_key(|d| std::cmp::Reverse(d["count"].as_u64().unwrap_or(0)));
+    totals.sort_by_key(|d| std::cmp::Reverse(d.count));
     if totals.is_empty() {
         say!("   No packet was dropped on {}.", s.affected_node);
     }
     let flows = drop_flows(lines);
     for t in totals.iter().take(3) {
-        let (class, reason) = (
-            t["class"].as_str().unwrap_or("?"),
-            t["reason"].as_str().unwrap_or("?"),
-        );
+        let (class, reason) = (&t.class, &t.reason);
         say!(
             "   - {} dropped {} {class} packets arriving on {}, reason {reason}:",
             s.affected_node,
-            t["count"],
-            t["iface"].as_str().unwrap_or("?")
+            t.count,
+            t.iface
         );
-        if let Some(why) = explain(reason) {
+        if let Some(why) = reason.explain() {
             say!("     {why}.");
         }
         for f in flows
             .iter()
-            .filter(|f| f["class"] == class && f["reason"] == reason)
+            .filter(|f| &f.class == class && &f.reason == reason)
             .take(3)
         {
-            let mut line = format!("     {} x{}", endpoint(f), f["count"]);
-            if let Some(inner) = f.get("inner") {
-                line.push_str(&format!(
-                    ", carrying {} ({})",
-                    endpoint(inner),
-                    inner["class"].as_str().unwrap_or("?")
-                ));
+            let mut line = format!("     {} x{}", f.flow, f.count);
+            if let Some(inner) = &f.inner {
+                line.push_str(&format!(", carrying {} ({})", inner.flow, inner.class));
             }
-            if let Some(func) = f["function"].as_str() {
+            if let Some(func) = &f.function {
                 line.push_str(&format!(", dropped in {func}"));
             }
             say!("{line}");
         }
     }
     // Classes that arrive but never answer: the other half of the conversation is missing.
-    let counters = summary["counters"].as_array().cloned().unwrap_or_default();
-    let count = |class: &str, dir: &str| -> u64 {
+    let counters = &summary.counters;
+    let count = |class: &str, dir: Direction| -> u64 {
         counters
             .iter()
-            .filter(|c| c["class"] == class && c["direction"] == dir)
-            .filter_map(|c| c["packets"].as_u64())
+            .filter(|c| c.class == class && c.direction == dir)
+            .map(|c| c.packets)
             .sum()
     };
-    for c in counters.iter().filter(|c| c["direction"] == "ingress") {
-        let class = c["class"].as_str().unwrap_or("");
-        if class != "other" && class != "malformed" && count(class, "egress") == 0 {
+    for c in counters
+        .iter()
+        .filter(|c| c.direction == Direction::Ingress)
+    {
+        let class = c.class.as_str();
+        if class != "other" && class != "malformed" && count(class, Direction::Egress) == 0 {
             say!(
                 "   - {class} traffic arrives ({} packets) but none leaves: nothing answers it.",
-                count(class, "ingress")
+                count(class, Direction::Ingress)
             );
         }
     }

@@ -30,6 +30,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use tracer::schema::Finding;
 
 use self::{
     net::{node_ns, nodes},
@@ -376,16 +377,12 @@ pub fn applicable_fixes<'a>(fixes: impl IntoIterator<Item = &'a str>) -> Vec<Str
 
 /// The applicable fixes (see [`applicable_fixes`]) of these findings, as `tracer diagnose
 /// --output json` prints them: each finding's `fix` commands.
-pub fn findings_fixes<'a>(
-    findings: impl IntoIterator<Item = &'a serde_json::Value>,
-) -> Vec<String> {
-    applicable_fixes(findings.into_iter().flat_map(|f| {
-        f["fix"]
-            .as_array()
+pub fn findings_fixes<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Vec<String> {
+    applicable_fixes(
+        findings
             .into_iter()
-            .flatten()
-            .filter_map(|c| c.as_str())
-    }))
+            .flat_map(|f| f.fix.iter().map(String::as_str)),
+    )
 }
 
 /// Runs one fix command (from [`applicable_fixes`]) with `sh -c` in a lab node. An MTU fix

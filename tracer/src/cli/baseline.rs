@@ -1,28 +1,25 @@
 //! `tracer baseline record` and `tracer baseline compare`: trace for a window through the same
-//! session `tracer watch` uses, turn the counters and drop totals of the window into a baseline
+//! session loop `tracer watch` drives, turn the counters and drop totals of the window into a baseline
 //! of rates, and either write it or compare it with a recorded one, exiting 4 on a regression.
 
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::{
     kernel_release,
-    watch::{Session, TraceArgs, events_ready, iface_hooks, parse_secs, sleep_until},
+    trace::{TraceArgs, parse_secs},
 };
 use crate::{
-    events::{
-        Snapshot,
-        baseline::{Baseline, DropWindow, IfaceHook, Meta, Thresholds, compare},
-    },
+    events::baseline::{Baseline, DropWindow, IfaceHook, Meta, Thresholds, compare, rfc3339},
     model::ifaces,
     output::baseline::{self as render, CompareContext},
+    session::{Session, Stop},
 };
 
 /// Exit status of a comparison that found a regression (distinct from a failure to run, 1).
@@ -241,25 +238,18 @@ fn present_interfaces(recorded: &[IfaceHook]) -> Result<Vec<String>> {
 
 /// Attaches, traces for `duration`, detaches, and returns the window's rates.
 async fn sample(args: &TraceArgs, duration: Duration) -> Result<Baseline> {
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let Session {
-        catalog,
-        classes,
-        datapath,
-        mut capture,
-        ..
-    } = Session::start(args, None)?;
+    let mut session = Session::start(args.config(None)?)?;
     let meta = Meta {
         recorded_at: rfc3339(SystemTime::now()),
-        profile: catalog.profile.name.clone(),
+        profile: session.catalog.profile.name.clone(),
         catalogs: args
             .catalog
             .iter()
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
             .map(|p| p.display().to_string())
             .collect(),
-        interfaces: iface_hooks(&datapath)
+        interfaces: session
+            .iface_hooks()
             .map(|(t, hook)| IfaceHook {
                 iface: t.name.clone(),
                 hook: hook.to_string(),
@@ -270,85 +260,38 @@ async fn sample(args: &TraceArgs, duration: Duration) -> Result<Baseline> {
     };
 
     let result: Result<Baseline> = async {
-        let drops_before = match capture.as_mut() {
-            Some(c) => Some(c.update(&datapath, &classes)?.totals),
-            None => None,
-        };
-        let before = Snapshot::capture(&datapath, &classes)?;
-        let deadline = tokio::time::Instant::from(before.at + duration);
-        loop {
-            tokio::select! {
-                _ = sleep_until(Some(deadline)) => break,
-                _ = sigint.recv() => bail!("interrupted before the end of the window; nothing recorded"),
-                _ = sigterm.recv() => bail!("terminated before the end of the window; nothing recorded"),
-                // Sampled drop events are not needed here, but left alone they would fill the
-                // ring buffer and show up as lost events.
-                ready = events_ready(&mut capture) => {
-                    ready?;
-                    if let Some(c) = capture.as_mut() {
-                        c.drain_events(&classes)?;
-                    }
-                }
+        let drops_before = session.drop_totals()?;
+        let before = session.snapshot()?;
+        // No interval: the one reading the loop hands over is the window's last.
+        let mut drops_after = None;
+        let end = session
+            .run(None, Some(before.at + duration), |last| {
+                drops_after = last.drops.map(|d| d.totals.clone());
+                Ok::<_, anyhow::Error>(())
+            })
+            .await?;
+        match end.stop {
+            Stop::Deadline => {}
+            Stop::Interrupted => {
+                bail!("interrupted before the end of the window; nothing recorded")
             }
+            Stop::Terminated => bail!("terminated before the end of the window; nothing recorded"),
         }
-        let after = Snapshot::capture(&datapath, &classes)?;
-        let drops_after = match capture.as_mut() {
-            Some(c) => Some(c.update(&datapath, &classes)?.totals),
-            None => None,
-        };
         let window = drops_before
             .as_deref()
             .zip(drops_after.as_deref())
             .map(|(before, after)| DropWindow { before, after });
-        Ok(Baseline::record(meta, &before, &after, window))
+        Ok(Baseline::record(meta, &before, &end.last, window))
     }
     .await;
     // Detach before anything else can go wrong.
-    drop(capture);
-    drop(datapath);
+    drop(session);
     result
-}
-
-/// `2025-01-02T03:04:05Z`: UTC to the second, without pulling in a date library for it.
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let at = |s: u64| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
-    }
 
     #[test]
     fn thresholds_are_checked() {

@@ -6,6 +6,7 @@ mod catalog;
 mod diagnose;
 mod ports;
 mod testbed;
+mod trace;
 mod watch;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -14,6 +15,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 pub use ports::{PortsArgs, ProfilesArgs};
+pub use trace::TraceArgs;
 pub use watch::WatchArgs;
 
 /// Count and explain cluster traffic on a Kubernetes node.

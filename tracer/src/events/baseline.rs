@@ -4,10 +4,12 @@
 //! is built from two counter snapshots and two readings of the drop totals, kept as a
 //! versioned JSON file, and compared with a fresh sample built the same way (`compare`).
 
+mod clock;
 mod compare;
 #[cfg(test)]
 mod tests;
 
+pub use clock::rfc3339;
 pub use compare::{Change, Comparison, Delta, Measure, Note, Side, Subject, Thresholds, compare};
 
 use std::collections::BTreeMap;
@@ -15,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tracer_common::counters::{SIZE_BOUNDS, SIZE_BUCKETS};
 
-use super::{Direction, DropTotal, Snapshot, counters::Entry};
+use super::{Direction, DropTotal, Reason, Snapshot, counters::Entry};
 use tracer_nft::JsonError;
 
 /// Marks a file as a tracer baseline, so that any other JSON is refused by name.
@@ -114,15 +116,15 @@ impl TrafficRate {
 pub struct DropKey {
     pub iface: String,
     pub class: String,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 impl DropKey {
-    fn new(iface: &str, class: &str, reason: &str) -> Self {
+    fn new(iface: &str, class: &str, reason: &Reason) -> Self {
         DropKey {
             iface: iface.to_string(),
             class: class.to_string(),
-            reason: reason.to_string(),
+            reason: reason.clone(),
         }
     }
 }
@@ -132,7 +134,7 @@ impl DropKey {
 pub struct DropRate {
     pub iface: String,
     pub class: String,
-    pub reason: String,
+    pub reason: Reason,
     pub per_sec: f64,
 }
 

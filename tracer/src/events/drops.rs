@@ -7,13 +7,11 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracer_common::drops::{DropEvent, DropKey, Flow, FlowKey};
 
-use crate::{
-    model::drop_reasons::is_housekeeping,
-    probes::{ClassTable, DropStats, drops::ReasonNames, symbols::KernelSymbols},
-};
+use super::{Reason, Reasons};
+use crate::probes::{ClassTable, DropStats, symbols::KernelSymbols};
 
 /// Flows remembered in user space; beyond this, the least recently changed are forgotten (the
 /// totals stay exact).
@@ -22,18 +20,18 @@ pub const MAX_FLOWS: usize = 20_000;
 /// Names for the numbers the probe reports.
 pub struct Names<'a> {
     pub classes: &'a ClassTable,
-    pub reasons: &'a ReasonNames,
+    pub reasons: &'a Reasons,
     /// Interface name for an index; "-" for none.
     pub iface: &'a dyn Fn(u32) -> String,
 }
 
 /// Exact drops on one interface, of one class, for one reason. Serialized as is in the JSON
 /// summary of `tracer watch`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropTotal {
     pub iface: String,
     pub class: String,
-    pub reason: String,
+    pub reason: Reason,
     pub count: u64,
 }
 
@@ -84,7 +82,7 @@ pub struct Inner {
 pub struct DropFlow {
     pub iface: String,
     pub class: String,
-    pub reason: String,
+    pub reason: Reason,
     pub flow: Endpoints,
     pub inner: Option<Inner>,
     pub count: u64,
@@ -97,7 +95,7 @@ impl DropFlow {
         DropFlow {
             iface: (names.iface)(key.ifindex),
             class: names.classes.name(key.class).to_string(),
-            reason: names.reasons.name(key.reason),
+            reason: names.reasons.get(key.reason),
             flow: Endpoints::of(&key.outer),
             inner: (key.has_inner != 0).then(|| Inner {
                 vni: key.vni,
@@ -187,7 +185,7 @@ impl DropTracker {
             .map(|((ifindex, class, reason), count)| DropTotal {
                 iface: (names.iface)(*ifindex),
                 class: names.classes.name(*class).to_string(),
-                reason: names.reasons.name(*reason),
+                reason: names.reasons.get(*reason),
                 count: *count,
             })
             .collect()
@@ -211,13 +209,13 @@ impl DropTracker {
     }
 
     /// The `n` flows with the most network drops, most first; sockets tidying up
-    /// ([`is_housekeeping`]) is not network loss and is left out.
+    /// ([`Reason::is_housekeeping`]) is not network loss and is left out.
     pub fn top_flows(&self, n: usize, names: &Names) -> Vec<DropFlow> {
         let mut all: Vec<(&FlowKey, &Memo)> =
             self.flows.iter().filter(|(_, m)| m.count > 0).collect();
         all.sort_unstable_by_key(|(_, m)| std::cmp::Reverse(m.count));
         all.into_iter()
-            .filter(|(k, _)| !is_housekeeping(&names.reasons.name(k.reason)))
+            .filter(|(k, _)| !names.reasons.get(k.reason).is_housekeeping())
             .take(n)
             .map(|(k, m)| DropFlow::new(k, m.count, m.location.clone(), names))
             .collect()
@@ -279,10 +277,11 @@ pub fn decode(record: &[u8], names: &Names, symbols: Option<&KernelSymbols>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probes::drops::ReasonNames;
 
     fn names_for<'a>(
         classes: &'a ClassTable,
-        reasons: &'a ReasonNames,
+        reasons: &'a Reasons,
         iface: &'a dyn Fn(u32) -> String,
     ) -> Names<'a> {
         Names {
@@ -315,7 +314,10 @@ mod tests {
     fn flows_report_cumulative_changes_only() {
         let mut classes = ClassTable::new();
         let vx = classes.add_class("calico-vxlan").unwrap();
-        let reasons = ReasonNames::from_pairs([("SKB_DROP_REASON_NETFILTER_DROP".to_string(), 77)]);
+        let reasons = Reasons::new(ReasonNames::from_pairs([(
+            "SKB_DROP_REASON_NETFILTER_DROP".to_string(),
+            77,
+        )]));
         let iface = |i: u32| format!("if{i}");
         let names = names_for(&classes, &reasons, &iface);
         let mut t = DropTracker::default();
@@ -324,12 +326,7 @@ mod tests {
         assert_eq!(c.flows.len(), 1);
         let f = &c.flows[0];
         assert_eq!(
-            (
-                f.iface.as_str(),
-                f.class.as_str(),
-                f.reason.as_str(),
-                f.count
-            ),
+            (f.iface.as_str(), f.class.as_str(), f.reason.name(), f.count),
             ("if3", "calico-vxlan", "NETFILTER_DROP", 5)
         );
         assert_eq!(f.flow.src, Some("10.0.0.2".parse().unwrap()));
@@ -350,10 +347,10 @@ mod tests {
     fn sockets_tidying_up_do_not_crowd_the_top_flows_out() {
         let mut classes = ClassTable::new();
         let vx = classes.add_class("calico-vxlan").unwrap();
-        let reasons = ReasonNames::from_pairs([
+        let reasons = Reasons::new(ReasonNames::from_pairs([
             ("SKB_DROP_REASON_NETFILTER_DROP".to_string(), 77),
             ("SKB_DROP_REASON_SOCKET_CLOSE".to_string(), 78),
-        ]);
+        ]));
         let iface = |i: u32| format!("if{i}");
         let names = names_for(&classes, &reasons, &iface);
         let mut t = DropTracker::default();
@@ -368,16 +365,13 @@ mod tests {
         t.update(&[], &flows, DropStats::default(), &names);
         let top = t.top_flows(2, &names);
         assert_eq!(top.len(), 1, "{top:?}");
-        assert_eq!(
-            (top[0].reason.as_str(), top[0].count),
-            ("NETFILTER_DROP", 5)
-        );
+        assert_eq!((top[0].reason.name(), top[0].count), ("NETFILTER_DROP", 5));
     }
 
     #[test]
     fn remembered_flows_are_bounded() {
         let classes = ClassTable::new();
-        let reasons = ReasonNames::default();
+        let reasons = Reasons::default();
         let iface = |_: u32| "x".to_string();
         let names = names_for(&classes, &reasons, &iface);
         let mut t = DropTracker::default();

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Inputs, RuleInfo, fix};
 use crate::model::{
@@ -25,7 +25,7 @@ pub struct DroppedFlow<'a> {
 }
 
 /// The rule, zone and element behind a drop, and what fixes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropCause {
     pub rule: Option<RuleInfo>,
     pub zone: Option<String>,

@@ -3,13 +3,14 @@
 //! distribution needs. What is wrong becomes a finding: severity, explanation, the evidence
 //! (zone, element, deciding rule) and the commands that fix it.
 
+pub mod correlate;
 pub mod drops;
 mod fix;
 mod flows;
 mod settings;
 mod zones;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{
     catalog::{Catalog, Role},
@@ -22,7 +23,7 @@ use crate::model::{
     view::NodeView,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -41,7 +42,7 @@ impl Severity {
 }
 
 /// The nftables rule a finding rests on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleInfo {
     pub family: String,
     pub table: String,
@@ -63,7 +64,7 @@ impl RuleInfo {
 }
 
 /// Something wrong (or worth knowing) about the node, with what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable identifier: the check and its subject, e.g. `flow-rejected/calico-vxlan/eth0`.
     pub id: String,
@@ -109,7 +110,7 @@ impl Finding {
 }
 
 /// One evaluated flow, for the verbose view.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowCheck {
     pub name: String,
     pub verdict: String,

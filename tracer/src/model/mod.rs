@@ -6,7 +6,6 @@
 pub mod catalog;
 pub mod cluster;
 pub mod detect;
-pub mod drop_reasons;
 pub mod firewalld;
 pub mod ifaces;
 pub mod iptables;

@@ -1,12 +1,14 @@
 //! Baselines for people and scripts: what a recording holds, and a comparison in plain words
 //! ("kube-apiserver ingress on eth0: 200.0 -> 100.0 packets/s (-50%)"), regressions first,
-//! as text or as one JSON object that carries the same sentences.
+//! as text or as one JSON object that carries the same sentences (the schema's
+//! [`schema::Comparison`]).
 
 use std::io::Write;
 
-use serde::Serialize;
-
-use super::units::si;
+use super::{
+    schema::{self, ChangeKind, Level},
+    units::si,
+};
 use crate::events::{
     Direction,
     baseline::{Baseline, Change, Comparison, Delta, Measure, Note, Side, Subject},
@@ -32,7 +34,7 @@ fn drops_name(reason: &str, class: &str, iface: &str) -> String {
 fn subject_name(s: &Subject) -> String {
     match s {
         Subject::Traffic(k) => traffic_name(&k.class, k.inner, k.direction, &k.iface),
-        Subject::Drops(k) => drops_name(&k.reason, &k.class, &k.iface),
+        Subject::Drops(k) => drops_name(k.reason.name(), &k.class, &k.iface),
     }
 }
 
@@ -188,132 +190,79 @@ pub fn text(out: &mut impl Write, ctx: &CompareContext, cmp: &Comparison) -> std
     }
 }
 
-/// A rate, or a size distribution.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Level<'a> {
-    Rate(f64),
-    Sizes(&'a [f64]),
-}
-
-#[derive(Serialize)]
-struct ChangeJson<'a> {
-    regression: bool,
-    /// `traffic` or `drops`.
-    kind: &'static str,
-    iface: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    direction: Option<Direction>,
-    class: &'a str,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    inner: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    /// `packets_per_sec`, `bytes_per_sec`, `drops_per_sec` or `sizes`.
-    measure: &'static str,
-    before: Level<'a>,
-    after: Level<'a>,
-    /// Null for a rate the baseline did not have.
-    change_percent: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    distance: Option<f64>,
-    message: String,
-}
-
-impl<'a> ChangeJson<'a> {
-    fn of(c: &'a Change, bounds: &[u32]) -> Self {
-        let (kind, iface, direction, class, inner, reason) = match &c.subject {
-            Subject::Traffic(k) => (
-                "traffic",
-                &k.iface,
-                Some(k.direction),
-                &k.class,
-                k.inner,
-                None,
-            ),
-            Subject::Drops(k) => (
-                "drops",
-                &k.iface,
-                None,
-                &k.class,
-                false,
-                Some(k.reason.as_str()),
-            ),
-        };
-        let (measure, before, after, distance) = match &c.delta {
-            Delta::Rate {
-                measure,
-                before,
-                after,
-            } => {
-                let m = match measure {
-                    Measure::Packets => "packets_per_sec",
-                    Measure::Bytes => "bytes_per_sec",
-                    Measure::Drops => "drops_per_sec",
-                };
-                (m, Level::Rate(*before), Level::Rate(*after), None)
-            }
-            Delta::Sizes {
-                before,
-                after,
-                distance,
-            } => (
-                "sizes",
-                Level::Sizes(before),
-                Level::Sizes(after),
-                Some(*distance),
-            ),
-        };
-        ChangeJson {
-            regression: c.regression,
-            kind,
-            iface,
-            direction,
-            class,
-            inner,
-            reason,
+/// One change as the schema's [`schema::Change`], its sentence included.
+fn change(c: &Change, bounds: &[u32]) -> schema::Change {
+    let (kind, iface, direction, class, inner, reason) = match &c.subject {
+        Subject::Traffic(k) => (
+            ChangeKind::Traffic,
+            &k.iface,
+            Some(k.direction),
+            &k.class,
+            k.inner,
+            None,
+        ),
+        Subject::Drops(k) => (
+            ChangeKind::Drops,
+            &k.iface,
+            None,
+            &k.class,
+            false,
+            Some(k.reason.clone()),
+        ),
+    };
+    let (measure, before, after, distance) = match &c.delta {
+        Delta::Rate {
             measure,
             before,
             after,
-            change_percent: c.delta.percent(),
-            distance,
-            message: describe(c, bounds),
+        } => {
+            let m = match measure {
+                Measure::Packets => schema::Measure::PacketsPerSec,
+                Measure::Bytes => schema::Measure::BytesPerSec,
+                Measure::Drops => schema::Measure::DropsPerSec,
+            };
+            (m, Level::Rate(*before), Level::Rate(*after), None)
         }
+        Delta::Sizes {
+            before,
+            after,
+            distance,
+        } => (
+            schema::Measure::Sizes,
+            Level::Sizes(before.clone()),
+            Level::Sizes(after.clone()),
+            Some(*distance),
+        ),
+    };
+    schema::Change {
+        regression: c.regression,
+        kind,
+        iface: iface.clone(),
+        direction,
+        class: class.clone(),
+        inner,
+        reason,
+        measure,
+        before,
+        after,
+        change_percent: c.delta.percent(),
+        distance,
+        message: describe(c, bounds),
     }
-}
-
-#[derive(Serialize)]
-struct ComparisonJson<'a> {
-    r#type: &'static str,
-    baseline: &'a str,
-    recorded_at: &'a str,
-    baseline_secs: f64,
-    sample_secs: f64,
-    profile: &'a str,
-    threshold_percent: f64,
-    floor_per_sec: f64,
-    regression: bool,
-    changes: Vec<ChangeJson<'a>>,
-    notes: Vec<String>,
 }
 
 pub fn json(out: &mut impl Write, ctx: &CompareContext, cmp: &Comparison) -> std::io::Result<()> {
     let bounds = &ctx.sample.size_bounds;
-    let doc = ComparisonJson {
-        r#type: "comparison",
-        baseline: ctx.file,
-        recorded_at: &ctx.baseline.meta.recorded_at,
+    let doc = schema::Comparison {
+        baseline: ctx.file.to_string(),
+        recorded_at: ctx.baseline.meta.recorded_at.clone(),
         baseline_secs: ctx.baseline.duration_secs,
         sample_secs: ctx.sample.duration_secs,
-        profile: &ctx.sample.meta.profile,
+        profile: ctx.sample.meta.profile.clone(),
         threshold_percent: cmp.thresholds.percent,
         floor_per_sec: cmp.thresholds.floor,
         regression: cmp.regressed(),
-        changes: cmp
-            .changes
-            .iter()
-            .map(|c| ChangeJson::of(c, bounds))
-            .collect(),
+        changes: cmp.changes.iter().map(|c| change(c, bounds)).collect(),
         notes: cmp.notes.iter().map(note).collect(),
     };
     serde_json::to_writer(&mut *out, &doc)?;
@@ -355,7 +304,7 @@ pub fn recorded(out: &mut impl Write, b: &Baseline, file: &str) -> std::io::Resu
                 writeln!(
                     out,
                     "  {}: {:.1} /s",
-                    drops_name(&d.reason, &d.class, &d.iface),
+                    drops_name(d.reason.name(), &d.class, &d.iface),
                     d.per_sec
                 )?;
             }

@@ -1,10 +1,9 @@
 //! How a diagnosis reads: findings grouped by severity with their evidence and fix for people,
-//! one JSON object per finding for scripts.
+//! one JSON object per finding for scripts (a [`DiagnoseLine`] of the schema).
 
 use std::io::Write;
 
-use serde::Serialize;
-
+use super::schema::{DiagnoseLine, DiagnoseSummary, Problem};
 use crate::findings::{Diagnosis, Finding, RuleInfo, Severity};
 
 /// What diagnose looked at, for the header and the summary.
@@ -116,30 +115,8 @@ fn finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
     writeln!(out)
 }
 
-/// A JSON line: its `type`, then the fields of `body`.
-#[derive(Serialize)]
-pub(super) struct Line<'a, T: Serialize> {
-    pub r#type: &'static str,
-    #[serde(flatten)]
-    pub body: &'a T,
-}
-
-#[derive(Serialize)]
-struct Summary<'a> {
-    profile: &'a str,
-    roles: &'a str,
-    errors: usize,
-    warnings: usize,
-    flows: usize,
-}
-
-#[derive(Serialize)]
-struct Problem<'a> {
-    message: &'a str,
-}
-
-fn line<T: Serialize>(out: &mut impl Write, kind: &'static str, body: &T) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &Line { r#type: kind, body })?;
+fn line(out: &mut impl Write, line: DiagnoseLine) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
 }
 
@@ -150,22 +127,24 @@ pub fn json(
     all_flows: bool,
 ) -> std::io::Result<()> {
     for p in &ctx.problems {
-        line(out, "problem", &Problem { message: p })?;
+        line(out, DiagnoseLine::Problem(Problem { message: p.clone() }))?;
     }
     if all_flows {
         for fl in &d.flows {
-            line(out, "flow", fl)?;
+            line(out, DiagnoseLine::Flow(fl.clone()))?;
         }
     }
     for f in &d.findings {
-        line(out, "finding", f)?;
+        line(out, DiagnoseLine::Finding(f.clone()))?;
     }
-    let summary = Summary {
-        profile: &ctx.profile,
-        roles: &ctx.roles,
-        errors: d.errors(),
-        warnings: d.warnings(),
-        flows: d.flows.len(),
-    };
-    line(out, "summary", &summary)
+    line(
+        out,
+        DiagnoseLine::Summary(DiagnoseSummary {
+            profile: ctx.profile.clone(),
+            roles: ctx.roles.clone(),
+            errors: d.errors(),
+            warnings: d.warnings(),
+            flows: d.flows.len(),
+        }),
+    )
 }

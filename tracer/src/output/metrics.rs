@@ -11,8 +11,8 @@ use super::DropsView;
 use crate::{
     events::counters::Entry,
     findings::{Finding, Severity},
-    model::drop_reasons::is_housekeeping,
 };
+pub use server::{BindError, DEFAULT_ADDR, Listener, MetricsServer, parse_addr};
 
 /// The exposition format's media type, for the `Content-Type` header.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -184,7 +184,7 @@ fn drops(o: &mut String, d: &DropsView) {
         "Packets the kernel dropped, per interface, traffic class and kernel drop reason; housekeeping is true for sockets and queues tidying up, not traffic lost.",
     );
     for t in &d.totals {
-        let housekeeping = if is_housekeeping(&t.reason) {
+        let housekeeping = if t.reason.is_housekeeping() {
             "true"
         } else {
             "false"
@@ -195,7 +195,7 @@ fn drops(o: &mut String, d: &DropsView) {
             &[
                 ("iface", &t.iface),
                 ("class", &t.class),
-                ("reason", &t.reason),
+                ("reason", t.reason.name()),
                 ("housekeeping", housekeeping),
             ],
             t.count,
@@ -261,5 +261,6 @@ fn escape_label(o: &mut String, v: &str) {
     }
 }
 
+mod server;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
-//! Outputs, the last stage: what the user reads. Text for people, JSON lines for scripts,
-//! Prometheus metrics, the firewall formats `tracer ports` prints, and baselines and their
-//! comparisons.
+//! Outputs, the last stage before the command line: what the user reads. Text for people,
+//! JSON lines for scripts, Prometheus metrics and the endpoint that serves them, the pcapng
+//! file of sampled drops, the firewall formats `tracer ports` prints, and baselines and their
+//! comparisons. A watch session's intervals come in through [`WatchOutput`].
 
 pub mod baseline;
 pub mod findings;
@@ -8,15 +9,15 @@ pub mod json;
 pub mod metrics;
 pub mod pcap;
 pub mod ports;
+pub mod schema;
 pub mod text;
 mod units;
 
 use std::{io, time::Duration};
 
 use crate::{
-    events::{DropFlow, DropTotal, Sample, counters::Entry},
-    findings::{Finding, drops::DropCause},
-    probes::DropStats,
+    events::counters::Entry,
+    session::{DropsView, Interval},
 };
 
 /// Writes a command's output to stdout; a closed pipe (`| head`) is not an error.
@@ -43,35 +44,6 @@ pub struct WatchHeader {
     pub interval: Duration,
     /// Program name and kernel id, for bpftool.
     pub programs: Vec<(&'static str, u32)>,
-}
-
-/// The drops of a run so far.
-#[derive(Clone, Debug, Default)]
-pub struct DropsView {
-    /// Flows whose count moved in the last interval (cumulative counts).
-    pub changed: Vec<DropFlow>,
-    /// The probe's statistics, when they moved in the last interval.
-    pub stats_changed: Option<DropStats>,
-    pub totals: Vec<DropTotal>,
-    /// The flows with the most network drops (socket housekeeping left out), most first.
-    pub top: Vec<DropFlow>,
-    pub stats: DropStats,
-    /// Why the firewall dropped each flow of `changed`, where it was the firewall (same order).
-    /// Filled only for the JSON output, the one that reads it.
-    pub changed_causes: Vec<Option<DropCause>>,
-    /// The same for `top`; filled only for the text output.
-    pub top_causes: Vec<Option<DropCause>>,
-}
-
-/// One interval of a run.
-#[derive(Clone, Debug)]
-pub struct Interval<'a> {
-    pub elapsed: Duration,
-    pub samples: &'a [Sample],
-    /// `None` when drop capture is off.
-    pub drops: Option<&'a DropsView>,
-    /// Findings of the node's diagnosis that appeared in this interval.
-    pub findings: &'a [Finding],
 }
 
 /// The end of a run.

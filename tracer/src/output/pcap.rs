@@ -1,11 +1,13 @@
 //! Packet capture output: a pcapng file of the sampled dropped packets, for tshark and Wireshark.
 //! It owns the pcapng encoding (section header, one interface description per interface name,
-//! enhanced packet blocks carrying the drop reason as a comment) and nothing about where packets
-//! come from.
+//! enhanced packet blocks carrying the drop reason as a comment), and takes the session's
+//! sampled drops as a [`DropSink`].
 
 use std::{collections::HashMap, io::Write};
 
 use bytes::{BufMut, BytesMut};
+
+use crate::{events::DropSample, session::DropSink};
 
 const SHB: u32 = 0x0A0D_0D0A;
 const IDB: u32 = 1;
@@ -32,7 +34,7 @@ pub struct PcapWriter<W: Write> {
 }
 
 impl<W: Write> PcapWriter<W> {
-    /// Writes the Section Header Block (with a shb_userappl option "tracer <version>").
+    /// Writes the Section Header Block (with a shb_userappl option `tracer <version>`).
     pub fn new(mut out: W) -> std::io::Result<Self> {
         let mut buf = BytesMut::with_capacity(256);
         let appl = concat!("tracer ", env!("CARGO_PKG_VERSION"));
@@ -116,6 +118,32 @@ impl<W: Write> PcapWriter<W> {
         let id = self.ifaces.len() as u32;
         self.ifaces.insert(iface.to_owned(), id);
         Ok(id)
+    }
+}
+
+/// Each sampled drop as a packet whose comment names the reason, interface, class, the kernel
+/// function that dropped it and what the reason means.
+impl<W: Write> DropSink for PcapWriter<W> {
+    fn packet(&mut self, sample: &DropSample, wall_ns: u64) -> std::io::Result<()> {
+        let f = &sample.flow;
+        let mut comment = format!("drop reason {} on {}, class {}", f.reason, f.iface, f.class);
+        if let Some(at) = &sample.location {
+            comment.push_str(&format!(", at {at}"));
+        }
+        if let Some(why) = f.reason.explain() {
+            comment.push_str(&format!(": {why}"));
+        }
+        self.write_packet(
+            &f.iface,
+            wall_ns,
+            sample.len.max(sample.frame.len() as u32),
+            &sample.frame,
+            &comment,
+        )
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        PcapWriter::flush(self)
     }
 }
 

@@ -4,11 +4,12 @@
 
 use std::io::Write;
 
-use super::{DropsView, Interval, WatchHeader, WatchOutput, WatchSummary, findings, units::si};
+use super::{
+    DropsView, Interval, WatchHeader, WatchOutput, WatchSummary, findings, schema::Flow, units::si,
+};
 use crate::{
-    events::DropFlow,
+    events::{DropFlow, Reason},
     findings::drops::DropCause,
-    model::drop_reasons::{explain, is_housekeeping},
 };
 
 pub struct Text<W: Write> {
@@ -45,7 +46,7 @@ impl<W: Write> Text<W> {
     fn drops(&mut self, d: &DropsView) -> std::io::Result<()> {
         writeln!(self.out)?;
         let (network, housekeeping): (Vec<_>, Vec<_>) =
-            d.totals.iter().partition(|t| !is_housekeeping(&t.reason));
+            d.totals.iter().partition(|t| !t.reason.is_housekeeping());
         if network.is_empty() {
             writeln!(self.out, "No packet lost in this network namespace.")?;
         } else {
@@ -70,11 +71,11 @@ impl<W: Write> Text<W> {
                     }
                 }
             }
-            let mut reasons: Vec<&str> = network.iter().map(|t| t.reason.as_str()).collect();
+            let mut reasons: Vec<&Reason> = network.iter().map(|t| &t.reason).collect();
             reasons.sort_unstable();
             reasons.dedup();
             for r in reasons {
-                if let Some(why) = explain(r) {
+                if let Some(why) = r.explain() {
                     writeln!(self.out, "  {r}: {why}")?;
                 }
             }
@@ -127,30 +128,19 @@ impl<W: Write> Text<W> {
 
 /// `udp 10.0.0.2:40000 -> 10.0.0.1:4789 on eth0, NETFILTER_DROP x1000 at nft_do_chain+0x1c8`.
 pub fn flow_line(f: &DropFlow) -> String {
-    let ep = |e: &crate::events::drops::Endpoints| {
-        let addr = |a: Option<std::net::IpAddr>, port: u16| match (a, port) {
-            (Some(a), 0) => a.to_string(),
-            (Some(std::net::IpAddr::V6(a)), p) => format!("[{a}]:{p}"),
-            (Some(a), p) => format!("{a}:{p}"),
-            (None, _) => "?".to_string(),
-        };
-        if e.src.is_none() {
-            return "non-IP or unreadable".to_string();
-        }
-        format!(
-            "{} {} -> {}",
-            e.proto_name(),
-            addr(e.src, e.sport),
-            addr(e.dst, e.dport)
-        )
-    };
-    let mut line = format!("{} on {}, {} x{}", ep(&f.flow), f.iface, f.reason, f.count);
+    let mut line = format!(
+        "{} on {}, {} x{}",
+        Flow::from(&f.flow),
+        f.iface,
+        f.reason,
+        f.count
+    );
     if let Some(inner) = &f.inner {
         line.push_str(&format!(
             " [vni {} {}: {}]",
             inner.vni,
             inner.class,
-            ep(&inner.flow)
+            Flow::from(&inner.flow)
         ));
     }
     if let Some(at) = &f.location {

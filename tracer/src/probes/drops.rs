@@ -42,6 +42,11 @@ impl ReasonNames {
             .unwrap_or_else(|| format!("REASON_{value:#x}"))
     }
 
+    /// Every named reason with its value.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.names.iter().map(|(v, n)| (*v, n.as_str()))
+    }
+
     pub fn value(&self, name: &str) -> Option<u32> {
         self.names
             .iter()

@@ -7,8 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::drop_reasons::is_housekeeping;
-
 use super::{Baseline, DropKey, TrafficKey, TrafficRate};
 
 /// When a change counts.
@@ -159,7 +157,7 @@ pub fn compare(baseline: &Baseline, sample: &Baseline, t: Thresholds) -> Compari
                     },
                     // Rising or appearing drops (the rate above the floor is `after`) of
                     // traffic lost rather than sockets closing.
-                    regression: after > before && !is_housekeeping(&key.reason),
+                    regression: after > before && !key.reason.is_housekeeping(),
                 });
             }
         }

@@ -1,6 +1,7 @@
-//! `tracer watch --metrics`: a minimal HTTP/1.1 responder for Prometheus. The watch loop
-//! publishes its latest counters here every interval; each scrape renders them on its own
-//! task, so a slow or hostile client can hold at most its own connection, never the loop.
+//! The metrics endpoint of `tracer watch --metrics`: a minimal HTTP/1.1 responder for
+//! Prometheus beside the encoder it serves. The watch session publishes its latest counters
+//! here every interval; each scrape renders them on its own task, so a slow or hostile client
+//! can hold at most its own connection, never the session's loop.
 
 use std::{
     net::SocketAddr,
@@ -8,7 +9,6 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -16,14 +16,8 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::{
-    events::counters::Entry,
-    findings::Finding,
-    output::{
-        DropsView,
-        metrics::{CONTENT_TYPE, RunInfo, Scrape, render},
-    },
-};
+use super::{CONTENT_TYPE, RunInfo, Scrape, render};
+use crate::{events::counters::Entry, findings::Finding, session::DropsView};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
 
@@ -43,6 +37,15 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse().map_err(|_| {
         format!("{s:?} is not an address with a port, such as 127.0.0.1:9464 or [::1]:9464")
     })
+}
+
+/// The endpoint could not listen.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve metrics on {addr}")]
+pub struct BindError {
+    addr: SocketAddr,
+    #[source]
+    source: std::io::Error,
 }
 
 /// What the last interval left for the next scrape.
@@ -79,10 +82,10 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub async fn bind(addr: SocketAddr) -> Result<Listener> {
+    pub async fn bind(addr: SocketAddr) -> Result<Listener, BindError> {
         let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            .map_err(|source| BindError { addr, source })?;
         if !addr.ip().is_loopback() {
             log::warn!("metrics on {addr} are reachable from the network, not only from this node");
         }

@@ -1,34 +1,29 @@
-//! `tracer watch`: attach the datapath and the drop probe, print counters and drops every
-//! interval (and serve them to Prometheus with `--metrics`), and on Ctrl-C, SIGTERM or the end
-//! of `--duration` print a summary and detach.
-
-mod correlate;
-mod drops;
-mod metrics;
-mod session;
-
-use correlate::Correlator;
-
-pub(crate) use drops::DropCapture;
-pub use session::{Session, TraceArgs, iface_hooks};
+//! `tracer watch`: the arguments, and the wiring of a session to its outputs: the table or
+//! the JSON lines every interval, the metrics endpoint with `--metrics`, the pcapng file with
+//! `--pcap`, and on Ctrl-C, SIGTERM or the end of `--duration` a summary.
 
 use std::{
-    io::{IsTerminal, Write},
+    fs::File,
+    io::{BufWriter, IsTerminal, Write},
     net::SocketAddr,
     path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
 };
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use tokio::signal::unix::{SignalKind, signal};
 
+use super::trace::{TraceArgs, parse_secs};
 use crate::{
-    events::Snapshot,
     output::{
-        Interval, WatchHeader, WatchOutput, WatchSummary, json::Json, metrics::RunInfo, text::Text,
+        WatchHeader, WatchOutput, WatchSummary,
+        json::Json,
+        metrics::{self, Listener, RunInfo},
+        pcap::PcapWriter,
+        text::Text,
     },
+    session::{Causes, Diagnose, DropSink, Session},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -111,39 +106,35 @@ pub struct WatchArgs {
     metrics: Option<SocketAddr>,
 }
 
-pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(v > 0.0 && v < 1e9) {
-        return Err(format!("{s}: give a positive number of seconds"));
-    }
-    Ok(Duration::from_secs_f64(v))
-}
-
 pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     // A busy port or a foreign address fails here, while nothing is attached yet.
     let listener = match args.metrics {
-        Some(addr) => Some(metrics::Listener::bind(addr).await?),
+        Some(addr) => Some(Listener::bind(addr).await?),
         None => None,
     };
-    let Session {
-        catalog,
-        profile_reason,
-        classes,
-        datapath,
-        mut capture,
-    } = Session::start(&args.trace, args.pcap.as_deref())?;
-    let mut correlator =
-        (!args.no_diagnose).then(|| Correlator::new(catalog.clone(), args.diagnose_every));
+    let diagnose = (!args.no_diagnose).then(|| Diagnose {
+        root: super::node_root(),
+        every: args.diagnose_every,
+        // The table names the causes of the top flows, the JSON lines those that changed.
+        causes: match args.output {
+            OutputFormat::Text => Causes::Top,
+            OutputFormat::Json => Causes::Changed,
+        },
+    });
+    let mut config = args.trace.config(diagnose)?;
+    if let Some(path) = &args.pcap {
+        config.sink = Some(pcap_file(path)?);
+    }
+    let mut session = Session::start(config)?;
     let header = WatchHeader {
-        profile: catalog.profile.name.clone(),
-        profile_reason,
-        ifaces: iface_hooks(&datapath)
+        profile: session.catalog.profile.name.clone(),
+        profile_reason: session.profile_reason.clone(),
+        ifaces: session
+            .iface_hooks()
             .map(|(t, hook)| (t.name.clone(), t.index, hook.to_string()))
             .collect(),
         interval: args.interval,
-        programs: datapath.program_ids(),
+        programs: session.program_ids(),
     };
     let server = listener.map(|l| {
         l.serve(RunInfo {
@@ -161,85 +152,30 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
         OutputFormat::Json => Box::new(Json::new(stdout.lock())),
     };
 
-    let start = Instant::now();
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut ticker = tokio::time::interval_at((start + args.interval).into(), args.interval);
-    let deadline = args.duration.map(|d| tokio::time::Instant::from(start + d));
-    let mut prev = Snapshot::empty(start);
-
     let result: Result<()> = async {
         out.header(&header)?;
-        let mut view = Default::default();
-        loop {
-            let stop = tokio::select! {
-                _ = ticker.tick() => false,
-                _ = sigint.recv() => true,
-                _ = sigterm.recv() => true,
-                _ = sleep_until(deadline) => true,
-                ready = events_ready(&mut capture) => {
-                    ready?;
-                    if let Some(c) = capture.as_mut() {
-                        c.drain_events(&classes)?;
-                    }
-                    continue;
+        let until = args.duration.map(|d| Instant::now() + d);
+        let end = session
+            .run(Some(args.interval), until, |interval| {
+                if let Some(m) = &server {
+                    let entries = interval.snapshot.entries().cloned().collect();
+                    m.publish(entries, interval.drops, interval.diagnosis);
                 }
-            };
-            let snap = Snapshot::capture(&datapath, &classes)?;
-            let new_findings = correlator
-                .as_mut()
-                .map(Correlator::refresh_if_due)
-                .unwrap_or_default();
-            if let Some(c) = capture.as_mut() {
-                c.drain_events(&classes)?;
-                view = c.update(&datapath, &classes)?;
-                // Each cause costs a ruleset evaluation: only those the output shows. The
-                // table names the causes of the top flows, the JSON lines those that changed.
-                if let Some(k) = &correlator {
-                    match args.output {
-                        OutputFormat::Text => {
-                            view.top_causes = view.top.iter().map(|f| k.cause(f)).collect();
-                        }
-                        OutputFormat::Json => {
-                            view.changed_causes = view.changed.iter().map(|f| k.cause(f)).collect();
-                        }
-                    }
-                }
-            }
-            let samples = snap.since(&prev);
-            let drops = capture.as_ref().map(|_| &view);
-            if let Some(m) = &server {
-                let findings = correlator.as_ref().map_or(&[][..], |k| &k.findings);
-                m.publish(snap.entries().cloned().collect(), drops, findings);
-            }
-            out.interval(&Interval {
-                elapsed: start.elapsed(),
-                samples: &samples,
-                drops,
-                findings: &new_findings,
-            })?;
-            prev = snap;
-            if stop {
-                break;
-            }
-        }
-        if let Some(c) = capture.as_mut() {
-            c.finish()?;
-        }
-        let drops = capture.as_ref().map(|_| &view);
+                Ok::<_, anyhow::Error>(out.interval(interval)?)
+            })
+            .await?;
         out.summary(&WatchSummary {
             header: &header,
-            duration: start.elapsed(),
-            entries: prev.entries().collect(),
-            drops,
+            duration: end.elapsed,
+            entries: end.last.entries().collect(),
+            drops: end.drops.as_ref(),
         })?;
         Ok(())
     }
     .await;
     // Detach before anything else can go wrong.
     drop(server);
-    drop(capture);
-    drop(datapath);
+    drop(session);
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         // Output closed (`| head`): not an error worth a message.
@@ -256,21 +192,10 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     }
 }
 
-/// Resolves when sampled drop events are waiting; never without drop capture.
-pub(crate) async fn events_ready(capture: &mut Option<DropCapture>) -> std::io::Result<()> {
-    match capture.as_mut().and_then(|c| c.ring.as_mut()) {
-        Some(ring) => {
-            let mut guard = ring.readable_mut().await?;
-            guard.clear_ready();
-            Ok(())
-        }
-        None => std::future::pending().await,
-    }
-}
-
-pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
+/// The pcapng file of `--pcap`, created before anything is attached.
+fn pcap_file(path: &std::path::Path) -> Result<Box<dyn DropSink>> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let writer = PcapWriter::new(BufWriter::new(file))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(Box::new(writer))
 }

@@ -1,19 +1,20 @@
-//! While traffic flows: the node's diagnosis, re-read every so often (a firewall reload changes
-//! the answer), and the cause of each flow the firewall drops: its rule, zone, element and fix.
+//! Correlation while traffic flows: the node's diagnosis, re-read every so often (a firewall
+//! reload changes the answer), and the cause of each flow the firewall drops: its rule, zone,
+//! element and fix. The watch session calls it every interval.
 
 use std::{
     collections::HashSet,
     net::IpAddr,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
+use super::{
+    Finding, Inputs, diagnose,
+    drops::{DropCause, DroppedFlow, explain},
+};
 use crate::{
-    cli::node_root,
     events::DropFlow,
-    findings::{
-        Finding, Inputs, diagnose,
-        drops::{DropCause, DroppedFlow, explain},
-    },
     model::{
         catalog::{Catalog, Role},
         detect,
@@ -23,6 +24,8 @@ use crate::{
 
 pub struct Correlator {
     catalog: Catalog,
+    /// Where the node's files live (`/` but in tests).
+    root: PathBuf,
     roles: Vec<Role>,
     view: Option<NodeView>,
     read_at: Option<Instant>,
@@ -34,9 +37,10 @@ pub struct Correlator {
 }
 
 impl Correlator {
-    pub fn new(catalog: Catalog, every: Duration) -> Self {
+    pub fn new(catalog: Catalog, root: PathBuf, every: Duration) -> Self {
         Correlator {
             catalog,
+            root,
             roles: Vec::new(),
             view: None,
             read_at: None,
@@ -52,7 +56,7 @@ impl Correlator {
             return Vec::new();
         }
         self.read_at = Some(Instant::now());
-        let view = match NodeView::read(&node_root(), None) {
+        let view = match NodeView::read(&self.root, None) {
             Ok(v) => v,
             Err(e) => {
                 log::warn!("reading the node for diagnosis: {e}");
@@ -75,7 +79,7 @@ impl Correlator {
     /// Why the firewall dropped this flow, when it was the firewall.
     pub fn cause(&self, flow: &DropFlow) -> Option<DropCause> {
         let view = self.view.as_ref()?;
-        if flow.reason != "NETFILTER_DROP" {
+        if !flow.reason.is_firewall() {
             return None;
         }
         let (Some(saddr), Some(daddr)) = (flow.flow.src, flow.flow.dst) else {

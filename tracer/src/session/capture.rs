@@ -1,30 +1,29 @@
-//! Drop capture during a watch run: the probe's kernel facts, the ring buffer of sampled
-//! drops, the exact totals and flows, and the optional pcapng file of dropped packets.
+//! Drop capture during a session: the probe's kernel facts, the ring buffer of sampled drops
+//! (handed to a [`DropSink`], the pcapng file, as they are drained), the exact totals and
+//! flows, and what changed in each interval ([`DropsView`]).
 
 use std::{
     cell::RefCell,
     collections::HashMap,
-    fs::File,
-    io::BufWriter,
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use tracer_common::drops::DropConfig;
 
+use super::SessionError;
 use crate::{
     events::{
-        DropTracker,
+        DropFlow, DropSample, DropTotal, DropTracker, Reasons,
         drops::{Names, decode},
     },
-    model::{drop_reasons::explain, ifaces},
-    output::{DropsView, pcap::PcapWriter},
+    findings::drops::DropCause,
+    model::ifaces,
     probes::{
-        ClassTable, Datapath, ProbeError,
+        ClassTable, Datapath, DropStats, ProbeError,
         btf::{Btf, VMLINUX},
-        drops::{EventBudget, ReasonNames, current_netns, kernel_facts},
+        drops::{EventBudget, ReasonNames, current_netns, kernel_facts as probe_facts},
         preflight,
         symbols::KernelSymbols,
     },
@@ -33,22 +32,48 @@ use crate::{
 /// Flows listed under the drop totals in text output.
 const TOP_FLOWS: usize = 5;
 
+/// Where sampled dropped packets go as they are drained: the pcapng file of `--pcap`.
+pub trait DropSink {
+    /// One sampled packet; `wall_ns` is when the kernel dropped it, in nanoseconds since the
+    /// Unix epoch.
+    fn packet(&mut self, sample: &DropSample, wall_ns: u64) -> std::io::Result<()>;
+    /// Called once at the end of the session.
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+/// The drops of a session so far, as of the last interval.
+#[derive(Clone, Debug, Default)]
+pub struct DropsView {
+    /// Flows whose count moved in the last interval (cumulative counts).
+    pub changed: Vec<DropFlow>,
+    /// The probe's statistics, when they moved in the last interval.
+    pub stats_changed: Option<DropStats>,
+    pub totals: Vec<DropTotal>,
+    /// The flows with the most network drops (socket housekeeping left out), most first.
+    pub top: Vec<DropFlow>,
+    pub stats: DropStats,
+    /// Why the firewall dropped each flow of `changed`, where it was the firewall (same order).
+    /// Filled only when the session traces the causes of changed flows.
+    pub changed_causes: Vec<Option<DropCause>>,
+    /// The same for `top`; filled only when it traces the causes of the top flows.
+    pub top_causes: Vec<Option<DropCause>>,
+}
+
 /// Reads what the drop probe needs from the kernel's BTF.
-pub fn config(budget: EventBudget) -> Result<(DropConfig, ReasonNames)> {
-    preflight::btf()
-        .context("drop capture needs BTF; run with --no-drops to count traffic only")?;
+pub(super) fn kernel_facts(budget: EventBudget) -> Result<(DropConfig, ReasonNames), SessionError> {
+    preflight::btf().map_err(SessionError::DropsNeedBtf)?;
     let btf = Btf::from_file(Path::new(VMLINUX))?;
-    let netns = current_netns().context("reading this process's network namespace")?;
-    Ok(kernel_facts(&btf, netns, budget)?)
+    let netns = current_netns().map_err(SessionError::Netns)?;
+    Ok(probe_facts(&btf, netns, budget)?)
 }
 
 /// Interface names by index: the watched ones, then whatever the namespace has now.
-pub struct IfaceNames {
+struct IfaceNames {
     known: RefCell<HashMap<u32, String>>,
 }
 
 impl IfaceNames {
-    pub fn new(datapath: &Datapath) -> Self {
+    fn new(datapath: &Datapath) -> Self {
         let known = datapath
             .targets()
             .iter()
@@ -59,7 +84,7 @@ impl IfaceNames {
         }
     }
 
-    pub fn name(&self, index: u32) -> String {
+    fn name(&self, index: u32) -> String {
         if index == 0 {
             return "-".into();
         }
@@ -77,22 +102,27 @@ impl IfaceNames {
     }
 }
 
-/// Everything about drops during one run.
-pub struct DropCapture {
-    pub ring: Option<tokio::io::unix::AsyncFd<RingBuf<MapData>>>,
-    reasons: ReasonNames,
+/// Everything about drops during one session.
+pub(super) struct DropCapture {
+    ring: Option<tokio::io::unix::AsyncFd<RingBuf<MapData>>>,
+    reasons: Reasons,
     ifaces: IfaceNames,
     symbols: Option<KernelSymbols>,
     tracker: DropTracker,
-    pcap: Option<PcapWriter<BufWriter<File>>>,
-    /// Wall clock minus CLOCK_MONOTONIC, to stamp pcap packets.
+    sink: Option<Box<dyn DropSink>>,
+    /// Wall clock minus CLOCK_MONOTONIC, to stamp sampled packets.
     epoch_offset_ns: i128,
 }
 
 impl DropCapture {
-    pub fn new(datapath: &mut Datapath, reasons: ReasonNames, pcap: Option<&Path>) -> Result<Self> {
+    pub(super) fn new(
+        datapath: &mut Datapath,
+        reasons: ReasonNames,
+        sink: Option<Box<dyn DropSink>>,
+    ) -> Result<Self, SessionError> {
         let ring = match datapath.take_drop_events() {
-            // SAFETY: the AsyncFd owns the ring buffer, which owns its descriptor.
+            // SAFETY: the AsyncFd owns the ring buffer, which owns its descriptor: it stays
+            // open and unchanged for as long as the registration exists.
             Some(r) => Some(
                 unsafe {
                     tokio::io::unix::AsyncFd::register_with_interest(
@@ -100,36 +130,35 @@ impl DropCapture {
                         tokio::io::Interest::READABLE,
                     )
                 }
-                .map_err(|e| {
-                    anyhow::anyhow!("watching the drop event ring buffer: {}", e.into_parts().1)
-                })?,
+                .map_err(|e| SessionError::RingBuffer(e.into_parts().1))?,
             ),
-            None => None,
-        };
-        let pcap = match pcap {
-            Some(path) => {
-                let file =
-                    File::create(path).with_context(|| format!("creating {}", path.display()))?;
-                Some(
-                    PcapWriter::new(BufWriter::new(file))
-                        .with_context(|| format!("writing {}", path.display()))?,
-                )
-            }
             None => None,
         };
         Ok(DropCapture {
             ring,
-            reasons,
+            reasons: Reasons::new(reasons),
             ifaces: IfaceNames::new(datapath),
             symbols: KernelSymbols::load(),
             tracker: DropTracker::default(),
-            pcap,
+            sink,
             epoch_offset_ns: epoch_offset_ns(),
         })
     }
 
-    /// Drains the sampled events that are ready: remembered per flow, written to the pcap.
-    pub fn drain_events(&mut self, classes: &ClassTable) -> Result<()> {
+    /// Resolves when sampled drop events are waiting; never without a ring buffer.
+    pub(super) async fn events_ready(&mut self) -> std::io::Result<()> {
+        match self.ring.as_mut() {
+            Some(ring) => {
+                let mut guard = ring.readable_mut().await?;
+                guard.clear_ready();
+                Ok(())
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Drains the sampled events that are ready: remembered per flow, handed to the sink.
+    pub(super) fn drain_events(&mut self, classes: &ClassTable) -> Result<(), SessionError> {
         let Some(ring) = self.ring.as_mut() else {
             return Ok(());
         };
@@ -145,32 +174,16 @@ impl DropCapture {
                 continue;
             };
             self.tracker.note_sample(&sample);
-            if let Some(pcap) = self.pcap.as_mut() {
-                let f = &sample.flow;
-                let mut comment =
-                    format!("drop reason {} on {}, class {}", f.reason, f.iface, f.class);
-                if let Some(at) = &sample.location {
-                    comment.push_str(&format!(", at {at}"));
-                }
-                if let Some(why) = explain(&f.reason) {
-                    comment.push_str(&format!(": {why}"));
-                }
+            if let Some(sink) = self.sink.as_mut() {
                 let wall = (sample.monotonic_ns as i128 + self.epoch_offset_ns).max(0) as u64;
-                pcap.write_packet(
-                    &f.iface,
-                    wall,
-                    sample.len.max(sample.frame.len() as u32),
-                    &sample.frame,
-                    &comment,
-                )
-                .context("writing the pcap file")?;
+                sink.packet(&sample, wall).map_err(SessionError::Sink)?;
             }
         }
         Ok(())
     }
 
     /// Reads the exact counters and flows, and says what changed.
-    pub fn update(
+    pub(super) fn update(
         &mut self,
         datapath: &Datapath,
         classes: &ClassTable,
@@ -191,15 +204,15 @@ impl DropCapture {
             totals: self.tracker.totals(&names),
             top: self.tracker.top_flows(TOP_FLOWS, &names),
             stats: self.tracker.stats(),
-            // Filled by the caller, who knows the node's firewall.
+            // Filled by the session's correlation, which knows the node's firewall.
             changed_causes: Vec::new(),
             top_causes: Vec::new(),
         })
     }
 
-    pub fn finish(&mut self) -> Result<()> {
-        if let Some(pcap) = self.pcap.as_mut() {
-            pcap.flush().context("writing the pcap file")?;
+    pub(super) fn finish(&mut self) -> Result<(), SessionError> {
+        if let Some(sink) = self.sink.as_mut() {
+            sink.flush().map_err(SessionError::Sink)?;
         }
         Ok(())
     }
@@ -210,7 +223,7 @@ fn epoch_offset_ns() -> i128 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime fills the struct we pass.
+    // SAFETY: clock_gettime fills the struct we pass, which outlives the call.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     let mono = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
     let wall = SystemTime::now()

@@ -1,0 +1,34 @@
+//! The lines of `tracer diagnose --output json`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Finding, FlowCheck};
+
+/// One line of `tracer diagnose --output json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DiagnoseLine {
+    Problem(Problem),
+    /// Printed with `--all`.
+    Flow(FlowCheck),
+    Finding(Finding),
+    Summary(DiagnoseSummary),
+}
+
+/// A file or command that could not be read, with where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub message: String,
+}
+
+/// What was diagnosed, and how many findings of each severity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiagnoseSummary {
+    pub profile: String,
+    /// The role names joined by `+`.
+    pub roles: String,
+    pub errors: usize,
+    pub warnings: usize,
+    /// Flows evaluated.
+    pub flows: usize,
+}

@@ -1,0 +1,72 @@
+//! The JSON the tool prints, as types: the reference for script writers. Every type here
+//! derives `Serialize` and `Deserialize`, the outputs print exactly these, and a Rust program
+//! reads a line back with `serde_json::from_str::<WatchLine>(line)` (or [`DiagnoseLine`],
+//! [`Comparison`]). Field names below are the JSON keys; a field marked *optional* is left out
+//! when it has no value, one marked *nullable* is printed as `null`.
+//!
+//! # `tracer watch --output json`: one [`WatchLine`] per line
+//!
+//! | `"type"` | type | when |
+//! |---|---|---|
+//! | `start` | [`Start`] | once, when every program is attached |
+//! | `counters` | [`Counters`] | each interval, for every counter that moved (cumulative values) |
+//! | `drop` | [`DropLine`] | each interval, for every dropped flow whose count moved (cumulative) |
+//! | `drop_stats` | [`DropStats`] | when sampled drop events were lost or held back |
+//! | `finding` | [`Finding`] | when the node's diagnosis finds something new |
+//! | `summary` | [`Summary`] | once, at the end: every counter and drop total |
+//!
+//! - [`Start`]: `profile`, `profile_reason` (why this profile), `interval_secs`, `interfaces`
+//!   (each an [`Interface`]: `iface`, `ifindex`, `hook` = `tc`, `xdp`, `xdp-generic` or
+//!   `none`), `programs` (program name to kernel program id, for bpftool).
+//! - [`Counters`]: `iface`, `direction` (`ingress`/`egress`), `class`, `inner` (optional,
+//!   `true` on rows counting VXLAN packets by the class of the packet they carry), `packets`,
+//!   `bytes` (whole frames).
+//! - [`DropLine`]: `iface` (`-` when the packet had no device), `class`, `reason` (the
+//!   kernel's drop reason, a [`Reason`]), the flow's [`Flow`] fields `proto`, `src`, `dst`
+//!   (nullable: not IP), `sport`, `dport`, then `count`, `inner` (optional [`Inner`]: `vni`,
+//!   `class` and the inner flow's fields), `function` (optional: `function+0xoffset` where
+//!   the kernel dropped it), `explain` (optional: what the reason means) and `cause`
+//!   (optional [`DropCause`]: the firewall `rule`, `zone`, `binding`, `element` and `fix`
+//!   behind a `NETFILTER_DROP`).
+//! - [`DropStats`]: `events_lost` (ring buffer full), `events_suppressed` (held back by the
+//!   sampling budget), `uncounted` (no room in the counter table).
+//! - [`Finding`]: `id`, `severity` (`error`, `warning`, `info`), `title`, `explain`, the
+//!   nullable `class`, `port`, `iface`, `zone`, `binding`, `element` and `rule` (a
+//!   [`RuleInfo`]: `family`, `table`, `chain`, `handle`, `text`), and `fix` (commands).
+//! - [`Summary`]: `profile`, `duration_secs`, `interfaces`, `counters` (every counter, each
+//!   a `counters` object with its `"type"`), `drops` (optional: every [`DropTotal`],
+//!   `iface`, `class`, `reason`, `count`; absent without drop capture) and `drop_stats`
+//!   (optional: a `drop_stats` object with its `"type"`).
+//!
+//! # `tracer diagnose --output json`: one [`DiagnoseLine`] per line
+//!
+//! `problem` lines ([`Problem`]: `message`, a file or command that could not be read), with
+//! `--all` a `flow` line per evaluated flow ([`FlowCheck`]: `name`, `verdict`, nullable
+//! `rule`), a `finding` line per finding, and a last `summary` ([`DiagnoseSummary`]:
+//! `profile`, `roles`, `errors`, `warnings`, `flows`).
+//!
+//! # `tracer baseline compare --output json`: one [`Comparison`]
+//!
+//! `"type": "comparison"`, the `baseline` file, its `recorded_at`, `baseline_secs`,
+//! `sample_secs`, the `profile`, `threshold_percent`, `floor_per_sec`, `regression`, every
+//! [`Change`] (`regression`, `kind` = `traffic`/`drops`, `iface`, optional `direction`,
+//! `class`, optional `inner`, optional `reason`, `measure` = `packets_per_sec`,
+//! `bytes_per_sec`, `drops_per_sec` or `sizes`, `before` and `after` (a rate, or size
+//! fractions), nullable `change_percent`, optional `distance`, `message`) and the `notes`.
+//! The baseline file itself is [`crate::events::baseline::Baseline`].
+
+mod compare;
+mod diagnose;
+mod tagged;
+#[cfg(test)]
+mod tests;
+mod watch;
+
+pub use compare::{Change, ChangeKind, Comparison, Level, Measure};
+pub use diagnose::{DiagnoseLine, DiagnoseSummary, Problem};
+pub use watch::{Counters, DropLine, DropStats, Flow, Inner, Interface, Start, Summary, WatchLine};
+
+pub use crate::{
+    events::{Direction, DropTotal, Reason},
+    findings::{Finding, FlowCheck, RuleInfo, Severity, drops::DropCause},
+};

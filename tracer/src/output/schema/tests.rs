@@ -1,0 +1,288 @@
+//! Every line type reads back as printed: serialize, deserialize, equal; and lines as the
+//! tool printed them before the schema existed come out byte for byte the same.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::*;
+
+/// Serializes, reads back, and checks both the value and the text survive.
+fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
+    let text = serde_json::to_string(value).unwrap();
+    let back: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(&back, value, "{text}");
+    assert_eq!(serde_json::to_string(&back).unwrap(), text);
+}
+
+/// Reads a line as printed, and prints it again unchanged.
+fn same_bytes<T: Serialize + DeserializeOwned>(line: &str) -> T {
+    let value: T = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    assert_eq!(serde_json::to_string(&value).unwrap(), line);
+    value
+}
+
+fn flow(proto: &str, src: &str, dst: &str, sport: u16, dport: u16) -> Flow {
+    Flow {
+        proto: proto.into(),
+        src: Some(src.parse().unwrap()),
+        dst: Some(dst.parse().unwrap()),
+        sport,
+        dport,
+    }
+}
+
+fn counters(class: &str, inner: bool) -> Counters {
+    Counters {
+        iface: "eth0".into(),
+        direction: Direction::Ingress,
+        class: class.into(),
+        inner,
+        packets: 1000,
+        bytes: 66000,
+    }
+}
+
+fn finding() -> Finding {
+    Finding {
+        id: "flow-rejected/calico-vxlan/eth0".into(),
+        severity: Severity::Error,
+        title: "calico-vxlan 4789/udp from a peer on eth0 is rejected".into(),
+        explain: "The node's worker role needs this traffic.".into(),
+        class: Some("calico-vxlan".into()),
+        port: Some("4789/udp".into()),
+        iface: Some("eth0".into()),
+        zone: Some("public".into()),
+        binding: Some("interface eth0".into()),
+        element: Some("service k0s-worker of zone public lacks 4789/udp".into()),
+        rule: Some(RuleInfo {
+            family: "inet".into(),
+            table: "firewalld".into(),
+            chain: "filter_IN_public".into(),
+            handle: 72,
+            text: "reject with icmpx admin-prohibited".into(),
+        }),
+        fix: vec!["firewall-cmd --reload".into()],
+    }
+}
+
+fn drop_line() -> DropLine {
+    let f = finding();
+    DropLine {
+        iface: "eth0".into(),
+        class: "calico-vxlan".into(),
+        reason: Reason::named("NETFILTER_DROP"),
+        flow: flow("udp", "192.168.1.12", "192.168.1.11", 51000, 4789),
+        count: 1000,
+        inner: Some(Inner {
+            vni: 4096,
+            class: "kube-apiserver".into(),
+            flow: flow("tcp", "10.244.1.2", "10.244.2.3", 5555, 6443),
+        }),
+        function: Some("nft_do_chain+0x3e8".into()),
+        explain: Reason::named("NETFILTER_DROP")
+            .explain()
+            .map(str::to_string),
+        cause: Some(DropCause {
+            rule: f.rule,
+            zone: f.zone,
+            binding: f.binding,
+            element: f.element,
+            fix: f.fix,
+        }),
+    }
+}
+
+#[test]
+fn every_watch_line_reads_back_as_printed() {
+    let stats = DropStats {
+        events_lost: 1,
+        events_suppressed: 2,
+        uncounted: 3,
+    };
+    let lines = [
+        WatchLine::Start(Start {
+            profile: "k0s-calico".into(),
+            profile_reason: "given with --profile".into(),
+            interval_secs: 0.5,
+            interfaces: vec![Interface {
+                iface: "eth0".into(),
+                ifindex: 2,
+                hook: "tc".into(),
+            }],
+            programs: [("tc_ingress".to_string(), 533)].into(),
+        }),
+        WatchLine::Counters(counters("kube-apiserver", false)),
+        WatchLine::Counters(counters("etcd", true)),
+        WatchLine::Drop(drop_line()),
+        WatchLine::Drop(DropLine {
+            inner: None,
+            function: None,
+            explain: None,
+            cause: None,
+            flow: Flow {
+                proto: "0".into(),
+                src: None,
+                dst: None,
+                sport: 0,
+                dport: 0,
+            },
+            ..drop_line()
+        }),
+        WatchLine::DropStats(stats),
+        WatchLine::Finding(finding()),
+        WatchLine::Summary(Summary {
+            profile: "generic".into(),
+            duration_secs: 30.000_123_456,
+            interfaces: Vec::new(),
+            counters: vec![counters("kube-apiserver", false), counters("etcd", true)],
+            drops: Some(vec![DropTotal {
+                iface: "-".into(),
+                class: "other".into(),
+                reason: "QUEUE_PURGE".into(),
+                count: 4,
+            }]),
+            drop_stats: Some(stats),
+        }),
+        WatchLine::Summary(Summary {
+            profile: "generic".into(),
+            duration_secs: 1.0,
+            interfaces: Vec::new(),
+            counters: Vec::new(),
+            drops: None,
+            drop_stats: None,
+        }),
+    ];
+    for line in &lines {
+        round_trip(line);
+    }
+}
+
+#[test]
+fn watch_lines_keep_their_bytes() {
+    let lines = [
+        r#"{"type":"start","profile":"generic","profile_reason":"default: no k0s or k3s configuration or provider device found","interval_secs":1.0,"interfaces":[{"iface":"va","ifindex":3,"hook":"tc"}],"programs":{"kfree_skb":538,"tc_egress":534,"tc_ingress":533}}"#,
+        r#"{"type":"counters","iface":"eth0","direction":"ingress","class":"kube-apiserver","packets":1000,"bytes":66000}"#,
+        r#"{"type":"counters","iface":"eth0","direction":"egress","class":"etcd","inner":true,"packets":5,"bytes":500}"#,
+        r#"{"type":"drop","iface":"eth0","class":"calico-vxlan","reason":"NETFILTER_DROP","proto":"udp","src":"192.168.1.12","dst":"192.168.1.11","sport":51000,"dport":4789,"count":1000,"inner":{"vni":4096,"class":"kube-apiserver","proto":"tcp","src":"10.244.1.2","dst":"10.244.2.3","sport":5555,"dport":6443},"function":"nft_do_chain+0x3e8","explain":"a firewall rule dropped it (nftables or iptables, including rules firewalld, kube-proxy or the CNI installed)"}"#,
+        r#"{"type":"drop","iface":"va","class":"other","reason":"NOT_SPECIFIED","proto":"ipv6-icmp","src":"fe80::7056:a4ff:fe49:2c41","dst":"ff02::16","sport":0,"dport":0,"count":1,"function":"ip6_mc_input+0xd4"}"#,
+        r#"{"type":"drop","iface":"-","class":"other","reason":"REASON_0x10002","proto":"0","src":null,"dst":null,"sport":0,"dport":0,"count":2}"#,
+        r#"{"type":"drop_stats","events_lost":0,"events_suppressed":1996000,"uncounted":0}"#,
+        r#"{"type":"finding","id":"sysctl/ip_forward","severity":"error","title":"IP forwarding is off","explain":"Pod traffic is routed through the node; with net.ipv4.ip_forward=0 none of it passes.","class":null,"port":null,"iface":null,"zone":null,"binding":null,"element":"net.ipv4.ip_forward = 0","rule":null,"fix":["sysctl -w net.ipv4.ip_forward=1","echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-ip-forward.conf"]}"#,
+        r#"{"type":"summary","profile":"generic","duration_secs":2.501943455,"interfaces":[{"iface":"va","ifindex":3,"hook":"tc"}],"counters":[{"type":"counters","iface":"va","direction":"ingress","class":"other","packets":3,"bytes":174}],"drops":[{"iface":"lo","class":"other","reason":"QDISC_DROP","count":3}],"drop_stats":{"type":"drop_stats","events_lost":0,"events_suppressed":0,"uncounted":0}}"#,
+        r#"{"type":"summary","profile":"generic","duration_secs":30.0,"interfaces":[],"counters":[]}"#,
+    ];
+    for line in lines {
+        same_bytes::<WatchLine>(line);
+    }
+    // A nested object of the wrong type is refused.
+    let wrong = r#"{"type":"summary","profile":"g","duration_secs":1.0,"interfaces":[],"counters":[{"type":"drop_stats","iface":"va","direction":"ingress","class":"other","packets":3,"bytes":174}]}"#;
+    assert!(serde_json::from_str::<WatchLine>(wrong).is_err());
+}
+
+#[test]
+fn flows_read_the_same_everywhere() {
+    let f = flow("udp", "192.168.10.21", "192.168.10.22", 45642, 4789);
+    assert_eq!(
+        f.to_string(),
+        "udp 192.168.10.21:45642 -> 192.168.10.22:4789"
+    );
+    let icmp = flow("icmp", "10.244.1.0", "10.244.2.2", 0, 0);
+    assert_eq!(icmp.to_string(), "icmp 10.244.1.0 -> 10.244.2.2");
+    let v6 = flow("tcp", "fd00::1", "fd00::2", 40000, 6443);
+    assert_eq!(v6.to_string(), "tcp [fd00::1]:40000 -> [fd00::2]:6443");
+    let none = Flow {
+        src: None,
+        dst: None,
+        ..icmp
+    };
+    assert_eq!(none.to_string(), "non-IP or unreadable");
+}
+
+#[test]
+fn every_diagnose_line_reads_back_as_printed() {
+    let lines = [
+        DiagnoseLine::Problem(Problem {
+            message: "/etc/firewalld/zones/broken.xml:5:1: unexpected end".into(),
+        }),
+        DiagnoseLine::Flow(FlowCheck {
+            name: "kubelet 10250/tcp from the controller on eth0".into(),
+            verdict: "accept".into(),
+            rule: finding().rule,
+        }),
+        DiagnoseLine::Flow(FlowCheck {
+            name: "etcd".into(),
+            verdict: "accept (policy)".into(),
+            rule: None,
+        }),
+        DiagnoseLine::Finding(finding()),
+        DiagnoseLine::Summary(DiagnoseSummary {
+            profile: "k0s-calico".into(),
+            roles: "worker".into(),
+            errors: 1,
+            warnings: 0,
+            flows: 26,
+        }),
+    ];
+    for line in &lines {
+        round_trip(line);
+    }
+    same_bytes::<DiagnoseLine>(
+        r#"{"type":"summary","profile":"k0s-calico","roles":"controller+worker","errors":1,"warnings":2,"flows":26}"#,
+    );
+    same_bytes::<DiagnoseLine>(r#"{"type":"problem","message":"ruleset.json:3:1: EOF"}"#);
+}
+
+#[test]
+fn the_comparison_reads_back_as_printed() {
+    let traffic = Change {
+        regression: true,
+        kind: ChangeKind::Traffic,
+        iface: "eth0".into(),
+        direction: Some(Direction::Ingress),
+        class: "kube-apiserver".into(),
+        inner: false,
+        reason: None,
+        measure: Measure::PacketsPerSec,
+        before: Level::Rate(299.827),
+        after: Level::Rate(150.0),
+        change_percent: Some(-49.97),
+        distance: None,
+        message: "kube-apiserver ingress on eth0: 299.8 -> 150.0 packets/s (-50%)".into(),
+    };
+    let cmp = Comparison {
+        baseline: "baseline.json".into(),
+        recorded_at: "2026-11-21T11:52:57Z".into(),
+        baseline_secs: 300.001,
+        sample_secs: 300.0,
+        profile: "k3s-flannel".into(),
+        threshold_percent: 30.0,
+        floor_per_sec: 1.0,
+        regression: true,
+        changes: vec![
+            traffic.clone(),
+            Change {
+                regression: false,
+                inner: true,
+                measure: Measure::Sizes,
+                before: Level::Sizes(vec![1.0, 0.0]),
+                after: Level::Sizes(vec![0.5, 0.5]),
+                change_percent: None,
+                distance: Some(0.5),
+                ..traffic.clone()
+            },
+            Change {
+                kind: ChangeKind::Drops,
+                direction: None,
+                reason: Some("NETFILTER_DROP".into()),
+                measure: Measure::DropsPerSec,
+                ..traffic
+            },
+        ],
+        notes: vec!["the kernel changed since the baseline: 6.1 -> 6.18".into()],
+    };
+    round_trip(&cmp);
+    let text = serde_json::to_string(&cmp).unwrap();
+    assert!(text.starts_with(r#"{"type":"comparison","baseline":"baseline.json","#));
+    same_bytes::<Comparison>(
+        r#"{"type":"comparison","baseline":"/tmp/b.json","recorded_at":"2026-12-06T07:08:54Z","baseline_secs":1.501,"sample_secs":1.001,"profile":"generic","threshold_percent":30.0,"floor_per_sec":1.0,"regression":false,"changes":[{"regression":true,"kind":"drops","iface":"va","class":"flannel-vxlan","reason":"NETFILTER_DROP","measure":"drops_per_sec","before":50.0,"after":100.0,"change_percent":100.0,"message":"NETFILTER_DROP drops of flannel-vxlan on va: 50.0 -> 100.0 /s (+100%)"}],"notes":[]}"#,
+    );
+}

@@ -1,0 +1,199 @@
+//! Starting a session: the privileges and kernel features it needs, the class table of the
+//! chosen catalog, the interfaces to watch, the datapath loaded and attached with the drop
+//! probe, and the kernel programs' log forwarded for as long as the session lasts.
+
+use std::{path::PathBuf, time::Duration};
+
+use super::{SessionError, capture::DropCapture, capture::DropSink};
+use crate::{
+    events::{DropTotal, Snapshot},
+    findings::correlate::Correlator,
+    model::{
+        catalog::{Catalog, class_table},
+        ifaces,
+    },
+    probes::{AttachMode, ClassTable, Datapath, Target, drops::EventBudget, preflight},
+};
+
+/// The node's diagnosis while tracing (`tracer watch`).
+#[derive(Clone, Debug)]
+pub struct Diagnose {
+    /// Where the node's files live (`/` except in tests).
+    pub root: PathBuf,
+    /// How often the node is read and diagnosed again.
+    pub every: Duration,
+    /// Which dropped flows get their cause traced: each costs a ruleset evaluation.
+    pub causes: Causes,
+}
+
+/// The dropped flows whose cause a session traces, those its output shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Causes {
+    /// The flows with the most drops ([`super::DropsView::top`]).
+    Top,
+    /// The flows whose count moved in the interval ([`super::DropsView::changed`]).
+    Changed,
+}
+
+/// What to trace and how.
+pub struct Config {
+    pub catalog: Catalog,
+    /// Why this profile (detected from..., or given with --profile).
+    pub profile_reason: String,
+    /// The interfaces to watch; none: every interface that is up, except loopback.
+    pub ifaces: Vec<String>,
+    pub attach: AttachMode,
+    /// Drop capture and how many sampled events it may take; `None`: no drop capture.
+    pub drops: Option<EventBudget>,
+    /// Where sampled dropped packets go (with drop capture).
+    pub sink: Option<Box<dyn DropSink>>,
+    pub diagnose: Option<Diagnose>,
+}
+
+/// An attached datapath. Dropping it detaches everything.
+pub struct Session {
+    pub catalog: Catalog,
+    pub profile_reason: String,
+    pub(super) classes: ClassTable,
+    /// Declared before the datapath: the ring buffer goes before the programs.
+    pub(super) capture: Option<DropCapture>,
+    pub(super) datapath: Datapath,
+    /// The node's diagnosis, and whose causes it traces.
+    pub(super) correlator: Option<(Correlator, Causes)>,
+}
+
+/// Fails unless this process may load and attach the datapath: before anything else, so a
+/// missing privilege is the one thing said.
+pub fn preflight() -> Result<(), SessionError> {
+    preflight::privileges()?;
+    preflight::bpf_syscall()?;
+    Ok(())
+}
+
+impl Session {
+    /// Checks privileges, loads and attaches. Must run inside a tokio runtime (drop events and
+    /// the programs' log are read asynchronously).
+    pub fn start(config: Config) -> Result<Session, SessionError> {
+        preflight()?;
+        let Config {
+            catalog,
+            profile_reason,
+            ifaces,
+            attach,
+            drops,
+            sink,
+            diagnose,
+        } = config;
+        let classes = class_table(&catalog.components)?;
+        let targets = targets(&ifaces)?;
+        let drop_facts = drops.map(super::capture::kernel_facts).transpose()?;
+        let mut datapath =
+            Datapath::load(&classes, targets, drop_facts.as_ref().map(|(cfg, _)| *cfg))?;
+        let capture = match drop_facts {
+            Some((_, reasons)) => Some(DropCapture::new(&mut datapath, reasons, sink)?),
+            None => None,
+        };
+        datapath.attach(attach)?;
+        if let Some(logger) = datapath.take_logger() {
+            tokio::spawn(drain_bpf_log(logger));
+        }
+        let correlator =
+            diagnose.map(|d| (Correlator::new(catalog.clone(), d.root, d.every), d.causes));
+        Ok(Session {
+            catalog,
+            profile_reason,
+            classes,
+            capture,
+            datapath,
+            correlator,
+        })
+    }
+
+    /// Each watched interface with the hook its ingress program sits on (`none` when it has
+    /// none).
+    pub fn iface_hooks(&self) -> impl Iterator<Item = (&Target, &'static str)> {
+        self.datapath
+            .targets()
+            .iter()
+            .zip(self.datapath.hooks())
+            .map(|(t, h)| (t, h.map_or("none", |h| h.as_str())))
+    }
+
+    /// Program name and kernel id, for bpftool.
+    pub fn program_ids(&self) -> Vec<(&'static str, u32)> {
+        self.datapath.program_ids()
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> Result<Snapshot, SessionError> {
+        Ok(Snapshot::capture(&self.datapath, &self.classes)?)
+    }
+
+    /// The exact drop totals now; `None` without drop capture.
+    pub fn drop_totals(&mut self) -> Result<Option<Vec<DropTotal>>, SessionError> {
+        match self.capture.as_mut() {
+            Some(c) => Ok(Some(c.update(&self.datapath, &self.classes)?.totals)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The interfaces to attach to: the ones named, or every interface that is up but loopback.
+fn targets(names: &[String]) -> Result<Vec<Target>, SessionError> {
+    let all = ifaces::list().map_err(SessionError::Interfaces)?;
+    let known = || {
+        all.iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen: Vec<&ifaces::Interface> = if names.is_empty() {
+        let up: Vec<_> = all.iter().filter(|i| i.up && !i.loopback).collect();
+        if up.is_empty() {
+            return Err(SessionError::NoInterfaceUp { known: known() });
+        }
+        up
+    } else {
+        let mut chosen = Vec::new();
+        for name in names {
+            let Some(found) = all.iter().find(|i| &i.name == name) else {
+                return Err(SessionError::NoSuchInterface {
+                    name: name.clone(),
+                    known: known(),
+                });
+            };
+            if !found.up {
+                log::warn!("{name} is down; it is watched and counts once it comes up");
+            }
+            if !chosen.contains(&found) {
+                chosen.push(found);
+            }
+        }
+        chosen
+    };
+    Ok(chosen
+        .into_iter()
+        .map(|i| Target {
+            name: i.name.clone(),
+            index: i.index,
+            has_l2: i.has_l2(),
+            is_virtual: i.is_virtual,
+        })
+        .collect())
+}
+
+/// Forwards the kernel programs' aya-log messages to the log for as long as the run lasts.
+async fn drain_bpf_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
+    // SAFETY: the AsyncFd owns the logger, and the logger owns the descriptor: it stays open
+    // and unchanged for as long as the registration exists.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    };
+    let Ok(mut fd) = registered else {
+        return;
+    };
+    while let Ok(mut guard) = fd.readable_mut().await {
+        guard.get_inner_mut().flush();
+        guard.clear_ready();
+    }
+}

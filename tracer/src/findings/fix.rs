@@ -5,14 +5,11 @@
 //! without it), an accepting rule before it, in iptables-nft syntax for iptables' tables and in
 //! nft syntax otherwise.
 
-use super::{
-    Inputs,
-    zones::{self, ZoneHit},
-};
+use super::Inputs;
 use crate::{
     model::{
-        catalog::{Component, PortRange, Role},
-        firewalld::Permanent,
+        catalog::{Component, Role},
+        firewalld::{Permanent, ZoneBinding, zone_in_chain, zone_of},
         nft::{Family, Outcome, Packet, RuleRef},
     },
     output::ports::{add_kind, service_name},
@@ -50,28 +47,7 @@ pub fn firewalld(tool: &Tool, args: &[String]) -> Vec<String> {
 /// cluster ports belong.
 pub fn cluster_zone(inp: &Inputs, permanent: &Permanent) -> Option<String> {
     let nic = inp.cluster_addrs().into_iter().next()?;
-    Some(permanent.zone_for(&nic.iface, nic.peer()).0)
-}
-
-/// Whether `accepted` (as [`PortProto`] prints it: `6443/tcp`, `2379-2380/tcp`, or a whole
-/// protocol such as `vrrp`) lets in `spec` (a port, range or protocol in the same form).
-fn port_in(spec: &str, accepted: &str) -> bool {
-    let (Some((p, proto)), Some((ap, aproto))) = (spec.split_once('/'), accepted.split_once('/'))
-    else {
-        return spec == accepted;
-    };
-    match (p.parse::<PortRange>(), ap.parse::<PortRange>()) {
-        (Ok(r), Ok(a)) => proto == aproto && a.contains(r.lo) && a.contains(r.hi),
-        _ => false,
-    }
-}
-
-/// Whether zone `zone` lets `port` in, by its own ports and protocols or its services'.
-fn zone_allows(permanent: &Permanent, zone: &str, port: &str) -> bool {
-    permanent
-        .zone_accepts(zone)
-        .iter()
-        .any(|(pp, _)| port_in(port, &pp.to_string()))
+    Some(permanent.zone_for(&nic.iface, nic.peer()).zone)
 }
 
 /// What a refused packet's evaluation blames: the zone (when firewalld's rules saw the
@@ -84,12 +60,12 @@ pub fn blame(
     port: &str,
     pkt: &Packet,
     outcome: &Outcome,
-) -> (Option<ZoneHit>, Option<String>, Vec<String>) {
+) -> (Option<ZoneBinding>, Option<String>, Vec<String>) {
     let outside = outcome
         .deciding
         .as_ref()
         .filter(|r| inp.permanent.is_some() && !is_firewalld_rule(r));
-    let hit = zones::zone_of(outcome, pkt, inp.permanent)
+    let hit = zone_of(outcome, pkt, inp.permanent)
         .filter(|_| outside.is_none() || outcome.trail.iter().any(is_firewalld_rule));
     // With firewalld's permanent configuration, `zone_of` always names a zone, and the
     // filter above keeps it when no rule outside firewalld decided.
@@ -116,7 +92,7 @@ fn for_rejected_flow(
     component: Option<&Component>,
     port: &str,
     pkt: &Packet,
-    hit: &ZoneHit,
+    hit: &ZoneBinding,
 ) -> (Option<String>, Vec<String>) {
     let pod_cidr = inp.pod_cidrs().into_iter().find(|c| c.contains(pkt.saddr));
     // Pod traffic is let in by the pod CIDR being a source of the cluster's zone.
@@ -143,7 +119,7 @@ fn for_rejected_flow(
         );
     };
     let zone = &hit.zone;
-    if zone_allows(permanent, zone, port) {
+    if permanent.zone_allows(zone, port) {
         // Allowed by the zone and still refused: something else decides (a rich rule, a
         // rule of another table). The deciding rule in the finding is the element.
         return (
@@ -194,7 +170,7 @@ fn for_rejected_flow(
 /// firewalld's configuration changes it.
 fn is_firewalld_rule(rule: &RuleRef) -> bool {
     (rule.family == Family::Inet && rule.table == "firewalld")
-        || zones::zone_in_chain(&rule.chain).is_some()
+        || zone_in_chain(&rule.chain).is_some()
 }
 
 /// iptables' tables, as iptables-nft creates them in nftables.
@@ -267,54 +243,4 @@ fn outside_firewalld(inp: &Inputs, port: &str, rule: &RuleRef) -> (Option<String
                 .into(),
         ],
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{port_in, zone_allows};
-    use crate::model::firewalld::{Permanent, PortProto, Service, Zone};
-
-    #[test]
-    fn ports_and_ranges() {
-        assert!(port_in("4789/udp", "4789/udp"));
-        assert!(!port_in("4789/udp", "4789/tcp"));
-        assert!(port_in("10250/tcp", "10000-30000/tcp"));
-        assert!(port_in("2379-2380/tcp", "2379-2380/tcp"));
-        assert!(!port_in("2379-2381/tcp", "2379-2380/tcp"));
-        assert!(port_in("vrrp", "vrrp"));
-    }
-
-    #[test]
-    fn a_zone_with_a_whole_protocol_accepts_it() {
-        let mut p = Permanent::default();
-        p.zones.insert(
-            "public".into(),
-            Zone {
-                name: "public".into(),
-                ports: vec![PortProto::new("10000-30000", "tcp")],
-                protocols: vec!["vrrp".into()],
-                services: vec!["overlay".into()],
-                ..Zone::default()
-            },
-        );
-        p.services.insert(
-            "overlay".into(),
-            Service {
-                name: "overlay".into(),
-                ports: vec![PortProto::new("4789", "udp")],
-                protocols: vec!["gre".into()],
-                ..Service::default()
-            },
-        );
-        for allowed in ["vrrp", "gre", "4789/udp", "10250/tcp"] {
-            assert!(zone_allows(&p, "public", allowed), "{allowed}");
-        }
-        for refused in ["esp", "4789/tcp", "8472/udp", "9999-10000/tcp"] {
-            assert!(!zone_allows(&p, "public", refused), "{refused}");
-        }
-        assert!(
-            !zone_allows(&p, "trusted", "vrrp"),
-            "an unknown zone accepts nothing"
-        );
-    }
 }

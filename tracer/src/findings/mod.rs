@@ -7,7 +7,6 @@ pub mod drops;
 mod fix;
 mod flows;
 mod settings;
-mod zones;
 
 use serde::Serialize;
 

@@ -6,40 +6,23 @@
 //! nft syntax otherwise.
 
 use super::Inputs;
-use crate::{
-    model::{
-        catalog::{Component, Role},
-        firewalld::{Permanent, ZoneBinding, zone_in_chain, zone_of},
-        nft::{Family, Outcome, Packet, RuleRef},
+use crate::model::{
+    catalog::{Component, Role},
+    firewalld::{
+        Permanent, ZoneBinding,
+        change::{Change, Opening, Tool, ZoneAddition},
+        zone_in_chain, zone_of,
     },
-    output::ports::{add_kind, service_name},
+    nft::{Family, Outcome, Packet, RuleRef},
 };
 
-/// How firewalld configuration is changed on this node.
-pub enum Tool {
-    /// firewalld runs: permanent change, then reload.
-    Online,
-    /// Configured but not running: change the files; they apply when it starts.
-    Offline,
-}
-
+/// How firewalld's configuration is changed on this node: `firewall-cmd` while firewalld runs,
+/// `firewall-offline-cmd` when it is configured but not running; `None` without firewalld.
 pub fn tool(inp: &Inputs) -> Option<Tool> {
     match (inp.runtime, inp.permanent) {
         (Some(_), _) => Some(Tool::Online),
         (None, Some(p)) if p.conf.file.is_some() => Some(Tool::Offline),
         _ => None,
-    }
-}
-
-/// `firewall-cmd --permanent ARGS` or `firewall-offline-cmd ARGS`, then what applies it.
-pub fn firewalld(tool: &Tool, args: &[String]) -> Vec<String> {
-    let args = args.join(" ");
-    match tool {
-        Tool::Online => vec![
-            format!("firewall-cmd --permanent {args}"),
-            "firewall-cmd --reload".into(),
-        ],
-        Tool::Offline => vec![format!("firewall-offline-cmd {args}")],
     }
 }
 
@@ -71,7 +54,7 @@ pub fn blame(
     // filter above keeps it when no rule outside firewalld decided.
     let (element, fix) = match (inp.permanent.zip(tool(inp)), &hit) {
         (Some((permanent, tool)), Some(hit)) if outside.is_none() => {
-            for_rejected_flow(inp, permanent, &tool, component, port, pkt, hit)
+            for_rejected_flow(inp, permanent, tool, component, port, pkt, hit)
         }
         // A rule outside firewalld, or no firewalld: the deciding rule is the element.
         _ => outcome
@@ -88,7 +71,7 @@ pub fn blame(
 fn for_rejected_flow(
     inp: &Inputs,
     permanent: &Permanent,
-    tool: &Tool,
+    tool: Tool,
     component: Option<&Component>,
     port: &str,
     pkt: &Packet,
@@ -104,10 +87,7 @@ fn for_rejected_flow(
                 Some(format!(
                     "the pod CIDR {cidr} is not a source of zone {target}"
                 )),
-                firewalld(
-                    tool,
-                    &[format!("--zone={target}"), format!("--add-source={cidr}")],
-                ),
+                tool.commands(&[Change::zone(target, ZoneAddition::Source(cidr.to_string()))]),
             );
         }
     }
@@ -115,7 +95,7 @@ fn for_rejected_flow(
         let zone = &hit.zone;
         return (
             Some(format!("zone {zone} does not forward this pod traffic")),
-            firewalld(tool, &[format!("--zone={zone}"), "--add-forward".into()]),
+            tool.commands(&[Change::zone(zone, ZoneAddition::Forward)]),
         );
     };
     let zone = &hit.zone;
@@ -129,7 +109,6 @@ fn for_rejected_flow(
             Vec::new(),
         );
     }
-    let what = add_kind(port);
     let spec = component
         .port_specs()
         .into_iter()
@@ -146,23 +125,23 @@ fn for_rejected_flow(
             .roles
             .iter()
             .filter(|r| **r != Role::External && component.to.contains(r))
-            .map(|r| service_name(inp.catalog, *r))
+            .map(|r| inp.catalog.profile.service_name(*r))
             .find(|s| zone_services.contains(s))
     {
         return (
             Some(format!("service {svc} of zone {zone} lacks {spec}")),
-            firewalld(
-                tool,
-                &[format!("--service={svc}"), format!("--add-{what}={spec}")],
-            ),
+            tool.commands(&[Change::OpenInService {
+                service: svc,
+                opening: Opening::from_spec(&spec),
+            }]),
         );
     }
     (
         Some(format!("zone {zone} lacks {spec}")),
-        firewalld(
-            tool,
-            &[format!("--zone={zone}"), format!("--add-{what}={spec}")],
-        ),
+        tool.commands(&[Change::zone(
+            zone,
+            ZoneAddition::Open(Opening::from_spec(&spec)),
+        )]),
     )
 }
 

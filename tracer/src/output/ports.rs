@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::model::catalog::{Catalog, Component, Role};
+use crate::model::{
+    catalog::{Catalog, Component, Role},
+    firewalld::change::{Change, Opening, Tool, ZoneAddition},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PortsFormat {
@@ -68,17 +71,6 @@ impl PortsRequest<'_> {
             .map(|c| c.to_string())
             .collect()
     }
-}
-
-/// The firewalld service name for a role of a profile: `k0s-worker`, `k3s-server`.
-pub fn service_name(catalog: &Catalog, role: Role) -> String {
-    let p = &catalog.profile;
-    let dist = if p.distribution == "any" {
-        "kubernetes"
-    } else {
-        p.distribution.as_str()
-    };
-    format!("{dist}-{}", p.role_name(role))
 }
 
 pub fn render(req: &PortsRequest, format: PortsFormat) -> Result<String, String> {
@@ -189,11 +181,7 @@ fn json(req: &PortsRequest) -> String {
     let doc = Doc {
         profile: &p.name,
         roles: names(&req.roles),
-        services: req
-            .roles
-            .iter()
-            .map(|r| service_name(req.catalog, *r))
-            .collect(),
+        services: req.roles.iter().map(|r| p.service_name(*r)).collect(),
         zone: req.zone(),
         masquerade: req.needs_masquerade(),
         sources: req.sources(),
@@ -215,7 +203,7 @@ fn json(req: &PortsRequest) -> String {
 
 fn service_xml(req: &PortsRequest, role: Role) -> String {
     let p = &req.catalog.profile;
-    let name = service_name(req.catalog, role);
+    let name = p.service_name(role);
     let mut s = String::new();
     s.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     let _ = writeln!(
@@ -256,38 +244,22 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./:=+,".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-/// What firewall-cmd adds for a port spec: `--add-port` for `8472/udp`, `--add-protocol` for
-/// a bare protocol such as `vrrp`.
-pub(crate) fn add_kind(spec: &str) -> &'static str {
-    if spec.contains('/') {
-        "port"
-    } else {
-        "protocol"
-    }
-}
-
 fn firewall_cmd(req: &PortsRequest) -> String {
     let p = &req.catalog.profile;
-    let (tool, permanent) = if req.offline {
-        ("firewall-offline-cmd", "")
+    let tool = if req.offline {
+        Tool::Offline
     } else {
-        ("firewall-cmd", " --permanent")
+        Tool::Online
     };
-    let zone = req
-        .zone()
-        .map(|z| format!(" --zone={}", shell_quote(z)))
-        .unwrap_or_default();
+    let zone = req.zone().map(str::to_string);
+    let to_zone = |addition| Change::AddToZone {
+        zone: zone.clone(),
+        addition,
+    };
     let mut s = String::new();
+    let cmd = |s: &mut String, change: Change| {
+        let _ = writeln!(s, "{}", tool.command(&change));
+    };
     let _ = writeln!(
         s,
         "# Profile {}: what a {} node must accept ({}).",
@@ -297,52 +269,68 @@ fn firewall_cmd(req: &PortsRequest) -> String {
     );
     if p.firewalld.services {
         for role in &req.roles {
-            let name = service_name(req.catalog, *role);
+            let name = p.service_name(*role);
             let _ = writeln!(
                 s,
                 "# The {name} service (skip --new-service if it exists already):"
             );
-            let _ = writeln!(s, "{tool}{permanent} --new-service={name}");
-            let _ = writeln!(s, "{tool}{permanent} --service={name} --set-short={name}");
-            let desc = format!("{} ({} node)", p.firewalld.description, p.role_name(*role));
-            let _ = writeln!(
-                s,
-                "{tool}{permanent} --service={name} --set-description={}",
-                shell_quote(&desc)
+            cmd(&mut s, Change::NewService(name.clone()));
+            cmd(
+                &mut s,
+                Change::SetShort {
+                    service: name.clone(),
+                    short: name.clone(),
+                },
+            );
+            cmd(
+                &mut s,
+                Change::SetDescription {
+                    service: name.clone(),
+                    description: format!(
+                        "{} ({} node)",
+                        p.firewalld.description,
+                        p.role_name(*role)
+                    ),
+                },
             );
             for c in req.components_for(&[*role]) {
                 for spec in c.port_specs() {
-                    let what = add_kind(&spec);
-                    let _ = writeln!(s, "{tool}{permanent} --service={name} --add-{what}={spec}");
+                    cmd(
+                        &mut s,
+                        Change::OpenInService {
+                            service: name.clone(),
+                            opening: Opening::from_spec(&spec),
+                        },
+                    );
                 }
             }
         }
         for role in &req.roles {
-            let _ = writeln!(
-                s,
-                "{tool}{permanent}{zone} --add-service={}",
-                service_name(req.catalog, *role)
+            cmd(
+                &mut s,
+                to_zone(ZoneAddition::Service(p.service_name(*role))),
             );
         }
     } else {
         for c in req.components() {
             for spec in c.port_specs() {
-                let what = add_kind(&spec);
-                let _ = writeln!(s, "{tool}{permanent}{zone} --add-{what}={spec}");
+                cmd(
+                    &mut s,
+                    to_zone(ZoneAddition::Open(Opening::from_spec(&spec))),
+                );
             }
         }
     }
     if req.needs_masquerade() {
-        let _ = writeln!(s, "{tool}{permanent}{zone} --add-masquerade");
+        cmd(&mut s, to_zone(ZoneAddition::Masquerade));
     }
     for src in req.sources() {
-        let _ = writeln!(s, "{tool}{permanent}{zone} --add-source={src}");
+        cmd(&mut s, to_zone(ZoneAddition::Source(src)));
     }
-    if req.offline {
-        let _ = writeln!(s, "systemctl reload firewalld");
-    } else {
-        let _ = writeln!(s, "firewall-cmd --reload");
-    }
+    // firewall-offline-cmd's changes apply when firewalld starts; the reload is for a
+    // firewalld that runs after all.
+    let apply = tool.apply().unwrap_or("systemctl reload firewalld");
+    let _ = writeln!(s, "{apply}");
     s
 }
 

@@ -330,6 +330,17 @@ impl Profile {
         }
     }
 
+    /// The firewalld service the distribution's guide defines for a role: `k0s-worker`,
+    /// `k3s-server` (`kubernetes-worker` for the generic profile).
+    pub fn service_name(&self, role: Role) -> String {
+        let dist = if self.distribution == "any" {
+            "kubernetes"
+        } else {
+            self.distribution.as_str()
+        };
+        format!("{dist}-{}", self.role_name(role))
+    }
+
     /// The names of several roles, as `role_name` gives them, joined with `sep`.
     pub fn role_names(&self, roles: &[Role], sep: &str) -> String {
         roles

@@ -4,7 +4,8 @@
 //! the two ([`drift`]: runtime changes a reload would lose, and permanent changes not applied
 //! yet). The zone resolver ([`Permanent::zone_for`], [`zone_of`]: a [`ZoneBinding`]) and
 //! [`Permanent::zone_accepts`] answer the two questions a diagnosis asks of a zone set: which
-//! zone handles this packet and why, and what does that zone let in.
+//! zone handles this packet and why, and what does that zone let in. [`change`] holds changes
+//! to the configuration as data, and the one renderer that spells them as commands.
 //!
 //! Written against firewalld 1.3.3 (Debian 12): its file readers (`firewall/core/io/zone.py`,
 //! `service.py`, `firewalld_conf.py`), its loader (`core/fw.py`), its nftables dispatch
@@ -13,6 +14,7 @@
 //! rules are not modelled.
 
 mod accepts;
+pub mod change;
 mod check;
 mod conf;
 mod drift;

@@ -73,7 +73,20 @@ impl PortsRequest<'_> {
     }
 }
 
-pub fn render(req: &PortsRequest, format: PortsFormat) -> Result<String, String> {
+/// A format that cannot be printed for the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortsError {
+    /// The format is per role and no role was given.
+    #[error("--format {0} needs --role (controller or worker; k3s: server or agent)")]
+    NeedsRole(&'static str),
+    /// A service file is for one role.
+    #[error(
+        "firewalld-xml writes one service file: ask for one --role at a time (a node with both roles enables both services)"
+    )]
+    OneRoleAtATime,
+}
+
+pub fn render(req: &PortsRequest, format: PortsFormat) -> Result<String, PortsError> {
     match format {
         PortsFormat::Table => Ok(table(req)),
         PortsFormat::Json => Ok(json(req)),
@@ -84,18 +97,16 @@ pub fn render(req: &PortsRequest, format: PortsFormat) -> Result<String, String>
         PortsFormat::FirewalldXml => {
             need_roles(req, "firewalld-xml")?;
             if req.roles.len() > 1 {
-                return Err("firewalld-xml writes one service file: ask for one --role at a time (a node with both roles enables both services)".into());
+                return Err(PortsError::OneRoleAtATime);
             }
             Ok(service_xml(req, req.roles[0]))
         }
     }
 }
 
-fn need_roles(req: &PortsRequest, format: &str) -> Result<(), String> {
+fn need_roles(req: &PortsRequest, format: &'static str) -> Result<(), PortsError> {
     if req.roles.is_empty() {
-        return Err(format!(
-            "--format {format} needs --role (controller or worker; k3s: server or agent)"
-        ));
+        return Err(PortsError::NeedsRole(format));
     }
     Ok(())
 }

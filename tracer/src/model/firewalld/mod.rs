@@ -19,6 +19,7 @@ mod check;
 mod conf;
 mod drift;
 mod permanent;
+mod refusal;
 mod rich;
 mod runtime;
 mod select;

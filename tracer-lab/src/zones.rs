@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use tracer::{
     model::catalog::{Catalog, Component, Role},
-    output::ports::{PortsFormat, PortsRequest, render, service_name},
+    output::ports::{PortsFormat, PortsRequest, render},
 };
 
 use super::scenarios::{CONTROLLER, Fault, Nics, Scenario};
@@ -119,7 +119,7 @@ pub fn node_firewall(s: &Scenario, catalog: &Catalog, node: &str) -> NodeFirewal
     let wanted: Vec<&Component> = catalog.accepted_by(r, false);
     let mut fw = NodeFirewall::default();
     if p.firewalld.services {
-        let name = service_name(catalog, r);
+        let name = p.service_name(r);
         let req = PortsRequest {
             catalog,
             roles: vec![r],

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::{
-    Family,
+    Family, StructureError,
     expr::{
         BinOp, ChainRef, CtDir, CtKey, Element, Expr, FibQuery, Field, Key, L4, MapData, Match,
         MetaKey, Op, Rhs, SetSource, Stmt, VerdictStmt, XtKind,
@@ -38,7 +38,7 @@ pub(crate) fn single(v: &Value) -> Option<(&str, &Value)> {
 }
 
 /// One JSON statement.
-pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, String> {
+pub(crate) fn statement(v: &Value, scope: &Scope) -> Result<Stmt, StructureError> {
     let Some((kind, body)) = single(v) else {
         return Ok(Stmt::Unknown {
             kind: v.to_string(),
@@ -153,7 +153,7 @@ fn inner_limit(body: &Value) -> Option<bool> {
     })
 }
 
-fn matcher(body: &Value, scope: &Scope) -> Result<Match, String> {
+fn matcher(body: &Value, scope: &Scope) -> Result<Match, StructureError> {
     let left = expr(body.get("left").unwrap_or(&Value::Null));
     let op = match body.get("op").and_then(Value::as_str).unwrap_or("==") {
         "==" => Op::Eq,
@@ -177,7 +177,7 @@ fn matcher(body: &Value, scope: &Scope) -> Result<Match, String> {
     Ok(Match { left, op, right })
 }
 
-fn rhs(v: &Value, tys: &[Ty], scope: &Scope) -> Result<Rhs, String> {
+fn rhs(v: &Value, tys: &[Ty], scope: &Scope) -> Result<Rhs, StructureError> {
     if let Value::String(s) = v
         && s.starts_with('@')
     {
@@ -191,16 +191,14 @@ fn rhs(v: &Value, tys: &[Ty], scope: &Scope) -> Result<Rhs, String> {
     Ok(Rhs::Value(key(v, tys)))
 }
 
-fn named_set(reference: &str, scope: &Scope) -> Result<SetSource, String> {
+fn named_set(reference: &str, scope: &Scope) -> Result<SetSource, StructureError> {
     let name = &reference[1..];
     match scope.sets.get(name) {
         Some((index, _)) => Ok(SetSource::Named {
             index: *index,
             name: name.to_string(),
         }),
-        None => Err(format!(
-            "refers to set {reference}, which the listing lacks"
-        )),
+        None => Err(StructureError::UnknownSet(reference.to_string())),
     }
 }
 
@@ -228,7 +226,7 @@ pub(crate) fn elements(
     tys: &[Ty],
     verdict_map: bool,
     scope: &Scope,
-) -> Result<Vec<Element>, String> {
+) -> Result<Vec<Element>, StructureError> {
     let one;
     let items: &[Value] = match v {
         Value::Array(a) => a,
@@ -257,21 +255,24 @@ pub(crate) fn elements(
 }
 
 /// A verdict statement or verdict map data.
-pub(crate) fn verdict(v: &Value, scope: &Scope) -> Result<VerdictStmt, String> {
+pub(crate) fn verdict(v: &Value, scope: &Scope) -> Result<VerdictStmt, StructureError> {
     let Some((kind, body)) = single(v) else {
-        return Err(format!("{v} is not a verdict"));
+        return Err(StructureError::NotAVerdict(v.to_string()));
     };
-    let target = || -> Result<ChainRef, String> {
+    let target = || -> Result<ChainRef, StructureError> {
         let name = body
             .get("target")
             .and_then(Value::as_str)
-            .ok_or_else(|| format!("{kind} without a target"))?;
+            .ok_or_else(|| StructureError::NoTarget(kind.to_string()))?;
         match scope.chains.get(name) {
             Some(index) => Ok(ChainRef {
                 name: name.to_string(),
                 index: *index,
             }),
-            None => Err(format!("{kind} to chain {name:?}, which the listing lacks")),
+            None => Err(StructureError::UnknownChain {
+                kind: kind.to_string(),
+                chain: name.to_string(),
+            }),
         }
     };
     Ok(match kind {
@@ -281,7 +282,7 @@ pub(crate) fn verdict(v: &Value, scope: &Scope) -> Result<VerdictStmt, String> {
         "return" => VerdictStmt::Return,
         "jump" => VerdictStmt::Jump(target()?),
         "goto" => VerdictStmt::Goto(target()?),
-        _ => return Err(format!("{v} is not a verdict")),
+        _ => return Err(StructureError::NotAVerdict(v.to_string())),
     })
 }
 
@@ -422,7 +423,7 @@ fn binop(kind: &str, body: &Value) -> Option<Expr> {
 }
 
 /// The statements of a rule, failing on the first dangling reference.
-pub(crate) fn statements(exprs: &[Value], scope: &Scope) -> Result<Vec<Stmt>, String> {
+pub(crate) fn statements(exprs: &[Value], scope: &Scope) -> Result<Vec<Stmt>, StructureError> {
     exprs.iter().map(|e| statement(e, scope)).collect()
 }
 

@@ -261,13 +261,14 @@ pub enum RulesetError {
     /// The text is not JSON.
     #[error(transparent)]
     Json(#[from] json::JsonError),
-    /// The JSON is not an nft ruleset listing (missing fields, dangling references).
-    #[error("{origin}: {message}")]
+    /// The JSON is not an nft ruleset listing (missing fields, dangling references). The
+    /// message quotes what it found, cut to a few hundred bytes however large that was.
+    #[error("{origin}: {message}", message = bounded(.error.to_string()))]
     Structure {
         /// The file or command the text came from.
         origin: String,
         /// What is wrong.
-        message: String,
+        error: StructureError,
     },
     /// `nft` (or another command reading the ruleset) could not be started.
     #[error("running `{command}`: {source}")]
@@ -306,6 +307,64 @@ pub(crate) fn bounded(mut text: String) -> String {
         text.push_str(&format!("... ({rest} more bytes)"));
     }
     text
+}
+
+/// What makes JSON not an nft ruleset listing: a missing field, an unknown name, or a
+/// reference to a table, chain or set the listing lacks (which a real listing cannot hold).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StructureError {
+    #[error("not an nft listing: no top-level \"nftables\" array")]
+    NotAListing,
+    /// An object lacks a field it must have; `object` is its JSON.
+    #[error("{what} without a \"{key}\": {object}")]
+    MissingField {
+        what: String,
+        key: &'static str,
+        object: String,
+    },
+    #[error("unknown family {0:?}")]
+    UnknownFamily(String),
+    /// A chain, set or rule of a table the listing lacks.
+    #[error("{what} of table {table}, which the listing lacks")]
+    UnknownTable { what: String, table: String },
+    #[error("unknown hook {0:?}")]
+    UnknownHook(String),
+    #[error("base chain without a numeric \"prio\"")]
+    NoPriority,
+    #[error("unknown policy {0:?}")]
+    UnknownPolicy(String),
+    /// A rule of a chain the listing lacks.
+    #[error("no such chain")]
+    NoSuchChain,
+    #[error("no \"expr\" array")]
+    NoExpressions,
+    /// `@NAME` naming a set the table lacks.
+    #[error("refers to set {0}, which the listing lacks")]
+    UnknownSet(String),
+    /// A verdict statement or verdict-map value that is none; the JSON is given.
+    #[error("{0} is not a verdict")]
+    NotAVerdict(String),
+    /// A `jump` or `goto` without a target.
+    #[error("{0} without a target")]
+    NoTarget(String),
+    #[error("{kind} to chain {chain:?}, which the listing lacks")]
+    UnknownChain { kind: String, chain: String },
+    /// What is wrong inside a chain, set, map or rule (`place` names it).
+    #[error("{place}: {error}")]
+    In {
+        place: String,
+        error: Box<StructureError>,
+    },
+}
+
+impl StructureError {
+    /// This error, inside `place`.
+    pub(crate) fn within(self, place: impl Into<String>) -> StructureError {
+        StructureError::In {
+            place: place.into(),
+            error: Box::new(self),
+        }
+    }
 }
 
 /// The command [`Ruleset::read_live`] runs, also the source name of its errors.

@@ -9,7 +9,8 @@ use crate::json::JsonError;
 use serde_json::{Map, Value};
 
 use super::{
-    BaseChain, Chain, Family, Hook, Policy, Rule, Ruleset, RulesetError, Set, Table,
+    BaseChain, Chain, Family, Hook, Policy, Rule, Ruleset, RulesetError, Set, StructureError,
+    Table,
     compile::{self, Scope, get_str},
     render,
     types::Ty,
@@ -27,14 +28,14 @@ pub(crate) fn ruleset(
         let n = saved.resolve(&mut doc);
         log::debug!("{n} xt expressions of {origin} translated from iptables-nft-save");
     }
-    let structure = |message: String| RulesetError::Structure {
+    let structure = |error: StructureError| RulesetError::Structure {
         origin: crate::bounded(origin.to_string()),
-        message: crate::bounded(message),
+        error,
     };
     let items = doc
         .get("nftables")
         .and_then(Value::as_array)
-        .ok_or_else(|| structure("not an nft listing: no top-level \"nftables\" array".into()))?;
+        .ok_or_else(|| structure(StructureError::NotAListing))?;
 
     let mut rs = Ruleset::default();
     let mut tables: HashMap<(Family, String), TableIndex> = HashMap::new();
@@ -66,7 +67,7 @@ pub(crate) fn ruleset(
             let (idx, table) = owner(&mut tables, &mut rs, o, "chain").map_err(&structure)?;
             let name = required_str(o, "name", "chain").map_err(&structure)?;
             let base = base_chain(o)
-                .map_err(|m| structure(format!("chain {} {name}: {m}", table_name(table))))?;
+                .map_err(|e| structure(e.within(format!("chain {} {name}", table_name(table)))))?;
             idx.chains.insert(name.to_string(), table.chains.len());
             table.chains.push(Chain {
                 name: name.to_string(),
@@ -112,7 +113,7 @@ pub(crate) fn ruleset(
             };
             let verdicts = table.sets[*at].data_type.as_deref() == Some("verdict");
             let elements = compile::elements(elems, tys, verdicts, &scope)
-                .map_err(|m| structure(format!("{kind} {} {name}: {m}", table_name(table))))?;
+                .map_err(|e| structure(e.within(format!("{kind} {} {name}", table_name(table)))))?;
             table.sets[*at].elements = elements;
         }
     }
@@ -129,18 +130,18 @@ pub(crate) fn ruleset(
             let at = *idx
                 .chains
                 .get(chain_name)
-                .ok_or_else(|| structure(format!("{place}: no such chain")))?;
+                .ok_or_else(|| structure(StructureError::NoSuchChain.within(&place)))?;
             let exprs = o
                 .get("expr")
                 .and_then(Value::as_array)
-                .ok_or_else(|| structure(format!("{place}: no \"expr\" array")))?;
+                .ok_or_else(|| structure(StructureError::NoExpressions.within(&place)))?;
             let scope = Scope {
                 chains: &idx.chains,
                 sets: &idx.sets,
                 family: table.family,
             };
-            let statements = compile::statements(exprs, &scope)
-                .map_err(|m| structure(format!("{place}: {m}")))?;
+            let statements =
+                compile::statements(exprs, &scope).map_err(|e| structure(e.within(&place)))?;
             let comment = get_str(o, "comment").map(str::to_string);
             table.chains[at].rules.push(Rule {
                 handle,
@@ -169,13 +170,21 @@ fn objects(items: &[Value]) -> impl Iterator<Item = (&str, &Map<String, Value>)>
     })
 }
 
-fn family(o: &Map<String, Value>) -> Result<Family, String> {
+fn family(o: &Map<String, Value>) -> Result<Family, StructureError> {
     let name = required_str(o, "family", "object")?;
-    Family::from_name(name).ok_or_else(|| format!("unknown family {name:?}"))
+    Family::from_name(name).ok_or_else(|| StructureError::UnknownFamily(name.to_string()))
 }
 
-fn required_str<'a>(o: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a str, String> {
-    get_str(o, key).ok_or_else(|| format!("{what} without a \"{key}\": {}", Value::from(o.clone())))
+fn required_str<'a>(
+    o: &'a Map<String, Value>,
+    key: &'static str,
+    what: &str,
+) -> Result<&'a str, StructureError> {
+    get_str(o, key).ok_or_else(|| StructureError::MissingField {
+        what: what.to_string(),
+        key,
+        object: Value::from(o.clone()).to_string(),
+    })
 }
 
 fn table_name(t: &Table) -> String {
@@ -188,30 +197,34 @@ fn owner<'a>(
     rs: &'a mut Ruleset,
     o: &Map<String, Value>,
     what: &str,
-) -> Result<(&'a mut TableIndex, &'a mut Table), String> {
+) -> Result<(&'a mut TableIndex, &'a mut Table), StructureError> {
     let family = family(o)?;
     let name = required_str(o, "table", what)?;
-    let idx = tables
-        .get_mut(&(family, name.to_string()))
-        .ok_or_else(|| format!("{what} of table {family} {name}, which the listing lacks"))?;
+    let idx = tables.get_mut(&(family, name.to_string())).ok_or_else(|| {
+        StructureError::UnknownTable {
+            what: what.to_string(),
+            table: format!("{family} {name}"),
+        }
+    })?;
     let table = &mut rs.tables[idx.at];
     Ok((idx, table))
 }
 
-fn base_chain(o: &Map<String, Value>) -> Result<Option<BaseChain>, String> {
+fn base_chain(o: &Map<String, Value>) -> Result<Option<BaseChain>, StructureError> {
     let Some(hook) = get_str(o, "hook") else {
         return Ok(None);
     };
-    let hook = Hook::from_name(hook).ok_or_else(|| format!("unknown hook {hook:?}"))?;
+    let hook =
+        Hook::from_name(hook).ok_or_else(|| StructureError::UnknownHook(hook.to_string()))?;
     let priority = o
         .get("prio")
         .and_then(Value::as_i64)
         .and_then(|p| i32::try_from(p).ok())
-        .ok_or("base chain without a numeric \"prio\"")?;
+        .ok_or(StructureError::NoPriority)?;
     let policy = match get_str(o, "policy") {
         None | Some("accept") => Policy::Accept,
         Some("drop") => Policy::Drop,
-        Some(other) => return Err(format!("unknown policy {other:?}")),
+        Some(other) => return Err(StructureError::UnknownPolicy(other.to_string())),
     };
     Ok(Some(BaseChain {
         kind: get_str(o, "type").unwrap_or("filter").to_string(),

@@ -1,6 +1,7 @@
 //! `tracer`: an eBPF packet-path tracer for Kubernetes nodes. The user side reads like the
 //! path of a packet's story, one folder per stage, each using only the stages before it:
 //!
+//! 0. [`sys`]: the system calls the stages make, behind safe functions;
 //! 1. [`probes`]: load the kernel programs, attach them, read what they count and sample;
 //! 2. [`events`]: counters become named totals and rates, drops become named drops with their
 //!    typed reasons, two readings become a baseline;
@@ -24,6 +25,7 @@ pub mod model;
 pub mod output;
 pub mod probes;
 pub mod session;
+pub mod sys;
 
 /// The JSON the tool prints, as types (see [`output::schema`]).
 pub use output::schema;

@@ -4,15 +4,11 @@
 
 use std::path::Path;
 
-/// The stages in pipeline order: each may use the ones before it, never one after.
-pub(crate) const ORDER: [&str; 7] = [
-    "probes", "events", "model", "findings", "session", "output", "cli",
+/// The stages in pipeline order: each may use the ones before it, never one after. `sys`,
+/// the system calls, comes first: every stage may use it, it uses none.
+pub(crate) const ORDER: [&str; 8] = [
+    "sys", "probes", "events", "model", "findings", "session", "output", "cli",
 ];
-
-/// Uses of a later stage that are known and being removed: `findings/fix.rs` builds its
-/// firewall-cmd lines with `output::ports` until the typed firewalld change and its one
-/// renderer replace both (the model side of issue 11).
-const KNOWN: &[(&str, &str)] = &[("findings/fix.rs", "output")];
 
 /// The first path segment after each `crate::` in `text`, and every first segment of a
 /// `crate::{...}` group.
@@ -81,7 +77,7 @@ fn no_stage_reaches_forward() {
                 .iter()
                 .position(|s| *s == used)
                 .is_some_and(|u| u > pos);
-            if later && !KNOWN.contains(&(rel, used)) {
+            if later {
                 forward.push(format!("{rel} uses {used}"));
             }
         }

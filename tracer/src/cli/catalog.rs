@@ -17,7 +17,7 @@ use crate::model::{
 pub fn parse_roles(names: &[String]) -> Result<Vec<Role>> {
     names
         .iter()
-        .map(|r| r.parse::<Role>().map_err(anyhow::Error::msg))
+        .map(|r| r.parse::<Role>().map_err(anyhow::Error::new))
         .collect()
 }
 

@@ -64,7 +64,7 @@ pub fn run_ports(args: PortsArgs) -> Result<ExitCode> {
         offline: args.offline,
         include_optional: args.include_optional,
     };
-    let text = render(&req, args.format).map_err(anyhow::Error::msg)?;
+    let text = render(&req, args.format)?;
     write_stdout(&text)
 }
 

@@ -64,7 +64,7 @@ pub fn explain(inp: &Inputs, d: &DroppedFlow) -> Option<DropCause> {
     Some(DropCause {
         rule: outcome.deciding.as_ref().map(RuleInfo::of),
         zone: hit.as_ref().map(|h| h.zone.clone()),
-        binding: hit.map(|h| h.binding),
+        binding: hit.map(|h| h.binding.to_string()),
         element,
         fix,
     })

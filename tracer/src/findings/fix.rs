@@ -5,27 +5,19 @@
 //! without it), an accepting rule before it, in iptables-nft syntax for iptables' tables and in
 //! nft syntax otherwise.
 
-use super::{
-    Inputs,
-    zones::{self, ZoneHit},
-};
-use crate::{
-    model::{
-        catalog::{Component, PortRange, Role},
-        firewalld::Permanent,
-        nft::{Family, Outcome, Packet, RuleRef},
+use super::Inputs;
+use crate::model::{
+    catalog::{Component, Role},
+    firewalld::{
+        Permanent, ZoneBinding,
+        change::{Change, Opening, Tool, ZoneAddition},
+        zone_in_chain, zone_of,
     },
-    output::ports::{add_kind, service_name},
+    nft::{Family, Outcome, Packet, RuleRef},
 };
 
-/// How firewalld configuration is changed on this node.
-pub enum Tool {
-    /// firewalld runs: permanent change, then reload.
-    Online,
-    /// Configured but not running: change the files; they apply when it starts.
-    Offline,
-}
-
+/// How firewalld's configuration is changed on this node: `firewall-cmd` while firewalld runs,
+/// `firewall-offline-cmd` when it is configured but not running; `None` without firewalld.
 pub fn tool(inp: &Inputs) -> Option<Tool> {
     match (inp.runtime, inp.permanent) {
         (Some(_), _) => Some(Tool::Online),
@@ -34,44 +26,11 @@ pub fn tool(inp: &Inputs) -> Option<Tool> {
     }
 }
 
-/// `firewall-cmd --permanent ARGS` or `firewall-offline-cmd ARGS`, then what applies it.
-pub fn firewalld(tool: &Tool, args: &[String]) -> Vec<String> {
-    let args = args.join(" ");
-    match tool {
-        Tool::Online => vec![
-            format!("firewall-cmd --permanent {args}"),
-            "firewall-cmd --reload".into(),
-        ],
-        Tool::Offline => vec![format!("firewall-offline-cmd {args}")],
-    }
-}
-
 /// The zone whose interface binding covers the cluster NIC: where pod and service CIDRs and
 /// cluster ports belong.
 pub fn cluster_zone(inp: &Inputs, permanent: &Permanent) -> Option<String> {
     let nic = inp.cluster_addrs().into_iter().next()?;
-    Some(permanent.zone_for(&nic.iface, nic.peer()).0)
-}
-
-/// Whether `accepted` (as [`PortProto`] prints it: `6443/tcp`, `2379-2380/tcp`, or a whole
-/// protocol such as `vrrp`) lets in `spec` (a port, range or protocol in the same form).
-fn port_in(spec: &str, accepted: &str) -> bool {
-    let (Some((p, proto)), Some((ap, aproto))) = (spec.split_once('/'), accepted.split_once('/'))
-    else {
-        return spec == accepted;
-    };
-    match (p.parse::<PortRange>(), ap.parse::<PortRange>()) {
-        (Ok(r), Ok(a)) => proto == aproto && a.contains(r.lo) && a.contains(r.hi),
-        _ => false,
-    }
-}
-
-/// Whether zone `zone` lets `port` in, by its own ports and protocols or its services'.
-fn zone_allows(permanent: &Permanent, zone: &str, port: &str) -> bool {
-    permanent
-        .zone_accepts(zone)
-        .iter()
-        .any(|(pp, _)| port_in(port, &pp.to_string()))
+    Some(permanent.zone_for(&nic.iface, nic.peer()).zone)
 }
 
 /// What a refused packet's evaluation blames: the zone (when firewalld's rules saw the
@@ -84,18 +43,18 @@ pub fn blame(
     port: &str,
     pkt: &Packet,
     outcome: &Outcome,
-) -> (Option<ZoneHit>, Option<String>, Vec<String>) {
+) -> (Option<ZoneBinding>, Option<String>, Vec<String>) {
     let outside = outcome
         .deciding
         .as_ref()
         .filter(|r| inp.permanent.is_some() && !is_firewalld_rule(r));
-    let hit = zones::zone_of(outcome, pkt, inp.permanent)
+    let hit = zone_of(outcome, pkt, inp.permanent)
         .filter(|_| outside.is_none() || outcome.trail.iter().any(is_firewalld_rule));
     // With firewalld's permanent configuration, `zone_of` always names a zone, and the
     // filter above keeps it when no rule outside firewalld decided.
     let (element, fix) = match (inp.permanent.zip(tool(inp)), &hit) {
         (Some((permanent, tool)), Some(hit)) if outside.is_none() => {
-            for_rejected_flow(inp, permanent, &tool, component, port, pkt, hit)
+            for_rejected_flow(inp, permanent, tool, component, port, pkt, hit)
         }
         // A rule outside firewalld, or no firewalld: the deciding rule is the element.
         _ => outcome
@@ -112,11 +71,11 @@ pub fn blame(
 fn for_rejected_flow(
     inp: &Inputs,
     permanent: &Permanent,
-    tool: &Tool,
+    tool: Tool,
     component: Option<&Component>,
     port: &str,
     pkt: &Packet,
-    hit: &ZoneHit,
+    hit: &ZoneBinding,
 ) -> (Option<String>, Vec<String>) {
     let pod_cidr = inp.pod_cidrs().into_iter().find(|c| c.contains(pkt.saddr));
     // Pod traffic is let in by the pod CIDR being a source of the cluster's zone.
@@ -128,10 +87,7 @@ fn for_rejected_flow(
                 Some(format!(
                     "the pod CIDR {cidr} is not a source of zone {target}"
                 )),
-                firewalld(
-                    tool,
-                    &[format!("--zone={target}"), format!("--add-source={cidr}")],
-                ),
+                tool.commands(&[Change::zone(target, ZoneAddition::Source(cidr.to_string()))]),
             );
         }
     }
@@ -139,11 +95,11 @@ fn for_rejected_flow(
         let zone = &hit.zone;
         return (
             Some(format!("zone {zone} does not forward this pod traffic")),
-            firewalld(tool, &[format!("--zone={zone}"), "--add-forward".into()]),
+            tool.commands(&[Change::zone(zone, ZoneAddition::Forward)]),
         );
     };
     let zone = &hit.zone;
-    if zone_allows(permanent, zone, port) {
+    if permanent.zone_allows(zone, port) {
         // Allowed by the zone and still refused: something else decides (a rich rule, a
         // rule of another table). The deciding rule in the finding is the element.
         return (
@@ -153,7 +109,6 @@ fn for_rejected_flow(
             Vec::new(),
         );
     }
-    let what = add_kind(port);
     let spec = component
         .port_specs()
         .into_iter()
@@ -170,23 +125,23 @@ fn for_rejected_flow(
             .roles
             .iter()
             .filter(|r| **r != Role::External && component.to.contains(r))
-            .map(|r| service_name(inp.catalog, *r))
+            .map(|r| inp.catalog.profile.service_name(*r))
             .find(|s| zone_services.contains(s))
     {
         return (
             Some(format!("service {svc} of zone {zone} lacks {spec}")),
-            firewalld(
-                tool,
-                &[format!("--service={svc}"), format!("--add-{what}={spec}")],
-            ),
+            tool.commands(&[Change::OpenInService {
+                service: svc,
+                opening: Opening::from_spec(&spec),
+            }]),
         );
     }
     (
         Some(format!("zone {zone} lacks {spec}")),
-        firewalld(
-            tool,
-            &[format!("--zone={zone}"), format!("--add-{what}={spec}")],
-        ),
+        tool.commands(&[Change::zone(
+            zone,
+            ZoneAddition::Open(Opening::from_spec(&spec)),
+        )]),
     )
 }
 
@@ -194,7 +149,7 @@ fn for_rejected_flow(
 /// firewalld's configuration changes it.
 fn is_firewalld_rule(rule: &RuleRef) -> bool {
     (rule.family == Family::Inet && rule.table == "firewalld")
-        || zones::zone_in_chain(&rule.chain).is_some()
+        || zone_in_chain(&rule.chain).is_some()
 }
 
 /// iptables' tables, as iptables-nft creates them in nftables.
@@ -267,54 +222,4 @@ fn outside_firewalld(inp: &Inputs, port: &str, rule: &RuleRef) -> (Option<String
                 .into(),
         ],
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{port_in, zone_allows};
-    use crate::model::firewalld::{Permanent, PortProto, Service, Zone};
-
-    #[test]
-    fn ports_and_ranges() {
-        assert!(port_in("4789/udp", "4789/udp"));
-        assert!(!port_in("4789/udp", "4789/tcp"));
-        assert!(port_in("10250/tcp", "10000-30000/tcp"));
-        assert!(port_in("2379-2380/tcp", "2379-2380/tcp"));
-        assert!(!port_in("2379-2381/tcp", "2379-2380/tcp"));
-        assert!(port_in("vrrp", "vrrp"));
-    }
-
-    #[test]
-    fn a_zone_with_a_whole_protocol_accepts_it() {
-        let mut p = Permanent::default();
-        p.zones.insert(
-            "public".into(),
-            Zone {
-                name: "public".into(),
-                ports: vec![PortProto::new("10000-30000", "tcp")],
-                protocols: vec!["vrrp".into()],
-                services: vec!["overlay".into()],
-                ..Zone::default()
-            },
-        );
-        p.services.insert(
-            "overlay".into(),
-            Service {
-                name: "overlay".into(),
-                ports: vec![PortProto::new("4789", "udp")],
-                protocols: vec!["gre".into()],
-                ..Service::default()
-            },
-        );
-        for allowed in ["vrrp", "gre", "4789/udp", "10250/tcp"] {
-            assert!(zone_allows(&p, "public", allowed), "{allowed}");
-        }
-        for refused in ["esp", "4789/tcp", "8472/udp", "9999-10000/tcp"] {
-            assert!(!zone_allows(&p, "public", refused), "{refused}");
-        }
-        assert!(
-            !zone_allows(&p, "trusted", "vrrp"),
-            "an unknown zone accepts nothing"
-        );
-    }
 }

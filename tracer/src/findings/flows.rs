@@ -230,7 +230,7 @@ fn finding(
     let (hit, element, commands) = fix::blame(inp, flow.component, &flow.port, pkt, outcome);
     if let Some(hit) = &hit {
         f.zone = Some(hit.zone.clone());
-        f.binding = Some(hit.binding.clone());
+        f.binding = Some(hit.binding.to_string());
     }
     // No fix for a verdict tracer cannot tell (accepted flows have no finding: see `check`).
     if matches!(outcome.verdict, Verdict::Unknown(_)) {

@@ -8,7 +8,6 @@ pub mod drops;
 mod fix;
 mod flows;
 mod settings;
-mod zones;
 
 use serde::{Deserialize, Serialize};
 

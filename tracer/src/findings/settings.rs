@@ -4,7 +4,14 @@
 //! the overlay's MTU against its underlay's, and IP forwarding.
 
 use super::{Diagnosis, Finding, Inputs, Severity, fix};
-use crate::model::{catalog::OverlayKind, firewalld::drift, iptables::Mode};
+use crate::model::{
+    catalog::OverlayKind,
+    firewalld::{
+        change::{Change, RELOAD, RUNTIME_TO_PERMANENT, ZoneAddition},
+        drift,
+    },
+    iptables::Mode,
+};
 
 pub fn check(inp: &Inputs, d: &mut Diagnosis) {
     backend(inp, d);
@@ -92,10 +99,7 @@ fn zone_settings(inp: &Inputs, d: &mut Diagnosis) {
         f.zone = Some(zone.clone());
         f.iface = iface.clone();
         f.element = Some("masquerade: no".into());
-        f.fix = fix::firewalld(
-            &tool,
-            &[format!("--zone={zone}"), "--add-masquerade".into()],
-        );
+        f.fix = tool.commands(&[Change::zone(&zone, ZoneAddition::Masquerade)]);
         d.findings.push(f);
     }
     if !inp.roles.iter().any(|r| style.sources.contains(r)) {
@@ -132,10 +136,7 @@ fn zone_settings(inp: &Inputs, d: &mut Diagnosis) {
                 z.sources.join(" ")
             }
         ));
-        f.fix = fix::firewalld(
-            &tool,
-            &[format!("--zone={zone}"), format!("--add-source={cidr}")],
-        );
+        f.fix = tool.commands(&[Change::zone(&zone, ZoneAddition::Source(cidr.to_string()))]);
         d.findings.push(f);
     }
 }
@@ -153,7 +154,7 @@ fn runtime_drift(inp: &Inputs, d: &mut Diagnosis) {
                 format!("{what} in zone {} exists only at runtime", dr.zone),
                 "It was added without --permanent: a reload or a reboot removes it.",
             );
-            f.fix = vec!["firewall-cmd --runtime-to-permanent".into()];
+            f.fix = vec![RUNTIME_TO_PERMANENT.into()];
             f
         } else {
             let mut f = Finding::new(
@@ -165,7 +166,7 @@ fn runtime_drift(inp: &Inputs, d: &mut Diagnosis) {
                 ),
                 "A permanent change waits for a reload.",
             );
-            f.fix = vec!["firewall-cmd --reload".into()];
+            f.fix = vec![RELOAD.into()];
             f
         };
         f.zone = Some(dr.zone.clone());

@@ -30,8 +30,42 @@ pub struct ClusterConfig {
     pub iface: Option<String>,
 }
 
-/// The configuration found below `root`, and what could not be read (file:line: message).
-pub fn read(root: &Path) -> (Option<ClusterConfig>, Vec<String>) {
+/// A configuration file that cannot be used. Each names the file, and the line and column when
+/// the YAML parser gives them.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The file exists but cannot be read.
+    #[error("{}: {error}", file.display())]
+    Read {
+        file: PathBuf,
+        error: std::io::Error,
+    },
+    /// The file is not YAML.
+    #[error("{}:{line}:{column}: {error}", file.display())]
+    Yaml {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        error: serde_yaml::Error,
+    },
+    /// The file is not YAML, at no particular place.
+    #[error("{}: {error}", file.display())]
+    YamlUnlocated {
+        file: PathBuf,
+        error: serde_yaml::Error,
+    },
+    /// A CIDR setting holds something else.
+    #[error("{}: {what} {value:?} is not a CIDR", file.display())]
+    NotCidr {
+        file: PathBuf,
+        /// The setting: `podCIDR`, `cluster-cidr`...
+        what: &'static str,
+        value: String,
+    },
+}
+
+/// The configuration found below `root`, and what could not be read.
+pub fn read(root: &Path) -> (Option<ClusterConfig>, Vec<ClusterError>) {
     let mut problems = Vec::new();
     for (rel, dist) in [
         (K0S_CONFIG, Distribution::K0s),
@@ -41,8 +75,8 @@ pub fn read(root: &Path) -> (Option<ClusterConfig>, Vec<String>) {
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                problems.push(format!("{}: {e}", file.display()));
+            Err(error) => {
+                problems.push(ClusterError::Read { file, error });
                 continue;
             }
         };
@@ -54,18 +88,29 @@ pub fn read(root: &Path) -> (Option<ClusterConfig>, Vec<String>) {
     (None, problems)
 }
 
-fn parse(dist: Distribution, file: &Path, text: &str) -> Result<ClusterConfig, String> {
+fn parse(dist: Distribution, file: &Path, text: &str) -> Result<ClusterConfig, ClusterError> {
     let doc: Value = if text.trim().is_empty() {
         Value::Null
     } else {
-        serde_yaml::from_str(text).map_err(|e| match e.location() {
-            Some(l) => format!("{}:{}:{}: {e}", file.display(), l.line(), l.column()),
-            None => format!("{}: {e}", file.display()),
+        serde_yaml::from_str(text).map_err(|error| match error.location() {
+            Some(l) => ClusterError::Yaml {
+                file: file.to_path_buf(),
+                line: l.line(),
+                column: l.column(),
+                error,
+            },
+            None => ClusterError::YamlUnlocated {
+                file: file.to_path_buf(),
+                error,
+            },
         })?
     };
-    let bad =
-        |what: &str, value: &str| format!("{}: {what} {value:?} is not a CIDR", file.display());
-    let cidrs = |what: &str, list: &str| -> Result<Vec<Cidr>, String> {
+    let bad = |what: &'static str, value: &str| ClusterError::NotCidr {
+        file: file.to_path_buf(),
+        what,
+        value: value.to_string(),
+    };
+    let cidrs = |what: &'static str, list: &str| -> Result<Vec<Cidr>, ClusterError> {
         list.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -166,6 +211,9 @@ mod tests {
         let dir = tree(K0S_CONFIG, "spec:\n  network:\n    provider: [calico\n");
         let (cfg, problems) = read(dir.path());
         assert!(cfg.is_none());
-        assert!(problems[0].contains("k0s.yaml:"), "{problems:?}");
+        assert!(
+            problems[0].to_string().contains("k0s.yaml:"),
+            "{problems:?}"
+        );
     }
 }

@@ -4,12 +4,12 @@
 
 use std::{
     collections::BTreeMap,
-    ffi::CStr,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     process::Command,
 };
 
 use super::{ifaces::Interface, net::Cidr};
+use crate::sys::ifaddrs;
 
 /// An address of an interface, with its prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,54 +49,17 @@ impl IfAddr {
     }
 }
 
-/// Every IPv4 and IPv6 address of the namespace's interfaces.
+/// Every IPv4 and IPv6 address of the namespace's interfaces; none when they cannot be read.
 pub fn addresses() -> Vec<IfAddr> {
-    let mut out = Vec::new();
-    // SAFETY: getifaddrs returns a list we walk and free; every pointer is checked.
-    unsafe {
-        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut head) != 0 {
-            return out;
-        }
-        let mut p = head;
-        while !p.is_null() {
-            let ifa = &*p;
-            p = ifa.ifa_next;
-            if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() {
-                continue;
-            }
-            let name = CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
-            match (*ifa.ifa_addr).sa_family as i32 {
-                libc::AF_INET => {
-                    let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
-                    out.push(IfAddr {
-                        iface: name,
-                        addr: IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))),
-                        prefix: u32::from_be(m.sin_addr.s_addr).count_ones() as u8,
-                    });
-                }
-                libc::AF_INET6 => {
-                    let a = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in6);
-                    let prefix = m
-                        .sin6_addr
-                        .s6_addr
-                        .iter()
-                        .map(|b| b.count_ones())
-                        .sum::<u32>() as u8;
-                    out.push(IfAddr {
-                        iface: name,
-                        addr: IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)),
-                        prefix,
-                    });
-                }
-                _ => {}
-            }
-        }
-        libc::freeifaddrs(head);
-    }
-    out
+    ifaddrs::addresses()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| IfAddr {
+            iface: a.iface,
+            addr: a.addr,
+            prefix: a.prefix,
+        })
+        .collect()
 }
 
 /// An IPv4 sysctl under /proc/sys/net/ipv4, as an integer.

@@ -9,7 +9,7 @@ use super::{
     cluster::{self, ClusterConfig},
     firewalld::{self, Permanent, Runtime},
     iptables::IptablesState,
-    nft::{Family, Ruleset, SavedRules},
+    nft::{Family, Ruleset, RulesetError, SavedRules},
     node::NodeFacts,
 };
 
@@ -25,10 +25,24 @@ pub struct RulesetFiles {
     pub ipset_save: Option<PathBuf>,
 }
 
+/// Why no ruleset was read.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    /// The ruleset file cannot be read.
+    #[error("{}: {error}", file.display())]
+    Read {
+        file: PathBuf,
+        error: std::io::Error,
+    },
+    /// The ruleset does not parse, or `nft` cannot list it.
+    #[error(transparent)]
+    Ruleset(#[from] RulesetError),
+}
+
 impl RulesetFiles {
     /// The ruleset, with the save files' xt arguments; an unreadable save file is a problem
     /// line, and its family's xt matches stay unknown.
-    fn read(&self, problems: &mut Vec<String>) -> Result<Ruleset, String> {
+    fn read(&self, problems: &mut Vec<String>) -> Result<Ruleset, ViewError> {
         let mut saved = SavedRules::default();
         let mut text_of = |file: &Option<PathBuf>| {
             let file = file.as_ref()?;
@@ -48,8 +62,11 @@ impl RulesetFiles {
             saved.add_ipsets(&text);
         }
         let origin = self.nft_json.display().to_string();
-        let text = std::fs::read_to_string(&self.nft_json).map_err(|e| format!("{origin}: {e}"))?;
-        Ruleset::from_json_with_saved(&text, &origin, &saved).map_err(|e| e.to_string())
+        let text = std::fs::read_to_string(&self.nft_json).map_err(|error| ViewError::Read {
+            file: self.nft_json.clone(),
+            error,
+        })?;
+        Ok(Ruleset::from_json_with_saved(&text, &origin, &saved)?)
     }
 }
 
@@ -75,7 +92,7 @@ impl NodeView {
         let mut sources = Vec::new();
 
         let (cluster, cluster_problems) = cluster::read(root);
-        problems.extend(cluster_problems);
+        problems.extend(cluster_problems.iter().map(ToString::to_string));
         if let Some(c) = &cluster {
             sources.push(format!("{}: provider {}", c.file.display(), c.provider));
         }
@@ -106,7 +123,7 @@ impl NodeView {
 
         let ruleset = match ruleset_files {
             Some(files) => files.read(&mut problems),
-            None => Ruleset::read_live().map_err(|e| e.to_string()),
+            None => Ruleset::read_live().map_err(ViewError::from),
         };
         let ruleset = match ruleset {
             Ok(rs) => {

@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::model::catalog::{Catalog, Component, Role};
+use crate::model::{
+    catalog::{Catalog, Component, Role},
+    firewalld::change::{Change, Opening, Tool, ZoneAddition},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PortsFormat {
@@ -70,18 +73,20 @@ impl PortsRequest<'_> {
     }
 }
 
-/// The firewalld service name for a role of a profile: `k0s-worker`, `k3s-server`.
-pub fn service_name(catalog: &Catalog, role: Role) -> String {
-    let p = &catalog.profile;
-    let dist = if p.distribution == "any" {
-        "kubernetes"
-    } else {
-        p.distribution.as_str()
-    };
-    format!("{dist}-{}", p.role_name(role))
+/// A format that cannot be printed for the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortsError {
+    /// The format is per role and no role was given.
+    #[error("--format {0} needs --role (controller or worker; k3s: server or agent)")]
+    NeedsRole(&'static str),
+    /// A service file is for one role.
+    #[error(
+        "firewalld-xml writes one service file: ask for one --role at a time (a node with both roles enables both services)"
+    )]
+    OneRoleAtATime,
 }
 
-pub fn render(req: &PortsRequest, format: PortsFormat) -> Result<String, String> {
+pub fn render(req: &PortsRequest, format: PortsFormat) -> Result<String, PortsError> {
     match format {
         PortsFormat::Table => Ok(table(req)),
         PortsFormat::Json => Ok(json(req)),
@@ -92,18 +97,16 @@ pub fn render(req: &PortsRequest, format: PortsFormat) -> Result<String, String>
         PortsFormat::FirewalldXml => {
             need_roles(req, "firewalld-xml")?;
             if req.roles.len() > 1 {
-                return Err("firewalld-xml writes one service file: ask for one --role at a time (a node with both roles enables both services)".into());
+                return Err(PortsError::OneRoleAtATime);
             }
             Ok(service_xml(req, req.roles[0]))
         }
     }
 }
 
-fn need_roles(req: &PortsRequest, format: &str) -> Result<(), String> {
+fn need_roles(req: &PortsRequest, format: &'static str) -> Result<(), PortsError> {
     if req.roles.is_empty() {
-        return Err(format!(
-            "--format {format} needs --role (controller or worker; k3s: server or agent)"
-        ));
+        return Err(PortsError::NeedsRole(format));
     }
     Ok(())
 }
@@ -189,11 +192,7 @@ fn json(req: &PortsRequest) -> String {
     let doc = Doc {
         profile: &p.name,
         roles: names(&req.roles),
-        services: req
-            .roles
-            .iter()
-            .map(|r| service_name(req.catalog, *r))
-            .collect(),
+        services: req.roles.iter().map(|r| p.service_name(*r)).collect(),
         zone: req.zone(),
         masquerade: req.needs_masquerade(),
         sources: req.sources(),
@@ -215,7 +214,7 @@ fn json(req: &PortsRequest) -> String {
 
 fn service_xml(req: &PortsRequest, role: Role) -> String {
     let p = &req.catalog.profile;
-    let name = service_name(req.catalog, role);
+    let name = p.service_name(role);
     let mut s = String::new();
     s.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     let _ = writeln!(
@@ -256,38 +255,22 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./:=+,".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-/// What firewall-cmd adds for a port spec: `--add-port` for `8472/udp`, `--add-protocol` for
-/// a bare protocol such as `vrrp`.
-pub(crate) fn add_kind(spec: &str) -> &'static str {
-    if spec.contains('/') {
-        "port"
-    } else {
-        "protocol"
-    }
-}
-
 fn firewall_cmd(req: &PortsRequest) -> String {
     let p = &req.catalog.profile;
-    let (tool, permanent) = if req.offline {
-        ("firewall-offline-cmd", "")
+    let tool = if req.offline {
+        Tool::Offline
     } else {
-        ("firewall-cmd", " --permanent")
+        Tool::Online
     };
-    let zone = req
-        .zone()
-        .map(|z| format!(" --zone={}", shell_quote(z)))
-        .unwrap_or_default();
+    let zone = req.zone().map(str::to_string);
+    let to_zone = |addition| Change::AddToZone {
+        zone: zone.clone(),
+        addition,
+    };
     let mut s = String::new();
+    let cmd = |s: &mut String, change: Change| {
+        let _ = writeln!(s, "{}", tool.command(&change));
+    };
     let _ = writeln!(
         s,
         "# Profile {}: what a {} node must accept ({}).",
@@ -297,52 +280,68 @@ fn firewall_cmd(req: &PortsRequest) -> String {
     );
     if p.firewalld.services {
         for role in &req.roles {
-            let name = service_name(req.catalog, *role);
+            let name = p.service_name(*role);
             let _ = writeln!(
                 s,
                 "# The {name} service (skip --new-service if it exists already):"
             );
-            let _ = writeln!(s, "{tool}{permanent} --new-service={name}");
-            let _ = writeln!(s, "{tool}{permanent} --service={name} --set-short={name}");
-            let desc = format!("{} ({} node)", p.firewalld.description, p.role_name(*role));
-            let _ = writeln!(
-                s,
-                "{tool}{permanent} --service={name} --set-description={}",
-                shell_quote(&desc)
+            cmd(&mut s, Change::NewService(name.clone()));
+            cmd(
+                &mut s,
+                Change::SetShort {
+                    service: name.clone(),
+                    short: name.clone(),
+                },
+            );
+            cmd(
+                &mut s,
+                Change::SetDescription {
+                    service: name.clone(),
+                    description: format!(
+                        "{} ({} node)",
+                        p.firewalld.description,
+                        p.role_name(*role)
+                    ),
+                },
             );
             for c in req.components_for(&[*role]) {
                 for spec in c.port_specs() {
-                    let what = add_kind(&spec);
-                    let _ = writeln!(s, "{tool}{permanent} --service={name} --add-{what}={spec}");
+                    cmd(
+                        &mut s,
+                        Change::OpenInService {
+                            service: name.clone(),
+                            opening: Opening::from_spec(&spec),
+                        },
+                    );
                 }
             }
         }
         for role in &req.roles {
-            let _ = writeln!(
-                s,
-                "{tool}{permanent}{zone} --add-service={}",
-                service_name(req.catalog, *role)
+            cmd(
+                &mut s,
+                to_zone(ZoneAddition::Service(p.service_name(*role))),
             );
         }
     } else {
         for c in req.components() {
             for spec in c.port_specs() {
-                let what = add_kind(&spec);
-                let _ = writeln!(s, "{tool}{permanent}{zone} --add-{what}={spec}");
+                cmd(
+                    &mut s,
+                    to_zone(ZoneAddition::Open(Opening::from_spec(&spec))),
+                );
             }
         }
     }
     if req.needs_masquerade() {
-        let _ = writeln!(s, "{tool}{permanent}{zone} --add-masquerade");
+        cmd(&mut s, to_zone(ZoneAddition::Masquerade));
     }
     for src in req.sources() {
-        let _ = writeln!(s, "{tool}{permanent}{zone} --add-source={src}");
+        cmd(&mut s, to_zone(ZoneAddition::Source(src)));
     }
-    if req.offline {
-        let _ = writeln!(s, "systemctl reload firewalld");
-    } else {
-        let _ = writeln!(s, "firewall-cmd --reload");
-    }
+    // firewall-offline-cmd's changes apply when firewalld starts; the reload is for a
+    // firewalld that runs after all.
+    let apply = tool.apply().unwrap_or("systemctl reload firewalld");
+    let _ = writeln!(s, "{apply}");
     s
 }
 

@@ -20,12 +20,11 @@ pub fn class_table(components: &[Component]) -> Result<ClassTable, CatalogError>
     let mut table = ClassTable::new();
     let mut entries: Vec<Entry> = Vec::new();
     for c in components {
-        let class = table.add_class(&c.name).ok_or_else(|| {
-            CatalogError::Conflict(format!(
-                "too many classes: at most {} components with distinct names",
-                tracer_common::classes::MAX_CLASSES - 2
-            ))
-        })?;
+        let class = table
+            .add_class(&c.name)
+            .ok_or(CatalogError::TooManyClasses {
+                max: tracer_common::classes::MAX_CLASSES - 2,
+            })?;
         if c.overlay
             .as_ref()
             .is_some_and(|o| o.kind == OverlayKind::Vxlan)
@@ -84,8 +83,11 @@ pub fn class_table(components: &[Component]) -> Result<ClassTable, CatalogError>
 }
 
 fn conflict(a: &Component, b: &Component, what: &str) -> CatalogError {
-    CatalogError::Conflict(format!(
-        "{what} of component {:?} ({}) overlaps component {:?} ({}); give each port to one component, or nest one range inside the other",
-        a.name, a.origin, b.name, b.origin
-    ))
+    CatalogError::Overlap {
+        what: what.to_string(),
+        a: a.name.clone(),
+        a_origin: a.origin.clone(),
+        b: b.name.clone(),
+        b_origin: b.origin.clone(),
+    }
 }

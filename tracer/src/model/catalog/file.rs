@@ -4,29 +4,11 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Component, FirewalldStyle, Overlay, OverlayKind, PortRange, Profile, Protocol, Role};
+use super::{
+    CatalogError, Component, FirewalldStyle, Overlay, OverlayKind, PortRange, PortRangeError,
+    Problem, Profile, Protocol, Role,
+};
 use crate::model::net::Cidr;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("{file}:{line}:{column}: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{file}: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("unknown profile {name:?} (known profiles: {known})")]
-    UnknownProfile { name: String, known: String },
-    #[error("{0}")]
-    Conflict(String),
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -117,7 +99,7 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn error(&self, at: usize, message: impl Into<String>) -> CatalogError {
+    fn error(&self, at: usize, problem: impl Into<Problem>) -> CatalogError {
         let before = &self.text[..at.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
@@ -125,25 +107,25 @@ impl Source<'_> {
             file: self.file.to_string(),
             line,
             column,
-            message: message.into(),
+            problem: problem.into(),
         }
     }
 
     fn toml<T: for<'de> Deserialize<'de>>(&self) -> Result<T, CatalogError> {
         toml::from_str(self.text).map_err(|e| {
             let at = e.span().map_or(0, |s| s.start);
-            self.error(at, e.message().trim_end().to_string())
+            self.error(at, Problem::Toml(Box::new(e)))
         })
     }
 
-    fn parsed<T: std::str::FromStr<Err = E>, E: ToString>(
+    fn parsed<T: std::str::FromStr<Err = E>, E: Into<Problem>>(
         &self,
         value: &Spanned<String>,
     ) -> Result<T, CatalogError> {
         value
             .get_ref()
             .parse()
-            .map_err(|e: E| self.error(value.span().start, e.to_string()))
+            .map_err(|e: E| self.error(value.span().start, e))
     }
 }
 
@@ -163,7 +145,7 @@ pub fn parse_profile(file: &str, text: &str) -> Result<Profile, CatalogError> {
         other => {
             return Err(src.error(
                 fw.style.span().start,
-                format!("firewalld style {other:?}: use \"services\" or \"ports\""),
+                Problem::FirewalldStyle(other.to_string()),
             ));
         }
     };
@@ -193,7 +175,7 @@ pub fn parse_user_catalog(file: &str, text: &str) -> Result<Vec<Component>, Cata
     let src = Source { file, text };
     let raw: RawUserCatalog = src.toml()?;
     if raw.components.is_empty() {
-        return Err(src.error(0, "no [[component]] entries"));
+        return Err(src.error(0, Problem::NoComponents));
     }
     components(&src, raw.components, file)
 }
@@ -220,12 +202,7 @@ fn component(
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         || matches!(name.as_str(), "other" | "malformed")
     {
-        return Err(src.error(
-            raw.name.span().start,
-            format!(
-                "component name {name:?}: use letters, digits, '-' and '_' (\"other\" and \"malformed\" are reserved)"
-            ),
-        ));
+        return Err(src.error(raw.name.span().start, Problem::ComponentName(name)));
     }
     let proto_at = raw.protocol.span().start;
     let protocols = raw
@@ -245,21 +222,21 @@ fn component(
                 .into_iter()
                 .map(|p| match p {
                     PortSpec::Number(n) => u16::try_from(n)
-                        .map_err(|_| format!("{n} is not a port (1-65535)"))
+                        .map_err(|_| PortRangeError::OutOfRange(n))
                         .and_then(|n| n.to_string().parse::<PortRange>()),
                     PortSpec::Text(t) => t.parse::<PortRange>(),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| src.error(ports_at, e))?;
             if with_ports == 0 {
-                return Err(src.error(ports_at, format!("{name}: bare IP protocols take no ports")));
+                return Err(src.error(ports_at, Problem::PortsWithoutPortProtocol(name)));
             }
             ports
         }
         None => Vec::new(),
     };
     if with_ports > 0 && ports.is_empty() {
-        return Err(src.error(at, format!("{name}: tcp, udp and sctp need `ports`")));
+        return Err(src.error(at, Problem::MissingPorts(name)));
     }
     let roles = |list: &[Spanned<String>]| -> Result<Vec<Role>, CatalogError> {
         list.iter().map(|r| src.parsed::<Role, _>(r)).collect()
@@ -267,7 +244,7 @@ fn component(
     let from = roles(&raw.from)?;
     let to = roles(&raw.to)?;
     if to.is_empty() || to.contains(&Role::External) {
-        return Err(src.error(at, format!("{name}: `to` lists the node roles that run it")));
+        return Err(src.error(at, Problem::NoNodeRoles(name)));
     }
     let overlay = match raw.overlay {
         Some(o) => Some(Overlay {
@@ -275,10 +252,9 @@ fn component(
                 "vxlan" => OverlayKind::Vxlan,
                 "wireguard" => OverlayKind::Wireguard,
                 other => {
-                    return Err(src.error(
-                        o.kind.span().start,
-                        format!("overlay kind {other:?}: use \"vxlan\" or \"wireguard\""),
-                    ));
+                    return Err(
+                        src.error(o.kind.span().start, Problem::OverlayKind(other.to_string()))
+                    );
                 }
             },
             device: o.device,

@@ -4,6 +4,7 @@
 //! application ports with files of the same form (`--catalog FILE`).
 
 mod classes;
+mod errors;
 mod file;
 
 use std::{fmt, path::Path, str::FromStr};
@@ -11,7 +12,7 @@ use std::{fmt, path::Path, str::FromStr};
 use tracer_common::protocols;
 
 pub use classes::class_table;
-pub use file::CatalogError;
+pub use errors::{CatalogError, PortRangeError, Problem, ProtocolError, RoleError};
 
 use super::net::Cidr;
 
@@ -83,16 +84,14 @@ impl Role {
 }
 
 impl FromStr for Role {
-    type Err = String;
+    type Err = RoleError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "controller" | "server" | "control-plane" => Ok(Role::Controller),
             "worker" | "agent" => Ok(Role::Worker),
             "external" | "cli" | "client" => Ok(Role::External),
-            other => Err(format!(
-                "unknown role {other:?}: use controller (k3s: server), worker (k3s: agent) or external"
-            )),
+            other => Err(RoleError(other.to_string())),
         }
     }
 }
@@ -150,7 +149,7 @@ impl Protocol {
 }
 
 impl FromStr for Protocol {
-    type Err = String;
+    type Err = ProtocolError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().to_ascii_lowercase();
@@ -158,13 +157,9 @@ impl FromStr for Protocol {
             return Ok(Protocol::from_number(n));
         }
         match s.parse::<u8>() {
-            Ok(6) | Ok(17) | Ok(132) => {
-                Err(format!("protocol {s}: write tcp, udp or sctp, with ports"))
-            }
+            Ok(6) | Ok(17) | Ok(132) => Err(ProtocolError::PortProtocolByNumber(s)),
             Ok(n) => Ok(Protocol::Ip(n)),
-            Err(_) => Err(format!(
-                "unknown protocol {s:?}: use tcp, udp, sctp, an IP protocol name (vrrp, gre, esp, ipip...) or number"
-            )),
+            Err(_) => Err(ProtocolError::Unknown(s)),
         }
     }
 }
@@ -205,10 +200,10 @@ impl PortRange {
 }
 
 impl FromStr for PortRange {
-    type Err = String;
+    type Err = PortRangeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?} is not a port (1-65535) or a range such as 2379-2380");
+        let bad = || PortRangeError::Invalid(s.to_string());
         let (lo, hi) = match s.split_once('-') {
             Some((lo, hi)) => (lo, hi),
             None => (s, s),
@@ -328,6 +323,17 @@ impl Profile {
             ("k3s", Role::Worker) => "agent",
             (_, role) => role.as_str(),
         }
+    }
+
+    /// The firewalld service the distribution's guide defines for a role: `k0s-worker`,
+    /// `k3s-server` (`kubernetes-worker` for the generic profile).
+    pub fn service_name(&self, role: Role) -> String {
+        let dist = if self.distribution == "any" {
+            "kubernetes"
+        } else {
+            self.distribution.as_str()
+        };
+        format!("{dist}-{}", self.role_name(role))
     }
 
     /// The names of several roles, as `role_name` gives them, joined with `sep`.

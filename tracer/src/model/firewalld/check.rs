@@ -11,24 +11,48 @@ use crate::model::net::Cidr;
 /// longest chain firewalld builds is `POST_<zone>_allow` (`max_zone_name_len()`).
 pub const MAX_ZONE_NAME: usize = 17;
 
+/// A value firewalld's readers refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("protocol {0:?} is not one of tcp, udp, sctp, dccp")]
+    PortProtocol(String),
+    #[error("protocol number {0} is above 255")]
+    ProtocolNumber(u32),
+    #[error("{0:?} is not a protocol")]
+    Protocol(String),
+    #[error("{0:?} is not a port number")]
+    PortNumber(String),
+    /// A number above 65535 in the port spec.
+    #[error("port number in {0:?} is too big")]
+    PortTooBig(String),
+    #[error("{0:?} is not a valid port or port range")]
+    Port(String),
+    #[error("{0:?} is not an IP address, network or MAC address")]
+    SourceAddress(String),
+    #[error("name can't be empty")]
+    EmptyName,
+    #[error("{c:?} is not allowed in name {name:?}")]
+    NameCharacter { c: char, name: String },
+    #[error("zone name {name:?} has {length} characters, at most {MAX_ZONE_NAME} are allowed")]
+    ZoneNameLength { name: String, length: usize },
+}
+
 /// Protocols a `<port>`/`<source-port>`/`<forward-port>` may name (`check_tcpudp`).
-pub fn check_port_proto(proto: &str) -> Result<(), String> {
+pub fn check_port_proto(proto: &str) -> Result<(), ValueError> {
     match proto {
         "tcp" | "udp" | "sctp" | "dccp" => Ok(()),
-        _ => Err(format!(
-            "protocol {proto:?} is not one of tcp, udp, sctp, dccp"
-        )),
+        _ => Err(ValueError::PortProtocol(proto.to_string())),
     }
 }
 
 /// An IP protocol for `<protocol value=...>`: a number 0-255 or a name. firewalld looks names
 /// up in /etc/protocols; this only checks that it looks like one.
-pub fn check_protocol(proto: &str) -> Result<(), String> {
+pub fn check_protocol(proto: &str) -> Result<(), ValueError> {
     if let Ok(n) = proto.parse::<u32>() {
         return if n <= 255 {
             Ok(())
         } else {
-            Err(format!("protocol number {n} is above 255"))
+            Err(ValueError::ProtocolNumber(n))
         };
     }
     if !proto.is_empty()
@@ -38,20 +62,20 @@ pub fn check_protocol(proto: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!("{proto:?} is not a protocol"))
+        Err(ValueError::Protocol(proto.to_string()))
     }
 }
 
 /// A port spec as firewalld's `getPortRange` reads it: `N`, `N-M` (in either order) or a
 /// service name from /etc/services. Returns (low, high) for numbers, `None` for a name (which
 /// firewalld resolves on its host; the model keeps the name).
-fn port_range(port: &str) -> Result<Option<(u32, u32)>, String> {
-    let num = |s: &str| -> Result<u32, String> {
+fn port_range(port: &str) -> Result<Option<(u32, u32)>, ValueError> {
+    let num = |s: &str| -> Result<u32, ValueError> {
         let n: u32 = s
             .parse()
-            .map_err(|_| format!("{s:?} is not a port number"))?;
+            .map_err(|_| ValueError::PortNumber(s.to_string()))?;
         if n > 65535 {
-            return Err(format!("port number in {port:?} is too big"));
+            return Err(ValueError::PortTooBig(port.to_string()));
         }
         Ok(n)
     };
@@ -77,7 +101,7 @@ fn port_range(port: &str) -> Result<Option<(u32, u32)>, String> {
     {
         return Ok(None);
     }
-    Err(format!("{port:?} is not a valid port or port range"))
+    Err(ValueError::Port(port.to_string()))
 }
 
 fn range_str((a, b): (u32, u32)) -> String {
@@ -90,7 +114,7 @@ fn range_str((a, b): (u32, u32)) -> String {
 
 /// Checks a port spec; on success returns it in firewalld's normal form (`portStr`:
 /// `90-80` becomes `80-90`, `22-22` becomes `22`; names are kept).
-pub fn normalize_port(port: &str) -> Result<String, String> {
+pub fn normalize_port(port: &str) -> Result<String, ValueError> {
     Ok(match port_range(port)? {
         Some(r) => range_str(r),
         None => port.trim().to_string(),
@@ -156,13 +180,11 @@ pub fn is_mac(s: &str) -> bool {
 
 /// A source address for a zone binding: IPv4 with an optional `/len` or `/netmask`, IPv6 with
 /// an optional `/len`, or a MAC address (`checkIPnMask`, `checkIP6nMask`, `check_mac`).
-pub fn check_source_address(s: &str) -> Result<(), String> {
+pub fn check_source_address(s: &str) -> Result<(), ValueError> {
     if is_mac(s) || parse_cidr(s).is_some() {
         Ok(())
     } else {
-        Err(format!(
-            "{s:?} is not an IP address, network or MAC address"
-        ))
+        Err(ValueError::SourceAddress(s.to_string()))
     }
 }
 
@@ -211,21 +233,24 @@ pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
 
 /// A zone or service name from its file name (`check_name`): letters, digits, `_`, `-`; zones
 /// at most [`MAX_ZONE_NAME`] characters.
-pub fn check_object_name(name: &str, is_zone: bool) -> Result<(), String> {
+pub fn check_object_name(name: &str, is_zone: bool) -> Result<(), ValueError> {
     if name.is_empty() {
-        return Err("name can't be empty".to_string());
+        return Err(ValueError::EmptyName);
     }
     if let Some(c) = name
         .chars()
         .find(|c| !c.is_alphanumeric() && !matches!(c, '_' | '-'))
     {
-        return Err(format!("{c:?} is not allowed in name {name:?}"));
+        return Err(ValueError::NameCharacter {
+            c,
+            name: name.to_string(),
+        });
     }
     if is_zone && name.chars().count() > MAX_ZONE_NAME {
-        return Err(format!(
-            "zone name {name:?} has {} characters, at most {MAX_ZONE_NAME} are allowed",
-            name.chars().count()
-        ));
+        return Err(ValueError::ZoneNameLength {
+            name: name.to_string(),
+            length: name.chars().count(),
+        });
     }
     Ok(())
 }

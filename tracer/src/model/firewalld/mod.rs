@@ -2,8 +2,10 @@
 //! files ([`read_permanent`]: what firewalld applies at start and after `--reload`), the runtime
 //! state read over D-Bus from a running firewalld ([`read_runtime`]), and the difference between
 //! the two ([`drift`]: runtime changes a reload would lose, and permanent changes not applied
-//! yet). [`Permanent::zone_for`] and [`Permanent::zone_accepts`] answer the two questions a
-//! diagnosis asks of a zone set: which zone handles this packet, and what does that zone let in.
+//! yet). The zone resolver ([`Permanent::zone_for`], [`zone_of`]: a [`ZoneBinding`]) and
+//! [`Permanent::zone_accepts`] answer the two questions a diagnosis asks of a zone set: which
+//! zone handles this packet and why, and what does that zone let in. [`change`] holds changes
+//! to the configuration as data, and the one renderer that spells them as commands.
 //!
 //! Written against firewalld 1.3.3 (Debian 12): its file readers (`firewall/core/io/zone.py`,
 //! `service.py`, `firewalld_conf.py`), its loader (`core/fw.py`), its nftables dispatch
@@ -11,10 +13,13 @@
 //! firewalld in the lab (see `tests/lab.rs`). Policies, ipsets, helpers, ICMP types and direct
 //! rules are not modelled.
 
+mod accepts;
+pub mod change;
 mod check;
 mod conf;
 mod drift;
 mod permanent;
+mod refusal;
 mod rich;
 mod runtime;
 mod select;
@@ -32,6 +37,7 @@ use serde::Serialize;
 pub use drift::drift;
 pub use permanent::read_permanent;
 pub use runtime::{RuntimeError, read_runtime, read_runtime_at};
+pub use select::{Binding, ZoneBinding, ZoneSource, zone_in_chain, zone_of};
 
 /// The zone firewalld falls back to when `DefaultZone` is absent (`config.FALLBACK_ZONE`).
 pub const FALLBACK_ZONE: &str = "public";
@@ -315,17 +321,6 @@ pub struct Drift {
     /// so it is not in force until a reload (`--permanent` without `--reload`). A target or a
     /// default zone that differs gives two entries, one each way.
     pub runtime_only: bool,
-}
-
-/// Why [`Permanent::zone_for`] picked its zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Binding {
-    /// A source of the zone (as written in the zone) contains the address.
-    Source(String),
-    /// The zone is bound to the interface (as written: `eth+` for a wildcard).
-    Interface(String),
-    /// Nothing bound: the default zone.
-    DefaultZone,
 }
 
 /// Where [`Permanent::zone_accepts`] found an accepted port or protocol.

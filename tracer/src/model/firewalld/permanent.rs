@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use super::check::{MAX_ZONE_NAME, check_object_name};
 use super::conf::read_conf;
-use super::xml::{Located, parse_service, parse_zone};
+use super::refusal::{Located, Position};
+use super::xml::{parse_service, parse_zone};
 use super::{Permanent, ReadProblem, Service, Zone};
 
 /// Reads ROOT/usr/lib/firewalld/{zones,services} then ROOT/etc/firewalld/{zones,services} (a
@@ -28,7 +29,7 @@ pub fn read_permanent(root: &Path) -> Permanent {
     let etc = root.join("etc/firewalld");
 
     let mut services: BTreeMap<String, Service> = BTreeMap::new();
-    let mut includes: Vec<(PathBuf, String, Located)> = Vec::new();
+    let mut includes: Vec<(PathBuf, String, Position)> = Vec::new();
     for dir in [usr.join("services"), etc.join("services")] {
         for (name, path) in xml_files(&dir, &mut problems) {
             if let Err(m) = check_object_name(&name, false) {
@@ -56,7 +57,7 @@ pub fn read_permanent(root: &Path) -> Permanent {
     }
 
     let mut zones: BTreeMap<String, Zone> = BTreeMap::new();
-    let mut refs: BTreeMap<String, Vec<(PathBuf, String, Located)>> = BTreeMap::new();
+    let mut refs: BTreeMap<String, ZoneRefs> = BTreeMap::new();
     let mut combined: BTreeMap<String, Zone> = BTreeMap::new();
     for (dir, is_etc) in [(usr.join("zones"), false), (etc.join("zones"), true)] {
         for (name, path) in xml_files(&dir, &mut problems) {
@@ -80,10 +81,10 @@ pub fn read_permanent(root: &Path) -> Permanent {
                 problems.push(located(
                     file,
                     Located {
-                        message: format!(
+                        at: *l,
+                        what: format!(
                             "zone {zone:?} uses service {svc:?}, which is not defined; firewalld refuses the configuration (INVALID_SERVICE: a reload fails and keeps the old rules, a start ends in state FAILED)"
                         ),
-                        ..l.clone()
                     },
                 ));
             }
@@ -94,8 +95,8 @@ pub fn read_permanent(root: &Path) -> Permanent {
             problems.push(located(
                 file,
                 Located {
-                    message: format!("includes service {svc:?}, which is not defined"),
-                    ..l.clone()
+                    at: *l,
+                    what: format!("includes service {svc:?}, which is not defined"),
                 },
             ));
         }
@@ -114,7 +115,7 @@ pub fn read_permanent(root: &Path) -> Permanent {
     }
 }
 
-type ZoneRefs = Vec<(PathBuf, String, Located)>;
+type ZoneRefs = Vec<(PathBuf, String, Position)>;
 
 fn read_zone(name: &str, path: &Path, problems: &mut Vec<ReadProblem>) -> Option<(Zone, ZoneRefs)> {
     if let Err(m) = check_object_name(name, true) {
@@ -242,20 +243,20 @@ fn read_text(path: &Path, problems: &mut Vec<ReadProblem>) -> Option<String> {
     }
 }
 
-fn at_file(path: &Path, message: String) -> ReadProblem {
+fn at_file(path: &Path, what: impl std::fmt::Display) -> ReadProblem {
     ReadProblem {
         file: path.to_path_buf(),
         line: None,
         column: None,
-        message,
+        message: what.to_string(),
     }
 }
 
-fn located(path: &Path, l: Located) -> ReadProblem {
+fn located(path: &Path, l: Located<impl std::fmt::Display>) -> ReadProblem {
     ReadProblem {
         file: path.to_path_buf(),
-        line: l.line,
-        column: l.column,
-        message: l.message,
+        line: Some(l.at.line),
+        column: Some(l.at.column),
+        message: l.what.to_string(),
     }
 }

@@ -8,6 +8,7 @@
 
 use roxmltree::Node;
 
+use super::refusal::Refusal;
 use super::xml::{Fail, check_zone_attrs};
 
 /// The canonical text of `rule`. `Ok(None)`: firewalld ignores this rule with a warning (bad
@@ -22,7 +23,7 @@ pub fn rule_string(rule: Node) -> Result<Option<String>, Fail> {
         Some(p) => p
             .trim()
             .parse()
-            .map_err(|_| Fail::at(rule, format!("rule priority {p:?} is not an integer")))?,
+            .map_err(|_| Fail::at(rule, Refusal::RulePriority(p.to_string())))?,
         None => 0,
     };
     let mut source = None;
@@ -53,10 +54,7 @@ pub fn rule_string(rule: Node) -> Result<Option<String>, Fail> {
                 } else if !a("ipset").is_empty() {
                     q("ipset")
                 } else {
-                    return Err(Fail::at(
-                        n,
-                        "rule source has no address, mac or ipset".into(),
-                    ));
+                    return Err(Fail::at(n, Refusal::RuleSourceEmpty));
                 };
                 source = Some(format!("source{not} {what}"));
             }
@@ -75,10 +73,7 @@ pub fn rule_string(rule: Node) -> Result<Option<String>, Fail> {
                 } else if !a("ipset").is_empty() {
                     q("ipset")
                 } else {
-                    return Err(Fail::at(
-                        n,
-                        "rule destination has no address or ipset".into(),
-                    ));
+                    return Err(Fail::at(n, Refusal::RuleDestinationEmpty));
                 };
                 destination = Some(format!("destination{not} {what}"));
             }

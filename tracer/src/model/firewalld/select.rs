@@ -1,5 +1,12 @@
-//! Questions asked of the permanent zone set: which zone handles a packet, and what a zone
-//! accepts.
+//! Which zone handles a packet, and why: the one zone resolver. Its answer is a
+//! [`ZoneBinding`], the zone and the [`Binding`] that chose it (a source, an interface, or the
+//! default zone). It answers two questions the same way:
+//!
+//! - from the permanent configuration ([`Permanent::zone_for`]): where firewalld would send
+//!   traffic from an address arriving on an interface;
+//! - from an nftables evaluation ([`zone_of`]): where the packet actually went, read from the
+//!   dispatch rule in the evaluation's trail, falling back to the configuration when the trail
+//!   shows none.
 //!
 //! Zone selection follows the dispatch chain firewalld 1.3.3 builds (`filter_INPUT_ZONES`,
 //! `core/nftables.py`), seen in the lab as:
@@ -20,13 +27,102 @@
 //! Interface rules are inserted at the top of the interface block, so among overlapping
 //! wildcards the last one bound wins; that order is not in the files, so an exact name is
 //! preferred here, then the longest wildcard.
+//!
+//! Three layouts of the dispatch exist in nftables:
+//!
+//! - 1.x: `filter_INPUT_ZONES` holds one `goto filter_IN_<zone>` per binding; the zone's
+//!   target is the last rule of the zone chain.
+//! - 2.0 to 2.4: one flat `filter_INPUT_POLICIES` chain; per binding, policy jumps, then
+//!   `jump filter_IN_<zone>`, then the zone's target as a rule with the same match.
+//! - 2.5 and later: `filter_INPUT_dispatch` jumps to `filter_IN_<zone>_to_HOST` (forward:
+//!   `filter_FWD_<in>_dispatch_stage2`, then `filter_FWD_<in>_to_<out>`), which ends in the target.
+//!
+//! In all of them the binding is the dispatch rule's match: a source address, an interface, or
+//! nothing for the default zone.
 
-use std::collections::BTreeSet;
+use std::fmt;
 use std::net::IpAddr;
 
-use super::check::{cidr_contains, source_cidr};
-use super::{Binding, Origin, Permanent, PortProto, Zone};
-use crate::model::net::Cidr;
+use serde::Serialize;
+
+use super::check::cidr_contains;
+use super::{Permanent, Zone};
+use crate::model::nft::{Outcome, Packet};
+
+/// The zone firewalld handles a packet in, and the binding that chose it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZoneBinding {
+    /// The zone's name.
+    pub zone: String,
+    /// Why this zone.
+    pub binding: Binding,
+}
+
+impl ZoneBinding {
+    fn new(zone: impl Into<String>, binding: Binding) -> Self {
+        ZoneBinding {
+            zone: zone.into(),
+            binding,
+        }
+    }
+}
+
+/// Why the resolver picked its zone. Displayed as a diagnosis prints it: `source
+/// 10.244.0.0/16`, `interface eth0`, `default zone`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Binding {
+    /// A source of the zone contains the address.
+    Source(ZoneSource),
+    /// The zone is bound to the interface (as written: `eth+` for a wildcard; from an
+    /// evaluation, the packet's input interface).
+    Interface(String),
+    /// Nothing bound: the default zone.
+    DefaultZone,
+    /// Only from an evaluation: the packet went through the zone's chains, but no dispatch rule
+    /// is in its trail and no configuration was given to tell which binding sent it there.
+    Unknown,
+}
+
+impl fmt::Display for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Binding::Source(s) => write!(f, "source {s}"),
+            Binding::Interface(i) => write!(f, "interface {i}"),
+            Binding::DefaultZone => f.write_str("default zone"),
+            Binding::Unknown => f.write_str("unknown binding"),
+        }
+    }
+}
+
+/// A zone's source binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ZoneSource {
+    /// An address, a network (`10.0.0.0/8`, `10.0.0.0/255.0.0.0`, `fd00::/8`) or a MAC
+    /// address, as the zone writes it (or, without the zone, as the dispatch rule does).
+    Address(String),
+    /// An ipset: `ipset:NAME` in a zone, `@NAME` in the dispatch rule.
+    Ipset(String),
+}
+
+impl From<&str> for ZoneSource {
+    /// A source as a zone writes it: `ipset:NAME`, else an address.
+    fn from(s: &str) -> Self {
+        match s.strip_prefix("ipset:") {
+            Some(set) => ZoneSource::Ipset(set.to_string()),
+            None => ZoneSource::Address(s.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for ZoneSource {
+    /// The address as written; an ipset as the dispatch rule names it (`@NAME`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ZoneSource::Address(a) => f.write_str(a),
+            ZoneSource::Ipset(set) => write!(f, "@{set}"),
+        }
+    }
+}
 
 impl Zone {
     /// The first of the zone's sources, as written, that contains `ip`: an address, or a prefix
@@ -46,11 +142,11 @@ impl Permanent {
     /// with the interface, else the default zone; with the reason (which binding). Sources
     /// that are MAC addresses or ipsets are not matched (the packet's MAC and the sets'
     /// entries are not known here).
-    pub fn zone_for(&self, iface: &str, source: IpAddr) -> (String, Binding) {
+    pub fn zone_for(&self, iface: &str, source: IpAddr) -> ZoneBinding {
         // BTreeMap order is byte order of the UTF-8 names, which is Python's code point order.
         for (name, zone) in &self.zones {
             if let Some(src) = zone.source_containing(source) {
-                return (name.clone(), Binding::Source(src.to_string()));
+                return ZoneBinding::new(name, Binding::Source(src.into()));
             }
         }
         let mut best: Option<(usize, &str, &str)> = None;
@@ -67,69 +163,104 @@ impl Permanent {
             }
         }
         match best {
-            Some((_, zone, bound)) => (zone.to_string(), Binding::Interface(bound.to_string())),
-            None => (self.conf.default_zone.clone(), Binding::DefaultZone),
+            Some((_, zone, bound)) => ZoneBinding::new(zone, Binding::Interface(bound.to_string())),
+            None => ZoneBinding::new(&self.conf.default_zone, Binding::DefaultZone),
         }
     }
+}
 
-    /// Whether some zone has a source (an address or prefix, read as [`Zone::source_containing`]
-    /// reads it) that covers every address of `cidr`.
-    pub fn has_source_covering(&self, cidr: &Cidr) -> bool {
-        self.zones.values().any(|z| {
-            z.sources
-                .iter()
-                .any(|s| source_cidr(s).is_some_and(|c| c.covers(cidr)))
-        })
+/// Chain-name parts that are not zone names: sub-chains of a zone chain.
+const ZONE_CHAIN_SUFFIXES: &[&str] = &[
+    "_pre",
+    "_log",
+    "_deny",
+    "_allow",
+    "_post",
+    "_dispatch_stage2",
+    "_dispatch",
+];
+
+/// The zone named by a chain such as `filter_IN_public_allow`, `filter_FWD_trusted`,
+/// `filter_IN_public_to_HOST` (2.5+) or `filter_FWD_public_to_trusted` (the ingress zone).
+pub fn zone_in_chain(chain: &str) -> Option<String> {
+    let rest = [
+        "filter_IN_",
+        "filter_FWD_",
+        "nat_PRE_",
+        "nat_POST_",
+        "mangle_PRE_",
+    ]
+    .iter()
+    .find_map(|p| chain.strip_prefix(p))?;
+    if rest.starts_with("policy_") {
+        return None;
     }
+    let rest = ZONE_CHAIN_SUFFIXES
+        .iter()
+        .find_map(|s| rest.strip_suffix(s))
+        .unwrap_or(rest);
+    // Stage-3 chains of 2.5+ name the pair: the ingress zone comes first.
+    let zone = rest.split_once("_to_").map_or(rest, |(ingress, _)| ingress);
+    (!zone.is_empty()).then(|| zone.to_string())
+}
 
-    /// Every port/protocol the zone accepts, with where it comes from (the zone's own port, or
-    /// service X, or a service included by X). A whole protocol has an empty `port`. Services
-    /// that are not defined contribute nothing (they are among [`Permanent::problems`]).
-    /// Not included: what the zone's target accepts (`ACCEPT` takes everything), rich rules,
-    /// and a service's `<destination>` restriction. An unknown zone accepts nothing.
-    pub fn zone_accepts(&self, zone: &str) -> Vec<(PortProto, Origin)> {
-        let Some(z) = self.zones.get(zone) else {
-            return Vec::new();
+/// Chains whose rules dispatch to zones, in every layout.
+fn is_dispatch_chain(chain: &str) -> bool {
+    chain.ends_with("_ZONES") || chain.ends_with("_POLICIES") || chain.ends_with("_dispatch")
+}
+
+/// The binding a dispatch rule stands for, given the packet that matched it.
+fn binding_of(rule_text: &str, pkt: &Packet, zone: &str, permanent: Option<&Permanent>) -> Binding {
+    if rule_text.contains("saddr") || rule_text.contains("daddr") {
+        // The zone's source covering the packet, else the address the rule names.
+        let from_rule = || {
+            let mut words = rule_text.split_whitespace();
+            words.by_ref().find(|w| *w == "saddr" || *w == "daddr");
+            words.next().map(|w| match w.strip_prefix('@') {
+                Some(set) => ZoneSource::Ipset(set.to_string()),
+                None => ZoneSource::Address(w.to_string()),
+            })
         };
-        let mut out: Vec<(PortProto, Origin)> = z
-            .ports
-            .iter()
-            .map(|p| (p.clone(), Origin::ZonePort))
-            .collect();
-        out.extend(
-            z.protocols
-                .iter()
-                .map(|p| (PortProto::new("", p.clone()), Origin::Protocol)),
-        );
-        for listed in &z.services {
-            // Depth-first through includes, each service once per listed service (includes
-            // may form cycles; firewalld follows them recursively too).
-            let mut seen = BTreeSet::new();
-            let mut stack = vec![listed.as_str()];
-            while let Some(name) = stack.pop() {
-                if !seen.insert(name) {
-                    continue;
-                }
-                let Some(s) = self.services.get(name) else {
-                    continue;
-                };
-                let origin = if name == listed {
-                    Origin::Service(listed.clone())
-                } else {
-                    Origin::Included {
-                        service: name.to_string(),
-                        by: listed.clone(),
-                    }
-                };
-                out.extend(s.ports.iter().map(|p| (p.clone(), origin.clone())));
-                out.extend(
-                    s.protocols
-                        .iter()
-                        .map(|p| (PortProto::new("", p.clone()), origin.clone())),
-                );
-                stack.extend(s.includes.iter().rev().map(String::as_str));
-            }
-        }
-        out
+        let source = permanent
+            .and_then(|p| p.zones.get(zone))
+            .and_then(|z| z.source_containing(pkt.saddr))
+            .map(ZoneSource::from)
+            .or_else(from_rule)
+            .unwrap_or_else(|| ZoneSource::Address(pkt.saddr.to_string()));
+        Binding::Source(source)
+    } else if rule_text.contains("iifname") || rule_text.contains("oifname") {
+        Binding::Interface(pkt.iif.clone().unwrap_or_default())
+    } else {
+        Binding::DefaultZone
     }
+}
+
+/// The zone and binding of an evaluated packet, from the dispatch rule in its trail, or, when
+/// the trail shows none (another table decided first), from the permanent configuration.
+/// `None` only without a configuration and without a zone chain in the evaluation.
+pub fn zone_of(
+    outcome: &Outcome,
+    pkt: &Packet,
+    permanent: Option<&Permanent>,
+) -> Option<ZoneBinding> {
+    for r in &outcome.trail {
+        if !is_dispatch_chain(&r.chain) {
+            continue;
+        }
+        // The dispatch rule's target chain names the zone.
+        let target = r.text.split_whitespace().filter_map(zone_in_chain).next();
+        if let Some(zone) = target {
+            let binding = binding_of(&r.text, pkt, &zone, permanent);
+            return Some(ZoneBinding::new(zone, binding));
+        }
+    }
+    if let Some(zone) = outcome
+        .deciding
+        .as_ref()
+        .and_then(|d| zone_in_chain(&d.chain))
+    {
+        return Some(ZoneBinding::new(zone, Binding::Unknown));
+    }
+    let p = permanent?;
+    Some(p.zone_for(pkt.iif.as_deref().unwrap_or(""), pkt.saddr))
 }

@@ -6,12 +6,13 @@
 //! warnings: an ignored source or rule, and the SAX quirk where an action or `<destination>`
 //! outside a rule makes firewalld skip every following element up to the end of the next rule.
 
-use roxmltree::{Document, Node, ParsingOptions, TextPos};
+use roxmltree::{Document, Node, ParsingOptions};
 
 use super::check::{
-    add_coalesced, check_port_proto, check_protocol, check_source_address, normalize_port,
-    parse_cidr,
+    ValueError, add_coalesced, check_port_proto, check_protocol, check_source_address,
+    normalize_port, parse_cidr,
 };
+use super::refusal::{Located, Position, Refusal, Warning};
 use super::rich::rule_string;
 use super::{PortProto, Service, Target, Zone};
 
@@ -19,42 +20,29 @@ use super::{PortProto, Service, Target, Zone};
 #[derive(Debug)]
 pub struct Fail {
     pos: usize,
-    message: String,
+    refusal: Refusal,
 }
 
 impl Fail {
     /// A failure at `node`'s start tag.
-    pub fn at(node: Node, message: String) -> Fail {
+    pub fn at(node: Node, refusal: impl Into<Refusal>) -> Fail {
         Fail {
             pos: node.range().start,
-            message,
+            refusal: refusal.into(),
         }
     }
-}
 
-/// A message with its position in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
-    /// 1-based line, when known.
-    pub line: Option<u32>,
-    /// 1-based column, when known.
-    pub column: Option<u32>,
-    /// The message.
-    pub message: String,
-}
-
-impl Located {
-    fn new(pos: TextPos, message: String) -> Located {
+    fn locate(self, doc: &Document) -> Located<Refusal> {
         Located {
-            line: Some(pos.row),
-            column: Some(pos.col),
-            message,
+            at: doc.text_pos_at(self.pos).into(),
+            what: self.refusal,
         }
     }
+}
 
-    fn from_fail(doc: &Document, f: Fail) -> Located {
-        Located::new(doc.text_pos_at(f.pos), f.message)
-    }
+/// The position of `n`'s start tag.
+fn position(doc: &Document, n: Node) -> Position {
+    doc.text_pos_at(n.range().start).into()
 }
 
 /// A zone file read: the zone, where it names services (to check them once all services are
@@ -64,9 +52,9 @@ pub struct ZoneFile {
     /// The zone (without `file`).
     pub zone: Zone,
     /// Each `<service name=...>` with its position.
-    pub service_refs: Vec<(String, Located)>,
+    pub service_refs: Vec<(String, Position)>,
     /// What firewalld ignores with a warning.
-    pub warnings: Vec<Located>,
+    pub warnings: Vec<Located<Warning>>,
 }
 
 /// A service file read, with where it includes other services.
@@ -75,7 +63,7 @@ pub struct ServiceFile {
     /// The service (without `file`).
     pub service: Service,
     /// Each `<include service=...>` with its position.
-    pub include_refs: Vec<(String, Located)>,
+    pub include_refs: Vec<(String, Position)>,
 }
 
 type Table = fn(&str) -> Option<(&'static [&'static str], &'static [&'static str])>;
@@ -129,12 +117,15 @@ fn service_table(name: &str) -> Option<(&'static [&'static str], &'static [&'sta
 fn check_attrs(n: Node, table: Table) -> Result<(), Fail> {
     let name = n.tag_name().name();
     let Some((required, optional)) = table(name) else {
-        return Err(Fail::at(n, format!("unexpected element <{name}>")));
+        return Err(Fail::at(n, Refusal::UnexpectedElement(name.to_string())));
     };
     if let Some(missing) = required.iter().find(|a| n.attribute(**a).is_none()) {
         return Err(Fail::at(
             n,
-            format!("missing attribute {missing} for <{name}>"),
+            Refusal::MissingAttribute {
+                attribute: missing,
+                element: name.to_string(),
+            },
         ));
     }
     if let Some(extra) = n
@@ -143,7 +134,10 @@ fn check_attrs(n: Node, table: Table) -> Result<(), Fail> {
     {
         return Err(Fail::at(
             n,
-            format!("<{name}>: unexpected attribute {}", extra.name()),
+            Refusal::UnexpectedAttribute {
+                element: name.to_string(),
+                attribute: extra.name().to_string(),
+            },
         ));
     }
     Ok(())
@@ -155,7 +149,7 @@ pub fn check_zone_attrs(n: Node) -> Result<(), Fail> {
 }
 
 /// Parses `text` into a document, or the XML error with its position.
-fn parse_doc(text: &str) -> Result<Document<'_>, Located> {
+fn parse_doc(text: &str) -> Result<Document<'_>, Located<Refusal>> {
     let opts = ParsingOptions {
         allow_dtd: true,
         ..ParsingOptions::default()
@@ -166,7 +160,10 @@ fn parse_doc(text: &str) -> Result<Document<'_>, Located> {
         let msg = e.to_string();
         let suffix = format!(" at {}:{}", pos.row, pos.col);
         let msg = msg.strip_suffix(&suffix).unwrap_or(&msg).to_string();
-        Located::new(pos, format!("not well-formed XML: {msg}"))
+        Located {
+            at: pos.into(),
+            what: Refusal::NotXml(msg),
+        }
     })
 }
 
@@ -181,14 +178,17 @@ fn in_rule(n: Node) -> bool {
 }
 
 /// Reads a zone file's text. `name` comes from the file name.
-pub fn parse_zone(name: &str, text: &str) -> Result<ZoneFile, Located> {
+pub fn parse_zone(name: &str, text: &str) -> Result<ZoneFile, Located<Refusal>> {
     let doc = parse_doc(text)?;
-    let loc = |f: Fail| Located::from_fail(&doc, f);
+    let loc = |f: Fail| f.locate(&doc);
     let root = doc.root_element();
     if !root.has_tag_name("zone") {
         return Err(loc(Fail::at(
             root,
-            format!("root element is <{}>, not <zone>", root.tag_name().name()),
+            Refusal::Root {
+                found: root.tag_name().name().to_string(),
+                expected: "zone",
+            },
         )));
     }
     let mut zone = Zone {
@@ -215,22 +215,13 @@ pub fn parse_zone(name: &str, text: &str) -> Result<ZoneFile, Located> {
         }
         check_zone_attrs(n).map_err(loc)?;
         let a = |k: &str| n.attribute(k).unwrap_or_default().to_string();
-        let here = || Located::new(doc.text_pos_at(n.range().start), String::new());
-        let warn = |msg: String| Located {
-            message: msg,
-            ..here()
-        };
+        let here = || position(&doc, n);
+        let warn = |what: Warning| Located { at: here(), what };
         match n.tag_name().name() {
             "zone" => {
                 if let Some(t) = n.attribute("target") {
-                    zone.target = Target::parse(t).ok_or_else(|| {
-                        loc(Fail::at(
-                            n,
-                            format!(
-                                "invalid zone target {t:?} (one of default, ACCEPT, DROP, %%REJECT%%)"
-                            ),
-                        ))
-                    })?;
+                    zone.target = Target::parse(t)
+                        .ok_or_else(|| loc(Fail::at(n, Refusal::Target(t.to_string()))))?;
                 }
             }
             "service" => {
@@ -261,34 +252,25 @@ pub fn parse_zone(name: &str, text: &str) -> Result<ZoneFile, Located> {
                 push_unique(&mut zone.forward_ports, fp);
             }
             "source" => match (n.attribute("address"), n.attribute("ipset")) {
-                _ if n.attribute("invert").is_some() => out.warnings.push(warn(
-                    "a zone source cannot be inverted; firewalld ignores it".into(),
-                )),
+                _ if n.attribute("invert").is_some() => {
+                    out.warnings.push(warn(Warning::InvertedSource));
+                }
                 (Some(addr), None) => {
                     check_source_address(addr).map_err(|m| loc(Fail::at(n, m)))?;
                     push_unique(&mut zone.sources, addr.to_string());
                 }
                 (None, Some(set)) => push_unique(&mut zone.sources, format!("ipset:{set}")),
-                (Some(_), Some(_)) => out.warnings.push(warn(
-                    "source with both address and ipset; firewalld ignores it".into(),
-                )),
-                (None, None) => out.warnings.push(warn(
-                    "source without address or ipset (a MAC goes in address=); firewalld ignores it"
-                        .into(),
-                )),
+                (Some(_), Some(_)) => out.warnings.push(warn(Warning::SourceAddressAndIpset)),
+                (None, None) => out.warnings.push(warn(Warning::SourceWithoutAddress)),
             },
             "rule" => match rule_string(n).map_err(loc)? {
                 Some(r) => push_unique(&mut zone.rich_rules, r),
-                None => out.warnings.push(warn(
-                    "invalid rich rule (bad family, or two elements, actions, audits or limits); firewalld ignores it"
-                        .into(),
-                )),
+                None => out.warnings.push(warn(Warning::InvalidRichRule)),
             },
             name @ ("accept" | "reject" | "drop" | "mark" | "limit" | "destination") => {
                 skipping = true;
-                out.warnings.push(warn(format!(
-                    "<{name}> outside a rule: firewalld ignores it and every element after it up to the end of the next <rule>"
-                )));
+                out.warnings
+                    .push(warn(Warning::OutsideRule(name.to_string())));
             }
             // short, description; log/nflog/audit/icmp-type/tcp-mss-clamp outside a rule are
             // ignored with a warning.
@@ -315,26 +297,23 @@ fn forward_port(n: Node) -> Result<String, Fail> {
     };
     let to_addr = a("to-addr");
     if !to_addr.is_empty() && to_addr.parse::<std::net::IpAddr>().is_err() {
-        return Err(Fail::at(
-            n,
-            format!("to-addr {to_addr:?} is not a valid address"),
-        ));
+        return Err(Fail::at(n, Refusal::ToAddress(to_addr.to_string())));
     }
     Ok(forward_port_str(&port, a("protocol"), &to_port, to_addr))
 }
 
 /// Reads a service file's text. `name` comes from the file name.
-pub fn parse_service(name: &str, text: &str) -> Result<ServiceFile, Located> {
+pub fn parse_service(name: &str, text: &str) -> Result<ServiceFile, Located<Refusal>> {
     let doc = parse_doc(text)?;
-    let loc = |f: Fail| Located::from_fail(&doc, f);
+    let loc = |f: Fail| f.locate(&doc);
     let root = doc.root_element();
     if !root.has_tag_name("service") {
         return Err(loc(Fail::at(
             root,
-            format!(
-                "root element is <{}>, not <service>",
-                root.tag_name().name()
-            ),
+            Refusal::Root {
+                found: root.tag_name().name().to_string(),
+                expected: "service",
+            },
         )));
     }
     let mut s = Service {
@@ -345,7 +324,7 @@ pub fn parse_service(name: &str, text: &str) -> Result<ServiceFile, Located> {
     for n in root.descendants().filter(Node::is_element) {
         check_attrs(n, service_table).map_err(loc)?;
         let a = |k: &str| n.attribute(k).unwrap_or_default().to_string();
-        let fail = |m: String| loc(Fail::at(n, m));
+        let fail = |r: ValueError| loc(Fail::at(n, r));
         match n.tag_name().name() {
             // Service ports are kept as written: only zone ports are normalised and coalesced.
             "port" if a("port").is_empty() => {
@@ -371,16 +350,19 @@ pub fn parse_service(name: &str, text: &str) -> Result<ServiceFile, Located> {
                     if let Some(addr) = n.attribute(attr) {
                         let ok = parse_cidr(addr).is_some_and(|(ip, _)| ip.is_ipv4() == v4);
                         if !ok {
-                            return Err(fail(format!("{addr:?} is not a valid {attr} address")));
+                            return Err(loc(Fail::at(
+                                n,
+                                Refusal::Destination {
+                                    address: addr.to_string(),
+                                    attribute: attr,
+                                },
+                            )));
                         }
                     }
                 }
             }
             "include" => {
-                include_refs.push((
-                    a("service"),
-                    Located::new(doc.text_pos_at(n.range().start), String::new()),
-                ));
+                include_refs.push((a("service"), position(&doc, n)));
                 push_unique(&mut s.includes, a("service"));
             }
             _ => {}

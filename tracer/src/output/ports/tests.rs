@@ -118,6 +118,7 @@ fn formats_that_need_a_role_say_so() {
     assert!(
         render(&req(&c, &[]), PortsFormat::FirewalldXml)
             .unwrap_err()
+            .to_string()
             .contains("--role")
     );
     assert!(

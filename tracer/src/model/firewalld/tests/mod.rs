@@ -1,8 +1,10 @@
-//! Tests of the firewalld model: files ([`parse`]) and zone questions ([`select`]). Roots are
+//! Tests of the firewalld model: files ([`parse`]), zone questions ([`select`]) and the zone
+//! resolver on evaluations of the three nftables layouts ([`dispatch`]). Roots are
 //! temporary directories with the fixture's `etc/firewalld` and a symlink to the host's stock
 //! `/usr/lib/firewalld`, the layout of a lab node. The runtime read over D-Bus from a real
 //! firewalld is the integration test `firewalld_runtime`.
 
+mod dispatch;
 mod parse;
 mod select;
 

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::super::{Binding, Origin, PortProto};
+use super::super::{Binding, Origin, PortProto, ZoneBinding};
 use super::{read_clean, stock_root, write};
 use crate::model::net::Cidr;
 
@@ -44,7 +44,10 @@ fn zone_for_source_then_interface_then_default() {
     let case = |iface: &str, src: &str, zone: &str, why: Binding| {
         assert_eq!(
             p.zone_for(iface, ip(src)),
-            (zone.to_string(), why),
+            ZoneBinding {
+                zone: zone.to_string(),
+                binding: why
+            },
             "zone_for({iface}, {src})"
         );
     };
@@ -117,10 +120,10 @@ fn netmask_sources_are_networks_like_prefixes() {
     assert_eq!(public.source_containing(ip("10.245.0.1")), None);
     assert_eq!(
         p.zone_for("eth9", ip("10.244.3.7")),
-        (
-            "public".to_string(),
-            Binding::Source("10.244.0.0/255.255.0.0".into())
-        )
+        ZoneBinding {
+            zone: "public".to_string(),
+            binding: Binding::Source("10.244.0.0/255.255.0.0".into())
+        }
     );
 }
 

@@ -1,0 +1,238 @@
+//! Changes to firewalld's configuration as data, and the one renderer that spells them as the
+//! commands an operator pastes. The fixes of a diagnosis and `tracer ports --format
+//! firewall-cmd` both say what to change with a [`Change`] and print it with a [`Tool`]:
+//! `firewall-cmd --permanent` then `firewall-cmd --reload` while firewalld runs, or
+//! `firewall-offline-cmd` (whose changes apply when firewalld starts) while it does not.
+
+use std::fmt;
+
+use super::PortProto;
+
+/// What `firewall-cmd --reload` spells: a running firewalld applies its permanent configuration.
+pub const RELOAD: &str = "firewall-cmd --reload";
+/// Makes a running firewalld's runtime configuration its permanent one.
+pub const RUNTIME_TO_PERMANENT: &str = "firewall-cmd --runtime-to-permanent";
+
+/// What a zone or a service lets in: a port or range with its protocol, or a whole IP protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening {
+    /// `--add-port=4789/udp`, `--add-port=2379-2380/tcp`.
+    Port(PortProto),
+    /// `--add-protocol=vrrp`.
+    Protocol(String),
+}
+
+impl Opening {
+    /// A port spec as the catalog writes it: `8472/udp` or `2379-2380/tcp` is a port, a bare
+    /// protocol such as `vrrp` is a whole protocol.
+    pub fn from_spec(spec: &str) -> Opening {
+        match spec.split_once('/') {
+            Some((port, proto)) => Opening::Port(PortProto::new(port, proto)),
+            None => Opening::Protocol(spec.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Opening {
+    /// As the catalog writes it: `4789/udp`, `vrrp`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Opening::Port(p) => write!(f, "{p}"),
+            Opening::Protocol(p) => f.write_str(p),
+        }
+    }
+}
+
+/// What is added to a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZoneAddition {
+    /// A port or a whole protocol.
+    Open(Opening),
+    /// A source address or network (`--add-source=10.244.0.0/16`).
+    Source(String),
+    /// An interface binding (`--add-interface=eth1`).
+    Interface(String),
+    /// A service (`--add-service=k0s-worker`).
+    Service(String),
+    /// Masquerading of traffic leaving through the zone.
+    Masquerade,
+    /// Forwarding between the zone's interfaces and sources.
+    Forward,
+}
+
+/// One change to firewalld's permanent configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Defines a new, empty service.
+    NewService(String),
+    /// Sets a service's short name.
+    SetShort { service: String, short: String },
+    /// Sets a service's description.
+    SetDescription {
+        service: String,
+        description: String,
+    },
+    /// Opens a port or protocol in a service's definition (every zone using the service
+    /// accepts it).
+    OpenInService { service: String, opening: Opening },
+    /// Adds to a zone; `None` is firewalld's default zone (no `--zone`).
+    AddToZone {
+        zone: Option<String>,
+        addition: ZoneAddition,
+    },
+}
+
+impl Change {
+    /// Adds `addition` to zone `zone`.
+    pub fn zone(zone: impl Into<String>, addition: ZoneAddition) -> Change {
+        Change::AddToZone {
+            zone: Some(zone.into()),
+            addition,
+        }
+    }
+
+    /// The command-line arguments, shell-quoted where needed.
+    fn args(&self) -> String {
+        let q = shell_quote;
+        match self {
+            Change::NewService(s) => format!("--new-service={}", q(s)),
+            Change::SetShort { service, short } => {
+                format!("--service={} --set-short={}", q(service), q(short))
+            }
+            Change::SetDescription {
+                service,
+                description,
+            } => format!(
+                "--service={} --set-description={}",
+                q(service),
+                q(description)
+            ),
+            Change::OpenInService { service, opening } => {
+                format!("--service={} {}", q(service), open_arg(opening))
+            }
+            Change::AddToZone { zone, addition } => {
+                let add = match addition {
+                    ZoneAddition::Open(o) => open_arg(o),
+                    ZoneAddition::Source(s) => format!("--add-source={}", q(s)),
+                    ZoneAddition::Interface(i) => format!("--add-interface={}", q(i)),
+                    ZoneAddition::Service(s) => format!("--add-service={}", q(s)),
+                    ZoneAddition::Masquerade => "--add-masquerade".to_string(),
+                    ZoneAddition::Forward => "--add-forward".to_string(),
+                };
+                match zone {
+                    Some(z) => format!("--zone={} {add}", q(z)),
+                    None => add,
+                }
+            }
+        }
+    }
+}
+
+fn open_arg(o: &Opening) -> String {
+    match o {
+        Opening::Port(_) => format!("--add-port={}", shell_quote(&o.to_string())),
+        Opening::Protocol(p) => format!("--add-protocol={}", shell_quote(p)),
+    }
+}
+
+/// How changes reach firewalld's configuration on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// firewalld runs: `firewall-cmd --permanent`, then a reload applies the changes.
+    Online,
+    /// firewalld does not run: `firewall-offline-cmd` changes the files, which apply when
+    /// firewalld starts.
+    Offline,
+}
+
+impl Tool {
+    /// The command that makes one change.
+    pub fn command(self, change: &Change) -> String {
+        let tool = match self {
+            Tool::Online => "firewall-cmd --permanent",
+            Tool::Offline => "firewall-offline-cmd",
+        };
+        format!("{tool} {}", change.args())
+    }
+
+    /// What applies the changes made: a reload while firewalld runs, nothing otherwise.
+    pub fn apply(self) -> Option<&'static str> {
+        match self {
+            Tool::Online => Some(RELOAD),
+            Tool::Offline => None,
+        }
+    }
+
+    /// The commands that make `changes`, then what applies them.
+    pub fn commands(self, changes: &[Change]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| self.command(c))
+            .chain(self.apply().map(str::to_string))
+            .collect()
+    }
+}
+
+/// `s` as one shell word: unchanged when it holds only letters, digits and `-_./:=+,`, else in
+/// single quotes.
+pub fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_alphanumeric() || "-_./:=+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_render_as_firewall_cmd_spells_them() {
+        let online = Tool::Online.commands(&[
+            Change::OpenInService {
+                service: "k0s-worker".into(),
+                opening: Opening::from_spec("4789/udp"),
+            },
+            Change::zone("public", ZoneAddition::Source("10.244.0.0/16".into())),
+            Change::zone("public", ZoneAddition::Open(Opening::from_spec("vrrp"))),
+            Change::AddToZone {
+                zone: None,
+                addition: ZoneAddition::Masquerade,
+            },
+            Change::SetDescription {
+                service: "k0s-worker".into(),
+                description: "k0s (worker node)".into(),
+            },
+        ]);
+        assert_eq!(
+            online,
+            [
+                "firewall-cmd --permanent --service=k0s-worker --add-port=4789/udp",
+                "firewall-cmd --permanent --zone=public --add-source=10.244.0.0/16",
+                "firewall-cmd --permanent --zone=public --add-protocol=vrrp",
+                "firewall-cmd --permanent --add-masquerade",
+                "firewall-cmd --permanent --service=k0s-worker --set-description='k0s (worker node)'",
+                "firewall-cmd --reload",
+            ]
+        );
+        let offline = Tool::Offline.commands(&[Change::zone("trusted", ZoneAddition::Forward)]);
+        assert_eq!(
+            offline,
+            ["firewall-offline-cmd --zone=trusted --add-forward"]
+        );
+    }
+
+    #[test]
+    fn specs_are_ports_or_whole_protocols() {
+        assert_eq!(
+            Opening::from_spec("2379-2380/tcp"),
+            Opening::Port(PortProto::new("2379-2380", "tcp"))
+        );
+        assert_eq!(Opening::from_spec("vrrp"), Opening::Protocol("vrrp".into()));
+        assert_eq!(Opening::from_spec("8472/udp").to_string(), "8472/udp");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}

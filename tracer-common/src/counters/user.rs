@@ -2,9 +2,14 @@
 
 use super::{Counter, IfaceSlot, SizedCounter};
 
-// SAFETY: all are repr(C) plain integers without padding (checked by the size assertions).
+// SAFETY: repr(C) plain integers without padding (the size assertions check it);
+// every bit pattern is a valid value.
 unsafe impl aya::Pod for Counter {}
+// SAFETY: repr(C) plain integers without padding (the size assertions check it);
+// every bit pattern is a valid value.
 unsafe impl aya::Pod for SizedCounter {}
+// SAFETY: repr(C) plain integers without padding (the size assertions check it);
+// every bit pattern is a valid value.
 unsafe impl aya::Pod for IfaceSlot {}
 
 /// A counter without a histogram read as one with empty buckets, so both arrays read the same.

@@ -2,8 +2,15 @@
 
 use super::{DropConfig, DropKey, FlowKey, FlowState};
 
-// SAFETY: repr(C) structs of integers and byte arrays without implicit padding (sizes asserted).
+// SAFETY: repr(C) integers and byte arrays without implicit padding (sizes asserted);
+// every bit pattern is a valid value.
 unsafe impl aya::Pod for DropConfig {}
+// SAFETY: repr(C) integers and byte arrays without implicit padding (sizes asserted);
+// every bit pattern is a valid value.
 unsafe impl aya::Pod for DropKey {}
+// SAFETY: repr(C) integers and byte arrays without implicit padding (sizes asserted);
+// every bit pattern is a valid value.
 unsafe impl aya::Pod for FlowKey {}
+// SAFETY: repr(C) integers and byte arrays without implicit padding (sizes asserted);
+// every bit pattern is a valid value.
 unsafe impl aya::Pod for FlowState {}

@@ -71,10 +71,9 @@ pub fn btf() -> Result<(), PreflightError> {
 
 /// Fails when the bpf() system call does not exist.
 pub fn bpf_syscall() -> Result<(), PreflightError> {
-    // BPF_PROG_LOAD with a null attr: ENOSYS without BPF, EFAULT/EINVAL/EPERM with it.
-    let ret = unsafe { libc::syscall(libc::SYS_bpf, 5, std::ptr::null::<u8>(), 0) };
-    if ret < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-        return Err(PreflightError::NoBpf);
+    if crate::sys::bpf::syscall_exists() {
+        Ok(())
+    } else {
+        Err(PreflightError::NoBpf)
     }
-    Ok(())
 }

@@ -184,11 +184,8 @@ fn targets(names: &[String]) -> Result<Vec<Target>, SessionError> {
 
 /// Forwards the kernel programs' aya-log messages to the log for as long as the run lasts.
 async fn drain_bpf_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
-    // SAFETY: the AsyncFd owns the logger, and the logger owns the descriptor: it stays open
-    // and unchanged for as long as the registration exists.
-    let registered = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
-    };
+    let registered =
+        tokio::io::unix::AsyncFd::with_interest(logger, tokio::io::Interest::READABLE);
     let Ok(mut fd) = registered else {
         return;
     };

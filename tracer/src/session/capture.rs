@@ -121,16 +121,9 @@ impl DropCapture {
         sink: Option<Box<dyn DropSink>>,
     ) -> Result<Self, SessionError> {
         let ring = match datapath.take_drop_events() {
-            // SAFETY: the AsyncFd owns the ring buffer, which owns its descriptor: it stays
-            // open and unchanged for as long as the registration exists.
             Some(r) => Some(
-                unsafe {
-                    tokio::io::unix::AsyncFd::register_with_interest(
-                        r,
-                        tokio::io::Interest::READABLE,
-                    )
-                }
-                .map_err(|e| SessionError::RingBuffer(e.into_parts().1))?,
+                tokio::io::unix::AsyncFd::with_interest(r, tokio::io::Interest::READABLE)
+                    .map_err(SessionError::RingBuffer)?,
             ),
             None => None,
         };
@@ -219,13 +212,7 @@ impl DropCapture {
 }
 
 fn epoch_offset_ns() -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime fills the struct we pass, which outlives the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    let mono = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+    let mono = crate::sys::clock::monotonic_ns();
     let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128);

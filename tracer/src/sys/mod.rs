@@ -1,11 +1,12 @@
-//! The system calls of the model, behind safe functions (as aya keeps its own in `aya/src/sys/`):
-//! the interfaces of the current network namespace ([`netdev`]: `if_nameindex` and the
-//! `SIOCGIF*`/`SIOCETHTOOL` ioctls) and their addresses ([`ifaddrs`]: `getifaddrs`). Every
-//! `unsafe` block here says, in a `SAFETY:` comment, why it is sound; nothing outside this module
-//! in the model, the findings or the outputs calls libc directly. The kernel probes
-//! (`probes/`) keep their own aya and perf calls.
+//! The system calls the stages make, behind safe functions (as aya keeps its own in
+//! `aya/src/sys/`): the interfaces of the current network namespace ([`netdev`]:
+//! `if_nameindex` and the `SIOCGIF*`/`SIOCETHTOOL` ioctls) and their addresses ([`ifaddrs`]:
+//! `getifaddrs`), whether the kernel has the bpf() call at all ([`bpf`]), and the clock the
+//! kernel stamps events with ([`clock`]). Every `unsafe` block here says, in a `SAFETY:`
+//! comment, why it is sound; no stage calls libc itself. Loading, attaching and reading the
+//! kernel programs goes through aya (and the tc netlink of `probes/`).
 
-#![deny(clippy::undocumented_unsafe_blocks)]
-
+pub mod bpf;
+pub mod clock;
 pub mod ifaddrs;
 pub mod netdev;

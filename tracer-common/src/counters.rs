@@ -98,7 +98,7 @@ const _: () = assert!(SIZE_BUCKETS.is_power_of_two());
 #[inline(always)]
 pub fn size_bucket(len: u64) -> u32 {
     let mut b = 0;
-    while b < SIZE_BUCKETS - 1 && len > SIZE_BOUNDS[b] as u64 {
+    while b < SIZE_BUCKETS - 1 && len > u64::from(SIZE_BOUNDS[b]) {
         b += 1;
     }
     b as u32

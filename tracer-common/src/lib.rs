@@ -4,10 +4,16 @@
 //! user space needs (`aya::Pod` impls and conversions to `std` types).
 #![no_std]
 // The eBPF programs run this code: the verifier needs the header readers inlined into them.
-#![allow(clippy::inline_always, reason = "the BPF verifier needs the readers inlined")]
+#![allow(
+    clippy::inline_always,
+    reason = "the BPF verifier needs the readers inlined"
+)]
 // `_reserved` fields are the explicit padding of repr(C) layouts shared with the kernel,
 // public so that both sides can build the structs with literals.
-#![allow(clippy::pub_underscore_fields, reason = "explicit padding of kernel-shared layouts")]
+#![allow(
+    clippy::pub_underscore_fields,
+    reason = "explicit padding of kernel-shared layouts"
+)]
 
 #[cfg(feature = "user")]
 extern crate std;

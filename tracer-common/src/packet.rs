@@ -29,7 +29,7 @@ impl Packet for [u8] {
         let end = off.checked_add(size_of::<T>())?;
         let bytes = self.get(off..end)?;
         // SAFETY: `bytes` holds exactly size_of::<T>() bytes and T is plain old data.
-        Some(unsafe { (bytes.as_ptr() as *const T).read_unaligned() })
+        Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
     }
 }
 

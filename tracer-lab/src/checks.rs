@@ -79,19 +79,19 @@ pub fn checks(prefix: &str, s: &Scenario) -> Vec<Check> {
             api,
             6443,
         ));
-        if !s.is_k3s() {
-            out.push(tcp(
-                format!("konnectivity {} -> {}", w.name, CONTROLLER),
-                node_ns(prefix, w.name),
-                api,
-                8132,
-            ));
-        } else {
+        if s.is_k3s() {
             out.push(tcp(
                 format!("spegel {} -> {}", w.name, CONTROLLER),
                 node_ns(prefix, w.name),
                 api,
                 5001,
+            ));
+        } else {
+            out.push(tcp(
+                format!("konnectivity {} -> {}", w.name, CONTROLLER),
+                node_ns(prefix, w.name),
+                api,
+                8132,
             ));
         }
         out.push(tcp(

@@ -150,7 +150,7 @@ fn run(args: LabArgs) -> Result<ExitCode> {
             print(&text)?;
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::Serve { ports } => lab::serve::serve(&ports).map(|_| ExitCode::SUCCESS),
+        LabCommand::Serve { ports } => lab::serve::serve(&ports).map(|()| ExitCode::SUCCESS),
         LabCommand::Up { scenario, prefix } => {
             lab::require_root()?;
             let s = scenarios::find(&scenario).map_err(anyhow::Error::msg)?;

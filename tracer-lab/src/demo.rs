@@ -253,7 +253,7 @@ fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<WatchLine>> {
         cmd.process_group(0);
     }
     let mut child = cmd.spawn().context("starting tracer watch")?;
-    let traffic_secs = args.seconds as f64 + 1.0;
+    let traffic_secs = f64::from(args.seconds) + 1.0;
     let name = s.name;
     let traffic = std::thread::spawn(move || {
         // Give the tracer a moment to attach before the traffic starts.
@@ -270,7 +270,9 @@ fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<WatchLine>> {
     let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
     let stdout = child.stdout.take().expect("piped");
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let mut last_shown = std::time::Instant::now() - Duration::from_secs(1);
+    let mut last_shown = std::time::Instant::now()
+        .checked_sub(Duration::from_secs(1))
+        .unwrap();
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         if interrupted() {
             let _ = child.kill();

@@ -176,7 +176,7 @@ fn start_firewalls(st: &mut State, s: &Scenario) -> Result<()> {
 fn start_bird(st: &mut State, s: &Scenario) -> Result<()> {
     let prefix = st.prefix.clone();
     let workers: Vec<net::Node> = nodes().into_iter().filter(|n| n.worker.is_some()).collect();
-    let peers: Vec<std::net::Ipv4Addr> = workers.iter().map(|w| w.public_ip()).collect();
+    let peers: Vec<std::net::Ipv4Addr> = workers.iter().map(net::Node::public_ip).collect();
     for w in &workers {
         let (gw, _) = net::pod_addrs(s, w.worker.expect("worker"));
         let o = gw.octets();

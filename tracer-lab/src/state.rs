@@ -146,9 +146,7 @@ fn processes_in(inodes: &[u64]) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
         .filter(|pid| {
-            fs::metadata(format!("/proc/{pid}/ns/net"))
-                .map(|m| inodes.contains(&m.ino()))
-                .unwrap_or(false)
+            fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| inodes.contains(&m.ino()))
         })
         .collect()
 }

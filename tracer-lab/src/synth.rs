@@ -132,7 +132,7 @@ impl L4 {
                 b.put_u16(*sport);
                 b.put_u16(*dport);
                 b.put_u32(0x1000_0000); // sequence
-                b.put_u32(if flags & TCP_ACK != 0 { 1 } else { 0 });
+                b.put_u32(u32::from(flags & TCP_ACK != 0));
                 b.put_u8(5 << 4);
                 b.put_u8(*flags);
                 b.put_u16(64240);
@@ -154,7 +154,7 @@ impl L4 {
                 b.put_u16(len);
                 b.put_u16(0);
                 b.put_slice(payload);
-                let mut sum = checksum(&b, pseudo + len as u32);
+                let mut sum = checksum(&b, pseudo + u32::from(len));
                 if sum == 0 {
                     sum = 0xffff;
                 }
@@ -196,14 +196,14 @@ impl L4 {
 
 /// One's complement sum of `data` plus `initial`, folded and inverted.
 pub fn checksum(data: &[u8], initial: u32) -> u16 {
-    let mut sum = initial as u64;
+    let mut sum = u64::from(initial);
     for chunk in data.chunks(2) {
         let word = if chunk.len() == 2 {
             u16::from_be_bytes([chunk[0], chunk[1]])
         } else {
-            (chunk[0] as u16) << 8
+            u16::from(chunk[0]) << 8
         };
-        sum += word as u64;
+        sum += u64::from(word);
     }
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -213,14 +213,14 @@ pub fn checksum(data: &[u8], initial: u32) -> u16 {
 
 fn sum_words(data: &[u8]) -> u32 {
     data.chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
         .sum()
 }
 
 /// An IPv4 packet (without link layer) carrying `l4`.
 pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, l4: &L4) -> BytesMut {
     let proto = l4.proto(false);
-    let pseudo = sum_words(&src.octets()) + sum_words(&dst.octets()) + proto as u32;
+    let pseudo = sum_words(&src.octets()) + sum_words(&dst.octets()) + u32::from(proto);
     let body = l4.bytes(pseudo, false);
     let mut b = BytesMut::with_capacity(20 + body.len());
     b.put_u8(0x45);
@@ -242,7 +242,7 @@ pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, l4: &L4) -> BytesMut {
 /// An IPv6 packet (without link layer) carrying `l4`.
 pub fn ipv6_packet(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, l4: &L4) -> BytesMut {
     let proto = l4.proto(true);
-    let pseudo = sum_words(&src.octets()) + sum_words(&dst.octets()) + proto as u32;
+    let pseudo = sum_words(&src.octets()) + sum_words(&dst.octets()) + u32::from(proto);
     let body = l4.bytes(pseudo, true);
     let mut b = BytesMut::with_capacity(40 + body.len());
     b.put_u32(0x6000_0000);

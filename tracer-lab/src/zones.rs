@@ -114,7 +114,7 @@ pub fn node_firewall(s: &Scenario, catalog: &Catalog, node: &str) -> NodeFirewal
         .pod_cidrs
         .iter()
         .chain(&p.service_cidrs)
-        .map(|c| c.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     let wanted: Vec<&Component> = catalog.accepted_by(r, false);
     let mut fw = NodeFirewall::default();
@@ -182,7 +182,10 @@ pub fn node_firewall(s: &Scenario, catalog: &Catalog, node: &str) -> NodeFirewal
             });
             let sources = if matches!(s.fault, Some(Fault::PodCidrNotInZone { node: n }) if n == node)
             {
-                p.service_cidrs.iter().map(|c| c.to_string()).collect()
+                p.service_cidrs
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect()
             } else {
                 cidrs
             };

@@ -295,7 +295,7 @@ pub(crate) fn expr(v: &Value) -> Expr {
                 .as_u64()
                 .map_or_else(unsupported, |n| Expr::Const(n.into()));
         }
-        Value::Bool(b) => return Expr::Const(*b as u128),
+        Value::Bool(b) => return Expr::Const(u128::from(*b)),
         _ => {}
     }
     let Some((kind, body)) = single(v) else {

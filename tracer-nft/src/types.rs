@@ -87,7 +87,7 @@ impl Ty {
                     Ty::TcpFlags
                 }
                 Field::Other { protocol, field } => match (protocol.as_str(), field.as_str()) {
-                    ("ether", "type") | ("vlan", "type") => Ty::EtherType,
+                    ("ether" | "vlan", "type") => Ty::EtherType,
                     _ => Ty::Unknown,
                 },
             },
@@ -227,14 +227,14 @@ impl Ty {
             },
             Ty::Ipv4 | Ty::Ipv6 | Ty::Int | Ty::Ifname | Ty::Unknown => return None,
         };
-        Some(v as u128)
+        Some(u128::from(v))
     }
 }
 
 /// An address as the number the kernel compares.
 pub(crate) fn addr_num(ip: IpAddr) -> u128 {
     match ip {
-        IpAddr::V4(a) => u32::from(a) as u128,
+        IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a),
     }
 }
@@ -319,7 +319,7 @@ pub(crate) fn number(v: &Value, ty: Ty) -> Result<u128, String> {
             .as_u64()
             .map(u128::from)
             .ok_or_else(|| format!("{n} is not a non-negative integer")),
-        Value::Bool(b) => Ok(*b as u128),
+        Value::Bool(b) => Ok(u128::from(*b)),
         Value::Array(flags) => flags
             .iter()
             .try_fold(0u128, |acc, f| number(f, ty).map(|bit| acc | bit)),
@@ -336,7 +336,7 @@ fn string_number(s: &str, ty: Ty) -> Result<u128, String> {
         Ty::Ipv4 => {
             return s
                 .parse::<Ipv4Addr>()
-                .map(|a| u32::from(a) as u128)
+                .map(|a| u128::from(u32::from(a)))
                 .map_err(|_| format!("{s:?} is not an IPv4 address"));
         }
         Ty::Ipv6 => {

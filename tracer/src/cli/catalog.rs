@@ -45,17 +45,16 @@ pub fn choose_with(
     files: &[PathBuf],
     detect: impl FnOnce() -> Detected,
 ) -> Result<Chosen> {
-    let (name, reason) = match profile {
-        Some(p) => (p.to_string(), "given with --profile".to_string()),
-        None => {
-            let d = detect();
-            let reason = if d.profile == DEFAULT_PROFILE {
-                format!("default: {}", d.reason)
-            } else {
-                format!("detected: {}", d.reason)
-            };
-            (d.profile.to_string(), reason)
-        }
+    let (name, reason) = if let Some(p) = profile {
+        (p.to_string(), "given with --profile".to_string())
+    } else {
+        let d = detect();
+        let reason = if d.profile == DEFAULT_PROFILE {
+            format!("default: {}", d.reason)
+        } else {
+            format!("detected: {}", d.reason)
+        };
+        (d.profile.to_string(), reason)
     };
     let mut catalog = Catalog::builtin(&name)?;
     for file in files {

@@ -313,11 +313,11 @@ impl Baseline {
             });
         }
         match value.get("version") {
-            Some(v) if v.as_u64() == Some(VERSION as u64) => {}
+            Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
             found => {
                 return Err(BaselineError::Version {
                     origin: origin.to_string(),
-                    found: found.map_or("(none)".to_string(), |v| v.to_string()),
+                    found: found.map_or("(none)".to_string(), std::string::ToString::to_string),
                 });
             }
         }

@@ -209,7 +209,7 @@ fn rp_filter(inp: &Inputs, d: &mut Diagnosis) {
             + " = 1 (or all = 1)",
     );
     f.fix = std::iter::once("all".to_string())
-        .chain(strict.iter().map(|s| s.to_string()))
+        .chain(strict.iter().map(std::string::ToString::to_string))
         .map(|n| format!("sysctl -w net.ipv4.conf.{n}.rp_filter=2"))
         .chain(std::iter::once(
             "echo 'net.ipv4.conf.all.rp_filter = 2' > /etc/sysctl.d/90-rp-filter-loose.conf"

@@ -29,10 +29,12 @@ impl IfAddr {
         match self.addr {
             IpAddr::V4(a) => {
                 let own = u32::from(a);
-                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 let (net, last) = (own & mask, own | !mask);
                 // The last usable address, else the first ones; on a /31 the other end.
-                let candidates = match 32 - self.prefix as u32 {
+                let candidates = match 32 - u32::from(self.prefix) {
                     0 => vec![own],
                     1 => vec![net, last],
                     _ => vec![last - 1, net + 1, net + 2],
@@ -124,7 +126,7 @@ pub fn vxlans(ifaces: &[Interface]) -> Vec<Vxlan> {
             let data = &l["linkinfo"]["info_data"];
             let link = data["link"]
                 .as_u64()
-                .and_then(|i| ifaces.iter().find(|f| f.index as u64 == i))
+                .and_then(|i| ifaces.iter().find(|f| u64::from(f.index) == i))
                 .map(|f| f.name.clone())
                 .or_else(|| l["link"].as_str().map(str::to_string));
             Some(Vxlan {

@@ -102,7 +102,7 @@ impl NodeView {
             .any(|d| root.join(d).is_dir())
             .then(|| {
                 let p = firewalld::read_permanent(root);
-                problems.extend(p.problems.iter().map(|pr| pr.to_string()));
+                problems.extend(p.problems.iter().map(std::string::ToString::to_string));
                 sources.push(format!(
                     "firewalld configuration: backend {}, default zone {}, {} zones",
                     p.conf.backend,

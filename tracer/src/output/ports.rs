@@ -68,7 +68,7 @@ impl PortsRequest<'_> {
         p.pod_cidrs
             .iter()
             .chain(&p.service_cidrs)
-            .map(|c| c.to_string())
+            .map(std::string::ToString::to_string)
             .collect()
     }
 }

@@ -59,7 +59,7 @@ pub fn ingress_plan(mode: AttachMode, is_virtual: bool) -> &'static [Hook] {
 /// A sentence for an attach failure, from the errno the kernel gave.
 pub fn explain(hook: Hook, errno: Option<i32>) -> Option<&'static str> {
     match (hook, errno?) {
-        (Hook::XdpNative, libc::EOPNOTSUPP) | (Hook::XdpNative, libc::EINVAL) => {
+        (Hook::XdpNative, libc::EOPNOTSUPP | libc::EINVAL) => {
             Some("the driver has no native XDP support; use --attach tc or --attach xdp-generic")
         }
         (Hook::XdpNative | Hook::XdpGeneric, libc::EBUSY | libc::EEXIST) => Some(

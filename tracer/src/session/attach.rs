@@ -184,8 +184,7 @@ fn targets(names: &[String]) -> Result<Vec<Target>, SessionError> {
 
 /// Forwards the kernel programs' aya-log messages to the log for as long as the run lasts.
 async fn drain_bpf_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
-    let registered =
-        tokio::io::unix::AsyncFd::with_interest(logger, tokio::io::Interest::READABLE);
+    let registered = crate::sys::readiness::readable(logger);
     let Ok(mut fd) = registered else {
         return;
     };

@@ -121,10 +121,7 @@ impl DropCapture {
         sink: Option<Box<dyn DropSink>>,
     ) -> Result<Self, SessionError> {
         let ring = match datapath.take_drop_events() {
-            Some(r) => Some(
-                tokio::io::unix::AsyncFd::with_interest(r, tokio::io::Interest::READABLE)
-                    .map_err(SessionError::RingBuffer)?,
-            ),
+            Some(r) => Some(crate::sys::readiness::readable(r).map_err(SessionError::RingBuffer)?),
             None => None,
         };
         Ok(DropCapture {
@@ -168,7 +165,7 @@ impl DropCapture {
             };
             self.tracker.note_sample(&sample);
             if let Some(sink) = self.sink.as_mut() {
-                let wall = (sample.monotonic_ns as i128 + self.epoch_offset_ns).max(0) as u64;
+                let wall = (i128::from(sample.monotonic_ns) + self.epoch_offset_ns).max(0) as u64;
                 sink.packet(&sample, wall).map_err(SessionError::Sink)?;
             }
         }

@@ -72,10 +72,10 @@ impl Session {
         let mut view = DropsView::default();
         loop {
             let stop = tokio::select! {
-                _ = tick(&mut ticker) => None,
+                () = tick(&mut ticker) => None,
                 _ = sigint.recv() => Some(Stop::Interrupted),
                 _ = sigterm.recv() => Some(Stop::Terminated),
-                _ = sleep_until(until) => Some(Stop::Deadline),
+                () = sleep_until(until) => Some(Stop::Deadline),
                 ready = events_ready(self) => {
                     ready.map_err(SessionError::from)?;
                     self.drain()?;

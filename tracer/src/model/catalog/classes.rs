@@ -71,7 +71,7 @@ pub fn class_table(components: &[Component]) -> Result<ClassTable, CatalogError>
         }
     }
     // Wider ranges first, so narrower ones overwrite the ports they carve out.
-    entries.sort_by_key(|e| std::cmp::Reverse(e.hi as u32 - e.lo as u32));
+    entries.sort_by_key(|e| std::cmp::Reverse(u32::from(e.hi) - u32::from(e.lo)));
     for e in &entries {
         if e.lo == 0 {
             table.set_protocol(e.proto, e.class);

@@ -157,7 +157,7 @@ impl FromStr for Protocol {
             return Ok(Protocol::from_number(n));
         }
         match s.parse::<u8>() {
-            Ok(6) | Ok(17) | Ok(132) => Err(ProtocolError::PortProtocolByNumber(s)),
+            Ok(6 | 17 | 132) => Err(ProtocolError::PortProtocolByNumber(s)),
             Ok(n) => Ok(Protocol::Ip(n)),
             Err(_) => Err(ProtocolError::Unknown(s)),
         }
@@ -195,7 +195,7 @@ impl PortRange {
     }
 
     pub fn width(&self) -> u32 {
-        self.hi as u32 - self.lo as u32 + 1
+        u32::from(self.hi) - u32::from(self.lo) + 1
     }
 }
 

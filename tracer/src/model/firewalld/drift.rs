@@ -47,7 +47,7 @@ fn zone_drift(name: &str, p: &Zone, r: &Zone, out: &mut Vec<Drift>) {
             zone: name.to_string(),
             element,
             runtime_only,
-        })
+        });
     };
     for (x, ro) in diff(&p.interfaces, &r.interfaces) {
         push(Element::Interface(x), ro);

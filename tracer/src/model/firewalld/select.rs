@@ -248,7 +248,7 @@ pub fn zone_of(
             continue;
         }
         // The dispatch rule's target chain names the zone.
-        let target = r.text.split_whitespace().filter_map(zone_in_chain).next();
+        let target = r.text.split_whitespace().find_map(zone_in_chain);
         if let Some(zone) = target {
             let binding = binding_of(&r.text, pkt, &zone, permanent);
             return Some(ZoneBinding::new(zone, binding));

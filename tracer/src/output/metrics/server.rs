@@ -64,7 +64,10 @@ struct Shared {
 
 impl Shared {
     fn render(&self) -> String {
-        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let latest = self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         render(&Scrape {
             info: &self.info,
             entries: &latest.entries,
@@ -120,7 +123,11 @@ impl MetricsServer {
             stats: d.stats,
             ..Default::default()
         });
-        let mut latest = self.shared.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let mut latest = self
+            .shared
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         latest.entries = entries;
         latest.drops = drops;
         latest.findings = findings.to_vec();

@@ -36,7 +36,7 @@ fn check<T: Tagged, E: serde::de::Error>(tagged: In<T>) -> Result<T, E> {
 
 /// A list of tagged objects.
 pub mod list {
-    use super::*;
+    use super::{Deserialize, Deserializer, In, Out, Serialize, Serializer, Tagged, check};
 
     pub fn serialize<S: Serializer, T: Tagged + Serialize>(
         items: &[T],
@@ -60,7 +60,7 @@ pub mod list {
 
 /// An optional tagged object.
 pub mod option {
-    use super::*;
+    use super::{Deserialize, Deserializer, In, Out, Serialize, Serializer, Tagged, check};
 
     pub fn serialize<S: Serializer, T: Tagged + Serialize>(
         item: &Option<T>,

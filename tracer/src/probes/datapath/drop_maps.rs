@@ -15,7 +15,7 @@ impl Datapath {
     pub fn drop_counters(&self) -> Result<Vec<(DropKey, u64)>, ProbeError> {
         let drops: PerCpuHashMap<&MapData, DropKey, u64> = open_map(&self.ebpf, "DROPS")?;
         let mut rows = Vec::new();
-        for item in drops.iter() {
+        for item in &drops {
             let (key, per_cpu) = item.map_err(map_err("DROPS"))?;
             rows.push((key, per_cpu.iter().sum()));
         }
@@ -27,7 +27,7 @@ impl Datapath {
         let flows: HashMap<&MapData, FlowKey, FlowState> =
             open_map(&self.ebpf, "DROP_FLOW_COUNTS")?;
         let mut rows = Vec::new();
-        for item in flows.iter() {
+        for item in &flows {
             match item {
                 Ok((key, state)) => rows.push((key, state.count)),
                 // An LRU entry can vanish between listing its key and reading it.

@@ -106,3 +106,78 @@ fn lab_with_only_the_tracers_capabilities_says_it_needs_root() {
     assert!(line.contains("needs root"), "{line}");
     assert!(!std::path::Path::new("/var/lib/tracer-lab/trtcap").exists());
 }
+
+/// A required input that cannot be read is exit status 1, named on stderr, and the diagnosis
+/// printed as far as it goes never says "No problem found": a missing ruleset file, truncated
+/// JSON, a jump to a chain the listing lacks, a base chain without a numeric priority.
+#[test]
+fn diagnose_never_calls_a_node_healthy_on_inputs_it_could_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = r#"{"table": {"family": "inet", "name": "t", "handle": 1}}"#;
+    let chain = |prio: &str| {
+        format!(
+            r#"{{"chain": {{"family": "inet", "table": "t", "name": "in", "handle": 2, "type": "filter", "hook": "input", "prio": {prio}, "policy": "accept"}}}}"#
+        )
+    };
+    let jump = r#"{"rule": {"family": "inet", "table": "t", "chain": "in", "handle": 3, "expr": [{"jump": {"target": "nowhere"}}]}}"#;
+    let cases = [
+        ("missing.json", None),
+        (
+            "truncated.json",
+            Some(format!("{{\"nftables\": [\n  {table},\n")),
+        ),
+        (
+            "jump.json",
+            Some(format!(
+                "{{\"nftables\": [{table}, {}, {jump}]}}",
+                chain("0")
+            )),
+        ),
+        (
+            "priority.json",
+            Some(format!(
+                "{{\"nftables\": [{table}, {}]}}",
+                chain("\"high\"")
+            )),
+        ),
+    ];
+    for (name, text) in cases {
+        let file = dir.path().join(name);
+        if let Some(text) = text {
+            std::fs::write(&file, text).unwrap();
+        }
+        let file = file.to_str().unwrap();
+        let diagnose = |output: &str| {
+            Command::new(BIN)
+                .args(["diagnose", "--ruleset", file, "--root"])
+                .arg(dir.path())
+                .args([
+                    "--profile",
+                    "generic",
+                    "--role",
+                    "worker",
+                    "--output",
+                    output,
+                ])
+                .output()
+                .unwrap()
+        };
+        let out = diagnose("text");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stdout}");
+        assert!(!stdout.contains("No problem found"), "{name}: {stdout}");
+        assert!(stdout.contains("Diagnosis incomplete"), "{name}: {stdout}");
+        assert!(one_line(&out.stderr).contains(name), "{name}");
+        let out = diagnose("json");
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let summary = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<tracer::schema::DiagnoseLine>(l).ok())
+            .find_map(|l| match l {
+                tracer::schema::DiagnoseLine::Summary(s) => Some(s),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{name}: no summary line"));
+        assert!(!summary.complete, "{name}: {summary:?}");
+    }
+}

@@ -39,7 +39,9 @@ and the pod/service CIDRs as zone sources, runtime-only firewalld changes, stric
 multi-NIC nodes, the default route (k3s), the overlay MTU against its underlay, IP forwarding.
 
 It changes nothing: the fixes are printed, for you to run.
-Exit status: 0 when no error was found, 3 when some were, 1 when diagnose could not run.
+Exit status: 0 when every input was read and no error was found, 3 when errors were found,
+1 when diagnose could not run or an input could not be read (a ruleset, a zone file...: the
+diagnosis is then incomplete, printed as far as it goes, and never says \"No problem found\").
 
 Examples:
   sudo tracer diagnose
@@ -138,11 +140,37 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
         Format::Json => json(&mut rendered, &ctx, &diagnosis, args.all)?,
     }
     crate::output::print(&String::from_utf8(rendered)?)?;
-    Ok(if diagnosis.errors() > 0 {
-        ExitCode::from(FOUND_ERRORS)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_status(&view, &diagnosis))
+}
+
+/// 1 when an input the user named could not be read (the job was not done), else 3 when
+/// errors were found, else 1 when some input could not be read (the diagnosis is partial:
+/// no error found is not "no problem"), else 0. A non-zero status that the findings do not
+/// explain comes with a line on stderr naming what could not be read.
+fn exit_status(view: &NodeView, diagnosis: &crate::findings::Diagnosis) -> ExitCode {
+    let unread = |problems: &[String]| {
+        let more = match problems.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        eprintln!(
+            "tracer: diagnosis incomplete: could not read {}{more}",
+            problems[0]
+        );
+    };
+    let problems = &view.problems;
+    if !view.required_unread.is_empty() {
+        unread(&view.required_unread);
+        return ExitCode::FAILURE;
+    }
+    if diagnosis.errors() > 0 {
+        return ExitCode::from(FOUND_ERRORS);
+    }
+    if !problems.is_empty() {
+        unread(problems);
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]
@@ -200,6 +228,7 @@ mod tests {
             ruleset: None,
             iptables: IptablesState::default(),
             problems: Vec::new(),
+            required_unread: Vec::new(),
             sources: Vec::new(),
         }
     }

@@ -41,7 +41,8 @@ pub enum ViewError {
 
 impl RulesetFiles {
     /// The ruleset, with the save files' xt arguments; an unreadable save file is a problem
-    /// line, and its family's xt matches stay unknown.
+    /// line (and an unread required input: the user named it), and its family's xt matches
+    /// stay unknown.
     fn read(&self, problems: &mut Vec<String>) -> Result<Ruleset, ViewError> {
         let mut saved = SavedRules::default();
         let mut text_of = |file: &Option<PathBuf>| {
@@ -79,6 +80,9 @@ pub struct NodeView {
     pub iptables: IptablesState,
     /// What could not be read, one line each (`FILE:LINE:COL: message`).
     pub problems: Vec<String>,
+    /// The lines of [`NodeView::problems`] about inputs the user named (`--ruleset FILE` and
+    /// the save files beside it): a diagnosis without them has not done its job.
+    pub required_unread: Vec<String>,
     /// What was read, one line each, for the reader of a report.
     pub sources: Vec<String>,
 }
@@ -121,6 +125,7 @@ impl NodeView {
             (None, None) => "no firewalld on this node".into(),
         });
 
+        let before = problems.len();
         let ruleset = match ruleset_files {
             Some(files) => files.read(&mut problems),
             None => Ruleset::read_live().map_err(ViewError::from),
@@ -139,6 +144,11 @@ impl NodeView {
                 None
             }
         };
+        let required_unread = if ruleset_files.is_some() {
+            problems[before..].to_vec()
+        } else {
+            Vec::new()
+        };
         let iptables = IptablesState::read(root, ruleset.as_ref());
         problems.extend(iptables.problems.iter().cloned());
         if let Some((mode, why)) = iptables.cluster_mode() {
@@ -155,6 +165,7 @@ impl NodeView {
             ruleset,
             iptables,
             problems,
+            required_unread,
             sources,
         })
     }

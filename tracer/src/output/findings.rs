@@ -70,7 +70,20 @@ pub fn text(
         .iter()
         .filter(|f| f.severity == Severity::Info)
         .count();
-    if d.findings.is_empty() {
+    let unread = ctx.problems.len();
+    if unread > 0 {
+        // Partial inputs never read as a healthy node.
+        writeln!(
+            out,
+            "Diagnosis incomplete: {} could not be read (\"could not read\" above), so what \
+             depends on it is unknown. In what was read: {} errors, {} warnings, {notes} notes \
+             ({} flows checked).",
+            plural(unread, "input"),
+            d.errors(),
+            d.warnings(),
+            d.flows.len()
+        )?;
+    } else if d.findings.is_empty() {
         writeln!(
             out,
             "No problem found: every flow the role needs is accepted ({} checked).",
@@ -145,6 +158,16 @@ pub fn json(
             errors: d.errors(),
             warnings: d.warnings(),
             flows: d.flows.len(),
+            complete: ctx.problems.is_empty(),
         }),
     )
+}
+
+/// `1 input`, `2 inputs`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }

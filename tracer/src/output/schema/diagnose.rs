@@ -31,4 +31,8 @@ pub struct DiagnoseSummary {
     pub warnings: usize,
     /// Flows evaluated.
     pub flows: usize,
+    /// Every input was read. When false, the `problem` lines say what was not, and no
+    /// finding can be taken to mean that the node is fine.
+    #[serde(default)]
+    pub complete: bool,
 }

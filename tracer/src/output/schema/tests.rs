@@ -220,13 +220,14 @@ fn every_diagnose_line_reads_back_as_printed() {
             errors: 1,
             warnings: 0,
             flows: 26,
+            complete: true,
         }),
     ];
     for line in &lines {
         round_trip(line);
     }
     same_bytes::<DiagnoseLine>(
-        r#"{"type":"summary","profile":"k0s-calico","roles":"controller+worker","errors":1,"warnings":2,"flows":26}"#,
+        r#"{"type":"summary","profile":"k0s-calico","roles":"controller+worker","errors":1,"warnings":2,"flows":26,"complete":false}"#,
     );
     same_bytes::<DiagnoseLine>(r#"{"type":"problem","message":"ruleset.json:3:1: EOF"}"#);
 }

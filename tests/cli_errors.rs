@@ -181,3 +181,18 @@ fn diagnose_never_calls_a_node_healthy_on_inputs_it_could_not_read() {
         assert!(!summary.complete, "{name}: {summary:?}");
     }
 }
+
+/// An interval too short for a timer is refused with a sentence, not a panic (exit 101).
+#[test]
+fn a_zero_length_interval_is_refused_not_a_panic() {
+    for tiny in ["1e-10", "5e-324"] {
+        let out = Command::new(BIN)
+            .args(["watch", "--interval", tiny, "--duration", "1"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{tiny}");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("at least 0.1 seconds"), "{text}");
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}

@@ -72,12 +72,45 @@ impl TraceArgs {
     }
 }
 
+/// A number of seconds, at least a millisecond (a shorter one would be zero to the timers).
 pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
+    secs_at_least(s, 0.001)
+}
+
+/// The seconds between two reports: reading every counter map more often than ten times a
+/// second costs the node for nothing a person can follow.
+pub(crate) fn parse_interval(s: &str) -> Result<Duration, String> {
+    secs_at_least(s, 0.1)
+}
+
+fn secs_at_least(s: &str, min: f64) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(v > 0.0 && v < 1e9) {
         return Err(format!("{s}: give a positive number of seconds"));
     }
+    if v < min {
+        return Err(format!("{s}: give at least {min} seconds"));
+    }
     Ok(Duration::from_secs_f64(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_too_small_for_a_timer_are_refused() {
+        for tiny in ["1e-10", "5e-324", "0.0000001"] {
+            assert!(parse_secs(tiny).is_err(), "{tiny}");
+            assert!(parse_interval(tiny).is_err(), "{tiny}");
+        }
+        assert!(parse_interval("0.05").is_err());
+        assert_eq!(parse_interval("0.1"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_secs("0.001"), Ok(Duration::from_millis(1)));
+        for bad in ["0", "-1", "nan", "inf", "1e9", "x"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use super::trace::{TraceArgs, parse_secs};
+use super::trace::{TraceArgs, parse_interval, parse_secs};
 use crate::{
     output::{
         WatchHeader, WatchOutput, WatchSummary,
@@ -72,8 +72,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     duration: Option<Duration>,
 
-    /// Seconds between two reports.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs, default_value = "1")]
+    /// Seconds between two reports (at least 0.1).
+    #[arg(long, value_name = "SECS", value_parser = parse_interval, default_value = "1")]
     interval: Duration,
 
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]

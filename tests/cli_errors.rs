@@ -196,3 +196,25 @@ fn a_zero_length_interval_is_refused_not_a_panic() {
         assert!(!text.contains("panicked"), "{text}");
     }
 }
+
+/// A catalog file named on the command line is required: missing or invalid, the firewall
+/// commands are not printed without its ports (exit 1, the file and position named).
+#[test]
+fn a_catalog_that_cannot_be_read_stops_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let invalid = dir.path().join("apps.toml");
+    std::fs::write(&invalid, "[[component]]\nname = \"shop\"\nports = \"x\"\n").unwrap();
+    for (file, says) in [
+        ("/nonexistent.toml", "/nonexistent.toml".to_string()),
+        (invalid.to_str().unwrap(), format!("{}:1:1", invalid.display())),
+    ] {
+        let out = Command::new(BIN)
+            .args(["ports", "--profile", "k3s-flannel", "--role", "server"])
+            .args(["--catalog", file, "--format", "firewall-cmd"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(one_line(&out.stderr).contains(&says), "{file}");
+    }
+}

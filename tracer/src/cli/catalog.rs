@@ -1,10 +1,12 @@
 //! Choosing the catalog a command works with: the profile given or detected, plus the user's
-//! catalog files. A broken user file is reported and skipped; the run goes on without it.
+//! catalog files. A catalog file named on the command line is a required input: one that
+//! cannot be read or is invalid stops the command with its name and position, before anything
+//! is attached or printed (firewall commands printed without the application's ports would
+//! build a firewall that drops them).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use log::warn;
 
 use crate::model::{
     catalog::{Catalog, DEFAULT_PROFILE, Role},
@@ -58,10 +60,8 @@ pub fn choose_with(
     };
     let mut catalog = Catalog::builtin(&name)?;
     for file in files {
-        match catalog.add_file(file) {
-            Ok(n) => log::info!("{}: {n} components added", file.display()),
-            Err(e) => warn!("{e}; continuing without this file"),
-        }
+        let n = catalog.add_file(file)?;
+        log::info!("{}: {n} components added", file.display());
     }
     Ok(Chosen { catalog, reason })
 }

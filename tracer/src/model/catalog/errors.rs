@@ -15,8 +15,8 @@ pub enum CatalogError {
         column: usize,
         problem: Problem,
     },
-    /// A file cannot be read.
-    #[error("{file}: {source}")]
+    /// A file cannot be read (the cause is the error's source, printed after it).
+    #[error("reading the catalog {file}")]
     Io {
         file: String,
         #[source]

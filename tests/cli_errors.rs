@@ -206,7 +206,10 @@ fn a_catalog_that_cannot_be_read_stops_ports() {
     std::fs::write(&invalid, "[[component]]\nname = \"shop\"\nports = \"x\"\n").unwrap();
     for (file, says) in [
         ("/nonexistent.toml", "/nonexistent.toml".to_string()),
-        (invalid.to_str().unwrap(), format!("{}:1:1", invalid.display())),
+        (
+            invalid.to_str().unwrap(),
+            format!("{}:1:1", invalid.display()),
+        ),
     ] {
         let out = Command::new(BIN)
             .args(["ports", "--profile", "k3s-flannel", "--role", "server"])
@@ -214,7 +217,11 @@ fn a_catalog_that_cannot_be_read_stops_ports() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{file}");
-        assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         assert!(one_line(&out.stderr).contains(&says), "{file}");
     }
 }

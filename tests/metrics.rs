@@ -399,3 +399,44 @@ fn a_non_loopback_address_warns_that_it_is_reachable() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("reachable from the network"), "{err}");
 }
+
+/// Three hundred local clients that send a byte now and then and never finish a request do
+/// not keep scrapes waiting: ten consecutive scrapes are answered while every one of those
+/// clients is still unanswered (before, 32 connection slots filled and a scrape waited behind
+/// their 5 s timeouts). The scrape times are printed for the record, not asserted.
+#[test]
+fn hundreds_of_slow_clients_do_not_delay_a_scrape() {
+    let (a, _b) = pair();
+    let mut tracer = Tracer::watch(&a, &["--iface", "va", "--interval", "0.2", "--metrics"]);
+    tracer.started();
+    let slow: Vec<TcpStream> = a.enter(|| {
+        (0..300)
+            .map(|_| {
+                let mut s = TcpStream::connect(METRICS).expect("connect to the metrics port");
+                s.write_all(b"G").unwrap();
+                s.set_nonblocking(true).unwrap();
+                s
+            })
+            .collect()
+    });
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        for mut s in &slow {
+            let _ = s.write_all(b"E");
+        }
+        let t = Instant::now();
+        let (status, text) = get(&a, METRICS, "/metrics").expect("a scrape");
+        times.push(t.elapsed());
+        assert_eq!(status, 200);
+        assert!(text.contains("tracer_build_info"), "{text}");
+    }
+    let unanswered = |mut s: &TcpStream| matches!(s.read(&mut [0u8; 64]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    let answered = slow.iter().filter(|s| !unanswered(s)).count();
+    assert_eq!(
+        answered, 0,
+        "slow clients were answered (or cut) before the scrapes were"
+    );
+    eprintln!("scrapes with 300 slow clients open: {times:?}");
+    drop(slow);
+    tracer.stop();
+}

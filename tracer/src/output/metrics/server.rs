@@ -1,7 +1,10 @@
 //! The metrics endpoint of `tracer watch --metrics`: a minimal HTTP/1.1 responder for
 //! Prometheus beside the encoder it serves. The watch session publishes its latest counters
 //! here every interval; each scrape renders them on its own task, so a slow or hostile client
-//! can hold at most its own connection, never the session's loop.
+//! can hold at most its own connection, never the session's loop. Every connection has its
+//! own deadlines; the only cap on connections at once is a share of the process's descriptor
+//! limit (raised to its maximum), so hundreds of idle or slow clients cannot keep a scrape
+//! waiting behind them.
 
 use std::{
     net::SocketAddr,
@@ -25,8 +28,10 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
 const MAX_HEAD: usize = 8 * 1024;
 /// How long a client may take to send its request, and to take the response.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; further ones wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 32;
+/// Connections served at once at most, whatever the descriptor limit allows.
+const MAX_CONNECTIONS: u64 = 16_384;
+/// Descriptors kept for everything else the process opens (maps, programs, links, files).
+const RESERVED_FDS: u64 = 512;
 /// After answering, how long and how much input to take before closing (see `respond`).
 const LINGER: Duration = Duration::from_secs(1);
 const MAX_DISCARD: usize = 1024 * 1024;
@@ -140,8 +145,16 @@ impl Drop for MetricsServer {
     }
 }
 
+/// How many connections may be open at once: half of what the descriptor limit leaves.
+fn connection_slots() -> usize {
+    let open_files = crate::sys::limits::raise_open_files();
+    let slots = (open_files.saturating_sub(RESERVED_FDS) / 2).clamp(64, MAX_CONNECTIONS);
+    log::debug!("metrics endpoint: up to {slots} connections at once");
+    slots as usize
+}
+
 async fn accept(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(connection_slots()));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;

@@ -440,3 +440,23 @@ fn hundreds_of_slow_clients_do_not_delay_a_scrape() {
     drop(slow);
     tracer.stop();
 }
+
+/// `--metrics 127.0.0.1:0` lets the kernel pick the port, and the start line says which: the
+/// endpoint answers there.
+#[test]
+fn port_zero_says_which_port_it_bound() {
+    let (a, _b) = pair();
+    let mut tracer = Tracer::watch(&a, &["--iface", "va", "--metrics", "127.0.0.1:0"]);
+    let start = tracer.started();
+    let addr = start
+        .metrics
+        .expect("the start line names the metrics address");
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+        "{addr}"
+    );
+    let (status, text) = get(&a, &addr, "/metrics").expect("a scrape at the bound port");
+    assert_eq!(status, 200);
+    assert!(text.contains("tracer_build_info"), "{text}");
+    tracer.stop();
+}

@@ -135,6 +135,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             .collect(),
         interval: args.interval,
         programs: session.program_ids(),
+        metrics: listener.as_ref().map(Listener::addr),
     };
     let server = listener.map(|l| {
         l.serve(RunInfo {

@@ -50,6 +50,7 @@ impl<W: Write> WatchOutput for Json<W> {
                 .iter()
                 .map(|(name, id)| (name.to_string(), *id))
                 .collect(),
+            metrics: h.metrics.map(|a| a.to_string()),
         }))?;
         self.out.flush()
     }

@@ -44,6 +44,8 @@ pub struct WatchHeader {
     pub interval: Duration,
     /// Program name and kernel id, for bpftool.
     pub programs: Vec<(&'static str, u32)>,
+    /// Where the metrics are served (`--metrics`), with the port actually bound.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// The end of a run.

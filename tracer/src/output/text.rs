@@ -35,8 +35,12 @@ impl<W: Write> Text<W> {
             .iter()
             .map(|(n, _, hook)| format!("{n} ({hook})"))
             .collect();
+        let metrics = h
+            .metrics
+            .map(|a| format!("metrics: http://{a}/metrics\n"))
+            .unwrap_or_default();
         format!(
-            "tracer watch: profile {} ({})\ninterfaces: {}\n",
+            "tracer watch: profile {} ({})\ninterfaces: {}\n{metrics}",
             h.profile,
             h.profile_reason,
             ifaces.join(", ")

@@ -94,10 +94,17 @@ impl Listener {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| BindError { addr, source })?;
+        // Port 0 picks a free port: say which.
+        let addr = listener.local_addr().unwrap_or(addr);
         if !addr.ip().is_loopback() {
             log::warn!("metrics on {addr} are reachable from the network, not only from this node");
         }
         Ok(Listener { listener, addr })
+    }
+
+    /// The address it listens on (the port chosen when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Starts answering scrapes.

@@ -109,6 +109,7 @@ fn every_watch_line_reads_back_as_printed() {
                 hook: "tc".into(),
             }],
             programs: [("tc_ingress".to_string(), 533)].into(),
+            metrics: Some("127.0.0.1:40123".into()),
         }),
         WatchLine::Counters(counters("kube-apiserver", false)),
         WatchLine::Counters(counters("etcd", true)),

@@ -39,6 +39,9 @@ pub struct Start {
     pub interfaces: Vec<Interface>,
     /// Program name to its kernel id, for bpftool.
     pub programs: BTreeMap<String, u32>,
+    /// The metrics endpoint's address, with the port bound (`--metrics`; port 0 picks one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// A watched interface and the hook its ingress program sits on.

@@ -225,3 +225,53 @@ fn a_catalog_that_cannot_be_read_stops_ports() {
         assert!(one_line(&out.stderr).contains(&says), "{file}");
     }
 }
+
+/// `--pcap` on a named pipe that nobody reads is refused at once, naming the file, instead
+/// of waiting in open() for a reader past `--duration`.
+#[test]
+fn pcap_to_a_pipe_without_a_reader_is_refused() {
+    let ns = NetNs::new("p");
+    ns.ip(&["link", "add", "pa", "type", "veth", "peer", "name", "pb"]);
+    ns.ip(&["link", "set", "pa", "up"]);
+    ns.ip(&["link", "set", "pb", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("drops.pcapng");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let mut child = Command::new(BIN)
+        .args([
+            "--netns",
+            &ns.name,
+            "watch",
+            "--iface",
+            "pa",
+            "--duration",
+            "1",
+        ])
+        .arg("--pcap")
+        .arg(&fifo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Before the fix this waited in open() forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tracer watch --pcap FIFO still waiting for a reader after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let line = one_line(stderr.as_bytes());
+    assert!(
+        line.contains("drops.pcapng") && line.contains("no reader"),
+        "{line}"
+    );
+}

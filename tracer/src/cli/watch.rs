@@ -3,7 +3,6 @@
 //! `--pcap`, and on Ctrl-C, SIGTERM or the end of `--duration` a summary.
 
 use std::{
-    fs::File,
     io::{BufWriter, IsTerminal, Write},
     net::SocketAddr,
     path::PathBuf,
@@ -195,7 +194,8 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
 
 /// The pcapng file of `--pcap`, created before anything is attached.
 fn pcap_file(path: &std::path::Path) -> Result<Box<dyn DropSink>> {
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file = crate::sys::files::create_output(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     let writer = PcapWriter::new(BufWriter::new(file))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(Box::new(writer))

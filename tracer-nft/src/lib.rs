@@ -291,12 +291,14 @@ pub enum RulesetError {
     },
 }
 
-/// Messages this crate builds quote values from the listing; a listing can hold values of any
+/// Messages quote values from the input they are about, and an input can hold values of any
 /// size, so a message is cut at this many bytes, saying how much was left out.
-const MESSAGE_MAX: usize = 400;
+pub const MESSAGE_MAX: usize = 400;
 
-/// `text`, cut to [`MESSAGE_MAX`] bytes (at a character boundary) with a note of what was cut.
-pub(crate) fn bounded(mut text: String) -> String {
+/// `text`, cut to [`MESSAGE_MAX`] bytes (at a character boundary) with a note of what was cut:
+/// for every message that quotes outside input (this crate's, and its users' readers of other
+/// files).
+pub fn bounded(mut text: String) -> String {
     if text.len() > MESSAGE_MAX {
         let cut = (0..=MESSAGE_MAX)
             .rev()

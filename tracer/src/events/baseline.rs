@@ -317,7 +317,9 @@ impl Baseline {
             found => {
                 return Err(BaselineError::Version {
                     origin: origin.to_string(),
-                    found: found.map_or("(none)".to_string(), std::string::ToString::to_string),
+                    found: tracer_nft::bounded(
+                        found.map_or("(none)".to_string(), std::string::ToString::to_string),
+                    ),
                 });
             }
         }

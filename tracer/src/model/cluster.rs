@@ -106,9 +106,11 @@ impl<'de> Deserialize<'de> for Cidrs {
         let mut out = Vec::new();
         for item in &items {
             for s in item.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                out.push(s.parse().map_err(|_| {
-                    serde::de::Error::custom(format_args!("{s:?} is not a CIDR"))
-                })?);
+                out.push(
+                    s.parse().map_err(|_| {
+                        serde::de::Error::custom(format_args!("{s:?} is not a CIDR"))
+                    })?,
+                );
             }
         }
         Ok(Cidrs(out))
@@ -158,7 +160,11 @@ struct K3sFile {
     flannel_iface: Option<String>,
 }
 
-fn parse(dist: Distribution, file: &Path, text: &str) -> Result<ClusterConfig, ClusterError> {
+pub(crate) fn parse(
+    dist: Distribution,
+    file: &Path,
+    text: &str,
+) -> Result<ClusterConfig, ClusterError> {
     let located = |error: serde_yaml::Error| match error.location() {
         Some(l) => {
             let text = error.to_string();
@@ -274,21 +280,57 @@ mod tests {
     #[test]
     fn wrong_types_and_bad_cidrs_are_named_where_they_stand() {
         for (rel, text, place, says) in [
-            (K0S_CONFIG, "spec:\n  network:\n    podCIDR: 42\n", "k0s.yaml:3:", "expected a CIDR"),
-            (K0S_CONFIG, "spec:\n  network:\n    provider: [calico]\n", "k0s.yaml:3:", "provider"),
-            (K0S_CONFIG, "spec:\n  network:\n    serviceCIDR: 10.96.0.0/33\n", "k0s.yaml:3:", "\"10.96.0.0/33\" is not a CIDR"),
-            (K0S_CONFIG, "spec:\n  network: calico\n", "k0s.yaml:2:", "network"),
-            (K3S_CONFIG, "cluster-cidr: 10.42.0.0/16,10.42.0.0/99\n", "config.yaml:1:", "\"10.42.0.0/99\" is not a CIDR"),
-            (K3S_CONFIG, "flannel-backend:\n  - vxlan\n", "config.yaml:", "flannel-backend"),
+            (
+                K0S_CONFIG,
+                "spec:\n  network:\n    podCIDR: 42\n",
+                "k0s.yaml:3:",
+                "expected a CIDR",
+            ),
+            (
+                K0S_CONFIG,
+                "spec:\n  network:\n    provider: [calico]\n",
+                "k0s.yaml:3:",
+                "provider",
+            ),
+            (
+                K0S_CONFIG,
+                "spec:\n  network:\n    serviceCIDR: 10.96.0.0/33\n",
+                "k0s.yaml:3:",
+                "\"10.96.0.0/33\" is not a CIDR",
+            ),
+            (
+                K0S_CONFIG,
+                "spec:\n  network: calico\n",
+                "k0s.yaml:2:",
+                "network",
+            ),
+            (
+                K3S_CONFIG,
+                "cluster-cidr: 10.42.0.0/16,10.42.0.0/99\n",
+                "config.yaml:1:",
+                "\"10.42.0.0/99\" is not a CIDR",
+            ),
+            (
+                K3S_CONFIG,
+                "flannel-backend:\n  - vxlan\n",
+                "config.yaml:",
+                "flannel-backend",
+            ),
         ] {
             let dir = tree(rel, text);
             let (cfg, problems) = read(dir.path());
             assert!(cfg.is_none(), "{text}");
             let message = problems[0].to_string();
-            assert!(message.contains(place) && message.contains(says), "{text}: {message}");
+            assert!(
+                message.contains(place) && message.contains(says),
+                "{text}: {message}"
+            );
         }
         // A list of CIDRs, as k3s takes repeatable flags.
-        let dir = tree(K3S_CONFIG, "cluster-cidr:\n  - 10.42.0.0/16\n  - 2001:cafe:42::/56\n");
+        let dir = tree(
+            K3S_CONFIG,
+            "cluster-cidr:\n  - 10.42.0.0/16\n  - 2001:cafe:42::/56\n",
+        );
         assert_eq!(read(dir.path()).0.unwrap().pod_cidrs.len(), 2);
     }
 }

@@ -144,23 +144,17 @@ fn check_default_zone(
         .file
         .clone()
         .unwrap_or_else(|| Path::new("firewalld.conf").to_path_buf());
-    problems.push(ReadProblem {
-        file,
+    problems.push(problem(
+        &file,
         line,
-        column: None,
-        message: format!(
+        format!(
             "DefaultZone {:?} names no zone; firewalld uses {fallback:?}",
             conf.default_zone
         ),
-    });
+    ));
     conf.default_zone = fallback.to_string();
 }
 
 fn problem(path: &Path, line: Option<u32>, message: String) -> ReadProblem {
-    ReadProblem {
-        file: path.to_path_buf(),
-        line,
-        column: None,
-        message,
-    }
+    ReadProblem::new(path, line, None, message)
 }

@@ -211,6 +211,24 @@ pub struct ReadProblem {
     pub message: String,
 }
 
+impl ReadProblem {
+    /// A problem at a place in `file`; the message, which may quote values of any size from
+    /// the file, is cut to a few hundred bytes.
+    pub fn new(
+        file: &std::path::Path,
+        line: Option<u32>,
+        column: Option<u32>,
+        message: String,
+    ) -> Self {
+        ReadProblem {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: super::nft::bounded(message),
+        }
+    }
+}
+
 impl fmt::Display for ReadProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;

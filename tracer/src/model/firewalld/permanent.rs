@@ -244,19 +244,9 @@ fn read_text(path: &Path, problems: &mut Vec<ReadProblem>) -> Option<String> {
 }
 
 fn at_file(path: &Path, what: impl std::fmt::Display) -> ReadProblem {
-    ReadProblem {
-        file: path.to_path_buf(),
-        line: None,
-        column: None,
-        message: what.to_string(),
-    }
+    ReadProblem::new(path, None, None, what.to_string())
 }
 
 fn located(path: &Path, l: Located<impl std::fmt::Display>) -> ReadProblem {
-    ReadProblem {
-        file: path.to_path_buf(),
-        line: Some(l.at.line),
-        column: Some(l.at.column),
-        message: l.what.to_string(),
-    }
+    ReadProblem::new(path, Some(l.at.line), Some(l.at.column), l.what.to_string())
 }

@@ -87,8 +87,8 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn v4(l4: L4) -> Bytes {
-    frame(&eth(), ip("10.0.0.1"), ip("10.0.0.2"), &l4)
+fn v4(l4: &L4) -> Bytes {
+    frame(&eth(), ip("10.0.0.1"), ip("10.0.0.2"), l4)
 }
 
 /// An IPv4 frame with `n` bytes of NOP options.
@@ -131,16 +131,20 @@ fn arp() -> Bytes {
 }
 
 /// Hand-built frames and the class each must count as.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one table of frames, each named, next to the class it must count as"
+)]
 fn cases(catalog: &Catalog) -> Vec<(String, Bytes, String)> {
     let mut cases: Vec<(String, Bytes, String)> = vec![
         (
             "ipv4 SYN to 6443".into(),
-            v4(L4::syn(40000, 6443)),
+            v4(&L4::syn(40000, 6443)),
             "kube-apiserver".into(),
         ),
         (
             "ipv4 reply from 6443".into(),
-            v4(L4::Tcp {
+            v4(&L4::Tcp {
                 sport: 6443,
                 dport: 40000,
                 flags: 0x12,
@@ -155,7 +159,7 @@ fn cases(catalog: &Catalog) -> Vec<(String, Bytes, String)> {
         ),
         (
             "ipv4 options".into(),
-            with_ip_options(&v4(L4::syn(40000, 6443)), 8),
+            with_ip_options(&v4(&L4::syn(40000, 6443)), 8),
             "kube-apiserver".into(),
         ),
         (
@@ -199,7 +203,7 @@ fn cases(catalog: &Catalog) -> Vec<(String, Bytes, String)> {
         ),
         (
             "VXLAN with an inner flow".into(),
-            v4(L4::Udp {
+            v4(&L4::Udp {
                 sport: 50000,
                 dport: 4789,
                 payload: vxlan_payload(
@@ -216,23 +220,23 @@ fn cases(catalog: &Catalog) -> Vec<(String, Bytes, String)> {
         ),
         (
             "ICMP echo".into(),
-            v4(L4::Echo { id: 1, seq: 1 }),
+            v4(&L4::Echo { id: 1, seq: 1 }),
             "other".into(),
         ),
         ("ARP".into(), arp(), "other".into()),
         (
             "TCP to an unknown port".into(),
-            v4(L4::syn(40000, 8080)),
+            v4(&L4::syn(40000, 8080)),
             "other".into(),
         ),
         (
             "TCP header cut short".into(),
-            v4(L4::syn(40000, 6443)).slice(..40),
+            v4(&L4::syn(40000, 6443)).slice(..40),
             "malformed".into(),
         ),
         (
             "IPv4 header cut short".into(),
-            v4(L4::syn(40000, 6443)).slice(..25),
+            v4(&L4::syn(40000, 6443)).slice(..25),
             "malformed".into(),
         ),
         (
@@ -241,14 +245,14 @@ fn cases(catalog: &Catalog) -> Vec<(String, Bytes, String)> {
             "malformed".into(),
         ),
     ];
-    let mut bad_version = BytesMut::from(&v4(L4::syn(1, 6443))[..]);
+    let mut bad_version = BytesMut::from(&v4(&L4::syn(1, 6443))[..]);
     bad_version[14] = 0x55;
     cases.push((
         "IP version 5".into(),
         bad_version.freeze(),
         "malformed".into(),
     ));
-    let mut fragment = BytesMut::from(&v4(L4::udp(1, 4789, &[0; 16]))[..]);
+    let mut fragment = BytesMut::from(&v4(&L4::udp(1, 4789, &[0; 16]))[..]);
     fragment[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
     cases.push((
         "later IPv4 fragment".into(),
@@ -259,8 +263,8 @@ fn cases(catalog: &Catalog) -> Vec<(String, Bytes, String)> {
     for c in &catalog.components {
         for proto in &c.protocols {
             let f = match proto {
-                Protocol::Tcp => v4(L4::syn(45000, c.ports[0].lo)),
-                Protocol::Udp => v4(L4::udp(45000, c.ports[0].lo, b"x")),
+                Protocol::Tcp => v4(&L4::syn(45000, c.ports[0].lo)),
+                Protocol::Udp => v4(&L4::udp(45000, c.ports[0].lo, b"x")),
                 _ => continue,
             };
             cases.push((
@@ -320,7 +324,7 @@ fn bytes_are_whole_frames() {
     ns.enter(|| {
         let (_, classes) = generic();
         let dp = load(&classes);
-        let f = v4(L4::udp(1, 8472, &[0; 100]));
+        let f = v4(&L4::udp(1, 8472, &[0; 100]));
         for program in Program::ALL {
             dp.test_run(program, &f, 1).unwrap();
         }
@@ -339,8 +343,8 @@ fn bytes_are_whole_frames() {
 /// Valid frames to mutate into the random ones.
 fn templates() -> Vec<Bytes> {
     vec![
-        v4(L4::syn(40000, 6443)),
-        v4(L4::udp(50000, 4789, &[0; 64])),
+        v4(&L4::syn(40000, 6443)),
+        v4(&L4::udp(50000, 4789, &[0; 64])),
         frame(
             &eth(),
             ip("fd00::1"),
@@ -354,8 +358,8 @@ fn templates() -> Vec<Bytes> {
             &L4::syn(1, 2379),
         ),
         with_ipv6_extensions(4789),
-        with_ip_options(&v4(L4::syn(40000, 10250)), 40),
-        v4(L4::Echo { id: 9, seq: 9 }),
+        with_ip_options(&v4(&L4::syn(40000, 10250)), 40),
+        v4(&L4::Echo { id: 9, seq: 9 }),
         arp(),
     ]
 }
@@ -428,13 +432,13 @@ fn overlay_packets_are_counted_by_their_inner_class_too() {
             ip("10.244.2.3"),
             &L4::syn(5555, 6443),
         );
-        let vx = v4(L4::Udp {
+        let vx = v4(&L4::Udp {
             sport: 50000,
             dport: 4789,
             payload: vxlan_payload(4096, &inner),
         });
         // Not VXLAN (no I flag): counted as calico-vxlan, nothing inner.
-        let not_vx = v4(L4::udp(50000, 4789, &[0; 40]));
+        let not_vx = v4(&L4::udp(50000, 4789, &[0; 40]));
         for program in Program::ALL {
             let (program, ret) = run(&dp, program, &vx);
             assert_eq!(
@@ -480,7 +484,7 @@ fn packet_sizes_land_in_their_buckets() {
         for payload in [18usize, 158, 1358] {
             dp.test_run(
                 Program::XdpIngress,
-                &v4(L4::udp(1, 8472, &vec![0; payload])),
+                &v4(&L4::udp(1, 8472, &vec![0; payload])),
                 1,
             )
             .unwrap();

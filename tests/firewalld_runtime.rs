@@ -5,6 +5,7 @@
 //! failure.
 
 use std::{
+    fmt::Write as _,
     path::{Path, PathBuf},
     thread::sleep,
     time::{Duration, Instant},
@@ -28,11 +29,14 @@ fn fixtures() -> PathBuf {
 }
 
 fn problems_text(p: &Permanent) -> String {
-    p.problems.iter().map(|x| format!("  {x}\n")).collect()
+    p.problems.iter().fold(String::new(), |mut text, x| {
+        let _ = writeln!(text, "  {x}");
+        text
+    })
 }
 
 fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+    v.iter().map(ToString::to_string).collect()
 }
 
 /// One node: a namespace, a node directory, and the daemons started in them.
@@ -88,7 +92,7 @@ impl Scratch {
             loop {
                 let mut status = 0;
                 // SAFETY: as above; `status` is ours to write.
-                let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+                let r = unsafe { libc::waitpid(pid as i32, &raw mut status, libc::WNOHANG) };
                 if r != 0 {
                     break;
                 }
@@ -97,7 +101,7 @@ impl Scratch {
                     // SAFETY: as above.
                     unsafe {
                         libc::kill(pid as i32, libc::SIGKILL);
-                        libc::waitpid(pid as i32, &mut status, 0);
+                        libc::waitpid(pid as i32, &raw mut status, 0);
                     }
                     break;
                 }
@@ -169,6 +173,10 @@ fn assert_same(perm: &Permanent, rt: &Runtime) {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one firewalld's life, each step building on the state the one before left"
+)]
 fn runtime_and_drift_against_a_real_firewalld() {
     let mut s = Scratch::new();
     write_zone(s.dir(), "public", &fixture("zones/public.xml")).expect("zone");

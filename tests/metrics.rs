@@ -186,6 +186,14 @@ fn unix_now() -> f64 {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scrape of one run of traffic, checked from the counters to the served text"
+)]
+#[allow(
+    clippy::float_cmp,
+    reason = "whole packet and byte counts, which Prometheus serves as floats that must be exact"
+)]
 fn prometheus_scrapes_exact_counts() {
     let (a, b) = pair();
     let _apiserver = silent_apiserver(&a, &A, &B, SILENT);

@@ -56,7 +56,7 @@ impl PacketSocket {
                 frame.as_ptr().cast(),
                 frame.len(),
                 0,
-                (&self.addr as *const libc::sockaddr_ll).cast(),
+                (&raw const self.addr).cast(),
                 mem::size_of::<libc::sockaddr_ll>() as u32,
             )
         };
@@ -129,7 +129,12 @@ impl Paced {
                     let now = Instant::now();
                     let wanted = rates.lock().unwrap().clone();
                     for i in 0..n {
-                        if wanted[i] != rate[i] {
+                        #[allow(
+                            clippy::float_cmp,
+                            reason = "a rate is copied from the one the test set, never computed: any difference is a change"
+                        )]
+                        let changed = wanted[i] != rate[i];
+                        if changed {
                             (rate[i], since[i], sent_since[i]) = (wanted[i], now, 0);
                         }
                         let due = (now.duration_since(since[i]).as_secs_f64() * rate[i]) as u64;

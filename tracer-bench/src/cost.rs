@@ -121,12 +121,12 @@ pub fn run(cfg: Config) -> Result<Results> {
 /// Keeps the measuring thread on the last CPU: the two CPUs of a small VM differ by a few ns
 /// per run (interrupt load), which otherwise shows up as rounds in two clusters.
 fn pin_to_last_cpu() -> Result<usize> {
-    let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let cpu = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) - 1;
     // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_setaffinity(0) pins this thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw const set) != 0 {
             return Err(std::io::Error::last_os_error()).context("sched_setaffinity");
         }
     }

@@ -20,6 +20,10 @@ pub const MODES: [Mode; 4] = [
 ];
 
 #[derive(Debug, Serialize)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "the field names are the keys of bench/results.json, kept so that runs compare"
+)]
 pub struct Peer {
     pub peer: String,
     pub gbps: f64,

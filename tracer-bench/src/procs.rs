@@ -135,7 +135,7 @@ impl Tracer {
     }
 
     fn wait_for_start(&mut self) -> Result<Start> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         loop {
             check_interrupt()?;
             match self.lines.recv_timeout(Duration::from_millis(100)) {

@@ -19,7 +19,7 @@ pub fn median(values: &[f64]) -> f64 {
     if v.len() % 2 == 1 {
         v[mid]
     } else {
-        (v[mid - 1] + v[mid]) / 2.0
+        f64::midpoint(v[mid - 1], v[mid])
     }
 }
 
@@ -41,18 +41,19 @@ impl Machine {
         let cpu = read("/proc/cpuinfo")
             .lines()
             .find_map(|l| l.strip_prefix("model name"))
-            .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
-            .unwrap_or_else(|| "unknown".into());
+            .map_or_else(
+                || "unknown".into(),
+                |v| v.trim_start_matches([' ', '\t', ':']).trim().to_string(),
+            );
         let os = read("/etc/os-release")
             .lines()
             .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-            .map(|v| v.trim_matches('"').to_string())
-            .unwrap_or_else(|| "unknown".into());
+            .map_or_else(|| "unknown".into(), |v| v.trim_matches('"').to_string());
         Machine {
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             os,
             cpu,
-            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cores: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
             date: output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
             commit: output(Command::new("git").args(["rev-parse", "--short", "HEAD"])),
             loadavg_start: loadavg(),
@@ -74,12 +75,18 @@ fn output(cmd: &mut Command) -> String {
     cmd.output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+        .map_or_else(
+            || "unknown".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
 }
 
 /// A goal, its measured value, and whether it was met.
 #[derive(Debug, Serialize)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "the field names are the keys of bench/results.json, kept so that runs compare"
+)]
 pub struct Goal {
     pub goal: String,
     pub measured: String,
@@ -200,110 +207,19 @@ impl Report {
             cost_table(&mut t, c);
         }
         if let Some(tp) = &self.throughput {
-            let _ = writeln!(
-                t,
-                "2. Throughput, iperf3 TCP to 6443, {} s runs, {} interleaved rounds (medians)",
-                tp.secs, tp.rounds
-            );
-            let _ = writeln!(
-                t,
-                "   {:<34} {:>10} {:>10} {:>7}",
-                "path", "untraced", "traced", "ratio"
-            );
-            for (c, what) in [
-                (&tp.veth, "veth pair (tracer --attach tc)"),
-                (&tp.vxlan, "lab VXLAN overlay (tracer, auto)"),
-            ] {
-                let _ = writeln!(
-                    t,
-                    "   {what:<34} {:>5.2} Gb/s {:>5.2} Gb/s {:>6.1}%  {}",
-                    c.untraced_gbps,
-                    c.traced_gbps,
-                    100.0 * c.ratio,
-                    mark(c.ratio >= THROUGHPUT)
-                );
-            }
-            let _ = writeln!(
-                t,
-                "   untraced, traced: medians. ratio: median of each traced run over the untraced run before it\n"
-            );
+            throughput_table(&mut t, tp);
         }
         if let Some(p) = &self.peers {
-            let _ = writeln!(
-                t,
-                "3. Observers on the same veth traffic, {} s runs, {} rounds, each after an untraced run",
-                p.secs, p.rounds
-            );
-            let _ = writeln!(t, "   {:<40} {:>10} {:>7}", "observer", "Gbit/s", "ratio");
-            let _ = writeln!(
-                t,
-                "   {:<40} {:>10.2} {:>6.1}%",
-                "untraced", p.untraced_gbps, 100.0
-            );
-            for peer in &p.peers {
-                let _ = writeln!(
-                    t,
-                    "   {:<40} {:>10.2} {:>6.1}%",
-                    peer.peer,
-                    peer.gbps,
-                    100.0 * peer.ratio
-                );
-            }
-            let _ = writeln!(
-                t,
-                "   Gbit/s: medians. ratio: median of each observed run over the untraced run before it\n"
-            );
+            peers_table(&mut t, p);
         }
         if let Some(s) = &self.storm {
-            let _ = writeln!(
-                t,
-                "4. Drop storm: {} UDP datagrams dropped by an nft output rule",
-                s.datagrams
-            );
-            let _ = writeln!(
-                t,
-                "   drops/s untraced {:.0}, traced {:.0} ({:.1}%); counted {} of {} ({})\n   tracer CPU {:.2} s over {:.1} s, peak RSS {} KiB; events lost {}, held back {}, uncounted {}\n",
-                s.untraced_drops_per_sec,
-                s.traced_drops_per_sec,
-                100.0 * s.traced_drops_per_sec / s.untraced_drops_per_sec.max(1e-9),
-                s.counted,
-                s.datagrams,
-                if s.exact { "exact" } else { "NOT exact" },
-                s.tracer_cpu_secs,
-                s.tracer_cpu_window_secs,
-                s.tracer_peak_rss_kib,
-                s.events_lost,
-                s.events_suppressed,
-                s.uncounted
-            );
+            storm_table(&mut t, s);
         }
         if let Some(s) = &self.steady {
-            let _ = writeln!(
-                t,
-                "5. User-space CPU, {:.0} packets/s of 64-byte UDP for {:.0} s, 1 s interval\n   tracer {:.2}% of a core by utime+stime ({:.3}% by schedstat); idle {:.2}% ({:.3}%)\n",
-                s.measured_pps,
-                s.traffic_secs,
-                s.tracer_cpu_percent,
-                s.tracer_cpu_percent_schedstat,
-                s.idle_cpu_percent,
-                s.idle_cpu_percent_schedstat
-            );
+            steady_table(&mut t, s);
         }
         if let Some(r) = &self.ruleset {
-            let _ = writeln!(
-                t,
-                "5b. Firewall model, {} rules ({} KiB of nft JSON), median of {}\n   parse {:.1} ms; {} catalog flows evaluated in {:.2} ms ({:.1} us per flow; {} accepted, {} rejected, {} unknown)\n",
-                r.rules,
-                r.json_bytes / 1024,
-                r.rounds,
-                r.parse_ms,
-                r.flows,
-                r.evaluate_all_ms,
-                r.per_flow_us,
-                r.accepted,
-                r.rejected,
-                r.unknown
-            );
+            ruleset_table(&mut t, r);
         }
         if !self.goals.is_empty() {
             t.push_str("Goals\n");
@@ -349,5 +265,121 @@ fn cost_table(t: &mut String, c: &cost::Results) {
         t,
         "   above = median over rounds of (program - floor) in the same round. goal: <= {PLAIN_NS} ns above\n   the floor, <= {VXLAN_NS} ns with VXLAN inner-flow accounting.\n   {}\n",
         c.note
+    );
+}
+
+/// Section 2: iperf3 throughput with and without the tracer.
+fn throughput_table(t: &mut String, tp: &throughput::Results) {
+    let _ = writeln!(
+        t,
+        "2. Throughput, iperf3 TCP to 6443, {} s runs, {} interleaved rounds (medians)",
+        tp.secs, tp.rounds
+    );
+    let _ = writeln!(
+        t,
+        "   {:<34} {:>10} {:>10} {:>7}",
+        "path", "untraced", "traced", "ratio"
+    );
+    for (c, what) in [
+        (&tp.veth, "veth pair (tracer --attach tc)"),
+        (&tp.vxlan, "lab VXLAN overlay (tracer, auto)"),
+    ] {
+        let _ = writeln!(
+            t,
+            "   {what:<34} {:>5.2} Gb/s {:>5.2} Gb/s {:>6.1}%  {}",
+            c.untraced_gbps,
+            c.traced_gbps,
+            100.0 * c.ratio,
+            mark(c.ratio >= THROUGHPUT)
+        );
+    }
+    let _ = writeln!(
+        t,
+        "   untraced, traced: medians. ratio: median of each traced run over the untraced run before it\n"
+    );
+}
+
+/// Section 3: the tracer next to its peers.
+fn peers_table(t: &mut String, p: &peers::Results) {
+    let _ = writeln!(
+        t,
+        "3. Observers on the same veth traffic, {} s runs, {} rounds, each after an untraced run",
+        p.secs, p.rounds
+    );
+    let _ = writeln!(t, "   {:<40} {:>10} {:>7}", "observer", "Gbit/s", "ratio");
+    let _ = writeln!(
+        t,
+        "   {:<40} {:>10.2} {:>6.1}%",
+        "untraced", p.untraced_gbps, 100.0
+    );
+    for peer in &p.peers {
+        let _ = writeln!(
+            t,
+            "   {:<40} {:>10.2} {:>6.1}%",
+            peer.peer,
+            peer.gbps,
+            100.0 * peer.ratio
+        );
+    }
+    let _ = writeln!(
+        t,
+        "   Gbit/s: medians. ratio: median of each observed run over the untraced run before it\n"
+    );
+}
+
+/// Section 4: the drop storm.
+fn storm_table(t: &mut String, s: &storm::Results) {
+    let _ = writeln!(
+        t,
+        "4. Drop storm: {} UDP datagrams dropped by an nft output rule",
+        s.datagrams
+    );
+    let _ = writeln!(
+        t,
+        "   drops/s untraced {:.0}, traced {:.0} ({:.1}%); counted {} of {} ({})\n   tracer CPU {:.2} s over {:.1} s, peak RSS {} KiB; events lost {}, held back {}, uncounted {}\n",
+        s.untraced_drops_per_sec,
+        s.traced_drops_per_sec,
+        100.0 * s.traced_drops_per_sec / s.untraced_drops_per_sec.max(1e-9),
+        s.counted,
+        s.datagrams,
+        if s.exact { "exact" } else { "NOT exact" },
+        s.tracer_cpu_secs,
+        s.tracer_cpu_window_secs,
+        s.tracer_peak_rss_kib,
+        s.events_lost,
+        s.events_suppressed,
+        s.uncounted
+    );
+}
+
+/// Section 5: the tracer's user-space CPU at a steady packet rate.
+fn steady_table(t: &mut String, s: &steady::Results) {
+    let _ = writeln!(
+        t,
+        "5. User-space CPU, {:.0} packets/s of 64-byte UDP for {:.0} s, 1 s interval\n   tracer {:.2}% of a core by utime+stime ({:.3}% by schedstat); idle {:.2}% ({:.3}%)\n",
+        s.measured_pps,
+        s.traffic_secs,
+        s.tracer_cpu_percent,
+        s.tracer_cpu_percent_schedstat,
+        s.idle_cpu_percent,
+        s.idle_cpu_percent_schedstat
+    );
+}
+
+/// Section 5b: the firewall model on a large ruleset.
+fn ruleset_table(t: &mut String, r: &ruleset::Results) {
+    let _ = writeln!(
+        t,
+        "5b. Firewall model, {} rules ({} KiB of nft JSON), median of {}\n   parse {:.1} ms; {} catalog flows evaluated in {:.2} ms ({:.1} us per flow; {} accepted, {} rejected, {} unknown)\n",
+        r.rules,
+        r.json_bytes / 1024,
+        r.rounds,
+        r.parse_ms,
+        r.flows,
+        r.evaluate_all_ms,
+        r.per_flow_us,
+        r.accepted,
+        r.rejected,
+        r.unknown
     );
 }

@@ -60,7 +60,7 @@ pub fn run(bin: &Path, pps: u64, secs: u32, idle_secs: u32) -> Result<Results> {
     let pid = tracer.pid();
 
     let idle_start = (Instant::now(), cpu_secs(pid)?, run_secs(pid)?);
-    std::thread::sleep(Duration::from_secs(idle_secs as u64));
+    std::thread::sleep(Duration::from_secs(u64::from(idle_secs)));
     let idle_wall = idle_start.0.elapsed().as_secs_f64();
     let idle_cpu = cpu_secs(pid)? - idle_start.1;
     let idle_run = run_secs(pid)? - idle_start.2;
@@ -72,7 +72,7 @@ pub fn run(bin: &Path, pps: u64, secs: u32, idle_secs: u32) -> Result<Results> {
     check_interrupt()?;
 
     let start = (Instant::now(), cpu_secs(pid)?, run_secs(pid)?);
-    let (sent, received) = traffic(&a, &b, pps, Duration::from_secs(secs as u64))?;
+    let (sent, received) = traffic(&a, &b, pps, Duration::from_secs(u64::from(secs)))?;
     let wall = start.0.elapsed().as_secs_f64();
     let cpu = cpu_secs(pid)? - start.1;
     let run = run_secs(pid)? - start.2;
@@ -82,7 +82,7 @@ pub fn run(bin: &Path, pps: u64, secs: u32, idle_secs: u32) -> Result<Results> {
     });
     let results = Results {
         target_pps: pps,
-        measured_pps: received as f64 / secs as f64,
+        measured_pps: received as f64 / f64::from(secs),
         traffic_secs: wall,
         sent,
         received,
@@ -177,7 +177,7 @@ fn force_rcvbuf(sock: &UdpSocket, bytes: i32) -> Result<()> {
             sock.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_RCVBUFFORCE,
-            (&bytes as *const i32).cast(),
+            (&raw const bytes).cast(),
             std::mem::size_of::<i32>() as u32,
         )
     };

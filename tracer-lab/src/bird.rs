@@ -15,6 +15,7 @@
 //! and `/usr/sbin/birdc` must exist and the caller must be root.
 
 use anyhow::{Context, Result, anyhow, bail};
+use std::fmt::Write as _;
 use std::fs;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
@@ -105,12 +106,13 @@ template bgp workers {{
 "#
     );
     for p in peers.iter().filter(|p| **p != router_id) {
-        c.push_str(&format!(
+        let _ = write!(
+            c,
             "\nprotocol bgp {} from workers {{\n  neighbor {} as {};\n}}\n",
             protocol_name(*p),
             p,
             asn
-        ));
+        );
     }
     c
 }

@@ -2,7 +2,7 @@
 //! build, inspect, drive and remove lab cluster networks, and run the demo. It is the one place
 //! errors become a message and an exit status.
 
-use std::{os::unix::process::CommandExt, process::ExitCode};
+use std::{fmt::Write as _, os::unix::process::CommandExt, process::ExitCode};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -52,7 +52,7 @@ pub fn main() -> ExitCode {
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let result = if argv.get(1).is_some_and(|a| a == "demo") {
         argv.remove(1);
-        crate::demo::run(DemoCli::parse_from(argv).args)
+        crate::demo::run(&DemoCli::parse_from(argv).args)
     } else {
         run(LabArgs::parse_from(argv))
     };
@@ -132,76 +132,18 @@ enum LabCommand {
 fn run(args: LabArgs) -> Result<ExitCode> {
     match args.command {
         LabCommand::Scenarios => {
-            let mut text = String::new();
-            for s in SCENARIOS {
-                let kind = if s.fault.is_some() {
-                    "broken "
-                } else {
-                    "healthy"
-                };
-                text.push_str(&format!(
-                    "{:<22} {kind} {:<16} {}\n",
-                    s.name, s.profile, s.summary
-                ));
-            }
-            for (p, why) in UNSUPPORTED {
-                text.push_str(&format!("{p:<22} -       {p:<16} not available: {why}\n"));
-            }
-            print(&text)?;
+            print(&scenarios_text())?;
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Serve { ports } => lab::serve::serve(&ports).map(|()| ExitCode::SUCCESS),
-        LabCommand::Up { scenario, prefix } => {
-            lab::require_root()?;
-            let s = scenarios::find(&scenario).map_err(anyhow::Error::msg)?;
-            eprintln!("Building lab {prefix:?}: {}", s.summary);
-            lab::up(&prefix, s, &|step| eprintln!("  {step}"))?;
-            let outcomes = checks::run_all(&prefix, s);
-            print(&outcomes_text(&outcomes))?;
-            eprintln!(
-                "Lab {prefix:?} is up. Next: `tracer lab exec --prefix {prefix} {} -- tracer watch`, `tracer lab traffic --prefix {prefix}`, `tracer lab down --prefix {prefix}`.",
-                s.affected_node
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        LabCommand::Down { prefix, all } => {
-            lab::require_root()?;
-            let prefixes: Vec<String> = if all {
-                State::all().into_iter().map(|s| s.prefix).collect()
-            } else {
-                vec![prefix]
-            };
-            if prefixes.is_empty() {
-                eprintln!("No lab to remove.");
-            }
-            for p in prefixes {
-                match teardown(&p)? {
-                    Some(r) => eprintln!(
-                        "Lab {p:?} removed: {} processes stopped, {} namespaces deleted.",
-                        r.processes, r.namespaces
-                    ),
-                    None => eprintln!(
-                        "No lab named {p:?} (see `tracer lab status`): nothing to remove."
-                    ),
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        LabCommand::Up { scenario, prefix } => up(&scenario, &prefix),
+        LabCommand::Down { prefix, all } => down(prefix, all),
         LabCommand::Status { prefix } => status(prefix.as_deref()),
         LabCommand::Exec {
             prefix,
             node,
             command,
-        } => {
-            let shell = lab::node_shell(&prefix, &node)?;
-            let mut cmd = std::process::Command::new("ip");
-            cmd.args(["netns", "exec", &shell.netns]).args(&command);
-            for (k, v) in shell.env {
-                cmd.env(k, v);
-            }
-            let err = cmd.exec();
-            Err(err).context("running ip netns exec")
-        }
+        } => exec(&prefix, &node, &command),
         LabCommand::Traffic { prefix, seconds } => {
             let s = lab_scenario(&prefix)?;
             eprintln!("Sending {}'s traffic mix for {seconds}s...", s.name);
@@ -209,30 +151,99 @@ fn run(args: LabArgs) -> Result<ExitCode> {
             print(&format!("{ok} flows answered, {failed} failed\n"))?;
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::Check { prefix } => {
-            let s = lab_scenario(&prefix)?;
-            let outcomes = checks::run_all(&prefix, s);
-            let mut text = outcomes_text(&outcomes);
-            let surprises = outcomes.iter().filter(|o| o.ok != o.expected_ok).count();
-            if surprises == 0 {
-                text.push_str(&format!(
-                    "Every flow behaves as scenario {} intends.\n",
-                    s.name
-                ));
-            } else {
-                text.push_str(&format!(
-                    "{surprises} flows do not behave as scenario {} intends.\n",
-                    s.name
-                ));
-            }
-            print(&text)?;
-            Ok(if surprises == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+        LabCommand::Check { prefix } => check(&prefix),
+    }
+}
+
+/// `lab scenarios`: one line a scenario, then the profiles the lab cannot build.
+fn scenarios_text() -> String {
+    let mut text = String::new();
+    for s in SCENARIOS {
+        let kind = if s.fault.is_some() {
+            "broken "
+        } else {
+            "healthy"
+        };
+        let _ = writeln!(
+            text,
+            "{:<22} {kind} {:<16} {}",
+            s.name, s.profile, s.summary
+        );
+    }
+    for (p, why) in UNSUPPORTED {
+        let _ = writeln!(text, "{p:<22} -       {p:<16} not available: {why}");
+    }
+    text
+}
+
+fn up(scenario: &str, prefix: &str) -> Result<ExitCode> {
+    lab::require_root()?;
+    let s = scenarios::find(scenario).map_err(anyhow::Error::msg)?;
+    eprintln!("Building lab {prefix:?}: {}", s.summary);
+    lab::up(prefix, s, &|step| eprintln!("  {step}"))?;
+    let outcomes = checks::run_all(prefix, s);
+    print(&outcomes_text(&outcomes))?;
+    eprintln!(
+        "Lab {prefix:?} is up. Next: `tracer lab exec --prefix {prefix} {} -- tracer watch`, `tracer lab traffic --prefix {prefix}`, `tracer lab down --prefix {prefix}`.",
+        s.affected_node
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn down(prefix: String, all: bool) -> Result<ExitCode> {
+    lab::require_root()?;
+    let prefixes: Vec<String> = if all {
+        State::all().into_iter().map(|s| s.prefix).collect()
+    } else {
+        vec![prefix]
+    };
+    if prefixes.is_empty() {
+        eprintln!("No lab to remove.");
+    }
+    for p in prefixes {
+        match teardown(&p)? {
+            Some(r) => eprintln!(
+                "Lab {p:?} removed: {} processes stopped, {} namespaces deleted.",
+                r.processes, r.namespaces
+            ),
+            None => eprintln!("No lab named {p:?} (see `tracer lab status`): nothing to remove."),
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Replaces this process with `command` in the node's namespace; returns only on failure.
+fn exec(prefix: &str, node: &str, command: &[String]) -> Result<ExitCode> {
+    let shell = lab::node_shell(prefix, node)?;
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &shell.netns]).args(command);
+    for (k, v) in shell.env {
+        cmd.env(k, v);
+    }
+    let err = cmd.exec();
+    Err(err).context("running ip netns exec")
+}
+
+fn check(prefix: &str) -> Result<ExitCode> {
+    let s = lab_scenario(prefix)?;
+    let outcomes = checks::run_all(prefix, s);
+    let mut text = outcomes_text(&outcomes);
+    let surprises = outcomes.iter().filter(|o| o.ok != o.expected_ok).count();
+    if surprises == 0 {
+        let _ = writeln!(text, "Every flow behaves as scenario {} intends.", s.name);
+    } else {
+        let _ = writeln!(
+            text,
+            "{surprises} flows do not behave as scenario {} intends.",
+            s.name
+        );
+    }
+    print(&text)?;
+    Ok(if surprises == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn lab_scenario(prefix: &str) -> Result<&'static scenarios::Scenario> {
@@ -261,7 +272,7 @@ fn outcomes_text(outcomes: &[checks::Outcome]) -> String {
         } else {
             format!(": {}", o.detail)
         };
-        text.push_str(&format!("{mark} {}{detail}{note}\n", o.name));
+        let _ = writeln!(text, "{mark} {}{detail}{note}", o.name);
     }
     text
 }
@@ -281,16 +292,18 @@ fn status(prefix: Option<&str>) -> Result<ExitCode> {
         } else {
             "NOT READY (lab up did not finish; run lab down)"
         };
-        text.push_str(&format!(
-            "lab {:?}: scenario {}, {ready}\n",
+        let _ = writeln!(
+            text,
+            "lab {:?}: scenario {}, {ready}",
             st.prefix, st.scenario
-        ));
-        text.push_str(&format!("  namespaces: {}\n", st.namespaces.join(" ")));
+        );
+        let _ = writeln!(text, "  namespaces: {}", st.namespaces.join(" "));
         for (node, what, alive) in lab::daemons_alive(&st) {
-            text.push_str(&format!(
-                "  {node:<14} {what:<12} {}\n",
+            let _ = writeln!(
+                text,
+                "  {node:<14} {what:<12} {}",
                 if alive { "running" } else { "GONE" }
-            ));
+            );
         }
     }
     print(&text)?;

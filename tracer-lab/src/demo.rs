@@ -5,6 +5,7 @@
 
 use std::{
     collections::BTreeMap,
+    fmt::Write as _,
     io::{BufRead, BufReader},
     process::{Command, ExitCode, Stdio},
     sync::atomic::{AtomicBool, Ordering},
@@ -91,7 +92,7 @@ fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-pub fn run(args: DemoArgs) -> Result<ExitCode> {
+pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     preflight::privileges()?;
     preflight::bpf_syscall()?;
     preflight::btf().context("the demo shows drops, which needs BTF")?;
@@ -108,7 +109,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let _lab = Lab {
         keep: args.keep.then_some(s.affected_node),
     };
-    demo(s, &args)
+    demo(s, args)
 }
 
 fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
@@ -377,10 +378,10 @@ fn explain_findings(s: &Scenario, lines: &[WatchLine], failing: &[&str]) {
         {
             let mut line = format!("     {} x{}", f.flow, f.count);
             if let Some(inner) = &f.inner {
-                line.push_str(&format!(", carrying {} ({})", inner.flow, inner.class));
+                let _ = write!(line, ", carrying {} ({})", inner.flow, inner.class);
             }
             if let Some(func) = &f.function {
-                line.push_str(&format!(", dropped in {func}"));
+                let _ = write!(line, ", dropped in {func}");
             }
             say!("{line}");
         }

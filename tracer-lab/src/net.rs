@@ -164,89 +164,20 @@ fn create_ns(state: &mut State, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A network of the switch: its bridge, its /24, and the suffix of the node ports on it.
+type Net = (&'static str, [u8; 3], &'static str);
+
 /// Builds every namespace, link, address and route of the scenario.
 pub fn build(state: &mut State, s: &Scenario) -> Result<()> {
     let prefix = state.prefix.clone();
     let switch = switch_ns(&prefix);
-    create_ns(state, &switch)?;
-    let nets: &[(&str, [u8; 3], &str)] = match s.nics {
+    let nets: &[Net] = match s.nics {
         Nics::Single => &[("br0", PUBLIC_NET, "e0")],
         Nics::Segregated => &[("br0", PUBLIC_NET, "e0"), ("br1", CLUSTER_NET, "e1")],
     };
-    for (br, net, _) in nets {
-        ip(&switch, &["link", "add", br, "type", "bridge"])?;
-        ip(
-            &switch,
-            &["link", "set", br, "mtu", &underlay_mtu(s).to_string(), "up"],
-        )?;
-        ip(
-            &switch,
-            &[
-                "addr",
-                "add",
-                &format!("{}/24", addr(*net, GATEWAY_HOST)),
-                "dev",
-                br,
-            ],
-        )?;
-    }
+    build_switch(state, s, &switch, nets)?;
     for n in nodes() {
-        let ns = node_ns(&prefix, n.name);
-        create_ns(state, &ns)?;
-        for (i, (br, net, suffix)) in nets.iter().enumerate() {
-            let dev = format!("eth{i}");
-            let port = format!("{}-{suffix}", n.short());
-            let mac = format!(
-                "02:1a:b0:{:02x}:{:02x}:{:02x}",
-                i,
-                n.host,
-                n.worker.unwrap_or(0)
-            );
-            ip(
-                &ns,
-                &[
-                    "link", "add", &dev, "address", &mac, "type", "veth", "peer", "name", &port,
-                    "netns", &switch,
-                ],
-            )?;
-            for (where_, link) in [(&ns, &dev), (&switch, &port)] {
-                ip(
-                    where_,
-                    &["link", "set", link, "mtu", &underlay_mtu(s).to_string()],
-                )?;
-            }
-            ip(&switch, &["link", "set", &port, "master", br, "up"])?;
-            ip(
-                &ns,
-                &[
-                    "addr",
-                    "add",
-                    &format!("{}/24", addr(*net, n.host)),
-                    "dev",
-                    &dev,
-                ],
-            )?;
-            ip(&ns, &["link", "set", &dev, "up"])?;
-        }
-        if s.fault != Some(Fault::NoDefaultRoute { node: n.name }) {
-            ip(
-                &ns,
-                &["route", "add", "default", "via", &gateway().to_string()],
-            )?;
-        }
-        sysctl(&ns, "net.ipv4.ip_forward", "1")?;
-        // Loose reverse-path filtering is what multi-NIC nodes need; strict is the fault.
-        let rp = if s.fault == Some(Fault::StrictRpFilter { node: n.name }) {
-            "1"
-        } else {
-            "2"
-        };
-        for conf in ["all", "default", "eth0"]
-            .into_iter()
-            .chain((s.nics == Nics::Segregated).then_some("eth1"))
-        {
-            sysctl(&ns, &format!("net.ipv4.conf.{conf}.rp_filter"), rp)?;
-        }
+        build_node(state, s, &n, &switch, nets)?;
     }
     if s.nics == Nics::Segregated {
         // worker-2 reaches the cluster network from its public address (its node IP), so what
@@ -275,6 +206,91 @@ pub fn build(state: &mut State, s: &Scenario) -> Result<()> {
         vxlan(&prefix, s)?;
     }
     kube_proxy(&prefix, s)
+}
+
+/// The switch namespace `switch` with a bridge per network, each holding the gateway address.
+fn build_switch(state: &mut State, s: &Scenario, switch: &str, nets: &[Net]) -> Result<()> {
+    create_ns(state, switch)?;
+    for (br, net, _) in nets {
+        ip(switch, &["link", "add", br, "type", "bridge"])?;
+        ip(
+            switch,
+            &["link", "set", br, "mtu", &underlay_mtu(s).to_string(), "up"],
+        )?;
+        ip(
+            switch,
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", addr(*net, GATEWAY_HOST)),
+                "dev",
+                br,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Node `n`'s namespace, cabled to each network of the switch, with its default route and the
+/// forwarding and reverse-path settings of the scenario.
+fn build_node(state: &mut State, s: &Scenario, n: &Node, switch: &str, nets: &[Net]) -> Result<()> {
+    let ns = node_ns(&state.prefix, n.name);
+    create_ns(state, &ns)?;
+    for (i, (br, net, suffix)) in nets.iter().enumerate() {
+        let dev = format!("eth{i}");
+        let port = format!("{}-{suffix}", n.short());
+        let mac = format!(
+            "02:1a:b0:{:02x}:{:02x}:{:02x}",
+            i,
+            n.host,
+            n.worker.unwrap_or(0)
+        );
+        ip(
+            &ns,
+            &[
+                "link", "add", &dev, "address", &mac, "type", "veth", "peer", "name", &port,
+                "netns", switch,
+            ],
+        )?;
+        for (where_, link) in [(ns.as_str(), &dev), (switch, &port)] {
+            ip(
+                where_,
+                &["link", "set", link, "mtu", &underlay_mtu(s).to_string()],
+            )?;
+        }
+        ip(switch, &["link", "set", &port, "master", br, "up"])?;
+        ip(
+            &ns,
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", addr(*net, n.host)),
+                "dev",
+                &dev,
+            ],
+        )?;
+        ip(&ns, &["link", "set", &dev, "up"])?;
+    }
+    if s.fault != Some(Fault::NoDefaultRoute { node: n.name }) {
+        ip(
+            &ns,
+            &["route", "add", "default", "via", &gateway().to_string()],
+        )?;
+    }
+    sysctl(&ns, "net.ipv4.ip_forward", "1")?;
+    // Loose reverse-path filtering is what multi-NIC nodes need; strict is the fault.
+    let rp = if s.fault == Some(Fault::StrictRpFilter { node: n.name }) {
+        "1"
+    } else {
+        "2"
+    };
+    for conf in ["all", "default", "eth0"]
+        .into_iter()
+        .chain((s.nics == Nics::Segregated).then_some("eth1"))
+    {
+        sysctl(&ns, &format!("net.ipv4.conf.{conf}.rp_filter"), rp)?;
+    }
+    Ok(())
 }
 
 /// A pod namespace behind a worker, on the provider's pod bridge.

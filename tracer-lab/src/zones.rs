@@ -132,8 +132,10 @@ pub fn node_firewall(s: &Scenario, catalog: &Catalog, node: &str) -> NodeFirewal
             Some(Fault::PortMissing { nodes, port, proto }) if nodes.contains(&node) => xml
                 .lines()
                 .filter(|l| !l.contains(&format!("<port protocol=\"{proto}\" port=\"{port}\"/>")))
-                .map(|l| format!("{l}\n"))
-                .collect(),
+                .fold(String::new(), |mut kept, l| {
+                    let _ = writeln!(kept, "{l}");
+                    kept
+                }),
             _ => xml,
         };
         fw.services.push((name.clone(), xml));

@@ -428,11 +428,11 @@ impl Walk<'_> {
                     };
                 }
                 Stmt::Nat => return decide(unsure, Step::Nat),
-                Stmt::SetMark(value) => match self.new_mark(value, &unsure) {
+                Stmt::SetMark(value) => match self.new_mark(value, unsure.as_deref()) {
                     Some(mark) => self.ctx.mark = mark,
                     None => return Step::Next,
                 },
-                Stmt::SetCtMark(value) => match self.new_mark(value, &unsure) {
+                Stmt::SetCtMark(value) => match self.new_mark(value, unsure.as_deref()) {
                     // Without a conntrack entry the kernel sets nothing.
                     Some(_) if matches!(self.ctx.ct_mark, Tracked::Absent) => {}
                     Some(mark) => self.ctx.ct_mark = mark,
@@ -486,7 +486,7 @@ impl Walk<'_> {
     }
 
     /// The mark a `... mark set VALUE` leaves, `None` when reading VALUE breaks the rule.
-    fn new_mark(&self, value: &Expr, unsure: &Option<String>) -> Option<Tracked> {
+    fn new_mark(&self, value: &Expr, unsure: Option<&str>) -> Option<Tracked> {
         if let Some(why) = unsure {
             return Some(Tracked::Unknown(format!(
                 "a rule that may or may not have matched ({why}) sets the mark"

@@ -51,7 +51,10 @@ pub mod json;
 #[cfg(test)]
 mod tests;
 
-use std::{fmt, process::Command};
+use std::{
+    fmt::{self, Write as _},
+    process::Command,
+};
 
 pub use eval::{CtState, Outcome, Packet, RuleRef, Verdict, evaluate};
 pub use expr::{
@@ -306,7 +309,7 @@ pub fn bounded(mut text: String) -> String {
             .unwrap_or(0);
         let rest = text.len() - cut;
         text.truncate(cut);
-        text.push_str(&format!("... ({rest} more bytes)"));
+        let _ = write!(text, "... ({rest} more bytes)");
     }
     text
 }

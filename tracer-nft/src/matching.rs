@@ -27,7 +27,7 @@ impl Tri {
         match self {
             Tri::Yes => Tri::No,
             Tri::No => Tri::Yes,
-            m => m,
+            m @ Tri::Maybe(_) => m,
         }
     }
 }

@@ -36,122 +36,174 @@ pub(crate) fn ruleset(
         .get("nftables")
         .and_then(Value::as_array)
         .ok_or_else(|| structure(StructureError::NotAListing))?;
+    Reader::default().read(items).map_err(structure)
+}
 
-    let mut rs = Ruleset::default();
-    let mut tables: HashMap<(Family, String), TableIndex> = HashMap::new();
+/// The ruleset read so far, and the name maps of its tables.
+#[derive(Default)]
+struct Reader {
+    rs: Ruleset,
+    tables: HashMap<(Family, String), TableIndex>,
+}
 
-    for (kind, o) in objects(items) {
-        if kind == "table" {
-            let family = family(o).map_err(&structure)?;
-            let name = required_str(o, "name", "table").map_err(&structure)?;
-            let handle = o.get("handle").and_then(Value::as_u64).unwrap_or(0);
-            tables.insert(
-                (family, name.to_string()),
-                TableIndex {
-                    at: rs.tables.len(),
-                    ..TableIndex::default()
-                },
-            );
-            rs.tables.push(Table {
-                family,
-                name: name.to_string(),
-                handle,
-                chains: vec![],
-                sets: vec![],
-            });
+impl Reader {
+    /// Reads the listing's objects in passes, each needing what the ones before it read.
+    fn read(mut self, items: &[Value]) -> Result<Ruleset, StructureError> {
+        for (kind, o) in objects(items) {
+            if kind == "table" {
+                self.table(o)?;
+            }
         }
+        for (kind, o) in objects(items) {
+            if kind == "chain" {
+                self.chain(o)?;
+            }
+        }
+        // Set types first, so that a map's verdicts and a set's references can be resolved in
+        // any listing order.
+        for (kind, o) in objects(items) {
+            if kind == "set" || kind == "map" {
+                self.set(kind, o)?;
+            }
+        }
+        for (kind, o) in objects(items) {
+            if kind == "set" || kind == "map" {
+                self.set_elements(kind, o)?;
+            }
+        }
+        for (kind, o) in objects(items) {
+            if kind == "rule" {
+                self.rule(o)?;
+            }
+        }
+        Ok(self.rs)
     }
 
-    for (kind, o) in objects(items) {
-        if kind == "chain" {
-            let (idx, table) = owner(&mut tables, &mut rs, o, "chain").map_err(&structure)?;
-            let name = required_str(o, "name", "chain").map_err(&structure)?;
-            let base = base_chain(o)
-                .map_err(|e| structure(e.within(format!("chain {} {name}", table_name(table)))))?;
-            idx.chains.insert(name.to_string(), table.chains.len());
-            table.chains.push(Chain {
-                name: name.to_string(),
-                handle: o.get("handle").and_then(Value::as_u64).unwrap_or(0),
-                base,
-                rules: vec![],
-            });
-        }
+    fn table(&mut self, o: &Map<String, Value>) -> Result<(), StructureError> {
+        let family = family(o)?;
+        let name = required_str(o, "name", "table")?;
+        let handle = o.get("handle").and_then(Value::as_u64).unwrap_or(0);
+        self.tables.insert(
+            (family, name.to_string()),
+            TableIndex {
+                at: self.rs.tables.len(),
+                ..TableIndex::default()
+            },
+        );
+        self.rs.tables.push(Table {
+            family,
+            name: name.to_string(),
+            handle,
+            chains: vec![],
+            sets: vec![],
+        });
+        Ok(())
     }
 
-    // Set types first, so that a map's verdicts and a set's references can be resolved in any
-    // listing order.
-    for (kind, o) in objects(items) {
-        if kind == "set" || kind == "map" {
-            let (idx, table) = owner(&mut tables, &mut rs, o, kind).map_err(&structure)?;
-            let name = required_str(o, "name", kind).map_err(&structure)?;
-            let key_types = strings(o.get("type"));
-            let tys = key_types.iter().map(|t| Ty::from_set_type(t)).collect();
-            idx.sets.insert(name.to_string(), (table.sets.len(), tys));
-            table.sets.push(Set {
-                name: name.to_string(),
-                handle: o.get("handle").and_then(Value::as_u64).unwrap_or(0),
-                key_types,
-                is_map: kind == "map",
-                data_type: get_str(o, "map").map(str::to_string),
-                flags: strings(o.get("flags")),
-                elements: vec![],
-            });
-        }
-    }
-    for (kind, o) in objects(items) {
-        if kind == "set" || kind == "map" {
-            let (idx, table) = owner(&mut tables, &mut rs, o, kind).map_err(&structure)?;
-            let name = required_str(o, "name", kind).map_err(&structure)?;
-            let Some(elems) = o.get("elem") else {
-                continue;
-            };
-            let (at, tys) = &idx.sets[name];
-            let scope = Scope {
-                chains: &idx.chains,
-                sets: &idx.sets,
-                family: table.family,
-            };
-            let verdicts = table.sets[*at].data_type.as_deref() == Some("verdict");
-            let elements = compile::elements(elems, tys, verdicts, &scope)
-                .map_err(|e| structure(e.within(format!("{kind} {} {name}", table_name(table)))))?;
-            table.sets[*at].elements = elements;
-        }
+    fn chain(&mut self, o: &Map<String, Value>) -> Result<(), StructureError> {
+        let (idx, table) = self.owner(o, "chain")?;
+        let name = required_str(o, "name", "chain")?;
+        let base =
+            base_chain(o).map_err(|e| e.within(format!("chain {} {name}", table_name(table))))?;
+        idx.chains.insert(name.to_string(), table.chains.len());
+        table.chains.push(Chain {
+            name: name.to_string(),
+            handle: o.get("handle").and_then(Value::as_u64).unwrap_or(0),
+            base,
+            rules: vec![],
+        });
+        Ok(())
     }
 
-    for (kind, o) in objects(items) {
-        if kind == "rule" {
-            let (idx, table) = owner(&mut tables, &mut rs, o, "rule").map_err(&structure)?;
-            let chain_name = required_str(o, "chain", "rule").map_err(&structure)?;
-            let handle = o.get("handle").and_then(Value::as_u64).unwrap_or(0);
-            let place = format!(
-                "rule handle {handle} in {} chain {chain_name}",
-                table_name(table)
-            );
-            let at = *idx
-                .chains
-                .get(chain_name)
-                .ok_or_else(|| structure(StructureError::NoSuchChain.within(&place)))?;
-            let exprs = o
-                .get("expr")
-                .and_then(Value::as_array)
-                .ok_or_else(|| structure(StructureError::NoExpressions.within(&place)))?;
-            let scope = Scope {
-                chains: &idx.chains,
-                sets: &idx.sets,
-                family: table.family,
-            };
-            let statements =
-                compile::statements(exprs, &scope).map_err(|e| structure(e.within(&place)))?;
-            let comment = get_str(o, "comment").map(str::to_string);
-            table.chains[at].rules.push(Rule {
-                handle,
-                text: render::rule(exprs, comment.as_deref(), table.family),
-                comment,
-                statements,
-            });
-        }
+    /// A set or map (`kind`) without its elements.
+    fn set(&mut self, kind: &str, o: &Map<String, Value>) -> Result<(), StructureError> {
+        let (idx, table) = self.owner(o, kind)?;
+        let name = required_str(o, "name", kind)?;
+        let key_types = strings(o.get("type"));
+        let tys = key_types.iter().map(|t| Ty::from_set_type(t)).collect();
+        idx.sets.insert(name.to_string(), (table.sets.len(), tys));
+        table.sets.push(Set {
+            name: name.to_string(),
+            handle: o.get("handle").and_then(Value::as_u64).unwrap_or(0),
+            key_types,
+            is_map: kind == "map",
+            data_type: get_str(o, "map").map(str::to_string),
+            flags: strings(o.get("flags")),
+            elements: vec![],
+        });
+        Ok(())
     }
-    Ok(rs)
+
+    /// The elements of a set or map (`kind`) that [`Reader::set`] read.
+    fn set_elements(&mut self, kind: &str, o: &Map<String, Value>) -> Result<(), StructureError> {
+        let (idx, table) = self.owner(o, kind)?;
+        let name = required_str(o, "name", kind)?;
+        let Some(elems) = o.get("elem") else {
+            return Ok(());
+        };
+        let (at, tys) = &idx.sets[name];
+        let scope = Scope {
+            chains: &idx.chains,
+            sets: &idx.sets,
+            family: table.family,
+        };
+        let verdicts = table.sets[*at].data_type.as_deref() == Some("verdict");
+        let elements = compile::elements(elems, tys, verdicts, &scope)
+            .map_err(|e| e.within(format!("{kind} {} {name}", table_name(table))))?;
+        table.sets[*at].elements = elements;
+        Ok(())
+    }
+
+    fn rule(&mut self, o: &Map<String, Value>) -> Result<(), StructureError> {
+        let (idx, table) = self.owner(o, "rule")?;
+        let chain_name = required_str(o, "chain", "rule")?;
+        let handle = o.get("handle").and_then(Value::as_u64).unwrap_or(0);
+        let place = format!(
+            "rule handle {handle} in {} chain {chain_name}",
+            table_name(table)
+        );
+        let at = *idx
+            .chains
+            .get(chain_name)
+            .ok_or_else(|| StructureError::NoSuchChain.within(&place))?;
+        let exprs = o
+            .get("expr")
+            .and_then(Value::as_array)
+            .ok_or_else(|| StructureError::NoExpressions.within(&place))?;
+        let scope = Scope {
+            chains: &idx.chains,
+            sets: &idx.sets,
+            family: table.family,
+        };
+        let statements = compile::statements(exprs, &scope).map_err(|e| e.within(&place))?;
+        let comment = get_str(o, "comment").map(str::to_string);
+        table.chains[at].rules.push(Rule {
+            handle,
+            text: render::rule(exprs, comment.as_deref(), table.family),
+            comment,
+            statements,
+        });
+        Ok(())
+    }
+
+    /// The table an object belongs to, and its name maps.
+    fn owner(
+        &mut self,
+        o: &Map<String, Value>,
+        what: &str,
+    ) -> Result<(&mut TableIndex, &mut Table), StructureError> {
+        let family = family(o)?;
+        let name = required_str(o, "table", what)?;
+        let idx = self
+            .tables
+            .get_mut(&(family, name.to_string()))
+            .ok_or_else(|| StructureError::UnknownTable {
+                what: what.to_string(),
+                table: format!("{family} {name}"),
+            })?;
+        let table = &mut self.rs.tables[idx.at];
+        Ok((idx, table))
+    }
 }
 
 /// Name-to-index maps of one table, used while reading.
@@ -189,25 +241,6 @@ fn required_str<'a>(
 
 fn table_name(t: &Table) -> String {
     format!("{} {}", t.family, t.name)
-}
-
-/// The table an object belongs to, and its name maps.
-fn owner<'a>(
-    tables: &'a mut HashMap<(Family, String), TableIndex>,
-    rs: &'a mut Ruleset,
-    o: &Map<String, Value>,
-    what: &str,
-) -> Result<(&'a mut TableIndex, &'a mut Table), StructureError> {
-    let family = family(o)?;
-    let name = required_str(o, "table", what)?;
-    let idx = tables.get_mut(&(family, name.to_string())).ok_or_else(|| {
-        StructureError::UnknownTable {
-            what: what.to_string(),
-            table: format!("{family} {name}"),
-        }
-    })?;
-    let table = &mut rs.tables[idx.at];
-    Ok((idx, table))
 }
 
 fn base_chain(o: &Map<String, Value>) -> Result<Option<BaseChain>, StructureError> {

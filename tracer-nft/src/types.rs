@@ -113,6 +113,10 @@ impl Ty {
     }
 
     /// The value of a symbolic constant of this type.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one table of nft's symbol names per type, read side by side with nft's own"
+    )]
     fn symbol(self, s: &str) -> Option<u128> {
         let v: u32 = match self {
             // The names nft resolves with getprotobyname, and MPTCP's pseudo-protocol.

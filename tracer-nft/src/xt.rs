@@ -348,7 +348,7 @@ fn options(args: &[String]) -> Vec<(bool, &str, &str)> {
 }
 
 /// `field OP value` as nft JSON.
-fn native_match(op: &str, left: Value, right: Value) -> Value {
+fn native_match(op: &str, left: &Value, right: &Value) -> Value {
     json!({"match": {"op": op, "left": left, "right": right}})
 }
 
@@ -398,8 +398,8 @@ fn translate_match(m: &Module, ipsets: &HashMap<String, Option<IpSet>>) -> Optio
                 };
                 out.push(native_match(
                     op,
-                    json!({"ct": {"key": "state"}}),
-                    one_or_list(states),
+                    &json!({"ct": {"key": "state"}}),
+                    &one_or_list(states),
                 ));
             }
         }
@@ -422,8 +422,8 @@ fn translate_match(m: &Module, ipsets: &HashMap<String, Option<IpSet>>) -> Optio
                     .collect::<Option<Vec<_>>>()?;
                 out.push(native_match(
                     if negated { "!=" } else { "==" },
-                    json!({"payload": {"protocol": "th", "field": field}}),
-                    one_or_set(ports),
+                    &json!({"payload": {"protocol": "th", "field": field}}),
+                    &one_or_set(ports),
                 ));
             }
         }
@@ -450,8 +450,8 @@ fn translate_match(m: &Module, ipsets: &HashMap<String, Option<IpSet>>) -> Optio
                     .collect();
                 out.push(native_match(
                     if negated { "!=" } else { "==" },
-                    json!({"fib": {"result": "type", "flags": flags}}),
-                    one_or_set(types),
+                    &json!({"fib": {"result": "type", "flags": flags}}),
+                    &one_or_set(types),
                 ));
             }
         }
@@ -489,8 +489,8 @@ fn set_match(args: &[String], ipsets: &HashMap<String, Option<IpSet>>) -> Option
         .collect::<Option<Vec<_>>>()?;
     Some(native_match(
         if negated { "!=" } else { "==" },
-        json!({"payload": {"protocol": protocol, "field": field}}),
-        json!({ "set": members }),
+        &json!({"payload": {"protocol": protocol, "field": field}}),
+        &json!({ "set": members }),
     ))
 }
 

@@ -244,7 +244,7 @@ fn inconsistent_headers_are_malformed() {
 #[test]
 fn vxlan_vni_needs_the_i_flag() {
     let hdr = [0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0];
-    assert_eq!(vxlan_vni(&hdr[..], 0), Some(0x123456));
+    assert_eq!(vxlan_vni(&hdr[..], 0), Some(0x12_34_56));
     let no_i = [0x00, 0, 0, 0, 0x12, 0x34, 0x56, 0];
     assert_eq!(vxlan_vni(&no_i[..], 0), None);
     assert_eq!(vxlan_vni(&hdr[..7], 0), None);

@@ -15,7 +15,7 @@ const PEER: &str = "192.168.10.21";
 fn vxlan_to_a_worker_without_4789_is_rejected_by_the_zone() {
     let rs = load(CALICO_WORKER.0, "calico worker");
     let out = evaluate(&rs, &to_node("eth0", PEER, NODE, UDP, 4789));
-    assert_decided(&out, Verdict::Reject, "filter_IN_public", 72);
+    assert_decided(&out, &Verdict::Reject, "filter_IN_public", 72);
     assert_eq!(
         out.deciding.as_ref().unwrap().text,
         "reject with icmpx admin-prohibited"
@@ -47,7 +47,7 @@ fn the_worker_services_are_accepted_in_the_allow_chain() {
     let rs = load(CALICO_WORKER.0, "calico worker");
     for (port, handle) in [(10250, 75), (179, 74), (22, 76)] {
         let out = evaluate(&rs, &to_node("eth0", PEER, NODE, TCP, port));
-        assert_decided(&out, Verdict::Accept, "filter_IN_public_allow", handle);
+        assert_decided(&out, &Verdict::Accept, "filter_IN_public_allow", handle);
         assert_eq!(
             out.deciding.unwrap().text,
             format!("tcp dport {port} accept")
@@ -55,10 +55,10 @@ fn the_worker_services_are_accepted_in_the_allow_chain() {
     }
     // The same ports over UDP are not services.
     let out = evaluate(&rs, &to_node("eth0", PEER, NODE, UDP, 10250));
-    assert_decided(&out, Verdict::Reject, "filter_IN_public", 72);
+    assert_decided(&out, &Verdict::Reject, "filter_IN_public", 72);
     // Controller ports are not open on the worker, and are on the controller.
     let out = evaluate(&rs, &to_node("eth0", PEER, NODE, TCP, 6443));
-    assert_decided(&out, Verdict::Reject, "filter_IN_public", 72);
+    assert_decided(&out, &Verdict::Reject, "filter_IN_public", 72);
     let controller = load(CALICO_CONTROLLER.0, "calico controller");
     let out = evaluate(&controller, &to_node("eth0", PEER, NODE, TCP, 6443));
     assert_eq!(out.verdict, Verdict::Accept, "{out:#?}");
@@ -74,16 +74,16 @@ fn established_traffic_is_accepted_before_the_zones() {
             ..to_node("eth0", PEER, NODE, UDP, 4789)
         };
         let out = evaluate(&rs, &pkt);
-        assert_decided(&out, Verdict::Accept, "filter_INPUT", 26);
+        assert_decided(&out, &Verdict::Accept, "filter_INPUT", 26);
         assert!(out.trail.is_empty(), "{out:#?}");
     }
     let invalid = Packet {
         ct_state: CtState::Invalid,
         ..to_node("eth0", PEER, NODE, TCP, 22)
     };
-    assert_decided(&evaluate(&rs, &invalid), Verdict::Drop, "filter_INPUT", 29);
+    assert_decided(&evaluate(&rs, &invalid), &Verdict::Drop, "filter_INPUT", 29);
     let lo = to_node("lo", "127.0.0.1", "127.0.0.1", TCP, 4789);
-    assert_decided(&evaluate(&rs, &lo), Verdict::Accept, "filter_INPUT", 28);
+    assert_decided(&evaluate(&rs, &lo), &Verdict::Accept, "filter_INPUT", 28);
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn pod_sources_are_dispatched_by_the_source_rule() {
         &rs,
         &to_node("vxlan.calico", "10.244.1.2", NODE, TCP, 10250),
     );
-    assert_decided(&out, Verdict::Accept, "filter_IN_public_allow", 75);
+    assert_decided(&out, &Verdict::Accept, "filter_IN_public_allow", 75);
     let dispatch = &out.trail[1];
     assert_eq!(
         (
@@ -108,7 +108,7 @@ fn pod_sources_are_dispatched_by_the_source_rule() {
         )
     );
     let out = evaluate(&rs, &to_node("vxlan.calico", "10.244.1.2", NODE, UDP, 4789));
-    assert_decided(&out, Verdict::Reject, "filter_IN_public", 72);
+    assert_decided(&out, &Verdict::Reject, "filter_IN_public", 72);
     // An interface in no zone falls to the default zone's rule.
     let out = evaluate(&rs, &to_node("cali123", "172.16.5.5", NODE, UDP, 4789));
     assert_eq!(out.trail[1].handle, 151, "{out:#?}");
@@ -123,7 +123,7 @@ fn icmp_is_accepted_by_the_zone_and_ipv6_by_the_policy() {
     };
     assert_decided(
         &evaluate(&rs, &ping),
-        Verdict::Accept,
+        &Verdict::Accept,
         "filter_IN_public",
         150,
     );
@@ -143,7 +143,7 @@ fn icmp_is_accepted_by_the_zone_and_ipv6_by_the_policy() {
     };
     assert_decided(
         &evaluate(&rs, &dhcp6),
-        Verdict::Accept,
+        &Verdict::Accept,
         "filter_IN_public_allow",
         73,
     );
@@ -165,7 +165,7 @@ fn pod_to_pod_forwarding_is_accepted_by_the_pod_cidr_rule() {
         8080,
     );
     let out = evaluate(&rs, &pkt);
-    assert_decided(&out, Verdict::Accept, "filter_FWD_public_allow", 142);
+    assert_decided(&out, &Verdict::Accept, "filter_FWD_public_allow", 142);
     assert_eq!(
         out.deciding.as_ref().unwrap().text,
         "ip daddr 10.244.0.0/16 accept"
@@ -183,9 +183,9 @@ fn pod_to_pod_forwarding_is_accepted_by_the_pod_cidr_rule() {
         &rs,
         &routed("cali-pods", "eth0", "10.244.2.2", "8.8.8.8", UDP, 53),
     );
-    assert_decided(&out, Verdict::Accept, "filter_FWD_public_allow", 136);
+    assert_decided(&out, &Verdict::Accept, "filter_FWD_public_allow", 136);
     let out = evaluate(&rs, &routed("eth0", "eth1", PEER, "172.16.0.2", UDP, 53));
-    assert_decided(&out, Verdict::Reject, "filter_FWD_public", 104);
+    assert_decided(&out, &Verdict::Reject, "filter_FWD_public", 104);
     // On the controller the pod CIDR is not in the zone: forwarded pod traffic is rejected.
     let controller = load(CALICO_CONTROLLER.0, "calico controller");
     let out = evaluate(&controller, &pkt);
@@ -200,7 +200,7 @@ fn the_k3s_trusted_interface_is_accepted_by_the_zone_target() {
         &rs,
         &to_node("eth1", "192.168.30.21", "192.168.30.22", UDP, 8472),
     );
-    assert_decided(&out, Verdict::Accept, "filter_IN_trusted", 156);
+    assert_decided(&out, &Verdict::Accept, "filter_IN_trusted", 156);
     assert_eq!(out.deciding.unwrap().text, "accept");
     assert_eq!(out.trail[1].text, "iifname \"eth1\" goto filter_IN_trusted");
 
@@ -208,13 +208,13 @@ fn the_k3s_trusted_interface_is_accepted_by_the_zone_target() {
         &rs,
         &to_node("eth0", "192.168.20.21", "192.168.20.22", UDP, 8472),
     );
-    assert_decided(&out, Verdict::Reject, "filter_IN_public", 72);
+    assert_decided(&out, &Verdict::Reject, "filter_IN_public", 72);
     assert_eq!(out.trail[1].text, "iifname \"eth0\" goto filter_IN_public");
 
     let pods = to_node("eth0", "10.42.1.5", "192.168.20.22", UDP, 8472);
     assert_decided(
         &evaluate(&rs, &pods),
-        Verdict::Accept,
+        &Verdict::Accept,
         "filter_IN_trusted",
         156,
     );
@@ -237,7 +237,7 @@ fn nat_chains_and_other_hooks_are_not_run_as_filters() {
             ..to_node("eth0", NODE, "10.96.0.1", TCP, 443)
         },
     );
-    assert_decided(&out, Verdict::Accept, "filter_OUTPUT", 0);
+    assert_decided(&out, &Verdict::Accept, "filter_OUTPUT", 0);
     assert_eq!(out.deciding.unwrap().text, "policy accept");
     // Prerouting runs mangle_PREROUTING and filter_PREROUTING, not nat_PREROUTING.
     let out = evaluate(
@@ -259,7 +259,7 @@ fn nat_chains_and_other_hooks_are_not_run_as_filters() {
     );
     assert_decided(
         &out,
-        Verdict::Unknown(
+        &Verdict::Unknown(
             "`fib saddr . mark . iif oif` is a routing lookup, which needs the node's routing \
              table"
                 .into(),

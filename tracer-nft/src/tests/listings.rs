@@ -268,7 +268,7 @@ fn wrapped_elements_with_timeouts_and_comments() {
     let chain = &rs.tables[0].chains[0];
     assert_eq!(chain.rules[0].text, "ip saddr . tcp dport @tset accept");
     let ssh = to_node("eth0", "10.0.0.1", "10.0.0.9", TCP, 22);
-    assert_decided(&evaluate(&rs, &ssh), Verdict::Accept, "in", 3);
+    assert_decided(&evaluate(&rs, &ssh), &Verdict::Accept, "in", 3);
     let web = Packet { dport: 80, ..ssh };
-    assert_decided(&evaluate(&rs, &web), Verdict::Accept, "in", 0);
+    assert_decided(&evaluate(&rs, &web), &Verdict::Accept, "in", 0);
 }

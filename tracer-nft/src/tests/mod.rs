@@ -86,14 +86,14 @@ const UDP: u8 = 17;
 
 /// Asserts the verdict and the deciding rule's chain and handle (0 for a policy).
 #[track_caller]
-fn assert_decided(out: &Outcome, verdict: Verdict, chain: &str, handle: u64) {
+fn assert_decided(out: &Outcome, verdict: &Verdict, chain: &str, handle: u64) {
     let at = out
         .deciding
         .as_ref()
         .unwrap_or_else(|| panic!("no deciding rule in {out:#?}"));
     assert_eq!(
         (&out.verdict, at.chain.as_str(), at.handle),
-        (&verdict, chain, handle),
+        (verdict, chain, handle),
         "decided by {at}\n{out:#?}"
     );
 }

@@ -224,7 +224,7 @@ fn iptables_nft_xt_statements() {
     // Forward: a mark test after a comment, then the policy.
     let fwd = routed("eth0", "eth1", "192.168.10.21", "172.16.0.2", UDP, 1);
     let out = evaluate(&rs, &fwd);
-    assert_decided(&out, Verdict::Drop, "FORWARD", 0);
+    assert_decided(&out, &Verdict::Drop, "FORWARD", 0);
     let marked = Packet {
         mark: 0x4000,
         ..fwd
@@ -264,15 +264,14 @@ fn xt_statements_named_only() {
         );
         for pkt in &packets {
             let out = evaluate(&rs, pkt);
-            match &verdict {
-                Some(v) => assert_decided(&out, v.clone(), "in", 2),
-                None => {
-                    assert!(
-                        matches!(&out.verdict, Verdict::Unknown(why) if why.contains(&format!("`{name}`"))),
-                        "{out:#?}"
-                    );
-                    assert_eq!(out.deciding.unwrap().handle, 2);
-                }
+            if let Some(v) = &verdict {
+                assert_decided(&out, v, "in", 2);
+            } else {
+                assert!(
+                    matches!(&out.verdict, Verdict::Unknown(why) if why.contains(&format!("`{name}`"))),
+                    "{out:#?}"
+                );
+                assert_eq!(out.deciding.unwrap().handle, 2);
             }
         }
     }
@@ -327,7 +326,7 @@ fn marks_set_where_the_listing_does_not_show_them_are_unknown() {
         "known mark",
     );
     let out = evaluate(&rs, &Packet { mark: 1, ..pkt });
-    assert_decided(&out, Verdict::Accept, "in", 3);
+    assert_decided(&out, &Verdict::Accept, "in", 3);
     assert_eq!(
         out.deciding.unwrap().text,
         "meta mark & 0x00004000 == 0x00004000 accept"

@@ -70,6 +70,20 @@ impl Ns {
         self.0.run_in(f).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Sends one packet from this namespace.
+    pub fn send(&self, proto: &str, src: IpAddr, sport: &str, dst: IpAddr, dport: u16) {
+        self.exec(&[
+            "python3",
+            "-c",
+            SEND,
+            proto,
+            &src.to_string(),
+            sport,
+            &dst.to_string(),
+            &dport.to_string(),
+        ]);
+    }
+
     /// A named counter's packets.
     fn counter(&self, name: &str) -> u64 {
         let out = self.exec(&["nft", "-j", "list", "counter", "inet", OBSERVER, name]);
@@ -115,7 +129,7 @@ const PEER_OBSERVER: &str = r#"table inet nfx_observe {
 "#;
 
 /// Sends one probe from inside a namespace; `proto src sport dst dport`.
-const SEND: &str = r#"
+const SEND: &str = r"
 import socket, sys, time
 proto, src, sport, dst, dport = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 fam = socket.AF_INET6 if ':' in dst else socket.AF_INET
@@ -135,7 +149,7 @@ else:
     s.bind((src, 0))
     s.sendto(bytes([128 if fam == socket.AF_INET6 else 8, 0, 0, 0, 0, 0, 0, 1]), (dst, 0))
 s.close()
-"#;
+";
 
 /// The three namespaces.
 pub struct Scratch {
@@ -251,7 +265,7 @@ impl Scratch {
             p.sport.to_string()
         };
         let before = (self.b.counter("passed"), self.refused());
-        self.send(from, proto, p.saddr, &sport, p.daddr, p.dport);
+        from.send(proto, p.saddr, &sport, p.daddr, p.dport);
         let mut after = before;
         // Probes travel veths synchronously, replies too; a short wait covers the rest.
         for _ in 0..12 {
@@ -272,19 +286,5 @@ impl Scratch {
 
     fn refused(&self) -> u64 {
         self.a.counter("refused") + self.c.counter("refused")
-    }
-
-    /// Sends one packet from namespace `ns`.
-    pub fn send(&self, ns: &Ns, proto: &str, src: IpAddr, sport: &str, dst: IpAddr, dport: u16) {
-        ns.exec(&[
-            "python3",
-            "-c",
-            SEND,
-            proto,
-            &src.to_string(),
-            sport,
-            &dst.to_string(),
-            &dport.to_string(),
-        ]);
     }
 }

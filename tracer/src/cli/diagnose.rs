@@ -95,33 +95,51 @@ pub struct DiagnoseArgs {
     root: Option<PathBuf>,
 }
 
-/// The catalog of the node diagnosed: the profile given, else the one detected from what was
-/// read of it (its cluster configuration below `root`, its interfaces).
-fn catalog(args: &DiagnoseArgs, root: &Path, view: &NodeView) -> Result<Chosen> {
-    choose_with(args.profile.as_deref(), &args.catalog, || {
+/// The catalog of the node diagnosed, with the components of the `catalogs` files: the
+/// `profile` given, else the one detected from what was read of the node (its cluster
+/// configuration below `root`, its interfaces).
+fn catalog(
+    profile: Option<&str>,
+    catalogs: &[PathBuf],
+    root: &Path,
+    view: &NodeView,
+) -> Result<Chosen> {
+    choose_with(profile, catalogs, || {
         detect::profile(root, view.cluster.as_ref(), &view.facts.ifaces)
     })
 }
 
 pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
-    if args.ruleset.is_none() && preflight::privileges().is_err() {
+    let DiagnoseArgs {
+        profile,
+        role,
+        catalog: catalogs,
+        output,
+        all,
+        ruleset,
+        iptables_save,
+        ip6tables_save,
+        ipset_save,
+        root,
+    } = args;
+    if ruleset.is_none() && preflight::privileges().is_err() {
         bail!(
             "diagnose reads the live nftables ruleset, which needs root (CAP_NET_ADMIN); run it with sudo, or give --ruleset FILE"
         );
     }
-    let root = args.root.clone().unwrap_or_else(super::node_root);
-    let files = args.ruleset.clone().map(|nft_json| RulesetFiles {
+    let root = root.unwrap_or_else(super::node_root);
+    let files = ruleset.map(|nft_json| RulesetFiles {
         nft_json,
-        iptables_save: args.iptables_save.clone(),
-        ip6tables_save: args.ip6tables_save.clone(),
-        ipset_save: args.ipset_save.clone(),
+        iptables_save,
+        ip6tables_save,
+        ipset_save,
     });
     let view = NodeView::read(&root, files.as_ref()).context("reading the node's interfaces")?;
-    let chosen = catalog(&args, &root, &view)?;
-    let (roles, roles_reason) = if args.role.is_empty() {
+    let chosen = catalog(profile.as_deref(), &catalogs, &root, &view)?;
+    let (roles, roles_reason) = if role.is_empty() {
         detect::roles(&view.facts.listening)
     } else {
-        let roles = parse_roles(&args.role)?;
+        let roles = parse_roles(&role)?;
         (roles, "given with --role".to_string())
     };
     let inputs = Inputs::new(&chosen.catalog, &roles, &view);
@@ -135,9 +153,9 @@ pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
         problems: view.problems.clone(),
     };
     let mut rendered = Vec::new();
-    match args.output {
-        Format::Text => text(&mut rendered, &ctx, &diagnosis, args.all)?,
-        Format::Json => json(&mut rendered, &ctx, &diagnosis, args.all)?,
+    match output {
+        Format::Text => text(&mut rendered, &ctx, &diagnosis, all)?,
+        Format::Json => json(&mut rendered, &ctx, &diagnosis, all)?,
     }
     crate::output::print(&String::from_utf8(rendered)?)?;
     Ok(exit_status(&view, &diagnosis))
@@ -175,6 +193,8 @@ fn exit_status(view: &NodeView, diagnosis: &crate::findings::Diagnosis) -> ExitC
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use clap::Parser;
 
     use super::*;
@@ -219,7 +239,7 @@ mod tests {
                 vxlans: Vec::new(),
                 default_v4: None,
                 ip_forward: None,
-                rp_filter: Default::default(),
+                rp_filter: BTreeMap::default(),
                 listening: Vec::new(),
             },
             cluster,
@@ -246,7 +266,8 @@ mod tests {
             iface: None,
         };
         let profile = |argv: &[&str], v: &NodeView| {
-            let chosen = catalog(&args(argv), root.path(), v).unwrap();
+            let a = args(argv);
+            let chosen = catalog(a.profile.as_deref(), &a.catalog, root.path(), v).unwrap();
             (chosen.catalog.profile.name, chosen.reason)
         };
         // The cluster configuration the view read below --root.

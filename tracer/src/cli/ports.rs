@@ -1,7 +1,7 @@
 //! `tracer ports` and `tracer profiles`: the catalog as firewall configuration, and the list
 //! of built-in profiles.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -71,10 +71,11 @@ pub fn run_ports(args: PortsArgs) -> Result<ExitCode> {
 pub fn run_profiles(_args: ProfilesArgs) -> Result<ExitCode> {
     let detected = choose(None, &[])?;
     let mut text = String::new();
-    text.push_str(&format!(
-        "{:<18} {:<6} {:<28} SUMMARY\n",
+    let _ = writeln!(
+        text,
+        "{:<18} {:<6} {:<28} SUMMARY",
         "PROFILE", "DIST", "OVERLAY"
-    ));
+    );
     for p in profiles() {
         let overlay = match p.overlay() {
             Some((c, o)) => format!("{} ({})", c.name, o.device),
@@ -85,15 +86,17 @@ pub fn run_profiles(_args: ProfilesArgs) -> Result<ExitCode> {
         } else {
             " "
         };
-        text.push_str(&format!(
-            "{mark}{:<17} {:<6} {:<28} {}\n",
+        let _ = writeln!(
+            text,
+            "{mark}{:<17} {:<6} {:<28} {}",
             p.name, p.distribution, overlay, p.summary
-        ));
+        );
     }
-    text.push_str(&format!(
-        "\n* this node: {} ({})\n",
+    let _ = writeln!(
+        text,
+        "\n* this node: {} ({})",
         detected.catalog.profile.name, detected.reason
-    ));
+    );
     write_stdout(&text)
 }
 

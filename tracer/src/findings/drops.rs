@@ -72,6 +72,8 @@ pub fn explain(inp: &Inputs, d: &DroppedFlow) -> Option<DropCause> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::model::{
         catalog::{Catalog, Role},
@@ -98,7 +100,7 @@ mod tests {
             vxlans: Vec::new(),
             default_v4: Some("eth0".into()),
             ip_forward: Some(1),
-            rp_filter: Default::default(),
+            rp_filter: BTreeMap::default(),
             listening: Vec::new(),
         };
         let iptables = IptablesState::default();

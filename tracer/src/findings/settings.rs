@@ -97,7 +97,7 @@ fn zone_settings(inp: &Inputs, d: &mut Diagnosis) {
             "The distribution's guide enables masquerading on workers so pod traffic leaving the node is translated.",
         );
         f.zone = Some(zone.clone());
-        f.iface = iface.clone();
+        f.iface.clone_from(&iface);
         f.element = Some("masquerade: no".into());
         f.fix = tool.commands(&[Change::zone(&zone, ZoneAddition::Masquerade)]);
         d.findings.push(f);
@@ -127,7 +127,7 @@ fn zone_settings(inp: &Inputs, d: &mut Diagnosis) {
             ),
         );
         f.zone = Some(zone.clone());
-        f.iface = iface.clone();
+        f.iface.clone_from(&iface);
         f.element = Some(format!(
             "sources of zone {zone}: {}",
             if z.sources.is_empty() {

@@ -128,8 +128,8 @@ fn finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
     writeln!(out)
 }
 
-fn line(out: &mut impl Write, line: DiagnoseLine) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &line)?;
+fn line(out: &mut impl Write, line: &DiagnoseLine) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, line)?;
     out.write_all(b"\n")
 }
 
@@ -140,19 +140,19 @@ pub fn json(
     all_flows: bool,
 ) -> std::io::Result<()> {
     for p in &ctx.problems {
-        line(out, DiagnoseLine::Problem(Problem { message: p.clone() }))?;
+        line(out, &DiagnoseLine::Problem(Problem { message: p.clone() }))?;
     }
     if all_flows {
         for fl in &d.flows {
-            line(out, DiagnoseLine::Flow(fl.clone()))?;
+            line(out, &DiagnoseLine::Flow(fl.clone()))?;
         }
     }
     for f in &d.findings {
-        line(out, DiagnoseLine::Finding(f.clone()))?;
+        line(out, &DiagnoseLine::Finding(f.clone()))?;
     }
     line(
         out,
-        DiagnoseLine::Summary(DiagnoseSummary {
+        &DiagnoseLine::Summary(DiagnoseSummary {
             profile: ctx.profile.clone(),
             roles: ctx.roles.clone(),
             errors: d.errors(),

@@ -3,7 +3,7 @@
 //! enhanced packet blocks carrying the drop reason as a comment), and takes the session's
 //! sampled drops as a [`DropSink`].
 
-use std::{collections::HashMap, io::Write};
+use std::{collections::HashMap, fmt::Write as _, io::Write};
 
 use bytes::{BufMut, BytesMut};
 
@@ -128,10 +128,10 @@ impl<W: Write> DropSink for PcapWriter<W> {
         let f = &sample.flow;
         let mut comment = format!("drop reason {} on {}, class {}", f.reason, f.iface, f.class);
         if let Some(at) = &sample.location {
-            comment.push_str(&format!(", at {at}"));
+            let _ = write!(comment, ", at {at}");
         }
         if let Some(why) = f.reason.explain() {
-            comment.push_str(&format!(": {why}"));
+            let _ = write!(comment, ": {why}");
         }
         self.write_packet(
             &f.iface,

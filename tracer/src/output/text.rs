@@ -2,7 +2,7 @@
 //! interval and the totals since the start, then the drops with the reason the kernel gave,
 //! what it means, and the flows that suffer most. On a terminal the screen is redrawn in place.
 
-use std::io::Write;
+use std::{fmt::Write as _, io::Write};
 
 use super::{
     DropsView, Interval, WatchHeader, WatchOutput, WatchSummary, findings, schema::Flow, units::si,
@@ -140,15 +140,16 @@ pub fn flow_line(f: &DropFlow) -> String {
         f.count
     );
     if let Some(inner) = &f.inner {
-        line.push_str(&format!(
+        let _ = write!(
+            line,
             " [vni {} {}: {}]",
             inner.vni,
             inner.class,
             Flow::from(&inner.flow)
-        ));
+        );
     }
     if let Some(at) = &f.location {
-        line.push_str(&format!(" at {at}"));
+        let _ = write!(line, " at {at}");
     }
     line
 }

@@ -60,12 +60,14 @@ unsafe fn entry(ifa: &libc::ifaddrs) -> Option<InterfaceAddress> {
     let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
     let (addr, prefix) = match family {
         libc::AF_INET => {
-            // SAFETY: the family is AF_INET, so both are sockaddr_in (the netmask has the
-            // address' family).
+            // SAFETY: the family is AF_INET, so both point at a sockaddr_in (the netmask has
+            // the address' family), which is copied out. getifaddrs allocates each with the
+            // alignment of its type, but a `*mut sockaddr` does not say so: read_unaligned
+            // needs no alignment.
             let (a, m) = unsafe {
                 (
-                    &*ifa.ifa_addr.cast::<libc::sockaddr_in>(),
-                    &*ifa.ifa_netmask.cast::<libc::sockaddr_in>(),
+                    ifa.ifa_addr.cast::<libc::sockaddr_in>().read_unaligned(),
+                    ifa.ifa_netmask.cast::<libc::sockaddr_in>().read_unaligned(),
                 )
             };
             (
@@ -74,11 +76,14 @@ unsafe fn entry(ifa: &libc::ifaddrs) -> Option<InterfaceAddress> {
             )
         }
         libc::AF_INET6 => {
-            // SAFETY: the family is AF_INET6, so both are sockaddr_in6.
+            // SAFETY: the family is AF_INET6, so both point at a sockaddr_in6, copied out as
+            // above.
             let (a, m) = unsafe {
                 (
-                    &*ifa.ifa_addr.cast::<libc::sockaddr_in6>(),
-                    &*ifa.ifa_netmask.cast::<libc::sockaddr_in6>(),
+                    ifa.ifa_addr.cast::<libc::sockaddr_in6>().read_unaligned(),
+                    ifa.ifa_netmask
+                        .cast::<libc::sockaddr_in6>()
+                        .read_unaligned(),
                 )
             };
             let prefix = m

@@ -260,7 +260,7 @@ mod tests {
     use super::*;
 
     fn ports(list: &[PortProto]) -> Vec<String> {
-        list.iter().map(|p| p.to_string()).collect()
+        list.iter().map(ToString::to_string).collect()
     }
 
     #[test]

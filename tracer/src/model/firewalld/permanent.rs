@@ -51,7 +51,7 @@ pub fn read_permanent(root: &Path) -> Permanent {
                     );
                     services.insert(name, s);
                 }
-                Err(l) => problems.push(located(&path, l)),
+                Err(l) => problems.push(located(&path, &l)),
             }
         }
     }
@@ -80,7 +80,7 @@ pub fn read_permanent(root: &Path) -> Permanent {
             if !services.contains_key(svc) {
                 problems.push(located(
                     file,
-                    Located {
+                    &Located {
                         at: *l,
                         what: format!(
                             "zone {zone:?} uses service {svc:?}, which is not defined; firewalld refuses the configuration (INVALID_SERVICE: a reload fails and keeps the old rules, a start ends in state FAILED)"
@@ -94,7 +94,7 @@ pub fn read_permanent(root: &Path) -> Permanent {
         if !services.contains_key(svc) {
             problems.push(located(
                 file,
-                Located {
+                &Located {
                     at: *l,
                     what: format!("includes service {svc:?}, which is not defined"),
                 },
@@ -127,7 +127,7 @@ fn read_zone(name: &str, path: &Path, problems: &mut Vec<ReadProblem>) -> Option
         Ok(zf) => {
             let mut z = zf.zone;
             z.file = Some(path.to_path_buf());
-            problems.extend(zf.warnings.into_iter().map(|w| located(path, w)));
+            problems.extend(zf.warnings.into_iter().map(|w| located(path, &w)));
             let refs = zf
                 .service_refs
                 .into_iter()
@@ -136,7 +136,7 @@ fn read_zone(name: &str, path: &Path, problems: &mut Vec<ReadProblem>) -> Option
             Some((z, refs))
         }
         Err(l) => {
-            problems.push(located(path, l));
+            problems.push(located(path, &l));
             None
         }
     }
@@ -247,6 +247,6 @@ fn at_file(path: &Path, what: impl std::fmt::Display) -> ReadProblem {
     ReadProblem::new(path, None, None, what.to_string())
 }
 
-fn located(path: &Path, l: Located<impl std::fmt::Display>) -> ReadProblem {
+fn located(path: &Path, l: &Located<impl std::fmt::Display>) -> ReadProblem {
     ReadProblem::new(path, Some(l.at.line), Some(l.at.column), l.what.to_string())
 }

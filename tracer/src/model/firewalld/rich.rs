@@ -6,6 +6,8 @@
 //! Not reproduced: `Rich_Rule.check()`, which makes firewalld drop (with a warning) a rule that
 //! is well-formed XML but meaningless, such as `forward-port` without a family.
 
+use std::fmt::Write as _;
+
 use roxmltree::Node;
 
 use super::refusal::Refusal;
@@ -34,115 +36,44 @@ pub fn rule_string(rule: Node) -> Result<Option<String>, Fail> {
     let mut action = None;
     for n in rule.descendants().skip(1).filter(Node::is_element) {
         check_zone_attrs(n)?;
-        let a = |k: &str| n.attribute(k).unwrap_or_default();
-        let q = |k: &str| format!("{k}=\"{}\"", a(k));
         let name = n.tag_name().name();
         match name {
             "source" => {
                 if source.is_some() {
                     return Ok(None);
                 }
-                let not = if is_true(n.attribute("invert")) {
-                    " NOT"
-                } else {
-                    ""
-                };
-                let what = if !a("address").is_empty() {
-                    q("address")
-                } else if !a("mac").is_empty() {
-                    format!("mac=\"{}\"", a("mac").to_uppercase())
-                } else if !a("ipset").is_empty() {
-                    q("ipset")
-                } else {
-                    return Err(Fail::at(n, Refusal::RuleSourceEmpty));
-                };
-                source = Some(format!("source{not} {what}"));
+                source = Some(source_part(n)?);
             }
             "destination" => {
                 // firewalld warns and keeps the first one.
-                if destination.is_some() {
-                    continue;
+                if destination.is_none() {
+                    destination = Some(destination_part(n)?);
                 }
-                let not = if is_true(n.attribute("invert")) {
-                    " NOT"
-                } else {
-                    ""
-                };
-                let what = if !a("address").is_empty() {
-                    q("address")
-                } else if !a("ipset").is_empty() {
-                    q("ipset")
-                } else {
-                    return Err(Fail::at(n, Refusal::RuleDestinationEmpty));
-                };
-                destination = Some(format!("destination{not} {what}"));
             }
             "service" | "port" | "protocol" | "tcp-mss-clamp" | "icmp-block" | "icmp-type"
             | "masquerade" | "forward-port" | "source-port" => {
                 if element.is_some() {
                     return Ok(None);
                 }
-                element = Some(match name {
-                    "service" => format!("service {}", q("name")),
-                    "port" | "source-port" => format!("{name} {} {}", q("port"), q("protocol")),
-                    "protocol" => format!("protocol {}", q("value")),
-                    "tcp-mss-clamp" => {
-                        let v = n
-                            .attribute("value")
-                            .filter(|v| *v != "None")
-                            .unwrap_or("pmtu");
-                        format!("tcp-mss-clamp value=\"{v}\"")
-                    }
-                    "icmp-block" | "icmp-type" => format!("{name} {}", q("name")),
-                    "masquerade" => "masquerade".to_string(),
-                    _ => {
-                        let mut s = format!("forward-port {} {}", q("port"), q("protocol"));
-                        if !a("to-port").is_empty() {
-                            s += &format!(" {}", q("to-port"));
-                        }
-                        if !a("to-addr").is_empty() {
-                            s += &format!(" {}", q("to-addr"));
-                        }
-                        s
-                    }
-                });
+                element = Some(element_part(n, name));
             }
             "accept" | "reject" | "drop" | "mark" => {
                 if action.is_some() {
                     return Ok(None);
                 }
-                let mut s = match name {
-                    "reject" if !a("type").is_empty() => format!("reject {}", q("type")),
-                    // mark's value is not quoted in the canonical form.
-                    "mark" => format!("mark set={}", a("set")),
-                    _ => name.to_string(),
-                };
-                let Some(limit) = limit_of(n)? else {
+                let Some(part) = action_part(n, name)? else {
                     return Ok(None);
                 };
-                s += &limit;
-                action = Some(s);
+                action = Some(part);
             }
             "log" | "nflog" => {
                 if log.is_some() {
                     continue;
                 }
-                let mut s = name.to_string();
-                let keys: &[&str] = if name == "log" {
-                    &["prefix", "level"]
-                } else {
-                    &["group", "prefix", "queue-size"]
-                };
-                for k in keys {
-                    if !a(k).is_empty() {
-                        s += &format!(" {}", q(k));
-                    }
-                }
-                let Some(limit) = limit_of(n)? else {
+                let Some(part) = log_part(n, name)? else {
                     return Ok(None);
                 };
-                s += &limit;
-                log = Some(s);
+                log = Some(part);
             }
             "audit" => {
                 if audit.is_some() {
@@ -168,10 +99,10 @@ pub fn rule_string(rule: Node) -> Result<Option<String>, Fail> {
     }
     let mut s = "rule".to_string();
     if priority != 0 {
-        s += &format!(" priority=\"{priority}\"");
+        let _ = write!(s, " priority=\"{priority}\"");
     }
     if let Some(f) = family {
-        s += &format!(" family=\"{f}\"");
+        let _ = write!(s, " family=\"{f}\"");
     }
     for part in [source, destination, element, log, audit, action]
         .into_iter()
@@ -181,6 +112,107 @@ pub fn rule_string(rule: Node) -> Result<Option<String>, Fail> {
         s += &part;
     }
     Ok(Some(s))
+}
+
+/// Attribute `k` of `n`, `""` when it has none.
+fn attr<'a>(n: Node<'a, '_>, k: &str) -> &'a str {
+    n.attribute(k).unwrap_or_default()
+}
+
+/// `k="value"` for attribute `k` of `n`.
+fn quoted(n: Node, k: &str) -> String {
+    format!("{k}=\"{}\"", attr(n, k))
+}
+
+/// ` NOT` when `n` is inverted.
+fn not(n: Node) -> &'static str {
+    if is_true(n.attribute("invert")) {
+        " NOT"
+    } else {
+        ""
+    }
+}
+
+/// `source [NOT] address=...|mac=...|ipset=...`; firewalld refuses a source with none of them.
+fn source_part(n: Node) -> Result<String, Fail> {
+    let what = if !attr(n, "address").is_empty() {
+        quoted(n, "address")
+    } else if !attr(n, "mac").is_empty() {
+        format!("mac=\"{}\"", attr(n, "mac").to_uppercase())
+    } else if !attr(n, "ipset").is_empty() {
+        quoted(n, "ipset")
+    } else {
+        return Err(Fail::at(n, Refusal::RuleSourceEmpty));
+    };
+    Ok(format!("source{} {what}", not(n)))
+}
+
+/// `destination [NOT] address=...|ipset=...`; firewalld refuses one with neither.
+fn destination_part(n: Node) -> Result<String, Fail> {
+    let what = if !attr(n, "address").is_empty() {
+        quoted(n, "address")
+    } else if !attr(n, "ipset").is_empty() {
+        quoted(n, "ipset")
+    } else {
+        return Err(Fail::at(n, Refusal::RuleDestinationEmpty));
+    };
+    Ok(format!("destination{} {what}", not(n)))
+}
+
+/// The element `n` (`name`, one of the element tags: service, port, forward-port...).
+fn element_part(n: Node, name: &str) -> String {
+    let q = |k: &str| quoted(n, k);
+    match name {
+        "service" => format!("service {}", q("name")),
+        "port" | "source-port" => format!("{name} {} {}", q("port"), q("protocol")),
+        "protocol" => format!("protocol {}", q("value")),
+        "tcp-mss-clamp" => {
+            let v = n
+                .attribute("value")
+                .filter(|v| *v != "None")
+                .unwrap_or("pmtu");
+            format!("tcp-mss-clamp value=\"{v}\"")
+        }
+        "icmp-block" | "icmp-type" => format!("{name} {}", q("name")),
+        "masquerade" => "masquerade".to_string(),
+        _ => {
+            let mut s = format!("forward-port {} {}", q("port"), q("protocol"));
+            if !attr(n, "to-port").is_empty() {
+                let _ = write!(s, " {}", q("to-port"));
+            }
+            if !attr(n, "to-addr").is_empty() {
+                let _ = write!(s, " {}", q("to-addr"));
+            }
+            s
+        }
+    }
+}
+
+/// The action `n` (`name`: accept, reject, drop or mark) with its limit; `None` for two limits.
+fn action_part(n: Node, name: &str) -> Result<Option<String>, Fail> {
+    let s = match name {
+        "reject" if !attr(n, "type").is_empty() => format!("reject {}", quoted(n, "type")),
+        // mark's value is not quoted in the canonical form.
+        "mark" => format!("mark set={}", attr(n, "set")),
+        _ => name.to_string(),
+    };
+    Ok(limit_of(n)?.map(|limit| s + &limit))
+}
+
+/// `log` or `nflog` (`name`) with its settings and limit; `None` for two limits.
+fn log_part(n: Node, name: &str) -> Result<Option<String>, Fail> {
+    let mut s = name.to_string();
+    let keys: &[&str] = if name == "log" {
+        &["prefix", "level"]
+    } else {
+        &["group", "prefix", "queue-size"]
+    };
+    for k in keys {
+        if !attr(n, k).is_empty() {
+            let _ = write!(s, " {}", quoted(n, k));
+        }
+    }
+    Ok(limit_of(n)?.map(|limit| s + &limit))
 }
 
 /// ` limit value="N/x"` for the `<limit>` child of `n`, `""` without one, `None` for two.

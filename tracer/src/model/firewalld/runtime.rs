@@ -118,7 +118,7 @@ pub fn read_runtime_at(address: &str) -> Result<Option<Runtime>, RuntimeError> {
             &(NAME,),
             NAME,
         )
-        .and_then(|m| bus.body(&m, "NameHasOwner"))?;
+        .and_then(|m| body_of(&m, "NameHasOwner"))?;
     if !owned {
         return Ok(None);
     }
@@ -131,7 +131,7 @@ pub fn read_runtime_at(address: &str) -> Result<Option<Runtime>, RuntimeError> {
             &(IFACE, "state"),
             "state",
         )
-        .and_then(|m| bus.body(&m, "Get(state)"))?;
+        .and_then(|m| body_of(&m, "Get(state)"))?;
     let state = str_of(&state).ok_or_else(|| unexpected("Get(state)", "state is not a string"))?;
     if state != "RUNNING" && state != "FAILED" {
         return Err(RuntimeError::NotReady { state });
@@ -139,17 +139,17 @@ pub fn read_runtime_at(address: &str) -> Result<Option<Runtime>, RuntimeError> {
 
     let default_zone: String = bus
         .call(NAME, PATH, IFACE, "getDefaultZone", &(), "")
-        .and_then(|m| bus.body(&m, "getDefaultZone"))?;
+        .and_then(|m| body_of(&m, "getDefaultZone"))?;
     let names: Vec<String> = bus
         .call(NAME, PATH, IFACE_ZONE, "getZones", &(), "")
-        .and_then(|m| bus.body(&m, "getZones"))?;
+        .and_then(|m| body_of(&m, "getZones"))?;
 
     let mut zones = BTreeMap::new();
     for name in names {
         let what = format!("getZoneSettings2({name})");
         let settings: HashMap<String, OwnedValue> = bus
             .call(NAME, PATH, IFACE_ZONE, "getZoneSettings2", &(&name,), &name)
-            .and_then(|m| bus.body(&m, &what))?;
+            .and_then(|m| body_of(&m, &what))?;
         zones.insert(name.clone(), zone_of(&name, &settings, &what)?);
     }
 
@@ -165,7 +165,7 @@ pub fn read_runtime_at(address: &str) -> Result<Option<Runtime>, RuntimeError> {
         let what = format!("getServiceSettings2({name})");
         let reply = bus.call(NAME, PATH, IFACE, "getServiceSettings2", &(&name,), &name);
         let settings: HashMap<String, OwnedValue> = match reply {
-            Ok(m) => bus.body(&m, &what)?,
+            Ok(m) => body_of(&m, &what)?,
             // An include naming a service that does not exist: nothing to show for it.
             Err(RuntimeError::Refused { .. }) => continue,
             Err(e) => return Err(e),
@@ -239,20 +239,11 @@ impl Bus {
         let what = format!("{method}({arg})");
         self.conn
             .call_method(Some(dest), path, Some(iface), method, body)
-            .map_err(|e| self.classify(&what, e))
+            .map_err(|e| self.classify(&what, &e))
     }
 
-    fn body<T>(&self, m: &Message, method: &str) -> Result<T, RuntimeError>
-    where
-        T: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
-    {
-        m.body()
-            .deserialize::<T>()
-            .map_err(|e| unexpected(method, &e.to_string()))
-    }
-
-    fn classify(&self, method: &str, e: zbus::Error) -> RuntimeError {
-        if let zbus::Error::MethodError(name, detail, _) = &e {
+    fn classify(&self, method: &str, e: &zbus::Error) -> RuntimeError {
+        if let zbus::Error::MethodError(name, detail, _) = e {
             let message = detail.clone().unwrap_or_default();
             return match name.as_str() {
                 "org.freedesktop.DBus.Error.AccessDenied"
@@ -281,6 +272,16 @@ impl Bus {
             message: e.to_string(),
         }
     }
+}
+
+/// The body of the reply `m` to `method`.
+fn body_of<T>(m: &Message, method: &str) -> Result<T, RuntimeError>
+where
+    T: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    m.body()
+        .deserialize::<T>()
+        .map_err(|e| unexpected(method, &e.to_string()))
 }
 
 fn io_kind(e: &zbus::Error) -> Option<ErrorKind> {

@@ -62,6 +62,10 @@ pub mod list {
 pub mod option {
     use super::{Deserialize, Deserializer, In, Out, Serialize, Serializer, Tagged, check};
 
+    #[allow(
+        clippy::ref_option,
+        reason = "`#[serde(with)]` calls this with a reference to the field, an `Option<T>`"
+    )]
     pub fn serialize<S: Serializer, T: Tagged + Serialize>(
         item: &Option<T>,
         s: S,

@@ -8,6 +8,7 @@ mod dispatch;
 mod parse;
 mod select;
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -83,12 +84,12 @@ fn read_clean(root: &Path) -> Permanent {
 }
 
 fn problems_text(p: &Permanent) -> String {
-    p.problems
-        .iter()
-        .map(|x| format!("  {x}\n"))
-        .collect::<String>()
+    p.problems.iter().fold(String::new(), |mut text, x| {
+        let _ = writeln!(text, "  {x}");
+        text
+    })
 }
 
 fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+    v.iter().map(ToString::to_string).collect()
 }

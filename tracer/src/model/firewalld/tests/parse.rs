@@ -8,12 +8,8 @@ use super::{fixture_root, problems_text, read_clean, stock_root, strs, write};
 
 const XML: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n";
 
-fn file_is(p: &Option<std::path::PathBuf>, root: &Path, rel: &str) {
-    assert_eq!(
-        p.as_deref(),
-        Some(root.join(rel).as_path()),
-        "file of {rel}"
-    );
+fn file_is(p: Option<&Path>, root: &Path, rel: &str) {
+    assert_eq!(p, Some(root.join(rel).as_path()), "file of {rel}");
 }
 
 #[test]
@@ -37,9 +33,13 @@ fn k0s_calico_worker_over_stock_files() {
     assert_eq!(public.interfaces, strs(&["eth0"]));
     assert_eq!(public.sources, strs(&["10.244.0.0/16", "10.96.0.0/12"]));
     assert_eq!(public.target, Target::Default);
-    file_is(&public.file, t.path(), "etc/firewalld/zones/public.xml");
     file_is(
-        &p.zones["block"].file,
+        public.file.as_deref(),
+        t.path(),
+        "etc/firewalld/zones/public.xml",
+    );
+    file_is(
+        p.zones["block"].file.as_deref(),
         t.path(),
         "usr/lib/firewalld/zones/block.xml",
     );
@@ -50,7 +50,11 @@ fn k0s_calico_worker_over_stock_files() {
         [PortProto::new("179", "tcp"), PortProto::new("10250", "tcp")],
         "the blocked scenario's service lacks 4789/udp"
     );
-    file_is(&k0s.file, t.path(), "etc/firewalld/services/k0s-worker.xml");
+    file_is(
+        k0s.file.as_deref(),
+        t.path(),
+        "etc/firewalld/services/k0s-worker.xml",
+    );
     assert_eq!(p.services["ssh"].ports, [PortProto::new("22", "tcp")]);
     assert!(
         p.services.len() > 200,
@@ -60,7 +64,11 @@ fn k0s_calico_worker_over_stock_files() {
 
     assert_eq!(p.conf.default_zone, "public");
     assert_eq!(p.conf.backend, "nftables");
-    file_is(&p.conf.file, t.path(), "etc/firewalld/firewalld.conf");
+    file_is(
+        p.conf.file.as_deref(),
+        t.path(),
+        "etc/firewalld/firewalld.conf",
+    );
 }
 
 #[test]
@@ -116,7 +124,11 @@ fn etc_files_replace_stock_ones_of_the_same_name() {
     let public = &p.zones["public"];
     assert_eq!(public.services, strs(&["http"]), "replaced, not merged");
     assert!(!public.forward, "no <forward/> in the replacement");
-    file_is(&public.file, t.path(), "etc/firewalld/zones/public.xml");
+    file_is(
+        public.file.as_deref(),
+        t.path(),
+        "etc/firewalld/zones/public.xml",
+    );
     assert_eq!(p.services["ssh"].ports, [PortProto::new("2222", "tcp")]);
     assert_eq!(p.zones.len(), stock.zones.len());
 }
@@ -200,7 +212,7 @@ fn malformed_zone_files_are_reported_with_positions() {
     }
     assert_eq!(p.zones["good"].ports, [PortProto::new("6443", "tcp")]);
     file_is(
-        &p.zones["public"].file,
+        p.zones["public"].file.as_deref(),
         t.path(),
         "usr/lib/firewalld/zones/public.xml",
     );
@@ -411,5 +423,5 @@ fn undefined_services_and_combined_zones() {
         Target::Default,
         "combined zones keep the default target"
     );
-    file_is(&k8s.file, t.path(), "etc/firewalld/zones/k8s");
+    file_is(k8s.file.as_deref(), t.path(), "etc/firewalld/zones/k8s");
 }

@@ -30,4 +30,6 @@ pub mod sys;
 /// The JSON the tool prints, as types (see [`output::schema`]).
 pub use output::schema;
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod stages;

@@ -51,11 +51,8 @@ pub enum ClusterError {
         message: String,
     },
     /// The same, at no particular place.
-    #[error("{}: {error}", file.display())]
-    YamlUnlocated {
-        file: PathBuf,
-        error: serde_yaml::Error,
-    },
+    #[error("{}: {message}", file.display())]
+    YamlUnlocated { file: PathBuf, message: String },
 }
 
 /// The configuration found below `root`, and what could not be read.
@@ -173,12 +170,14 @@ pub(crate) fn parse(
                 file: file.to_path_buf(),
                 line: l.line(),
                 column: l.column(),
-                message: text.strip_suffix(&suffix).unwrap_or(&text).to_string(),
+                message: super::nft::bounded(
+                    text.strip_suffix(&suffix).unwrap_or(&text).to_string(),
+                ),
             }
         }
         None => ClusterError::YamlUnlocated {
             file: file.to_path_buf(),
-            error,
+            message: super::nft::bounded(error.to_string()),
         },
     };
     // An empty file holds no settings: the distribution's defaults apply.

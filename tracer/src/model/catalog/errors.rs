@@ -7,8 +7,9 @@ use crate::model::net::CidrError;
 /// A catalog that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    /// A file, or a value in it, is not a valid catalog.
-    #[error("{file}:{line}:{column}: {problem}")]
+    /// A file, or a value in it, is not a valid catalog. The message quotes the value, cut to a
+    /// few hundred bytes.
+    #[error("{file}:{line}:{column}: {message}", message = tracer_nft::bounded(.problem.to_string()))]
     Invalid {
         file: String,
         line: usize,

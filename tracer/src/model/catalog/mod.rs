@@ -5,7 +5,7 @@
 
 mod classes;
 mod errors;
-mod file;
+pub(crate) mod file;
 
 use std::{fmt, path::Path, str::FromStr};
 

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use super::{
     Family, Hook,
-    eval::{CtState, Packet},
     expr::{BinOp, CtDir, CtKey, Expr, FibQuery, Field, L4, MetaKey},
+    packet::{CtState, Packet},
     types::addr_num,
 };
 

@@ -41,6 +41,7 @@ mod expr;
 mod fields;
 mod graph;
 mod matching;
+mod packet;
 mod parse;
 mod render;
 mod types;
@@ -56,12 +57,13 @@ use std::{
     process::Command,
 };
 
-pub use eval::{CtState, Outcome, Packet, RuleRef, Verdict, evaluate};
+pub use eval::{Outcome, RuleRef, Verdict, evaluate};
 pub use expr::{
     ChainRef, CtDir, CtKey, Element, Expr, FibQuery, Field, Key, L4, MapData, Match, MetaKey, Op,
     Pattern, Rhs, SetSource, Stmt, VerdictStmt, XtKind,
 };
 pub use json::JsonError;
+pub use packet::{CtState, Packet};
 pub use xt::SavedRules;
 
 /// An nftables address family: which packets a table's chains see.

@@ -3,6 +3,7 @@
 
 mod baseline;
 mod catalog;
+mod cleanup;
 mod demo;
 mod diagnose;
 mod lab;
@@ -67,6 +68,8 @@ enum Command {
     Lab(lab::LabArgs),
     /// Watch tracer find a misconfiguration in a lab it builds, then remove the lab.
     Demo(demo::DemoArgs),
+    /// Remove the tc filters a killed tracer left (kernels before 6.6, without TCX).
+    Cleanup(cleanup::CleanupArgs),
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
@@ -141,5 +144,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Profiles(args) => ports::run_profiles(args),
         Command::Lab(args) => lab::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Cleanup(args) => cleanup::run(args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod baseline;
+mod cleanup;
 mod cli_errors;
 mod datapath;
 mod diagnose;

@@ -23,7 +23,15 @@ pub struct Tracer {
 
 impl Tracer {
     pub fn watch(ns: &NetNs, args: &[&str]) -> Tracer {
-        Tracer::start(Command::new(BIN).args(["--netns", &ns.name]), args)
+        Tracer::watch_env(ns, &[], args)
+    }
+
+    /// [`Tracer::watch`] with environment variables set for the tracer.
+    pub fn watch_env(ns: &NetNs, env: &[(&str, &str)], args: &[&str]) -> Tracer {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--netns", &ns.name])
+            .envs(env.iter().map(|(k, v)| (*k, *v)));
+        Tracer::start(&mut cmd, args)
     }
 
     /// `tracer watch --output json ARGS` in a lab node, reading the node's firewall as in

@@ -94,6 +94,33 @@ impl EventBudget {
     }
 }
 
+/// The arguments of the `skb:kfree_skb` raw tracepoint, by name (`skb` first). Kernels that
+/// keep no parameter names for it in BTF (5.10) are read by the parameters' types, which name
+/// each argument the tracepoint has ever had unambiguously.
+pub fn kfree_skb_args(btf: &Btf) -> Result<Vec<String>, BtfError> {
+    const TYPEDEF: &str = "btf_trace_kfree_skb";
+    // Raw tracepoint programs see the TP_PROTO arguments without the leading __data.
+    match btf.typedef_fn_params(TYPEDEF) {
+        Ok(params) => return Ok(params.into_iter().skip(1).collect()),
+        Err(BtfError::UnnamedParams(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let types = btf.typedef_fn_param_types(TYPEDEF)?;
+    types
+        .iter()
+        .skip(1)
+        .map(|t| match t.as_str() {
+            "struct sk_buff *" => Ok("skb".to_string()),
+            "void *" => Ok("location".to_string()),
+            "enum skb_drop_reason" => Ok("reason".to_string()),
+            "struct sock *" => Ok("rx_sk".to_string()),
+            _ => Err(BtfError::UnnamedParams(format!(
+                "{TYPEDEF} (a parameter of type {t})"
+            ))),
+        })
+        .collect()
+}
+
 /// Everything the drop probe needs to know about this kernel.
 pub fn kernel_facts(
     btf: &Btf,
@@ -120,11 +147,8 @@ pub fn kernel_facts(
             });
         }
     }
-    let params = btf
-        .typedef_fn_params("btf_trace_kfree_skb")
-        .map_err(btf_err("kfree_skb tracepoint"))?;
-    // Raw tracepoint programs see the TP_PROTO arguments without the leading __data.
-    let args: Vec<&str> = params.iter().skip(1).map(String::as_str).collect();
+    let params = kfree_skb_args(btf).map_err(btf_err("kfree_skb tracepoint"))?;
+    let args: Vec<&str> = params.iter().map(String::as_str).collect();
     let position = |name: &str| {
         args.iter()
             .position(|a| *a == name)

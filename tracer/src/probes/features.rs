@@ -110,11 +110,7 @@ impl Features {
         let tcx = btf
             .enum_values("bpf_attach_type")
             .is_ok_and(|v| v.iter().any(|(name, _)| name == "BPF_TCX_INGRESS"));
-        // Raw tracepoint programs see the TP_PROTO arguments without the leading __data.
-        let kfree_skb_args: Vec<String> = btf
-            .typedef_fn_params("btf_trace_kfree_skb")
-            .map(|p| p.into_iter().skip(1).collect())
-            .unwrap_or_default();
+        let kfree_skb_args = super::drops::kfree_skb_args(btf).unwrap_or_default();
         let drop_reasons = btf.enum_values("skb_drop_reason").is_ok()
             && kfree_skb_args.iter().any(|a| a == "reason");
         Features {

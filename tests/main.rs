@@ -10,6 +10,7 @@ mod cli_errors;
 mod datapath;
 mod diagnose;
 mod drops;
+mod kernel;
 mod lab;
 mod metrics;
 mod watch;

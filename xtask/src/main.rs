@@ -54,14 +54,14 @@ pub fn root_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Runs a command in the repository, failing with its name when it fails.
+/// Runs a command (in the repository unless it names a directory), failing with its name when it fails.
 pub fn sh(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     eprintln!("xtask: running {shown}");
-    let status = cmd
-        .current_dir(root_dir())
-        .status()
-        .with_context(|| format!("starting {shown}"))?;
+    if cmd.get_current_dir().is_none() {
+        cmd.current_dir(root_dir());
+    }
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
     if !status.success() {
         bail!("{shown} failed ({status})");
     }

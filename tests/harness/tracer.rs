@@ -81,9 +81,15 @@ impl Tracer {
         s
     }
 
-    /// Waits for the `start` line, printed once every program is attached.
+    /// Waits for the `start` line, printed once every program is attached: up to 30 s, or
+    /// TRACER_TEST_ATTACH_SECS (the kernel matrix's emulated guests verify programs at a
+    /// fraction of the host's speed: half a minute for the drop probe on 5.10).
     pub fn started(&mut self) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let secs = std::env::var("TRACER_TEST_ATTACH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30);
+        let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             match self.lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
@@ -99,7 +105,7 @@ impl Tracer {
                     panic!("tracer exited before attaching:\n{}", self.stderr());
                 }
                 Err(RecvTimeoutError::Timeout) if Instant::now() > deadline => {
-                    panic!("tracer did not attach within 30s");
+                    panic!("tracer did not attach within {secs}s");
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }

@@ -324,6 +324,7 @@ fn guest_script(tests: &Path, out: &Path) -> String {
     format!(
         "#!/bin/sh\n\
          export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin RUST_BACKTRACE=1\n\
+         export TRACER_TEST_ATTACH_SECS=300\n\
          cd {pkg}\n\
          uname -r > {out}/release\n\
          {tests} --test-threads 1 --nocapture {filters} > {out}/tests.log 2>&1\n\
@@ -336,27 +337,29 @@ fn guest_script(tests: &Path, out: &Path) -> String {
 }
 
 fn outcome(series: &'static str, release: &str, secs: f64, log: &str) -> Outcome {
-    let mut passed = 0;
-    let mut failed = Vec::new();
-    let mut seen = 0;
-    for line in log.lines() {
-        if let Some(rest) = line.strip_prefix("test ") {
-            // With --nocapture a test's own output may follow its name on the same line.
-            if let Some((name, result)) = rest.split_once(" ... ") {
-                seen += 1;
-                if result.trim_end().ends_with("ok") {
-                    passed += 1;
-                } else if result.contains("FAILED") {
-                    failed.push(name.to_string());
-                }
-            }
-        }
-    }
-    if !log.contains("test result: ok.") && failed.is_empty() {
-        failed.push(if seen == 0 {
-            "(no test ran)".into()
-        } else {
-            "(the test run did not finish)".into()
+    // With --nocapture a test's output splits its "test NAME ... ok" line: read the totals
+    // from libtest's closing line and the failed tests from its list of failures.
+    let count = |line: &str, what: &str| {
+        line.split(';')
+            .find_map(|part| part.trim().strip_suffix(what))
+            .and_then(|n| n.trim().rsplit(' ').next()?.parse::<usize>().ok())
+    };
+    let result = log.lines().rev().find(|l| l.starts_with("test result: "));
+    let passed = result.and_then(|l| count(l, "passed")).unwrap_or(0);
+    let mut failed: Vec<String> = log
+        .split("\nfailures:\n")
+        .nth(2)
+        .map(|list| {
+            list.lines()
+                .take_while(|l| l.starts_with("    "))
+                .map(|l| l.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if failed.is_empty() && result.is_none_or(|l| !l.contains(" ok.")) {
+        failed.push(match result {
+            None => "(the test run did not finish)".into(),
+            Some(l) => l.to_string(),
         });
     }
     let features = log
@@ -366,7 +369,7 @@ fn outcome(series: &'static str, release: &str, secs: f64, log: &str) -> Outcome
     let notes = log
         .lines()
         .filter(|l| l.contains("kernel ") && (l.contains("has no") || l.contains("has TCX")))
-        .map(str::to_string)
+        .map(|l| l.rsplit(" ... ").next().unwrap_or(l).to_string())
         .collect();
     Outcome {
         series,
@@ -416,4 +419,31 @@ pub fn check(outcomes: &[Outcome]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_read_from_libtest_output_split_by_test_output() {
+        let log = "running 3 tests\n\
+            test a::one ... note from a test\nok\n\
+            test b::two ... \nthread 'b::two' panicked at x.rs:1:1:\nboom\nFAILED\n\
+            test kernel::f ... FEATURES TCX: no; drop reasons: no\nok\n\
+            \nfailures:\n\n---- b::two stdout ----\nboom\n\
+            \nfailures:\n    b::two\n\n\
+            test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 9 filtered out; finished in 3.00s\n";
+        let o = outcome("6.1", "6.1.0-50-amd64", 1.0, log);
+        assert_eq!(
+            (o.passed, o.failed.clone()),
+            (2, vec!["b::two".to_string()])
+        );
+        assert_eq!(o.features, "TCX: no; drop reasons: no");
+        let ok = "test result: ok. 8 passed; 0 failed; 0 ignored; 0 measured; 9 filtered out\n";
+        let o = outcome("6.1", "r", 1.0, ok);
+        assert_eq!((o.passed, o.failed.len()), (8, 0));
+        let o = outcome("6.1", "r", 1.0, "running 3 tests\ntest a ... ");
+        assert_eq!(o.failed, ["(the test run did not finish)"]);
+    }
 }

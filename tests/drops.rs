@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tracer::schema::{DropLine, DropTotal, Summary, WatchLine};
 use tracer_lab::synth::{Eth, L4, frame, vxlan_payload};
 
-use crate::harness::{Tracer, Veth, joined, send_frames, tracer::summary};
+use crate::harness::{Tracer, Veth, joined, kernel, send_frames, tracer::summary};
 
 const A: Veth = Veth {
     name: "va",
@@ -73,6 +73,7 @@ fn summary_drops(lines: &[WatchLine], iface: &str, class: &str, reason: &str) ->
 
 #[test]
 fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
+    let reason = kernel::drop_reason("nft_drops", "NETFILTER_DROP");
     let (a, b) = joined("d", &A, &B);
     a.nft_drop_input(4789);
     let dir = tempfile::tempdir().unwrap();
@@ -107,7 +108,7 @@ fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
     let lines = tracer.stop();
 
     assert_eq!(
-        summary_drops(&lines, "va", "calico-vxlan", "NETFILTER_DROP"),
+        summary_drops(&lines, "va", "calico-vxlan", reason),
         1000,
         "{lines:?}"
     );
@@ -116,13 +117,19 @@ fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
     assert!(!ours.is_empty(), "{lines:?}");
     for l in &ours {
         assert_eq!(l.iface, "va");
-        assert_eq!(l.reason, "NETFILTER_DROP");
+        assert_eq!(l.reason, reason);
         assert_eq!(l.flow.proto, "udp");
         assert_eq!(l.flow.src, ip("10.78.0.2"));
         assert_eq!(l.flow.dst, ip("10.78.0.1"));
         assert_eq!(l.flow.sport, 40000);
         assert_eq!(l.flow.dport, 4789);
-        assert!(l.explain.as_deref().unwrap().contains("firewall rule"));
+        if kernel::features().drop_reasons {
+            assert!(l.explain.as_deref().unwrap().contains("firewall rule"));
+        } else {
+            // Without reasons, where it happened says it: netfilter's verdict, in nf_hook_slow.
+            let function = l.function.as_deref().unwrap_or_default();
+            assert!(function.starts_with("nf_hook_slow"), "{l:?}");
+        }
         assert!(
             l.inner.is_none(),
             "a payload without the VXLAN I flag has no inner frame"
@@ -149,19 +156,18 @@ fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    let packets: Vec<&str> = text.lines().collect();
+    // Other drops in the namespace are in the file too (older kernels free a closing socket's
+    // queue with kfree_skb: reason NOT_SPECIFIED, no interface).
+    let packets: Vec<&str> = text.lines().filter(|p| p.ends_with("\t4789")).collect();
     // The default sample budget is 10 events per flow and second.
     assert!(!packets.is_empty() && packets.len() <= 30, "{text}");
-    assert!(
-        packets
-            .iter()
-            .all(|p| p.contains("drop reason NETFILTER_DROP on va") && p.ends_with("4789")),
-        "{text}"
-    );
+    let comment = format!("drop reason {reason} on va");
+    assert!(packets.iter().all(|p| p.contains(&comment)), "{text}");
 }
 
 #[test]
 fn vxlan_drops_carry_the_inner_flow() {
+    let reason = kernel::drop_reason("vxlan_drops", "NETFILTER_DROP");
     let (a, b) = joined("x", &A, &B);
     a.nft_drop_input(4789);
     let mut tracer = Tracer::watch(
@@ -197,10 +203,7 @@ fn vxlan_drops_carry_the_inner_flow() {
     std::thread::sleep(Duration::from_millis(800));
     let lines = tracer.stop();
 
-    assert_eq!(
-        summary_drops(&lines, "va", "calico-vxlan", "NETFILTER_DROP"),
-        1000
-    );
+    assert_eq!(summary_drops(&lines, "va", "calico-vxlan", reason), 1000);
     let total = flow_total(&lines, |l| {
         l.inner.as_ref().is_some_and(|i| {
             i.vni == 4096
@@ -217,6 +220,7 @@ fn vxlan_drops_carry_the_inner_flow() {
 
 #[test]
 fn drops_in_other_namespaces_are_not_reported() {
+    let reason = kernel::drop_reason("other_namespaces", "NETFILTER_DROP");
     let (a, b) = joined("n", &A, &B);
     // A second pair, busy dropping at the same time; its interfaces have other names.
     let c_end = Veth {
@@ -263,12 +267,10 @@ fn drops_in_other_namespaces_are_not_reported() {
     });
     std::thread::sleep(Duration::from_millis(800));
     let lines = tracer.stop();
-    assert_eq!(
-        summary_drops(&lines, "va", "flannel-vxlan", "NETFILTER_DROP"),
-        300
-    );
+    assert_eq!(summary_drops(&lines, "va", "flannel-vxlan", reason), 300);
     let summary = summary(&lines);
-    let all = summary_drops_where(summary, |d| d.reason == "NETFILTER_DROP");
+    // Without reasons every drop is NOT_SPECIFIED: count those on interfaces only.
+    let all = summary_drops_where(summary, |d| d.reason == reason && d.iface != "-");
     assert_eq!(all, 300, "{summary:?}");
     assert!(
         drop_lines(&lines)

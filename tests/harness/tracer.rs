@@ -23,7 +23,15 @@ pub struct Tracer {
 
 impl Tracer {
     pub fn watch(ns: &NetNs, args: &[&str]) -> Tracer {
-        Tracer::start(Command::new(BIN).args(["--netns", &ns.name]), args)
+        Tracer::watch_env(ns, &[], args)
+    }
+
+    /// [`Tracer::watch`] with environment variables set for the tracer.
+    pub fn watch_env(ns: &NetNs, env: &[(&str, &str)], args: &[&str]) -> Tracer {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--netns", &ns.name])
+            .envs(env.iter().map(|(k, v)| (*k, *v)));
+        Tracer::start(&mut cmd, args)
     }
 
     /// `tracer watch --output json ARGS` in a lab node, reading the node's firewall as in
@@ -73,9 +81,15 @@ impl Tracer {
         s
     }
 
-    /// Waits for the `start` line, printed once every program is attached.
+    /// Waits for the `start` line, printed once every program is attached: up to 30 s, or
+    /// TRACER_TEST_ATTACH_SECS (the kernel matrix's emulated guests verify programs at a
+    /// fraction of the host's speed: half a minute for the drop probe on 5.10).
     pub fn started(&mut self) -> Start {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let secs = std::env::var("TRACER_TEST_ATTACH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30);
+        let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             match self.lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
@@ -91,7 +105,7 @@ impl Tracer {
                     panic!("tracer exited before attaching:\n{}", self.stderr());
                 }
                 Err(RecvTimeoutError::Timeout) if Instant::now() > deadline => {
-                    panic!("tracer did not attach within 30s");
+                    panic!("tracer did not attach within {secs}s");
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }

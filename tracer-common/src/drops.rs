@@ -27,6 +27,25 @@ pub const DROP_FLOWS: u32 = 16384;
 /// Ring buffer for drop events.
 pub const EVENTS_BYTES: u32 = 4 << 20;
 
+/// A tracepoint argument the running kernel does not pass.
+pub const NO_ARG: u32 = u32::MAX;
+
+/// The drop probe's entry program for a `kfree_skb` tracepoint with `n` arguments: (skb,
+/// location) before 5.17, (skb, location, reason) up to 6.9, (skb, location, reason, rx_sk)
+/// since 6.10. A raw tracepoint program may not read past the arguments the kernel gives it
+/// (attaching fails with EINVAL), so each count has its own program.
+pub const fn drop_program(n: u32) -> Option<&'static str> {
+    match n {
+        2 => Some("kfree_skb_2"),
+        3 => Some("kfree_skb_3"),
+        4 => Some("kfree_skb_4"),
+        _ => None,
+    }
+}
+
+/// Every entry program of the drop probe, for tools that list them.
+pub const DROP_PROGRAMS: [&str; 3] = ["kfree_skb_2", "kfree_skb_3", "kfree_skb_4"];
+
 /// Kernel facts for the drop probe, all read from the running kernel's BTF by the loader:
 /// no struct offset is written into the program.
 #[repr(C)]
@@ -46,9 +65,12 @@ pub struct DropConfig {
     pub net_inum: u32,
     /// Inode number of the network namespace whose drops are kept.
     pub netns_inum: u32,
-    /// Positions of `reason` and `location` among the raw tracepoint's arguments.
+    /// Positions of `reason` and `location` among the raw tracepoint's arguments; `reason_arg`
+    /// is [`NO_ARG`] on kernels whose tracepoint has no reason (before 5.17).
     pub reason_arg: u32,
     pub location_arg: u32,
+    /// The reason counted when the tracepoint passes none.
+    pub reason_if_absent: u32,
     /// Reasons up to this value are not drops (SKB_NOT_DROPPED_YET, SKB_CONSUMED).
     pub not_a_drop: u32,
     /// Events per flow and reason per second; the rest are counted, not sent.
@@ -59,7 +81,7 @@ pub struct DropConfig {
     pub ready: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<DropConfig>() == 76);
+const _: () = assert!(core::mem::size_of::<DropConfig>() == 80);
 
 /// Exact drop count per interface, class and reason.
 #[repr(C)]

@@ -26,7 +26,7 @@ use tracer_common::{
     counters::{STAGE_INNER, STAGES},
     drops::{
         CAPTURE, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey, EVENTS_BYTES, EventWindow,
-        Flow, FlowKey, FlowState, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED,
+        Flow, FlowKey, FlowState, NO_ARG, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED,
         STATS_LEN,
     },
     packet::{ETH_HLEN, parse_ethernet, parse_ip},
@@ -55,6 +55,7 @@ static DROP_CONFIG: DropConfig = DropConfig {
     netns_inum: 0,
     reason_arg: 0,
     location_arg: 0,
+    reason_if_absent: 0,
     not_a_drop: 0,
     events_per_flow: 0,
     events_per_cpu: 0,
@@ -127,18 +128,33 @@ fn stat(index: u32) {
     }
 }
 
-/// The raw tracepoint's argument `n` (1 to 3; the skb is 0).
+/// The raw tracepoint's argument `n` (1 to 3; the skb is 0) of a tracepoint with `ARGS`
+/// arguments; 0 for one it does not have.
 #[inline(always)]
-fn arg(ctx: &RawTracePointContext, n: u32) -> u64 {
+fn arg<const ARGS: u32>(ctx: &RawTracePointContext, n: u32) -> u64 {
     // Context reads need constant offsets, and LLVM turns a match of plain loads into one load
-    // at a computed offset: volatile loads, then a choice among the values.
+    // at a computed offset: volatile loads, then a choice among the values. Only arguments below
+    // ARGS are read at all: the verifier refuses to attach a program that reads past the
+    // tracepoint's arguments, and ARGS is a constant of each entry program.
     let args = ctx.as_ptr() as *const u64;
-    // SAFETY: kfree_skb has four arguments; offsets 8, 16 and 24 are inside its context.
+    // SAFETY: each offset is read only when the tracepoint has that many arguments.
     let (a1, a2, a3) = unsafe {
         (
-            core::ptr::read_volatile(args.add(1)),
-            core::ptr::read_volatile(args.add(2)),
-            core::ptr::read_volatile(args.add(3)),
+            if ARGS > 1 {
+                core::ptr::read_volatile(args.add(1))
+            } else {
+                0
+            },
+            if ARGS > 2 {
+                core::ptr::read_volatile(args.add(2))
+            } else {
+                0
+            },
+            if ARGS > 3 {
+                core::ptr::read_volatile(args.add(3))
+            } else {
+                0
+            },
         )
     };
     match n {
@@ -152,8 +168,8 @@ fn arg(ctx: &RawTracePointContext, n: u32) -> u64 {
 /// The entry stage: keep only drops of our namespace, copy and classify the packet, then
 /// account for it here or, for VXLAN, in the inner stage.
 #[inline(always)]
-pub fn observe(ctx: &RawTracePointContext) {
-    let Some(ev) = outer(ctx) else {
+pub fn observe<const ARGS: u32>(ctx: &RawTracePointContext) {
+    let Some(ev) = outer::<ARGS>(ctx) else {
         return;
     };
     if ev.inner_off != 0 {
@@ -180,13 +196,19 @@ pub fn observe_inner() {
 }
 
 #[inline(always)]
-fn outer(ctx: &RawTracePointContext) -> Option<&'static mut DropEvent> {
+fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut DropEvent> {
     // SAFETY: the loader rewrote the static; volatile keeps the compiler from folding defaults.
     let c = unsafe { core::ptr::read_volatile(&DROP_CONFIG) };
     if c.ready == 0 {
         return None;
     }
-    let reason = arg(ctx, c.reason_arg) as u32;
+    // Before 5.17 the tracepoint has no reason: every kfree_skb is a drop (consume_skb is the
+    // tracepoint of packets freed after use).
+    let reason = if c.reason_arg == NO_ARG {
+        c.reason_if_absent
+    } else {
+        arg::<ARGS>(ctx, c.reason_arg) as u32
+    };
     if reason <= c.not_a_drop {
         return None;
     }
@@ -207,7 +229,7 @@ fn outer(ctx: &RawTracePointContext) -> Option<&'static mut DropEvent> {
     // read() gives None for a packet without a device (dev 0): ifindex 0.
     ev.key.ifindex = read(dev, c.dev_ifindex).unwrap_or(0);
     ev.key.reason = reason;
-    ev.location = arg(ctx, c.location_arg);
+    ev.location = arg::<ARGS>(ctx, c.location_arg);
     ev.len = read(skb, c.skb_len).unwrap_or(0);
     ev.inner_off = 0;
     copy_packet(skb, &c, ev);

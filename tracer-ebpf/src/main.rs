@@ -54,10 +54,26 @@ pub fn xdp_inner(ctx: XdpContext) -> u32 {
     XDP_PASS
 }
 
-/// Every packet the kernel frees as dropped, in any namespace; the probe keeps its own.
+/// Every packet the kernel frees as dropped, in any namespace; the probe keeps its own. One
+/// program per argument count of the tracepoint (`tracer_common::drops::drop_program`): the
+/// loader loads the one the running kernel's BTF calls for.
 #[raw_tracepoint(tracepoint = "kfree_skb")]
-pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
-    drops::observe(&ctx);
+pub fn kfree_skb_2(ctx: RawTracePointContext) -> i32 {
+    drops::observe::<2>(&ctx);
+    0
+}
+
+/// `kfree_skb` with a `reason` argument (5.17 to 6.9).
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn kfree_skb_3(ctx: RawTracePointContext) -> i32 {
+    drops::observe::<3>(&ctx);
+    0
+}
+
+/// `kfree_skb` with `reason` and `rx_sk` (6.10 on).
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn kfree_skb_4(ctx: RawTracePointContext) -> i32 {
+    drops::observe::<4>(&ctx);
     0
 }
 

@@ -3,6 +3,7 @@
 
 mod bench;
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -15,7 +16,10 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   setup   install the Debian packages and bpf-linker the build and tests need (idempotent)
-  test    setup, then cargo fmt --check, clippy -D warnings and every test (needs root)
+  test    setup, then cargo fmt --check, clippy -D warnings and every test (needs root), then
+          the kernel-program and end-to-end tests again on each kernel of the matrix (5.10,
+          6.1, 6.12) under QEMU
+  matrix  setup, build the tests, and run only the kernel matrix (needs root)
   demo    setup, build, and run `tracer demo` (needs root)
   bench   setup, build, and run the benchmark: prints a table, writes bench/results.json
           (needs root; a few minutes; `--quick` for a trial run, `--only cost,storm`...)";
@@ -25,6 +29,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::run(),
         Some("test") => test(&args[1..]),
+        Some("matrix") => matrix(),
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
@@ -49,14 +54,14 @@ pub fn root_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Runs a command in the repository, failing with its name when it fails.
+/// Runs a command (in the repository unless it names a directory), failing with its name when it fails.
 pub fn sh(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     eprintln!("xtask: running {shown}");
-    let status = cmd
-        .current_dir(root_dir())
-        .status()
-        .with_context(|| format!("starting {shown}"))?;
+    if cmd.get_current_dir().is_none() {
+        cmd.current_dir(root_dir());
+    }
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
     if !status.success() {
         bail!("{shown} failed ({status})");
     }
@@ -97,7 +102,68 @@ fn test(extra: &[String]) -> Result<()> {
     // The end-to-end tests run `tracer lab ...`, which hands over to the `tracer-lab` binary
     // beside `tracer`: build every binary of the workspace first, so none is stale.
     sh(cargo().args(["build", "--bins"]))?;
-    sh(cargo().args(["test"]).args(extra))
+    sh(cargo().args(["test"]).args(extra))?;
+    if extra.is_empty() {
+        run_matrix()?;
+    }
+    Ok(())
+}
+
+fn matrix() -> Result<()> {
+    setup_as_root(
+        "the kernel matrix boots QEMU guests that load eBPF programs",
+        "matrix",
+    )?;
+    run_matrix()
+}
+
+/// Runs the matrix with the integration test binary of the current build; prints its table
+/// and leaves it in target/kmatrix/matrix.md.
+fn run_matrix() -> Result<()> {
+    let tests = test_binary()?;
+    let outcomes = vm::run(&tests)?;
+    let table = vm::table(&outcomes);
+    let mut notes = String::new();
+    for o in &outcomes {
+        for n in &o.notes {
+            notes.push_str(&format!("- {}: {}\n", o.release, n.trim()));
+        }
+    }
+    let report = format!("{table}\n{notes}");
+    eprintln!("\n{report}");
+    std::fs::write(root_dir().join("target/kmatrix/matrix.md"), &report)?;
+    vm::check(&outcomes)
+}
+
+/// The integration test binary (`tests/main.rs`), built if needed.
+fn test_binary() -> Result<PathBuf> {
+    let out = cargo()
+        .args([
+            "test",
+            "--no-run",
+            "--message-format=json",
+            "-p",
+            "tracer",
+            "--test",
+            "tests",
+        ])
+        .current_dir(root_dir())
+        .output()
+        .context("building the integration tests")?;
+    if !out.status.success() {
+        bail!(
+            "building the integration tests failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(r#""kind":["test"]"#) && l.contains(r#""name":"tests""#))
+        .find_map(|l| {
+            let (_, rest) = l.split_once(r#""executable":""#)?;
+            rest.split_once('"').map(|(path, _)| PathBuf::from(path))
+        })
+        .context("cargo named no executable for the integration tests")
 }
 
 fn demo(extra: &[String]) -> Result<()> {

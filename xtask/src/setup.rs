@@ -1,6 +1,7 @@
 //! Installing what the build and the tests need, on Debian 12: the eBPF toolchain (Debian's
 //! rustc-web with its precompiled BPF `core`, LLVM 22, bpf-linker built against it) and the real
-//! components the tests and the lab run (firewalld, nftables, BIRD, iperf3, Prometheus...).
+//! components the tests and the lab run (firewalld, nftables, BIRD, iperf3, Prometheus...), and
+//! the kernel matrix's QEMU, virtme-ng and kernels ([`crate::vm::setup`]).
 //! Quick when everything is present; never starts a service on the host.
 
 use std::{
@@ -37,6 +38,14 @@ const PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "scrapes the metrics endpoint in tests"),
     ("ethtool", "interface offload settings in the lab"),
     ("procps", "sysctl"),
+    ("qemu-system-x86", "boots the kernel matrix's guests"),
+    (
+        "kmod",
+        "depmod for the matrix's kernels, modprobe in their guests",
+    ),
+    ("busybox-static", "virtme-ng's initramfs"),
+    ("python3-venv", "virtme-ng's venv"),
+    ("file", "virtme-ng reads a kernel image's release with it"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -51,6 +60,7 @@ pub fn run() -> Result<()> {
         apt_install(&missing)?;
     }
     ensure_bpf_linker()?;
+    crate::vm::setup()?;
     eprintln!("xtask: setup complete");
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod baseline;
 mod catalog;
+mod cleanup;
 mod diagnose;
 mod ports;
 mod testbed;
@@ -72,6 +73,8 @@ enum Command {
     /// the `tracer-lab` binary).
     #[command(disable_help_flag = true)]
     Demo(testbed::Passthrough),
+    /// Remove the tc filters a killed tracer left (kernels before 6.6, without TCX).
+    Cleanup(cleanup::CleanupArgs),
 }
 
 /// The running kernel's release, as `uname -r` prints it; `unknown` when it cannot be read.
@@ -133,5 +136,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Profiles(args) => ports::run_profiles(args),
         Command::Lab(args) => testbed::exec(None, args),
         Command::Demo(args) => testbed::exec(Some("demo"), args),
+        Command::Cleanup(args) => cleanup::run(args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -274,6 +274,36 @@ impl Btf {
         Err(BtfError::UnnamedParams(typedef_name.to_owned()))
     }
 
+    /// The parameter types of the function prototype a typedef points to, written as C does
+    /// ("struct sk_buff *", "void *", "enum skb_drop_reason"), for prototypes whose parameters
+    /// have no names (the `btf_trace_<event>` typedefs of kernels that also lack the
+    /// `__bpf_trace_<event>` twin, such as 5.10).
+    pub fn typedef_fn_param_types(&self, typedef_name: &str) -> Result<Vec<String>, BtfError> {
+        let (_, ptr) = self.strip(self.named(&[TYPEDEF], typedef_name, "typedef")?)?;
+        let not_fn = || BtfError::NotFnPointer(typedef_name.to_owned());
+        if ptr.kind != PTR {
+            return Err(not_fn());
+        }
+        let params = self.proto_params(ptr.size_or_type)?.ok_or_else(not_fn)?;
+        params.iter().map(|(_, id)| self.c_type(*id)).collect()
+    }
+
+    /// A type as C writes it, modifiers left out: "struct sk_buff *", "enum x", "void *".
+    fn c_type(&self, id: u32) -> Result<String, BtfError> {
+        let (id, t) = self.strip(id)?;
+        if id == 0 {
+            return Ok("void".into());
+        }
+        let name = self.name(t.name_off)?;
+        Ok(match t.kind {
+            PTR => format!("{} *", self.c_type(t.size_or_type)?),
+            STRUCT => format!("struct {name}"),
+            UNION => format!("union {name}"),
+            ENUM | ENUM64 => format!("enum {name}"),
+            _ => name.to_owned(),
+        })
+    }
+
     fn ty(&self, id: u32) -> Result<&Type, BtfError> {
         self.types.get(id as usize).ok_or(BtfError::BadTypeId(id))
     }

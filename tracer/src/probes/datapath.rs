@@ -2,22 +2,17 @@
 //! interface, with the tables the loader filled and the counters the programs keep.
 //!
 //! Programs are attached through bpf links (TCX for tc, XDP links), which the kernel removes
-//! when the last descriptor closes, so even `kill -9` leaves nothing attached.
+//! when the last descriptor closes, so even `kill -9` leaves nothing attached; before TCX
+//! (6.6), tc programs are netlink filters that [`super::tc`] finds and removes after a killed
+//! run. Which programs load and how they attach follows [`super::features`].
 
 use std::io;
 
 use aya::{
     Ebpf, EbpfLoader, Pod,
     maps::{Map, MapData, MapError, PerCpuArray},
-    programs::{
-        LinkOrder, ProgramError, RawTracePoint, SchedClassifier, TestRun, TestRunOptions,
-        TestRunResult, Xdp,
-        tc::{self, TcAttachOptions, TcAttachType},
-        xdp::XdpMode,
-    },
-    util::KernelVersion,
+    programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp},
 };
-use log::{info, warn};
 use tracer_common::{
     counters::{
         Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, SizedCounter, counter_entries, counter_index,
@@ -27,10 +22,11 @@ use tracer_common::{
 
 use super::{
     ClassTable, ProbeError,
-    attach::{AttachMode, Hook, explain, ingress_plan},
+    attach::{Hook, explain},
 };
 
 mod drop_maps;
+mod hooks;
 mod tables;
 
 use tables::{fill_classes, fill_stage, fill_targets, load_program};
@@ -94,22 +90,21 @@ pub struct DropStats {
 /// The datapath's second stages (inner frames of overlay packets) and their program arrays.
 const INNER_PROGRAMS: &[(&str, &str)] = &[("TC_STAGES", "tc_inner"), ("XDP_STAGES", "xdp_inner")];
 
-/// The kernel program that observes drops, and its second stage (VXLAN inner frames).
-const DROP_PROGRAM: &str = "kfree_skb";
+/// The drop probe's second stage (VXLAN inner frames); its entry program depends on the kernel
+/// ([`super::features::Features::drop_program`]).
 const DROP_INNER_PROGRAM: &str = "kfree_skb_inner";
 
-/// The programs [`Datapath::load`] loads: the datapath's, and with `drops` the drop probe's.
-fn program_names(drops: bool) -> impl Iterator<Item = &'static str> {
-    let drop_programs: &[&'static str] = if drops {
-        &[DROP_PROGRAM, DROP_INNER_PROGRAM]
-    } else {
-        &[]
-    };
+/// The programs [`Datapath::load`] loads: the datapath's, and the drop probe's entry program
+/// `drop_program` with its second stage.
+fn program_names(drop_program: Option<&'static str>) -> impl Iterator<Item = &'static str> {
+    let drop_programs = drop_program
+        .into_iter()
+        .chain(drop_program.map(|_| DROP_INNER_PROGRAM));
     Program::ALL
         .iter()
         .map(|p| p.name())
         .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
-        .chain(drop_programs.iter().copied())
+        .chain(drop_programs)
 }
 
 /// Wraps an error of the map `map`.
@@ -151,9 +146,12 @@ pub struct Datapath {
     ebpf: Ebpf,
     targets: Vec<Target>,
     n_classes: u32,
-    drops: bool,
+    /// The drop probe's entry program, when drops are watched.
+    drop_program: Option<&'static str>,
     hooks: Vec<Option<Hook>>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    /// Declared after `ebpf`, so it runs once the programs' filters are detached.
+    clsact: hooks::ClsactGuard,
 }
 
 impl Datapath {
@@ -167,6 +165,14 @@ impl Datapath {
         if targets.len() > MAX_IFACES as usize {
             return Err(ProbeError::TooManyInterfaces(targets.len()));
         }
+        let drop_program = match drops {
+            Some(_) => Some(
+                super::features::get()
+                    .drop_program()
+                    .map_err(ProbeError::DropsUnsupported)?,
+            ),
+            None => None,
+        };
         let n_classes = classes.len();
         let entries = counter_entries(targets.len().max(1) as u32, n_classes);
         let mut loader = EbpfLoader::new();
@@ -185,7 +191,7 @@ impl Datapath {
             .ok();
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
-        for name in program_names(drops.is_some()) {
+        for name in program_names(drop_program) {
             load_program(&mut ebpf, name)?;
         }
         for (map, program) in INNER_PROGRAMS {
@@ -199,9 +205,10 @@ impl Datapath {
             ebpf,
             targets,
             n_classes,
-            drops: drops.is_some(),
+            drop_program,
             hooks,
             logger,
+            clsact: hooks::ClsactGuard::default(),
         })
     }
 
@@ -228,7 +235,7 @@ impl Datapath {
 
     /// Kernel ids of the loaded programs, as `bpftool prog show` lists them.
     pub fn program_ids(&self) -> Vec<(&'static str, u32)> {
-        program_names(self.drops)
+        program_names(self.drop_program)
             .filter_map(|name| {
                 let info = self.ebpf.program(name)?.info().ok()?;
                 Some((name, info.id()))
@@ -239,100 +246,6 @@ impl Datapath {
     /// The ingress hook each target got, once attached.
     pub fn hooks(&self) -> &[Option<Hook>] {
         &self.hooks
-    }
-
-    /// Attaches ingress (tc or XDP, per `mode`) and egress (tc) programs to every target.
-    pub fn attach(&mut self, mode: AttachMode) -> Result<(), ProbeError> {
-        let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-        for i in 0..self.targets.len() {
-            let target = self.targets[i].clone();
-            if !tcx {
-                // Without TCX, tc programs are netlink filters under a clsact qdisc, and
-                // those outlive the process if it is killed.
-                warn!(
-                    "{}: kernel older than 6.6, tc programs attach as netlink filters that stay attached if tracer is killed",
-                    target.name
-                );
-                match tc::qdisc_add_clsact(&target.name) {
-                    Ok(()) => {}
-                    Err(e) if e.to_string().contains("exist") => {}
-                    Err(e) => {
-                        return Err(ProbeError::Attach {
-                            iface: target.name,
-                            hook: Hook::Tc,
-                            reason: format!("adding the clsact qdisc: {e}"),
-                        });
-                    }
-                }
-            }
-            let plan = ingress_plan(mode, target.is_virtual);
-            let mut last_err = None;
-            for (n, hook) in plan.iter().enumerate() {
-                match self.attach_ingress(&target.name, *hook, tcx) {
-                    Ok(()) => {
-                        self.hooks[i] = Some(*hook);
-                        last_err = None;
-                        break;
-                    }
-                    Err(e) if n + 1 < plan.len() => {
-                        info!("{}: {}; falling back to {}", target.name, e, plan[n + 1]);
-                    }
-                    Err(e) => last_err = Some(e),
-                }
-            }
-            if let Some(e) = last_err {
-                return Err(e);
-            }
-            if self.hooks[i] == Some(Hook::XdpGeneric) {
-                warn!(
-                    "{}: generic XDP counts a GSO super-packet (a burst the stack has not split \
-                     yet) as one ingress packet; bytes stay exact, packets may not (tc counts \
-                     segments)",
-                    target.name
-                );
-            }
-            self.attach_tc(&target.name, TcAttachType::Egress, tcx)?;
-        }
-        if self.drops {
-            // A raw tracepoint attaches by name: no tracefs needed, and its link goes away
-            // with the process like the others.
-            let prog: &mut RawTracePoint = self.program_by_name(DROP_PROGRAM)?;
-            prog.attach("kfree_skb")
-                .map(drop)
-                .map_err(|e| ProbeError::DropProbe(chain(&e)))?;
-        }
-        Ok(())
-    }
-
-    fn attach_ingress(&mut self, iface: &str, hook: Hook, tcx: bool) -> Result<(), ProbeError> {
-        let xdp_mode = match hook {
-            Hook::Tc => return self.attach_tc(iface, TcAttachType::Ingress, tcx),
-            Hook::XdpNative => XdpMode::Driver,
-            Hook::XdpGeneric => XdpMode::Skb,
-        };
-        let prog: &mut Xdp = self.program_by_name(Program::XdpIngress.name())?;
-        prog.attach(iface, xdp_mode)
-            .map(drop)
-            .map_err(|e| attach_error(iface, hook, &e))
-    }
-
-    fn attach_tc(&mut self, iface: &str, kind: TcAttachType, tcx: bool) -> Result<(), ProbeError> {
-        let (program, order) = match kind {
-            // First on ingress to see packets before any other program drops or redirects
-            // them; last on egress to see what really leaves. Our programs always return
-            // TCX_NEXT, so the others still run.
-            TcAttachType::Ingress => (Program::TcIngress, LinkOrder::first()),
-            _ => (Program::TcEgress, LinkOrder::last()),
-        };
-        let prog: &mut SchedClassifier = self.program_by_name(program.name())?;
-        let result = if tcx {
-            prog.attach_with_options(iface, kind, TcAttachOptions::TcxOrder(order))
-        } else {
-            prog.attach(iface, kind)
-        };
-        result
-            .map(drop)
-            .map_err(|e| attach_error(iface, Hook::Tc, &e))
     }
 
     fn program_by_name<'a, T>(&'a mut self, name: &'static str) -> Result<&'a mut T, ProbeError>

@@ -1,16 +1,23 @@
 //! The drop probe's kernel facts, read from the running kernel's BTF: the `sk_buff`,
 //! `net_device`, `net` and `sock` field offsets the probe reads through, the position of the
 //! tracepoint's `reason` and `location` arguments, and the names of the drop reasons (whose
-//! numbering changes between kernel versions).
+//! numbering changes between kernel versions). Kernels before 5.17 have neither the reason
+//! argument nor the enum: there every drop counts under [`NOT_SPECIFIED`].
 
 use std::{collections::HashMap, os::unix::fs::MetadataExt};
 
-use tracer_common::drops::DropConfig;
+use tracer_common::drops::{DropConfig, NO_ARG};
 
 use super::{
     ProbeError,
     btf::{Btf, BtfError},
 };
+
+/// The reason drops are counted under on kernels that pass none: the kernel's own name for a
+/// drop whose caller gave no reason.
+pub const NOT_SPECIFIED: &str = "NOT_SPECIFIED";
+/// Its value there (any value above `not_a_drop`, which is 0 without reasons).
+const NOT_SPECIFIED_VALUE: u32 = 1;
 
 /// Names of `enum skb_drop_reason`, by value, without the `SKB_DROP_REASON_` prefix.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +42,13 @@ impl ReasonNames {
 
     /// The reason's name, or its number when this kernel does not name it (reasons of
     /// subsystems such as openvswitch or mac80211 carry the subsystem in the high bits).
+    /// The names of a kernel without drop reasons: only [`NOT_SPECIFIED`].
+    pub fn without_reasons() -> Self {
+        ReasonNames {
+            names: HashMap::from([(NOT_SPECIFIED_VALUE, NOT_SPECIFIED.to_string())]),
+        }
+    }
+
     pub fn name(&self, value: u32) -> String {
         self.names
             .get(&value)
@@ -85,6 +99,33 @@ impl EventBudget {
     }
 }
 
+/// The arguments of the `skb:kfree_skb` raw tracepoint, by name (`skb` first). Kernels that
+/// keep no parameter names for it in BTF (5.10) are read by the parameters' types, which name
+/// each argument the tracepoint has ever had unambiguously.
+pub fn kfree_skb_args(btf: &Btf) -> Result<Vec<String>, BtfError> {
+    const TYPEDEF: &str = "btf_trace_kfree_skb";
+    // Raw tracepoint programs see the TP_PROTO arguments without the leading __data.
+    match btf.typedef_fn_params(TYPEDEF) {
+        Ok(params) => return Ok(params.into_iter().skip(1).collect()),
+        Err(BtfError::UnnamedParams(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let types = btf.typedef_fn_param_types(TYPEDEF)?;
+    types
+        .iter()
+        .skip(1)
+        .map(|t| match t.as_str() {
+            "struct sk_buff *" => Ok("skb".to_string()),
+            "void *" => Ok("location".to_string()),
+            "enum skb_drop_reason" => Ok("reason".to_string()),
+            "struct sock *" => Ok("rx_sk".to_string()),
+            _ => Err(BtfError::UnnamedParams(format!(
+                "{TYPEDEF} (a parameter of type {t})"
+            ))),
+        })
+        .collect()
+}
+
 /// Everything the drop probe needs to know about this kernel.
 pub fn kernel_facts(
     btf: &Btf,
@@ -111,11 +152,8 @@ pub fn kernel_facts(
             });
         }
     }
-    let params = btf
-        .typedef_fn_params("btf_trace_kfree_skb")
-        .map_err(btf_err("kfree_skb tracepoint"))?;
-    // Raw tracepoint programs see the TP_PROTO arguments without the leading __data.
-    let args: Vec<&str> = params.iter().skip(1).map(String::as_str).collect();
+    let params = kfree_skb_args(btf).map_err(btf_err("kfree_skb tracepoint"))?;
+    let args: Vec<&str> = params.iter().map(String::as_str).collect();
     let position = |name: &str| {
         args.iter()
             .position(|a| *a == name)
@@ -131,15 +169,19 @@ pub fn kernel_facts(
             reason: format!("skb is not the first argument of ({})", args.join(", ")),
         });
     }
-    let reasons = ReasonNames::from_pairs(
-        btf.enum_values("skb_drop_reason")
-            .map_err(btf_err("drop reasons"))?,
-    );
-    let not_a_drop = ["SKB_NOT_DROPPED_YET", "SKB_CONSUMED"]
-        .iter()
-        .filter_map(|n| reasons.value(n))
-        .max()
-        .unwrap_or(0);
+    // Before 5.17 the tracepoint has no reason argument and the kernel no reason enum.
+    let (reasons, reason_arg, not_a_drop) = match btf.enum_values("skb_drop_reason") {
+        Ok(pairs) if args.contains(&"reason") => {
+            let reasons = ReasonNames::from_pairs(pairs);
+            let not_a_drop = ["SKB_NOT_DROPPED_YET", "SKB_CONSUMED"]
+                .iter()
+                .filter_map(|n| reasons.value(n))
+                .max()
+                .unwrap_or(0);
+            (reasons, position("reason")?, not_a_drop)
+        }
+        _ => (ReasonNames::without_reasons(), NO_ARG, 0),
+    };
     let config = DropConfig {
         skb_head: off("sk_buff", &["head"])?,
         skb_tail: off("sk_buff", &["tail"])?,
@@ -154,8 +196,9 @@ pub fn kernel_facts(
         sk_net: off("sock", &["__sk_common", "skc_net", "net"])?,
         net_inum: off("net", &["ns", "inum"])?,
         netns_inum,
-        reason_arg: position("reason")?,
+        reason_arg,
         location_arg: position("location")?,
+        reason_if_absent: NOT_SPECIFIED_VALUE,
         not_a_drop,
         events_per_flow: budget.per_flow,
         events_per_cpu: budget.per_cpu,
@@ -181,6 +224,7 @@ mod tests {
         assert!(cfg.skb_head > 0 && cfg.skb_dev > 0 && cfg.net_inum > 0 && cfg.dev_ifindex > 0);
         assert_ne!(cfg.skb_mac_header, cfg.skb_network_header);
         assert_eq!(cfg.not_a_drop, reasons.value("SKB_CONSUMED").unwrap());
+        assert!(cfg.reason_if_absent > 0);
         for name in [
             "NETFILTER_DROP",
             "IP_RPFILTER",
@@ -195,5 +239,12 @@ mod tests {
             assert_eq!(reasons.name(v), name);
         }
         assert_eq!(reasons.name(0xdead_0000), "REASON_0xdead0000");
+    }
+
+    #[test]
+    fn without_reasons_every_drop_is_not_specified() {
+        let names = ReasonNames::without_reasons();
+        assert_eq!(names.name(NOT_SPECIFIED_VALUE), NOT_SPECIFIED);
+        assert_eq!(names.value(NOT_SPECIFIED), Some(NOT_SPECIFIED_VALUE));
     }
 }

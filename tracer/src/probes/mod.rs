@@ -7,8 +7,10 @@ pub mod btf;
 mod classes;
 mod datapath;
 pub mod drops;
+pub mod features;
 pub mod preflight;
 pub mod symbols;
+pub mod tc;
 
 pub use attach::{AttachMode, Hook};
 pub use classes::ClassTable;
@@ -46,6 +48,8 @@ pub enum ProbeError {
     },
     #[error("attaching the drop probe to the kfree_skb tracepoint: {0}")]
     DropProbe(String),
+    #[error("drops cannot be watched here ({0}); run with --no-drops to count traffic only")]
+    DropsUnsupported(#[source] features::DropsUnsupported),
     #[error("reading the kernel's {what} from BTF: {reason}")]
     KernelFacts { what: &'static str, reason: String },
     #[error("{0} interfaces requested; one tracer watches at most {max}", max = tracer_common::counters::MAX_IFACES)]

@@ -134,6 +134,11 @@ fn reads_enums_and_tracepoint_params() {
         let params = ok(btf.typedef_fn_params(typedef), typedef);
         assert_eq!(params, ["__data", "skb"], "{typedef}");
     }
+    // btf_trace_lone has no named twin: its parameters are known by their types only.
+    let types = ok(btf.typedef_fn_param_types("btf_trace_lone"), "lone");
+    assert_eq!(types, ["void *", "int"]);
+    let types = ok(btf.typedef_fn_param_types("btf_trace_ev"), "ev");
+    assert_eq!(types, ["void *", "int"]);
 }
 
 #[test]

@@ -24,9 +24,10 @@ fn features_the_loader_sees() {
             "no (NOT_SPECIFIED)"
         },
         f.kfree_skb_args.join(", "),
-        drop_program
-            .as_ref()
-            .map_or_else(|e| e.to_string(), |p| p.to_string()),
+        drop_program.as_ref().map_or_else(
+            std::string::ToString::to_string,
+            std::string::ToString::to_string
+        ),
     );
     assert!(f.btf, "every kernel of the matrix has BTF");
     assert!(drop_program.is_ok(), "{drop_program:?}");

@@ -26,8 +26,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=TRACER_BPF_RUSTC");
 
     let rustc = env::var_os("TRACER_BPF_RUSTC")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/rustc"));
+        .map_or_else(|| PathBuf::from("/usr/bin/rustc"), PathBuf::from);
     if !rustc.exists() {
         fail(&format!(
             "{} not found: the eBPF programs are built with Debian's rustc-web and its BPF core",
@@ -40,8 +39,7 @@ fn main() {
 
     // A target directory of its own: the outer cargo holds the lock on target/<profile>.
     let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
+        .map_or_else(|| root.join("target"), PathBuf::from)
         .join("bpf");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);

@@ -6,6 +6,7 @@ mod setup;
 mod vm;
 
 use std::{
+    fmt::Write as _,
     path::{Path, PathBuf},
     process::{Command, ExitCode},
 };
@@ -126,7 +127,7 @@ fn run_matrix() -> Result<()> {
     let mut notes = String::new();
     for o in &outcomes {
         for n in &o.notes {
-            notes.push_str(&format!("- {}: {}\n", o.release, n.trim()));
+            let _ = writeln!(notes, "- {}: {}", o.release, n.trim());
         }
     }
     let report = format!("{table}\n{notes}");

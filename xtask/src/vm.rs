@@ -8,6 +8,7 @@
 //! they printed in `target/kmatrix/<release>/`.
 
 use std::{
+    fmt::Write as _,
     fs,
     path::{Path, PathBuf},
     process::Command,
@@ -65,7 +66,7 @@ pub const GUEST_TESTS: &[&str] = &[
 ];
 
 /// A guest that runs longer than this is stopped and counts as failed.
-const GUEST_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+const GUEST_TIMEOUT: Duration = Duration::from_mins(20);
 
 fn cache(rel: &str) -> PathBuf {
     Path::new(CACHE).join(rel)
@@ -144,7 +145,7 @@ pub fn setup() -> Result<()> {
 fn fresh(path: &Path) -> bool {
     fs::symlink_metadata(path)
         .and_then(|m| m.modified())
-        .is_ok_and(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(7 * 86400))
+        .is_ok_and(|t| t.elapsed().unwrap_or_default() < Duration::from_hours(168))
 }
 
 /// apt-get and apt-cache reading Debian's suites through a private sources list and state
@@ -159,10 +160,10 @@ impl Apt {
         for sub in ["lists/partial", "cache/archives/partial"] {
             fs::create_dir_all(dir.join(sub))?;
         }
-        let sources: String = MATRIX
-            .iter()
-            .map(|k| format!("deb [signed-by={KEYRING}] {MIRROR} {} main\n", k.suite))
-            .collect();
+        let sources = MATRIX.iter().fold(String::new(), |mut out, k| {
+            let _ = writeln!(out, "deb [signed-by={KEYRING}] {MIRROR} {} main", k.suite);
+            out
+        });
         let list = dir.join("sources.list");
         fs::write(&list, sources)?;
         let d = dir.display();
@@ -397,10 +398,11 @@ pub fn table(outcomes: &[Outcome]) -> String {
         } else {
             format!("{} passed, FAILED: {}", o.passed, o.failed.join(", "))
         };
-        t.push_str(&format!(
-            "| {} | {suite} | {} | {result} | {:.0} s |\n",
+        let _ = writeln!(
+            t,
+            "| {} | {suite} | {} | {result} | {:.0} s |",
             o.release, o.features, o.secs
-        ));
+        );
     }
     t
 }

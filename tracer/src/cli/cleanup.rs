@@ -19,7 +19,7 @@ pub struct CleanupArgs {
     pub iface: Vec<String>,
 }
 
-pub fn run(args: CleanupArgs) -> Result<()> {
+pub fn run(args: &CleanupArgs) -> Result<()> {
     preflight::privileges()?;
     let all = ifaces::list().context("listing interfaces")?;
     for name in &args.iface {

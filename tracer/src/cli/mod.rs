@@ -80,15 +80,12 @@ enum Command {
 /// The running kernel's release, as `uname -r` prints it; `unknown` when it cannot be read.
 pub(crate) fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string())
+        .map_or_else(|_| "unknown".to_string(), |s| s.trim().to_string())
 }
 
 /// Where the node's files live (k0s/k3s configuration, firewalld). `/` except in tests.
 pub(crate) fn node_root() -> PathBuf {
-    std::env::var_os("TRACER_NODE_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
+    std::env::var_os("TRACER_NODE_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from)
 }
 
 pub fn main() -> ExitCode {
@@ -136,6 +133,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Profiles(args) => ports::run_profiles(args),
         Command::Lab(args) => testbed::exec(None, args),
         Command::Demo(args) => testbed::exec(Some("demo"), args),
-        Command::Cleanup(args) => cleanup::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Cleanup(args) => cleanup::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

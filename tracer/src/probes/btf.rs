@@ -87,6 +87,10 @@ struct Type {
     kflag: bool,
     vlen: usize,
     name_off: u32,
+    #[allow(
+        clippy::struct_field_names,
+        reason = "the name BTF's own documentation gives it"
+    )]
     size_or_type: u32,
     /// Absolute offset of the kind-specific data that follows the common 12 bytes.
     data: usize,
@@ -193,8 +197,8 @@ impl Btf {
     }
 
     /// Byte offset of a member reached by `path` from `struct_name` (struct or union), e.g.
-    /// ("sk_buff", &["dev"]), ("net_device", &["nd_net", "net"]), ("net", &["ns", "inum"]),
-    /// ("sock", &["__sk_common", "skc_net", "net"]). Members inside anonymous structs/unions are
+    /// `("sk_buff", &["dev"])`, `("net_device", &["nd_net", "net"])`, `("net", &["ns", "inum"])`,
+    /// `("sock", &["__sk_common", "skc_net", "net"])`. Members inside anonymous structs/unions are
     /// found as if they were direct members (the kernel nests many: sk_buff's `dev`,
     /// `mac_header`, `protocol` sit in anonymous unions/struct_groups), with their offsets added.
     /// Each intermediate member's type is resolved through typedef/const/volatile/restrict/type_tag
@@ -236,7 +240,7 @@ impl Btf {
                 let at = t.data + i * entry;
                 let low = self.word(at + 4)?;
                 let value = match (t.kind, t.kflag) {
-                    (ENUM, true) => low as i32 as i64 as u64,
+                    (ENUM, true) => i64::from(low as i32) as u64,
                     (ENUM, false) => u64::from(low),
                     _ => u64::from(low) | u64::from(self.word(at + 8)?) << 32,
                 };
@@ -246,7 +250,7 @@ impl Btf {
     }
 
     /// Parameter names of the function prototype a typedef points to (through a PTR), e.g.
-    /// "btf_trace_kfree_skb" -> ["__data", "skb", "location", "reason", "rx_sk"]
+    /// `btf_trace_kfree_skb` -> `["__data", "skb", "location", "reason", "rx_sk"]`
     /// (raw tracepoint programs see these args without the leading `__data`).
     ///
     /// The kernel's `btf_trace_<event>` typedefs come from a macro that drops parameter names,

@@ -217,7 +217,8 @@ mod tests {
     #[test]
     fn the_running_kernel_provides_every_fact() {
         let btf = Btf::from_file(Path::new(VMLINUX)).expect("this kernel has BTF");
-        let (cfg, reasons) = kernel_facts(&btf, 4026531840, EventBudget::new(10, 1000, 2)).unwrap();
+        let (cfg, reasons) =
+            kernel_facts(&btf, 4_026_531_840, EventBudget::new(10, 1000, 2)).unwrap();
         assert_eq!(cfg.ready, 1);
         assert_eq!((cfg.events_per_flow, cfg.events_per_cpu), (10, 500));
         assert_eq!((cfg.reason_arg, cfg.location_arg), (2, 1));

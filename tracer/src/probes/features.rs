@@ -22,6 +22,10 @@ pub const NO_TCX_ENV: &str = "TRACER_NO_TCX";
 
 /// What the running kernel offers.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each flag is a kernel feature that exists or not, independently of the others"
+)]
 pub struct Features {
     /// `uname -r`.
     pub release: String,
@@ -85,8 +89,7 @@ impl Features {
             },
         };
         features.release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into());
+            .map_or_else(|_| "unknown".into(), |s| s.trim().to_string());
         if btf.is_none() {
             // No BTF to read the TCX enum from: TCX came in 6.6, and every kernel with TCX that
             // tracer supports has BTF, so the version is only the fallback of a fallback.
@@ -176,7 +179,7 @@ mod tests {
             release: "test".into(),
             btf: true,
             tcx: true,
-            kfree_skb_args: args.iter().map(|a| a.to_string()).collect(),
+            kfree_skb_args: args.iter().map(std::string::ToString::to_string).collect(),
             drop_reasons: args.contains(&"reason"),
             probe_read_kernel: true,
             ringbuf: true,

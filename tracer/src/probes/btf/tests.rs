@@ -48,7 +48,7 @@ fn fixture() -> Vec<u8> {
         &[0, info(STRUCT, 1), 8, s("deep"), 4, 0],                       // 9
         &[0, info(ARRAY, 0), 0, 3, 2, 3],                                // 10: short[3]
         &[s("outer"), info(STRUCT, 6) | KFLAG, 40, s("first"), 2, 0,     // 11
-          0, 8, 64, 0, 9, 128, s("bits"), 2, 3 << 24 | 192, s("odd"), 3, 204, s("arr"), 10, 256],
+          0, 8, 64, 0, 9, 128, s("bits"), 2, (3 << 24) | 0xc0, s("odd"), 3, 204, s("arr"), 10, 256],
         &[s("color"), info(ENUM, 2) | KFLAG, 4, s("RED"), -1i32 as u32, s("BLUE"), 7], // 12
         &[s("big"), info(ENUM64, 1), 8, s("HUGE"), 2, 1],                // 13
         &[0, info(FUNC_PROTO, 2), 0, s("__data"), 4, s("skb"), 2],       // 14

@@ -345,3 +345,36 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
         "tracer peaked at {peak} kB during the storm"
     );
 }
+
+/// `ping` between two namespaces, the tracer watching the pinging one: ping run as root reads
+/// its echo replies on a raw socket, and the kernel then frees the reply as `NO_SOCKET` in the
+/// ICMP path because no ping socket took it. That is delivery, not loss: no drop reported as
+/// lost, in the JSON lines or the summary.
+#[test]
+fn a_successful_ping_loses_nothing() {
+    let (a, b) = crate::harness::pair::pair();
+    let mut tracer = Tracer::watch(&b, &["--iface", "vb", "--interval", "0.5"]);
+    tracer.started();
+    let target = crate::harness::pair::A.ip.to_string();
+    b.exec(&["ping", "-c", "20", "-i", "0.05", "-W", "2", &target]);
+    std::thread::sleep(Duration::from_millis(800));
+    let lines = tracer.stop();
+    let lost: Vec<&DropLine> = drop_lines(&lines)
+        .into_iter()
+        .filter(|l| !l.reason.is_housekeeping())
+        .collect();
+    assert!(lost.is_empty(), "drops reported as lost: {lost:#?}");
+    let totals = summary(&lines).drops.clone().unwrap_or_default();
+    let lost_total: Vec<&DropTotal> = totals
+        .iter()
+        .filter(|t| !t.reason.is_housekeeping())
+        .collect();
+    assert!(lost_total.is_empty(), "{lost_total:#?}");
+    for t in totals.iter().filter(|t| t.reason == "NO_SOCKET") {
+        eprintln!(
+            "ping: {} {} housekeeping drops on {}",
+            t.count, t.reason, t.iface
+        );
+    }
+    drop(a);
+}

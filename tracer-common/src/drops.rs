@@ -83,17 +83,21 @@ pub struct DropConfig {
 
 const _: () = assert!(core::mem::size_of::<DropConfig>() == 80);
 
-/// Exact drop count per interface, class and reason.
+/// Exact drop count per interface, class, reason and place: the kernel's reason alone does not
+/// always say what happened (an ICMP echo reply freed as `NO_SOCKET` after ping's raw socket
+/// took its copy, a `NOT_SPECIFIED` drop in `ip_fragment`), where it happened does.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DropKey {
+    /// The kernel address that dropped it (the tracepoint's `location`); 0 when unknown.
+    pub location: u64,
     pub ifindex: u32,
     pub reason: u32,
     pub class: u8,
-    pub _reserved: [u8; 3],
+    pub _reserved: [u8; 7],
 }
 
-const _: () = assert!(core::mem::size_of::<DropKey>() == 12);
+const _: () = assert!(core::mem::size_of::<DropKey>() == 24);
 
 /// One endpoint pair: protocol, ports and addresses (IPv4 in the first four bytes).
 #[repr(C)]

@@ -242,10 +242,11 @@ fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut Dro
 #[inline(always)]
 fn account(ev: &mut DropEvent) {
     let key = DropKey {
+        location: ev.location,
         ifindex: ev.key.ifindex,
         reason: ev.key.reason,
         class: ev.key.class,
-        _reserved: [0; 3],
+        _reserved: [0; 7],
     };
     match counter(&key) {
         Some(p) => add(p, 1),

@@ -134,6 +134,7 @@ impl DropKey {
 pub struct DropRate {
     pub iface: String,
     pub class: String,
+    #[serde(flatten, with = "super::reasons::as_fields")]
     pub reason: Reason,
     pub per_sec: f64,
 }

@@ -1,5 +1,7 @@
 //! Drops as the user reads them: exact totals per (interface, class, reason), exact counts per
-//! flow with a bounded number of flows remembered, and sampled events decoded into frames.
+//! flow with a bounded number of flows remembered, and sampled events decoded into frames. The
+//! probe counts per place too (the function that dropped the packet): a reason is read with
+//! what its place tells ([`Reason::at`]), and totals of one reason in places that agree add up.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -23,14 +25,31 @@ pub struct Names<'a> {
     pub reasons: &'a Reasons,
     /// Interface name for an index; "-" for none.
     pub iface: &'a dyn Fn(u32) -> String,
+    /// The kernel's symbols, to name where a packet was dropped; `None` when the kernel hides
+    /// its addresses.
+    pub symbols: Option<&'a KernelSymbols>,
+}
+
+impl Names<'_> {
+    /// The reason of a number, dropped at kernel address `location`.
+    fn reason_at(&self, reason: u32, location: u64) -> Reason {
+        let function = self.symbols.and_then(|s| s.function(location));
+        self.reasons.at(reason, function)
+    }
+}
+
+/// The function of a `function+0xoffset` place.
+fn function_of(place: &str) -> &str {
+    place.split_once('+').map_or(place, |(f, _)| f)
 }
 
 /// Exact drops on one interface, of one class, for one reason. Serialized as is in the JSON
-/// summary of `tracer watch`.
+/// summary of `tracer watch`, the reason with its housekeeping flag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropTotal {
     pub iface: String,
     pub class: String,
+    #[serde(flatten, with = "super::reasons::as_fields")]
     pub reason: Reason,
     pub count: u64,
 }
@@ -95,7 +114,9 @@ impl DropFlow {
         DropFlow {
             iface: (names.iface)(key.ifindex),
             class: names.classes.name(key.class).to_string(),
-            reason: names.reasons.get(key.reason),
+            reason: names
+                .reasons
+                .at(key.reason, location.as_deref().map(function_of)),
             flow: Endpoints::of(&key.outer),
             inner: (key.has_inner != 0).then(|| Inner {
                 vni: key.vni,
@@ -126,7 +147,8 @@ struct Memo {
 /// Cumulative drop state across the run.
 #[derive(Default)]
 pub struct DropTracker {
-    totals: BTreeMap<(u32, u8, u32), u64>,
+    /// By (interface, class, reason, place).
+    totals: BTreeMap<(u32, u8, u32, u64), u64>,
     flows: HashMap<FlowKey, Memo>,
     stats: DropStats,
     round: u64,
@@ -144,7 +166,8 @@ impl DropTracker {
     ) -> DropChanges {
         self.round += 1;
         for (k, n) in counters {
-            self.totals.insert((k.ifindex, k.class, k.reason), *n);
+            self.totals
+                .insert((k.ifindex, k.class, k.reason, k.location), *n);
         }
         let mut changes = DropChanges::default();
         for (key, kernel_count) in flows {
@@ -179,14 +202,21 @@ impl DropTracker {
         changes
     }
 
+    /// The totals per (interface, class, reason): the places of one reason that mean the same
+    /// add up, those that do not (delivery in one, loss in another) stay apart.
     pub fn totals(&self, names: &Names) -> Vec<DropTotal> {
-        self.totals
-            .iter()
+        let mut by_reason: BTreeMap<(u32, u8, Reason), u64> = BTreeMap::new();
+        for ((ifindex, class, reason, location), count) in &self.totals {
+            let reason = names.reason_at(*reason, *location);
+            *by_reason.entry((*ifindex, *class, reason)).or_default() += count;
+        }
+        by_reason
+            .into_iter()
             .map(|((ifindex, class, reason), count)| DropTotal {
-                iface: (names.iface)(*ifindex),
-                class: names.classes.name(*class).to_string(),
-                reason: names.reasons.get(*reason),
-                count: *count,
+                iface: (names.iface)(ifindex),
+                class: names.classes.name(class).to_string(),
+                reason,
+                count,
             })
             .collect()
     }
@@ -215,9 +245,9 @@ impl DropTracker {
             self.flows.iter().filter(|(_, m)| m.count > 0).collect();
         all.sort_unstable_by_key(|(_, m)| std::cmp::Reverse(m.count));
         all.into_iter()
-            .filter(|(k, _)| !names.reasons.get(k.reason).is_housekeeping())
-            .take(n)
             .map(|(k, m)| DropFlow::new(k, m.count, m.location.clone(), names))
+            .filter(|f| !f.reason.is_housekeeping())
+            .take(n)
             .collect()
     }
 
@@ -247,7 +277,7 @@ pub struct DropSample {
 }
 
 /// Decodes one ring-buffer record; `None` for a record of the wrong size.
-pub fn decode(record: &[u8], names: &Names, symbols: Option<&KernelSymbols>) -> Option<DropSample> {
+pub fn decode(record: &[u8], names: &Names) -> Option<DropSample> {
     if record.len() < std::mem::size_of::<DropEvent>() {
         return None;
     }
@@ -263,7 +293,7 @@ pub fn decode(record: &[u8], names: &Names, symbols: Option<&KernelSymbols>) -> 
         b.put_slice(data);
         b.freeze()
     };
-    let location = symbols.and_then(|s| s.resolve(ev.location));
+    let location = names.symbols.and_then(|s| s.resolve(ev.location));
     Some(DropSample {
         monotonic_ns: ev.ts_ns,
         key: ev.key,
@@ -288,6 +318,7 @@ mod tests {
             classes,
             reasons,
             iface,
+            symbols: None,
         }
     }
 

@@ -1,8 +1,12 @@
 //! The kernel's drop reasons as a type. A [`Reason`] is a name of `enum skb_drop_reason`
 //! (without its `SKB_DROP_REASON_` prefix) with what tracer knows about it: a sentence on what
 //! it means for cluster traffic, and whether it is a socket or queue tidying up rather than
-//! traffic lost. [`Reasons`] maps the numbers the drop probe reports to reasons, built from
-//! the names the running kernel's BTF gives (their numbering changes between kernel versions).
+//! traffic lost. Where the kernel dropped a packet can say more than its reason: an ICMP echo
+//! reply freed as `NO_SOCKET` in `icmp_rcv` after ping's raw socket took its copy is delivery,
+//! not loss, and a `NOT_SPECIFIED` drop in `ip_fragment` is a packet too big for the path;
+//! [`Reason::at`] applies what the place tells. [`Reasons`] maps the numbers the drop probe
+//! reports to reasons, built from the names the running kernel's BTF gives (their numbering
+//! changes between kernel versions).
 
 use std::{cmp::Ordering, collections::HashMap, fmt, hash::Hash};
 
@@ -110,7 +114,56 @@ const HOUSEKEEPING: &[&str] = &[
     "SOCKET_RCVBUFF",
 ];
 
-/// One drop reason. Equal, ordered and hashed by name; serialized as its name.
+/// What the function that dropped a packet adds to the reason the kernel gave: for each
+/// (reason, function), whether it is housekeeping, and the sentence that explains it. Only
+/// places where the pair is unambiguous are listed.
+const BY_PLACE: &[(&str, &str, bool, &str)] = &[
+    (
+        "NO_SOCKET",
+        "icmp_rcv",
+        true,
+        "an ICMP echo reply no ping socket took: ping run as root reads its own copy on a raw socket, so it was delivered",
+    ),
+    (
+        "NO_SOCKET",
+        "ping_rcv",
+        true,
+        "an ICMP echo reply no ping socket took: ping run as root reads its own copy on a raw socket, so it was delivered",
+    ),
+    (
+        "NO_SOCKET",
+        "icmpv6_rcv",
+        true,
+        "an ICMPv6 echo reply no ping socket took: ping run as root reads its own copy on a raw socket, so it was delivered",
+    ),
+    (
+        "NOT_SPECIFIED",
+        "skb_queue_purge",
+        true,
+        "a socket's queue emptied as it closed (kernels before 5.17 give no reason)",
+    ),
+    (
+        "NOT_SPECIFIED",
+        "ip_fragment",
+        false,
+        "larger than the path MTU with don't-fragment set (an ICMP 'fragmentation needed' went back): lower the overlay and the pods' MTU",
+    ),
+    (
+        "NOT_SPECIFIED",
+        "ip6_fragment",
+        false,
+        "larger than the path MTU (IPv6 routers never fragment): lower the overlay and the pods' MTU",
+    ),
+    (
+        "NOT_SPECIFIED",
+        "nf_hook_slow",
+        false,
+        "a firewall rule dropped it (netfilter's verdict; kernels before 5.17 give no reason)",
+    ),
+];
+
+/// One drop reason. Equal, ordered and hashed by name and housekeeping (the same reason can
+/// be delivery in one place and loss in another); serialized as its name.
 #[derive(Clone, Debug)]
 pub struct Reason {
     name: String,
@@ -137,6 +190,26 @@ impl Reason {
         }
     }
 
+    /// The reason of this name, dropped in `function` (`icmp_rcv`, without `+0x..`): what
+    /// the place tells about it applied.
+    pub fn at(name: impl Into<String>, function: Option<&str>) -> Reason {
+        let mut r = Reason::named(name);
+        if let Some((_, _, housekeeping, why)) =
+            function.and_then(|f| BY_PLACE.iter().find(|(n, at, ..)| *n == r.name && *at == f))
+        {
+            r.housekeeping = *housekeeping;
+            r.explain = Some(why);
+        }
+        r
+    }
+
+    /// This reason, marked housekeeping or not (as a record written with its place said).
+    #[must_use]
+    pub fn with_housekeeping(mut self, housekeeping: bool) -> Reason {
+        self.housekeeping = housekeeping;
+        self
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -152,9 +225,14 @@ impl Reason {
         self.housekeeping
     }
 
-    /// The firewall dropped it: the drop the node's ruleset can explain.
+    /// The firewall dropped it: the drop the node's ruleset can explain (before 5.17, a
+    /// drop without reason in netfilter's verdict is one too).
     pub fn is_firewall(&self) -> bool {
         self.name == Self::NETFILTER_DROP
+            || (self.name == "NOT_SPECIFIED"
+                && self
+                    .explain
+                    .is_some_and(|e| e.starts_with("a firewall rule")))
     }
 }
 
@@ -172,7 +250,7 @@ impl fmt::Display for Reason {
 
 impl PartialEq for Reason {
     fn eq(&self, other: &Reason) -> bool {
-        self.name == other.name
+        self.name == other.name && self.housekeeping == other.housekeeping
     }
 }
 
@@ -198,13 +276,14 @@ impl PartialOrd for Reason {
 
 impl Ord for Reason {
     fn cmp(&self, other: &Reason) -> Ordering {
-        self.name.cmp(&other.name)
+        (&self.name, self.housekeeping).cmp(&(&other.name, other.housekeeping))
     }
 }
 
 impl Hash for Reason {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.name.hash(state);
+        self.housekeeping.hash(state);
     }
 }
 
@@ -217,6 +296,39 @@ impl Serialize for Reason {
 impl<'de> Deserialize<'de> for Reason {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Reason, D::Error> {
         String::deserialize(d).map(Reason::named)
+    }
+}
+
+/// A reason as records hold it: `"reason": NAME, "housekeeping": BOOL`, side by side (use with
+/// `#[serde(flatten, with = "as_fields")]`). The flag keeps what the place told when the record
+/// is read back; a record written before it existed gets the reason's own.
+pub mod as_fields {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Reason;
+
+    #[derive(Serialize, Deserialize)]
+    struct Fields {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        housekeeping: Option<bool>,
+    }
+
+    pub fn serialize<S: Serializer>(r: &Reason, s: S) -> Result<S::Ok, S::Error> {
+        Fields {
+            reason: r.name.clone(),
+            housekeeping: Some(r.housekeeping),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Reason, D::Error> {
+        let f = Fields::deserialize(d)?;
+        let reason = Reason::named(f.reason);
+        Ok(match f.housekeeping {
+            Some(h) => reason.with_housekeeping(h),
+            None => reason,
+        })
     }
 }
 
@@ -242,6 +354,15 @@ impl Reasons {
             .get(&value)
             .cloned()
             .unwrap_or_else(|| Reason::named(self.names.name(value)))
+    }
+
+    /// The reason of this number, dropped in `function` (see [`Reason::at`]).
+    pub fn at(&self, value: u32, function: Option<&str>) -> Reason {
+        let reason = self.get(value);
+        match function {
+            Some(_) => Reason::at(reason.name, function),
+            None => reason,
+        }
     }
 }
 
@@ -270,5 +391,38 @@ mod tests {
         let json = serde_json::to_string(&nf).unwrap();
         assert_eq!(json, "\"NETFILTER_DROP\"");
         assert_eq!(serde_json::from_str::<Reason>(&json).unwrap(), nf);
+    }
+
+    #[test]
+    fn the_place_of_a_drop_refines_its_reason() {
+        // An echo reply ping's raw socket already read: delivered, not lost.
+        let reply = Reason::at("NO_SOCKET", Some("icmp_rcv"));
+        assert!(reply.is_housekeeping());
+        assert!(reply.explain().unwrap().contains("raw socket"));
+        // The same reason elsewhere is a port nothing listens on: lost.
+        let port = Reason::at("NO_SOCKET", Some("__udp4_lib_rcv"));
+        assert!(!port.is_housekeeping());
+        assert_ne!(reply, port, "one reason, two meanings: two rows");
+        assert_eq!(port, Reason::named("NO_SOCKET"));
+        // A drop without reason explained by where it happened.
+        let too_big = Reason::at("NOT_SPECIFIED", Some("ip_fragment"));
+        assert!(too_big.explain().unwrap().contains("MTU") && !too_big.is_housekeeping());
+        let verdict = Reason::at("NOT_SPECIFIED", Some("nf_hook_slow"));
+        assert!(verdict.is_firewall());
+        assert!(!Reason::at("NOT_SPECIFIED", Some("ip6_mc_input")).is_firewall());
+        // Records keep the flag: read back, the reason is the same.
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Row {
+            #[serde(flatten, with = "as_fields")]
+            reason: Reason,
+        }
+        let json = serde_json::to_string(&Row {
+            reason: reply.clone(),
+        })
+        .unwrap();
+        assert_eq!(json, r#"{"reason":"NO_SOCKET","housekeeping":true}"#);
+        assert_eq!(serde_json::from_str::<Row>(&json).unwrap().reason, reply);
+        let old = serde_json::from_str::<Row>(r#"{"reason":"QUEUE_PURGE"}"#).unwrap();
+        assert!(old.reason.is_housekeeping());
     }
 }

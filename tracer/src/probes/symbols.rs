@@ -20,9 +20,19 @@ impl KernelSymbols {
 
     /// `function+0xoffset` for an address inside the kernel.
     pub fn resolve(&self, addr: u64) -> Option<String> {
+        let (name, off) = self.place(addr)?;
+        Some(format!("{name}+{off:#x}"))
+    }
+
+    /// The function an address is in.
+    pub fn function(&self, addr: u64) -> Option<&str> {
+        self.place(addr).map(|(name, _)| name)
+    }
+
+    fn place(&self, addr: u64) -> Option<(&str, u64)> {
         let (start, name) = self.by_addr.range(..=addr).next_back()?;
         let off = addr - start;
         // Farther than any function is long: not a kernel text address we know.
-        (off < 1 << 20).then(|| format!("{name}+{off:#x}"))
+        (off < 1 << 20).then_some((name.as_str(), off))
     }
 }

@@ -157,10 +157,11 @@ impl DropCapture {
             classes,
             reasons: &self.reasons,
             iface: &iface,
+            symbols: self.symbols.as_ref(),
         };
         let ring = ring.get_mut();
         while let Some(record) = ring.next() {
-            let Some(sample) = decode(&record, &names, self.symbols.as_ref()) else {
+            let Some(sample) = decode(&record, &names) else {
                 continue;
             };
             self.tracker.note_sample(&sample);
@@ -186,6 +187,7 @@ impl DropCapture {
             classes,
             reasons: &self.reasons,
             iface: &iface,
+            symbols: self.symbols.as_ref(),
         };
         let changes = self.tracker.update(&counters, &flows, stats, &names);
         Ok(DropsView {

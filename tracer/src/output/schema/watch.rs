@@ -154,6 +154,9 @@ pub struct DropLine {
     /// `-` when the packet had no device (the node's own traffic).
     pub iface: String,
     pub class: String,
+    /// With `"housekeeping"`: a socket or queue tidying up, or a packet freed after it was
+    /// delivered, rather than traffic lost (what the place of the drop tells included).
+    #[serde(flatten, with = "crate::events::reasons::as_fields")]
     pub reason: Reason,
     #[serde(flatten)]
     pub flow: Flow,

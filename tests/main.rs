@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod backends;
 mod baseline;
 mod cleanup;
 mod cli_errors;

@@ -1,7 +1,8 @@
 //! Network namespaces, the one place the project handles them. The node binary uses [`enter`]
 //! (`tracer --netns NAME`); the tests, the lab and the bench create scratch namespaces with
 //! [`NetNs`], a guard that names each one uniquely and deletes it when dropped, and run
-//! commands or closures inside any namespace with [`exec`], [`ip`], [`nft`] and [`run_in`].
+//! commands or closures inside any namespace with [`exec`], [`ip`], [`nft`] and [`run_in`];
+//! [`run_in_scratch`] gives a closure a fresh, nameless namespace that vanishes with it.
 //!
 //! Every command runs inside a namespace (`ip netns exec`, `ip -n`): nothing here changes the
 //! namespace the caller lives in, except [`enter`], which moves the calling thread on purpose.
@@ -41,6 +42,8 @@ pub enum Error {
     },
     #[error("the thread inside network namespace {0:?} panicked")]
     Panicked(String),
+    #[error("creating a scratch network namespace (needs root, CAP_SYS_ADMIN): {0}")]
+    Unshare(#[source] std::io::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,6 +88,26 @@ pub fn run_in<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> Result<R> {
             })
             .join()
             .map_err(|_| Error::Panicked(name.to_string()))?
+    })
+}
+
+/// Runs `f` on a scoped thread that has moved into a new, empty network namespace of its own
+/// (loopback only, down): commands it starts run there too. The namespace has no name and no
+/// file, so nothing is left behind however the process ends: the kernel frees it when its last
+/// thread and process are gone. For reading rules into nftables without touching the node's.
+pub fn run_in_scratch<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: unshare changes only the calling thread's network namespace (this
+                // scoped thread, which ends with `f`) and reads no memory of ours.
+                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                    return Err(Error::Unshare(std::io::Error::last_os_error()));
+                }
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| Error::Panicked("(scratch)".to_string()))?
     })
 }
 

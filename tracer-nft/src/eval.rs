@@ -7,7 +7,7 @@
 use std::{cmp::Reverse, fmt};
 
 use super::{
-    Chain, Family, Hook, Policy, Rule, Ruleset, Table,
+    Backend, Chain, Family, Hook, Policy, Rule, Ruleset, Table,
     expr::{Expr, MapData, Stmt, VerdictStmt, XtKind},
     fields::{Ctx, Got, Tracked, V},
     matching::Tri,
@@ -41,23 +41,47 @@ impl fmt::Display for Verdict {
 /// A rule (or a base chain's policy: handle 0, text `policy drop`) where it lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleRef {
+    /// Where the table lives: nftables, or legacy iptables.
+    pub backend: Backend,
     /// The table's family.
     pub family: Family,
     /// The table's name.
     pub table: String,
     /// The chain's name.
     pub chain: String,
-    /// The rule's handle; 0 for a policy.
+    /// The rule's handle (for a legacy table, its number in the chain); 0 for a policy.
     pub handle: u64,
-    /// The rule as nft prints it, or `policy accept` / `policy drop`.
+    /// Its number in the chain, from 1 (how iptables names rules); 0 for a policy.
+    pub position: usize,
+    /// The rule as nft prints it (for a legacy table, as `iptables-save` does), or `policy
+    /// accept` / `policy drop`.
     pub text: String,
+    /// The rule as `iptables-save` prints it, for a rule of an iptables table whose save
+    /// listing was read.
+    pub saved: Option<String>,
 }
 
 impl fmt::Display for RuleRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.family, self.table, self.chain)?;
-        if self.handle != 0 {
-            write!(f, " handle {}", self.handle)?;
+        match self.backend {
+            Backend::Nftables => {
+                write!(f, "{} {} {}", self.family, self.table, self.chain)?;
+                if self.handle != 0 {
+                    write!(f, " handle {}", self.handle)?;
+                }
+            }
+            Backend::IptablesLegacy => {
+                write!(
+                    f,
+                    "{} -t {} chain {}",
+                    self.backend.command(self.family),
+                    self.table,
+                    self.chain
+                )?;
+                if self.handle != 0 {
+                    write!(f, " rule {}", self.handle)?;
+                }
+            }
         }
         write!(f, ": {}", self.text)
     }
@@ -74,6 +98,9 @@ pub struct Outcome {
     pub deciding: Option<RuleRef>,
     /// Every jump and goto taken (verdict maps' included), in order, across all base chains.
     pub trail: Vec<RuleRef>,
+    /// The rule (or policy) that accepted the packet in each base chain it got through, in
+    /// the order the kernel ran them.
+    pub accepted: Vec<RuleRef>,
 }
 
 /// Evaluates `pkt` against every base chain of its hook (all tables whose family sees it:
@@ -102,6 +129,22 @@ pub struct Outcome {
 /// - Among base chains of equal priority the kernel runs the most recently registered first;
 ///   this takes the one of the newer table (higher handle), then of the newer chain.
 pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
+    evaluate_assuming(ruleset, pkt, &Assume::default())
+}
+
+/// Rules to treat otherwise than they are, to ask "what then?": what else would refuse the
+/// packet once a refusing rule let it through (the whole set of changes a packet needs), and
+/// which rule a refusing rule keeps from deciding (an ACCEPT it shadows).
+#[derive(Clone, Debug, Default)]
+pub struct Assume {
+    /// Rules (or policies, handle 0) taken as `accept` when they are reached.
+    pub accept: Vec<RuleRef>,
+    /// Rules taken as not matching.
+    pub skip: Vec<RuleRef>,
+}
+
+/// [`evaluate`], with some rules taken as accepting or as not matching.
+pub fn evaluate_assuming(ruleset: &Ruleset, pkt: &Packet, assume: &Assume) -> Outcome {
     let mut bases: Vec<(&Table, &Chain, i32)> = Vec::new();
     for table in &ruleset.tables {
         let sees = match table.family {
@@ -127,6 +170,7 @@ pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
         ctx: Ctx::new(pkt),
         trail: Vec::new(),
         steps: 0,
+        assume,
     };
     if matches!(pkt.hook, Hook::Ingress | Hook::Egress)
         && let Some((table, chain, _)) = bases.first()
@@ -139,18 +183,22 @@ pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
             )),
             deciding: Some(policy_ref(table, chain).1),
             trail: walk.trail,
+            accepted: Vec::new(),
         };
     }
 
     let mut last_rule_accept = None;
     let mut last_policy_accept = None;
+    let mut accepted = Vec::new();
     for (table, chain, _) in bases {
         let (verdict, at) = match walk.base(table, chain) {
             End::Accept(r) if r.handle == 0 => {
+                accepted.push(r.clone());
                 last_policy_accept = Some(r);
                 continue;
             }
             End::Accept(r) => {
+                accepted.push(r.clone());
                 last_rule_accept = Some(r);
                 continue;
             }
@@ -162,12 +210,14 @@ pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
             verdict,
             deciding: Some(at),
             trail: walk.trail,
+            accepted,
         };
     }
     Outcome {
         verdict: Verdict::Accept,
         deciding: last_rule_accept.or(last_policy_accept),
         trail: walk.trail,
+        accepted,
     }
 }
 
@@ -203,10 +253,25 @@ struct Walk<'p> {
     ctx: Ctx<'p>,
     trail: Vec<RuleRef>,
     steps: usize,
+    assume: &'p Assume,
+}
+
+/// The same rule: same place (the text may be rendered differently).
+fn same_rule(a: &RuleRef, b: &RuleRef) -> bool {
+    (a.backend, a.family, &a.table, &a.chain, a.handle)
+        == (b.backend, b.family, &b.table, &b.chain, b.handle)
 }
 
 fn rule_ref(table: &Table, chain: &Chain, rule: &Rule) -> RuleRef {
+    let position = chain
+        .rules
+        .iter()
+        .position(|r| std::ptr::eq(r, rule))
+        .map_or(0, |i| i + 1);
     RuleRef {
+        position,
+        saved: rule.saved.clone(),
+        backend: table.backend,
         family: table.family,
         table: table.name.clone(),
         chain: chain.name.clone(),
@@ -223,18 +288,23 @@ fn policy_ref(table: &Table, chain: &Chain) -> (Policy, RuleRef) {
         Policy::Accept => "policy accept",
     };
     let at = RuleRef {
+        backend: table.backend,
         family: table.family,
         table: table.name.clone(),
         chain: chain.name.clone(),
         handle: 0,
+        position: 0,
         text: text.to_string(),
+        saved: None,
     };
     (policy, at)
 }
 
 impl Walk<'_> {
     fn base(&mut self, table: &Table, base: &Chain) -> End {
+        let assume = self.assume;
         let policy = || match policy_ref(table, base) {
+            (_, at) if assume.accept.iter().any(|r| same_rule(r, &at)) => End::Accept(at),
             (Policy::Drop, at) => End::Drop(at),
             (Policy::Accept, at) => End::Accept(at),
         };
@@ -264,6 +334,20 @@ impl Walk<'_> {
                     "the evaluation stopped after visiting {MAX_STEPS} rules for this packet; the ruleset has no loop but is too large to follow here"
                 );
                 return End::Unknown(why, rule_ref(table, chain, rule));
+            }
+            let assumed = |list: &[RuleRef]| {
+                list.iter().any(|r| {
+                    (r.backend, r.family, r.handle) == (table.backend, table.family, rule.handle)
+                        && r.table == table.name
+                        && r.chain == chain.name
+                })
+            };
+            if assumed(&assume.skip) {
+                at += 1;
+                continue;
+            }
+            if assumed(&assume.accept) {
+                return End::Accept(rule_ref(table, chain, rule));
             }
             let verdict = match self.rule(rule, table) {
                 Step::Next => {

@@ -40,6 +40,7 @@ mod eval;
 mod expr;
 mod fields;
 mod graph;
+mod legacy;
 mod matching;
 mod packet;
 mod parse;
@@ -57,12 +58,13 @@ use std::{
     process::Command,
 };
 
-pub use eval::{Outcome, RuleRef, Verdict, evaluate};
+pub use eval::{Assume, Outcome, RuleRef, Verdict, evaluate, evaluate_assuming};
 pub use expr::{
     ChainRef, CtDir, CtKey, Element, Expr, FibQuery, Field, Key, L4, MapData, Match, MetaKey, Op,
     Pattern, Rhs, SetSource, Stmt, VerdictStmt, XtKind,
 };
 pub use json::JsonError;
+pub use legacy::{LegacyError, legacy_tables};
 pub use packet::{CtState, Packet};
 pub use xt::SavedRules;
 
@@ -186,9 +188,34 @@ pub struct Ruleset {
     pub tables: Vec<Table>,
 }
 
+/// Which part of netfilter holds a table: nftables (what `nft list ruleset` shows, iptables-nft's
+/// tables included), or the legacy x_tables of `iptables-legacy`, which the kernel runs at the
+/// same hooks beside nftables and `nft` never shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Backend {
+    #[default]
+    Nftables,
+    /// x_tables, listed by `iptables-legacy-save` (IPv4) or `ip6tables-legacy-save` (IPv6).
+    /// Rule handles are rule numbers within their chain, texts the saved rule.
+    IptablesLegacy,
+}
+
+impl Backend {
+    /// The command that lists and changes the tables of this backend and family.
+    pub fn command(self, family: Family) -> &'static str {
+        match (self, family) {
+            (Backend::IptablesLegacy, Family::Ip6) => "ip6tables-legacy",
+            (Backend::IptablesLegacy, _) => "iptables-legacy",
+            (Backend::Nftables, _) => "nft",
+        }
+    }
+}
+
 /// One table: chains and named sets sharing a family and a name.
 #[derive(Clone, Debug)]
 pub struct Table {
+    /// Where the table lives: nftables, or legacy iptables beside it.
+    pub backend: Backend,
     /// Which packets the table's chains see.
     pub family: Family,
     /// The table's name, e.g. `firewalld`.
@@ -237,6 +264,9 @@ pub struct Rule {
     pub text: String,
     /// The rule's comment, if any.
     pub comment: Option<String>,
+    /// The rule as `iptables-save` prints it (`-A INPUT -p tcp ... -j DROP`), for a rule of
+    /// an iptables table whose save listing was given: how an operator changes it.
+    pub saved: Option<String>,
     /// The typed statements the evaluator runs.
     pub statements: Vec<Stmt>,
 }
@@ -399,9 +429,10 @@ impl Ruleset {
     pub fn read_live() -> Result<Ruleset, RulesetError> {
         let argv: Vec<&str> = LIVE_COMMAND.split(' ').collect();
         let text = output(&argv)?;
-        // iptables-nft's extension matches show only their names in the listing; their
-        // arguments come from iptables-nft-save, run only when there are some.
-        if text.contains("\"xt\"") {
+        // iptables-nft's extension matches show only their names in the listing, and its rules
+        // are changed in iptables' syntax: iptables-nft-save gives both, read when the listing
+        // has tables of iptables (it only reads nftables: no module gets loaded).
+        if text.contains("\"xt\"") || xt::has_iptables_tables(&text) {
             return Ruleset::from_json_with_saved(&text, LIVE_COMMAND, &SavedRules::read_live());
         }
         Ruleset::from_json(&text, LIVE_COMMAND)

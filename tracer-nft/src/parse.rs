@@ -36,7 +36,11 @@ pub(crate) fn ruleset(
         .get("nftables")
         .and_then(Value::as_array)
         .ok_or_else(|| structure(StructureError::NotAListing))?;
-    Reader::default().read(items).map_err(structure)
+    let mut rs = Reader::default().read(items).map_err(structure)?;
+    if let Some(saved) = saved {
+        saved.attach_lines(&mut rs);
+    }
+    Ok(rs)
 }
 
 /// The ruleset read so far, and the name maps of its tables.
@@ -91,6 +95,7 @@ impl Reader {
             },
         );
         self.rs.tables.push(Table {
+            backend: crate::Backend::Nftables,
             family,
             name: name.to_string(),
             handle,
@@ -181,6 +186,7 @@ impl Reader {
             handle,
             text: render::rule(exprs, comment.as_deref(), table.family),
             comment,
+            saved: None,
             statements,
         });
         Ok(())

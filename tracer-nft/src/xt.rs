@@ -29,6 +29,8 @@ struct Module {
 struct SavedRule {
     matches: Vec<Module>,
     target: Option<Module>,
+    /// The rule as the save listing has it (`-A INPUT -p tcp ... -j DROP`).
+    line: String,
 }
 
 /// An ipset of a type whose members are plain addresses or prefixes.
@@ -149,12 +151,37 @@ impl SavedRules {
                 let Some((chain, rest)) = words.split_first() else {
                     continue;
                 };
+                let mut saved = saved_rule(rest);
+                saved.line = line.to_string();
                 self.chains
                     .entry((family, table.clone(), chain.clone()))
                     .or_default()
-                    .push(saved_rule(rest));
+                    .push(saved);
             }
         }
+    }
+
+    /// Gives each rule of an iptables table its saved line, chain by chain where the two
+    /// listings have the same number of rules (they are in the same order).
+    pub(crate) fn attach_lines(&self, rs: &mut super::Ruleset) {
+        for table in &mut rs.tables {
+            for chain in &mut table.chains {
+                let lines = self.lines(table.family, &table.name, &chain.name);
+                if lines.len() == chain.rules.len() {
+                    for (rule, line) in chain.rules.iter_mut().zip(lines) {
+                        rule.saved = Some(line.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The saved rules of one chain, as the listing has them.
+    pub(crate) fn lines(&self, family: Family, table: &str, chain: &str) -> Vec<&str> {
+        self.chains
+            .get(&(family, table.to_string(), chain.to_string()))
+            .map(|rules| rules.iter().map(|r| r.line.as_str()).collect())
+            .unwrap_or_default()
     }
 
     /// Replaces, in an `nft -j list ruleset` document, the xt expressions this module can
@@ -249,6 +276,17 @@ impl SavedRules {
         }
         replaced
     }
+}
+
+/// Whether an `nft -j list ruleset` listing has a table of iptables (`ip filter`, `ip6 nat`...).
+pub(crate) fn has_iptables_tables(listing: &str) -> bool {
+    ["filter", "nat", "mangle", "raw", "security"]
+        .iter()
+        .any(|t| {
+            ["ip", "ip6"]
+                .iter()
+                .any(|f| listing.contains(&format!("\"family\": \"{f}\", \"name\": \"{t}\"")))
+        })
 }
 
 /// The modules and target of the words after `-A CHAIN`.

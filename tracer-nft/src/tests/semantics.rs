@@ -29,11 +29,14 @@ fn trail_follows_jumps_gotos_and_maps() {
     assert_eq!(
         policy.deciding,
         Some(RuleRef {
+            backend: crate::Backend::Nftables,
             family: Family::Inet,
             table: "main".into(),
             chain: "in".into(),
             handle: 0,
+            position: 0,
             text: "policy drop".into(),
+            saved: None,
         })
     );
 }
@@ -54,7 +57,8 @@ fn no_base_chain_on_the_hook_accepts() {
         Outcome {
             verdict: Verdict::Accept,
             deciding: None,
-            trail: vec![]
+            trail: vec![],
+            accepted: vec![],
         }
     );
 }
@@ -330,5 +334,45 @@ fn marks_set_where_the_listing_does_not_show_them_are_unknown() {
     assert_eq!(
         out.deciding.unwrap().text,
         "meta mark & 0x00004000 == 0x00004000 accept"
+    );
+}
+
+/// "What then?": a refusing rule taken as accepting shows what refuses the packet next, taken
+/// as not matching shows the rule it keeps from deciding.
+#[test]
+fn assumptions_show_what_a_refusing_rule_hides() {
+    use crate::{Assume, evaluate_assuming};
+    let rs = load(TRAVERSAL_JSON, "traversal.json");
+    let pkt = to_node("eth0", CLIENT, NODE, UDP, 4000);
+    let first = evaluate(&rs, &pkt);
+    assert_eq!(first.verdict, Verdict::Drop);
+    let dropping = first.deciding.clone().unwrap();
+    assert_eq!(dropping.table, "early");
+    // Past `early`'s drop, `main`'s policy drops it too.
+    let past = evaluate_assuming(
+        &rs,
+        &pkt,
+        &Assume {
+            accept: vec![dropping.clone()],
+            ..Assume::default()
+        },
+    );
+    assert_eq!(
+        (past.verdict, past.deciding.map(|r| (r.table, r.text))),
+        (Verdict::Drop, Some(("main".into(), "policy drop".into())))
+    );
+    // Skipping it instead: `early` accepts it with its policy, and every base chain it got
+    // through is listed.
+    let skipped = evaluate_assuming(
+        &rs,
+        &pkt,
+        &Assume {
+            skip: vec![dropping],
+            ..Assume::default()
+        },
+    );
+    assert!(
+        skipped.accepted.iter().any(|r| r.table == "early"),
+        "{skipped:#?}"
     );
 }

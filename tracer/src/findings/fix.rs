@@ -5,6 +5,8 @@
 //! without it), an accepting rule before it, in iptables-nft syntax for iptables' tables and in
 //! nft syntax otherwise.
 
+use std::fmt::Write as _;
+
 use super::Inputs;
 use crate::model::{
     catalog::{Component, Role},
@@ -13,7 +15,7 @@ use crate::model::{
         change::{Change, Opening, Tool, ZoneAddition},
         zone_in_chain, zone_of,
     },
-    nft::{Family, Outcome, Packet, RuleRef},
+    nft::{Assume, Backend, Family, Outcome, Packet, Rule, RuleRef, Verdict, evaluate_assuming},
 };
 
 /// How firewalld's configuration is changed on this node: `firewall-cmd` while firewalld runs,
@@ -34,10 +36,51 @@ pub fn cluster_zone(inp: &Inputs, permanent: &Permanent) -> Option<String> {
 }
 
 /// What a refused packet's evaluation blames: the zone (when firewalld's rules saw the
-/// packet), the element and the commands that let it through. A rule outside firewalld
-/// (iptables-nft rules of kube-proxy or the CNI, a hand-made nft table) is named itself: no
-/// firewalld change would let the packet past it.
+/// packet), the element and the commands that let it through. A fix is the whole set of
+/// changes the packet needs: once the deciding rule lets it through, whatever refuses it next
+/// (a legacy iptables rule before firewalld's chain, a later base chain) is named and fixed
+/// too, in the order the kernel meets them.
 pub fn blame(
+    inp: &Inputs,
+    component: Option<&Component>,
+    port: &str,
+    pkt: &Packet,
+    outcome: &Outcome,
+) -> (Option<ZoneBinding>, Option<String>, Vec<String>) {
+    let (hit, mut element, mut fix) = blame_one(inp, component, port, pkt, outcome);
+    let (Some(ruleset), Some(first)) = (inp.ruleset, outcome.deciding.clone()) else {
+        return (hit, element, fix);
+    };
+    let mut assume = Assume {
+        accept: vec![first],
+        ..Assume::default()
+    };
+    // A packet meets a handful of base chains at most.
+    for _ in 0..6 {
+        let next = evaluate_assuming(ruleset, pkt, &assume);
+        let then = match &next.verdict {
+            Verdict::Accept => break,
+            Verdict::Unknown(why) => format!("whether it then passes is unknown: {why}"),
+            Verdict::Drop | Verdict::Reject => {
+                let (_, more, commands) = blame_one(inp, component, port, pkt, &next);
+                fix.extend(commands);
+                more.unwrap_or_else(|| "another rule".into())
+            }
+        };
+        element = Some(match element {
+            Some(e) => format!("{e}; once past it, {then}"),
+            None => then,
+        });
+        match next.deciding {
+            Some(rule) if !matches!(next.verdict, Verdict::Unknown(_)) => assume.accept.push(rule),
+            _ => break,
+        }
+    }
+    (hit, element, fix)
+}
+
+/// [`blame`] for the one rule that decided `outcome`.
+fn blame_one(
     inp: &Inputs,
     component: Option<&Component>,
     port: &str,
@@ -61,7 +104,7 @@ pub fn blame(
             .deciding
             .as_ref()
             .map_or((None, Vec::new()), |rule| {
-                outside_firewalld(inp, port, rule)
+                outside_firewalld(inp, port, pkt, rule)
             }),
     };
     (hit, element, fix)
@@ -155,71 +198,193 @@ fn is_firewalld_rule(rule: &RuleRef) -> bool {
 /// iptables' tables, as iptables-nft creates them in nftables.
 const IPTABLES_TABLES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
 
+/// What lets a flow through a rule outside firewalld, in iptables' syntax and nft's: its port
+/// (`-p udp --dport 4789`), or for pod traffic the pod CIDR it comes from.
+struct RuleMatch {
+    iptables: String,
+    nft: String,
+}
+
+fn rule_match(inp: &Inputs, port: &str, pkt: &Packet) -> Option<RuleMatch> {
+    if let Some((p, proto)) = port.split_once('/') {
+        return Some(RuleMatch {
+            iptables: format!("-p {proto} --dport {p}"),
+            nft: format!("{proto} dport {p}"),
+        });
+    }
+    let cidr = inp
+        .pod_cidrs()
+        .into_iter()
+        .find(|c| c.contains(pkt.saddr))?;
+    let ip = if cidr.addr().is_ipv4() { "ip" } else { "ip6" };
+    Some(RuleMatch {
+        iptables: format!("-s {cidr}"),
+        nft: format!("{ip} saddr {cidr}"),
+    })
+}
+
 /// A rule outside firewalld refused the flow: name it and let the flow through before it, in
-/// the syntax of the tool that owns the table (iptables-nft for iptables' tables, nft else).
-fn outside_firewalld(inp: &Inputs, port: &str, rule: &RuleRef) -> (Option<String>, Vec<String>) {
+/// the syntax of the tool that owns the table (iptables-legacy for the legacy tables,
+/// iptables-nft for iptables' tables in nftables, nft else). When it refuses the packet before a
+/// rule of its table that would accept it (an ACCEPT a CNI appended behind a distribution's
+/// REJECT), that rule is named as shadowed, and the fix puts it before the refusing one.
+fn outside_firewalld(
+    inp: &Inputs,
+    port: &str,
+    pkt: &Packet,
+    rule: &RuleRef,
+) -> (Option<String>, Vec<String>) {
     let family = rule.family.to_string();
-    let iptables = match rule.family {
-        Family::Ip => Some("iptables-nft"),
-        Family::Ip6 => Some("ip6tables-nft"),
+    let table = inp.ruleset.and_then(|rs| {
+        rs.tables.iter().find(|t| {
+            (t.backend, t.family, t.name.as_str()) == (rule.backend, rule.family, &rule.table)
+        })
+    });
+    let chain = table.and_then(|t| t.chain(&rule.chain));
+    let tool = match (rule.backend, rule.family) {
+        (Backend::IptablesLegacy, f) => Some(rule.backend.command(f)),
+        (Backend::Nftables, Family::Ip) => Some("iptables-nft"),
+        (Backend::Nftables, Family::Ip6) => Some("ip6tables-nft"),
         _ => None,
     }
     .filter(|_| IPTABLES_TABLES.contains(&rule.table.as_str()));
-    // iptables numbers rules by position in the chain, nft by handle.
-    let position = inp
-        .ruleset
-        .and_then(|rs| rs.table(rule.family, &rule.table))
-        .and_then(|t| t.chain(&rule.chain))
+    // iptables numbers rules by position in the chain (a legacy rule's handle is its number),
+    // nft by handle.
+    let position = chain
         .and_then(|c| c.rules.iter().position(|r| r.handle == rule.handle))
         .map(|i| i + 1);
-    if let (Some(tool), Some(position)) = (iptables, position) {
-        let element = format!(
-            "rule {position} of iptables chain {} (table {}, {tool}), outside firewalld",
+    let shadowed = shadowed_accept(inp, pkt, rule);
+    let what = match (rule.handle, tool) {
+        (0, Some(tool)) => format!(
+            "the policy of iptables chain {} (table {}, {tool})",
             rule.chain, rule.table
-        );
-        let Some((p, proto)) = port.split_once('/') else {
-            return (Some(element), Vec::new());
-        };
-        return (
-            Some(element),
-            vec![
-                format!(
-                    "{tool} -t {} -I {} {position} -p {proto} --dport {p} -j ACCEPT",
-                    rule.table, rule.chain
-                ),
-                format!(
-                    "# or change the rule at its source (kube-proxy, the CNI, a boot script): see {tool} -t {} -S {}",
-                    rule.table, rule.chain
-                ),
-            ],
+        ),
+        (_, Some(tool)) => format!(
+            "rule {} of iptables chain {} (table {}, {tool})",
+            position.unwrap_or(0),
+            rule.chain,
+            rule.table
+        ),
+        (0, None) => format!(
+            "the policy of chain {} in table {family} {}",
+            rule.chain, rule.table
+        ),
+        (handle, None) => format!(
+            "rule {handle} of chain {} in table {family} {}",
+            rule.chain, rule.table
+        ),
+    };
+    let outside = if rule.backend == Backend::IptablesLegacy {
+        ", outside firewalld and invisible to nft"
+    } else {
+        ", outside firewalld"
+    };
+    let mut element = format!("{what}{outside}");
+    if let Some(accept) = &shadowed {
+        let _ = write!(
+            element,
+            ", refuses it before the rule that accepts it ({}), which it shadows",
+            accept.saved.as_deref().unwrap_or(&accept.text)
         );
     }
-    let Some((p, proto)) = port.split_once('/') else {
-        return (
-            Some(format!("rule {} in chain {}", rule.handle, rule.chain)),
-            Vec::new(),
-        );
-    };
-    let cmd = if rule.handle == 0 {
-        format!(
-            "nft add rule {family} {} {} {proto} dport {p} accept",
-            rule.table, rule.chain
-        )
-    } else {
-        format!(
-            "nft insert rule {family} {} {} position {} {proto} dport {p} accept",
-            rule.table, rule.chain, rule.handle
-        )
-    };
-    (
-        Some(format!(
-            "rule {} of chain {} in table {family} {}",
-            rule.handle, rule.chain, rule.table
+    let fix = outside_fix(inp, port, pkt, rule, tool, shadowed, position);
+    (Some(element), fix)
+}
+
+/// The commands that let the packet past a rule outside firewalld (see [`outside_firewalld`]).
+fn outside_fix(
+    inp: &Inputs,
+    port: &str,
+    pkt: &Packet,
+    rule: &RuleRef,
+    tool: Option<&str>,
+    shadowed: Option<Rule>,
+    position: Option<usize>,
+) -> Vec<String> {
+    let family = rule.family.to_string();
+    let mut fix = Vec::new();
+    match (tool, shadowed, position) {
+        // The shadowed rule itself, moved before the refusing one.
+        (Some(tool), Some(accept), Some(position)) if accept.saved.is_some() => {
+            let line = accept.saved.unwrap_or_default();
+            let spec = line
+                .strip_prefix(&format!("-A {} ", rule.chain))
+                .unwrap_or(&line);
+            fix.push(format!(
+                "{tool} -t {} -I {} {position} {spec}",
+                rule.table, rule.chain
+            ));
+        }
+        (None, Some(accept), _) if rule.handle != 0 => fix.push(format!(
+            "nft insert rule {family} {} {} position {} {}",
+            rule.table, rule.chain, rule.handle, accept.text
         )),
-        vec![
-            cmd,
+        _ => {
+            let Some(open) = rule_match(inp, port, pkt) else {
+                return Vec::new();
+            };
+            fix.push(match (tool, rule.handle, position) {
+                (Some(tool), 0, _) | (Some(tool), _, None) => format!(
+                    "{tool} -t {} -A {} {} -j ACCEPT",
+                    rule.table, rule.chain, open.iptables
+                ),
+                (Some(tool), _, Some(position)) => format!(
+                    "{tool} -t {} -I {} {position} {} -j ACCEPT",
+                    rule.table, rule.chain, open.iptables
+                ),
+                (None, 0, _) => format!(
+                    "nft add rule {family} {} {} {} accept",
+                    rule.table, rule.chain, open.nft
+                ),
+                (None, handle, _) => format!(
+                    "nft insert rule {family} {} {} position {handle} {} accept",
+                    rule.table, rule.chain, open.nft
+                ),
+            });
+        }
+    }
+    fix.push(match tool {
+        Some(tool) => format!(
+            "# and where this node sets the rule up at boot (kube-proxy, the CNI, a service): see {tool} -t {} -S {}",
+            rule.table, rule.chain
+        ),
+        None => {
             "# and save the ruleset where this node loads it at boot (e.g. /etc/nftables.conf)"
-                .into(),
-        ],
-    )
+                .into()
+        }
+    });
+    fix
+}
+
+/// The rule of the same table that would accept the packet if `rule` did not refuse it: an
+/// ACCEPT it shadows.
+fn shadowed_accept(inp: &Inputs, pkt: &Packet, rule: &RuleRef) -> Option<Rule> {
+    let ruleset = inp.ruleset?;
+    if rule.handle == 0 {
+        return None;
+    }
+    let without = evaluate_assuming(
+        ruleset,
+        pkt,
+        &Assume {
+            skip: vec![rule.clone()],
+            ..Assume::default()
+        },
+    );
+    if without.verdict != Verdict::Accept {
+        return None;
+    }
+    // The rule that accepted it in the refusing rule's own table, not a later base chain's.
+    let accept = without.accepted.into_iter().find(|a| {
+        a.handle != 0 && (a.backend, a.family, &a.table) == (rule.backend, rule.family, &rule.table)
+    })?;
+    ruleset
+        .tables
+        .iter()
+        .find(|t| (t.backend, t.family, &t.name) == (accept.backend, accept.family, &accept.table))?
+        .chain(&accept.chain)?
+        .rules
+        .iter()
+        .find(|r| r.handle == accept.handle)
+        .cloned()
 }

@@ -17,7 +17,7 @@ use crate::model::{
     firewalld::{Permanent, Runtime},
     iptables::IptablesState,
     net::Cidr,
-    nft::{RuleRef, Ruleset},
+    nft::{Backend, RuleRef, Ruleset},
     node::{IfAddr, NodeFacts},
     view::NodeView,
 };
@@ -43,21 +43,35 @@ impl Severity {
 /// The nftables rule a finding rests on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleInfo {
+    /// `iptables-legacy` or `ip6tables-legacy` for a rule of the legacy tables (then `handle`
+    /// is its number in the chain and `text` its saved form); absent for nftables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     pub family: String,
     pub table: String,
     pub chain: String,
     pub handle: u64,
     pub text: String,
+    /// For a rule of an iptables table whose save listing was read: its number in the chain
+    /// and the rule as `iptables-save` prints it, how iptables names and changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved: Option<String>,
 }
 
 impl RuleInfo {
     pub fn of(r: &RuleRef) -> Self {
         RuleInfo {
+            backend: (r.backend == Backend::IptablesLegacy)
+                .then(|| r.backend.command(r.family).to_string()),
             family: r.family.to_string(),
             table: r.table.clone(),
             chain: r.chain.clone(),
             handle: r.handle,
             text: r.text.clone(),
+            position: r.saved.as_ref().map(|_| r.position),
+            saved: r.saved.clone(),
         }
     }
 }

@@ -24,6 +24,7 @@ pub fn check(inp: &Inputs, d: &mut Diagnosis) {
 }
 
 fn backend(inp: &Inputs, d: &mut Diagnosis) {
+    both_backends(inp, d);
     if inp.iptables.split() {
         let mut f = Finding::new(
             "iptables/split",
@@ -73,6 +74,33 @@ fn backend(inp: &Inputs, d: &mut Diagnosis) {
     f.fix = vec![
         format!("sed -i 's/^FirewallBackend=.*/FirewallBackend={wanted}/' {file}"),
         "systemctl restart firewalld".into(),
+    ];
+    d.findings.push(f);
+}
+
+/// Rules in legacy iptables beside an nftables ruleset: the kernel runs both, and each
+/// backend's tools show only their own. Which backend each component writes to is what to align.
+fn both_backends(inp: &Inputs, d: &mut Diagnosis) {
+    let ipt = inp.iptables;
+    if ipt.legacy_active.is_empty() || ipt.nft_tables.is_empty() {
+        return;
+    }
+    let mut f = Finding::new(
+        "iptables/both-backends",
+        Severity::Warning,
+        "rules live in both iptables-legacy and nftables",
+        "The kernel runs both: a packet must get past the legacy tables and nftables alike, and each backend's tools show only their own rules (nft list ruleset hides the legacy ones, iptables-legacy -S the nftables ones). A component writing to the backend the node's firewall does not use (kube-proxy, kube-router or Calico in legacy mode beside an nftables firewalld) is the mismatch the k0s and k3s guides warn about.",
+    );
+    f.element = Some(format!(
+        "legacy: {}; nftables: {}",
+        ipt.legacy_active.join(", "),
+        ipt.nft_tables.join(", ")
+    ));
+    f.fix = vec![
+        "# see which iptables each component uses, and make them all use the node's:".into(),
+        "readlink -f /var/lib/k0s/bin/iptables    # k0s's bundled iptables (legacy or nft)".into(),
+        "kubectl -n kube-system exec ds/kube-proxy -- iptables -V    # and the CNI's pods".into(),
+        "iptables-legacy-save; nft list ruleset    # what each backend holds".into(),
     ];
     d.findings.push(f);
 }

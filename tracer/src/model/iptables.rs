@@ -2,12 +2,15 @@
 //! nft (`iptables-nft`, rules in nftables tables named like iptables' own). A firewalld using
 //! the other backend than kube-proxy, kube-router or Calico is a known cause of failure.
 //!
-//! Legacy tables are listed only when /proc/net/ip_tables_names shows they exist: asking
-//! `iptables-legacy-save` otherwise would make the kernel load ip_tables modules on the node.
+//! The legacy tables come from [`super::legacy::LegacySaves`], read only when the kernel
+//! already has them.
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
-use super::nft::{Family, Ruleset};
+use super::{
+    legacy::LegacySaves,
+    nft::{Family, Ruleset},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -39,35 +42,51 @@ pub struct IptablesState {
     pub nft_chains: Vec<String>,
     /// What k0s's bundled iptables points at (xtables-legacy-multi or xtables-nft-multi).
     pub k0s_link: Option<String>,
+    /// Legacy chains that can refuse a packet (a rule, or a policy other than ACCEPT), with
+    /// who programs them: `filter/INPUT (2 rules)`, `filter/KUBE-FORWARD (kube-proxy...)`.
+    pub legacy_active: Vec<String>,
+    /// nftables tables with who owns them: `inet firewalld (firewalld)`, `ip filter
+    /// (iptables-nft: kube-proxy...)`.
+    pub nft_tables: Vec<String>,
     pub problems: Vec<String>,
 }
 
+/// Who programs a chain, by the prefix its name carries.
+fn owner(chain: &str) -> Option<&'static str> {
+    [
+        ("KUBE-ROUTER", "kube-router"),
+        ("KUBE-", "kube-proxy or kube-router"),
+        ("CALI-", "Calico"),
+        ("cali-", "Calico"),
+        ("FLANNEL", "flannel"),
+        ("DOCKER", "Docker"),
+        ("f2b-", "fail2ban"),
+    ]
+    .iter()
+    .find(|(prefix, _)| chain.starts_with(prefix))
+    .map(|(_, who)| *who)
+}
+
+/// The owners named by a table's chains, deduplicated, as `: a, b` (empty without any).
+fn owners<'a>(chains: impl Iterator<Item = &'a str>) -> String {
+    let mut found: Vec<&str> = chains.filter_map(owner).collect();
+    found.sort_unstable();
+    found.dedup();
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", found.join(", "))
+    }
+}
+
 impl IptablesState {
-    pub fn read(root: &Path, ruleset: Option<&Ruleset>) -> Self {
+    pub fn read(root: &Path, ruleset: Option<&Ruleset>, legacy: &LegacySaves) -> Self {
         let mut st = IptablesState::default();
-        let tables = std::fs::read_to_string("/proc/net/ip_tables_names").unwrap_or_default();
-        for table in tables.lines().map(str::trim).filter(|t| !t.is_empty()) {
-            match Command::new("iptables-legacy-save")
-                .args(["-t", table])
-                .output()
-            {
-                Ok(out) if out.status.success() => {
-                    let text = String::from_utf8_lossy(&out.stdout);
-                    st.legacy_chains.extend(
-                        text.lines()
-                            .filter_map(|l| l.strip_prefix(':'))
-                            .filter_map(|l| l.split_whitespace().next())
-                            .filter(|c| is_cluster_chain(c))
-                            .map(|c| format!("{table}/{c}")),
-                    );
-                }
-                Ok(out) => st.problems.push(format!(
-                    "iptables-legacy-save -t {table}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )),
-                Err(e) => st.problems.push(format!("iptables-legacy-save: {e}")),
-            }
-        }
+        st.legacy_chains
+            .extend(legacy.chains().into_iter().filter(|c| {
+                c.split_once('/')
+                    .is_some_and(|(_, name)| is_cluster_chain(name))
+            }));
         if let Some(rs) = ruleset {
             for t in rs
                 .tables
@@ -80,6 +99,29 @@ impl IptablesState {
                         .filter(|c| is_cluster_chain(&c.name))
                         .map(|c| format!("{}/{}", t.name, c.name)),
                 );
+            }
+        }
+        st.legacy_active = legacy.active_chains();
+        if let Some(rs) = ruleset {
+            for t in rs
+                .tables
+                .iter()
+                .filter(|t| t.backend == super::nft::Backend::Nftables)
+            {
+                let kind = if t.name == "firewalld" {
+                    "firewalld".to_string()
+                } else if matches!(t.family, Family::Ip | Family::Ip6)
+                    && ["filter", "nat", "mangle", "raw", "security"].contains(&t.name.as_str())
+                {
+                    format!(
+                        "iptables-nft{}",
+                        owners(t.chains.iter().map(|c| c.name.as_str()))
+                    )
+                } else {
+                    format!("nft{}", owners(t.chains.iter().map(|c| c.name.as_str())))
+                };
+                st.nft_tables
+                    .push(format!("{} {} ({kind})", t.family, t.name));
             }
         }
         st.k0s_link = std::fs::read_link(root.join("var/lib/k0s/bin/iptables"))

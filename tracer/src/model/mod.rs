@@ -9,6 +9,7 @@ pub mod detect;
 pub mod firewalld;
 pub mod ifaces;
 pub mod iptables;
+pub mod legacy;
 pub mod net;
 pub mod node;
 pub mod view;

@@ -9,6 +9,7 @@ use super::{
     cluster::{self, ClusterConfig},
     firewalld::{self, Permanent, Runtime},
     iptables::IptablesState,
+    legacy::LegacySaves,
     nft::{Family, Ruleset, RulesetError, SavedRules},
     node::NodeFacts,
 };
@@ -149,7 +150,16 @@ impl NodeView {
         } else {
             Vec::new()
         };
-        let iptables = IptablesState::read(root, ruleset.as_ref());
+        let mut ruleset = ruleset;
+        // Legacy tables run beside nftables: read them with the live ruleset (a ruleset read
+        // from files has no legacy part unless the files do).
+        let legacy = if ruleset_files.is_some() {
+            LegacySaves::default()
+        } else {
+            LegacySaves::read_live(&mut problems)
+        };
+        legacy.merge_into(ruleset.as_mut(), &mut sources, &mut problems);
+        let iptables = IptablesState::read(root, ruleset.as_ref(), &legacy);
         problems.extend(iptables.problems.iter().cloned());
         if let Some((mode, why)) = iptables.cluster_mode() {
             sources.push(format!(

@@ -20,6 +20,28 @@ pub struct Context {
 
 /// A rule as `family table chain #handle: text`; a chain's policy (handle 0) has no handle.
 pub(super) fn rule_line(r: &RuleInfo) -> String {
+    if let Some(tool) = &r.backend {
+        let number = if r.handle == 0 {
+            String::new()
+        } else {
+            format!(" rule {}", r.handle)
+        };
+        return format!(
+            "{tool} -t {} chain {}{number}: {}",
+            r.table, r.chain, r.text
+        );
+    }
+    if let (Some(saved), Some(position)) = (&r.saved, r.position) {
+        let tool = if r.family == "ip6" {
+            "ip6tables-nft"
+        } else {
+            "iptables-nft"
+        };
+        return format!(
+            "{tool} -t {} chain {} rule {position}: {saved} (nft handle {})",
+            r.table, r.chain, r.handle
+        );
+    }
     let handle = if r.handle == 0 {
         String::new()
     } else {

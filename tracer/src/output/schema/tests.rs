@@ -54,6 +54,9 @@ fn finding() -> Finding {
         binding: Some("interface eth0".into()),
         element: Some("service k0s-worker of zone public lacks 4789/udp".into()),
         rule: Some(RuleInfo {
+            backend: None,
+            position: None,
+            saved: None,
             family: "inet".into(),
             table: "firewalld".into(),
             chain: "filter_IN_public".into(),

@@ -254,6 +254,18 @@ fn outside_firewalld(
         .and_then(|c| c.rules.iter().position(|r| r.handle == rule.handle))
         .map(|i| i + 1);
     let shadowed = shadowed_accept(inp, pkt, rule);
+    if is_firewalld_rule(rule) {
+        // firewalld generated it, but its configuration is not among the inputs: the element
+        // and its fix cannot be told, and a rule added to firewalld's table by hand is gone
+        // with the next reload.
+        return (
+            Some(format!(
+                "a rule firewalld generated (chain {} of table {family} {}); which element of its configuration it comes from is unknown without that configuration (diagnose on the node, or give --root with its /etc/firewalld)",
+                rule.chain, rule.table
+            )),
+            Vec::new(),
+        );
+    }
     let what = match (rule.handle, tool) {
         (0, Some(tool)) => format!(
             "the policy of iptables chain {} (table {}, {tool})",

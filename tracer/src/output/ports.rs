@@ -338,9 +338,11 @@ fn firewall_cmd(req: &PortsRequest) -> String {
     for src in req.sources() {
         cmd(&mut s, to_zone(ZoneAddition::Source(src)));
     }
-    // firewall-offline-cmd's changes apply when firewalld starts; the reload is for a
-    // firewalld that runs after all.
-    let apply = tool.apply().unwrap_or("systemctl reload firewalld");
+    // firewall-offline-cmd's changes apply when firewalld starts; for a firewalld that runs
+    // after all, reload it, and do nothing (successfully) when it does not.
+    let apply = tool
+        .apply()
+        .unwrap_or("systemctl try-reload-or-restart firewalld");
     let _ = writeln!(s, "{apply}");
     s
 }

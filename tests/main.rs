@@ -12,6 +12,7 @@ mod datapath;
 mod diagnose;
 mod drops;
 mod firewalld_runtime;
+mod fixes;
 mod kernel;
 mod lab;
 mod metrics;

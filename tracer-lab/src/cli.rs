@@ -182,7 +182,7 @@ fn up(scenario: &str, prefix: &str) -> Result<ExitCode> {
     eprintln!("Building lab {prefix:?}: {}", s.summary);
     lab::up(prefix, s, &|step| eprintln!("  {step}"))?;
     let outcomes = checks::run_all(prefix, s);
-    print(&outcomes_text(&outcomes))?;
+    print(&outcomes_text(&outcomes, false))?;
     eprintln!(
         "Lab {prefix:?} is up. Next: `tracer lab exec --prefix {prefix} {} -- tracer watch`, `tracer lab traffic --prefix {prefix}`, `tracer lab down --prefix {prefix}`.",
         s.affected_node
@@ -227,9 +227,16 @@ fn exec(prefix: &str, node: &str, command: &[String]) -> Result<ExitCode> {
 fn check(prefix: &str) -> Result<ExitCode> {
     let s = lab_scenario(prefix)?;
     let outcomes = checks::run_all(prefix, s);
-    let mut text = outcomes_text(&outcomes);
+    let repaired = s.fault.is_some() && outcomes.iter().all(|o| o.ok);
+    let mut text = outcomes_text(&outcomes, repaired);
     let surprises = outcomes.iter().filter(|o| o.ok != o.expected_ok).count();
-    if surprises == 0 {
+    if repaired {
+        let _ = writeln!(
+            text,
+            "Every flow works: the fault of scenario {} is repaired.",
+            s.name
+        );
+    } else if surprises == 0 {
         let _ = writeln!(text, "Every flow behaves as scenario {} intends.", s.name);
     } else {
         let _ = writeln!(
@@ -239,7 +246,7 @@ fn check(prefix: &str) -> Result<ExitCode> {
         );
     }
     print(&text)?;
-    Ok(if surprises == 0 {
+    Ok(if surprises == 0 || repaired {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -257,12 +264,14 @@ fn lab_scenario(prefix: &str) -> Result<&'static scenarios::Scenario> {
     scenarios::find(&st.scenario).map_err(anyhow::Error::msg)
 }
 
-fn outcomes_text(outcomes: &[checks::Outcome]) -> String {
+/// One line per flow; `repaired`: every flow works, those the fault broke included.
+fn outcomes_text(outcomes: &[checks::Outcome], repaired: bool) -> String {
     let mut text = String::new();
     for o in outcomes {
         let mark = if o.ok { "ok  " } else { "FAIL" };
         let note = match (o.ok, o.expected_ok) {
             (false, false) => " (the scenario's fault)",
+            (true, false) if repaired => " (repaired)",
             (true, false) => " (UNEXPECTED: the fault should break this)",
             (false, true) => " (UNEXPECTED)",
             (true, true) => "",

@@ -194,11 +194,8 @@ fn demo(s: &Scenario, args: &DemoArgs) -> Result<ExitCode> {
     say!("\n6. Applying those fixes in the lab, then trying every flow again:\n");
     for (node, commands) in &fixes {
         for cmd in commands {
-            say!("   {node}$ {cmd}");
-            let provider = |pod_cmd: &str| {
-                say!("   {pod_cmd}    (what the provider does for its pods)");
-            };
-            if let Err(e) = lab::apply_fix(PREFIX, node, cmd, &provider) {
+            let said = |line: &str| say!("   {line}");
+            if let Err(e) = lab::apply_fix(PREFIX, node, cmd, &said) {
                 say!("     failed: {e:#}");
             }
         }

@@ -355,8 +355,9 @@ pub fn exists(prefix: &str) -> bool {
 
 /// The commands of a diagnosis's fixes that change a lab node's running state, ready to run
 /// in it: comments and persistence under /etc are left out (lab nodes share the host's /etc),
-/// as is the dummy-interface workaround (this kernel has no dummy module), and the lab's
-/// gateway fills the placeholder of a default-route fix.
+/// as are the dummy-interface workaround (this kernel has no dummy module) and what addresses
+/// a real cluster or the host's services (`kubectl`, `systemctl`: the lab has neither of its
+/// own), and the lab's gateway fills the placeholder of a default-route fix.
 pub fn applicable_fixes<'a>(fixes: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let gateway = net::gateway().to_string();
     let mut out: Vec<String> = Vec::new();
@@ -367,7 +368,15 @@ pub fn applicable_fixes<'a>(fixes: impl IntoIterator<Item = &'a str>) -> Vec<Str
             .unwrap_or("")
             .trim()
             .replace("GATEWAY", &gateway);
-        if cmd.is_empty() || cmd.contains("/etc/") || cmd.contains("dummy") || out.contains(&cmd) {
+        let elsewhere = ["kubectl ", "systemctl "]
+            .iter()
+            .any(|c| cmd.starts_with(c));
+        if cmd.is_empty()
+            || cmd.contains("/etc/")
+            || cmd.contains("dummy")
+            || elsewhere
+            || out.contains(&cmd)
+        {
             continue;
         }
         out.push(cmd);
@@ -385,41 +394,20 @@ pub fn findings_fixes<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Ve
     )
 }
 
-/// Runs one fix command (from [`applicable_fixes`]) with `sh -c` in a lab node. An MTU fix
-/// (`ip link set DEV mtu N`) on a worker also gets the network provider's share done: the
-/// eth0 of the worker's pod gets MTU N, as the provider would set it; `progress` is told that
-/// pod command before it runs. The pod is set even when the node's command fails; the first
-/// failure is returned.
+/// Runs one fix command (from [`applicable_fixes`]) with `sh -c` in a lab node, as an operator
+/// would on the node; `progress` is told the command first.
 pub fn apply_fix(prefix: &str, node: &str, cmd: &str, progress: Progress) -> Result<()> {
     let shell = node_shell(prefix, node)?;
+    progress(&format!("{node}$ {cmd}"));
     let out = Command::new("ip")
         .args(["netns", "exec", &shell.netns, "sh", "-c", cmd])
         .envs(shell.env)
         .output()
         .with_context(|| format!("running `{cmd}` in {node}"))?;
-    let mut result = if out.status.success() {
-        Ok(())
-    } else {
-        Err(anyhow::Error::msg(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
-    };
-    if let Some(mtu) = cmd
-        .strip_prefix("ip link set ")
-        .and_then(|r| r.split_once(" mtu "))
-        .map(|(_, m)| m.trim())
-    {
-        // The provider sets a node's pods from that node's own overlay device.
-        if scenarios::WORKERS.contains(&node) {
-            let pod = net::pod_ns(prefix, node);
-            progress(&format!("{pod}$ ip link set eth0 mtu {mtu}"));
-            let set = net::ip(&pod, &["link", "set", "eth0", "mtu", mtu])
-                .map(drop)
-                .map_err(anyhow::Error::from);
-            result = result.and(set);
-        }
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
     }
-    result
+    Ok(())
 }
 
 #[cfg(test)]
@@ -434,6 +422,8 @@ mod tests {
             "ip route add default via GATEWAY dev eth0    # your gateway on eth0",
             "ip link add dummy0 type dummy && ip link set dummy0 up",
             "firewall-cmd --reload",
+            "kubectl patch felixconfiguration default --type merge -p '{}'",
+            "systemctl try-reload-or-restart firewalld",
         ];
         assert_eq!(
             super::applicable_fixes(fixes),

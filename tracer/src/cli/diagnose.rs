@@ -241,6 +241,7 @@ mod tests {
                 ip_forward: None,
                 rp_filter: BTreeMap::default(),
                 listening: Vec::new(),
+                pods: Vec::new(),
             },
             cluster,
             permanent: None,

@@ -102,6 +102,7 @@ mod tests {
             ip_forward: Some(1),
             rp_filter: BTreeMap::default(),
             listening: Vec::new(),
+            pods: Vec::new(),
         };
         let iptables = IptablesState::default();
         let roles = [Role::Worker];

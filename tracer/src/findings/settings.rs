@@ -3,6 +3,8 @@
 //! runtime-only firewalld changes, reverse-path filtering on multi-NIC nodes, the default route,
 //! the overlay's MTU against its underlay's, and IP forwarding.
 
+use std::fmt::Write as _;
+
 use super::{Diagnosis, Finding, Inputs, Severity, fix};
 use crate::model::{
     catalog::OverlayKind,
@@ -11,6 +13,7 @@ use crate::model::{
         drift,
     },
     iptables::Mode,
+    pods::PodLink,
 };
 
 pub fn check(inp: &Inputs, d: &mut Diagnosis) {
@@ -271,6 +274,11 @@ fn default_route(inp: &Inputs, d: &mut Diagnosis) {
     d.findings.push(f);
 }
 
+/// The overlay's MTU against its underlay's, and the pods' against the overlay's: a packet a
+/// pod sends at its full MTU must fit in the overlay device, and the overlay's packet in the
+/// underlay. The fix is every change that makes full-size pod traffic pass: the device, each
+/// pod's own interface (for the pods already running), and the provider's setting (for the
+/// pods it starts later), named for the provider.
 fn overlay_mtu(inp: &Inputs, d: &mut Diagnosis) {
     let f = inp.facts;
     for v in &f.vxlans {
@@ -281,34 +289,80 @@ fn overlay_mtu(inp: &Inputs, d: &mut Diagnosis) {
             Some(std::net::IpAddr::V6(_)) => 70,
             _ => OverlayKind::Vxlan.overhead(),
         };
-        if v.mtu + overhead <= under.mtu {
+        let fit = under.mtu.saturating_sub(overhead);
+        let device_too_big = v.mtu > fit;
+        // What the overlay carries once its device fits the underlay.
+        let carried = v.mtu.min(fit);
+        let pod_mtu = |p: &PodLink| p.peer.as_ref().map_or(p.host_mtu, |(_, mtu)| *mtu);
+        // A veth that holds one of the node's own addresses is a NIC (the underlay of a node
+        // that is itself a container or VM), not a pod.
+        let nics = inp.node_nics();
+        let pods: Vec<&PodLink> = f
+            .pods
+            .iter()
+            .filter(|p| p.host != under.name && !nics.iter().any(|n| n.iface == p.host))
+            .filter(|p| pod_mtu(p) > carried)
+            .collect();
+        if !device_too_big && pods.is_empty() {
             continue;
         }
-        let fit = under.mtu.saturating_sub(overhead);
+        let title = if device_too_big {
+            format!(
+                "overlay MTU too large: {} has MTU {} but {} carries at most {fit} bytes of overlay packet",
+                v.name, v.mtu, under.name
+            )
+        } else {
+            format!(
+                "pods send more than the overlay carries: {} of them have an MTU above {carried}, the MTU of {}",
+                pods.len(),
+                v.name
+            )
+        };
         let mut finding = Finding::new(
             format!("mtu/{}", v.name),
             Severity::Error,
+            title,
             format!(
-                "overlay MTU too large: {} has MTU {} but {} carries at most {} bytes of overlay packet",
-                v.name, v.mtu, under.name, fit
-            ),
-            format!(
-                "VXLAN adds {overhead} bytes in front of every packet; a full-size packet on {} does not fit in {}'s MTU of {} and is dropped or fragmented (PKT_TOO_BIG drops, fragmentation timeouts).",
+                "VXLAN adds {overhead} bytes in front of every packet: {} can carry {fit} bytes of a pod's packet over {}'s MTU of {}, and a pod's full-size packet larger than its overlay is dropped or fragmented (PKT_TOO_BIG drops, NOT_SPECIFIED in ip_fragment, fragmentation timeouts).",
                 v.name, under.name, under.mtu
             ),
         );
         finding.iface = Some(v.name.clone());
-        finding.element = Some(format!(
-            "{} mtu {}, {} mtu {}",
-            v.name, v.mtu, under.name, under.mtu
-        ));
-        finding.fix = vec![
-            format!("ip link set {} mtu {fit}", v.name),
-            format!(
-                "# and set the network provider's MTU to {fit} so pods get it too (Calico: FelixConfiguration vxlanMTU; Flannel: the backend's MTU)"
-            ),
-        ];
+        let mut element = format!("{} mtu {}, {} mtu {}", v.name, v.mtu, under.name, under.mtu);
+        for p in &pods {
+            let _ = write!(element, ", pod behind {} mtu {}", p.host, pod_mtu(p));
+        }
+        finding.element = Some(element);
+        if device_too_big {
+            finding
+                .fix
+                .push(format!("ip link set {} mtu {fit}", v.name));
+        }
+        for p in &pods {
+            finding.fix.push(match (&p.netns, &p.peer) {
+                (Some(ns), Some((name, _))) => format!("ip -n {ns} link set {name} mtu {carried}"),
+                _ => format!(
+                    "# the pod behind {} (its network namespace has no name here): set its interface's MTU to {carried}, or restart the pod",
+                    p.host
+                ),
+            });
+        }
+        finding.fix.push(provider_mtu(&v.name, carried));
         d.findings.push(finding);
+    }
+}
+
+/// The network provider's own MTU setting, which the pods it starts later get, for the
+/// provider that made `device`.
+fn provider_mtu(device: &str, mtu: u32) -> String {
+    match device {
+        "vxlan.calico" => format!(
+            "kubectl patch felixconfiguration default --type merge -p '{{\"spec\":{{\"vxlanMTU\":{mtu}}}}}'    # Calico's MTU for pods started later (k0s: spec.network.calico.mtu in /etc/k0s/k0s.yaml)"
+        ),
+        "flannel.1" => format!(
+            "# Flannel gives pods started later the MTU flannel.1 had when it started (FLANNEL_MTU in /run/flannel/subnet.env): restart k3s (systemctl restart k3s, or k3s-agent) once flannel.1 has MTU {mtu}"
+        ),
+        _ => format!("# and set the network provider's MTU to {mtu} so pods started later get it"),
     }
 }
 

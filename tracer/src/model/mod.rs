@@ -12,6 +12,7 @@ pub mod iptables;
 pub mod legacy;
 pub mod net;
 pub mod node;
+pub mod pods;
 pub mod view;
 
 /// The nftables and iptables-nft evaluator, a crate of its own.

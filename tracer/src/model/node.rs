@@ -8,7 +8,7 @@ use std::{
     process::Command,
 };
 
-use super::{ifaces::Interface, net::Cidr};
+use super::{ifaces::Interface, net::Cidr, pods::PodLink};
 use crate::sys::ifaddrs;
 
 /// An address of an interface, with its prefix.
@@ -175,6 +175,8 @@ pub struct NodeFacts {
     pub ip_forward: Option<i64>,
     pub rp_filter: BTreeMap<String, i64>,
     pub listening: Vec<u16>,
+    /// The pods' links: host veth ends whose other end is in a pod's namespace.
+    pub pods: Vec<PodLink>,
 }
 
 impl NodeFacts {
@@ -188,6 +190,7 @@ impl NodeFacts {
             ip_forward: ipv4_sysctl("ip_forward"),
             rp_filter,
             listening: listening_tcp_ports(),
+            pods: super::pods::read(),
             ifaces,
         })
     }

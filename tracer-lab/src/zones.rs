@@ -124,6 +124,7 @@ pub fn node_firewall(s: &Scenario, catalog: &Catalog, node: &str) -> NodeFirewal
             catalog,
             roles: vec![r],
             zone: None,
+            zone_note: None,
             offline: false,
             include_optional: false,
         };

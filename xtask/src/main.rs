@@ -21,6 +21,8 @@ tasks:
           the kernel-program and end-to-end tests again on each kernel of the matrix (5.10,
           6.1, 6.12) under QEMU
   matrix  setup, build the tests, and run only the kernel matrix (needs root)
+  props   the property tests of every reader of outside input, on many more cases than CI's
+          (`--cases N`, default 100000 per property), in release mode; prints the time taken
   demo    setup, build, and run `tracer demo` (needs root)
   bench   setup, build, and run the benchmark: prints a table, writes bench/results.json
           (needs root; a few minutes; `--quick` for a trial run, `--only cost,storm`...)";
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(),
         Some("test") => test(&args[1..]),
         Some("matrix") => matrix(),
+        Some("props") => props(&args[1..]),
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
@@ -106,6 +109,29 @@ fn test(extra: &[String]) -> Result<()> {
     sh(cargo().args(["test"]).args(extra))?;
     if extra.is_empty() {
         run_matrix()?;
+    }
+    Ok(())
+}
+
+/// The property tests (named `props_*`) of tracer-nft's and tracer's readers, each on `--cases`
+/// generated inputs.
+fn props(args: &[String]) -> Result<()> {
+    let cases: u64 = match args {
+        [] => 100_000,
+        [flag, n] if flag == "--cases" => n
+            .parse()
+            .with_context(|| format!("--cases takes a number of cases, not {n:?}"))?,
+        _ => bail!("usage: cargo xtask props [--cases N]"),
+    };
+    for package in ["tracer-nft", "tracer"] {
+        let start = std::time::Instant::now();
+        sh(cargo()
+            .args(["test", "--release", "--lib", "-p", package, "props_"])
+            .env("PROPTEST_CASES", cases.to_string()))?;
+        eprintln!(
+            "xtask: {package}: every property held on {cases} cases each, in {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -8,7 +8,12 @@ use clap::Args;
 
 use super::catalog::{choose, parse_roles};
 use crate::{
-    model::catalog::{Role, profiles},
+    findings::layout::ClusterZone,
+    model::{
+        catalog::{Catalog, Role, profiles},
+        cluster, detect, firewalld, ifaces,
+        node::NodeFacts,
+    },
     output::ports::{PortsFormat, PortsRequest, render},
 };
 
@@ -34,7 +39,9 @@ pub struct PortsArgs {
     #[arg(long, value_name = "FILE")]
     catalog: Vec<PathBuf>,
 
-    /// firewalld zone for the commands. Default: the zone the distribution's guide uses, else
+    /// firewalld zone for the commands. Default, on a node of the profile: the zone of its
+    /// cluster interface (the one `tracer diagnose` checks; trusted in the guides' layout with
+    /// a separate cluster NIC); elsewhere the zone of the guide's shared-interface layout, else
     /// the default zone.
     #[arg(long)]
     zone: Option<String>,
@@ -57,15 +64,86 @@ pub fn run_ports(args: PortsArgs) -> Result<ExitCode> {
     if roles.contains(&Role::External) {
         bail!("--role names a node role: controller or worker (k3s: server or agent)");
     }
+    let (zone, zone_note) = match args.zone {
+        Some(z) => (Some(z), None),
+        None => {
+            let (zone, note) = node_zone(&chosen.catalog, &roles);
+            (zone, Some(note))
+        }
+    };
     let req = PortsRequest {
         catalog: &chosen.catalog,
         roles,
-        zone: args.zone,
+        zone,
+        zone_note,
         offline: args.offline,
         include_optional: args.include_optional,
     };
     let text = render(&req, args.format)?;
     write_stdout(&text)
+}
+
+/// The zone for a node of this profile, and why: read from this machine when it is such a
+/// node and firewalld is configured on it, else the profile's layout.
+fn node_zone(catalog: &Catalog, roles: &[Role]) -> (Option<String>, String) {
+    let p = &catalog.profile;
+    let fallback = p.firewalld.zone.clone();
+    let layout = match &fallback {
+        Some(z) => format!(
+            "Zone {z}, as in the {} guide's layout with one shared interface",
+            p.distribution
+        ),
+        None => "The default zone".to_string(),
+    };
+    let root = super::node_root();
+    let (config, _) = cluster::read(&root);
+    let ifaces = ifaces::list().unwrap_or_default();
+    let detected = detect::profile(&root, config.as_ref(), &ifaces);
+    let elsewhere = |why: String| {
+        (
+            fallback.clone(),
+            format!(
+                "{layout}; {why}. On a node whose cluster interface is in a zone of its own (the layout with a separate cluster NIC puts it in trusted), run this there or pass --zone."
+            ),
+        )
+    };
+    if detected.profile != p.name {
+        return elsewhere(format!(
+            "this machine is not a {} node ({})",
+            p.name, detected.reason
+        ));
+    }
+    if !["etc/firewalld", "usr/lib/firewalld"]
+        .iter()
+        .any(|d| root.join(d).is_dir())
+    {
+        return elsewhere(format!(
+            "no firewalld configuration under {}",
+            root.display()
+        ));
+    }
+    let permanent = firewalld::read_permanent(&root);
+    let facts = match NodeFacts::read() {
+        Ok(f) => f,
+        Err(e) => return elsewhere(format!("this machine's interfaces could not be read ({e})")),
+    };
+    match ClusterZone::of_node(catalog, roles, &facts, config.as_ref(), &permanent) {
+        Some(c) => {
+            let open = if c.accepts_all {
+                "; its target ACCEPT accepts every port already, the commands keep the configuration explicit"
+            } else {
+                ""
+            };
+            (
+                Some(c.zone.clone()),
+                format!(
+                    "Zone {}, the zone of this node's cluster interface {} ({}, by {}), which `tracer diagnose` checks{open}",
+                    c.zone, c.iface, c.addr, c.binding
+                ),
+            )
+        }
+        None => elsewhere("no interface of this node carries cluster traffic".into()),
+    }
 }
 
 pub fn run_profiles(_args: ProfilesArgs) -> Result<ExitCode> {

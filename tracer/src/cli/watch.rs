@@ -85,7 +85,8 @@ pub struct WatchArgs {
 
     /// Seconds between two diagnoses of the node (as `tracer diagnose`): new findings are
     /// reported as they appear, and each flow the firewall drops is traced to its rule, zone
-    /// and fix.
+    /// and fix. A change to the nftables ruleset or a firewalld reload is read at the next
+    /// interval, without waiting (rules written with iptables-legacy wait for this timer).
     #[arg(long, value_name = "SECS", value_parser = parse_secs, default_value = "30")]
     diagnose_every: Duration,
 

@@ -22,6 +22,9 @@ use crate::{
     },
 };
 
+/// The shortest time between two reads of the node that a firewall change triggers.
+pub const CHANGED_GAP: Duration = Duration::from_millis(500);
+
 pub struct Correlator {
     catalog: Catalog,
     /// Where the node's files live (`/` but in tests).
@@ -30,6 +33,8 @@ pub struct Correlator {
     view: Option<NodeView>,
     read_at: Option<Instant>,
     every: Duration,
+    /// The firewall changed since the last read.
+    stale: bool,
     /// Finding ids already reported, so each is announced once.
     reported: HashSet<String>,
     /// The findings of the latest diagnosis.
@@ -45,6 +50,7 @@ impl Correlator {
             view: None,
             read_at: None,
             every,
+            stale: false,
             reported: HashSet::new(),
             findings: Vec::new(),
         }
@@ -52,10 +58,14 @@ impl Correlator {
 
     /// Re-reads the node and diagnoses it when due; returns the findings not reported before.
     pub fn refresh_if_due(&mut self) -> Vec<Finding> {
-        if self.read_at.is_some_and(|t| t.elapsed() < self.every) {
+        let due = |t: Instant| {
+            t.elapsed() >= self.every || (self.stale && t.elapsed() >= CHANGED_GAP)
+        };
+        if self.read_at.is_some_and(|t| !due(t)) {
             return Vec::new();
         }
         self.read_at = Some(Instant::now());
+        self.stale = false;
         let view = match NodeView::read(&self.root, None) {
             Ok(v) => v,
             Err(e) => {
@@ -74,6 +84,13 @@ impl Correlator {
             .filter(|f| self.reported.insert(f.id.clone()))
             .cloned()
             .collect()
+    }
+
+    /// The firewall changed: the next refresh reads the node again, unless the last read was
+    /// less than [`CHANGED_GAP`] ago (a busy kube-proxy rewrites its rules many times a
+    /// second; the read after the gap sees the last of them).
+    pub fn invalidate(&mut self) {
+        self.stale = true;
     }
 
     /// Why the firewall dropped this flow, when it was the firewall.

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::Inputs;
+use super::{Inputs, layout::ClusterZone};
 use crate::model::{
     catalog::{Component, Role},
     firewalld::{
@@ -31,8 +31,7 @@ pub fn tool(inp: &Inputs) -> Option<Tool> {
 /// The zone whose interface binding covers the cluster NIC: where pod and service CIDRs and
 /// cluster ports belong.
 pub fn cluster_zone(inp: &Inputs, permanent: &Permanent) -> Option<String> {
-    let nic = inp.cluster_addrs().into_iter().next()?;
-    Some(permanent.zone_for(&nic.iface, nic.peer()).zone)
+    ClusterZone::of(inp, permanent).map(|c| c.zone)
 }
 
 /// What a refused packet's evaluation blames: the zone (when firewalld's rules saw the

@@ -7,6 +7,7 @@ pub mod correlate;
 pub mod drops;
 mod fix;
 mod flows;
+pub mod layout;
 mod settings;
 
 use serde::{Deserialize, Serialize};

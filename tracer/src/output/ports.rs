@@ -26,6 +26,8 @@ pub struct PortsRequest<'a> {
     /// Empty: every component, for every role (table and JSON only).
     pub roles: Vec<Role>,
     pub zone: Option<String>,
+    /// Which zone the commands use and why, when not given with --zone.
+    pub zone_note: Option<String>,
     /// Print `firewall-offline-cmd` commands, for images where firewalld is not running.
     pub offline: bool,
     pub include_optional: bool,
@@ -164,6 +166,9 @@ fn table(req: &PortsRequest) -> String {
             sources.join(" ")
         );
     }
+    if let Some(note) = &req.zone_note {
+        let _ = writeln!(s, "{note}");
+    }
     s
 }
 
@@ -278,6 +283,9 @@ fn firewall_cmd(req: &PortsRequest) -> String {
         roles_text(req),
         p.summary
     );
+    if let Some(note) = &req.zone_note {
+        let _ = writeln!(s, "# {note}");
+    }
     if p.firewalld.services {
         for role in &req.roles {
             let name = p.service_name(*role);

@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use super::{SessionError, capture::DropCapture, capture::DropSink};
+use super::{SessionError, capture::DropCapture, capture::DropSink, changes::FirewallChanges};
 use crate::{
     events::{DropTotal, Snapshot},
     findings::correlate::Correlator,
@@ -60,6 +60,8 @@ pub struct Session {
     pub(super) datapath: Datapath,
     /// The node's diagnosis, and whose causes it traces.
     pub(super) correlator: Option<(Correlator, Causes)>,
+    /// Listens for firewall changes while diagnosing.
+    pub(super) changes: Option<FirewallChanges>,
 }
 
 /// Fails unless this process may load and attach the datapath: before anything else, so a
@@ -99,6 +101,7 @@ impl Session {
         }
         let correlator =
             diagnose.map(|d| (Correlator::new(catalog.clone(), d.root, d.every), d.causes));
+        let changes = correlator.as_ref().map(|_| FirewallChanges::start());
         Ok(Session {
             catalog,
             profile_reason,
@@ -106,6 +109,7 @@ impl Session {
             capture,
             datapath,
             correlator,
+            changes,
         })
     }
 

@@ -9,6 +9,7 @@
 
 mod attach;
 mod capture;
+mod changes;
 mod run;
 
 pub use attach::{Causes, Config, Diagnose, Session, preflight};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{Causes, Session, SessionError, capture::DropsView};
+use super::{Causes, Session, SessionError, capture::DropsView, changes::FirewallChanges};
 use crate::{
     events::{Sample, Snapshot},
     findings::Finding,
@@ -84,7 +84,12 @@ impl Session {
             };
             let snap = self.snapshot()?;
             let findings = match self.correlator.as_mut() {
-                Some((k, _)) => k.refresh_if_due(),
+                Some((k, _)) => {
+                    if self.changes.as_ref().is_some_and(FirewallChanges::take) {
+                        k.invalidate();
+                    }
+                    k.refresh_if_due()
+                }
                 None => Vec::new(),
             };
             if let Some(c) = self.capture.as_mut() {

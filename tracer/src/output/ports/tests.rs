@@ -7,6 +7,7 @@ fn req<'a>(catalog: &'a Catalog, roles: &[Role]) -> PortsRequest<'a> {
         catalog,
         roles: roles.to_vec(),
         zone: None,
+        zone_note: None,
         offline: false,
         include_optional: false,
     }

@@ -21,8 +21,8 @@ use super::{
 };
 use crate::output::units::si;
 
-/// A panel's rows at least: its borders and one line.
-const MIN_ROWS: u16 = 3;
+/// A panel's rows at least: its borders and two lines (a flow and its cause).
+const MIN_ROWS: u16 = 4;
 /// Below this the panels are not drawn at all.
 const TINY: (u16, u16) = (30, 8);
 /// From this width the drops and the dropped flows sit side by side.
@@ -49,7 +49,6 @@ fn layout(area: Rect) -> (Vec<(Panel, Rect)>, Vec<Panel>) {
     while stacks(&shown) * MIN_ROWS > body.height && shown.len() > 1 {
         hidden.push(shown.pop().expect("more than one panel"));
     }
-    hidden.reverse();
     let weight = |p: Panel| match p {
         Panel::Traffic => 4,
         Panel::Drops | Panel::Flows | Panel::Findings => 3,
@@ -111,18 +110,18 @@ pub fn draw(f: &mut Frame, data: &Data, view: &mut View) {
     let area = f.area();
     let items = Items::of(data, view);
     let (panels, hidden) = layout(area);
-    let keys = "q quit  Tab panel  \u{2191}\u{2193} PgUp/PgDn scroll  / filter  s sort  p pause  Enter details  ? help";
-    f.render_widget(
-        Paragraph::new(Line::from(vec![
+    let keys = "q quit  Tab panel  \u{2191}\u{2193} PgUp PgDn  / filter  s sort  p pause  Enter details  ? help";
+    let mut top = vec![Span::raw(" "), Span::raw(keys)];
+    if area.width >= 100 {
+        top.insert(
+            0,
             Span::styled(
                 " tracer watch ",
                 Style::new().add_modifier(Modifier::REVERSED),
             ),
-            Span::raw(" "),
-            Span::raw(keys),
-        ])),
-        Rect { height: 1, ..area },
-    );
+        );
+    }
+    f.render_widget(Paragraph::new(Line::from(top)), Rect { height: 1, ..area });
     for (panel, rect) in &panels {
         draw_panel(f, *panel, *rect, &items, view);
     }
@@ -160,6 +159,7 @@ pub fn draw(f: &mut Frame, data: &Data, view: &mut View) {
     }
 }
 
+/// What matters most first: a narrow terminal cuts the end of the line.
 fn status_line(data: &Data, view: &View, hidden: &[Panel], area: Rect) -> String {
     let mut parts = Vec::new();
     if !hidden.is_empty() {
@@ -174,6 +174,17 @@ fn status_line(data: &Data, view: &View, hidden: &[Panel], area: Rect) -> String
     if view.paused {
         parts.push("PAUSED (p resumes)".into());
     }
+    if !view.filter.is_empty() {
+        parts.push(format!("filter: {}", view.filter));
+    }
+    if data.drops.is_some() {
+        parts.push(format!(
+            "events {} lost, {} held back",
+            data.stats.events_lost, data.stats.events_suppressed
+        ));
+    } else {
+        parts.push("drop capture off".into());
+    }
     if let Some(h) = &data.header {
         let hooks: Vec<String> = h
             .ifaces
@@ -185,17 +196,6 @@ fn status_line(data: &Data, view: &View, hidden: &[Panel], area: Rect) -> String
         parts.push(format!("every {:.1}s", h.interval.as_secs_f64()));
     }
     parts.push(format!("{:.0}s", data.elapsed.as_secs_f64()));
-    if data.drops.is_some() {
-        parts.push(format!(
-            "events {} lost, {} held back",
-            data.stats.events_lost, data.stats.events_suppressed
-        ));
-    } else {
-        parts.push("drop capture off".into());
-    }
-    if !view.filter.is_empty() {
-        parts.push(format!("filter: {}", view.filter));
-    }
     parts.push(format!("sort: {}", view.sort.as_str()));
     if let Some(log) = last_log() {
         parts.push(format!("log: {log}"));
@@ -214,6 +214,7 @@ fn draw_panel(f: &mut Frame, panel: Panel, rect: Rect, items: &Items, view: &mut
         Panel::Findings => (finding_lines(items), None),
     };
     let len = lines.len();
+    let rows: usize = lines.iter().map(ListItem::height).sum();
     let i = panel.index();
     view.selected[i] = view.selected[i].min(len.saturating_sub(1));
     let focused = view.focus == panel;
@@ -230,6 +231,11 @@ fn draw_panel(f: &mut Frame, panel: Panel, rect: Rect, items: &Items, view: &mut
     }
     if !view.filter.is_empty() {
         let _ = write!(title, " \u{b7} filter {}", view.filter);
+    }
+    // Rows the panel has no room for are said, not silently cut.
+    let room = usize::from(rect.height.saturating_sub(2 + u16::from(header.is_some())));
+    if rows > room {
+        let _ = write!(title, " \u{b7} more: \u{2191}\u{2193}");
     }
     title.push(' ');
     let border = if focused {

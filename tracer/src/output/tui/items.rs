@@ -143,7 +143,7 @@ pub fn details(items: &Items, view: &View) -> Vec<String> {
             if label == "fix" {
                 fixes.push(text);
             } else {
-                lines.push(format!("{:<7}{text}", format!("{label}:")));
+                lines.push(format!("{:<8}{text}", format!("{label}:")));
             }
         }
         if !fixes.is_empty() {

@@ -124,8 +124,8 @@ fn every_panel_title_shows_at_80x24_and_200x60() {
 #[test]
 fn a_small_terminal_says_what_it_hides() {
     let s = screen(60, 12, &mut View::default());
-    assert!(s.contains("HIDDEN Drops"), "{s}");
-    assert!(s.contains("Traffic"), "{s}");
+    assert!(s.contains("HIDDEN Drops, Findings (60x12"), "{s}");
+    assert!(s.contains("Traffic") && s.contains("Dropped flows"), "{s}");
 }
 
 #[test]
@@ -136,7 +136,7 @@ fn details_show_the_cause_and_the_fix_on_a_line_of_its_own() {
         ..View::default()
     };
     let s = screen(100, 30, &mut view);
-    assert!(s.contains("cause: rule 1 of nft chain input"), "{s}");
+    assert!(s.contains("cause:  rule 1 of nft chain input"), "{s}");
     assert!(
         s.lines()
             .any(|l| l.trim() == "nft insert rule inet trt input udp dport 4789 accept"),

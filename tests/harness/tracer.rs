@@ -112,6 +112,38 @@ impl Tracer {
         }
     }
 
+    /// Waits for a line `want` picks out, within the attach patience; every line read is kept
+    /// for [`Tracer::stop`].
+    pub fn wait_for<T>(&mut self, what: &str, want: impl Fn(&WatchLine) -> Option<T>) -> T {
+        let deadline = Instant::now() + super::tmux::patience();
+        if let Some(found) = self.seen.iter().find_map(&want) {
+            return found;
+        }
+        loop {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let v: WatchLine = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+                    let found = want(&v);
+                    self.seen.push(v);
+                    if let Some(found) = found {
+                        return found;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.wait();
+                    panic!("tracer exited before printing {what}:\n{}", self.stderr());
+                }
+                Err(RecvTimeoutError::Timeout) => assert!(
+                    Instant::now() < deadline,
+                    "no {what} within {:?}: {:#?}",
+                    super::tmux::patience(),
+                    self.seen
+                ),
+            }
+        }
+    }
+
     /// Stops with SIGTERM and returns every line printed; panics unless it exits cleanly.
     pub fn stop(mut self) -> Vec<WatchLine> {
         // SAFETY: signalling our own child.

@@ -3,9 +3,8 @@
 //! fix resolves is reported as resolved, in the log and as a typed JSON line.
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Command, Stdio},
-    sync::mpsc::{Receiver, channel},
+    sync::mpsc::Receiver,
     time::{Duration, Instant},
 };
 
@@ -16,21 +15,8 @@ use crate::harness::{
     pair::{B, pair, udp_to},
     send_frames,
     tmux::patience,
+    tracer::lines_of,
 };
-
-/// Reads a child's stdout line by line on a thread.
-fn lines_of(child: &mut std::process::Child) -> Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
 
 /// Reads lines into `out` until one contains `what`, within the attach patience.
 fn read_until(rx: &Receiver<String>, out: &mut Vec<String>, what: &str) {

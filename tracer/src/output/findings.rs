@@ -105,25 +105,43 @@ pub fn text(
     Ok(())
 }
 
-/// A finding's evidence and fix as labelled lines (`why`, `zone`, `cause`, `rule`, then one
-/// `fix` per command): the same in diagnose, the watch log and the view's details.
+/// A finding's evidence and fix as labelled lines (`why`, then [`evidence_lines`]): the same
+/// in diagnose, the watch log and the view's details.
 pub(super) fn finding_lines(f: &Finding) -> Vec<(&'static str, String)> {
     let mut lines = vec![("why", f.explain.clone())];
-    if let Some(zone) = &f.zone {
-        let binding = f
-            .binding
-            .as_ref()
+    lines.extend(evidence_lines(
+        f.zone.as_deref(),
+        f.binding.as_deref(),
+        f.element.as_deref(),
+        f.rule.as_ref(),
+        &f.fix,
+    ));
+    lines
+}
+
+/// The chain of evidence of a finding or a drop's cause as labelled lines: `zone` (and the
+/// binding that chose it), `cause` (the element), `rule`, then one `fix` per command.
+pub(super) fn evidence_lines(
+    zone: Option<&str>,
+    binding: Option<&str>,
+    element: Option<&str>,
+    rule: Option<&RuleInfo>,
+    fix: &[String],
+) -> Vec<(&'static str, String)> {
+    let mut lines = Vec::new();
+    if let Some(zone) = zone {
+        let binding = binding
             .map(|b| format!(" (chosen by {b})"))
             .unwrap_or_default();
         lines.push(("zone", format!("{zone}{binding}")));
     }
-    if let Some(e) = &f.element {
-        lines.push(("cause", e.clone()));
+    if let Some(e) = element {
+        lines.push(("cause", e.to_string()));
     }
-    if let Some(r) = &f.rule {
+    if let Some(r) = rule {
         lines.push(("rule", rule_line(r)));
     }
-    lines.extend(f.fix.iter().map(|cmd| ("fix", cmd.clone())));
+    lines.extend(fix.iter().map(|cmd| ("fix", cmd.clone())));
     lines
 }
 

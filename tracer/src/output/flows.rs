@@ -5,11 +5,7 @@
 
 use std::{collections::HashMap, fmt::Write as _};
 
-use super::{
-    findings::rule_line,
-    schema::Flow,
-    words::{count, plural},
-};
+use super::{findings::evidence_lines, schema::Flow, words::plural};
 use crate::{events::DropFlow, findings::drops::DropCause, session::DropsView};
 
 /// Flows kept at most; a storm of distinct flows beyond it is counted, not kept.
@@ -250,33 +246,16 @@ impl Group<'_> {
     }
 }
 
-/// A cause as labelled lines (`rule`, `zone`, `cause`, then one `fix` per command), the same
+/// A drop's cause as labelled lines, the same evidence a finding gives and in the same order,
 /// in the text log, the summary and the view's details.
 pub fn cause_lines(c: &DropCause) -> Vec<(&'static str, String)> {
-    let mut lines = Vec::new();
-    if let Some(r) = &c.rule {
-        lines.push(("rule", rule_line(r)));
-    }
-    if let Some(zone) = &c.zone {
-        let binding = c
-            .binding
-            .as_ref()
-            .map(|b| format!(", chosen by {b}"))
-            .unwrap_or_default();
-        lines.push(("zone", format!("{zone}{binding}")));
-    }
-    if let Some(e) = &c.element {
-        lines.push(("cause", e.clone()));
-    }
-    for cmd in &c.fix {
-        lines.push(("fix", cmd.clone()));
-    }
-    lines
-}
-
-/// `3 flows` or `1 flow`, for status lines.
-pub fn flows_text(n: usize) -> String {
-    count(n as u64, "flow", "flows")
+    evidence_lines(
+        c.zone.as_deref(),
+        c.binding.as_deref(),
+        c.element.as_deref(),
+        c.rule.as_ref(),
+        &c.fix,
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 mod draw;
 mod items;
+mod lines;
 mod state;
 mod term;
 

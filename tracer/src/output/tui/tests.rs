@@ -9,7 +9,8 @@ use tracer_common::counters::SIZE_BUCKETS;
 use ratatui::{Terminal, backend::TestBackend};
 
 use super::{
-    draw::{draw, sparkline},
+    draw::draw,
+    lines::sparkline,
     state::{Data, DropRow, Panel, Popup, Row, View},
 };
 use crate::{

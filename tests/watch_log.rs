@@ -103,18 +103,11 @@ fn in_a_pipe_watch_logs_what_changed_and_groups_ephemeral_ports() {
 fn a_fixed_rule_resolves_its_finding() {
     let (a, b) = pair();
     a.nft_drop_input(4789);
+    // Diagnosed every half second, so the fix shows soon.
+    let every = ["--interval", "0.2", "--diagnose-every", "0.5"];
     let mut tracer = Tracer::watch(
         &a,
-        &[
-            "--iface",
-            "va",
-            "--profile",
-            "k0s-calico",
-            "--interval",
-            "0.2",
-            "--diagnose-every",
-            "0.5",
-        ],
+        &[&["-i", "va", "-p", "k0s-calico"][..], &every].concat(),
     );
     tracer.started();
     send_frames(&b, B.name, &udp_to(10, 41000, 4789));

@@ -118,7 +118,7 @@ fn bpftool_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
-fn program_exists(id: u64) -> bool {
+pub(crate) fn program_exists(id: u64) -> bool {
     Command::new("bpftool")
         .args(["prog", "show", "id", &id.to_string()])
         .output()

@@ -6,6 +6,7 @@ pub mod lab;
 pub mod netns;
 pub mod pair;
 pub mod send;
+pub mod tmux;
 pub mod tracer;
 
 pub use lab::Lab;

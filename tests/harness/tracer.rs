@@ -53,15 +53,7 @@ impl Tracer {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(&mut child);
         Tracer {
             child,
             lines,
@@ -112,6 +104,38 @@ impl Tracer {
         }
     }
 
+    /// Waits for a line `want` picks out, within the attach patience; every line read is kept
+    /// for [`Tracer::stop`].
+    pub fn wait_for<T>(&mut self, what: &str, want: impl Fn(&WatchLine) -> Option<T>) -> T {
+        let deadline = Instant::now() + super::tmux::patience();
+        if let Some(found) = self.seen.iter().find_map(&want) {
+            return found;
+        }
+        loop {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let v: WatchLine = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+                    let found = want(&v);
+                    self.seen.push(v);
+                    if let Some(found) = found {
+                        return found;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.wait();
+                    panic!("tracer exited before printing {what}:\n{}", self.stderr());
+                }
+                Err(RecvTimeoutError::Timeout) => assert!(
+                    Instant::now() < deadline,
+                    "no {what} within {:?}: {:#?}",
+                    super::tmux::patience(),
+                    self.seen
+                ),
+            }
+        }
+    }
+
     /// Stops with SIGTERM and returns every line printed; panics unless it exits cleanly.
     pub fn stop(mut self) -> Vec<WatchLine> {
         // SAFETY: signalling our own child.
@@ -141,6 +165,20 @@ impl Drop for Tracer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A child's stdout line by line, read on a thread.
+pub fn lines_of(child: &mut Child) -> Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 /// The last summary line.

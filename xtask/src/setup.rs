@@ -46,6 +46,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "virtme-ng's initramfs"),
     ("python3-venv", "virtme-ng's venv"),
     ("file", "virtme-ng reads a kernel image's release with it"),
+    (
+        "tmux",
+        "a real terminal for the tests of watch's full-screen view",
+    ),
+    ("man-db", "renders the man page tracer man writes, in tests"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -272,7 +272,8 @@ async fn sample(args: &TraceArgs, duration: Duration) -> Result<Baseline> {
             .await?;
         match end.stop {
             Stop::Deadline => {}
-            Stop::Interrupted => {
+            // Baseline has no input that could quit: Quit is an interruption too.
+            Stop::Interrupted | Stop::Quit => {
                 bail!("interrupted before the end of the window; nothing recorded")
             }
             Stop::Terminated => bail!("terminated before the end of the window; nothing recorded"),

@@ -52,7 +52,7 @@ Examples:
 )]
 pub struct DiagnoseArgs {
     /// Cluster profile. Default: detected from the node, else generic.
-    #[arg(long, short)]
+    #[arg(long, short, value_parser = super::profile_values())]
     profile: Option<String>,
 
     /// Node role(s): controller, worker (k3s: server, agent). Default: detected from the

@@ -5,6 +5,7 @@ mod baseline;
 mod catalog;
 mod cleanup;
 mod diagnose;
+mod docs;
 mod ports;
 mod testbed;
 mod trace;
@@ -36,9 +37,12 @@ pub use watch::WatchArgs;
   tracer profiles                               list the built-in cluster profiles
   tracer ports --profile k0s-calico --role worker --format firewall-cmd
   sudo tracer watch                             count traffic on every interface that is up
+                                                (a full-screen view on a terminal: ? for its keys)
   sudo tracer watch --iface eth0 --output json --duration 10
   sudo tracer baseline record --duration 300 -o baseline.json
-  sudo tracer baseline compare baseline.json     exit status 4 when traffic fell or drops rose")]
+  sudo tracer baseline compare baseline.json     exit status 4 when traffic fell or drops rose
+  tracer completions bash > /etc/bash_completion.d/tracer
+  tracer man > /usr/local/share/man/man1/tracer.1")]
 pub struct Cli {
     /// More diagnostics on stderr (-v: info, -vv: debug). TRACER_LOG=debug works too.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -75,6 +79,15 @@ enum Command {
     Demo(testbed::Passthrough),
     /// Remove the tc filters a killed tracer left (kernels before 6.6, without TCX).
     Cleanup(cleanup::CleanupArgs),
+    /// Print shell completions (bash, zsh, fish...) for tracer's commands, options and profiles.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page of tracer, or of one of its commands, in roff (for `man -l`).
+    Man(docs::ManArgs),
+}
+
+/// `--profile`'s values: the built-in profiles, so help and shell completions list them.
+fn profile_values() -> clap::builder::PossibleValuesParser {
+    crate::model::catalog::profile_names().into()
 }
 
 /// The running kernel's release, as `uname -r` prints it; `unknown` when it cannot be read.
@@ -106,9 +119,13 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
+    // Through the view's writer: held while the view covers the terminal, stderr otherwise.
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("TRACER_LOG", default))
         .format_timestamp(None)
         .format_target(false)
+        .target(env_logger::Target::Pipe(Box::new(
+            crate::output::tui::LogWriter,
+        )))
         .init();
 }
 
@@ -134,5 +151,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lab(args) => testbed::exec(None, args),
         Command::Demo(args) => testbed::exec(Some("demo"), args),
         Command::Cleanup(args) => cleanup::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Completions(args) => docs::completions(&args).map(|()| ExitCode::SUCCESS),
+        Command::Man(args) => docs::man(&args).map(|()| ExitCode::SUCCESS),
     }
 }

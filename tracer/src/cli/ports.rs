@@ -24,7 +24,7 @@ use crate::{
   tracer ports --profile k3s-flannel --role server --catalog examples/k3s-apps.toml")]
 pub struct PortsArgs {
     /// Cluster profile (see `tracer profiles`). Default: detected from the node, else generic.
-    #[arg(long, short)]
+    #[arg(long, short, value_parser = super::profile_values())]
     profile: Option<String>,
 
     /// Node role: controller or worker (k3s: server or agent). Repeat or separate with commas

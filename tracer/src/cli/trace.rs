@@ -21,7 +21,7 @@ pub struct TraceArgs {
     pub iface: Vec<String>,
 
     /// Cluster profile whose ports define the classes. Default: detected, else generic.
-    #[arg(long, short)]
+    #[arg(long, short, value_parser = super::profile_values())]
     pub profile: Option<String>,
 
     /// Add the components of a catalog file (application ports) as classes. Repeatable.

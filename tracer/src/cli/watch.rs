@@ -1,6 +1,7 @@
-//! `tracer watch`: the arguments, and the wiring of a session to its outputs: the table or
-//! the JSON lines every interval, the metrics endpoint with `--metrics`, the pcapng file with
-//! `--pcap`, and on Ctrl-C, SIGTERM or the end of `--duration` a summary.
+//! `tracer watch`: the arguments, and the wiring of a session to its outputs: the full-screen
+//! view on a terminal (its keys read by the session's loop), the log of changes or the JSON
+//! lines elsewhere, the metrics endpoint with `--metrics`, the pcapng file with `--pcap`, and
+//! on quit, Ctrl-C, SIGTERM or the end of `--duration` a summary.
 
 use std::{
     io::{BufWriter, IsTerminal, Write},
@@ -10,8 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::trace::{TraceArgs, parse_interval, parse_secs};
 use crate::{
@@ -21,13 +23,19 @@ use crate::{
         metrics::{self, Listener, RunInfo},
         pcap::PcapWriter,
         text::Text,
+        tui::{self, Tui},
     },
-    session::{Causes, Diagnose, DropSink, Session},
+    session::{Causes, Diagnose, DropSink, Next, Session, Wake},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// A table per interval, redrawn in place on a terminal.
+    /// The full-screen view when stdout is a terminal, the text log otherwise.
+    Auto,
+    /// The full-screen view (stdout must be a terminal).
+    Tui,
+    /// A log of what changes (new classes, drops, findings, a status line now and then), then
+    /// a summary.
     Text,
     /// One JSON object per line: counters as they move, then a summary.
     Json,
@@ -75,7 +83,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_interval, default_value = "1")]
     interval: Duration,
 
-    #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Auto)]
     output: OutputFormat,
 
     /// Write sampled dropped packets to this pcapng file, the drop reason in each packet's
@@ -107,6 +115,15 @@ pub struct WatchArgs {
 }
 
 pub async fn run(args: WatchArgs) -> Result<ExitCode> {
+    let terminal = std::io::stdout().is_terminal();
+    let format = match args.output {
+        OutputFormat::Auto if terminal => OutputFormat::Tui,
+        OutputFormat::Auto => OutputFormat::Text,
+        OutputFormat::Tui if !terminal => {
+            bail!("--output tui needs a terminal on stdout; use --output text or json in a pipe")
+        }
+        f => f,
+    };
     // A busy port or a foreign address fails here, while nothing is attached yet.
     let listener = match args.metrics {
         Some(addr) => Some(Listener::bind(addr).await?),
@@ -115,11 +132,8 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     let diagnose = (!args.no_diagnose).then(|| Diagnose {
         root: super::node_root(),
         every: args.diagnose_every,
-        // The table names the causes of the top flows, the JSON lines those that changed.
-        causes: match args.output {
-            OutputFormat::Text => Causes::Top,
-            OutputFormat::Json => Causes::Changed,
-        },
+        // Every output keeps each flow with the cause traced when it moved.
+        causes: Causes::Changed,
     });
     let mut config = args.trace.config(diagnose)?;
     if let Some(path) = &args.pcap {
@@ -144,26 +158,28 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             ifaces: header.ifaces.clone(),
         })
     });
-    let stdout = std::io::stdout();
-    let mut out: Box<dyn WatchOutput> = match args.output {
-        OutputFormat::Text => {
-            let tty = stdout.is_terminal();
-            Box::new(Text::new(stdout.lock(), tty))
-        }
-        OutputFormat::Json => Box::new(Json::new(stdout.lock())),
-    };
+    let (mut out, mut keys) = output(format)?;
 
     let result: Result<()> = async {
         out.header(&header)?;
         let until = args.duration.map(|d| Instant::now() + d);
         let end = session
-            .run(Some(args.interval), until, |interval| {
-                if let Some(m) = &server {
-                    let entries = interval.snapshot.entries().cloned().collect();
-                    m.publish(entries, interval.drops, interval.diagnosis);
-                }
-                Ok::<_, anyhow::Error>(out.interval(interval)?)
-            })
+            .run_with(
+                Some(args.interval),
+                until,
+                keys.as_mut(),
+                |wake| match wake {
+                    Wake::Interval(interval) => {
+                        if let Some(m) = &server {
+                            let entries = interval.snapshot.entries().cloned().collect();
+                            m.publish(entries, interval.drops, interval.diagnosis);
+                        }
+                        out.interval(interval)?;
+                        Ok::<_, anyhow::Error>(Next::Go)
+                    }
+                    Wake::Input(input) => Ok(out.input(input)?),
+                },
+            )
             .await?;
         out.summary(&WatchSummary {
             header: &header,
@@ -174,7 +190,10 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
         Ok(())
     }
     .await;
-    // Detach before anything else can go wrong.
+    // The terminal back first (a no-op unless the view is open), then detach before anything
+    // else can go wrong.
+    drop(out);
+    drop(keys);
     drop(server);
     drop(session);
     match result {
@@ -191,6 +210,23 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             Err(e)
         }
     }
+}
+
+/// The keys the view reads, handed to the session's loop.
+type Keys = UnboundedReceiver<tui::Input>;
+
+/// The output of this format, and for the view the keys it reads.
+fn output(format: OutputFormat) -> Result<(Box<dyn WatchOutput>, Option<Keys>)> {
+    let stdout = std::io::stdout();
+    Ok(match format {
+        OutputFormat::Json => (Box::new(Json::new(stdout.lock())), None),
+        OutputFormat::Text => (Box::new(Text::new(stdout.lock())), None),
+        OutputFormat::Tui | OutputFormat::Auto => {
+            let view = Tui::open().context("opening the terminal view")?;
+            let keys = tui::keys().context("reading keys")?;
+            (Box::new(view), Some(keys))
+        }
+    })
 }
 
 /// The pcapng file of `--pcap`, created before anything is attached.

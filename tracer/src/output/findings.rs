@@ -3,7 +3,10 @@
 
 use std::io::Write;
 
-use super::schema::{DiagnoseLine, DiagnoseSummary, Problem};
+use super::{
+    schema::{DiagnoseLine, DiagnoseSummary, Problem},
+    words::plural,
+};
 use crate::findings::{Diagnosis, Finding, RuleInfo, Severity};
 
 /// What diagnose looked at, for the header and the summary.
@@ -98,56 +101,95 @@ pub fn text(
         writeln!(
             out,
             "Diagnosis incomplete: {} could not be read (\"could not read\" above), so what \
-             depends on it is unknown. In what was read: {} errors, {} warnings, {notes} notes \
-             ({} flows checked).",
+             depends on it is unknown. In what was read: {}, {}, {} ({} checked).",
             plural(unread, "input"),
-            d.errors(),
-            d.warnings(),
-            d.flows.len()
+            plural(d.errors(), "error"),
+            plural(d.warnings(), "warning"),
+            plural(notes, "note"),
+            plural(d.flows.len(), "flow")
         )?;
     } else if d.findings.is_empty() {
         writeln!(
             out,
             "No problem found: every flow the role needs is accepted ({} checked).",
-            d.flows.len()
+            plural(d.flows.len(), "flow")
         )?;
     } else {
         writeln!(
             out,
-            "{} errors, {} warnings, {notes} notes ({} flows checked).",
-            d.errors(),
-            d.warnings(),
-            d.flows.len()
+            "{}, {}, {} ({} checked).",
+            plural(d.errors(), "error"),
+            plural(d.warnings(), "warning"),
+            plural(notes, "note"),
+            plural(d.flows.len(), "flow")
         )?;
     }
     Ok(())
 }
 
-fn finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
-    writeln!(out, "{:<8}{}", f.severity.as_str().to_uppercase(), f.title)?;
-    writeln!(out, "        why:   {}", f.explain)?;
-    if let Some(zone) = &f.zone {
-        let binding = f
-            .binding
-            .as_ref()
+/// A finding's evidence and fix as labelled lines (`why`, then [`evidence_lines`]): the same
+/// in diagnose, the watch log and the view's details.
+pub(super) fn finding_lines(f: &Finding) -> Vec<(&'static str, String)> {
+    let mut lines = vec![("why", f.explain.clone())];
+    lines.extend(evidence_lines(
+        f.zone.as_deref(),
+        f.binding.as_deref(),
+        f.element.as_deref(),
+        f.rule.as_ref(),
+        &f.fix,
+    ));
+    lines
+}
+
+/// The chain of evidence of a finding or a drop's cause as labelled lines: `zone` (and the
+/// binding that chose it), `cause` (the element), `rule`, then one `fix` per command.
+pub(super) fn evidence_lines(
+    zone: Option<&str>,
+    binding: Option<&str>,
+    element: Option<&str>,
+    rule: Option<&RuleInfo>,
+    fix: &[String],
+) -> Vec<(&'static str, String)> {
+    let mut lines = Vec::new();
+    if let Some(zone) = zone {
+        let binding = binding
             .map(|b| format!(" (chosen by {b})"))
             .unwrap_or_default();
-        writeln!(out, "        zone:  {zone}{binding}")?;
+        lines.push(("zone", format!("{zone}{binding}")));
     }
-    if let Some(e) = &f.element {
-        writeln!(out, "        cause: {e}")?;
+    if let Some(e) = element {
+        lines.push(("cause", e.to_string()));
     }
-    if let Some(r) = &f.rule {
-        writeln!(out, "        rule:  {}", rule_line(r))?;
+    if let Some(r) = rule {
+        lines.push(("rule", rule_line(r)));
     }
-    for (i, cmd) in f.fix.iter().enumerate() {
-        writeln!(
-            out,
-            "        {}{cmd}",
-            if i == 0 { "fix:   " } else { "       " }
-        )?;
-    }
+    lines.extend(fix.iter().map(|cmd| ("fix", cmd.clone())));
+    lines
+}
+
+/// A finding as diagnose prints it: severity and title, then its labelled lines indented.
+pub(super) fn finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
+    writeln!(out, "{:<8}{}", f.severity.as_str().to_uppercase(), f.title)?;
+    labelled(out, "        ", &finding_lines(f))?;
     writeln!(out)
+}
+
+/// `label: text` lines under `indent`, a repeated label (the fix's second command) blank.
+pub(super) fn labelled(
+    out: &mut impl Write,
+    indent: &str,
+    lines: &[(&str, String)],
+) -> std::io::Result<()> {
+    let mut last = "";
+    for (label, text) in lines {
+        if *label == last {
+            writeln!(out, "{indent}       {text}")?;
+        } else {
+            writeln!(out, "{indent}{:<7}{text}", format!("{label}:"))?;
+        }
+        last = label;
+    }
+    Ok(())
 }
 
 fn line(out: &mut impl Write, line: &DiagnoseLine) -> std::io::Result<()> {
@@ -183,13 +225,4 @@ pub fn json(
             complete: ctx.problems.is_empty(),
         }),
     )
-}
-
-/// `1 input`, `2 inputs`.
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }

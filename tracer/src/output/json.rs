@@ -1,8 +1,9 @@
 //! Watch output for scripts: one JSON object per line, each a [`WatchLine`] of the schema. A
 //! `counters` line is printed for every counter that moved during an interval, a `drop` line
 //! for every dropped flow whose count moved (both with cumulative values), a `drop_stats` line
-//! when events were lost or held back, a `finding` line for each new finding, and a final
-//! `summary` line holds every counter and drop total.
+//! when events were lost or held back, a `finding` line for each new finding, a
+//! `finding_resolved` line when a later diagnosis no longer finds it, and a final `summary`
+//! line holds every counter and drop total.
 
 use std::io::Write;
 
@@ -70,6 +71,9 @@ impl<W: Write> WatchOutput for Json<W> {
         }
         for f in interval.findings {
             self.line(&WatchLine::Finding(f.clone()))?;
+        }
+        for f in interval.resolved {
+            self.line(&WatchLine::FindingResolved(f.clone()))?;
         }
         self.out.flush()
     }

@@ -1,23 +1,27 @@
-//! Outputs, the last stage before the command line: what the user reads. Text for people,
-//! JSON lines for scripts, Prometheus metrics and the endpoint that serves them, the pcapng
-//! file of sampled drops, the firewall formats `tracer ports` prints, and baselines and their
-//! comparisons. A watch session's intervals come in through [`WatchOutput`].
+//! Outputs, the last stage before the command line: what the user reads. The full-screen view
+//! on a terminal, a log of what changed for pipes and files, JSON lines for scripts, Prometheus
+//! metrics and the endpoint that serves them, the pcapng file of sampled drops, the firewall
+//! formats `tracer ports` prints, and baselines and their comparisons. A watch session's
+//! intervals (and the view's keys) come in through [`WatchOutput`].
 
 pub mod baseline;
 pub mod findings;
+pub mod flows;
 pub mod json;
 pub mod metrics;
 pub mod pcap;
 pub mod ports;
 pub mod schema;
 pub mod text;
+pub mod tui;
 mod units;
+pub mod words;
 
 use std::{io, time::Duration};
 
 use crate::{
     events::counters::Entry,
-    session::{DropsView, Interval},
+    session::{DropsView, Interval, Next},
 };
 
 /// Writes a command's output to stdout; a closed pipe (`| head`) is not an error.
@@ -62,4 +66,8 @@ pub trait WatchOutput {
     fn header(&mut self, header: &WatchHeader) -> io::Result<()>;
     fn interval(&mut self, interval: &Interval) -> io::Result<()>;
     fn summary(&mut self, summary: &WatchSummary) -> io::Result<()>;
+    /// A key pressed or the terminal resized, for an output that reads them (the view).
+    fn input(&mut self, _input: tui::Input) -> io::Result<Next> {
+        Ok(Next::Go)
+    }
 }

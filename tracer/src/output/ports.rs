@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::words::article;
+
 use crate::model::{
     catalog::{Catalog, Component, Role},
     firewalld::change::{Change, Opening, Tool, ZoneAddition},
@@ -123,12 +125,13 @@ fn table(req: &PortsRequest) -> String {
     if req.roles.is_empty() {
         let _ = writeln!(s, "Profile {}: {} (all roles)", p.name, p.summary);
     } else {
+        let roles = roles_text(req);
         let _ = writeln!(
             s,
-            "Profile {}: {}; a {} node must accept:",
+            "Profile {}: {}; {} {roles} node must accept:",
             p.name,
             p.summary,
-            roles_text(req)
+            article(&roles),
         );
     }
     let _ = writeln!(
@@ -276,11 +279,12 @@ fn firewall_cmd(req: &PortsRequest) -> String {
     let cmd = |s: &mut String, change: Change| {
         let _ = writeln!(s, "{}", tool.command(&change));
     };
+    let roles = roles_text(req);
     let _ = writeln!(
         s,
-        "# Profile {}: what a {} node must accept ({}).",
+        "# Profile {}: what {} {roles} node must accept ({}).",
         p.name,
-        roles_text(req),
+        article(&roles),
         p.summary
     );
     if let Some(note) = &req.zone_note {

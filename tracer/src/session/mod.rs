@@ -14,7 +14,7 @@ mod run;
 
 pub use attach::{Causes, Config, Diagnose, Session, preflight};
 pub use capture::{DropSink, DropsView};
-pub use run::{End, Interval, Stop};
+pub use run::{End, Interval, Next, Stop, Wake};
 
 use crate::{
     model::catalog::CatalogError,

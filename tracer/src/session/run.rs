@@ -2,16 +2,24 @@
 //! they arrive (left alone they would fill the ring buffer and show up as lost events), and an
 //! end on Ctrl-C, SIGTERM or the deadline. Each interval reads the counters and the drops,
 //! diagnoses the node when due, traces the causes of the dropped flows, and is handed to the
-//! caller; the end comes after one last interval.
+//! caller; the end comes after one last interval. A caller with input of its own (the keys of
+//! the terminal view) hands the loop a channel: each input wakes the caller in the same loop,
+//! between intervals, and may end the run.
 
-use std::time::{Duration, Instant};
+use std::{
+    convert::Infallible,
+    time::{Duration, Instant},
+};
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::mpsc::UnboundedReceiver,
+};
 
 use super::{Causes, Session, SessionError, capture::DropsView, changes::FirewallChanges};
 use crate::{
     events::{Sample, Snapshot},
-    findings::Finding,
+    findings::{Finding, correlate::Refresh},
 };
 
 /// Why a session ended.
@@ -23,6 +31,24 @@ pub enum Stop {
     Interrupted,
     /// SIGTERM.
     Terminated,
+    /// The caller's input asked to stop (`q` in the terminal view).
+    Quit,
+}
+
+/// What woke the caller of [`Session::run_with`].
+#[derive(Debug)]
+pub enum Wake<'a, 'b, T> {
+    Interval(&'a Interval<'b>),
+    /// Something arrived on the caller's input channel.
+    Input(T),
+}
+
+/// Whether the run goes on after the caller was woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Go,
+    /// End the run (after one last interval, with [`Stop::Quit`]).
+    Quit,
 }
 
 /// One interval of a session.
@@ -38,6 +64,8 @@ pub struct Interval<'a> {
     pub drops: Option<&'a DropsView>,
     /// Findings of the node's diagnosis that appeared in this interval.
     pub findings: &'a [Finding],
+    /// Findings of the previous diagnosis the latest one no longer makes (fixed).
+    pub resolved: &'a [Finding],
     /// The findings of the latest diagnosis (none without diagnosis).
     pub diagnosis: &'a [Finding],
     /// `Some` on the last interval.
@@ -64,6 +92,27 @@ impl Session {
         until: Option<Instant>,
         mut each: impl FnMut(&Interval) -> Result<(), E>,
     ) -> Result<End, E> {
+        self.run_with(
+            every,
+            until,
+            None::<&mut UnboundedReceiver<Infallible>>,
+            |wake| match wake {
+                Wake::Interval(i) => each(i).map(|()| Next::Go),
+                Wake::Input(never) => match never {},
+            },
+        )
+        .await
+    }
+
+    /// [`Session::run`], also waking `each` with whatever arrives on `input`; [`Next::Quit`]
+    /// ends the run after one last interval. A closed input is no longer waited for.
+    pub async fn run_with<T, E: From<SessionError>>(
+        &mut self,
+        every: Option<Duration>,
+        until: Option<Instant>,
+        mut input: Option<&mut UnboundedReceiver<T>>,
+        mut each: impl FnMut(Wake<'_, '_, T>) -> Result<Next, E>,
+    ) -> Result<End, E> {
         let start = Instant::now();
         let mut sigint = signal(SignalKind::interrupt()).map_err(SessionError::from)?;
         let mut sigterm = signal(SignalKind::terminate()).map_err(SessionError::from)?;
@@ -81,16 +130,26 @@ impl Session {
                     self.drain()?;
                     continue;
                 }
+                got = next_input(&mut input) => {
+                    let Some(got) = got else {
+                        input = None;
+                        continue;
+                    };
+                    match each(Wake::Input(got))? {
+                        Next::Go => continue,
+                        Next::Quit => Some(Stop::Quit),
+                    }
+                }
             };
             let snap = self.snapshot()?;
-            let findings = match self.correlator.as_mut() {
+            let refresh = match self.correlator.as_mut() {
                 Some((k, _)) => {
                     if self.changes.as_ref().is_some_and(FirewallChanges::take) {
                         k.invalidate();
                     }
                     k.refresh_if_due()
                 }
-                None => Vec::new(),
+                None => Refresh::default(),
             };
             if let Some(c) = self.capture.as_mut() {
                 c.drain_events(&self.classes)?;
@@ -104,16 +163,19 @@ impl Session {
                 .correlator
                 .as_ref()
                 .map_or(&[][..], |(k, _)| &k.findings);
-            each(&Interval {
+            let next = each(Wake::Interval(&Interval {
                 elapsed: start.elapsed(),
                 snapshot: &snap,
                 samples: &samples,
                 drops: self.capture.as_ref().map(|_| &view),
-                findings: &findings,
+                findings: &refresh.new,
+                resolved: &refresh.resolved,
                 diagnosis,
                 stop,
-            })?;
+            }))?;
             prev = snap;
+            // A caller that quits on an interval gets the last one it asked for.
+            let stop = stop.or((next == Next::Quit).then_some(Stop::Quit));
             if let Some(stop) = stop {
                 if let Some(c) = self.capture.as_mut() {
                     c.finish()?;
@@ -164,6 +226,14 @@ async fn tick(ticker: &mut Option<tokio::time::Interval>) {
 async fn events_ready(session: &mut Session) -> std::io::Result<()> {
     match session.capture.as_mut() {
         Some(c) => c.events_ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next input; never without one.
+async fn next_input<T>(input: &mut Option<&mut UnboundedReceiver<T>>) -> Option<T> {
+    match input {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -13,6 +13,7 @@
 //! | `drop` | [`DropLine`] | each interval, for every dropped flow whose count moved (cumulative) |
 //! | `drop_stats` | [`DropStats`] | when sampled drop events were lost or held back |
 //! | `finding` | [`Finding`] | when the node's diagnosis finds something new |
+//! | `finding_resolved` | [`Finding`] | when a later diagnosis no longer finds it (fixed) |
 //! | `summary` | [`Summary`] | once, at the end: every counter and drop total |
 //!
 //! - [`Start`]: `profile`, `profile_reason` (why this profile), `interval_secs`, `interfaces`
@@ -32,7 +33,8 @@
 //!   sampling budget), `uncounted` (no room in the counter table).
 //! - [`Finding`]: `id`, `severity` (`error`, `warning`, `info`), `title`, `explain`, the
 //!   nullable `class`, `port`, `iface`, `zone`, `binding`, `element` and `rule` (a
-//!   [`RuleInfo`]: `family`, `table`, `chain`, `handle`, `text`), and `fix` (commands).
+//!   [`RuleInfo`]: `family`, `table`, `chain`, `handle`, `text`), and `fix` (commands). A
+//!   `finding_resolved` line carries the same fields, as the finding was when last found.
 //! - [`Summary`]: `profile`, `duration_secs`, `interfaces`, `counters` (every counter, each
 //!   a `counters` object with its `"type"`), `drops` (optional: every [`DropTotal`],
 //!   `iface`, `class`, `reason`, `count`; absent without drop capture) and `drop_stats`

@@ -133,6 +133,7 @@ fn every_watch_line_reads_back_as_printed() {
         }),
         WatchLine::DropStats(stats),
         WatchLine::Finding(finding()),
+        WatchLine::FindingResolved(finding()),
         WatchLine::Summary(Summary {
             profile: "generic".into(),
             duration_secs: 30.000_123_456,
@@ -177,6 +178,13 @@ fn watch_lines_keep_their_bytes() {
     for line in lines {
         same_bytes::<WatchLine>(line);
     }
+    // A resolved finding is the finding as it was, under its own type.
+    let resolved = serde_json::to_string(&WatchLine::FindingResolved(finding())).unwrap();
+    let found = serde_json::to_string(&WatchLine::Finding(finding())).unwrap();
+    assert_eq!(
+        resolved.replacen(r#""type":"finding_resolved""#, r#""type":"finding""#, 1),
+        found
+    );
     // A nested object of the wrong type is refused.
     let wrong = r#"{"type":"summary","profile":"g","duration_secs":1.0,"interfaces":[],"counters":[{"type":"drop_stats","iface":"va","direction":"ingress","class":"other","packets":3,"bytes":174}]}"#;
     assert!(serde_json::from_str::<WatchLine>(wrong).is_err());

@@ -26,6 +26,8 @@ pub enum WatchLine {
     Drop(DropLine),
     DropStats(DropStats),
     Finding(Finding),
+    /// A finding of an earlier diagnosis the latest no longer makes: the fix was applied.
+    FindingResolved(Finding),
     Summary(Summary),
 }
 

@@ -139,6 +139,28 @@ fn segregated_k3s_lab_uses_trusted_and_public_zones() {
         !ports.contains("8472"),
         "the overlay port belongs to the trusted side: {ports}"
     );
+    // `tracer ports` on the node writes for the zone its cluster NIC is in, the zone
+    // diagnose's fixes use (pod_cidr_not_trusted), not the shared layout's public.
+    let commands = lab.exec(
+        "worker-2",
+        &[
+            BIN,
+            "ports",
+            "--profile",
+            "k3s-flannel",
+            "--role",
+            "agent",
+            "--format",
+            "firewall-cmd",
+        ],
+    );
+    for want in [
+        "# Zone trusted, the zone of this node's cluster interface eth1",
+        "--zone=trusted --add-source=10.42.0.0/16",
+        "--zone=trusted --add-port=8472/udp",
+    ] {
+        assert!(commands.contains(want), "{want}:\n{commands}");
+    }
     down_leaves_nothing(&lab);
 }
 

@@ -64,12 +64,11 @@ pub fn run_ports(args: PortsArgs) -> Result<ExitCode> {
     if roles.contains(&Role::External) {
         bail!("--role names a node role: controller or worker (k3s: server or agent)");
     }
-    let (zone, zone_note) = match args.zone {
-        Some(z) => (Some(z), None),
-        None => {
-            let (zone, note) = node_zone(&chosen.catalog, &roles);
-            (zone, Some(note))
-        }
+    let (zone, zone_note) = if let Some(z) = args.zone {
+        (Some(z), None)
+    } else {
+        let (zone, note) = node_zone(&chosen.catalog, &roles);
+        (zone, Some(note))
     };
     let req = PortsRequest {
         catalog: &chosen.catalog,

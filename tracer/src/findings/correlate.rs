@@ -62,9 +62,8 @@ impl Correlator {
     /// [`Correlator::invalidate`]): the findings not reported before, and those of the previous
     /// diagnosis it no longer makes.
     pub fn refresh_if_due(&mut self) -> Refresh {
-        let due = |t: Instant| {
-            t.elapsed() >= self.every || (self.stale && t.elapsed() >= CHANGED_GAP)
-        };
+        let due =
+            |t: Instant| t.elapsed() >= self.every || (self.stale && t.elapsed() >= CHANGED_GAP);
         if self.read_at.is_some_and(|t| !due(t)) {
             return Refresh::default();
         }

@@ -36,7 +36,11 @@ impl FirewallChanges {
     /// Starts the listeners that this node can run. Must run inside a tokio runtime.
     pub fn start() -> Self {
         let changed = Arc::new(AtomicBool::new(false));
-        let nft = ("nft", vec!["monitor".to_owned()], is_nft_change as fn(&str) -> bool);
+        let nft = (
+            "nft",
+            vec!["monitor".to_owned()],
+            is_nft_change as fn(&str) -> bool,
+        );
         let dbus = (
             "dbus-monitor",
             vec![
@@ -131,10 +135,14 @@ mod tests {
 
     #[test]
     fn nft_monitor_lines_that_are_changes() {
-        assert!(is_nft_change("add rule inet firewalld filter_IN_public_allow tcp dport 179 accept"));
+        assert!(is_nft_change(
+            "add rule inet firewalld filter_IN_public_allow tcp dport 179 accept"
+        ));
         assert!(is_nft_change("delete table inet firewalld"));
         assert!(!is_nft_change(""));
-        assert!(!is_nft_change("# new generation 12 by process 77 (firewalld)"));
+        assert!(!is_nft_change(
+            "# new generation 12 by process 77 (firewalld)"
+        ));
     }
 
     #[test]

@@ -393,7 +393,10 @@ fn watch_traces_firewall_drops_to_their_rule_and_reports_the_finding() {
         "{vxlan:?}"
     );
     assert!(
-        finding.fix.iter().any(|c| c.contains("--add-port=4789/udp")),
+        finding
+            .fix
+            .iter()
+            .any(|c| c.contains("--add-port=4789/udp")),
         "{finding:?}"
     );
 }

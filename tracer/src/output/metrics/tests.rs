@@ -1,3 +1,6 @@
+//! The metrics page against its expected text, and read back by a real `promtool check
+//! metrics`: names, help, types and labels as Prometheus parses them.
+
 use std::{
     io::Write,
     process::{Command, Stdio},

@@ -56,7 +56,7 @@ impl Correlator {
             return Vec::new();
         }
         self.read_at = Some(Instant::now());
-        let view = match NodeView::read(&self.root, None) {
+        let view = match NodeView::read(&self.root) {
             Ok(v) => v,
             Err(e) => {
                 log::warn!("reading the node for diagnosis: {e}");

@@ -18,12 +18,21 @@ use crate::model::{
 
 /// How firewalld's configuration is changed on this node: `firewall-cmd` while firewalld runs,
 /// `firewall-offline-cmd` when it is configured but not running; `None` without firewalld.
+/// When whether it runs is unknown (a capture without its runtime state), its table in the
+/// ruleset says it does: firewalld removes it when it stops.
 pub fn tool(inp: &Inputs) -> Option<Tool> {
     match (inp.runtime, inp.permanent) {
         (Some(_), _) => Some(Tool::Online),
+        (None, Some(_)) if !inp.runtime_known && firewalld_runs(inp) => Some(Tool::Online),
         (None, Some(p)) if p.conf.file.is_some() => Some(Tool::Offline),
         _ => None,
     }
+}
+
+/// firewalld's table is in the ruleset.
+fn firewalld_runs(inp: &Inputs) -> bool {
+    inp.ruleset
+        .is_some_and(|rs| rs.table(Family::Inet, "firewalld").is_some())
 }
 
 /// The zone whose interface binding covers the cluster NIC: where pod and service CIDRs and
@@ -56,12 +65,16 @@ pub fn blame(
         (Some((permanent, tool)), Some(hit)) if outside.is_none() => {
             for_rejected_flow(inp, permanent, tool, component, port, pkt, hit)
         }
+        // firewalld's own rule, its configuration unknown: the zone comes from the chain.
+        (None, Some(hit)) if outcome.deciding.as_ref().is_some_and(is_firewalld_rule) => {
+            zone_from_chain(outcome, port, hit)
+        }
         // A rule outside firewalld, or no firewalld: the deciding rule is the element.
         _ => outcome
             .deciding
             .as_ref()
             .map_or((None, Vec::new()), |rule| {
-                outside_firewalld(inp, port, rule)
+                outside_firewalld(inp, port, pkt, rule)
             }),
     };
     (hit, element, fix)
@@ -145,6 +158,32 @@ fn for_rejected_flow(
     )
 }
 
+/// A rule of firewalld's refused the flow and how to change its configuration is not known
+/// (its configuration is not in the inputs, or whether it runs): the zone whose
+/// chain refused it is named, and its port opened, which works whatever its services hold; a
+/// refusal by a rich rule (a `_deny` chain) or of pod traffic has no fix that can be told.
+fn zone_from_chain(
+    outcome: &Outcome,
+    port: &str,
+    hit: &ZoneBinding,
+) -> (Option<String>, Vec<String>) {
+    let zone = &hit.zone;
+    let chain = outcome.deciding.as_ref().map_or("", |r| r.chain.as_str());
+    let element = format!(
+        "zone {zone} refuses it (firewalld's chain {chain}); the zone's configuration is not in the inputs"
+    );
+    if chain.ends_with("_deny") || !port.contains('/') {
+        return (Some(element), Vec::new());
+    }
+    (
+        Some(element),
+        Tool::Online.commands(&[Change::zone(
+            zone,
+            ZoneAddition::Open(Opening::from_spec(port)),
+        )]),
+    )
+}
+
 /// The rule was written by firewalld (its nftables table, or one of its zone chains): changing
 /// firewalld's configuration changes it.
 fn is_firewalld_rule(rule: &RuleRef) -> bool {
@@ -157,36 +196,71 @@ const IPTABLES_TABLES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"
 
 /// A rule outside firewalld refused the flow: name it and let the flow through before it, in
 /// the syntax of the tool that owns the table (iptables-nft for iptables' tables, nft else).
-fn outside_firewalld(inp: &Inputs, port: &str, rule: &RuleRef) -> (Option<String>, Vec<String>) {
+/// Pod traffic (no port) is let through by its source, the pod CIDR; a chain's policy by a
+/// rule at the chain's end.
+fn outside_firewalld(
+    inp: &Inputs,
+    port: &str,
+    pkt: &Packet,
+    rule: &RuleRef,
+) -> (Option<String>, Vec<String>) {
     let family = rule.family.to_string();
+    let (v4, v6) = match inp.iptables_cmd {
+        Some(cmd) => (cmd.to_string(), format!("ip6{cmd}")),
+        None => ("iptables-nft".to_string(), "ip6tables-nft".to_string()),
+    };
     let iptables = match rule.family {
-        Family::Ip => Some("iptables-nft"),
-        Family::Ip6 => Some("ip6tables-nft"),
+        Family::Ip => Some(v4),
+        Family::Ip6 => Some(v6),
         _ => None,
     }
     .filter(|_| IPTABLES_TABLES.contains(&rule.table.as_str()));
-    // iptables numbers rules by position in the chain, nft by handle.
+    // What the accepting rule matches: the port, or the pod CIDR the packet comes from.
+    let pods = inp
+        .pod_cidrs()
+        .into_iter()
+        .find(|c| c.contains(pkt.saddr))
+        .filter(|_| !port.contains('/'));
+    let matches = match (port.split_once('/'), &pods) {
+        (Some((p, proto)), _) => Some((
+            format!("-p {proto} --dport {p}"),
+            format!("{proto} dport {p}"),
+        )),
+        (None, Some(cidr)) => {
+            let ip = if cidr.addr().is_ipv4() { "ip" } else { "ip6" };
+            Some((format!("-s {cidr}"), format!("{ip} saddr {cidr}")))
+        }
+        (None, None) => None,
+    };
+    // iptables numbers rules by position in the chain, nft by handle; a policy has neither.
     let position = inp
         .ruleset
         .and_then(|rs| rs.table(rule.family, &rule.table))
         .and_then(|t| t.chain(&rule.chain))
         .and_then(|c| c.rules.iter().position(|r| r.handle == rule.handle))
         .map(|i| i + 1);
-    if let (Some(tool), Some(position)) = (iptables, position) {
+    if let Some(tool) = iptables {
+        let place = match position {
+            Some(p) => format!("rule {p}"),
+            None if rule.handle == 0 => "the policy".to_string(),
+            None => format!("rule #{}", rule.handle),
+        };
         let element = format!(
-            "rule {position} of iptables chain {} (table {}, {tool}), outside firewalld",
+            "{place} of iptables chain {} (table {}, {tool}), outside firewalld",
             rule.chain, rule.table
         );
-        let Some((p, proto)) = port.split_once('/') else {
+        let insert = match position {
+            Some(p) => format!("-I {} {p}", rule.chain),
+            None if rule.handle == 0 => format!("-A {}", rule.chain),
+            None => return (Some(element), Vec::new()),
+        };
+        let Some((m, _)) = matches else {
             return (Some(element), Vec::new());
         };
         return (
             Some(element),
             vec![
-                format!(
-                    "{tool} -t {} -I {} {position} -p {proto} --dport {p} -j ACCEPT",
-                    rule.table, rule.chain
-                ),
+                format!("{tool} -t {} {insert} {m} -j ACCEPT", rule.table),
                 format!(
                     "# or change the rule at its source (kube-proxy, the CNI, a boot script): see {tool} -t {} -S {}",
                     rule.table, rule.chain
@@ -194,28 +268,33 @@ fn outside_firewalld(inp: &Inputs, port: &str, rule: &RuleRef) -> (Option<String
             ],
         );
     }
-    let Some((p, proto)) = port.split_once('/') else {
-        return (
-            Some(format!("rule {} in chain {}", rule.handle, rule.chain)),
-            Vec::new(),
-        );
+    let element = if rule.handle == 0 {
+        format!(
+            "the policy of chain {} in table {family} {}",
+            rule.chain, rule.table
+        )
+    } else {
+        format!(
+            "rule {} of chain {} in table {family} {}",
+            rule.handle, rule.chain, rule.table
+        )
+    };
+    let Some((_, m)) = matches else {
+        return (Some(element), Vec::new());
     };
     let cmd = if rule.handle == 0 {
         format!(
-            "nft add rule {family} {} {} {proto} dport {p} accept",
+            "nft add rule {family} {} {} {m} accept",
             rule.table, rule.chain
         )
     } else {
         format!(
-            "nft insert rule {family} {} {} position {} {proto} dport {p} accept",
+            "nft insert rule {family} {} {} position {} {m} accept",
             rule.table, rule.chain, rule.handle
         )
     };
     (
-        Some(format!(
-            "rule {} of chain {} in table {family} {}",
-            rule.handle, rule.chain, rule.table
-        )),
+        Some(element),
         vec![
             cmd,
             "# and save the ruleset where this node loads it at boot (e.g. /etc/nftables.conf)"

@@ -5,10 +5,12 @@
 
 use std::io;
 
+use serde::{Deserialize, Serialize};
+
 use crate::sys::netdev::{self, DeviceSocket};
 
 /// What the tracer needs to know about an interface.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interface {
     pub name: String,
     pub index: u32,

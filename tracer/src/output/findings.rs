@@ -1,10 +1,15 @@
 //! How a diagnosis reads: findings grouped by severity with their evidence and fix for people,
-//! one JSON object per finding for scripts (a [`DiagnoseLine`] of the schema).
+//! one JSON object per finding for scripts (a [`DiagnoseLine`] of the schema). Away from the
+//! node, also what each evidence file was taken for, how sure each finding is, and what the
+//! inputs left unknown with the commands that would settle it.
 
 use std::io::Write;
 
 use super::schema::{DiagnoseLine, DiagnoseSummary, Problem};
-use crate::findings::{Diagnosis, Finding, RuleInfo, Severity};
+use crate::{
+    findings::{Certainty, Diagnosis, Finding, RuleInfo, Severity},
+    model::evidence::EvidenceReport,
+};
 
 /// What diagnose looked at, for the header and the summary.
 pub struct Context {
@@ -16,6 +21,8 @@ pub struct Context {
     pub sources: Vec<String>,
     /// Files or commands that could not be read, with where.
     pub problems: Vec<String>,
+    /// What each evidence file was taken for (`--evidence`).
+    pub evidence: Vec<EvidenceReport>,
 }
 
 /// A rule as `family table chain #handle: text`; a chain's policy (handle 0) has no handle.
@@ -41,6 +48,15 @@ pub fn text(
     )?;
     for s in &ctx.sources {
         writeln!(out, "  {s}")?;
+    }
+    for e in &ctx.evidence {
+        writeln!(out, "  evidence {}: {}", e.file, e.form)?;
+        for u in &e.used {
+            writeln!(out, "    used: {u}")?;
+        }
+        for u in &e.unused {
+            writeln!(out, "    not used: {u}")?;
+        }
     }
     for p in &ctx.problems {
         writeln!(out, "  could not read: {p}")?;
@@ -70,15 +86,37 @@ pub fn text(
         .iter()
         .filter(|f| f.severity == Severity::Info)
         .count();
+    if !d.unknowns.is_empty() {
+        writeln!(out, "UNKNOWN (the inputs do not settle these)")?;
+        for u in &d.unknowns {
+            writeln!(out, "  - {}: {}", u.what, u.why)?;
+            if !u.settle.is_empty() {
+                writeln!(out, "    settle: {}", u.settle.join("; "))?;
+            }
+        }
+        writeln!(out)?;
+    }
     let unread = ctx.problems.len();
-    if unread > 0 {
+    if unread > 0 || !d.unknowns.is_empty() {
         // Partial inputs never read as a healthy node.
+        let mut what = Vec::new();
+        if unread > 0 {
+            what.push(format!(
+                "{} could not be read (\"could not read\" above)",
+                plural(unread, "input")
+            ));
+        }
+        if !d.unknowns.is_empty() {
+            what.push(format!(
+                "{} unknown (above)",
+                plural(d.unknowns.len(), "part")
+            ));
+        }
         writeln!(
             out,
-            "Diagnosis incomplete: {} could not be read (\"could not read\" above), so what \
-             depends on it is unknown. In what was read: {} errors, {} warnings, {notes} notes \
-             ({} flows checked).",
-            plural(unread, "input"),
+            "Diagnosis incomplete: {}, so what depends on it is unknown. In what was read: {} \
+             errors, {} warnings, {notes} notes ({} flows checked).",
+            what.join(" and "),
             d.errors(),
             d.warnings(),
             d.flows.len()
@@ -103,6 +141,15 @@ pub fn text(
 
 fn finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
     writeln!(out, "{:<8}{}", f.severity.as_str().to_uppercase(), f.title)?;
+    match f.certainty {
+        Some(Certainty::Certain) => writeln!(out, "        sure:  certain")?,
+        Some(Certainty::Likely) => writeln!(
+            out,
+            "        sure:  likely; settle with: {}",
+            f.settle.join("; ")
+        )?,
+        None => {}
+    }
     writeln!(out, "        why:   {}", f.explain)?;
     if let Some(zone) = &f.zone {
         let binding = f
@@ -139,8 +186,14 @@ pub fn json(
     d: &Diagnosis,
     all_flows: bool,
 ) -> std::io::Result<()> {
+    for e in &ctx.evidence {
+        line(out, &DiagnoseLine::Evidence(e.clone()))?;
+    }
     for p in &ctx.problems {
         line(out, &DiagnoseLine::Problem(Problem { message: p.clone() }))?;
+    }
+    for u in &d.unknowns {
+        line(out, &DiagnoseLine::Unknown(u.clone()))?;
     }
     if all_flows {
         for fl in &d.flows {
@@ -158,7 +211,7 @@ pub fn json(
             errors: d.errors(),
             warnings: d.warnings(),
             flows: d.flows.len(),
-            complete: ctx.problems.is_empty(),
+            complete: ctx.problems.is_empty() && d.unknowns.is_empty(),
         }),
     )
 }

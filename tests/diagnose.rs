@@ -2,11 +2,10 @@
 //! with its zone, element, rule and fix; applying the fix makes the diagnosis clean and the
 //! traffic flow; healthy scenarios have no error; unreadable files are reported by name and
 //! position while the rest of the diagnosis runs; a rule iptables-nft wrote outside firewalld
-//! is named, with an iptables fix that works.
+//! is named, with an iptables fix that works, and read from the node's bundle elsewhere.
 
 use std::{
     net::{Ipv4Addr, UdpSocket},
-    path::Path,
     process::Command,
     time::Duration,
 };
@@ -295,14 +294,27 @@ fn unreadable_files_are_named_and_the_rest_still_runs() {
     let lab = Lab::up("overlay-mtu", "du");
     let zones = lab.node_dir("worker-1").join("etc/firewalld/zones");
     std::fs::write(zones.join("broken.xml"), "<?xml version=\"1.0\"?>\n<zone>\n  <short>Broken</short>\n  <port port=\"1\" protocol=\"tcp\">\n</zone>\n").unwrap();
-    let bad_json = zones.parent().unwrap().join("ruleset.json");
+    // The node's bundle with its ruleset cut short: the node's facts are all there, the
+    // ruleset is not.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("worker-1.tar.gz");
+    lab.exec("worker-1", &[BIN, "bundle", "-o", bundle.to_str().unwrap()]);
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let unpacked = dir.path().join("tracer-bundle");
     std::fs::write(
-        &bad_json,
+        unpacked.join("nft-ruleset.json"),
         "{\"nftables\": [\n  {\"table\": {\"family\": \"inet\",\n",
     )
     .unwrap();
 
-    let bad_ruleset = ["--ruleset", bad_json.to_str().unwrap()];
+    let bad_ruleset = ["--bundle", unpacked.to_str().unwrap()];
     // With the ruleset unreadable there is nothing to evaluate the flows against; the zone
     // and node checks still run.
     for (args, place, evaluated) in [
@@ -452,30 +464,38 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     let vxlan = vxlan_of(&findings);
     assert_eq!(vxlan.severity, Severity::Error, "{vxlan:#?}");
 
-    // The same from captured files: with the iptables-nft-save listing the rule is decided,
-    // without it the model says it cannot tell, naming the match.
+    // The same from the node's bundle, read outside it: with the iptables-nft-save listing the
+    // rule is decided, without it the model says it cannot tell, naming the match.
     let dir = tempfile::tempdir().unwrap();
-    let nft_json = dir.path().join("ruleset.json");
-    let save = dir.path().join("iptables.txt");
-    std::fs::write(&nft_json, node.exec(&["nft", "-j", "list", "ruleset"])).unwrap();
-    std::fs::write(&save, node.exec(&["iptables-nft-save"])).unwrap();
-    let sets = dir.path().join("ipset.txt");
-    std::fs::write(&sets, node.exec(&["ipset", "save"])).unwrap();
-    let path = |p: &Path| p.to_str().unwrap().to_string();
-    let (nft_json, save, sets) = (path(&nft_json), path(&save), path(&sets));
-    let offline = vxlan_of(&diagnose_ns(
-        &node,
-        &[
-            "--ruleset",
-            &nft_json,
-            "--iptables-save",
-            &save,
-            "--ipset-save",
-            &sets,
-        ],
-    ));
+    let bundle = dir.path().join("node.tar.gz");
+    let out = Command::new(BIN)
+        .args([
+            "--netns",
+            &node.name,
+            "bundle",
+            "-o",
+            bundle.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let offline = vxlan_of(&diagnose_ns(&peer, &["--bundle", bundle.to_str().unwrap()]));
     assert_eq!(offline.element, vxlan.element, "{offline:#?}");
-    let unsure = vxlan_of(&diagnose_ns(&node, &["--ruleset", &nft_json]));
+    assert_eq!(offline.rule, vxlan.rule, "{offline:#?}");
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let unpacked = dir.path().join("tracer-bundle");
+    std::fs::remove_file(unpacked.join("iptables-nft-save.txt")).unwrap();
+    let unsure = vxlan_of(&diagnose_ns(
+        &peer,
+        &["--bundle", unpacked.to_str().unwrap()],
+    ));
     assert_eq!(unsure.severity, Severity::Warning, "{unsure:#?}");
     assert!(unsure.title.contains("`conntrack`"), "{unsure:#?}");
 

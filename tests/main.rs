@@ -5,11 +5,13 @@
 mod harness;
 
 mod baseline;
+mod bundle;
 mod cleanup;
 mod cli_errors;
 mod datapath;
 mod diagnose;
 mod drops;
+mod evidence;
 mod firewalld_runtime;
 mod kernel;
 mod lab;

@@ -268,30 +268,32 @@ fn outside_firewalld(
             ],
         );
     }
-    let element = if rule.handle == 0 {
-        format!(
+    let element = match position {
+        Some(p) => format!(
+            "rule {p} of chain {} in table {family} {}",
+            rule.chain, rule.table
+        ),
+        None => format!(
             "the policy of chain {} in table {family} {}",
             rule.chain, rule.table
-        )
-    } else {
-        format!(
-            "rule {} of chain {} in table {family} {}",
-            rule.handle, rule.chain, rule.table
-        )
+        ),
     };
     let Some((_, m)) = matches else {
         return (Some(element), Vec::new());
     };
-    let cmd = if rule.handle == 0 {
-        format!(
+    // By index (the rule's place in its chain), which holds on the node whatever the handles
+    // of the listing read (a pasted one is loaded afresh, with handles of its own).
+    let cmd = match position {
+        Some(p) => format!(
+            "nft insert rule {family} {} {} index {} {m} accept",
+            rule.table,
+            rule.chain,
+            p - 1
+        ),
+        None => format!(
             "nft add rule {family} {} {} {m} accept",
             rule.table, rule.chain
-        )
-    } else {
-        format!(
-            "nft insert rule {family} {} {} position {} {m} accept",
-            rule.table, rule.chain, rule.handle
-        )
+        ),
     };
     (
         Some(element),

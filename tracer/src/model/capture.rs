@@ -93,6 +93,9 @@ pub struct Capture {
     /// The command managing the iptables tables, when not iptables-nft (see
     /// [`NodeView::iptables_cmd`](super::view::NodeView::iptables_cmd)).
     pub iptables_cmd: Option<String>,
+    /// Every part was expected (a capture on the node, a bundle): one that is missing is a
+    /// problem, not only unknown.
+    pub expect_all: bool,
     /// The ruleset listing is a file the user named (`--ruleset`): when it cannot be read or
     /// parsed, the job is not done either.
     pub ruleset_named: bool,
@@ -115,6 +118,7 @@ impl Capture {
             gaps: Vec::new(),
             unknown: Vec::new(),
             iptables_cmd: None,
+            expect_all: false,
             ruleset_named: false,
         }
     }
@@ -126,8 +130,7 @@ impl Capture {
     pub fn live(root: &Path, thorough: bool) -> std::io::Result<Capture> {
         let facts = NodeFacts::read()?;
         let mut problems = Vec::new();
-        let runtime = firewalld::read_runtime()
-            .map_err(|e| format!("firewalld's runtime state over D-Bus: {e}"));
+        let runtime = firewalld::read_runtime().map_err(|e| format!("over D-Bus: {e}"));
         let nft = run(NFT_LIST).map(|text| Listing::new(text, NFT_LIST));
         let mut saved = SavedListings::default();
         let uses_xt = nft.as_ref().is_ok_and(|l| l.text.contains("\"xt\""));
@@ -162,14 +165,9 @@ impl Capture {
             saved,
             legacy: Some(legacy),
             k0s_link: iptables::k0s_link(root),
-            permanent: None,
-            cluster: None,
             problems,
-            required_unread: Vec::new(),
-            gaps: Vec::new(),
-            unknown: Vec::new(),
-            iptables_cmd: None,
-            ruleset_named: false,
+            expect_all: true,
+            ..Capture::empty("", "")
         })
     }
 }

@@ -149,7 +149,9 @@ impl NodeView {
         }
         let runtime_known = capture.runtime.is_ok();
         let runtime = capture.runtime.unwrap_or_else(|why| {
-            problems.push(why.clone());
+            if capture.expect_all {
+                problems.push(format!("firewalld's runtime state: {why}"));
+            }
             unknown.push(Unknown {
                 what: "firewalld's runtime state".into(),
                 why: format!("{why}; runtime-only firewalld changes are not checked"),

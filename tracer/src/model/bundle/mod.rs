@@ -189,6 +189,7 @@ impl Bundle {
     /// What the bundle holds of the node, as a capture; what it lacks is unknown.
     pub fn capture(&self) -> Capture {
         let mut c = Capture::empty("", "");
+        c.expect_all = true;
         let mut problems = Vec::new();
         let mut note = |e: String| {
             problems.push(e);
@@ -206,7 +207,7 @@ impl Bundle {
                 .map(|r| r.runtime)
                 .map_err(|e| format!("{}/{}: {e}", self.name, items::RUNTIME.1)),
             Ok(None) => Ok(None),
-            Err(e) => Err(format!("firewalld's runtime state: {e}")),
+            Err(e) => Err(e),
         };
         c.nft = match self.text(items::NFT) {
             Ok(Some(t)) => Ok(Listing::new(t, format!("{}/{}", self.name, items::NFT.1))),

@@ -54,8 +54,7 @@ pub struct EvidenceReport {
 }
 
 /// Why firewalld's runtime state is unknown when nothing shows it.
-const NO_RUNTIME: &str =
-    "firewalld's runtime state: not in the inputs (firewall-cmd --list-all-zones shows it)";
+const NO_RUNTIME: &str = "not in the inputs (firewall-cmd --list-all-zones shows it)";
 /// Why there is no ruleset when nothing holds one.
 const NO_RULESET: &str = "no ruleset in the inputs (nft list ruleset, iptables-save...)";
 

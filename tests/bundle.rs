@@ -288,33 +288,40 @@ fn ruleset_and_root_read_nothing_of_the_machine() {
     like_node.ip(&["link", "set", "eth0", "up"]);
     like_node.sysctl("net.ipv4.ip_forward", "0");
     let bare = elsewhere("re");
-    let (a, b) = (diagnose_in(&like_node, &args), diagnose_in(&bare, &args));
-    assert_eq!(text(&a.stdout), text(&b.stdout));
-    assert_eq!(a.status.code(), b.status.code());
-    let l = lines(&a);
-    let f = findings(&l);
-    assert!(!f.iter().any(|f| f.id.starts_with("sysctl/")), "{f:#?}");
+    let (near, far) = (diagnose_in(&like_node, &args), diagnose_in(&bare, &args));
+    assert_eq!(text(&near.stdout), text(&far.stdout));
+    assert_eq!(near.status.code(), far.status.code());
+    let out = lines(&near);
+    let found = findings(&out);
     assert!(
-        f.iter().any(|f| f.class.as_deref() == Some("calico-vxlan")),
-        "{f:#?}"
+        !found.iter().any(|f| f.id.starts_with("sysctl/")),
+        "{found:#?}"
     );
-    assert!(summary(&l).flows > 0);
-    assert!(!summary(&l).complete);
-    let u = unknowns(&l);
     assert!(
-        u.iter()
+        found
+            .iter()
+            .any(|f| f.class.as_deref() == Some("calico-vxlan")),
+        "{found:#?}"
+    );
+    assert!(summary(&out).flows > 0);
+    assert!(!summary(&out).complete);
+    let unsettled = unknowns(&out);
+    assert!(
+        unsettled
+            .iter()
             .any(|u| u.what == "IP forwarding" && u.settle.iter().any(|s| s.contains("sysctl"))),
-        "{u:#?}"
+        "{unsettled:#?}"
     );
     assert!(
-        u.iter()
+        unsettled
+            .iter()
             .any(|u| u.settle.iter().any(|s| s.contains("tracer bundle"))),
-        "{u:#?}"
+        "{unsettled:#?}"
     );
-    let t = Command::new(BIN)
+    let plain = Command::new(BIN)
         .args(["--netns", &bare.name, "diagnose"])
         .args(args)
         .output()
         .unwrap();
-    assert!(!text(&t.stdout).contains("No problem found"));
+    assert!(!text(&plain.stdout).contains("No problem found"));
 }

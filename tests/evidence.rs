@@ -84,38 +84,70 @@ fn detected(files: &[(&str, &str)]) {
     }
 }
 
+/// What a lab node's listings and files look like, pasted: file paths.
+struct Pasted {
+    nft: String,
+    zones: String,
+    info: String,
+    zone_xml: String,
+    service_xml: String,
+    conf: String,
+    k0s: String,
+    route: String,
+    link: String,
+    addr: String,
+    sysctl: String,
+    ss: String,
+}
+
+/// Writes the samples of `node` of `lab`, made by the real tools there, into `d`.
+fn pasted(lab: &Lab, node: &str, d: &Path) -> Pasted {
+    let run = |argv: &[&str]| lab.exec(node, argv);
+    let files = lab.node_dir(node);
+    let read = |rel: &str| std::fs::read_to_string(files.join(rel)).unwrap();
+    Pasted {
+        nft: sample(d, "nft.txt", &run(&["nft", "list", "ruleset"])),
+        zones: sample(d, "zones.txt", &run(&["firewall-cmd", "--list-all-zones"])),
+        info: sample(d, "info.txt", &run(&["firewall-cmd", "--info-zone=public"])),
+        zone_xml: sample(d, "public.xml", &read("etc/firewalld/zones/public.xml")),
+        service_xml: sample(
+            d,
+            "k0s-worker.xml",
+            &read("etc/firewalld/services/k0s-worker.xml"),
+        ),
+        conf: sample(d, "firewalld.conf", &read("etc/firewalld/firewalld.conf")),
+        k0s: sample(d, "k0s.yaml", &read("etc/k0s/k0s.yaml")),
+        route: sample(d, "route.txt", &run(&["ip", "route"])),
+        link: sample(d, "link.txt", &run(&["ip", "-d", "link"])),
+        addr: sample(d, "addr.txt", &run(&["ip", "addr"])),
+        sysctl: sample(
+            d,
+            "sysctl.txt",
+            &run(&["sysctl", "-a", "-r", "ip_forward|rp_filter"]),
+        ),
+        ss: sample(d, "ss.txt", &run(&["ss", "-ltn"])),
+    }
+}
+
 #[test]
 fn lab_listings_are_detected_and_read() {
     let lab = Lab::up("calico-vxlan-blocked", "e1");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let node = |argv: &[&str]| lab.exec("worker-2", argv);
-    let files = lab.node_dir("worker-2");
-    let read = |rel: &str| std::fs::read_to_string(files.join(rel)).unwrap();
-    let nft = sample(d, "nft.txt", &node(&["nft", "list", "ruleset"]));
-    let zones = sample(d, "zones.txt", &node(&["firewall-cmd", "--list-all-zones"]));
-    let info = sample(
-        d,
-        "info.txt",
-        &node(&["firewall-cmd", "--info-zone=public"]),
-    );
-    let zone_xml = sample(d, "public.xml", &read("etc/firewalld/zones/public.xml"));
-    let service_xml = sample(
-        d,
-        "k0s-worker.xml",
-        &read("etc/firewalld/services/k0s-worker.xml"),
-    );
-    let conf = sample(d, "firewalld.conf", &read("etc/firewalld/firewalld.conf"));
-    let k0s = sample(d, "k0s.yaml", &read("etc/k0s/k0s.yaml"));
-    let route = sample(d, "route.txt", &node(&["ip", "route"]));
-    let link = sample(d, "link.txt", &node(&["ip", "-d", "link"]));
-    let addr = sample(d, "addr.txt", &node(&["ip", "addr"]));
-    let sysctl = sample(
-        d,
-        "sysctl.txt",
-        &node(&["sysctl", "-a", "-r", "ip_forward|rp_filter"]),
-    );
-    let ss = sample(d, "ss.txt", &node(&["ss", "-ltn"]));
+    let Pasted {
+        nft,
+        zones,
+        info,
+        zone_xml,
+        service_xml,
+        conf,
+        k0s,
+        route,
+        link,
+        addr,
+        sysctl,
+        ss,
+    } = pasted(&lab, "worker-2", d);
     detected(&[
         (&nft, "nft list ruleset"),
         (&zones, "firewall-cmd --list-all-zones / --info-zone"),
@@ -174,9 +206,20 @@ fn lab_listings_are_detected_and_read() {
         ]
     );
 
-    // Malformed and truncated: a rule nft refuses, and the end cut off; named by line, and
-    // the rest still read.
-    let text_nft = std::fs::read_to_string(&nft).unwrap();
+    malformed_nft(&nft, d, &vxlan);
+
+    for cmd in tracer_lab::findings_fixes([&alone]) {
+        tracer_lab::apply_fix(&lab.prefix, "worker-2", &cmd, &|_| {})
+            .unwrap_or_else(|e| panic!("`{cmd}`: {e:#}"));
+    }
+    let check = text(&lab.run(&["check"]).stdout);
+    assert!(!check.contains("FAIL"), "traffic after the fix:\n{check}");
+}
+
+/// `nft` with a rule it refuses and the end cut off: both named by line, and the rest still
+/// read (the overlay's rejection is still found, by the same rule as `whole`'s).
+fn malformed_nft(nft: &str, d: &Path, whole: &Finding) {
+    let text_nft = std::fs::read_to_string(nft).unwrap();
     let mut broken: Vec<String> = text_nft.lines().map(str::to_string).collect();
     let at = broken
         .iter()
@@ -201,15 +244,8 @@ fn lab_listings_are_detected_and_read() {
     let rule = |f: &Finding| f.rule.as_ref().map(|r| (r.chain.clone(), r.text.clone()));
     assert_eq!(
         rule(&error_of(&findings(&lines), "calico-vxlan")),
-        rule(&vxlan)
+        rule(whole)
     );
-
-    for cmd in tracer_lab::findings_fixes([&alone]) {
-        tracer_lab::apply_fix(&lab.prefix, "worker-2", &cmd, &|_| {})
-            .unwrap_or_else(|e| panic!("`{cmd}`: {e:#}"));
-    }
-    let check = text(&lab.run(&["check"]).stdout);
-    assert!(!check.contains("FAIL"), "traffic after the fix:\n{check}");
 }
 
 /// A node's iptables-nft rules as Calico's iptables mode writes them, with the peer missing

@@ -187,14 +187,14 @@ fn read_view(args: &DiagnoseArgs) -> Result<(NodeView, Vec<EvidenceReport>)> {
     Ok((view, Vec::new()))
 }
 
-pub fn run(args: DiagnoseArgs) -> Result<ExitCode> {
+pub fn run(args: &DiagnoseArgs) -> Result<ExitCode> {
     let offline = args.bundle.is_some() || args.ruleset.is_some() || !args.evidence.is_empty();
     if !offline && preflight::privileges().is_err() {
         bail!(
             "diagnose reads the live nftables ruleset, which needs root (CAP_NET_ADMIN); run it with sudo, or give --bundle FILE, --evidence FILE... or --ruleset FILE"
         );
     }
-    let (mut view, evidence) = read_view(&args)?;
+    let (mut view, evidence) = read_view(args)?;
     let chosen = catalog(args.profile.as_deref(), &args.catalog, &view)?;
     let (roles, roles_reason) = if !args.role.is_empty() {
         (parse_roles(&args.role)?, "given with --role".to_string())

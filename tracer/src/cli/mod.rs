@@ -132,7 +132,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Watch(args) => runtime()?.block_on(watch::run(args)),
         Command::Baseline(args) => runtime()?.block_on(baseline::run(args)),
-        Command::Diagnose(args) => diagnose::run(args),
+        Command::Diagnose(args) => diagnose::run(&args),
         Command::Bundle(args) => bundle::run(&args),
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),

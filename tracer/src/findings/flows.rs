@@ -225,25 +225,22 @@ fn doubt(inp: &Inputs, ruleset: &Ruleset, pkt: &Packet, outcome: &Outcome) -> Op
     let mut why = Vec::new();
     let mut settle = Vec::new();
     let same = |o: &Outcome| o.verdict == outcome.verdict && o.deciding == outcome.deciding;
-    match g.variants(pkt, pod.as_ref()) {
-        Some(variants) => {
-            if let Some((v, o)) = variants
-                .iter()
-                .map(|v| (v, evaluate(ruleset, v)))
-                .find(|(_, o)| !same(o))
-            {
-                why.push(format!(
-                    "the same packet {} would be {}",
-                    differs(pkt, v),
-                    verdict_text(&o)
-                ));
-                settle.extend(g.settle.iter().cloned());
-            }
-        }
-        None => {
-            why.push("too many unknown interfaces and addresses to try them all".into());
+    if let Some(variants) = g.variants(pkt, pod.as_ref()) {
+        if let Some((v, o)) = variants
+            .iter()
+            .map(|v| (v, evaluate(ruleset, v)))
+            .find(|(_, o)| !same(o))
+        {
+            why.push(format!(
+                "the same packet {} would be {}",
+                differs(pkt, v),
+                verdict_text(&o)
+            ));
             settle.extend(g.settle.iter().cloned());
         }
+    } else {
+        why.push("too many unknown interfaces and addresses to try them all".into());
+        settle.extend(g.settle.iter().cloned());
     }
     for gap in g.gaps_met(outcome, pkt) {
         why.push(format!(

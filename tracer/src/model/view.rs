@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    capture::Capture,
+    capture::{Capture, Listing, SavedListings},
     cluster::{self, ClusterConfig},
     detect,
     firewalld::{self, Permanent, Runtime},
@@ -171,32 +171,7 @@ impl NodeView {
         });
 
         let before = problems.len();
-        let ruleset = match capture.nft {
-            Ok(listing) => {
-                match Ruleset::from_json_with_saved(
-                    &listing.text,
-                    &listing.origin,
-                    &capture.saved.rules(),
-                ) {
-                    Ok(rs) => {
-                        sources.push(format!(
-                            "nftables: {} tables, {} rules",
-                            rs.tables.len(),
-                            rs.rule_count()
-                        ));
-                        Some(rs)
-                    }
-                    Err(e) => {
-                        problems.push(format!("{e} (flows not evaluated)"));
-                        None
-                    }
-                }
-            }
-            Err(why) => {
-                problems.push(format!("{why} (flows not evaluated)"));
-                None
-            }
-        };
+        let ruleset = ruleset_of(capture.nft, &capture.saved, &mut problems, &mut sources);
         let mut required_unread = capture.required_unread;
         if capture.ruleset_named {
             required_unread.extend(problems[before..].iter().cloned());
@@ -228,6 +203,34 @@ impl NodeView {
             unknown,
             gaps: capture.gaps,
             iptables_cmd: capture.iptables_cmd,
+        }
+    }
+}
+
+/// The ruleset of a capture, parsed with the listings that explain its xt matches; what
+/// cannot be read is a problem line.
+fn ruleset_of(
+    nft: Result<Listing, String>,
+    saved: &SavedListings,
+    problems: &mut Vec<String>,
+    sources: &mut Vec<String>,
+) -> Option<Ruleset> {
+    let parsed = nft.and_then(|listing| {
+        Ruleset::from_json_with_saved(&listing.text, &listing.origin, &saved.rules())
+            .map_err(|e| e.to_string())
+    });
+    match parsed {
+        Ok(rs) => {
+            sources.push(format!(
+                "nftables: {} tables, {} rules",
+                rs.tables.len(),
+                rs.rule_count()
+            ));
+            Some(rs)
+        }
+        Err(why) => {
+            problems.push(format!("{why} (flows not evaluated)"));
+            None
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::{
         capture::{Capture, NFT_LIST},
         cluster::{K0S_CONFIG, K3S_CONFIG},
         detect::DISTRIBUTION_DIRS,
-        iptables::K0S_IPTABLES,
+        iptables::{K0S_IPTABLES, LegacyListings},
     },
 };
 
@@ -180,6 +180,19 @@ fn captured(f: &mut Files, c: Capture) {
         Ok(c.saved.ipset),
         "the kernel has no ipset loaded (not asked, so that no module is loaded)",
     );
+    legacy(f, c.legacy, &c.problems);
+    f.one(
+        items::K0S_LINK,
+        "which iptables k0s's components run",
+        K0S_IPTABLES,
+        Ok(c.k0s_link),
+        "not a link, or no k0s",
+    );
+}
+
+/// The legacy tables, each family an item: absent when no table exists, failed when one could
+/// not be listed (its problem line names the command).
+fn legacy(f: &mut Files, listings: Option<LegacyListings>, problems: &[String]) {
     let legacy = |t: Option<String>| -> Result<Option<String>, String> {
         match t {
             None => Err("the legacy tables could not be listed".into()),
@@ -187,7 +200,7 @@ fn captured(f: &mut Files, c: Capture) {
             Some(t) => Ok(Some(t)),
         }
     };
-    let (v4, v6) = match c.legacy {
+    let (v4, v6) = match listings {
         Some(l) => (Some(l.v4), Some(l.v6)),
         None => (None, None),
     };
@@ -209,8 +222,7 @@ fn captured(f: &mut Files, c: Capture) {
     ] {
         let mut text = legacy(text);
         let command = source.split(' ').next().unwrap_or_default();
-        let failed: Vec<&str> = c
-            .problems
+        let failed: Vec<&str> = problems
             .iter()
             .filter(|p| p.starts_with(command))
             .map(String::as_str)
@@ -228,13 +240,6 @@ fn captured(f: &mut Files, c: Capture) {
             ),
         );
     }
-    f.one(
-        items::K0S_LINK,
-        "which iptables k0s's components run",
-        K0S_IPTABLES,
-        Ok(c.k0s_link),
-        "not a link, or no k0s",
-    );
 }
 
 /// firewalld's files, the cluster configuration (redacted) and the distributions' directories,

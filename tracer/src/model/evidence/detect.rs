@@ -119,35 +119,61 @@ fn family_of(text: &str) -> Family {
     }
 }
 
+/// The significant lines of a text, and questions about them.
+struct Lines<'t> {
+    all: Vec<&'t str>,
+}
+
+impl Lines<'_> {
+    fn any(&self, p: impl Fn(&str) -> bool) -> bool {
+        self.all.iter().any(|l| p(l))
+    }
+
+    /// At least half of the lines, and one.
+    fn most(&self, p: impl Fn(&str) -> bool) -> bool {
+        let n = self.all.iter().filter(|l| p(l)).count();
+        n > 0 && n * 2 >= self.all.len()
+    }
+}
+
 /// Tells the form of `text`.
 pub fn detect(text: &str) -> Form {
-    let trimmed = text.trim_start();
-    let mut significant = lines(text);
-    let first = significant.next().unwrap_or("");
-    if trimmed.starts_with('{') && text.contains("\"nftables\"") {
-        return Form::NftJson;
-    }
-    if trimmed.starts_with("<?xml") || trimmed.starts_with('<') {
-        let root = trimmed
-            .split('<')
-            .filter(|t| !t.starts_with('?') && !t.starts_with('!'))
-            .find(|t| !t.is_empty())
-            .unwrap_or("");
-        if root.starts_with("zone") {
-            return Form::ZoneXml;
-        }
-        if root.starts_with("service") {
-            return Form::ServiceXml;
-        }
-        return Form::Unknown;
-    }
-    let all: Vec<&str> = lines(text).collect();
-    let any = |p: &dyn Fn(&str) -> bool| all.iter().any(|l| p(l));
-    let most = |p: &dyn Fn(&str) -> bool| {
-        let n = all.iter().filter(|l| p(l)).count();
-        n > 0 && n * 2 >= all.len()
+    let l = Lines {
+        all: lines(text).collect(),
     };
-    if any(&|l| l.starts_with('*')) && any(&|l| l.starts_with(':')) {
+    markup(text)
+        .or_else(|| rules(text, &l))
+        .or_else(|| configuration(&l))
+        .or_else(|| commands(&l))
+        .unwrap_or(Form::Unknown)
+}
+
+/// JSON and XML documents.
+fn markup(text: &str) -> Option<Form> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') && text.contains("\"nftables\"") {
+        return Some(Form::NftJson);
+    }
+    if !trimmed.starts_with('<') {
+        return None;
+    }
+    let root = trimmed
+        .split('<')
+        .filter(|t| !t.starts_with('?') && !t.starts_with('!'))
+        .find(|t| !t.is_empty())
+        .unwrap_or("");
+    Some(if root.starts_with("zone") {
+        Form::ZoneXml
+    } else if root.starts_with("service") {
+        Form::ServiceXml
+    } else {
+        Form::Unknown
+    })
+}
+
+/// Firewall listings.
+fn rules(text: &str, l: &Lines) -> Option<Form> {
+    if l.any(|l| l.starts_with('*')) && l.any(|l| l.starts_with(':')) {
         let head = text.lines().take(3).collect::<Vec<_>>().join(" ");
         // iptables-nft-save says `(nf_tables)` in its header; iptables-legacy-save (and the
         // iptables-save of before the nft backend) says nothing of the kind.
@@ -160,78 +186,85 @@ pub fn detect(text: &str) -> Form {
         } else {
             Backend::Unknown
         };
-        return Form::IptablesSave(family_of(text), backend);
+        return Some(Form::IptablesSave(family_of(text), backend));
     }
-    if any(&|l| l.starts_with("table ")) && text.contains('{') {
-        return Form::NftText;
+    if l.any(|l| l.starts_with("table ")) && text.contains('{') {
+        return Some(Form::NftText);
     }
-    if most(&|l| l.starts_with("-P ") || l.starts_with("-N ") || l.starts_with("-A ")) {
-        return Form::IptablesS(family_of(text));
+    if l.most(|l| l.starts_with("-P ") || l.starts_with("-N ") || l.starts_with("-A ")) {
+        return Some(Form::IptablesS(family_of(text)));
     }
-    if any(&|l| l.starts_with("Chain ") && (l.contains("(policy") || l.contains("references)"))) {
-        let verbose = any(&|l| {
+    if l.any(|l| l.starts_with("Chain ") && (l.contains("(policy") || l.contains("references)"))) {
+        let verbose = l.any(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
             w.starts_with(&["pkts", "bytes", "target"]) || w.starts_with(&["num", "pkts", "bytes"])
         });
-        return Form::IptablesL {
+        return Some(Form::IptablesL {
             family: family_of(text),
             verbose,
-        };
+        });
     }
-    if any(&|l| l.starts_with("create "))
-        && most(&|l| l.starts_with("create ") || l.starts_with("add "))
+    if l.any(|l| l.starts_with("create "))
+        && l.most(|l| l.starts_with("create ") || l.starts_with("add "))
     {
-        return Form::IpsetSave;
+        return Some(Form::IpsetSave);
     }
-    if any(&|l| l.trim_start().starts_with("target:"))
-        && any(&|l| l.trim_start().starts_with("interfaces:"))
+    if l.any(|l| l.trim_start().starts_with("target:"))
+        && l.any(|l| l.trim_start().starts_with("interfaces:"))
     {
-        return Form::FirewallCmd;
+        return Some(Form::FirewallCmd);
     }
-    if any(&|l| l.starts_with("DefaultZone=") || l.starts_with("FirewallBackend=")) {
-        return Form::FirewalldConf;
+    None
+}
+
+/// Configuration files.
+fn configuration(l: &Lines) -> Option<Form> {
+    let key = |keys: &[&str], l: &str| keys.iter().any(|k| l.trim_start().starts_with(k));
+    if l.any(|l| l.starts_with("DefaultZone=") || l.starts_with("FirewallBackend=")) {
+        return Some(Form::FirewalldConf);
     }
-    if any(&|l| {
-        l.contains("k0s.k0sproject.io")
-            || [
-                "podCIDR:",
-                "serviceCIDR:",
-                "provider: kuberouter",
-                "provider: calico",
-            ]
-            .iter()
-            .any(|k| l.trim_start().starts_with(k))
-    }) {
-        return Form::Cluster(Distribution::K0s);
+    let k0s = [
+        "podCIDR:",
+        "serviceCIDR:",
+        "provider: kuberouter",
+        "provider: calico",
+    ];
+    if l.any(|l| l.contains("k0s.k0sproject.io") || key(&k0s, l)) {
+        return Some(Form::Cluster(Distribution::K0s));
     }
-    if any(&|l| {
-        [
-            "cluster-cidr:",
-            "flannel-backend:",
-            "service-cidr:",
-            "flannel-iface:",
-        ]
-        .iter()
-        .any(|k| l.starts_with(k))
-    }) {
-        return Form::Cluster(Distribution::K3s);
+    let k3s = [
+        "cluster-cidr:",
+        "flannel-backend:",
+        "service-cidr:",
+        "flannel-iface:",
+    ];
+    if l.any(|l| !l.starts_with(' ') && key(&k3s, l)) {
+        return Some(Form::Cluster(Distribution::K3s));
     }
+    None
+}
+
+/// The output of `ip`, `sysctl` and `ss`.
+fn commands(l: &Lines) -> Option<Form> {
     let link_header = |l: &str| {
-        let mut w = l.split_whitespace();
-        w.next()
-            .is_some_and(|n| n.ends_with(':') && n[..n.len() - 1].parse::<u32>().is_ok())
+        l.split_whitespace()
+            .next()
+            .and_then(|n| n.strip_suffix(':'))
+            .is_some_and(|n| n.parse::<u32>().is_ok())
             && l.contains(" mtu ")
     };
-    if any(&link_header) {
-        return if any(&|l| {
-            l.trim_start().starts_with("inet ") || l.trim_start().starts_with("inet6 ")
-        }) {
+    if l.any(link_header) {
+        let inet = |l: &str| {
+            let l = l.trim_start();
+            l.starts_with("inet ") || l.starts_with("inet6 ")
+        };
+        return Some(if l.any(inet) {
             Form::IpAddr
         } else {
             Form::IpLink
-        };
+        });
     }
-    if most(&|l| {
+    let route = |l: &str| {
         l.starts_with("default ")
             || l.contains(" dev ")
                 && l.split_whitespace().next().is_some_and(|d| {
@@ -242,18 +275,20 @@ pub fn detect(text: &str) -> Form {
                             "local" | "broadcast" | "unreachable" | "blackhole" | "prohibit"
                         )
                 })
-    }) {
-        return Form::IpRoute;
+    };
+    if l.most(route) {
+        return Some(Form::IpRoute);
     }
-    if most(&|l| l.starts_with("net.") && l.contains('=')) {
-        return Form::Sysctl;
+    if l.most(|l| l.starts_with("net.") && l.contains('=')) {
+        return Some(Form::Sysctl);
     }
+    let first = l.all.first().copied().unwrap_or("");
     if first.starts_with("State") && first.contains("Local Address")
-        || most(&|l| l.starts_with("LISTEN"))
+        || l.most(|l| l.starts_with("LISTEN"))
     {
-        return Form::Listening;
+        return Some(Form::Listening);
     }
-    Form::Unknown
+    None
 }
 
 #[cfg(test)]

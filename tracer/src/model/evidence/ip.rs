@@ -24,6 +24,32 @@ const VIRTUAL_KINDS: [&str; 10] = [
     "vlan",
 ];
 
+/// An interface from its first line: `2: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu
+/// 1500 ...`.
+fn header(words: &[&str]) -> Option<Interface> {
+    let index = words.first()?.trim_end_matches(':').parse::<u32>().ok()?;
+    let name = words.get(1)?.trim_end_matches(':');
+    let name = name.split('@').next().unwrap_or(name).to_string();
+    let flags = words.get(2).copied().unwrap_or("");
+    let mtu = words
+        .iter()
+        .position(|w| *w == "mtu")
+        .and_then(|i| words.get(i + 1))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let loopback = flags.contains("LOOPBACK");
+    Some(Interface {
+        name,
+        index,
+        up: flags.split([',', '<', '>']).any(|f| f == "UP"),
+        loopback,
+        link_type: if loopback { 772 } else { 1 },
+        driver: None,
+        is_virtual: loopback,
+        mtu,
+    })
+}
+
 /// `ip -d link` or `ip addr` (with or without `-d`): fills the interfaces (when `-d` shows
 /// their details), VXLAN devices and addresses. Returns what it filled, and what it could not
 /// use.
@@ -35,35 +61,7 @@ pub fn links(text: &str, facts: &mut NodeFacts) -> (Vec<String>, Vec<String>) {
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         if !line.starts_with(' ') && !line.starts_with('\t') {
-            // `2: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 ...`
-            let (Some(index), Some(name)) = (
-                words
-                    .first()
-                    .and_then(|w| w.trim_end_matches(':').parse::<u32>().ok()),
-                words.get(1),
-            ) else {
-                continue;
-            };
-            let name = name.trim_end_matches(':');
-            let name = name.split('@').next().unwrap_or(name).to_string();
-            let flags = words.get(2).copied().unwrap_or("");
-            let mtu = words
-                .iter()
-                .position(|w| *w == "mtu")
-                .and_then(|i| words.get(i + 1))
-                .and_then(|m| m.parse().ok())
-                .unwrap_or(0);
-            let loopback = flags.contains("LOOPBACK");
-            ifaces.push(Interface {
-                name,
-                index,
-                up: flags.split([',', '<', '>']).any(|f| f == "UP"),
-                loopback,
-                link_type: if loopback { 772 } else { 1 },
-                driver: None,
-                is_virtual: loopback,
-                mtu,
-            });
+            ifaces.extend(header(&words));
             continue;
         }
         let Some(current) = ifaces.last_mut() else {

@@ -124,14 +124,16 @@ pub fn checked(file: &str, family: Family, lines: Vec<(String, usize)>) -> Resto
         } else if let Some(rule) = line.strip_prefix("-A ") {
             let words: Vec<&str> = rule.split_whitespace().collect();
             let chain = words.first().copied().unwrap_or("");
-            let host = words.windows(2).find(|w| {
-                matches!(w[0], "-s" | "-d" | "--source" | "--destination") && is_hostname(w[1])
+            let host = words.windows(2).find_map(|w| match w {
+                [flag @ ("-s" | "-d" | "--source" | "--destination"), value]
+                    if is_hostname(value) =>
+                {
+                    Some((*flag, *value))
+                }
+                _ => None,
             });
-            if let Some(w) = host {
-                let why = format!(
-                    "{} {} is a host name: not resolved away from the node",
-                    w[0], w[1]
-                );
+            if let Some((flag, value)) = host {
+                let why = format!("{flag} {value} is a host name: not resolved away from the node");
                 out.problems
                     .push(format!("{place}: {why}; the rule is left out"));
                 out.gap(family, &tname, chain, place, why, save_command(family));

@@ -58,134 +58,117 @@ fn address(flag: &str, a: &str) -> Result<String, String> {
     }
 }
 
-/// The `-m`/`-j` options for a rule's option words; `Err` names the first it cannot read.
-fn options(words: &[&str], proto: &str, target: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut target_opts = String::new();
-    let mut i = 0;
-    let word = |i: usize| words.get(i).copied().unwrap_or("");
-    while i < words.len() {
-        let w = word(i);
-        match w {
-            "/*" => {
-                let end = words[i..]
-                    .iter()
-                    .position(|x| *x == "*/")
-                    .map_or(words.len(), |e| i + e);
-                let text = words[i + 1..end].join(" ").replace('"', "");
-                out.push_str(&format!(" -m comment --comment \"{text}\""));
-                i = end + 1;
-                continue;
-            }
-            "ctstate" => out.push_str(&format!(" -m conntrack --ctstate {}", word(i + 1))),
-            "state" => out.push_str(&format!(" -m state --state {}", word(i + 1))),
-            "multiport" => {
-                let flag = match word(i + 1) {
-                    "dports" => "--dports",
-                    "sports" => "--sports",
-                    "ports" => "--ports",
-                    other => return Err(format!("multiport {other}")),
-                };
-                let ports: Option<Vec<String>> = word(i + 2).split(',').map(port).collect();
-                let ports = ports.ok_or_else(|| format!("multiport ports {}", word(i + 2)))?;
-                out.push_str(&format!(" -m multiport {flag} {}", ports.join(",")));
-                i += 3;
-                continue;
-            }
-            "!" if word(i + 1) == "match-set" => {
-                out.push_str(&format!(
-                    " -m set ! --match-set {} {}",
-                    word(i + 2),
-                    word(i + 3)
-                ));
-                i += 4;
-                continue;
-            }
-            "match-set" => {
-                out.push_str(&format!(
-                    " -m set --match-set {} {}",
-                    word(i + 1),
-                    word(i + 2)
-                ));
-                i += 3;
-                continue;
-            }
-            "ADDRTYPE" if word(i + 1) == "match" => {
-                i += 2;
-                out.push_str(" -m addrtype");
-                while let Some(kind) = word(i)
-                    .strip_suffix("-type")
-                    .filter(|k| matches!(*k, "src" | "dst"))
-                {
-                    out.push_str(&format!(" --{kind}-type {}", word(i + 1)));
-                    i += 2;
-                }
-                continue;
-            }
-            "mark" if word(i + 1) == "match" => {
-                if word(i + 2) == "!" {
-                    out.push_str(&format!(" -m mark ! --mark {}", word(i + 3)));
-                    i += 4;
-                } else {
-                    out.push_str(&format!(" -m mark --mark {}", word(i + 2)));
-                    i += 3;
-                }
-                continue;
-            }
-            "tcp" | "udp" | "sctp" if word(i) == proto => {
-                // `tcp dpt:179 spt:1000`
-                i += 1;
-                out.push_str(&format!(" -m {proto}"));
-                while let Some((k, v)) = word(i)
-                    .split_once(':')
-                    .filter(|(k, _)| matches!(*k, "dpt" | "spt" | "dpts" | "spts"))
-                {
-                    let flag = if k.starts_with('d') {
-                        "--dport"
-                    } else {
-                        "--sport"
-                    };
-                    let p = port(v).ok_or_else(|| {
-                        format!("port {v} is a name this does not know (iptables -L without -n)")
-                    })?;
-                    out.push_str(&format!(" {flag} {p}"));
-                    i += 1;
-                }
-                continue;
-            }
-            "icmptype" => out.push_str(&format!(" -m icmp --icmp-type {}", word(i + 1))),
-            "icmp" if proto == "icmp" => {
-                out.push_str(&format!(" -m icmp --icmp-type {}", word(i + 1)))
-            }
-            "reject-with" if target == "REJECT" => {
-                target_opts.push_str(&format!(" --reject-with {}", word(i + 1)));
-            }
-            "MARK" if target == "MARK" => {
-                let flag = match word(i + 1) {
-                    "or" => "--or-mark",
-                    "and" => "--and-mark",
-                    "xor" => "--xor-mark",
-                    "set" => "--set-mark",
-                    "xset" => "--set-xmark",
-                    other => return Err(format!("MARK {other}")),
-                };
-                target_opts.push_str(&format!(" {flag} {}", word(i + 2)));
-                i += 3;
-                continue;
-            }
-            _ => return Err(format!("`{}` is not read", bounded(words[i..].join(" ")))),
+/// One option of a rule at `words[i..]`: how many words it takes, what it adds to the
+/// matches and what to the target; `Err` names what cannot be read.
+fn step(
+    words: &[&str],
+    i: usize,
+    proto: &str,
+    target: &str,
+) -> Result<(usize, String, String), String> {
+    let word = |n: usize| words.get(i + n).copied().unwrap_or("");
+    let matched = |n: usize, text: String| Ok((n, text, String::new()));
+    let targeted = |n: usize, text: String| Ok((n, String::new(), text));
+    match word(0) {
+        "/*" => {
+            let end = words[i..]
+                .iter()
+                .position(|x| *x == "*/")
+                .unwrap_or(words.len() - i);
+            let text = words[i + 1..i + end].join(" ").replace('"', "");
+            matched(end + 1, format!(" -m comment --comment \"{text}\""))
         }
-        i += 2;
+        "ctstate" => matched(2, format!(" -m conntrack --ctstate {}", word(1))),
+        "state" => matched(2, format!(" -m state --state {}", word(1))),
+        "multiport" => {
+            let flag = match word(1) {
+                "dports" => "--dports",
+                "sports" => "--sports",
+                "ports" => "--ports",
+                other => return Err(format!("multiport {other}")),
+            };
+            let ports: Option<Vec<String>> = word(2).split(',').map(port).collect();
+            let ports = ports.ok_or_else(|| format!("multiport ports {}", word(2)))?;
+            matched(3, format!(" -m multiport {flag} {}", ports.join(",")))
+        }
+        "!" if word(1) == "match-set" => {
+            matched(4, format!(" -m set ! --match-set {} {}", word(2), word(3)))
+        }
+        "match-set" => matched(3, format!(" -m set --match-set {} {}", word(1), word(2))),
+        "ADDRTYPE" if word(1) == "match" => {
+            let mut n = 2;
+            let mut text = " -m addrtype".to_string();
+            while let Some(kind) = word(n)
+                .strip_suffix("-type")
+                .filter(|k| matches!(*k, "src" | "dst"))
+            {
+                text = format!("{text} --{kind}-type {}", word(n + 1));
+                n += 2;
+            }
+            matched(n, text)
+        }
+        "mark" if word(1) == "match" && word(2) == "!" => {
+            matched(4, format!(" -m mark ! --mark {}", word(3)))
+        }
+        "mark" if word(1) == "match" => matched(3, format!(" -m mark --mark {}", word(2))),
+        // `tcp dpt:179 spt:1000`
+        w @ ("tcp" | "udp" | "sctp") if w == proto => {
+            let mut n = 1;
+            let mut text = format!(" -m {proto}");
+            while let Some((k, v)) = word(n)
+                .split_once(':')
+                .filter(|(k, _)| matches!(*k, "dpt" | "spt" | "dpts" | "spts"))
+            {
+                let flag = if k.starts_with('d') {
+                    "--dport"
+                } else {
+                    "--sport"
+                };
+                let p = port(v).ok_or_else(|| {
+                    format!("port {v} is a name this does not know (iptables -L without -n)")
+                })?;
+                text = format!("{text} {flag} {p}");
+                n += 1;
+            }
+            matched(n, text)
+        }
+        "icmptype" => matched(2, format!(" -m icmp --icmp-type {}", word(1))),
+        "icmp" if proto == "icmp" => matched(2, format!(" -m icmp --icmp-type {}", word(1))),
+        "reject-with" if target == "REJECT" => targeted(2, format!(" --reject-with {}", word(1))),
+        "MARK" if target == "MARK" => {
+            let flag = match word(1) {
+                "or" => "--or-mark",
+                "and" => "--and-mark",
+                "xor" => "--xor-mark",
+                "set" => "--set-mark",
+                "xset" => "--set-xmark",
+                other => return Err(format!("MARK {other}")),
+            };
+            targeted(3, format!(" {flag} {}", word(2)))
+        }
+        _ => Err(format!("`{}` is not read", bounded(words[i..].join(" ")))),
     }
-    if target.is_empty() {
-        return Ok(out + &target_opts);
-    }
-    Ok(format!("{out} -j {target}{target_opts}"))
 }
 
-/// `iptables -L` (with or without `-v`, `-n`, `--line-numbers`).
-pub fn from_l(file: &str, family: Family, text: &str, verbose: bool) -> Restore {
-    let mut chains: Vec<(String, Option<String>, usize)> = Vec::new();
+/// The `-m`/`-j` options for a rule's option words; `Err` names the first it cannot read.
+fn options(words: &[&str], proto: &str, target: &str) -> Result<String, String> {
+    let (mut matches, mut target_opts) = (String::new(), String::new());
+    let mut i = 0;
+    while i < words.len() {
+        let (n, m, t) = step(words, i, proto, target)?;
+        matches.push_str(&m);
+        target_opts.push_str(&t);
+        i += n;
+    }
+    if target.is_empty() {
+        return Ok(matches + &target_opts);
+    }
+    Ok(format!("{matches} -j {target}{target_opts}"))
+}
+
+/// The chains of a listing: name, policy (built-in chains), line.
+fn chains_of(text: &str) -> Vec<(String, Option<String>, usize)> {
+    let mut chains = Vec::new();
     for (i, l) in text.lines().enumerate() {
         if let Some(rest) = l.strip_prefix("Chain ") {
             let name = rest.split_whitespace().next().unwrap_or("").to_string();
@@ -196,6 +179,85 @@ pub fn from_l(file: &str, family: Family, text: &str, verbose: bool) -> Restore 
             chains.push((name, policy, i + 1));
         }
     }
+    chains
+}
+
+/// The columns of a listing's rule lines.
+#[derive(Clone, Copy)]
+struct Columns {
+    verbose: bool,
+    numbered: bool,
+}
+
+/// The `-A` arguments (after the chain) of one rule line; `Err` says why it cannot be read.
+/// `Ok(None)` for loopback's hidden ACCEPT.
+fn rule(
+    words: &[&str],
+    cols: Columns,
+    chain: &str,
+    lo_taken: &mut bool,
+) -> Result<Option<String>, String> {
+    let skip = usize::from(cols.numbered) + if cols.verbose { 2 } else { 0 };
+    // `opt` is `--` (or a fragment flag): what precedes it is target and protocol.
+    let opt = words
+        .iter()
+        .skip(skip)
+        .position(|w| matches!(*w, "--" | "-f" | "!f"))
+        .map(|p| p + skip)
+        .ok_or_else(|| format!("not a rule line: {}", bounded(words.join(" "))))?;
+    let (target, proto) = match opt - skip {
+        2 => (words[skip], words[skip + 1]),
+        1 => ("", words[skip]),
+        _ => return Err("not a rule line".into()),
+    };
+    let proto = match proto {
+        "all" | "0" => "",
+        "6" => "tcp",
+        "17" => "udp",
+        "1" => "icmp",
+        "58" => "ipv6-icmp",
+        "132" => "sctp",
+        p => p,
+    };
+    let n = if cols.verbose { 4 } else { 2 };
+    if words.len() < opt + 1 + n || words[opt] != "--" {
+        return Err("a fragment match or a cut line".into());
+    }
+    let mut spec = Vec::new();
+    if cols.verbose {
+        for (flag, v) in [("-i", words[opt + 1]), ("-o", words[opt + 2])] {
+            if v != "*" {
+                let (neg, v) = v.strip_prefix('!').map_or(("", v), |r| ("! ", r));
+                spec.push(format!(" {neg}{flag} {v}"));
+            }
+        }
+    }
+    if !proto.is_empty() {
+        spec.push(format!(" -p {proto}"));
+    }
+    let (src, dst) = (words[opt + n - 1], words[opt + n]);
+    let rest = &words[opt + n + 1..];
+    let read = address("-s", src)? + &address("-d", dst)? + &options(rest, proto, target)?;
+    let bare = target == "ACCEPT" && proto.is_empty() && rest.is_empty();
+    if !cols.verbose
+        && !*lo_taken
+        && bare
+        && src == "anywhere"
+        && dst == "anywhere"
+        && chain == "INPUT"
+    {
+        *lo_taken = true;
+        return Ok(None);
+    }
+    Ok(Some(spec.concat() + &read))
+}
+
+/// What loopback's rule becomes in a listing without `-v`.
+const LO: &str = "`ACCEPT all -- anywhere anywhere` in iptables -L without -v: the listing hides its interface, and this is nearly always `-i lo` (loopback), so it is not taken to accept everything";
+
+/// `iptables -L` (with or without `-v`, `-n`, `--line-numbers`).
+pub fn from_l(file: &str, family: Family, text: &str, verbose: bool) -> Restore {
+    let chains = chains_of(text);
     let builtin = |c: &str| chains.iter().any(|(n, p, _)| n == c && p.is_some());
     let table = match (
         builtin("FORWARD"),
@@ -217,104 +279,34 @@ pub fn from_l(file: &str, family: Family, text: &str, verbose: bool) -> Restore 
     }
     let mut gaps: Vec<(String, String, usize)> = Vec::new();
     let mut chain = String::new();
-    let mut numbered = false;
+    let mut cols = Columns {
+        verbose,
+        numbered: false,
+    };
     let mut lo_taken = false;
     for (i, l) in text.lines().enumerate() {
         let at = i + 1;
         let words: Vec<&str> = l.split_whitespace().collect();
         if let Some(rest) = l.strip_prefix("Chain ") {
             chain = rest.split_whitespace().next().unwrap_or("").to_string();
-            continue;
-        }
-        if words.contains(&"target") && words.contains(&"prot") {
-            numbered = words.first() == Some(&"num");
-            continue;
-        }
-        if words.is_empty() || chain.is_empty() {
-            continue;
-        }
-        let skip = usize::from(numbered) + if verbose { 2 } else { 0 };
-        // `opt` is `--` (or a fragment flag): what precedes it is target and protocol.
-        let Some(opt) = words
-            .iter()
-            .skip(skip)
-            .position(|w| matches!(*w, "--" | "-f" | "!f"))
-            .map(|p| p + skip)
-        else {
-            gaps.push((
-                chain.clone(),
-                format!("not a rule line: {}", bounded(l.trim().to_string())),
-                at,
-            ));
-            continue;
-        };
-        let (target, proto) = match opt - skip {
-            2 => (words[skip], words[skip + 1]),
-            1 => ("", words[skip]),
-            _ => {
-                gaps.push((chain.clone(), "not a rule line".into(), at));
-                continue;
+        } else if words.contains(&"target") && words.contains(&"prot") {
+            cols.numbered = words.first() == Some(&"num");
+        } else if !words.is_empty() && !chain.is_empty() {
+            match rule(&words, cols, &chain, &mut lo_taken) {
+                Ok(Some(r)) => lines.push((format!("-A {chain}{r}"), at)),
+                Ok(None) => gaps.push((chain.clone(), LO.into(), at)),
+                Err(why) => gaps.push((chain.clone(), why, at)),
             }
-        };
-        let proto = match proto {
-            "all" | "0" => "",
-            "6" => "tcp",
-            "17" => "udp",
-            "1" => "icmp",
-            "58" => "ipv6-icmp",
-            "132" => "sctp",
-            p => p,
-        };
-        let cols = if verbose { 4 } else { 2 };
-        if words.len() < opt + 1 + cols || words[opt] != "--" {
-            gaps.push((chain.clone(), "a fragment match or a cut line".into(), at));
-            continue;
-        }
-        let mut spec = String::new();
-        if verbose {
-            for (flag, v) in [("-i", words[opt + 1]), ("-o", words[opt + 2])] {
-                if v != "*" {
-                    let (neg, v) = v.strip_prefix('!').map_or(("", v), |r| ("! ", r));
-                    spec.push_str(&format!(" {neg}{flag} {v}"));
-                }
-            }
-        }
-        if !proto.is_empty() {
-            spec.push_str(&format!(" -p {proto}"));
-        }
-        let (src, dst) = (words[opt + cols - 1], words[opt + cols]);
-        let rest = &words[opt + cols + 1..];
-        let read = address("-s", src)
-            .and_then(|s| address("-d", dst).map(|d| s + &d))
-            .and_then(|a| options(rest, proto, target).map(|o| a + &o));
-        match read {
-            Ok(_)
-                if !verbose
-                    && !lo_taken
-                    && target == "ACCEPT"
-                    && proto.is_empty()
-                    && rest.is_empty()
-                    && src == "anywhere"
-                    && dst == "anywhere"
-                    && chain == "INPUT" =>
-            {
-                lo_taken = true;
-                gaps.push((chain.clone(), "`ACCEPT all -- anywhere anywhere` in iptables -L without -v: the listing hides its interface, and this is nearly always `-i lo` (loopback), so it is not taken to accept everything".into(), at));
-            }
-            Ok(m) => lines.push((format!("-A {chain}{spec}{m}"), at)),
-            Err(why) => gaps.push((chain.clone(), why, at)),
         }
     }
     let last = text.lines().count();
-    let mut placeholders = Vec::new();
+    // Placeholders keep the rules after them at their places.
     for (c, _, at) in &gaps {
-        placeholders.push((
+        lines.push((
             format!("-A {c} -m comment --comment \"tracer: line {at} not read\""),
             *at,
         ));
     }
-    lines.extend(placeholders);
-    // Rules back in the order of the listing.
     lines[1 + chains.len()..].sort_by_key(|(_, at)| *at);
     lines.push(("COMMIT".into(), last));
     let mut out = checked(file, family, lines);
@@ -335,14 +327,8 @@ pub fn from_l(file: &str, family: Family, text: &str, verbose: bool) -> Restore 
                 .into(),
         );
         for (c, _, at) in &chains {
-            out.gap(
-                family,
-                table,
-                c,
-                format!("{file}:{at}"),
-                "iptables -L without -v hides the rules' interfaces".into(),
-                settle,
-            );
+            let why = "iptables -L without -v hides the rules' interfaces".to_string();
+            out.gap(family, table, c, format!("{file}:{at}"), why, settle);
         }
     }
     out

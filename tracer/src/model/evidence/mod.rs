@@ -7,9 +7,11 @@
 //! Nothing of the machine doing the analysis is read: what the files lack is unknown.
 
 mod detect;
+mod firewall;
 mod ip;
 mod iptables;
 mod listl;
+mod load;
 mod scratch;
 
 use std::path::{Path, PathBuf};
@@ -18,14 +20,13 @@ use serde::{Deserialize, Serialize};
 
 pub use detect::{Backend, Form, detect};
 
-use self::{iptables::Restore, scratch::Line};
+use self::iptables::Restore;
 use super::{
     capture::{Capture, Listing},
     cluster,
-    firewalld::{self, FALLBACK_ZONE, Runtime, parse_listing},
+    firewalld::{self, parse_listing},
     iptables::LegacyListings,
-    nft::{Family, bounded},
-    view::Unknown,
+    nft::Family,
 };
 
 /// The files a diagnosis from files is given.
@@ -67,212 +68,229 @@ struct Ipt {
     report: usize,
 }
 
-/// Reads the named files.
-pub fn read(named: &Named) -> (Capture, Vec<EvidenceReport>) {
-    let mut c = Capture::empty(NO_RUNTIME, NO_RULESET);
-    let mut reports: Vec<EvidenceReport> = Vec::new();
-    let mut inputs: Vec<(&Path, Option<Form>)> = Vec::new();
-    inputs.extend(named.ruleset.as_deref().map(|p| (p, Some(Form::NftJson))));
-    inputs.extend(
-        named
-            .iptables_save
-            .as_deref()
-            .map(|p| (p, Some(Form::IptablesSave(Family::Ip, Backend::Nft)))),
-    );
-    inputs.extend(
-        named
-            .ip6tables_save
-            .as_deref()
-            .map(|p| (p, Some(Form::IptablesSave(Family::Ip6, Backend::Nft)))),
-    );
-    inputs.extend(
-        named
-            .ipset_save
-            .as_deref()
-            .map(|p| (p, Some(Form::IpsetSave))),
-    );
-    inputs.extend(named.evidence.iter().map(|p| (p.as_path(), None)));
+impl Ipt {
+    fn text(&self) -> String {
+        scratch::text_of(&self.restore.lines)
+    }
+}
 
-    let mut json: Vec<(String, String)> = Vec::new();
-    let mut nft_text: Vec<(String, String, usize)> = Vec::new();
-    let mut ipt: Vec<Ipt> = Vec::new();
-    let mut ipsets: Vec<String> = Vec::new();
-    let mut zone_files = Vec::new();
-    let mut service_files = Vec::new();
-    let mut listing = firewalld::ZoneListing::default();
-    let mut conf: (Option<String>, Option<String>) = (None, None);
-    for (path, forced) in inputs {
+/// What the files hold, sorted by what reads it.
+#[derive(Default)]
+struct Collected {
+    c: Option<Capture>,
+    reports: Vec<EvidenceReport>,
+    json: Vec<(String, String)>,
+    nft_text: Vec<(String, String, usize)>,
+    ipt: Vec<Ipt>,
+    ipsets: Vec<String>,
+    zone_files: Vec<PathBuf>,
+    service_files: Vec<PathBuf>,
+    listing: firewalld::ZoneListing,
+    /// firewalld.conf's DefaultZone and FirewallBackend.
+    conf: (Option<String>, Option<String>),
+}
+
+/// Nothing used, nothing left out: a file whose use is said later.
+fn later() -> (Vec<String>, Vec<String>) {
+    (Vec::new(), Vec::new())
+}
+
+impl Collected {
+    fn capture(&mut self) -> &mut Capture {
+        self.c
+            .get_or_insert_with(|| Capture::empty(NO_RUNTIME, NO_RULESET))
+    }
+
+    /// A named input that could not be used at all.
+    fn unread(&mut self, problem: String) {
+        let c = self.capture();
+        c.problems.push(problem.clone());
+        c.required_unread.push(problem);
+    }
+
+    /// Takes one file of a form.
+    fn take(&mut self, path: &Path, form: Form, text: String, forced: bool) {
         let name = path.display().to_string();
-        let text = match std::fs::read(path) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => {
-                let p = format!("{name}: {e}");
-                c.problems.push(p.clone());
-                c.required_unread.push(p);
-                if forced == Some(Form::NftJson) {
-                    c.nft = Err(format!("{name}: {e}"));
-                }
-                continue;
-            }
-        };
-        let form = forced.unwrap_or_else(|| detect(&text));
-        reports.push(EvidenceReport {
+        self.reports.push(EvidenceReport {
             file: name.clone(),
             form: form.name(),
             used: Vec::new(),
             unused: Vec::new(),
         });
-        let at = reports.len() - 1;
-        let r = &mut reports[at];
-        let facts = &mut c.facts;
+        let at = self.reports.len() - 1;
         let (used, unused) = match form {
-            Form::IpLink | Form::IpAddr => ip::links(&text, facts),
-            Form::IpRoute => ip::routes(&text, facts),
-            Form::Sysctl => ip::sysctls(&text, facts),
-            Form::Listening => ip::listening(&text, facts),
+            Form::IpLink | Form::IpAddr => ip::links(&text, &mut self.capture().facts),
+            Form::IpRoute => ip::routes(&text, &mut self.capture().facts),
+            Form::Sysctl => ip::sysctls(&text, &mut self.capture().facts),
+            Form::Listening => ip::listening(&text, &mut self.capture().facts),
             Form::NftJson => {
-                if forced.is_some() {
-                    c.ruleset_named = true;
-                }
-                json.push((name.clone(), text));
-                (Vec::new(), Vec::new())
+                self.capture().ruleset_named |= forced;
+                self.json.push((name, text));
+                later()
             }
             Form::NftText => {
-                nft_text.push((name.clone(), text, at));
-                (Vec::new(), Vec::new())
+                self.nft_text.push((name, text, at));
+                later()
             }
-            Form::IptablesSave(family, backend) => {
-                let restore = iptables::from_save(&name, family, &text);
-                ipt.push(Ipt {
-                    file: name.clone(),
-                    family,
-                    backend,
-                    restore,
-                    report: at,
-                });
-                (Vec::new(), Vec::new())
-            }
-            Form::IptablesS(family) => {
-                let restore = iptables::from_s(&name, family, &text);
-                ipt.push(Ipt {
-                    file: name.clone(),
-                    family,
-                    backend: Backend::Unknown,
-                    restore,
-                    report: at,
-                });
-                (Vec::new(), Vec::new())
-            }
-            Form::IptablesL { family, verbose } => {
-                let restore = listl::from_l(&name, family, &text, verbose);
-                ipt.push(Ipt {
-                    file: name.clone(),
-                    family,
-                    backend: Backend::Unknown,
-                    restore,
-                    report: at,
-                });
-                (Vec::new(), Vec::new())
+            Form::IptablesSave(..) | Form::IptablesS(_) | Form::IptablesL { .. } => {
+                self.iptables(name, form, &text, at);
+                later()
             }
             Form::IpsetSave => {
                 let sets = text.lines().filter(|l| l.starts_with("create ")).count();
-                ipsets.push(text);
+                self.ipsets.push(text);
                 (vec![format!("{sets} ipsets")], Vec::new())
             }
-            Form::FirewallCmd => {
-                let l = parse_listing(&text);
-                c.problems
-                    .extend(l.problems.iter().map(|(n, m)| format!("{name}:{n}: {m}")));
-                let used = vec![format!(
-                    "zones {}",
-                    l.zones.keys().cloned().collect::<Vec<_>>().join(" ")
-                )];
-                listing.default_zone = listing.default_zone.take().or(l.default_zone);
-                for (k, z) in l.zones {
-                    listing.zones.entry(k).or_insert(z);
-                }
-                (used, Vec::new())
-            }
+            Form::FirewallCmd => self.firewall_cmd(&name, &text),
             Form::ZoneXml => {
-                zone_files.push(path.to_path_buf());
+                self.zone_files.push(path.to_path_buf());
                 (vec!["the zone".into()], Vec::new())
             }
             Form::ServiceXml => {
-                service_files.push(path.to_path_buf());
+                self.service_files.push(path.to_path_buf());
                 (vec!["the service".into()], Vec::new())
             }
             Form::FirewalldConf => {
                 for l in text.lines() {
                     if let Some(z) = l.strip_prefix("DefaultZone=") {
-                        conf.0 = Some(z.trim().to_string());
+                        self.conf.0 = Some(z.trim().to_string());
                     } else if let Some(b) = l.strip_prefix("FirewallBackend=") {
-                        conf.1 = Some(b.trim().to_ascii_lowercase());
+                        self.conf.1 = Some(b.trim().to_ascii_lowercase());
                     }
                 }
                 (vec!["DefaultZone, FirewallBackend".into()], Vec::new())
             }
             Form::Cluster(dist) => match cluster::parse(dist, path, &text) {
                 Ok(cfg) => {
-                    c.cluster = Some(cfg);
+                    self.capture().cluster = Some(cfg);
                     (
                         vec!["the provider and the pod and service CIDRs".into()],
                         Vec::new(),
                     )
                 }
                 Err(e) => {
-                    c.problems.push(e.to_string());
+                    self.capture().problems.push(e.to_string());
                     (Vec::new(), vec!["it does not parse (see above)".into()])
                 }
             },
             Form::Unknown => {
-                let p = format!(
+                self.unread(format!(
                     "{name}: not a form tracer reads (see `tracer diagnose --help` for the forms)"
-                );
-                c.problems.push(p.clone());
-                c.required_unread.push(p);
+                ));
                 (
                     Vec::new(),
                     vec!["all of it: its form was not recognised".into()],
                 )
             }
         };
+        let r = &mut self.reports[at];
         r.used.extend(used);
         r.unused.extend(unused);
     }
-    rulesets(&mut c, &mut reports, json, nft_text, ipt, &ipsets);
-    c.saved.ipset = (!ipsets.is_empty()).then(|| ipsets.join("\n"));
-    firewall(&mut c, &zone_files, &service_files, listing, conf);
-    (c, reports)
+
+    /// An iptables listing, made ready to load.
+    fn iptables(&mut self, file: String, form: Form, text: &str, report: usize) {
+        let (family, backend, restore) = match form {
+            Form::IptablesSave(family, backend) => {
+                (family, backend, iptables::from_save(&file, family, text))
+            }
+            Form::IptablesS(family) => (
+                family,
+                Backend::Unknown,
+                iptables::from_s(&file, family, text),
+            ),
+            Form::IptablesL { family, verbose } => (
+                family,
+                Backend::Unknown,
+                listl::from_l(&file, family, text, verbose),
+            ),
+            _ => return,
+        };
+        self.ipt.push(Ipt {
+            file,
+            family,
+            backend,
+            restore,
+            report,
+        });
+    }
+
+    fn firewall_cmd(&mut self, name: &str, text: &str) -> (Vec<String>, Vec<String>) {
+        let l = parse_listing(text);
+        let problems = l.problems.iter().map(|(n, m)| format!("{name}:{n}: {m}"));
+        self.capture().problems.extend(problems);
+        let zones: Vec<&str> = l.zones.keys().map(String::as_str).collect();
+        let used = vec![format!("zones {}", zones.join(" "))];
+        if l.default_zone.is_some() {
+            self.listing.default_zone = l.default_zone;
+        }
+        for (k, z) in l.zones {
+            self.listing.zones.entry(k).or_insert(z);
+        }
+        (used, Vec::new())
+    }
+}
+
+/// Reads the named files.
+pub fn read(named: &Named) -> (Capture, Vec<EvidenceReport>) {
+    let given = [
+        (named.ruleset.as_deref(), Form::NftJson),
+        (
+            named.iptables_save.as_deref(),
+            Form::IptablesSave(Family::Ip, Backend::Nft),
+        ),
+        (
+            named.ip6tables_save.as_deref(),
+            Form::IptablesSave(Family::Ip6, Backend::Nft),
+        ),
+        (named.ipset_save.as_deref(), Form::IpsetSave),
+    ];
+    let inputs = given
+        .into_iter()
+        .filter_map(|(p, f)| p.map(|p| (p, Some(f))))
+        .chain(named.evidence.iter().map(|p| (p.as_path(), None)));
+    let mut k = Collected::default();
+    for (path, forced) in inputs {
+        match std::fs::read(path) {
+            Ok(b) => {
+                let text = String::from_utf8_lossy(&b).into_owned();
+                let form = forced.unwrap_or_else(|| detect(&text));
+                k.take(path, form, text, forced.is_some());
+            }
+            Err(e) => {
+                let problem = format!("{}: {e}", path.display());
+                if forced == Some(Form::NftJson) {
+                    k.capture().nft = Err(problem.clone());
+                }
+                k.unread(problem);
+            }
+        }
+    }
+    let mut c =
+        k.c.take()
+            .unwrap_or_else(|| Capture::empty(NO_RUNTIME, NO_RULESET));
+    rulesets(&mut c, &mut k);
+    c.saved.ipset = (!k.ipsets.is_empty()).then(|| k.ipsets.join("\n"));
+    firewall::firewall(&mut c, &k);
+    (c, k.reports)
 }
 
 /// The ruleset from the pasted listings: `nft -j` JSON directly when it is all there is (its
 /// iptables-nft-save beside it explaining xt matches), else everything loaded into a scratch
 /// namespace and read back.
-fn rulesets(
-    c: &mut Capture,
-    reports: &mut [EvidenceReport],
-    mut json: Vec<(String, String)>,
-    nft_text: Vec<(String, String, usize)>,
-    ipt: Vec<Ipt>,
-    ipsets: &[String],
-) {
+fn rulesets(c: &mut Capture, k: &mut Collected) {
+    let ipt = std::mem::take(&mut k.ipt);
     // Legacy listings: what the legacy backend holds (its cluster chains).
-    let legacy_of = |f: Family| {
-        ipt.iter()
-            .filter(|i| i.backend == Backend::Legacy && i.family == f)
-            .map(|i| {
-                i.restore
-                    .lines
-                    .iter()
-                    .map(|l| format!("{}\n", l.text))
-                    .collect::<String>()
-            })
-            .collect::<String>()
-    };
     if ipt.iter().any(|i| i.backend == Backend::Legacy) {
+        let of = |f: Family| {
+            ipt.iter()
+                .filter(|i| i.backend == Backend::Legacy && i.family == f)
+                .map(Ipt::text)
+                .collect::<String>()
+        };
         c.legacy = Some(LegacyListings {
-            v4: legacy_of(Family::Ip),
-            v6: legacy_of(Family::Ip6),
+            v4: of(Family::Ip),
+            v6: of(Family::Ip6),
         });
     }
     let nft_families: Vec<Family> = ipt
@@ -280,283 +298,43 @@ fn rulesets(
         .filter(|i| i.backend != Backend::Legacy)
         .map(|i| i.family)
         .collect();
-    let nft_backed = |f: Family| nft_families.contains(&f);
-    let (companions, to_load): (Vec<Ipt>, Vec<Ipt>) = if json.len() == 1 {
-        // The JSON holds iptables-nft's rules: its saves explain them, they are not loaded.
-        ipt.into_iter().partition(|i| i.backend != Backend::Legacy)
-    } else {
-        (Vec::new(), ipt)
-    };
-    for i in &companions {
-        let text: String = i
-            .restore
-            .lines
-            .iter()
-            .map(|l| format!("{}\n", l.text))
-            .collect();
+    let one_json = k.json.len() == 1;
+    // With one JSON listing, it holds iptables-nft's rules: their saves explain them; a legacy
+    // listing is evaluated only when no other listing of its family is.
+    let (kept, to_load): (Vec<Ipt>, Vec<Ipt>) = ipt.into_iter().partition(|i| {
+        (one_json && i.backend != Backend::Legacy)
+            || (i.backend == Backend::Legacy && (one_json || nft_families.contains(&i.family)))
+    });
+    for i in &kept {
+        let r = &mut k.reports[i.report];
+        if i.backend == Backend::Legacy {
+            r.used
+                .push("its cluster chains (which backend the cluster uses)".into());
+            r.unused
+                .push("its rules: one iptables backend is evaluated, iptables-nft's".into());
+            continue;
+        }
         let slot = if i.family == Family::Ip6 {
             &mut c.saved.ip6tables
         } else {
             &mut c.saved.iptables
         };
-        *slot = Some(text);
-        reports[i.report]
-            .used
+        *slot = Some(i.text());
+        r.used
             .push("the arguments of iptables-nft's extension matches in the nft JSON".into());
     }
-    // A legacy listing is evaluated only when no other listing of its family is.
-    let (legacy_only, to_load): (Vec<Ipt>, Vec<Ipt>) = to_load.into_iter().partition(|i| {
-        i.backend == Backend::Legacy && nft_backed(i.family)
-            || i.backend == Backend::Legacy && json.len() == 1
-    });
-    for i in &legacy_only {
-        reports[i.report]
-            .used
-            .push("its cluster chains (which backend the cluster uses)".into());
-        reports[i.report]
-            .unused
-            .push("its rules: one iptables backend is evaluated, iptables-nft's".into());
-    }
-    if nft_text.is_empty() && to_load.is_empty() {
-        if let Some((name, text)) = json.pop() {
+    if k.nft_text.is_empty() && to_load.is_empty() {
+        if let Some((name, text)) = k.json.pop() {
             c.nft = Ok(Listing::new(text, name));
         }
         return;
     }
-    let scratch = match scratch::Scratch::new() {
-        Ok(s) => s,
+    match scratch::Scratch::new() {
+        Ok(scratch) => load::load(c, k, &scratch, to_load),
         Err(e) => {
             c.problems.push(e.clone());
             c.required_unread.push(e.clone());
             c.nft = Err(e);
-            return;
-        }
-    };
-    for text in ipsets {
-        if let Err(e) = scratch.ipsets("ipset save", text) {
-            c.problems.push(e);
         }
     }
-    for (name, text) in &json {
-        if let Err(e) = scratch.nft_json(name, text) {
-            c.problems.push(e);
-        }
-    }
-    for (name, text, at) in nft_text {
-        let (blocks, problems) = blocks(&name, &text);
-        c.problems.extend(problems);
-        let tables: Vec<String> = blocks
-            .iter()
-            .filter_map(|b| b.first())
-            .map(|l| l.text.trim_end_matches('{').trim().to_string())
-            .collect();
-        let loaded = scratch.nft_text(&name, blocks);
-        reports[at].used.push(format!(
-            "{} (loaded with nft into a scratch namespace, read back as JSON)",
-            tables.join(", ")
-        ));
-        if !loaded.dropped.is_empty() {
-            reports[at].unused.push(format!(
-                "{} lines nft refused (named above)",
-                loaded.dropped.len()
-            ));
-        }
-        c.problems.extend(loaded.problems);
-    }
-    let referenced = sets_named(&to_load);
-    for (set, family) in referenced {
-        let defined = ipsets.iter().any(|t| {
-            t.lines().any(|l| {
-                l.split_whitespace().nth(1) == Some(set.as_str()) && l.starts_with("create ")
-            })
-        });
-        if !defined {
-            let kind = if family == Family::Ip6 {
-                "family inet6"
-            } else {
-                "family inet"
-            };
-            let _ = scratch.ipsets("placeholder", &format!("create {set} hash:net {kind}\n"));
-            c.unknown.push(Unknown {
-                what: format!("the members of ipset {set}"),
-                why: "rules match it, and the evidence has no `ipset save`: those rules' verdicts are unknown".into(),
-                settle: vec!["ipset save".into()],
-            });
-        }
-    }
-    let mut tool = None;
-    for mut i in to_load {
-        let rules = i
-            .restore
-            .lines
-            .iter()
-            .filter(|l| l.text.starts_with("-A"))
-            .count();
-        let lines = std::mem::take(&mut i.restore.lines);
-        let loaded = scratch.iptables(i.family, &i.file, lines);
-        let r = &mut reports[i.report];
-        r.used.push(format!(
-            "{} rules (loaded with iptables-nft-restore into a scratch namespace, read back as JSON)",
-            rules - loaded.dropped.iter().filter(|l| l.text.starts_with("-A")).count()
-        ));
-        r.unused.extend(i.restore.notes.iter().cloned());
-        if !i.restore.gaps.is_empty() || !loaded.dropped.is_empty() {
-            r.unused.push(format!(
-                "{} lines (named above)",
-                i.restore.gaps.len() + loaded.dropped.len()
-            ));
-        }
-        c.problems.extend(i.restore.problems);
-        c.problems.extend(loaded.problems);
-        c.gaps.extend(i.restore.gaps);
-        for d in loaded.dropped.iter().filter(|l| l.text.starts_with("-A ")) {
-            let chain = d.text.split_whitespace().nth(1).unwrap_or("").to_string();
-            c.gaps.push(super::view::RuleGap {
-                family: i.family,
-                table: String::new(),
-                base_hook: iptables::builtin_hook(&chain),
-                chain,
-                place: format!("{}:{}", i.file, d.at.unwrap_or(0)),
-                why: "iptables-nft-restore refused it".into(),
-                settle: iptables::save_command(i.family).into(),
-            });
-        }
-        tool = match (tool, i.backend) {
-            (_, Backend::Nft) | (Some("iptables-nft"), _) => Some("iptables-nft"),
-            (None | Some("iptables-legacy"), Backend::Legacy) => Some("iptables-legacy"),
-            _ => Some("iptables"),
-        };
-    }
-    c.iptables_cmd = tool.filter(|t| *t != "iptables-nft").map(str::to_string);
-    let (listed, v4, v6) = scratch.listings();
-    c.saved.iptables = v4;
-    c.saved.ip6tables = v6;
-    c.nft = listed.map(|text| Listing::new(text, "the pasted rules, as nft lists them"));
-}
-
-/// The ipsets `-m set` rules name, with their family.
-fn sets_named(ipt: &[Ipt]) -> Vec<(String, Family)> {
-    let mut out: Vec<(String, Family)> = Vec::new();
-    for i in ipt {
-        for l in &i.restore.lines {
-            let words: Vec<&str> = l.text.split_whitespace().collect();
-            for w in words.windows(2).filter(|w| w[0] == "--match-set") {
-                if !out.iter().any(|(n, _)| n == w[1]) {
-                    out.push((w[1].to_string(), i.family));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `nft list ruleset` text cut into its top-level blocks (tables), each line with its line
-/// number; a block cut off at the end is closed, and said.
-fn blocks(file: &str, text: &str) -> (Vec<Vec<Line>>, Vec<String>) {
-    let mut blocks = Vec::new();
-    let mut problems = Vec::new();
-    let mut current: Vec<Line> = Vec::new();
-    let mut depth = 0usize;
-    for (i, l) in text.lines().enumerate() {
-        let at = i + 1;
-        if depth == 0 {
-            let t = l.trim();
-            if t.is_empty() || t.starts_with('#') {
-                continue;
-            }
-            if !t.starts_with("table ") {
-                problems.push(format!(
-                    "{file}:{at}: not inside a table: {} (not used)",
-                    bounded(t.to_string())
-                ));
-                continue;
-            }
-        }
-        depth += l.matches('{').count();
-        depth = depth.saturating_sub(l.matches('}').count());
-        current.push(Line {
-            text: l.to_string(),
-            at: Some(at),
-        });
-        if depth == 0 {
-            blocks.push(std::mem::take(&mut current));
-        }
-    }
-    if !current.is_empty() {
-        let first = current[0].at.unwrap_or(0);
-        problems.push(format!(
-            "{file}:{}: the listing ends inside the table of line {first}: truncated? What it holds up to there is used",
-            text.lines().count()
-        ));
-        for _ in 0..depth {
-            current.push(Line {
-                text: "}".into(),
-                at: None,
-            });
-        }
-        blocks.push(current);
-    }
-    (blocks, problems)
-}
-
-/// firewalld's configuration from zone and service XML, `firewall-cmd` listings and
-/// firewalld.conf.
-fn firewall(
-    c: &mut Capture,
-    zones: &[PathBuf],
-    services: &[PathBuf],
-    listing: firewalld::ZoneListing,
-    conf: (Option<String>, Option<String>),
-) {
-    let given = !zones.is_empty()
-        || !services.is_empty()
-        || !listing.zones.is_empty()
-        || conf != (None, None);
-    if !given {
-        return;
-    }
-    let mut p = firewalld::read_files(zones, services);
-    c.problems
-        .extend(p.problems.iter().map(ToString::to_string));
-    for (k, z) in &listing.zones {
-        p.zones.entry(k.clone()).or_insert_with(|| z.clone());
-    }
-    let default = conf.0.clone().or(listing.default_zone.clone());
-    if default.is_none() {
-        c.unknown.push(Unknown {
-            what: "firewalld's default zone".into(),
-            why: format!("not in the inputs: taken to be {FALLBACK_ZONE}, firewalld's own default"),
-            settle: vec!["firewall-cmd --get-default-zone".into()],
-        });
-    }
-    p.conf.default_zone = default.unwrap_or_else(|| FALLBACK_ZONE.into());
-    if let Some(b) = conf.1 {
-        p.conf.backend = b;
-    }
-    let mut missing: Vec<String> = p
-        .zones
-        .values()
-        .flat_map(|z| z.services.iter())
-        .filter(|s| !p.services.contains_key(*s))
-        .cloned()
-        .collect();
-    missing.sort();
-    missing.dedup();
-    if !missing.is_empty() {
-        c.unknown.push(Unknown {
-            what: format!("the ports of services {}", missing.join(", ")),
-            why: "the zones use them and their definitions are not in the inputs: what they open is not known".into(),
-            settle: missing.iter().take(4).map(|s| format!("firewall-cmd --info-service={s}")).collect(),
-        });
-    }
-    if !listing.zones.is_empty() {
-        // firewall-cmd answered: firewalld runs, with the zones it listed.
-        c.runtime = Ok(Some(Runtime {
-            state: "RUNNING".into(),
-            default_zone: p.conf.default_zone.clone(),
-            zones: listing.zones,
-            services: p.services.clone(),
-        }));
-    }
-    c.permanent = Some(p);
 }

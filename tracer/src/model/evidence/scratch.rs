@@ -98,7 +98,7 @@ impl Scratch {
     ) -> Loaded {
         let mut loaded = Loaded::default();
         for _ in 0..MAX_RETRIES {
-            let text: String = lines.iter().map(|l| format!("{}\n", l.text)).collect();
+            let text = text_of(&lines);
             let Err(err) = self.feed(argv, &text) else {
                 return loaded;
             };
@@ -173,6 +173,15 @@ impl Scratch {
             self.read(&["ip6tables-nft-save"]).ok(),
         )
     }
+}
+
+/// The lines as one text, each ending in a newline.
+pub fn text_of(lines: &[Line]) -> String {
+    lines.iter().fold(String::new(), |mut t, l| {
+        t.push_str(&l.text);
+        t.push('\n');
+        t
+    })
 }
 
 /// The line `nft` names in `/dev/stdin:LINE:COL-COL: Error: ...`.

@@ -7,6 +7,10 @@ use super::{EvidenceReport, Finding, FlowCheck, Unknown};
 /// One line of `tracer diagnose --output json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the variants are what readers match on; a diagnosis prints a few dozen lines, so boxing the finding would save nothing that matters"
+)]
 pub enum DiagnoseLine {
     /// With `--evidence`: what a file was taken for, and what of it was used.
     Evidence(EvidenceReport),

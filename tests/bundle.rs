@@ -11,7 +11,7 @@ use std::{
 
 use tracer::schema::{DiagnoseLine, DiagnoseSummary, Finding, Unknown};
 
-use crate::harness::{Lab, NetNs, lab::text, tracer::BIN};
+use crate::harness::{Lab, NetNs, lab::text, tracer::BIN, unpack};
 
 /// The lines of a `--output json` run.
 fn lines(out: &Output) -> Vec<DiagnoseLine> {
@@ -183,17 +183,8 @@ fn every_scenario_is_compared() {
 #[test]
 fn a_bundle_without_the_runtime_state_says_so() {
     let (_lab, dir, bundle) = same_findings("calico-vxlan-blocked", "b5");
-    let unpacked = dir.path().join("unpacked");
-    std::fs::create_dir(&unpacked).unwrap();
-    let tar = Command::new("tar")
-        .arg("xzf")
-        .arg(&bundle)
-        .arg("-C")
-        .arg(&unpacked)
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    std::fs::remove_file(unpacked.join("tracer-bundle/firewalld-runtime.json")).unwrap();
+    let unpacked = unpack(&bundle, dir.path());
+    std::fs::remove_file(unpacked.join("firewalld-runtime.json")).unwrap();
     let out = diagnose_in(&elsewhere("bro"), &["--bundle", unpacked.to_str().unwrap()]);
     let l = lines(&out);
     assert!(

@@ -12,7 +12,7 @@ use std::{
 
 use tracer::schema::{DiagnoseLine, Finding, Severity, WatchLine};
 
-use crate::harness::{Lab, NetNs, Tracer, Veth, joined, lab::text, tracer::BIN};
+use crate::harness::{Lab, NetNs, Tracer, Veth, joined, lab::text, tracer::BIN, unpack};
 
 /// The JSON lines a `--output json` run printed; panics naming a line that is not one of
 /// diagnose's lines.
@@ -299,15 +299,7 @@ fn unreadable_files_are_named_and_the_rest_still_runs() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("worker-1.tar.gz");
     lab.exec("worker-1", &[BIN, "bundle", "-o", bundle.to_str().unwrap()]);
-    let status = Command::new("tar")
-        .arg("xzf")
-        .arg(&bundle)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let unpacked = dir.path().join("tracer-bundle");
+    let unpacked = unpack(&bundle, dir.path());
     std::fs::write(
         unpacked.join("nft-ruleset.json"),
         "{\"nftables\": [\n  {\"table\": {\"family\": \"inet\",\n",
@@ -482,15 +474,7 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     let offline = vxlan_of(&diagnose_ns(&peer, &["--bundle", bundle.to_str().unwrap()]));
     assert_eq!(offline.element, vxlan.element, "{offline:#?}");
     assert_eq!(offline.rule, vxlan.rule, "{offline:#?}");
-    let status = Command::new("tar")
-        .arg("xzf")
-        .arg(&bundle)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let unpacked = dir.path().join("tracer-bundle");
+    let unpacked = unpack(&bundle, dir.path());
     std::fs::remove_file(unpacked.join("iptables-nft-save.txt")).unwrap();
     let unsure = vxlan_of(&diagnose_ns(
         &peer,

@@ -13,6 +13,19 @@ pub use netns::{NetNs, Veth, joined, silent_apiserver};
 pub use send::{Paced, Stream, send_frames};
 pub use tracer::{Counts, Tracer};
 
+/// Unpacks a bundle (`tracer bundle`'s archive) below `into` with tar; its top directory.
+pub fn unpack(archive: &std::path::Path, into: &std::path::Path) -> std::path::PathBuf {
+    let status = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar xzf {}", archive.display());
+    into.join("tracer-bundle")
+}
+
 /// Panics with a clear message unless running as root.
 pub fn require_root() {
     // SAFETY: geteuid takes no arguments, touches no memory of ours and cannot fail.

@@ -87,9 +87,9 @@ pub fn checked(file: &str, family: Family, lines: Vec<(String, usize)>) -> Resto
         let place = format!("{file}:{at}");
         if let Some(name) = line.strip_prefix('*') {
             if let Some((open, from)) = table.take() {
-                out.problems.push(format!(
+                out.problems.push(bounded(format!(
                     "{place}: table {name} starts before table {open} (line {from}) has its COMMIT; the rules of {open} up to here are used"
-                ));
+                )));
                 out.lines.push(Line {
                     text: "COMMIT".into(),
                     at: None,
@@ -133,7 +133,9 @@ pub fn checked(file: &str, family: Family, lines: Vec<(String, usize)>) -> Resto
                 _ => None,
             });
             if let Some((flag, value)) = host {
-                let why = format!("{flag} {value} is a host name: not resolved away from the node");
+                let why = bounded(format!(
+                    "{flag} {value} is a host name: not resolved away from the node"
+                ));
                 out.problems
                     .push(format!("{place}: {why}; the rule is left out"));
                 out.gap(family, &tname, chain, place, why, save_command(family));
@@ -151,9 +153,9 @@ pub fn checked(file: &str, family: Family, lines: Vec<(String, usize)>) -> Resto
         }
     }
     if let Some((open, from)) = table {
-        out.problems.push(format!(
+        out.problems.push(bounded(format!(
             "{file}:{last}: the listing ends inside table {open} (line {from}) without its COMMIT: truncated? Its rules up to here are used"
-        ));
+        )));
         out.lines.push(Line {
             text: "COMMIT".into(),
             at: None,

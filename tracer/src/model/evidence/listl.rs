@@ -317,7 +317,9 @@ pub fn from_l(file: &str, family: Family, text: &str, verbose: bool) -> Restore 
     }
     let settle = save_command(family);
     for (c, why, at) in gaps {
-        out.problems.push(format!("{file}:{at}: {why}; not used"));
+        let why = bounded(why);
+        out.problems
+            .push(bounded(format!("{file}:{at}: {why}; not used")));
         out.gap(family, table, &c, format!("{file}:{at}"), why, settle);
     }
     out.notes.push(format!("read as table {table}"));

@@ -157,7 +157,7 @@ fn sets_named(ipt: &[Ipt]) -> Vec<(String, Family)> {
 
 /// `nft list ruleset` text cut into its top-level blocks (tables), each line with its line
 /// number; a block cut off at the end is closed, and said.
-fn blocks(file: &str, text: &str) -> (Vec<Vec<Line>>, Vec<String>) {
+pub(super) fn blocks(file: &str, text: &str) -> (Vec<Vec<Line>>, Vec<String>) {
     let mut blocks = Vec::new();
     let mut problems = Vec::new();
     let mut current: Vec<Line> = Vec::new();

@@ -12,6 +12,8 @@ mod ip;
 mod iptables;
 mod listl;
 mod load;
+#[cfg(test)]
+mod props;
 mod scratch;
 
 use std::path::{Path, PathBuf};

@@ -9,9 +9,9 @@ use std::{
     process::{Command, Output},
 };
 
-use tracer::schema::{DiagnoseLine, DiagnoseSummary, Finding, Unknown};
+use tracer::schema::{DiagnoseLine, DiagnoseSummary, Finding, Unknown, WatchLine};
 
-use crate::harness::{Lab, NetNs, lab::text, tracer::BIN, unpack};
+use crate::harness::{Lab, NetNs, Veth, joined, lab::text, tracer::BIN, unpack};
 
 /// The lines of a `--output json` run.
 fn lines(out: &Output) -> Vec<DiagnoseLine> {
@@ -253,6 +253,37 @@ fn ip_forward_is_the_nodes_not_the_analysing_machines() {
         results.push(f.iter().any(|f| f.id == "sysctl/ip_forward"));
     }
     assert_eq!(results, [false, true]);
+}
+
+/// `--watch` adds what the node carried meanwhile: `tracer watch`'s lines, its summary last.
+#[test]
+fn watch_adds_what_the_node_carried() {
+    let a = Veth {
+        name: "eth0",
+        mac: [0x02, 0, 0, 0, 7, 0x0a],
+        ip: std::net::Ipv4Addr::new(10, 81, 0, 5),
+    };
+    let b = Veth {
+        name: "p0",
+        mac: [0x02, 0, 0, 0, 7, 0x0b],
+        ip: std::net::Ipv4Addr::new(10, 81, 0, 6),
+    };
+    let (node, _peer) = joined("bw", &a, &b);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("w.tar.gz");
+    let out = Command::new(BIN)
+        .args(["--netns", &node.name, "bundle", "--watch", "1", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let unpacked = unpack(&file, dir.path());
+    let watched = std::fs::read_to_string(unpacked.join("watch.jsonl")).unwrap();
+    let last = watched.lines().last().expect("watch printed lines");
+    let line: WatchLine = serde_json::from_str(last).unwrap_or_else(|e| panic!("{last}: {e}"));
+    assert!(matches!(line, WatchLine::Summary(_)), "{last}");
+    let manifest = std::fs::read_to_string(unpacked.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"watch\""), "{manifest}");
 }
 
 /// Issue 17, item 3: the same `--ruleset` and `--root` give the same answer in a namespace

@@ -9,53 +9,19 @@ use std::{
     process::{Command, Output},
 };
 
-use tracer::schema::{DiagnoseLine, DiagnoseSummary, Finding, Unknown, WatchLine};
+use tracer::schema::{DiagnoseLine, Finding, WatchLine};
 
-use crate::harness::{Lab, NetNs, Veth, joined, lab::text, tracer::BIN, unpack};
+use crate::harness::{
+    Lab, NetNs, Veth, bundle, joined,
+    lab::text,
+    lines::{findings, json_lines, problems, summary, unknowns},
+    tracer::BIN,
+    unpack,
+};
 
 /// The lines of a `--output json` run.
 fn lines(out: &Output) -> Vec<DiagnoseLine> {
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
-}
-
-fn findings(lines: &[DiagnoseLine]) -> Vec<Finding> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            DiagnoseLine::Finding(f) => Some(f.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn summary(lines: &[DiagnoseLine]) -> DiagnoseSummary {
-    match lines.last() {
-        Some(DiagnoseLine::Summary(s)) => s.clone(),
-        other => panic!("no summary last: {other:?}"),
-    }
-}
-
-fn unknowns(lines: &[DiagnoseLine]) -> Vec<Unknown> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            DiagnoseLine::Unknown(u) => Some(u.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn problems(lines: &[DiagnoseLine]) -> Vec<String> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            DiagnoseLine::Problem(p) => Some(p.message.clone()),
-            _ => None,
-        })
-        .collect()
+    json_lines(&out.stdout)
 }
 
 /// `tracer --netns NS diagnose ARGS --output json`.
@@ -225,17 +191,7 @@ fn ip_forward_is_the_nodes_not_the_analysing_machines() {
         let node = NetNs::new(&format!("{tag}n"));
         node.sysctl("net.ipv4.ip_forward", node_value);
         let file = dir.path().join(format!("{tag}.tar.gz"));
-        let out = Command::new(BIN)
-            .args([
-                "--netns",
-                &node.name,
-                "bundle",
-                "-o",
-                file.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        bundle(&node, &file, &[]);
         let here = NetNs::new(&format!("{tag}h"));
         here.sysctl("net.ipv4.ip_forward", here_value);
         let out = diagnose_in(
@@ -271,12 +227,7 @@ fn watch_adds_what_the_node_carried() {
     let (node, _peer) = joined("bw", &a, &b);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("w.tar.gz");
-    let out = Command::new(BIN)
-        .args(["--netns", &node.name, "bundle", "--watch", "1", "-o"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    bundle(&node, &file, &["--watch", "1"]);
     let unpacked = unpack(&file, dir.path());
     let watched = std::fs::read_to_string(unpacked.join("watch.jsonl")).unwrap();
     let last = watched.lines().last().expect("watch printed lines");

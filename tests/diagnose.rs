@@ -12,34 +12,17 @@ use std::{
 
 use tracer::schema::{DiagnoseLine, Finding, Severity, WatchLine};
 
-use crate::harness::{Lab, NetNs, Tracer, Veth, joined, lab::text, tracer::BIN, unpack};
-
-/// The JSON lines a `--output json` run printed; panics naming a line that is not one of
-/// diagnose's lines.
-fn json_lines(stdout: &[u8]) -> Vec<DiagnoseLine> {
-    text(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
-}
-
-/// The finding lines among `lines`.
-fn findings(lines: &[DiagnoseLine]) -> Vec<Finding> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            DiagnoseLine::Finding(f) => Some(f.clone()),
-            _ => None,
-        })
-        .collect()
-}
+use crate::harness::{
+    self, Lab, NetNs, Tracer, Veth, joined,
+    lab::text,
+    lines::{findings, json_lines, summary},
+    tracer::BIN,
+    unpack,
+};
 
 /// The flows evaluated, from the last line: the summary.
 fn flows_checked(lines: &[DiagnoseLine]) -> usize {
-    match lines.last() {
-        Some(DiagnoseLine::Summary(s)) => s.flows,
-        last => panic!("the last line is no summary: {last:?}"),
-    }
+    summary(lines).flows
 }
 
 /// `tracer diagnose --output json` in a node: (exit code, finding lines, every line).
@@ -460,17 +443,7 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     // rule is decided, without it the model says it cannot tell, naming the match.
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("node.tar.gz");
-    let out = Command::new(BIN)
-        .args([
-            "--netns",
-            &node.name,
-            "bundle",
-            "-o",
-            bundle.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    harness::bundle(&node, &bundle, &[]);
     let offline = vxlan_of(&diagnose_ns(&peer, &["--bundle", bundle.to_str().unwrap()]));
     assert_eq!(offline.element, vxlan.element, "{offline:#?}");
     assert_eq!(offline.rule, vxlan.rule, "{offline:#?}");

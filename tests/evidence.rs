@@ -10,9 +10,14 @@ use std::{
     process::{Command, Output},
 };
 
-use tracer::schema::{Certainty, DiagnoseLine, EvidenceReport, Finding, Severity};
+use tracer::schema::{Certainty, DiagnoseLine, Finding, Severity};
 
-use crate::harness::{Lab, NetNs, lab::text, tracer::BIN};
+use crate::harness::{
+    Lab, NetNs,
+    lab::text,
+    lines::{findings, json_lines, problems, reports},
+    tracer::BIN,
+};
 
 /// `tracer diagnose --output json ARGS` here (the test's own namespace).
 fn diagnose(args: &[&str]) -> (Output, Vec<DiagnoseLine>) {
@@ -21,41 +26,8 @@ fn diagnose(args: &[&str]) -> (Output, Vec<DiagnoseLine>) {
         .args(args)
         .output()
         .unwrap();
-    let lines = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+    let lines = json_lines(&out.stdout);
     (out, lines)
-}
-
-fn reports(lines: &[DiagnoseLine]) -> Vec<EvidenceReport> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            DiagnoseLine::Evidence(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn findings(lines: &[DiagnoseLine]) -> Vec<Finding> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            DiagnoseLine::Finding(f) => Some(f.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn problems(lines: &[DiagnoseLine]) -> Vec<String> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            DiagnoseLine::Problem(p) => Some(p.message.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Writes `content` to `dir/name`; its path.

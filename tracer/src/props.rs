@@ -124,7 +124,7 @@ fn read_firewalld(zone: &str, service: &str, conf: &str) -> Result<(), TestCaseE
     Ok(())
 }
 
-fn check_message(message: &str, origin: &str) -> Result<(), TestCaseError> {
+pub(crate) fn check_message(message: &str, origin: &str) -> Result<(), TestCaseError> {
     prop_assert!(message.contains(origin), "{message}");
     prop_assert!(message.len() <= MESSAGE_LIMIT, "{} bytes", message.len());
     Ok(())

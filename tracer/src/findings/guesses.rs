@@ -184,17 +184,8 @@ pub fn named_interfaces(
             out.push(name);
         }
     };
-    if let Some(rs) = ruleset {
-        for rule in rs
-            .tables
-            .iter()
-            .flat_map(|t| &t.chains)
-            .flat_map(|c| &c.rules)
-        {
-            for name in interfaces_in(&rule.text) {
-                add(&name);
-            }
-        }
+    for name in rule_texts(ruleset).flat_map(interfaces_in) {
+        add(&name);
     }
     let zones = permanent
         .map(|p| p.zones.values())
@@ -207,6 +198,16 @@ pub fn named_interfaces(
         }
     }
     out
+}
+
+/// The text of every rule of the ruleset.
+fn rule_texts(ruleset: Option<&Ruleset>) -> impl Iterator<Item = &str> {
+    ruleset
+        .into_iter()
+        .flat_map(|rs| &rs.tables)
+        .flat_map(|t| &t.chains)
+        .flat_map(|c| &c.rules)
+        .map(|r| r.text.as_str())
 }
 
 /// The interface names a rule's text compares with (`iifname "eth0"`, `oifname { "a", "b" }`,
@@ -239,15 +240,9 @@ fn interfaces_in(text: &str) -> Vec<String> {
 /// The IPv4 prefixes and addresses the rules name, at most [`MAX_ADDRS`].
 fn addresses_named(ruleset: Option<&Ruleset>) -> Vec<Cidr> {
     let mut out: Vec<Cidr> = Vec::new();
-    if let Some(rs) = ruleset {
-        for rule in rs
-            .tables
-            .iter()
-            .flat_map(|t| &t.chains)
-            .flat_map(|c| &c.rules)
+    for text in rule_texts(ruleset) {
         {
-            for token in rule
-                .text
+            for token in text
                 .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '/'))
                 .filter(|t| t.contains('.'))
             {

@@ -36,7 +36,7 @@ const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_LOOPBACK: u16 = 772;
 
 /// Drivers of devices that have no bus but answer ETHTOOL_GDRVINFO anyway.
-const VIRTUAL_DRIVERS: &[&str] = &[
+pub(crate) const VIRTUAL_DRIVERS: &[&str] = &[
     "veth",
     "vxlan",
     "bridge",

@@ -23,7 +23,7 @@ use crate::{
     model::{
         capture::{Capture, NFT_LIST},
         cluster::{K0S_CONFIG, K3S_CONFIG},
-        detect::DISTRIBUTION_DIRS,
+        detect,
         iptables::{K0S_IPTABLES, LegacyListings},
     },
 };
@@ -317,11 +317,7 @@ fn config_files(f: &mut Files, root: &Path) {
         );
         item.detail = Some("neither file exists".into());
     }
-    let dirs: Vec<&str> = DISTRIBUTION_DIRS
-        .iter()
-        .map(|(d, _)| *d)
-        .filter(|d| root.join(d).is_dir())
-        .collect();
+    let dirs = detect::distribution_dirs(root);
     let item = f.item(
         (
             items::DIRS,

@@ -6,23 +6,9 @@
 use std::net::IpAddr;
 
 use crate::model::{
-    ifaces::Interface,
+    ifaces::{self, Interface},
     node::{Fact, IfAddr, NodeFacts, Vxlan},
 };
-
-/// Drivers whose devices are virtual, as `ip -d link` names their kind.
-const VIRTUAL_KINDS: [&str; 10] = [
-    "veth",
-    "vxlan",
-    "bridge",
-    "dummy",
-    "tun",
-    "wireguard",
-    "ipip",
-    "geneve",
-    "macvlan",
-    "vlan",
-];
 
 /// An interface from its first line: `2: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu
 /// 1500 ...`.
@@ -80,7 +66,8 @@ pub fn links(text: &str, facts: &mut NodeFacts) -> (Vec<String>, Vec<String>) {
                     });
                 }
             }
-            [kind, ..] if VIRTUAL_KINDS.contains(kind) => {
+            // `ip -d link` names a virtual device's kind as its driver does (but `vlan`).
+            [kind, ..] if *kind == "vlan" || ifaces::VIRTUAL_DRIVERS.contains(kind) => {
                 current.driver = Some((*kind).to_string());
                 current.is_virtual = true;
                 if *kind == "vxlan" {

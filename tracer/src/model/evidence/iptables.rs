@@ -164,6 +164,23 @@ pub fn checked(file: &str, family: Family, lines: Vec<(String, usize)>) -> Resto
     out
 }
 
+/// [`checked`] for a listing converted from another form, whose `*TABLE` line (at line 0)
+/// and closing `COMMIT` (at `last`) are the reader's own, not the paste's.
+pub fn checked_own(
+    file: &str,
+    family: Family,
+    lines: Vec<(String, usize)>,
+    last: usize,
+) -> Restore {
+    let mut out = checked(file, family, lines);
+    for l in &mut out.lines {
+        if l.at == Some(0) || (l.text == "COMMIT" && l.at == Some(last)) {
+            l.at = None;
+        }
+    }
+    out
+}
+
 /// `iptables-save` output (any variant).
 pub fn from_save(file: &str, family: Family, text: &str) -> Restore {
     let lines = text
@@ -221,13 +238,7 @@ pub fn from_s(file: &str, family: Family, text: &str) -> Restore {
     let last = text.lines().count();
     lines.extend(rules);
     lines.push(("COMMIT".into(), last));
-    // The header and COMMIT are the reader's own.
-    let mut out = checked(file, family, lines);
-    for l in &mut out.lines {
-        if l.at == Some(0) || (l.text == "COMMIT" && l.at == Some(last)) {
-            l.at = None;
-        }
-    }
+    let mut out = checked_own(file, family, lines, last);
     out.problems.splice(0..0, bad);
     out.notes.push(format!(
         "read as table {table} (iptables -S prints one table; told by its built-in chains)"

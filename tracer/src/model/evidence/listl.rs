@@ -8,7 +8,7 @@
 //! `-v` the listing hides every rule's interfaces: its first unconditional ACCEPT is taken
 //! for what it nearly always is, `-i lo`, and every verdict it gives is only likely.
 
-use super::iptables::{Restore, checked, save_command};
+use super::iptables::{Restore, checked_own, save_command};
 #[cfg(test)]
 use super::scratch::Line;
 use crate::model::nft::{Family, bounded};
@@ -309,12 +309,7 @@ pub fn from_l(file: &str, family: Family, text: &str, verbose: bool) -> Restore 
     }
     lines[1 + chains.len()..].sort_by_key(|(_, at)| *at);
     lines.push(("COMMIT".into(), last));
-    let mut out = checked(file, family, lines);
-    for l in &mut out.lines {
-        if l.at == Some(0) || (l.text == "COMMIT" && l.at == Some(last)) {
-            l.at = None;
-        }
-    }
+    let mut out = checked_own(file, family, lines, last);
     let settle = save_command(family);
     for (c, why, at) in gaps {
         let why = bounded(why);

@@ -17,6 +17,7 @@ use crate::{
         capture::Capture,
         detect,
         evidence::{self, EvidenceReport, Named},
+        iptables,
         node::Fact,
         view::{NodeView, Root, Unknown},
     },
@@ -178,7 +179,10 @@ fn read_view(args: &DiagnoseArgs) -> Result<(NodeView, Vec<EvidenceReport>)> {
             ipset_save: args.ipset_save.clone(),
             evidence: args.evidence.clone(),
         };
-        let (capture, reports): (Capture, _) = evidence::read(&named);
+        let (mut capture, reports): (Capture, _) = evidence::read(&named);
+        if let Some(r) = &args.root {
+            capture.k0s_link = iptables::k0s_link(r);
+        }
         let root = args.root.as_deref().map(|r| Root { files: r, shown: r });
         return Ok((NodeView::of(capture, root), reports));
     }

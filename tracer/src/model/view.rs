@@ -132,10 +132,10 @@ impl NodeView {
             sources.push(format!("{}: provider {}", c.file.display(), c.provider));
         }
 
-        let permanent = match root {
-            Some(r) => read_permanent(r, &mut problems, &mut sources),
-            None => capture.permanent,
-        };
+        // Files below a root, else (or besides nothing there) what the evidence held.
+        let permanent = root
+            .and_then(|r| read_permanent(r, &mut problems, &mut sources))
+            .or(capture.permanent);
         let firewalld_known = root.is_some() || permanent.is_some();
         if !firewalld_known {
             unknown.push(Unknown {

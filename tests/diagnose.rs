@@ -2,45 +2,27 @@
 //! with its zone, element, rule and fix; applying the fix makes the diagnosis clean and the
 //! traffic flow; healthy scenarios have no error; unreadable files are reported by name and
 //! position while the rest of the diagnosis runs; a rule iptables-nft wrote outside firewalld
-//! is named, with an iptables fix that works.
+//! is named, with an iptables fix that works, and read from the node's bundle elsewhere.
 
 use std::{
     net::{Ipv4Addr, UdpSocket},
-    path::Path,
     process::Command,
     time::Duration,
 };
 
 use tracer::schema::{DiagnoseLine, Finding, Severity, WatchLine};
 
-use crate::harness::{Lab, NetNs, Tracer, Veth, joined, lab::text, tracer::BIN};
-
-/// The JSON lines a `--output json` run printed; panics naming a line that is not one of
-/// diagnose's lines.
-fn json_lines(stdout: &[u8]) -> Vec<DiagnoseLine> {
-    text(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
-}
-
-/// The finding lines among `lines`.
-fn findings(lines: &[DiagnoseLine]) -> Vec<Finding> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            DiagnoseLine::Finding(f) => Some(f.clone()),
-            _ => None,
-        })
-        .collect()
-}
+use crate::harness::{
+    self, Lab, NetNs, Tracer, Veth, joined,
+    lab::text,
+    lines::{findings, json_lines, summary},
+    tracer::BIN,
+    unpack,
+};
 
 /// The flows evaluated, from the last line: the summary.
 fn flows_checked(lines: &[DiagnoseLine]) -> usize {
-    match lines.last() {
-        Some(DiagnoseLine::Summary(s)) => s.flows,
-        last => panic!("the last line is no summary: {last:?}"),
-    }
+    summary(lines).flows
 }
 
 /// `tracer diagnose --output json` in a node: (exit code, finding lines, every line).
@@ -294,14 +276,19 @@ fn unreadable_files_are_named_and_the_rest_still_runs() {
     let lab = Lab::up("overlay-mtu", "du");
     let zones = lab.node_dir("worker-1").join("etc/firewalld/zones");
     std::fs::write(zones.join("broken.xml"), "<?xml version=\"1.0\"?>\n<zone>\n  <short>Broken</short>\n  <port port=\"1\" protocol=\"tcp\">\n</zone>\n").unwrap();
-    let bad_json = zones.parent().unwrap().join("ruleset.json");
+    // The node's bundle with its ruleset cut short: the node's facts are all there, the
+    // ruleset is not.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("worker-1.tar.gz");
+    lab.exec("worker-1", &[BIN, "bundle", "-o", bundle.to_str().unwrap()]);
+    let unpacked = unpack(&bundle, dir.path());
     std::fs::write(
-        &bad_json,
+        unpacked.join("nft-ruleset.json"),
         "{\"nftables\": [\n  {\"table\": {\"family\": \"inet\",\n",
     )
     .unwrap();
 
-    let bad_ruleset = ["--ruleset", bad_json.to_str().unwrap()];
+    let bad_ruleset = ["--bundle", unpacked.to_str().unwrap()];
     // With the ruleset unreadable there is nothing to evaluate the flows against; the zone
     // and node checks still run.
     for (args, place, evaluated) in [
@@ -477,30 +464,20 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     let vxlan = vxlan_of(&findings);
     assert_eq!(vxlan.severity, Severity::Error, "{vxlan:#?}");
 
-    // The same from captured files: with the iptables-nft-save listing the rule is decided,
-    // without it the model says it cannot tell, naming the match.
+    // The same from the node's bundle, read outside it: with the iptables-nft-save listing the
+    // rule is decided, without it the model says it cannot tell, naming the match.
     let dir = tempfile::tempdir().unwrap();
-    let nft_json = dir.path().join("ruleset.json");
-    let save = dir.path().join("iptables.txt");
-    std::fs::write(&nft_json, node.exec(&["nft", "-j", "list", "ruleset"])).unwrap();
-    std::fs::write(&save, node.exec(&["iptables-nft-save"])).unwrap();
-    let sets = dir.path().join("ipset.txt");
-    std::fs::write(&sets, node.exec(&["ipset", "save"])).unwrap();
-    let path = |p: &Path| p.to_str().unwrap().to_string();
-    let (nft_json, save, sets) = (path(&nft_json), path(&save), path(&sets));
-    let offline = vxlan_of(&diagnose_ns(
-        &node,
-        &[
-            "--ruleset",
-            &nft_json,
-            "--iptables-save",
-            &save,
-            "--ipset-save",
-            &sets,
-        ],
-    ));
+    let bundle = dir.path().join("node.tar.gz");
+    harness::bundle(&node, &bundle, &[]);
+    let offline = vxlan_of(&diagnose_ns(&peer, &["--bundle", bundle.to_str().unwrap()]));
     assert_eq!(offline.element, vxlan.element, "{offline:#?}");
-    let unsure = vxlan_of(&diagnose_ns(&node, &["--ruleset", &nft_json]));
+    assert_eq!(offline.rule, vxlan.rule, "{offline:#?}");
+    let unpacked = unpack(&bundle, dir.path());
+    std::fs::remove_file(unpacked.join("iptables-nft-save.txt")).unwrap();
+    let unsure = vxlan_of(&diagnose_ns(
+        &peer,
+        &["--bundle", unpacked.to_str().unwrap()],
+    ));
     assert_eq!(unsure.severity, Severity::Warning, "{unsure:#?}");
     assert!(unsure.title.contains("`conntrack`"), "{unsure:#?}");
 

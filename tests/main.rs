@@ -6,12 +6,14 @@ mod harness;
 
 mod backends;
 mod baseline;
+mod bundle;
 mod cleanup;
 mod cli_errors;
 mod datapath;
 mod diagnose;
 mod docs;
 mod drops;
+mod evidence;
 mod firewalld_runtime;
 mod fixes;
 mod kernel;

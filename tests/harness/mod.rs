@@ -3,6 +3,7 @@
 
 pub mod kernel;
 pub mod lab;
+pub mod lines;
 pub mod netns;
 pub mod pair;
 pub mod send;
@@ -13,6 +14,35 @@ pub use lab::Lab;
 pub use netns::{NetNs, Veth, joined, silent_apiserver};
 pub use send::{Paced, Stream, send_frames};
 pub use tracer::{Counts, Tracer};
+
+/// `tracer --netns NS bundle -o FILE EXTRA...`; it must succeed.
+pub fn bundle(ns: &NetNs, file: &std::path::Path, extra: &[&str]) {
+    let out = std::process::Command::new(tracer::BIN)
+        .args(["--netns", &ns.name, "bundle", "-o"])
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bundle in {}: {}",
+        ns.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Unpacks a bundle (`tracer bundle`'s archive) below `into` with tar; its top directory.
+pub fn unpack(archive: &std::path::Path, into: &std::path::Path) -> std::path::PathBuf {
+    let status = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar xzf {}", archive.display());
+    into.join("tracer-bundle")
+}
 
 /// Panics with a clear message unless running as root.
 pub fn require_root() {

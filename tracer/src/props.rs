@@ -2,7 +2,8 @@
 //! and firewalld.conf, k0s's and k3s's configuration, catalog files, and baselines. Random
 //! text and real files mutated at random never make a reader panic; what it refuses is
 //! located (file, and line and column where the format has them); no message grows with the
-//! input. The nft listing, iptables-save and ipset readers have theirs in tracer-nft. CI runs
+//! input. The nft listing, iptables-save and ipset readers have theirs in tracer-nft; the
+//! readers of pasted evidence and the bundle's redaction theirs in `model/evidence/props.rs`. CI runs
 //! each property on proptest's default number of cases; `cargo xtask props` runs many more
 //! (PROPTEST_CASES).
 
@@ -54,16 +55,16 @@ const PROFILE: &str = include_str!("../catalog/k0s-calico.toml");
 
 /// Messages stay short whatever the input holds (a file name, a position, a sentence and a
 /// quoted value cut at a few hundred bytes).
-const MESSAGE_LIMIT: usize = 1024;
+pub(crate) const MESSAGE_LIMIT: usize = 1024;
 
 /// Edits of a text: where (a fraction of its length), what, and the text inserted.
-fn edits() -> impl Strategy<Value = Vec<(f64, u8, String)>> {
+pub(crate) fn edits() -> impl Strategy<Value = Vec<(f64, u8, String)>> {
     prop::collection::vec((0.0..1.0f64, 0..7u8, "\\PC{0,12}"), 1..5)
 }
 
 /// Applies `edits`: truncation, deletion, insertion, a long value, a duplicated span, a
 /// bracket or quote out of place.
-fn mutate(text: &str, edits: &[(f64, u8, String)]) -> String {
+pub(crate) fn mutate(text: &str, edits: &[(f64, u8, String)]) -> String {
     let mut t = text.to_string();
     for (at, kind, insert) in edits {
         let mut i = ((t.len() as f64) * at) as usize;
@@ -123,7 +124,7 @@ fn read_firewalld(zone: &str, service: &str, conf: &str) -> Result<(), TestCaseE
     Ok(())
 }
 
-fn check_message(message: &str, origin: &str) -> Result<(), TestCaseError> {
+pub(crate) fn check_message(message: &str, origin: &str) -> Result<(), TestCaseError> {
     prop_assert!(message.contains(origin), "{message}");
     prop_assert!(message.len() <= MESSAGE_LIMIT, "{} bytes", message.len());
     Ok(())

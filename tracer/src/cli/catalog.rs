@@ -35,8 +35,13 @@ pub fn choose(profile: Option<&str>, files: &[PathBuf]) -> Result<Chosen> {
     choose_with(profile, files, || {
         let root = super::node_root();
         let (config, _) = cluster::read(&root);
-        let ifaces = ifaces::list().unwrap_or_default();
-        detect::profile(&root, config.as_ref(), &ifaces)
+        let devices: Vec<String> = ifaces::list()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        let dirs = detect::distribution_dirs(&root);
+        detect::profile(&root, &dirs, config.as_ref(), &devices)
     })
 }
 

@@ -2,6 +2,7 @@
 //! become a message and an exit status.
 
 mod baseline;
+mod bundle;
 mod catalog;
 mod cleanup;
 mod diagnose;
@@ -65,6 +66,9 @@ enum Command {
     /// Find what blocks the cluster's traffic on this node: firewalld zones, nftables rules,
     /// iptables mode, sysctls, routes, MTUs; with the commands that fix it.
     Diagnose(diagnose::DiagnoseArgs),
+    /// Collect everything `diagnose` reads on this node into one archive, for a diagnosis
+    /// anywhere else (`diagnose --bundle`).
+    Bundle(bundle::BundleArgs),
     /// Print what a node of a role must allow: table, firewall-cmd, firewalld XML or JSON.
     Ports(PortsArgs),
     /// List the built-in cluster profiles.
@@ -145,7 +149,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Watch(args) => runtime()?.block_on(watch::run(args)),
         Command::Baseline(args) => runtime()?.block_on(baseline::run(args)),
-        Command::Diagnose(args) => diagnose::run(args),
+        Command::Diagnose(args) => diagnose::run(&args),
+        Command::Bundle(args) => bundle::run(&args),
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),
         Command::Lab(args) => testbed::exec(None, args),

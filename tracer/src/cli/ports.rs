@@ -97,7 +97,9 @@ fn node_zone(catalog: &Catalog, roles: &[Role]) -> (Option<String>, String) {
     let root = super::node_root();
     let (config, _) = cluster::read(&root);
     let ifaces = ifaces::list().unwrap_or_default();
-    let detected = detect::profile(&root, config.as_ref(), &ifaces);
+    let devices: Vec<String> = ifaces.iter().map(|i| i.name.clone()).collect();
+    let dirs = detect::distribution_dirs(&root);
+    let detected = detect::profile(&root, &dirs, config.as_ref(), &devices);
     let elsewhere = |why: String| {
         (
             fallback.clone(),

@@ -69,7 +69,7 @@ impl Correlator {
         }
         self.read_at = Some(Instant::now());
         self.stale = false;
-        let view = match NodeView::read(&self.root, None) {
+        let view = match NodeView::read(&self.root) {
             Ok(v) => v,
             Err(e) => {
                 log::warn!("reading the node for diagnosis: {e}");

@@ -103,18 +103,22 @@ mod tests {
             rp_filter: BTreeMap::default(),
             listening: Vec::new(),
             pods: Vec::new(),
+            unknown: std::collections::BTreeSet::new(),
         };
         let iptables = IptablesState::default();
         let roles = [Role::Worker];
         let inp = Inputs {
             catalog: &catalog,
             roles: &roles,
-            facts: &facts,
+            facts: std::borrow::Cow::Borrowed(&facts),
             cluster: None,
             permanent: None,
             runtime: None,
             ruleset: Some(&rs),
             iptables: &iptables,
+            runtime_known: true,
+            iptables_cmd: None,
+            guesses: None,
         };
         let drop = DroppedFlow {
             iface: "eth0",

@@ -20,12 +20,21 @@ use crate::model::{
 
 /// How firewalld's configuration is changed on this node: `firewall-cmd` while firewalld runs,
 /// `firewall-offline-cmd` when it is configured but not running; `None` without firewalld.
+/// When whether it runs is unknown (a capture without its runtime state), its table in the
+/// ruleset says it does: firewalld removes it when it stops.
 pub fn tool(inp: &Inputs) -> Option<Tool> {
     match (inp.runtime, inp.permanent) {
         (Some(_), _) => Some(Tool::Online),
+        (None, Some(_)) if !inp.runtime_known && firewalld_runs(inp) => Some(Tool::Online),
         (None, Some(p)) if p.conf.file.is_some() => Some(Tool::Offline),
         _ => None,
     }
+}
+
+/// firewalld's table is in the ruleset.
+fn firewalld_runs(inp: &Inputs) -> bool {
+    inp.ruleset
+        .is_some_and(|rs| rs.table(Family::Inet, "firewalld").is_some())
 }
 
 /// The zone whose interface binding covers the cluster NIC: where pod and service CIDRs and
@@ -97,6 +106,10 @@ fn blame_one(
     let (element, fix) = match (inp.permanent.zip(tool(inp)), &hit) {
         (Some((permanent, tool)), Some(hit)) if outside.is_none() => {
             for_rejected_flow(inp, permanent, tool, component, port, pkt, hit)
+        }
+        // firewalld's own rule, its configuration unknown: the zone comes from the chain.
+        (None, Some(hit)) if outcome.deciding.as_ref().is_some_and(is_firewalld_rule) => {
+            zone_from_chain(outcome, port, hit)
         }
         // A rule outside firewalld, or no firewalld: the deciding rule is the element.
         _ => outcome
@@ -187,6 +200,32 @@ fn for_rejected_flow(
     )
 }
 
+/// A rule of firewalld's refused the flow and how to change its configuration is not known
+/// (its configuration is not in the inputs, or whether it runs): the zone whose
+/// chain refused it is named, and its port opened, which works whatever its services hold; a
+/// refusal by a rich rule (a `_deny` chain) or of pod traffic has no fix that can be told.
+fn zone_from_chain(
+    outcome: &Outcome,
+    port: &str,
+    hit: &ZoneBinding,
+) -> (Option<String>, Vec<String>) {
+    let zone = &hit.zone;
+    let chain = outcome.deciding.as_ref().map_or("", |r| r.chain.as_str());
+    let element = format!(
+        "zone {zone} refuses it (firewalld's chain {chain}); the zone's configuration is not in the inputs"
+    );
+    if chain.ends_with("_deny") || !port.contains('/') {
+        return (Some(element), Vec::new());
+    }
+    (
+        Some(element),
+        Tool::Online.commands(&[Change::zone(
+            zone,
+            ZoneAddition::Open(Opening::from_spec(port)),
+        )]),
+    )
+}
+
 /// The rule was written by firewalld (its nftables table, or one of its zone chains): changing
 /// firewalld's configuration changes it.
 fn is_firewalld_rule(rule: &RuleRef) -> bool {
@@ -226,7 +265,9 @@ fn rule_match(inp: &Inputs, port: &str, pkt: &Packet) -> Option<RuleMatch> {
 /// the syntax of the tool that owns the table (iptables-legacy for the legacy tables,
 /// iptables-nft for iptables' tables in nftables, nft else). When it refuses the packet before a
 /// rule of its table that would accept it (an ACCEPT a CNI appended behind a distribution's
-/// REJECT), that rule is named as shadowed, and the fix puts it before the refusing one.
+/// REJECT), that rule is named as shadowed, and the fix puts it before the refusing one. Pod
+/// traffic (no port) is let through by its source, the pod CIDR; a chain's policy by a rule at
+/// the chain's end.
 fn outside_firewalld(
     inp: &Inputs,
     port: &str,
@@ -240,13 +281,17 @@ fn outside_firewalld(
         })
     });
     let chain = table.and_then(|t| t.chain(&rule.chain));
+    // iptables' tables in nftables belong to iptables-nft, unless the inputs name the command
+    // that manages them (k0s's bundled iptables, a pasted listing's own tool).
+    let nft_tool = inp.iptables_cmd.unwrap_or("iptables-nft");
     let tool = match (rule.backend, rule.family) {
-        (Backend::IptablesLegacy, f) => Some(rule.backend.command(f)),
-        (Backend::Nftables, Family::Ip) => Some("iptables-nft"),
-        (Backend::Nftables, Family::Ip6) => Some("ip6tables-nft"),
+        (Backend::IptablesLegacy, f) => Some(rule.backend.command(f).to_string()),
+        (Backend::Nftables, Family::Ip) => Some(nft_tool.to_string()),
+        (Backend::Nftables, Family::Ip6) => Some(format!("ip6{nft_tool}")),
         _ => None,
     }
     .filter(|_| IPTABLES_TABLES.contains(&rule.table.as_str()));
+    let tool = tool.as_deref();
     // iptables numbers rules by position in the chain (a legacy rule's handle is its number),
     // nft by handle.
     let position = chain
@@ -326,16 +371,23 @@ fn outside_fix(
                 rule.table, rule.chain
             ));
         }
-        (None, Some(accept), _) if rule.handle != 0 => fix.push(format!(
-            "nft insert rule {family} {} {} position {} {}",
-            rule.table, rule.chain, rule.handle, accept.text
+        // By index (the rule's place in its chain), which holds on the node whatever the
+        // handles of the listing read (a pasted one is loaded afresh, with handles of its own).
+        (None, Some(accept), Some(position)) => fix.push(format!(
+            "nft insert rule {family} {} {} index {} {}",
+            rule.table,
+            rule.chain,
+            position - 1,
+            accept.text
         )),
         _ => {
             let Some(open) = rule_match(inp, port, pkt) else {
                 return Vec::new();
             };
+            // A rule not found in its chain has no place to insert before: no fix rather
+            // than one appended behind the refusal.
             fix.push(match (tool, rule.handle, position) {
-                (Some(tool), 0, _) | (Some(tool), _, None) => format!(
+                (Some(tool), 0, _) => format!(
                     "{tool} -t {} -A {} {} -j ACCEPT",
                     rule.table, rule.chain, open.iptables
                 ),
@@ -347,10 +399,14 @@ fn outside_fix(
                     "nft add rule {family} {} {} {} accept",
                     rule.table, rule.chain, open.nft
                 ),
-                (None, handle, _) => format!(
-                    "nft insert rule {family} {} {} position {handle} {} accept",
-                    rule.table, rule.chain, open.nft
+                (None, _, Some(position)) => format!(
+                    "nft insert rule {family} {} {} index {} {} accept",
+                    rule.table,
+                    rule.chain,
+                    position - 1,
+                    open.nft
                 ),
+                (_, _, None) => return Vec::new(),
             });
         }
     }

@@ -4,11 +4,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{Diagnosis, Finding, FlowCheck, Inputs, RuleInfo, Severity, fix};
+use super::{Diagnosis, Finding, FlowCheck, Inputs, RuleInfo, Severity, fix, guesses, hints};
 use crate::model::{
     catalog::{Component, Protocol, Role},
-    nft::{Hook, Outcome, Packet, Verdict, evaluate},
-    node::IfAddr,
+    nft::{Hook, Outcome, Packet, Ruleset, Verdict, evaluate},
+    node::{IfAddr, NodeFacts},
 };
 
 /// A flow to evaluate and what it stands for.
@@ -85,7 +85,7 @@ fn remote_pod(inp: &Inputs, local: &[&IfAddr]) -> Option<IpAddr> {
 
 /// Pod traffic: to the node (metrics-server to the kubelet) and through it to a local pod.
 fn pod_flows<'a>(inp: &'a Inputs, cluster: &[&IfAddr]) -> Vec<Flow<'a>> {
-    let f = inp.facts;
+    let f: &NodeFacts = &inp.facts;
     let pod_cidrs = inp.pod_cidrs();
     // The local pod subnet: an address of a non-overlay interface inside the pod CIDR.
     let local: Vec<&IfAddr> = f
@@ -178,8 +178,19 @@ pub fn check(inp: &Inputs, d: &mut Diagnosis) {
     }
     for flow in flows {
         let outcome = evaluate(ruleset, &flow.packet);
-        let verdict = verdict_text(&outcome);
+        let doubt = doubt(inp, ruleset, &flow.packet, &outcome);
+        let mut verdict = verdict_text(&outcome);
         let rule = outcome.deciding.as_ref().map(RuleInfo::of);
+        if let Some(doubt) = &doubt {
+            verdict.push_str(" (likely)");
+            if outcome.verdict == Verdict::Accept {
+                d.unknown(
+                    format!("whether {} is accepted", flow.name),
+                    format!("accepted as the inputs stand, but {}", doubt.why),
+                    doubt.settle.clone(),
+                );
+            }
+        }
         d.flows.push(FlowCheck {
             name: flow.name.clone(),
             verdict: verdict.clone(),
@@ -190,9 +201,81 @@ pub fn check(inp: &Inputs, d: &mut Diagnosis) {
             Verdict::Drop | Verdict::Reject => Severity::Error,
             Verdict::Unknown(_) => Severity::Warning,
         };
-        d.findings
-            .push(finding(inp, &flow, &outcome, severity, &verdict, rule));
+        let verdict = verdict.trim_end_matches(" (likely)");
+        let mut f = finding(inp, &flow, &outcome, severity, verdict, rule);
+        if let Some(doubt) = doubt {
+            f.explain = format!("{} Likely, not certain: {}.", f.explain, doubt.why);
+            f.likely(doubt.settle);
+        }
+        d.findings.push(f);
     }
+}
+
+/// Why an outcome away from the node is only likely, and what would settle it.
+struct Doubt {
+    why: String,
+    settle: Vec<String>,
+}
+
+/// `None` when the outcome holds for every value the stand-ins could take and no rule that
+/// could not be read may have changed it (always, on the node).
+fn doubt(inp: &Inputs, ruleset: &Ruleset, pkt: &Packet, outcome: &Outcome) -> Option<Doubt> {
+    let g = inp.guesses.as_ref()?;
+    let pod = inp.pod_cidrs().into_iter().find(|c| c.addr().is_ipv4());
+    let mut why = Vec::new();
+    let mut settle = Vec::new();
+    let same = |o: &Outcome| o.verdict == outcome.verdict && o.deciding == outcome.deciding;
+    if let Some(variants) = g.variants(pkt, pod.as_ref()) {
+        if let Some((v, o)) = variants
+            .iter()
+            .map(|v| (v, evaluate(ruleset, v)))
+            .find(|(_, o)| !same(o))
+        {
+            why.push(format!(
+                "the same packet {} would be {}",
+                differs(pkt, v),
+                verdict_text(&o)
+            ));
+            settle.extend(g.settle.iter().cloned());
+        }
+    } else {
+        why.push("too many unknown interfaces and addresses to try them all".into());
+        settle.extend(g.settle.iter().cloned());
+    }
+    for gap in g.gaps_met(outcome, pkt) {
+        why.push(format!(
+            "a rule of chain {} could not be read ({}: {})",
+            gap.chain, gap.place, gap.why
+        ));
+        settle.push(gap.settle.clone());
+    }
+    if why.is_empty() {
+        return None;
+    }
+    settle.push(guesses::BUNDLE.into());
+    settle.dedup();
+    Some(Doubt {
+        why: why.join("; "),
+        settle,
+    })
+}
+
+/// How `v` differs from `pkt`, in words: `arriving on eth1`, `from 10.0.0.1`.
+fn differs(pkt: &Packet, v: &Packet) -> String {
+    let mut out = Vec::new();
+    if v.iif != pkt.iif {
+        out.push(format!("arriving on {}", v.iif.as_deref().unwrap_or("-")));
+    }
+    if v.oif != pkt.oif {
+        out.push(format!("leaving by {}", v.oif.as_deref().unwrap_or("-")));
+    }
+    if v.saddr != pkt.saddr {
+        out.push(format!("from {}", v.saddr));
+    }
+    if v.daddr != pkt.daddr {
+        out.push(format!("to {}", v.daddr));
+    }
+    out.join(" ")
 }
 
 /// The finding of a flow the ruleset does not accept; `what` and `rule` are the outcome's
@@ -227,6 +310,14 @@ fn finding(
     f.port = Some(flow.port.clone());
     f.iface = Some(iface.clone());
     f.rule = rule;
+    if let Some(hint) = hints::absent_chains(inp)
+        && outcome
+            .deciding
+            .as_ref()
+            .is_some_and(|r| matches!(r.family.name(), "ip" | "ip6") && r.table == "filter")
+    {
+        f.explain = format!("{} {}", f.explain, hint.sentence());
+    }
     let (hit, element, commands) = fix::blame(inp, flow.component, &flow.port, pkt, outcome);
     if let Some(hit) = &hit {
         f.zone = Some(hit.zone.clone());

@@ -44,12 +44,15 @@ impl ClusterZone {
         let inp = Inputs {
             catalog,
             roles,
-            facts,
+            facts: std::borrow::Cow::Borrowed(facts),
             cluster,
             permanent: Some(permanent),
             runtime: None,
+            runtime_known: true,
             ruleset: None,
             iptables: &iptables,
+            iptables_cmd: None,
+            guesses: None,
         };
         ClusterZone::of(&inp, permanent)
     }

@@ -7,10 +7,16 @@ pub mod correlate;
 pub mod drops;
 mod fix;
 mod flows;
+mod guesses;
+mod hints;
 pub mod layout;
 mod settings;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+
+pub use guesses::{BUNDLE, Guesses, named_interfaces};
 
 use crate::model::{
     catalog::{Catalog, Role},
@@ -19,8 +25,8 @@ use crate::model::{
     iptables::IptablesState,
     net::Cidr,
     nft::{Backend, RuleRef, Ruleset},
-    node::{IfAddr, NodeFacts},
-    view::NodeView,
+    node::{Fact, IfAddr, NodeFacts},
+    view::{NodeView, Unknown},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -39,6 +45,16 @@ impl Severity {
             Severity::Info => "info",
         }
     }
+}
+
+/// How sure a finding made away from the node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Certainty {
+    /// What decides it is in the evidence, and nothing missing could change it.
+    Certain,
+    /// A part the evidence lacks could change it; `settle` says how to collect that part.
+    Likely,
 }
 
 /// The nftables rule a finding rests on.
@@ -97,6 +113,12 @@ pub struct Finding {
     pub element: Option<String>,
     pub rule: Option<RuleInfo>,
     pub fix: Vec<String>,
+    /// Away from the node: how sure this is (absent on the node, where nothing is missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certainty: Option<Certainty>,
+    /// When it is only likely: the commands on the node whose output would settle it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settle: Vec<String>,
 }
 
 impl Finding {
@@ -119,6 +141,18 @@ impl Finding {
             element: None,
             rule: None,
             fix: Vec::new(),
+            certainty: None,
+            settle: Vec::new(),
+        }
+    }
+
+    /// Marks it as only likely, settled by `settle` (kept in order, without repeats).
+    pub(crate) fn likely(&mut self, settle: impl IntoIterator<Item = String>) {
+        self.certainty = Some(Certainty::Likely);
+        for s in settle {
+            if !self.settle.contains(&s) {
+                self.settle.push(s);
+            }
         }
     }
 }
@@ -135,27 +169,53 @@ pub struct FlowCheck {
 pub struct Inputs<'a> {
     pub catalog: &'a Catalog,
     pub roles: &'a [Role],
-    pub facts: &'a NodeFacts,
+    /// The node's facts; away from the node, with stand-ins where they are unknown (see
+    /// [`Inputs::guesses`]).
+    pub facts: Cow<'a, NodeFacts>,
     pub cluster: Option<&'a ClusterConfig>,
     pub permanent: Option<&'a Permanent>,
     pub runtime: Option<&'a Runtime>,
     pub ruleset: Option<&'a Ruleset>,
     pub iptables: &'a IptablesState,
+    /// Whether firewalld's runtime state is known (running or not); when it is not, whether
+    /// it runs is read from the ruleset (its table is there while it runs).
+    pub runtime_known: bool,
+    /// The command that manages the ruleset's iptables tables, when not `iptables-nft`.
+    pub iptables_cmd: Option<&'a str>,
+    /// Away from the node: what the inputs lack, and the stand-ins used for it. `None` on the
+    /// node.
+    pub guesses: Option<Guesses>,
 }
 
 impl<'a> Inputs<'a> {
     /// What diagnose needs, from a view of the node.
     pub fn new(catalog: &'a Catalog, roles: &'a [Role], view: &'a NodeView) -> Self {
-        Inputs {
+        let mut inp = Inputs {
             catalog,
             roles,
-            facts: &view.facts,
+            facts: Cow::Borrowed(&view.facts),
             cluster: view.cluster.as_ref(),
             permanent: view.permanent.as_ref(),
             runtime: view.runtime.as_ref(),
             ruleset: view.ruleset.as_ref(),
             iptables: &view.iptables,
+            runtime_known: view.runtime_known,
+            iptables_cmd: view.iptables_cmd.as_deref(),
+            guesses: None,
+        };
+        if view.offline {
+            let (facts, guesses) = guesses::stand_ins(&inp, view);
+            inp.facts = Cow::Owned(facts);
+            inp.guesses = Some(guesses);
         }
+        inp
+    }
+
+    /// Whether this group of facts is known (always, on the node).
+    pub fn knows(&self, fact: Fact) -> bool {
+        self.guesses
+            .as_ref()
+            .is_none_or(|g| !g.unknown.contains(&fact))
     }
 
     pub fn pod_cidrs(&self) -> Vec<Cidr> {
@@ -187,7 +247,7 @@ impl<'a> Inputs<'a> {
     /// The IPv4 addresses cluster traffic reaches this node at: the configured cluster
     /// interface, else the overlay's underlay, else the default route's interface.
     pub fn cluster_addrs(&self) -> Vec<&IfAddr> {
-        let f = self.facts;
+        let f: &NodeFacts = &self.facts;
         let by_iface = |name: &str| f.ipv4_of(name);
         if let Some(i) = self
             .cluster
@@ -218,7 +278,7 @@ impl<'a> Inputs<'a> {
     /// The node's own NICs: addressed interfaces that are not loopback, overlay devices or pod
     /// bridges (whose addresses lie in the pod CIDR).
     pub fn node_nics(&self) -> Vec<&IfAddr> {
-        let f = self.facts;
+        let f: &NodeFacts = &self.facts;
         f.addrs
             .iter()
             .filter(|a| a.addr.is_ipv4() && !a.addr.is_loopback())
@@ -229,10 +289,12 @@ impl<'a> Inputs<'a> {
 }
 
 /// What diagnose found.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Diagnosis {
     pub findings: Vec<Finding>,
     pub flows: Vec<FlowCheck>,
+    /// What could not be checked for want of evidence, and what would settle it.
+    pub unknowns: Vec<Unknown>,
 }
 
 impl Diagnosis {
@@ -251,10 +313,37 @@ impl Diagnosis {
     }
 }
 
+impl Diagnosis {
+    /// Records what could not be checked (once per subject).
+    pub(crate) fn unknown(
+        &mut self,
+        what: impl Into<String>,
+        why: impl Into<String>,
+        settle: Vec<String>,
+    ) {
+        let what = what.into();
+        if !self.unknowns.iter().any(|u| u.what == what) {
+            self.unknowns.push(Unknown {
+                what,
+                why: why.into(),
+                settle,
+            });
+        }
+    }
+}
+
 pub fn diagnose(inp: &Inputs) -> Diagnosis {
     let mut d = Diagnosis::default();
     flows::check(inp, &mut d);
     settings::check(inp, &mut d);
+    hints::check(inp, &mut d);
+    if let Some(g) = &inp.guesses {
+        d.unknowns.splice(0..0, g.unknowns.iter().cloned());
+        // Away from the node every finding says how sure it is.
+        for f in &mut d.findings {
+            f.certainty.get_or_insert(Certainty::Certain);
+        }
+    }
     d.findings
         .sort_by(|a, b| a.severity.cmp(&b.severity).then(a.id.cmp(&b.id)));
     d.findings.dedup_by(|a, b| a.id == b.id);

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Diagnosis, Finding, Inputs, Severity, fix};
+use super::{Diagnosis, Finding, Inputs, Severity, fix, guesses::BUNDLE};
 use crate::model::{
     catalog::OverlayKind,
     firewalld::{
@@ -13,8 +13,29 @@ use crate::model::{
         drift,
     },
     iptables::Mode,
+    node::{Fact, NodeFacts},
     pods::PodLink,
 };
+
+/// Records that `what` could not be checked for want of these facts, when one is unknown;
+/// true when all are known.
+fn known(inp: &Inputs, d: &mut Diagnosis, what: &str, facts: &[Fact]) -> bool {
+    let missing: Vec<Fact> = facts.iter().copied().filter(|f| !inp.knows(*f)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let names: Vec<&str> = missing.iter().map(|f| f.what()).collect();
+    d.unknown(
+        what,
+        format!("not checked: {} not in the inputs", names.join(" and ")),
+        missing
+            .iter()
+            .map(|f| f.command().to_string())
+            .chain([BUNDLE.to_string()])
+            .collect(),
+    );
+    false
+}
 
 pub fn check(inp: &Inputs, d: &mut Diagnosis) {
     backend(inp, d);
@@ -28,6 +49,13 @@ pub fn check(inp: &Inputs, d: &mut Diagnosis) {
 
 fn backend(inp: &Inputs, d: &mut Diagnosis) {
     both_backends(inp, d);
+    if inp.guesses.is_some() && !inp.iptables.legacy_known {
+        d.unknown(
+            "cluster chains in legacy iptables",
+            "not checked: the legacy tables are not in the inputs, so a cluster split between the two iptables backends cannot be seen",
+            vec!["iptables-legacy-save".into(), BUNDLE.into()],
+        );
+    }
     if inp.iptables.split() {
         let mut f = Finding::new(
             "iptables/split",
@@ -78,6 +106,10 @@ fn backend(inp: &Inputs, d: &mut Diagnosis) {
         format!("sed -i 's/^FirewallBackend=.*/FirewallBackend={wanted}/' {file}"),
         "systemctl restart firewalld".into(),
     ];
+    // Told by the chains alone, the legacy tables unknown: they could say otherwise.
+    if inp.guesses.is_some() && !inp.iptables.legacy_known && inp.iptables.k0s_link.is_none() {
+        f.likely(["iptables-legacy-save".to_string(), BUNDLE.to_string()]);
+    }
     d.findings.push(f);
 }
 
@@ -120,6 +152,9 @@ fn zone_settings(inp: &Inputs, d: &mut Diagnosis) {
         return;
     };
     let iface = inp.cluster_addrs().first().map(|a| a.iface.clone());
+    // The cluster's zone is the zone of its NIC: a stand-in makes it a guess.
+    let unsure = !inp.knows(Fact::Addresses);
+    let settle = || [Fact::Addresses.command().to_string(), BUNDLE.to_string()];
     if inp.roles.iter().any(|r| style.masquerade.contains(r)) && !z.masquerade {
         let mut f = Finding::new(
             format!("zone/{zone}/masquerade"),
@@ -131,6 +166,9 @@ fn zone_settings(inp: &Inputs, d: &mut Diagnosis) {
         f.iface.clone_from(&iface);
         f.element = Some("masquerade: no".into());
         f.fix = tool.commands(&[Change::zone(&zone, ZoneAddition::Masquerade)]);
+        if unsure {
+            f.likely(settle());
+        }
         d.findings.push(f);
     }
     if !inp.roles.iter().any(|r| style.sources.contains(r)) {
@@ -168,6 +206,9 @@ fn zone_settings(inp: &Inputs, d: &mut Diagnosis) {
             }
         ));
         f.fix = tool.commands(&[Change::zone(&zone, ZoneAddition::Source(cidr.to_string()))]);
+        if unsure {
+            f.likely(settle());
+        }
         d.findings.push(f);
     }
 }
@@ -207,6 +248,10 @@ fn runtime_drift(inp: &Inputs, d: &mut Diagnosis) {
 }
 
 fn rp_filter(inp: &Inputs, d: &mut Diagnosis) {
+    let what = "reverse-path filtering on a multi-NIC node";
+    if !known(inp, d, what, &[Fact::Addresses, Fact::Sysctls]) {
+        return;
+    }
     let nics = inp.node_nics();
     let mut names: Vec<&str> = nics.iter().map(|a| a.iface.as_str()).collect();
     names.dedup();
@@ -251,7 +296,10 @@ fn rp_filter(inp: &Inputs, d: &mut Diagnosis) {
 }
 
 fn default_route(inp: &Inputs, d: &mut Diagnosis) {
-    if inp.catalog.profile.distribution != "k3s" || inp.facts.default_v4.is_some() {
+    if inp.catalog.profile.distribution != "k3s"
+        || !known(inp, d, "the default route", &[Fact::Routes])
+        || inp.facts.default_v4.is_some()
+    {
         return;
     }
     let iface = inp
@@ -280,7 +328,12 @@ fn default_route(inp: &Inputs, d: &mut Diagnosis) {
 /// pod's own interface (for the pods already running), and the provider's setting (for the
 /// pods it starts later), named for the provider.
 fn overlay_mtu(inp: &Inputs, d: &mut Diagnosis) {
-    let f = inp.facts;
+    if inp.catalog.profile.overlay().is_some()
+        && !known(inp, d, "the overlay's MTU", &[Fact::Links])
+    {
+        return;
+    }
+    let f: &NodeFacts = &inp.facts;
     for v in &f.vxlans {
         let Some(under) = f.underlay_of(v).and_then(|u| f.iface(u).cloned()) else {
             continue;
@@ -367,7 +420,10 @@ fn provider_mtu(device: &str, mtu: u32) -> String {
 }
 
 fn forwarding(inp: &Inputs, d: &mut Diagnosis) {
-    if !inp.runs_pods() || inp.facts.ip_forward != Some(0) {
+    if !inp.runs_pods()
+        || !known(inp, d, "IP forwarding", &[Fact::Sysctls])
+        || inp.facts.ip_forward != Some(0)
+    {
         return;
     }
     let mut f = Finding::new(

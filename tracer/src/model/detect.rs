@@ -1,12 +1,12 @@
 //! Which profile a node runs, guessed from its k0s/k3s configuration and, failing that, from
-//! the devices its network provider creates. The guess comes with the evidence for it.
+//! the devices its network provider creates (away from the node: the devices its rules name).
+//! The guess comes with the evidence for it.
 
 use std::path::Path;
 
 use super::{
     catalog::DEFAULT_PROFILE,
     cluster::{ClusterConfig, Distribution},
-    ifaces::Interface,
 };
 
 /// A profile name and why it was chosen.
@@ -24,9 +24,32 @@ const PROVIDER_DEVICES: &[(&str, &str)] = &[
     ("kube-bridge", "k0s-kube-router"),
 ];
 
+/// The distributions' data directories whose existence says which one runs, each with the
+/// profile of its default network provider.
+pub const DISTRIBUTION_DIRS: [(&str, &str); 2] = [
+    ("var/lib/k0s", "k0s-kube-router"),
+    ("var/lib/rancher/k3s", "k3s-flannel"),
+];
+
+/// Which of [`DISTRIBUTION_DIRS`] exist below `root`.
+pub fn distribution_dirs(root: &Path) -> Vec<&'static str> {
+    DISTRIBUTION_DIRS
+        .iter()
+        .map(|(d, _)| *d)
+        .filter(|d| root.join(d).is_dir())
+        .collect()
+}
+
 /// Detects the profile of the node whose files are below `root`, from its cluster
-/// configuration (as `cluster::read(root)` gives it) and interfaces.
-pub fn profile(root: &Path, config: Option<&ClusterConfig>, ifaces: &[Interface]) -> Detected {
+/// configuration (as `cluster::read(root)` gives it), which of the distributions' directories
+/// exist there (`dirs`, from [`distribution_dirs`]) and the names of its devices (`devices`:
+/// its interfaces, or the interfaces its rules name, where `cali+` stands for Calico's).
+pub fn profile(
+    root: &Path,
+    dirs: &[&str],
+    config: Option<&ClusterConfig>,
+    devices: &[String],
+) -> Detected {
     if let Some(cfg) = config {
         let profile = match (cfg.distribution, cfg.provider.as_str()) {
             (Distribution::K0s, "calico") => Some("k0s-calico"),
@@ -42,11 +65,8 @@ pub fn profile(root: &Path, config: Option<&ClusterConfig>, ifaces: &[Interface]
             };
         }
     }
-    for (dir, profile) in [
-        ("var/lib/k0s", "k0s-kube-router"),
-        ("var/lib/rancher/k3s", "k3s-flannel"),
-    ] {
-        if root.join(dir).is_dir() {
+    for (dir, profile) in DISTRIBUTION_DIRS {
+        if dirs.contains(&dir) {
             return Detected {
                 profile,
                 reason: format!(
@@ -57,12 +77,19 @@ pub fn profile(root: &Path, config: Option<&ClusterConfig>, ifaces: &[Interface]
         }
     }
     for (device, profile) in PROVIDER_DEVICES {
-        if ifaces.iter().any(|i| i.name == *device) {
+        if devices.iter().any(|d| d == device) {
             return Detected {
                 profile,
                 reason: format!("device {device} exists"),
             };
         }
+    }
+    // Calico names its pods' interfaces cali<hash>; its rules match them as `cali+`.
+    if let Some(d) = devices.iter().find(|d| d.starts_with("cali")) {
+        return Detected {
+            profile: "k0s-calico",
+            reason: format!("device {d} (Calico's pod interfaces)"),
+        };
     }
     Detected {
         profile: DEFAULT_PROFILE,

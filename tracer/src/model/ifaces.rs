@@ -5,10 +5,12 @@
 
 use std::io;
 
+use serde::{Deserialize, Serialize};
+
 use crate::sys::netdev::{self, DeviceSocket};
 
 /// What the tracer needs to know about an interface.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interface {
     pub name: String,
     pub index: u32,
@@ -34,7 +36,7 @@ const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_LOOPBACK: u16 = 772;
 
 /// Drivers of devices that have no bus but answer ETHTOOL_GDRVINFO anyway.
-const VIRTUAL_DRIVERS: &[&str] = &[
+pub(crate) const VIRTUAL_DRIVERS: &[&str] = &[
     "veth",
     "vxlan",
     "bridge",

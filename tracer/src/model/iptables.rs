@@ -5,7 +5,7 @@
 //! The legacy tables come from [`super::legacy::LegacySaves`], read only when the kernel
 //! already has them.
 
-use std::path::Path;
+use std::{path::Path, process::Command};
 
 use super::{
     legacy::LegacySaves,
@@ -34,10 +34,78 @@ fn is_cluster_chain(name: &str) -> bool {
     CLUSTER_CHAIN_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// The legacy iptables listings of a node: `iptables-legacy-save -t TABLE` of every table
+/// /proc/net/ip_tables_names lists, and the same for IPv6 (empty when no table exists).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LegacyListings {
+    pub v4: String,
+    pub v6: String,
+}
+
+impl LegacyListings {
+    /// Lists the legacy tables that exist in the current network namespace; what could not be
+    /// listed is a problem line each.
+    pub fn read() -> (LegacyListings, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut one = |names: &str, command: &str| {
+            let tables = std::fs::read_to_string(names).unwrap_or_default();
+            let mut text = String::new();
+            for table in tables.lines().map(str::trim).filter(|t| !t.is_empty()) {
+                match Command::new(command).args(["-t", table]).output() {
+                    Ok(out) if out.status.success() => {
+                        text.push_str(&String::from_utf8_lossy(&out.stdout));
+                    }
+                    Ok(out) => problems.push(format!(
+                        "{command} -t {table}: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )),
+                    Err(e) => problems.push(format!("{command}: {e}")),
+                }
+            }
+            text
+        };
+        let v4 = one("/proc/net/ip_tables_names", "iptables-legacy-save");
+        let v6 = one("/proc/net/ip6_tables_names", "ip6tables-legacy-save");
+        (LegacyListings { v4, v6 }, problems)
+    }
+}
+
+/// What k0s's bundled iptables (`ROOT/var/lib/k0s/bin/iptables`) links to, if it is a link.
+pub fn k0s_link(root: &Path) -> Option<String> {
+    std::fs::read_link(root.join(K0S_IPTABLES))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Where k0s keeps the iptables its components run, below the node's root.
+pub const K0S_IPTABLES: &str = "var/lib/k0s/bin/iptables";
+
+/// The cluster chains of an `iptables-save` style listing, as `TABLE/CHAIN` (`PREFIX` before
+/// each, for IPv6).
+fn cluster_chains(listing: &str, prefix: &str) -> Vec<String> {
+    let mut table = "";
+    let mut out = Vec::new();
+    for line in listing.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            table = t.trim();
+        } else if let Some(c) = line
+            .strip_prefix(':')
+            .and_then(|l| l.split_whitespace().next())
+            .filter(|c| is_cluster_chain(c))
+        {
+            out.push(format!("{prefix}{table}/{c}"));
+        }
+    }
+    out
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct IptablesState {
     /// Cluster chains found in legacy iptables.
     pub legacy_chains: Vec<String>,
+    /// Whether the legacy tables were read (away from the node they may be unknown: then
+    /// `legacy_chains` is empty for want of evidence).
+    pub legacy_known: bool,
     /// Cluster chains found in iptables-nft tables of the nftables ruleset.
     pub nft_chains: Vec<String>,
     /// What k0s's bundled iptables points at (xtables-legacy-multi or xtables-nft-multi).
@@ -48,7 +116,6 @@ pub struct IptablesState {
     /// nftables tables with who owns them: `inet firewalld (firewalld)`, `ip filter
     /// (iptables-nft: kube-proxy...)`.
     pub nft_tables: Vec<String>,
-    pub problems: Vec<String>,
 }
 
 /// Who programs a chain, by the prefix its name carries.
@@ -80,13 +147,22 @@ fn owners<'a>(chains: impl Iterator<Item = &'a str>) -> String {
 }
 
 impl IptablesState {
-    pub fn read(root: &Path, ruleset: Option<&Ruleset>, legacy: &LegacySaves) -> Self {
-        let mut st = IptablesState::default();
-        st.legacy_chains
-            .extend(legacy.chains().into_iter().filter(|c| {
-                c.split_once('/')
-                    .is_some_and(|(_, name)| is_cluster_chain(name))
-            }));
+    /// The state from the legacy listings (`None`: unknown), the nftables ruleset and k0s's
+    /// iptables link.
+    pub fn new(
+        legacy: Option<&LegacyListings>,
+        ruleset: Option<&Ruleset>,
+        k0s_link: Option<String>,
+    ) -> Self {
+        let mut st = IptablesState {
+            legacy_known: legacy.is_some(),
+            k0s_link,
+            ..IptablesState::default()
+        };
+        if let Some(l) = legacy {
+            st.legacy_chains = cluster_chains(&l.v4, "");
+            st.legacy_chains.extend(cluster_chains(&l.v6, "ip6 "));
+        }
         if let Some(rs) = ruleset {
             for t in rs
                 .tables
@@ -101,7 +177,9 @@ impl IptablesState {
                 );
             }
         }
-        st.legacy_active = legacy.active_chains();
+        if let Some(l) = legacy {
+            st.legacy_active = LegacySaves::from(l).active_chains();
+        }
         if let Some(rs) = ruleset {
             for t in rs
                 .tables
@@ -124,9 +202,6 @@ impl IptablesState {
                     .push(format!("{} {} ({kind})", t.family, t.name));
             }
         }
-        st.k0s_link = std::fs::read_link(root.join("var/lib/k0s/bin/iptables"))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
         st
     }
 
@@ -161,7 +236,16 @@ impl IptablesState {
 
 #[cfg(test)]
 mod tests {
-    use super::is_cluster_chain;
+    use super::{cluster_chains, is_cluster_chain};
+
+    #[test]
+    fn cluster_chains_of_a_listing() {
+        let listing = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\nCOMMIT\n*filter\n:KUBE-ROUTER-INPUT - [0:0]\nCOMMIT\n";
+        assert_eq!(
+            cluster_chains(listing, ""),
+            ["nat/KUBE-SERVICES", "filter/KUBE-ROUTER-INPUT"]
+        );
+    }
 
     #[test]
     fn cluster_chains_by_prefix() {

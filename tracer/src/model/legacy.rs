@@ -10,7 +10,10 @@
 
 use std::{io::Write, process::Command};
 
-use super::nft::{Family, SavedRules, Table, legacy_tables};
+use super::{
+    iptables::LegacyListings,
+    nft::{Family, SavedRules, Table, legacy_tables},
+};
 
 /// Save listings of the legacy tables the kernel has, per family.
 #[derive(Clone, Debug, Default)]
@@ -21,38 +24,18 @@ pub struct LegacySaves {
     pub v6: Option<String>,
 }
 
-impl LegacySaves {
-    /// Lists the legacy tables of the current network namespace; what cannot be listed is a
-    /// problem line.
-    pub fn read_live(problems: &mut Vec<String>) -> LegacySaves {
-        let mut read = |names: &str, command: &str| -> Option<String> {
-            let tables = std::fs::read_to_string(names).unwrap_or_default();
-            if tables.trim().is_empty() {
-                return None;
-            }
-            match Command::new(command).output() {
-                Ok(out) if out.status.success() => {
-                    Some(String::from_utf8_lossy(&out.stdout).into_owned())
-                }
-                Ok(out) => {
-                    problems.push(format!(
-                        "{command}: {} (legacy rules not evaluated)",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ));
-                    None
-                }
-                Err(e) => {
-                    problems.push(format!("{command}: {e} (legacy rules not evaluated)"));
-                    None
-                }
-            }
-        };
+impl From<&LegacyListings> for LegacySaves {
+    /// The listings a capture holds; a family without tables has none.
+    fn from(l: &LegacyListings) -> Self {
+        let some = |t: &str| (!t.trim().is_empty()).then(|| t.to_string());
         LegacySaves {
-            v4: read("/proc/net/ip_tables_names", "iptables-legacy-save"),
-            v6: read("/proc/net/ip6_tables_names", "ip6tables-legacy-save"),
+            v4: some(&l.v4),
+            v6: some(&l.v6),
         }
     }
+}
 
+impl LegacySaves {
     /// The save listings with the family of their tables.
     pub fn listings(&self) -> impl Iterator<Item = (Family, &str)> {
         [(Family::Ip, &self.v4), (Family::Ip6, &self.v6)]
@@ -130,24 +113,19 @@ impl LegacySaves {
 
 impl LegacySaves {
     /// Adds the legacy tables that can refuse a packet to `ruleset`, saying so in `sources`;
-    /// when they cannot be evaluated, the problem says which drops stay unexplained.
+    /// when they cannot be evaluated, the problem says which drops stay unexplained. `ipsets`
+    /// is the node's `ipset save`, for rules that name a set.
     pub fn merge_into(
         &self,
         ruleset: Option<&mut super::nft::Ruleset>,
+        ipsets: Option<&str>,
         sources: &mut Vec<String>,
         problems: &mut Vec<String>,
     ) {
         let Some(rs) = ruleset.filter(|_| self.can_refuse()) else {
             return;
         };
-        // Only when a rule names an ipset: then the kernel has the module loaded already.
-        let ipsets = self
-            .listings()
-            .any(|(_, text)| text.contains("--match-set"))
-            .then(|| Command::new("ipset").arg("save").output().ok())
-            .flatten()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-        match tables(self, ipsets.as_deref()) {
+        match tables(self, ipsets) {
             Ok(tables) => {
                 let n = tables.len();
                 sources.push(format!(

@@ -3,9 +3,12 @@
 //! and runtime configuration, the nftables ruleset and the iptables mode. Later stages
 //! (correlation, outputs) read it; it knows nothing of them.
 
+pub mod bundle;
+pub mod capture;
 pub mod catalog;
 pub mod cluster;
 pub mod detect;
+pub mod evidence;
 pub mod firewalld;
 pub mod ifaces;
 pub mod iptables;

@@ -1,18 +1,23 @@
 //! What the node's kernel says about its network, read so the answer belongs to the current
 //! network namespace: addresses (getifaddrs), sysctls and routes (/proc/sys, /proc/net, which
 //! follow the reader's namespace), VXLAN devices (`ip -d -j link`), and listening TCP ports.
+//! The facts are data (serializable), so a support bundle carries them as read; a diagnosis
+//! away from the node has only those its evidence holds, and [`NodeFacts::unknown`] says which
+//! are missing.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     process::Command,
 };
+
+use serde::{Deserialize, Serialize};
 
 use super::{ifaces::Interface, net::Cidr, pods::PodLink};
 use crate::sys::ifaddrs;
 
 /// An address of an interface, with its prefix.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IfAddr {
     pub iface: String,
     pub addr: IpAddr,
@@ -101,7 +106,7 @@ pub fn default_route_v4() -> Option<String> {
 }
 
 /// A VXLAN device and what it runs over.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vxlan {
     pub name: String,
     pub mtu: u32,
@@ -165,8 +170,57 @@ pub fn listening_tcp_ports() -> Vec<u16> {
     ports
 }
 
+/// A group of facts about the node that a diagnosis away from it may lack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fact {
+    /// The interfaces, their MTUs and the VXLAN devices ([`NodeFacts::ifaces`],
+    /// [`NodeFacts::vxlans`]).
+    Links,
+    /// The interfaces' addresses.
+    Addresses,
+    /// The routing table (the default route).
+    Routes,
+    /// `ip_forward` and `rp_filter`.
+    Sysctls,
+    /// The TCP ports something listens on (the node's roles).
+    Listening,
+}
+
+impl Fact {
+    pub const ALL: [Fact; 5] = [
+        Fact::Links,
+        Fact::Addresses,
+        Fact::Routes,
+        Fact::Sysctls,
+        Fact::Listening,
+    ];
+
+    /// What it is, for a sentence.
+    pub fn what(self) -> &'static str {
+        match self {
+            Fact::Links => "the node's interfaces (names, MTUs, VXLAN devices)",
+            Fact::Addresses => "the node's addresses",
+            Fact::Routes => "the node's routes",
+            Fact::Sysctls => "the node's sysctls (ip_forward, rp_filter)",
+            Fact::Listening => "the ports the node listens on",
+        }
+    }
+
+    /// The command that shows it on the node (its output is evidence `diagnose` reads).
+    pub fn command(self) -> &'static str {
+        match self {
+            Fact::Links => "ip -d link show",
+            Fact::Addresses => "ip addr show",
+            Fact::Routes => "ip route show",
+            Fact::Sysctls => "sysctl -a -r 'ip_forward|rp_filter'",
+            Fact::Listening => "ss -ltn",
+        }
+    }
+}
+
 /// Facts gathered once per diagnosis.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeFacts {
     pub ifaces: Vec<Interface>,
     pub addrs: Vec<IfAddr>,
@@ -176,10 +230,16 @@ pub struct NodeFacts {
     pub rp_filter: BTreeMap<String, i64>,
     pub listening: Vec<u16>,
     /// The pods' links: host veth ends whose other end is in a pod's namespace.
+    #[serde(default)]
     pub pods: Vec<PodLink>,
+    /// The groups of facts this does not hold (away from the node, what the evidence lacks):
+    /// their fields are empty, which means "unknown", not "none". Empty on the node.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unknown: BTreeSet<Fact>,
 }
 
 impl NodeFacts {
+    /// The facts of the current network namespace.
     pub fn read() -> std::io::Result<Self> {
         let ifaces = super::ifaces::list()?;
         let rp_filter = rp_filters(&ifaces);
@@ -192,7 +252,21 @@ impl NodeFacts {
             listening: listening_tcp_ports(),
             pods: super::pods::read(),
             ifaces,
+            unknown: BTreeSet::new(),
         })
+    }
+
+    /// No fact known: what a diagnosis from files starts with.
+    pub fn unknown() -> Self {
+        NodeFacts {
+            unknown: Fact::ALL.into_iter().collect(),
+            ..NodeFacts::default()
+        }
+    }
+
+    /// Whether this group of facts is known.
+    pub fn knows(&self, fact: Fact) -> bool {
+        !self.unknown.contains(&fact)
     }
 
     pub fn iface(&self, name: &str) -> Option<&Interface> {

@@ -7,7 +7,7 @@
 use std::process::Command;
 
 /// A pod's link: the host end, and what is known of the pod's end.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PodLink {
     /// The host end (`vethXXXX`, `caliXXXX`).
     pub host: String,

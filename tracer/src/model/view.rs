@@ -1,75 +1,61 @@
-//! Everything the model reads about a node, in one go: its interfaces and kernel settings, the
+//! Everything the model knows about a node, in one go: its interfaces and kernel settings, the
 //! cluster's configuration, firewalld's permanent and runtime configuration, the nftables
-//! ruleset and the iptables modes. What cannot be read becomes a problem line naming the file
-//! or command and where; everything else is still read.
+//! ruleset and the iptables modes. On the node it is read live ([`NodeView::read`]); away from
+//! it, from a [`Capture`] (a support bundle, pasted evidence) and the files of a root directory
+//! ([`NodeView::of`]), and whatever those lack stays unknown, said in [`NodeView::unknown`].
+//! What cannot be read becomes a problem line naming the file or command and where;
+//! everything else is still read.
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use super::{
+    capture::{Capture, Listing, SavedListings},
     cluster::{self, ClusterConfig},
+    detect,
     firewalld::{self, Permanent, Runtime},
     iptables::IptablesState,
     legacy::LegacySaves,
-    nft::{Family, Ruleset, RulesetError, SavedRules},
+    nft::{Family, Hook, Ruleset},
     node::NodeFacts,
 };
 
-/// A ruleset captured to files, for a diagnosis away from the node.
-pub struct RulesetFiles {
-    /// `nft -j list ruleset` output.
-    pub nft_json: PathBuf,
-    /// `iptables-nft-save` output: the arguments of the IPv4 tables' `xt` matches.
-    pub iptables_save: Option<PathBuf>,
-    /// `ip6tables-nft-save` output, the same for IPv6.
-    pub ip6tables_save: Option<PathBuf>,
-    /// `ipset save` output: the members of the ipsets those rules match.
-    pub ipset_save: Option<PathBuf>,
+/// Something a diagnosis away from the node does not know, why, and what would settle it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unknown {
+    /// What is unknown, as a noun phrase: `firewalld's runtime state`.
+    pub what: String,
+    /// Why, and what it leaves unchecked.
+    pub why: String,
+    /// Commands on the node whose output settles it.
+    pub settle: Vec<String>,
 }
 
-/// Why no ruleset was read.
-#[derive(Debug, thiserror::Error)]
-pub enum ViewError {
-    /// The ruleset file cannot be read.
-    #[error("{}: {error}", file.display())]
-    Read {
-        file: PathBuf,
-        error: std::io::Error,
-    },
-    /// The ruleset does not parse, or `nft` cannot list it.
-    #[error(transparent)]
-    Ruleset(#[from] RulesetError),
+/// A rule of a pasted listing that could not be read: it is not in the ruleset, and a verdict
+/// that may have met it is only likely.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleGap {
+    pub family: Family,
+    pub table: String,
+    pub chain: String,
+    /// The hook, when the chain is a base chain (iptables' built-in chains).
+    pub base_hook: Option<Hook>,
+    /// Where it was read: `FILE:LINE`.
+    pub place: String,
+    /// Why it could not be used.
+    pub why: String,
+    /// The command whose output would hold it whole.
+    pub settle: String,
 }
 
-impl RulesetFiles {
-    /// The ruleset, with the save files' xt arguments; an unreadable save file is a problem
-    /// line (and an unread required input: the user named it), and its family's xt matches
-    /// stay unknown.
-    fn read(&self, problems: &mut Vec<String>) -> Result<Ruleset, ViewError> {
-        let mut saved = SavedRules::default();
-        let mut text_of = |file: &Option<PathBuf>| {
-            let file = file.as_ref()?;
-            std::fs::read_to_string(file)
-                .map_err(|e| problems.push(format!("{}: {e}", file.display())))
-                .ok()
-        };
-        for (file, family) in [
-            (&self.iptables_save, Family::Ip),
-            (&self.ip6tables_save, Family::Ip6),
-        ] {
-            if let Some(text) = text_of(file) {
-                saved.add(family, &text);
-            }
-        }
-        if let Some(text) = text_of(&self.ipset_save) {
-            saved.add_ipsets(&text);
-        }
-        let origin = self.nft_json.display().to_string();
-        let text = std::fs::read_to_string(&self.nft_json).map_err(|error| ViewError::Read {
-            file: self.nft_json.clone(),
-            error,
-        })?;
-        Ok(Ruleset::from_json_with_saved(&text, &origin, &saved)?)
-    }
+/// The directory the node's configuration files are read from, and the name the node gives
+/// it (they differ for a bundle unpacked elsewhere), so that paths in findings and fixes are
+/// the node's own.
+#[derive(Clone, Copy, Debug)]
+pub struct Root<'a> {
+    pub files: &'a Path,
+    pub shown: &'a Path,
 }
 
 pub struct NodeView {
@@ -86,89 +72,131 @@ pub struct NodeView {
     pub required_unread: Vec<String>,
     /// What was read, one line each, for the reader of a report.
     pub sources: Vec<String>,
+    /// The node's root as the node names it, when its files were read.
+    pub root: Option<PathBuf>,
+    /// Which of the distributions' directories exist below the root
+    /// ([`detect::distribution_dirs`]).
+    pub distribution_dirs: Vec<&'static str>,
+    /// Read away from the node (a bundle, evidence, files): findings then say how sure they
+    /// are.
+    pub offline: bool,
+    /// Whether firewalld's configuration is known: read from a root, given as evidence, or
+    /// known to be absent.
+    pub firewalld_known: bool,
+    /// Whether firewalld's runtime state is known (running or not).
+    pub runtime_known: bool,
+    /// What the inputs do not hold, besides the facts [`NodeFacts::unknown`] names.
+    pub unknown: Vec<Unknown>,
+    /// Rules of pasted listings that could not be read.
+    pub gaps: Vec<RuleGap>,
+    /// The command that manages the iptables tables of the ruleset when it is not
+    /// `iptables-nft` (`iptables-legacy` for a legacy listing evaluated here, `iptables` when
+    /// the listing does not say); `ip6` goes in front for IPv6.
+    pub iptables_cmd: Option<String>,
 }
 
 impl NodeView {
-    /// Reads the node whose configuration files are below `root`; the ruleset from
-    /// `ruleset_files` when given, else the live one.
-    pub fn read(root: &Path, ruleset_files: Option<&RulesetFiles>) -> std::io::Result<NodeView> {
-        let facts = NodeFacts::read()?;
-        let mut problems = Vec::new();
-        let mut sources = Vec::new();
+    /// Reads the node this process runs on, with its configuration files below `root`.
+    pub fn read(root: &Path) -> std::io::Result<NodeView> {
+        let capture = Capture::live(root, false)?;
+        let mut view = NodeView::of(
+            capture,
+            Some(Root {
+                files: root,
+                shown: root,
+            }),
+        );
+        view.offline = false;
+        Ok(view)
+    }
 
-        let (cluster, cluster_problems) = cluster::read(root);
-        problems.extend(cluster_problems.iter().map(ToString::to_string));
+    /// The view of a captured node, with its configuration files below `root` (none without).
+    pub fn of(capture: Capture, root: Option<Root>) -> NodeView {
+        let mut problems = capture.problems;
+        let mut sources = Vec::new();
+        let mut unknown = capture.unknown;
+
+        let (mut cluster, cluster_problems) = match root {
+            Some(r) => cluster::read(r.files),
+            None => (None, Vec::new()),
+        };
+        problems.extend(
+            cluster_problems
+                .into_iter()
+                .map(|e| rebased(&e.to_string(), root)),
+        );
+        if let Some(c) = &mut cluster {
+            c.file = rebase(&c.file, root);
+        }
+        let cluster = cluster.or(capture.cluster);
         if let Some(c) = &cluster {
             sources.push(format!("{}: provider {}", c.file.display(), c.provider));
         }
 
-        let permanent = ["etc/firewalld", "usr/lib/firewalld"]
-            .iter()
-            .any(|d| root.join(d).is_dir())
-            .then(|| {
-                let p = firewalld::read_permanent(root);
-                problems.extend(p.problems.iter().map(std::string::ToString::to_string));
-                sources.push(format!(
-                    "firewalld configuration: backend {}, default zone {}, {} zones",
-                    p.conf.backend,
-                    p.conf.default_zone,
-                    p.zones.len()
-                ));
-                p
+        // Files below a root, else (or besides nothing there) what the evidence held.
+        let permanent = root
+            .and_then(|r| read_permanent(r, &mut problems, &mut sources))
+            .or(capture.permanent);
+        let firewalld_known = root.is_some() || permanent.is_some();
+        if !firewalld_known {
+            unknown.push(Unknown {
+                what: "firewalld's configuration".into(),
+                why: "not in the inputs: zone sources and masquerading are not checked, and a refusal by firewalld's rules is traced to its zone by the chain's name only".into(),
+                settle: vec![
+                    "firewall-cmd --list-all-zones".into(),
+                    "tar czf firewalld.tgz /etc/firewalld   # then diagnose --root with it unpacked".into(),
+                ],
             });
-        let runtime = firewalld::read_runtime().unwrap_or_else(|e| {
-            problems.push(format!("firewalld over D-Bus: {e}"));
+        }
+        let runtime_known = capture.runtime.is_ok();
+        let runtime = capture.runtime.unwrap_or_else(|why| {
+            if capture.expect_all {
+                problems.push(format!("firewalld's runtime state: {why}"));
+            }
+            unknown.push(Unknown {
+                what: "firewalld's runtime state".into(),
+                why: format!("{why}; runtime-only firewalld changes are not checked"),
+                settle: vec![
+                    "firewall-cmd --state".into(),
+                    "firewall-cmd --list-all-zones".into(),
+                ],
+            });
             None
         });
-        sources.push(match (&permanent, &runtime) {
-            (_, Some(r)) => format!("firewalld is running (default zone {})", r.default_zone),
-            (Some(_), None) => "firewalld is configured but not running".into(),
-            (None, None) => "no firewalld on this node".into(),
+        sources.push(match (&permanent, &runtime, runtime_known) {
+            (_, Some(r), _) => format!("firewalld is running (default zone {})", r.default_zone),
+            (Some(_), None, true) => "firewalld is configured but not running".into(),
+            (Some(_), None, false) => "firewalld is configured; whether it runs is unknown".into(),
+            (None, None, _) if firewalld_known => "no firewalld on this node".into(),
+            (None, None, _) => "firewalld: unknown (its configuration is not in the inputs)".into(),
         });
 
         let before = problems.len();
-        let ruleset = match ruleset_files {
-            Some(files) => files.read(&mut problems),
-            None => Ruleset::read_live().map_err(ViewError::from),
-        };
-        let ruleset = match ruleset {
-            Ok(rs) => {
-                sources.push(format!(
-                    "nftables: {} tables, {} rules",
-                    rs.tables.len(),
-                    rs.rule_count()
-                ));
-                Some(rs)
-            }
-            Err(e) => {
-                problems.push(format!("{e} (flows not evaluated)"));
-                None
-            }
-        };
-        let required_unread = if ruleset_files.is_some() {
-            problems[before..].to_vec()
-        } else {
-            Vec::new()
-        };
-        let mut ruleset = ruleset;
-        // Legacy tables run beside nftables: read them with the live ruleset (a ruleset read
-        // from files has no legacy part unless the files do).
-        let legacy = if ruleset_files.is_some() {
-            LegacySaves::default()
-        } else {
-            LegacySaves::read_live(&mut problems)
-        };
-        legacy.merge_into(ruleset.as_mut(), &mut sources, &mut problems);
-        let iptables = IptablesState::read(root, ruleset.as_ref(), &legacy);
-        problems.extend(iptables.problems.iter().cloned());
+        let mut ruleset = ruleset_of(capture.nft, &capture.saved, &mut problems, &mut sources);
+        let mut required_unread = capture.required_unread;
+        if capture.ruleset_named {
+            required_unread.extend(problems[before..].iter().cloned());
+        }
+        let iptables =
+            IptablesState::new(capture.legacy.as_ref(), ruleset.as_ref(), capture.k0s_link);
+        // Legacy tables run beside nftables at the same hooks: evaluate them with the ruleset.
+        if let Some(l) = &capture.legacy {
+            LegacySaves::from(l).merge_into(
+                ruleset.as_mut(),
+                capture.saved.ipset.as_deref(),
+                &mut sources,
+                &mut problems,
+            );
+        }
         if let Some((mode, why)) = iptables.cluster_mode() {
             sources.push(format!(
                 "the cluster uses iptables in {} mode ({why})",
                 mode.as_str()
             ));
         }
-        Ok(NodeView {
-            facts,
+        let distribution_dirs = root.map_or_else(Vec::new, |r| detect::distribution_dirs(r.files));
+        NodeView {
+            facts: capture.facts,
             cluster,
             permanent,
             runtime,
@@ -177,6 +205,97 @@ impl NodeView {
             problems,
             required_unread,
             sources,
-        })
+            root: root.map(|r| r.shown.to_path_buf()),
+            distribution_dirs,
+            offline: true,
+            firewalld_known,
+            runtime_known,
+            unknown,
+            gaps: capture.gaps,
+            iptables_cmd: capture.iptables_cmd,
+        }
+    }
+}
+
+/// The ruleset of a capture, parsed with the listings that explain its xt matches; what
+/// cannot be read is a problem line.
+fn ruleset_of(
+    nft: Result<Listing, String>,
+    saved: &SavedListings,
+    problems: &mut Vec<String>,
+    sources: &mut Vec<String>,
+) -> Option<Ruleset> {
+    let parsed = nft.and_then(|listing| {
+        Ruleset::from_json_with_saved(&listing.text, &listing.origin, &saved.rules())
+            .map_err(|e| e.to_string())
+    });
+    match parsed {
+        Ok(rs) => {
+            sources.push(format!(
+                "nftables: {} tables, {} rules",
+                rs.tables.len(),
+                rs.rule_count()
+            ));
+            Some(rs)
+        }
+        Err(why) => {
+            problems.push(format!("{why} (flows not evaluated)"));
+            None
+        }
+    }
+}
+
+/// firewalld's permanent configuration below the root, when there is one, with its files
+/// named as the node names them.
+fn read_permanent(
+    root: Root,
+    problems: &mut Vec<String>,
+    sources: &mut Vec<String>,
+) -> Option<Permanent> {
+    if !["etc/firewalld", "usr/lib/firewalld"]
+        .iter()
+        .any(|d| root.files.join(d).is_dir())
+    {
+        return None;
+    }
+    let mut p = firewalld::read_permanent(root.files);
+    let some = Some(root);
+    p.conf.file = p.conf.file.map(|f| rebase(&f, some));
+    for z in p.zones.values_mut() {
+        z.file = z.file.as_ref().map(|f| rebase(f, some));
+    }
+    for s in p.services.values_mut() {
+        s.file = s.file.as_ref().map(|f| rebase(f, some));
+    }
+    for problem in &mut p.problems {
+        problem.file = rebase(&problem.file, some);
+    }
+    problems.extend(p.problems.iter().map(ToString::to_string));
+    sources.push(format!(
+        "firewalld configuration: backend {}, default zone {}, {} zones",
+        p.conf.backend,
+        p.conf.default_zone,
+        p.zones.len()
+    ));
+    Some(p)
+}
+
+/// `path` below `root.files`, named below `root.shown` instead.
+fn rebase(path: &Path, root: Option<Root>) -> PathBuf {
+    match root.and_then(|r| path.strip_prefix(r.files).ok().map(|rel| r.shown.join(rel))) {
+        Some(p) => p,
+        None => path.to_path_buf(),
+    }
+}
+
+/// A message naming files below `root.files`, naming them below `root.shown` instead.
+fn rebased(message: &str, root: Option<Root>) -> String {
+    match root {
+        Some(r) if r.files != r.shown => {
+            let (from, to) = (r.files.display().to_string(), r.shown.display().to_string());
+            let to = to.trim_end_matches('/');
+            message.replace(from.trim_end_matches('/'), to)
+        }
+        _ => message.to_string(),
     }
 }

@@ -1,5 +1,7 @@
 //! How a diagnosis reads: findings grouped by severity with their evidence and fix for people,
-//! one JSON object per finding for scripts (a [`DiagnoseLine`] of the schema).
+//! one JSON object per finding for scripts (a [`DiagnoseLine`] of the schema). Away from the
+//! node, also what each evidence file was taken for, how sure each finding is, and what the
+//! inputs left unknown with the commands that would settle it.
 
 use std::io::Write;
 
@@ -7,7 +9,10 @@ use super::{
     schema::{DiagnoseLine, DiagnoseSummary, Problem},
     words::plural,
 };
-use crate::findings::{Diagnosis, Finding, RuleInfo, Severity};
+use crate::{
+    findings::{Certainty, Diagnosis, Finding, RuleInfo, Severity},
+    model::evidence::EvidenceReport,
+};
 
 /// What diagnose looked at, for the header and the summary.
 pub struct Context {
@@ -19,6 +24,8 @@ pub struct Context {
     pub sources: Vec<String>,
     /// Files or commands that could not be read, with where.
     pub problems: Vec<String>,
+    /// What each evidence file was taken for (`--evidence`).
+    pub evidence: Vec<EvidenceReport>,
 }
 
 /// A rule as `family table chain #handle: text`; a chain's policy (handle 0) has no handle.
@@ -67,6 +74,15 @@ pub fn text(
     for s in &ctx.sources {
         writeln!(out, "  {s}")?;
     }
+    for e in &ctx.evidence {
+        writeln!(out, "  evidence {}: {}", e.file, e.form)?;
+        for u in &e.used {
+            writeln!(out, "    used: {u}")?;
+        }
+        for u in &e.unused {
+            writeln!(out, "    not used: {u}")?;
+        }
+    }
     for p in &ctx.problems {
         writeln!(out, "  could not read: {p}")?;
     }
@@ -95,14 +111,37 @@ pub fn text(
         .iter()
         .filter(|f| f.severity == Severity::Info)
         .count();
+    if !d.unknowns.is_empty() {
+        writeln!(out, "UNKNOWN (the inputs do not settle these)")?;
+        for u in &d.unknowns {
+            writeln!(out, "  - {}: {}", u.what, u.why)?;
+            if !u.settle.is_empty() {
+                writeln!(out, "    settle: {}", u.settle.join("; "))?;
+            }
+        }
+        writeln!(out)?;
+    }
     let unread = ctx.problems.len();
-    if unread > 0 {
+    if unread > 0 || !d.unknowns.is_empty() {
         // Partial inputs never read as a healthy node.
+        let mut what = Vec::new();
+        if unread > 0 {
+            what.push(format!(
+                "{} could not be read (\"could not read\" above)",
+                plural(unread, "input")
+            ));
+        }
+        if !d.unknowns.is_empty() {
+            what.push(format!(
+                "{} unknown (above)",
+                plural(d.unknowns.len(), "part")
+            ));
+        }
         writeln!(
             out,
-            "Diagnosis incomplete: {} could not be read (\"could not read\" above), so what \
-             depends on it is unknown. In what was read: {}, {}, {} ({} checked).",
-            plural(unread, "input"),
+            "Diagnosis incomplete: {}, so what depends on it is unknown. In what was read: {}, \
+             {}, {} ({} checked).",
+            what.join(" and "),
             plural(d.errors(), "error"),
             plural(d.warnings(), "warning"),
             plural(notes, "note"),
@@ -130,7 +169,16 @@ pub fn text(
 /// A finding's evidence and fix as labelled lines (`why`, then [`evidence_lines`]): the same
 /// in diagnose, the watch log and the view's details.
 pub(super) fn finding_lines(f: &Finding) -> Vec<(&'static str, String)> {
-    let mut lines = vec![("why", f.explain.clone())];
+    let mut lines = Vec::new();
+    match f.certainty {
+        Some(Certainty::Certain) => lines.push(("sure", "certain".to_string())),
+        Some(Certainty::Likely) => lines.push((
+            "sure",
+            format!("likely; settle with: {}", f.settle.join("; ")),
+        )),
+        None => {}
+    }
+    lines.push(("why", f.explain.clone()));
     lines.extend(evidence_lines(
         f.zone.as_deref(),
         f.binding.as_deref(),
@@ -203,8 +251,14 @@ pub fn json(
     d: &Diagnosis,
     all_flows: bool,
 ) -> std::io::Result<()> {
+    for e in &ctx.evidence {
+        line(out, &DiagnoseLine::Evidence(e.clone()))?;
+    }
     for p in &ctx.problems {
         line(out, &DiagnoseLine::Problem(Problem { message: p.clone() }))?;
+    }
+    for u in &d.unknowns {
+        line(out, &DiagnoseLine::Unknown(u.clone()))?;
     }
     if all_flows {
         for fl in &d.flows {
@@ -222,7 +276,7 @@ pub fn json(
             errors: d.errors(),
             warnings: d.warnings(),
             flows: d.flows.len(),
-            complete: ctx.problems.is_empty(),
+            complete: ctx.problems.is_empty() && d.unknowns.is_empty(),
         }),
     )
 }

@@ -18,6 +18,7 @@ pub mod change;
 mod check;
 mod conf;
 mod drift;
+mod listing;
 mod permanent;
 mod refusal;
 mod rich;
@@ -32,10 +33,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use drift::drift;
-pub use permanent::read_permanent;
+pub use listing::{ZoneListing, parse_listing};
+pub use permanent::{read_files, read_permanent};
 pub use runtime::{RuntimeError, read_runtime, read_runtime_at};
 pub use select::{Binding, ZoneBinding, ZoneSource, zone_in_chain, zone_of};
 
@@ -68,7 +70,7 @@ impl Default for FirewalldConf {
 }
 
 /// What a zone does with a packet that none of its rules accepted or rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Target {
     /// `default` (no `target` attribute): reject, but let ICMP through.
     #[default]
@@ -113,7 +115,7 @@ impl fmt::Display for Target {
 }
 
 /// A port or port range with its protocol.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PortProto {
     /// `6443` or `2379-2380`; empty when a whole protocol is meant (a service's `<protocol>`
     /// or a zone's protocol in [`Permanent::zone_accepts`]).
@@ -143,7 +145,7 @@ impl fmt::Display for PortProto {
 }
 
 /// One zone, permanent or runtime. Lists keep firewalld's order.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Zone {
     /// The zone's name: its file name without `.xml`.
     pub name: String,
@@ -178,7 +180,7 @@ pub struct Zone {
 }
 
 /// One service definition.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Service {
     /// The service's name: its file name without `.xml`.
     pub name: String,
@@ -257,7 +259,7 @@ pub struct Permanent {
 }
 
 /// The runtime state of a running firewalld, as it answers over D-Bus.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Runtime {
     /// firewalld's `state` property: `RUNNING`, or `FAILED` when it could not load the user
     /// configuration and runs the stock one with everything accepted.

@@ -115,6 +115,41 @@ pub fn read_permanent(root: &Path) -> Permanent {
     }
 }
 
+/// Zone and service files given one by one (pasted evidence), named by their file's stem:
+/// read as [`read_permanent`] reads them, with firewalld's defaults for the rest (no
+/// firewalld.conf). Services the zones name that are not among them are not a problem here:
+/// they are unknown, and [`Permanent::services`] simply lacks them.
+pub fn read_files(zones: &[PathBuf], services: &[PathBuf]) -> Permanent {
+    let mut problems = Vec::new();
+    let stem = |p: &Path| {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .map(|s| s.split('.').next().unwrap_or(s).to_string())
+            .unwrap_or_default()
+    };
+    let mut p = Permanent::default();
+    for path in services {
+        let Some(text) = read_text(path, &mut problems) else {
+            continue;
+        };
+        match parse_service(&stem(path), &text) {
+            Ok(sf) => {
+                let mut s = sf.service;
+                s.file = Some(path.clone());
+                p.services.insert(s.name.clone(), s);
+            }
+            Err(l) => problems.push(located(path, &l)),
+        }
+    }
+    for path in zones {
+        if let Some((z, _)) = read_zone(&stem(path), path, &mut problems) {
+            p.zones.insert(z.name.clone(), z);
+        }
+    }
+    p.problems = problems;
+    p
+}
+
 type ZoneRefs = Vec<(PathBuf, String, Position)>;
 
 fn read_zone(name: &str, path: &Path, problems: &mut Vec<ReadProblem>) -> Option<(Zone, ZoneRefs)> {

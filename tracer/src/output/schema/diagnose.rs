@@ -2,13 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Finding, FlowCheck};
+use super::{EvidenceReport, Finding, FlowCheck, Unknown};
 
 /// One line of `tracer diagnose --output json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the variants are what readers match on; a diagnosis prints a few dozen lines, so boxing the finding would save nothing that matters"
+)]
 pub enum DiagnoseLine {
+    /// With `--evidence`: what a file was taken for, and what of it was used.
+    Evidence(EvidenceReport),
     Problem(Problem),
+    /// Away from the node: something the inputs do not settle, and the commands that would.
+    Unknown(Unknown),
     /// Printed with `--all`.
     Flow(FlowCheck),
     Finding(Finding),
@@ -31,8 +39,9 @@ pub struct DiagnoseSummary {
     pub warnings: usize,
     /// Flows evaluated.
     pub flows: usize,
-    /// Every input was read. When false, the `problem` lines say what was not, and no
-    /// finding can be taken to mean that the node is fine.
+    /// Every input was read and nothing was left unknown. When false, the `problem` and
+    /// `unknown` lines say what was not, and no finding can be taken to mean that the node is
+    /// fine.
     #[serde(default)]
     pub complete: bool,
 }

@@ -42,10 +42,16 @@
 //!
 //! # `tracer diagnose --output json`: one [`DiagnoseLine`] per line
 //!
-//! `problem` lines ([`Problem`]: `message`, a file or command that could not be read), with
-//! `--all` a `flow` line per evaluated flow ([`FlowCheck`]: `name`, `verdict`, nullable
-//! `rule`), a `finding` line per finding, and a last `summary` ([`DiagnoseSummary`]:
-//! `profile`, `roles`, `errors`, `warnings`, `flows`).
+//! With `--evidence`, first an `evidence` line per file ([`EvidenceReport`]: `file`, `form`
+//! detected, `used` and `unused`, lists of sentences); `problem` lines ([`Problem`]: `message`,
+//! a file or command that could not be read, `FILE:LINE: ...` where it has a line); away from
+//! the node, `unknown` lines ([`Unknown`]: `what` the inputs do not settle, `why`, and the
+//! `settle` commands whose output would); with `--all` a `flow` line per evaluated flow
+//! ([`FlowCheck`]: `name`, `verdict` (` (likely)` after it when a missing part could change
+//! it), nullable `rule`), a `finding` line per finding (away from the node with `certainty`,
+//! `certain` or `likely`, and for a likely one `settle`: the commands that would settle it),
+//! and a last `summary` ([`DiagnoseSummary`]: `profile`, `roles`, `errors`, `warnings`,
+//! `flows`, `complete`).
 //!
 //! # `tracer baseline compare --output json`: one [`Comparison`]
 //!
@@ -70,5 +76,6 @@ pub use watch::{Counters, DropLine, DropStats, Flow, Inner, Interface, Start, Su
 
 pub use crate::{
     events::{Direction, DropTotal, Reason},
-    findings::{Finding, FlowCheck, RuleInfo, Severity, drops::DropCause},
+    findings::{Certainty, Finding, FlowCheck, RuleInfo, Severity, drops::DropCause},
+    model::{evidence::EvidenceReport, view::Unknown},
 };

@@ -64,6 +64,8 @@ fn finding() -> Finding {
             text: "reject with icmpx admin-prohibited".into(),
         }),
         fix: vec!["firewall-cmd --reload".into()],
+        certainty: None,
+        settle: Vec::new(),
     }
 }
 
@@ -226,6 +228,22 @@ fn every_diagnose_line_reads_back_as_printed() {
             rule: None,
         }),
         DiagnoseLine::Finding(finding()),
+        DiagnoseLine::Finding(Finding {
+            certainty: Some(Certainty::Likely),
+            settle: vec!["ip addr show".into()],
+            ..finding()
+        }),
+        DiagnoseLine::Evidence(EvidenceReport {
+            file: "paste.txt".into(),
+            form: "iptables-nft-save".into(),
+            used: vec!["12 rules".into()],
+            unused: vec!["2 lines (named above)".into()],
+        }),
+        DiagnoseLine::Unknown(Unknown {
+            what: "IP forwarding".into(),
+            why: "not checked: the node's sysctls not in the inputs".into(),
+            settle: vec!["sysctl -a -r 'ip_forward|rp_filter'".into()],
+        }),
         DiagnoseLine::Summary(DiagnoseSummary {
             profile: "k0s-calico".into(),
             roles: "worker".into(),

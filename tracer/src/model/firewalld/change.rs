@@ -58,6 +58,34 @@ pub enum ZoneAddition {
     Masquerade,
     /// Forwarding between the zone's interfaces and sources.
     Forward,
+    /// A rich rule, by its text (`--add-rich-rule='rule ...'`).
+    RichRule(String),
+    /// An ICMP type blocked (with icmp-block-inversion: let in).
+    IcmpBlock(String),
+    /// A policy's ingress zone (`ANY`, `HOST` or a zone).
+    IngressZone(String),
+    /// A policy's egress zone.
+    EgressZone(String),
+}
+
+/// What is removed from a zone or a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A rich rule, by its exact text (`--remove-rich-rule='rule ...'`).
+    RichRule(String),
+    /// An ICMP type no longer blocked.
+    IcmpBlock(String),
+    /// A source binding.
+    Source(String),
+}
+
+/// Whose configuration a change touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// A zone; `None` is firewalld's default zone (no `--zone`).
+    Zone(Option<String>),
+    /// A policy (`--policy=NAME`).
+    Policy(String),
 }
 
 /// One change to firewalld's permanent configuration.
@@ -65,6 +93,8 @@ pub enum ZoneAddition {
 pub enum Change {
     /// Defines a new, empty service.
     NewService(String),
+    /// Defines a new policy (target CONTINUE, priority -1).
+    NewPolicy(String),
     /// Sets a service's short name.
     SetShort { service: String, short: String },
     /// Sets a service's description.
@@ -79,6 +109,29 @@ pub enum Change {
     AddToZone {
         zone: Option<String>,
         addition: ZoneAddition,
+    },
+    /// Adds a port, protocol, rich rule or ICMP block to a policy.
+    AddToPolicy {
+        policy: String,
+        addition: ZoneAddition,
+    },
+    /// Removes an element from a zone or a policy.
+    Remove { scope: Scope, removal: Removal },
+    /// Adds a direct rule (`--direct --add-rule IPV TABLE CHAIN PRIORITY ARGS`).
+    AddDirectRule {
+        ipv: String,
+        table: String,
+        chain: String,
+        priority: i32,
+        args: String,
+    },
+    /// Removes a direct rule (`--direct --remove-rule IPV TABLE CHAIN PRIORITY ARGS`).
+    RemoveDirectRule {
+        ipv: String,
+        table: String,
+        chain: String,
+        priority: i32,
+        args: String,
     },
 }
 
@@ -96,6 +149,7 @@ impl Change {
         let q = shell_quote;
         match self {
             Change::NewService(s) => format!("--new-service={}", q(s)),
+            Change::NewPolicy(p) => format!("--new-policy={}", q(p)),
             Change::SetShort { service, short } => {
                 format!("--service={} --set-short={}", q(service), q(short))
             }
@@ -111,20 +165,58 @@ impl Change {
                 format!("--service={} {}", q(service), open_arg(opening))
             }
             Change::AddToZone { zone, addition } => {
-                let add = match addition {
-                    ZoneAddition::Open(o) => open_arg(o),
-                    ZoneAddition::Source(s) => format!("--add-source={}", q(s)),
-                    ZoneAddition::Interface(i) => format!("--add-interface={}", q(i)),
-                    ZoneAddition::Service(s) => format!("--add-service={}", q(s)),
-                    ZoneAddition::Masquerade => "--add-masquerade".to_string(),
-                    ZoneAddition::Forward => "--add-forward".to_string(),
-                };
+                let add = addition_arg(addition);
                 match zone {
                     Some(z) => format!("--zone={} {add}", q(z)),
                     None => add,
                 }
             }
+            Change::AddToPolicy { policy, addition } => {
+                format!("--policy={} {}", q(policy), addition_arg(addition))
+            }
+            Change::Remove { scope, removal } => {
+                let what = match removal {
+                    Removal::RichRule(r) => format!("--remove-rich-rule={}", q(r)),
+                    Removal::IcmpBlock(i) => format!("--remove-icmp-block={}", q(i)),
+                    Removal::Source(s) => format!("--remove-source={}", q(s)),
+                };
+                match scope {
+                    Scope::Zone(Some(z)) => format!("--zone={} {what}", q(z)),
+                    Scope::Zone(None) => what,
+                    Scope::Policy(p) => format!("--policy={} {what}", q(p)),
+                }
+            }
+            Change::AddDirectRule {
+                ipv,
+                table,
+                chain,
+                priority,
+                args,
+            } => format!("--direct --add-rule {ipv} {table} {chain} {priority} {args}"),
+            Change::RemoveDirectRule {
+                ipv,
+                table,
+                chain,
+                priority,
+                args,
+            } => format!("--direct --remove-rule {ipv} {table} {chain} {priority} {args}"),
         }
+    }
+}
+
+fn addition_arg(addition: &ZoneAddition) -> String {
+    let q = shell_quote;
+    match addition {
+        ZoneAddition::Open(o) => open_arg(o),
+        ZoneAddition::Source(s) => format!("--add-source={}", q(s)),
+        ZoneAddition::Interface(i) => format!("--add-interface={}", q(i)),
+        ZoneAddition::Service(s) => format!("--add-service={}", q(s)),
+        ZoneAddition::Masquerade => "--add-masquerade".to_string(),
+        ZoneAddition::Forward => "--add-forward".to_string(),
+        ZoneAddition::RichRule(r) => format!("--add-rich-rule={}", q(r)),
+        ZoneAddition::IcmpBlock(i) => format!("--add-icmp-block={}", q(i)),
+        ZoneAddition::IngressZone(z) => format!("--add-ingress-zone={}", q(z)),
+        ZoneAddition::EgressZone(z) => format!("--add-egress-zone={}", q(z)),
     }
 }
 

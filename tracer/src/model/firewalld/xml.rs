@@ -358,6 +358,7 @@ pub fn parse_service(name: &str, text: &str) -> Result<ServiceFile, Located<Refu
                                 },
                             )));
                         }
+                        s.destinations.insert(attr.to_string(), addr.to_string());
                     }
                 }
             }

@@ -5,14 +5,10 @@
 //! without it), an accepting rule before it, in iptables-nft syntax for iptables' tables and in
 //! nft syntax otherwise.
 
-use super::Inputs;
+use super::{Inputs, firewalld};
 use crate::model::{
-    catalog::{Component, Role},
-    firewalld::{
-        Permanent, ZoneBinding,
-        change::{Change, Opening, Tool, ZoneAddition},
-        zone_in_chain, zone_of,
-    },
+    catalog::Component,
+    firewalld::{Permanent, ZoneBinding, change::Tool, zone_in_chain, zone_of},
     nft::{Family, Outcome, Packet, RuleRef},
 };
 
@@ -34,9 +30,11 @@ pub fn cluster_zone(inp: &Inputs, permanent: &Permanent) -> Option<String> {
 }
 
 /// What a refused packet's evaluation blames: the zone (when firewalld's rules saw the
-/// packet), the element and the commands that let it through. A rule outside firewalld
-/// (iptables-nft rules of kube-proxy or the CNI, a hand-made nft table) is named itself: no
-/// firewalld change would let the packet past it.
+/// packet), the element and the commands that let it through. firewalld's own rules are
+/// explained by firewalld's configuration ([`super::firewalld`]); a rule outside firewalld
+/// (iptables-nft rules of kube-proxy or the CNI, a hand-made nft table) is named itself, and
+/// when firewalld would refuse the packet too once that rule lets it by, firewalld's fix
+/// follows.
 pub fn blame(
     inp: &Inputs,
     component: Option<&Component>,
@@ -47,109 +45,29 @@ pub fn blame(
     let outside = outcome
         .deciding
         .as_ref()
-        .filter(|r| inp.permanent.is_some() && !is_firewalld_rule(r));
-    let hit = zone_of(outcome, pkt, inp.permanent)
-        .filter(|_| outside.is_none() || outcome.trail.iter().any(is_firewalld_rule));
-    // With firewalld's permanent configuration, `zone_of` always names a zone, and the
-    // filter above keeps it when no rule outside firewalld decided.
-    let (element, fix) = match (inp.permanent.zip(tool(inp)), &hit) {
-        (Some((permanent, tool)), Some(hit)) if outside.is_none() => {
-            for_rejected_flow(inp, permanent, tool, component, port, pkt, hit)
-        }
-        // A rule outside firewalld, or no firewalld: the deciding rule is the element.
-        _ => outcome
-            .deciding
-            .as_ref()
-            .map_or((None, Vec::new()), |rule| {
-                outside_firewalld(inp, port, rule)
-            }),
-    };
-    (hit, element, fix)
-}
-
-/// The element responsible for a rejected flow and the commands that let it through.
-fn for_rejected_flow(
-    inp: &Inputs,
-    permanent: &Permanent,
-    tool: Tool,
-    component: Option<&Component>,
-    port: &str,
-    pkt: &Packet,
-    hit: &ZoneBinding,
-) -> (Option<String>, Vec<String>) {
-    let pod_cidr = inp.pod_cidrs().into_iter().find(|c| c.contains(pkt.saddr));
-    // Pod traffic is let in by the pod CIDR being a source of the cluster's zone.
-    if let Some(cidr) = pod_cidr {
-        let target =
-            cluster_zone(inp, permanent).unwrap_or_else(|| permanent.conf.default_zone.clone());
-        if !permanent.has_source_covering(&cidr) {
-            return (
-                Some(format!(
-                    "the pod CIDR {cidr} is not a source of zone {target}"
-                )),
-                tool.commands(&[Change::zone(target, ZoneAddition::Source(cidr.to_string()))]),
-            );
-        }
+        .filter(|r| inp.permanent.is_some() && !firewalld::is_firewalld_rule(inp, r));
+    if inp.permanent.is_some() && outside.is_none() {
+        let b = firewalld::explain(inp, component, pkt, outcome);
+        return (b.zone, b.element, b.fix);
     }
-    let Some(component) = component else {
-        let zone = &hit.zone;
-        return (
-            Some(format!("zone {zone} does not forward this pod traffic")),
-            tool.commands(&[Change::zone(zone, ZoneAddition::Forward)]),
-        );
-    };
-    let zone = &hit.zone;
-    if permanent.zone_allows(zone, port) {
-        // Allowed by the zone and still refused: something else decides (a rich rule, a
-        // rule of another table). The deciding rule in the finding is the element.
-        return (
-            Some(format!(
-                "zone {zone} allows {port}, yet another rule refuses it"
-            )),
-            Vec::new(),
-        );
-    }
-    let spec = component
-        .port_specs()
-        .into_iter()
-        .find(|s| s.split('/').next() == port.split('/').next() || s == port)
-        .unwrap_or_else(|| port.to_string());
-    // The distribution's own service, when the zone uses it (k0s-worker, k0s-controller...):
-    // the first of this node's roles that runs the component, in role order.
-    let zone_services: &[String] = permanent
-        .zones
-        .get(zone)
-        .map_or(&[], |z| z.services.as_slice());
-    if inp.catalog.profile.firewalld.services
-        && let Some(svc) = inp
-            .roles
+    let hit = zone_of(outcome, pkt, inp.permanent).filter(|_| {
+        outcome
+            .trail
             .iter()
-            .filter(|r| **r != Role::External && component.to.contains(r))
-            .map(|r| inp.catalog.profile.service_name(*r))
-            .find(|s| zone_services.contains(s))
-    {
-        return (
-            Some(format!("service {svc} of zone {zone} lacks {spec}")),
-            tool.commands(&[Change::OpenInService {
-                service: svc,
-                opening: Opening::from_spec(&spec),
-            }]),
-        );
+            .any(|r| zone_in_chain(&r.chain).is_some())
+    });
+    let Some(rule) = outcome.deciding.as_ref() else {
+        return (hit, None, Vec::new());
+    };
+    let (mut element, mut fix) = outside_firewalld(inp, port, rule);
+    if let Some((more, cmds)) = firewalld::behind(inp, component, pkt) {
+        element = Some(match element {
+            Some(e) => format!("{e}; {more}"),
+            None => more,
+        });
+        fix.extend(cmds);
     }
-    (
-        Some(format!("zone {zone} lacks {spec}")),
-        tool.commands(&[Change::zone(
-            zone,
-            ZoneAddition::Open(Opening::from_spec(&spec)),
-        )]),
-    )
-}
-
-/// The rule was written by firewalld (its nftables table, or one of its zone chains): changing
-/// firewalld's configuration changes it.
-fn is_firewalld_rule(rule: &RuleRef) -> bool {
-    (rule.family == Family::Inet && rule.table == "firewalld")
-        || zone_in_chain(&rule.chain).is_some()
+    (hit, element, fix)
 }
 
 /// iptables' tables, as iptables-nft creates them in nftables.

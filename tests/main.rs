@@ -11,6 +11,7 @@ mod datapath;
 mod diagnose;
 mod drops;
 mod firewalld_runtime;
+mod fwdiff;
 mod kernel;
 mod lab;
 mod metrics;

@@ -15,4 +15,5 @@ mod fwdiff;
 mod kernel;
 mod lab;
 mod metrics;
+mod rich_rule;
 mod watch;

@@ -26,7 +26,8 @@ impl Facts {
     pub fn read(node: &Node) -> Facts {
         Facts {
             facts: node
-                .ns
+                .fw
+                .netns
                 .enter(NodeFacts::read)
                 .unwrap_or_else(|e| panic!("node facts: {e}")),
             catalog: Catalog::builtin("generic").expect("generic profile"),
@@ -373,7 +374,8 @@ fn dump(node: &Node, case: &Case, dir: &str) {
     }
     let _ = std::fs::write(format!("{dir}/case.txt"), all);
     let nft = node
-        .ns
+        .fw
+        .netns
         .command(&["nft", "-a", "list", "ruleset"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -434,8 +436,9 @@ fn prove_fix(
         if j == i || qk.word() == ak.word() || matches!(ak, KernelVerdict::Pending(_)) {
             continue;
         }
+        // The fix changes what the deciding rule does for this port: packets that rule refused
+        // for this port may pass now, or meet the next rule that refuses them.
         let sibling = qk.refused()
-            && matches!(ak, KernelVerdict::Accept(_))
             && qk.rule() == pk.rule()
             && q.probe.proto == p.proto
             && q.probe.dport == p.dport;

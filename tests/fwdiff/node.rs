@@ -1,7 +1,7 @@
 //! One worker of the harness: a node namespace running a real firewalld (started once, given
 //! each case's permanent configuration with `firewall-cmd --reload`), two peer namespaces on
 //! its `eth0` and `eth1`, and the kernel's own account of every probe: a trace table in the
-//! node (`meta nftrace set 1` in prerouting) and `nft monitor trace` reading what each base
+//! node (`meta nftrace set 1` on the input and forward hooks) and `nft monitor trace` reading what each base
 //! chain did with it. Everything is removed when the worker drops, also on failure.
 
 use std::io::{BufRead, BufReader};
@@ -11,18 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
 use tracer::model::nft::{Family, Ruleset, SavedRules};
-use tracer_lab::firewalld::{
-    bus_address, firewall_cmd_output, prepare_node_dir, start, wait_ready,
-};
+use tracer_lab::firewalld::firewall_cmd_output;
 
 use super::cases::{Case, Net, PEER_HOSTS, Probe};
 use super::kernel::{Index, KernelVerdict, judge_trace};
-use crate::harness::NetNs;
-
-/// The host's stock configuration, read-only.
-const STOCK: &str = "/usr/lib/firewalld";
+use crate::harness::{NetNs, Scratch};
 
 /// Sends the probes of one peer: `argv[1]` a JSON list of [proto, src, sport, dst, dport],
 /// `argv[2]` how long to keep the sockets open. TCP: a SYN from a non-blocking connect; UDP:
@@ -68,10 +62,9 @@ pub struct Sent {
 
 pub struct Node {
     pub net: Net,
-    pub ns: NetNs,
+    /// The node's namespace and its firewalld.
+    pub fw: Scratch,
     peers: [NetNs; 2],
-    dir: TempDir,
-    daemons: Vec<(u32, &'static str)>,
     monitor: Child,
     lines: Arc<Mutex<Vec<String>>>,
     next_port: u16,
@@ -94,7 +87,8 @@ impl Node {
     /// Worker `w`'s network, firewalld and trace monitor.
     pub fn new(w: u8) -> Node {
         let net = Net { n: 100 + w };
-        let node = NetNs::new(&format!("fd{w}n"));
+        let mut fw = Scratch::new(&format!("fd{w}n"));
+        let node = &fw.netns;
         let peers = [
             NetNs::new(&format!("fd{w}a")),
             NetNs::new(&format!("fd{w}b")),
@@ -141,25 +135,21 @@ impl Node {
         node.sysctl("net.ipv4.conf.all.rp_filter", "0");
         node.sysctl("net.ipv4.conf.default.rp_filter", "0");
 
-        let dir = tempfile::Builder::new()
-            .prefix("fwd-")
-            .tempdir_in("/tmp")
-            .expect("node dir");
-        prepare_node_dir(dir.path()).unwrap_or_else(|e| panic!("prepare node dir: {e:#}"));
-        std::fs::create_dir_all(dir.path().join("usr/lib")).expect("mkdir usr/lib");
-        std::os::unix::fs::symlink(STOCK, dir.path().join("usr/lib/firewalld")).expect("symlink");
         for sub in ["policies", "ipsets"] {
-            std::fs::create_dir_all(dir.path().join("etc/firewalld").join(sub)).expect("mkdir");
+            std::fs::create_dir_all(fw.dir().join("etc/firewalld").join(sub)).expect("mkdir");
         }
-        let d = start(&node.name, dir.path()).unwrap_or_else(|e| panic!("start firewalld: {e:#}"));
-        let daemons = vec![(d.firewalld_pid, "firewalld"), (d.dbus_pid, "dbus-daemon")];
-        // The trace table: every IPv4 packet the peers send, in prerouting, before the chains
-        // that judge them. firewalld's reload leaves other tables alone.
+        fw.start()
+            .unwrap_or_else(|e| panic!("firewalld did not come up: {e:#}"));
+        let node = &fw.netns;
+        // The trace table: every IPv4 packet the peers send, on the input and forward hooks
+        // before the chains that judge them (tracing from prerouting on would add firewalld's
+        // mangle and nat chains, and enough lines to lose some). firewalld's reload leaves
+        // other tables alone.
         node.nft(
-            "table inet fwdiff_trace {\n chain pre {\n  type filter hook prerouting priority -350; policy accept;\n  iifname { \"eth0\", \"eth1\" } meta nfproto ipv4 meta nftrace set 1\n }\n}\n",
+            "table inet fwdiff_trace {\n chain input {\n  type filter hook input priority -400; policy accept;\n  iifname { \"eth0\", \"eth1\" } meta nfproto ipv4 meta nftrace set 1\n }\n chain forward {\n  type filter hook forward priority -400; policy accept;\n  iifname { \"eth0\", \"eth1\" } meta nfproto ipv4 meta nftrace set 1\n }\n}\n",
         );
         let mut monitor = node
-            .command(&["nft", "monitor", "trace"])
+            .command(&["nft", "-a", "monitor", "trace"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -172,29 +162,22 @@ impl Node {
                 sink.lock().expect("trace lines").push(l);
             }
         });
-        let mut n = Node {
+        Node {
             net,
-            ns: node,
+            fw,
             peers,
-            dir,
-            daemons,
             monitor,
             lines,
             next_port: 20000,
-        };
-        if let Err(e) = wait_ready(&n.ns.name, n.dir(), Duration::from_mins(1)) {
-            n.stop();
-            panic!("firewalld did not come up: {e:#}");
         }
-        n
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.fw.dir()
     }
 
     pub fn bus(&self) -> String {
-        bus_address(self.dir()).expect("bus address")
+        self.fw.address()
     }
 
     fn etc(&self) -> std::path::PathBuf {
@@ -215,20 +198,20 @@ impl Node {
             std::fs::write(self.etc().join(rel), text).map_err(|e| format!("{rel}: {e}"))?;
         }
         for chain in ["INPUT", "FORWARD"] {
-            let _ = run(&mut self.ns.command(&["iptables-nft", "-F", chain]));
+            let _ = run(&mut self.fw.netns.command(&["iptables-nft", "-F", chain]));
         }
         self.reload()?;
         for rule in &case.iptables {
             let mut argv = vec!["iptables-nft", "-A"];
             argv.extend(rule.split_whitespace());
-            run(&mut self.ns.command(&argv))?;
+            run(&mut self.fw.netns.command(&argv))?;
         }
         Ok(())
     }
 
     /// `firewall-cmd --reload`, then firewalld must be running with the new configuration.
     pub fn reload(&self) -> Result<(), String> {
-        let out = firewall_cmd_output(&self.ns.name, self.dir(), &["--reload"])
+        let out = firewall_cmd_output(&self.fw.netns.name, self.dir(), &["--reload"])
             .map_err(|e| format!("{e:#}"))?;
         if !out.status.success() {
             return Err(format!(
@@ -237,7 +220,7 @@ impl Node {
                 String::from_utf8_lossy(&out.stdout).trim()
             ));
         }
-        let state = firewall_cmd_output(&self.ns.name, self.dir(), &["--state"])
+        let state = firewall_cmd_output(&self.fw.netns.name, self.dir(), &["--state"])
             .map_err(|e| format!("{e:#}"))?;
         if !state.status.success() {
             return Err(format!(
@@ -251,7 +234,8 @@ impl Node {
     /// Runs one printed fix command in the node, with firewalld's bus.
     pub fn run_fix(&self, line: &str) -> Result<(), String> {
         run(self
-            .ns
+            .fw
+            .netns
             .command(&["sh", "-e", "-c", line])
             .env("DBUS_SYSTEM_BUS_ADDRESS", self.bus()))
         .map(|_| ())
@@ -259,9 +243,9 @@ impl Node {
 
     /// The live ruleset, with iptables-nft-save's arguments for its xt matches.
     pub fn ruleset(&self) -> Ruleset {
-        let json = run(&mut self.ns.command(&["nft", "-j", "list", "ruleset"]))
+        let json = run(&mut self.fw.netns.command(&["nft", "-j", "list", "ruleset"]))
             .unwrap_or_else(|e| panic!("{e}"));
-        let save = run(&mut self.ns.command(&["iptables-nft-save"])).unwrap_or_default();
+        let save = run(&mut self.fw.netns.command(&["iptables-nft-save"])).unwrap_or_default();
         let mut saved = SavedRules::default();
         saved.add(Family::Ip, &save);
         Ruleset::from_json_with_saved(&json, "fwdiff", &saved).unwrap_or_else(|e| panic!("{e}"))
@@ -269,6 +253,24 @@ impl Node {
 
     /// Sends `probes` and returns what the kernel did with each, in order.
     pub fn probe(&mut self, probes: &[Probe], ruleset: &Ruleset) -> Vec<(Sent, KernelVerdict)> {
+        let index = Index::of(ruleset);
+        let mut out = self.send(probes, &index);
+        // The monitor may lose a trace when the kernel's netlink buffer fills: once more, with
+        // fresh ports, for those.
+        let lost: Vec<usize> = (0..out.len())
+            .filter(|i| matches!(out[*i].1, KernelVerdict::Pending(_)))
+            .collect();
+        if !lost.is_empty() {
+            let again: Vec<Probe> = lost.iter().map(|i| out[*i].0.probe.clone()).collect();
+            for (i, r) in lost.into_iter().zip(self.send(&again, &index)) {
+                out[i] = r;
+            }
+        }
+        out
+    }
+
+    /// Sends `probes` once and reads their traces, up to five seconds.
+    fn send(&mut self, probes: &[Probe], index: &Index) -> Vec<(Sent, KernelVerdict)> {
         let mut sent = Vec::new();
         for p in probes {
             self.next_port = if self.next_port >= 60000 {
@@ -300,14 +302,11 @@ impl Node {
             run(&mut self.peers[side as usize].command(&["python3", "-c", SENDER, &arg, "0.05"]))
                 .unwrap_or_else(|e| panic!("sending probes: {e}"));
         }
-        let index = Index::of(ruleset);
         let t0 = Instant::now();
         loop {
             let lines = self.lines.lock().expect("trace lines").clone();
-            let got: Vec<KernelVerdict> = sent
-                .iter()
-                .map(|s| judge_trace(&lines, s, &index))
-                .collect();
+            let got: Vec<KernelVerdict> =
+                sent.iter().map(|s| judge_trace(&lines, s, index)).collect();
             let done = got.iter().all(|k| !matches!(k, KernelVerdict::Pending(_)));
             if done || t0.elapsed() > Duration::from_secs(5) {
                 return sent.into_iter().zip(got).collect();
@@ -315,39 +314,11 @@ impl Node {
             sleep(Duration::from_millis(30));
         }
     }
-
-    fn stop(&mut self) {
-        let _ = self.monitor.kill();
-        let _ = self.monitor.wait();
-        for (pid, name) in std::mem::take(&mut self.daemons) {
-            // SAFETY: kill and waitpid on our own unreaped child, whose pid cannot be reused
-            // until we reap it.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            let t0 = Instant::now();
-            loop {
-                let mut status = 0;
-                // SAFETY: as above; `status` is ours to write.
-                let r = unsafe { libc::waitpid(pid as i32, &raw mut status, libc::WNOHANG) };
-                if r != 0 {
-                    break;
-                }
-                if t0.elapsed() > Duration::from_secs(10) {
-                    eprintln!("{name} (pid {pid}) ignored SIGTERM for 10 s: SIGKILL");
-                    // SAFETY: as above.
-                    unsafe {
-                        libc::kill(pid as i32, libc::SIGKILL);
-                        libc::waitpid(pid as i32, &raw mut status, 0);
-                    }
-                    break;
-                }
-                sleep(Duration::from_millis(20));
-            }
-        }
-    }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.monitor.kill();
+        let _ = self.monitor.wait();
     }
 }

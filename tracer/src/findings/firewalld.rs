@@ -173,6 +173,27 @@ fn agree(j: &Judgement, fw: &Outcome, ruleset: &Ruleset, pkt: &Packet) -> Result
     }
 }
 
+/// Whether rules of others live in iptables' tables (outside firewalld's direct chains): a
+/// reload would flush them.
+fn others_in_iptables(ruleset: &Ruleset) -> bool {
+    ruleset.tables.iter().any(|t| {
+        matches!(t.family, Family::Ip | Family::Ip6)
+            && ["filter", "nat", "mangle", "raw", "security"].contains(&t.name.as_str())
+            && t.chains.iter().any(|c| {
+                !c.name.ends_with("_direct") && c.rules.iter().any(|r| !r.text.contains("_direct"))
+            })
+    })
+}
+
+/// The tool the fix is written for: [`Tool::Live`] when a reload would flush others' rules.
+fn fix_tool(inp: &Inputs) -> Option<Tool> {
+    let tool = fix::tool(inp)?;
+    Some(match (tool, inp.ruleset) {
+        (Tool::Online, Some(rs)) if others_in_iptables(rs) => Tool::Live,
+        _ => tool,
+    })
+}
+
 /// What would settle a disagreement.
 const SETTLE: &str = "compare `firewall-cmd --list-all-zones` and `--list-all-policies` with `nft list table inet firewalld`, or run `firewall-cmd --reload` so that firewalld applies its files again";
 
@@ -308,8 +329,9 @@ fn fix_of(
         element = Some(text);
         changes.push(change);
     }
+    // A service's ports only change with a reload.
     let prefs = Preferences {
-        service: preferred_service(inp, component),
+        service: preferred_service(inp, component).filter(|_| tool != Tool::Live),
         zone_forward: inp.pod_cidrs().iter().any(|c| c.contains(pkt.saddr)),
     };
     match plan(&cfg, pkt, &prefs) {
@@ -370,7 +392,7 @@ pub fn explain(
             fix: Vec::new(),
         };
     }
-    let Some(tool) = fix::tool(inp) else {
+    let Some(tool) = fix_tool(inp) else {
         return Blame {
             zone,
             element: Some(format!("{d} refuses it")),
@@ -405,7 +427,7 @@ pub fn behind(
             Vec::new(),
         ));
     }
-    let tool = fix::tool(inp)?;
+    let tool = fix_tool(inp)?;
     let (element, fix) = fix_of(inp, component, permanent, tool, pkt, &j);
     Some((format!("then firewalld refuses it too: {element}"), fix))
 }
@@ -435,7 +457,7 @@ fn direct_blame(
         "direct rule '{} {} {} {} {}' of firewalld",
         d.ipv, d.table, d.chain, d.priority, d.args
     );
-    let Some(tool) = fix::tool(inp) else {
+    let Some(tool) = fix_tool(inp) else {
         return Blame {
             zone: None,
             element: Some(element),

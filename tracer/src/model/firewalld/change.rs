@@ -235,13 +235,37 @@ pub enum Tool {
     /// firewalld does not run: `firewall-offline-cmd` changes the files, which apply when
     /// firewalld starts.
     Offline,
+    /// firewalld runs beside rules of others in iptables' tables (kube-proxy, a CNI): each
+    /// change is made in the runtime and in the permanent configuration, without a reload,
+    /// because firewalld 1.x flushes every iptables table when it reloads. A change the
+    /// runtime does not take (a new policy, a service's ports) still needs the reload, and the
+    /// commands say what it costs.
+    Live,
+}
+
+/// What a reload costs beside rules of others in iptables' tables.
+pub const RELOAD_FLUSHES: &str = "# the reload also flushes iptables' tables (firewalld 1.x): rules kube-proxy or the CNI wrote there are gone until they write them again";
+
+impl Change {
+    /// Whether `firewall-cmd` without `--permanent` makes this change in the running firewalld.
+    fn in_runtime(&self) -> bool {
+        matches!(
+            self,
+            Change::AddToZone { .. }
+                | Change::AddToPolicy { .. }
+                | Change::Remove { .. }
+                | Change::AddDirectRule { .. }
+                | Change::RemoveDirectRule { .. }
+        )
+    }
 }
 
 impl Tool {
-    /// The command that makes one change.
+    /// The command that makes one change in the configuration the tool changes (for
+    /// [`Tool::Live`], the permanent one).
     pub fn command(self, change: &Change) -> String {
         let tool = match self {
-            Tool::Online => "firewall-cmd --permanent",
+            Tool::Online | Tool::Live => "firewall-cmd --permanent",
             Tool::Offline => "firewall-offline-cmd",
         };
         format!("{tool} {}", change.args())
@@ -251,17 +275,44 @@ impl Tool {
     pub fn apply(self) -> Option<&'static str> {
         match self {
             Tool::Online => Some(RELOAD),
-            Tool::Offline => None,
+            Tool::Offline | Tool::Live => None,
         }
     }
 
     /// The commands that make `changes`, then what applies them.
     pub fn commands(self, changes: &[Change]) -> Vec<String> {
-        changes
+        if self != Tool::Live {
+            return changes
+                .iter()
+                .map(|c| self.command(c))
+                .chain(self.apply().map(str::to_string))
+                .collect();
+        }
+        // A policy created here exists only in the permanent configuration until a reload.
+        let new_policies: Vec<&String> = changes
             .iter()
-            .map(|c| self.command(c))
-            .chain(self.apply().map(str::to_string))
-            .collect()
+            .filter_map(|c| match c {
+                Change::NewPolicy(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut reload = false;
+        for c in changes {
+            let fresh =
+                matches!(c, Change::AddToPolicy { policy, .. } if new_policies.contains(&policy));
+            if c.in_runtime() && !fresh {
+                out.push(format!("firewall-cmd {}", c.args()));
+            } else {
+                reload = true;
+            }
+            out.push(self.command(c));
+        }
+        if reload {
+            out.push(RELOAD_FLUSHES.to_string());
+            out.push(RELOAD.to_string());
+        }
+        out
     }
 }
 

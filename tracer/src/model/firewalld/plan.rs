@@ -24,7 +24,8 @@ use super::check::add_coalesced;
 use super::check::port_bounds;
 use super::icmp::icmp_name;
 use super::judge::{
-    Cond, Config, Decider, ElementRef, Gen, Kind, Owner, What, hook_policies, judge, stage_rules,
+    Addr, Cond, Config, Decider, ElementRef, Gen, Kind, Owner, Tri, What, addr_matches,
+    hook_policies, judge, stage_rules,
 };
 use super::policy::Policy;
 use super::policy::PolicyTarget;
@@ -337,7 +338,21 @@ fn forward_fix(
     if same_zone && !z.forward && prefs.zone_forward {
         return Ok(vec![Change::zone(zone, ZoneAddition::Forward)]);
     }
-    let ingress = if cfg.is_active(zone) {
+    // A policy's ingress dispatch matches the zone's own bindings, not the default zone's
+    // catch-all: a packet the catch-all put in the zone needs ANY.
+    let iif = pkt.iif.as_deref().unwrap_or_default();
+    let bound = z
+        .interfaces
+        .iter()
+        .any(|i| super::judge::iface_matches(i, iif))
+        || z.sources.iter().any(|s| {
+            let addr = match s.strip_prefix("ipset:") {
+                Some(set) => Addr::Ipset(set.to_string()),
+                None => Addr::Net(s.clone()),
+            };
+            addr_matches(cfg, &addr, pkt.saddr) == Tri::Yes
+        });
+    let ingress = if bound {
         zone.to_string()
     } else {
         "ANY".to_string()

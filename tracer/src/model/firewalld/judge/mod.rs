@@ -29,7 +29,7 @@ use super::policy::Policy;
 use super::{Permanent, Runtime, Service, Zone, ZoneBinding};
 use crate::model::nft::Verdict;
 
-pub use cond::{Cond, iface_matches};
+pub use cond::{Addr, Cond, Tri, addr_matches, iface_matches};
 pub use rules::{ElementRef, Gen, Kind, stage_rules};
 pub use walk::{hook_policies, judge};
 

@@ -369,6 +369,38 @@ mod tests {
     }
 
     #[test]
+    fn live_changes_skip_the_reload_that_flushes_iptables() {
+        let rule =
+            r#"rule family="ipv4" source address="10.0.0.5" port port="179" protocol="tcp" reject"#;
+        let remove = Change::Remove {
+            scope: Scope::Zone(Some("public".into())),
+            removal: Removal::RichRule(rule.into()),
+        };
+        assert_eq!(
+            Tool::Live.commands(std::slice::from_ref(&remove)),
+            [
+                format!("firewall-cmd --zone=public --remove-rich-rule='{rule}'"),
+                format!("firewall-cmd --permanent --zone=public --remove-rich-rule='{rule}'"),
+            ]
+        );
+        // A new policy exists only after a reload, and the commands say what it costs.
+        let policy = [
+            Change::NewPolicy("p".into()),
+            Change::AddToPolicy {
+                policy: "p".into(),
+                addition: ZoneAddition::IngressZone("ANY".into()),
+            },
+        ];
+        let cmds = Tool::Live.commands(&policy);
+        assert_eq!(cmds.last().map(String::as_str), Some(RELOAD));
+        assert!(cmds.contains(&RELOAD_FLUSHES.to_string()), "{cmds:?}");
+        assert!(
+            !cmds.iter().any(|c| c.starts_with("firewall-cmd --policy")),
+            "{cmds:?}"
+        );
+    }
+
+    #[test]
     fn specs_are_ports_or_whole_protocols() {
         assert_eq!(
             Opening::from_spec("2379-2380/tcp"),

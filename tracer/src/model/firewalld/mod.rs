@@ -16,6 +16,7 @@
 //! Helpers and user-defined ICMP types are not modelled.
 
 mod accepts;
+mod apply;
 pub mod change;
 mod check;
 mod conf;
@@ -29,6 +30,7 @@ pub mod plan;
 pub mod policy;
 mod refusal;
 mod rich;
+mod richcheck;
 pub mod richrule;
 mod runtime;
 mod select;

@@ -1,6 +1,6 @@
 //! A rich rule that rejects one peer's BGP (179/tcp) in a zone whose `k0s-worker` service
-//! opens 179/tcp, on a real firewalld: `diagnose` and the live drops of `watch` name the rich
-//! rule as the cause, the fix removes it and never adds the port that is already open, and
+//! opens 179/tcp, on a real firewalld: `diagnose`, `explain` and the live drops of `watch`
+//! name the rich rule as the cause, the fix removes it and never adds the port that is already open, and
 //! once the printed fix is applied that peer's BGP connects.
 
 use std::{
@@ -10,7 +10,7 @@ use std::{
 };
 
 use tracer::findings::drops::DropCause;
-use tracer::schema::{DiagnoseLine, Finding, WatchLine};
+use tracer::schema::{DiagnoseLine, Explanation, Finding, WatchLine};
 use tracer_lab::firewalld::{write_service, write_zone};
 
 use crate::harness::{NetNs, Scratch, Tracer, Veth, lab::text, netns::veth_pair, tracer::BIN};
@@ -172,6 +172,28 @@ fn a_rich_rule_rejecting_one_peers_bgp_is_named_and_removed() {
             "179/tcp is open already: {f:#?}"
         );
     }
+
+    // explain: the same packet described by hand.
+    let out = Command::new(BIN)
+        .args(["--netns", &fw.netns.name, "explain", "--in", "eth0"])
+        .args([
+            "--from",
+            &REJECTED.to_string(),
+            "--to",
+            &NODE.ip.to_string(),
+        ])
+        .args(["--proto", "tcp", "--dport", "179", "--output", "json"])
+        .envs(node_env(&fw))
+        .output()
+        .unwrap();
+    let e: Explanation = serde_json::from_str(&text(&out.stdout))
+        .unwrap_or_else(|err| panic!("{err}: {}{}", text(&out.stdout), text(&out.stderr)));
+    assert_eq!(e.verdict, "reject", "{e:#?}");
+    assert!(
+        e.element.as_deref().unwrap_or_default().contains(RULE),
+        "{e:#?}"
+    );
+    assert_eq!(e.fix, bgp.fix, "explain and diagnose print one fix");
 
     // watch: the live drops of the rejected peer's SYNs carry the same cause.
     let cause = watched_cause(&fw, &peer);

@@ -5,6 +5,7 @@ mod baseline;
 mod catalog;
 mod cleanup;
 mod diagnose;
+mod explain;
 mod ports;
 mod testbed;
 mod trace;
@@ -61,6 +62,9 @@ enum Command {
     /// Find what blocks the cluster's traffic on this node: firewalld zones, nftables rules,
     /// iptables mode, sysctls, routes, MTUs; with the commands that fix it.
     Diagnose(diagnose::DiagnoseArgs),
+    /// What the firewall does with one packet, which rule and firewalld element decide it,
+    /// and the commands that let it through.
+    Explain(explain::ExplainArgs),
     /// Print what a node of a role must allow: table, firewall-cmd, firewalld XML or JSON.
     Ports(PortsArgs),
     /// List the built-in cluster profiles.
@@ -129,6 +133,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Watch(args) => runtime()?.block_on(watch::run(args)),
         Command::Baseline(args) => runtime()?.block_on(baseline::run(args)),
         Command::Diagnose(args) => diagnose::run(args),
+        Command::Explain(args) => explain::run(&args),
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),
         Command::Lab(args) => testbed::exec(None, args),

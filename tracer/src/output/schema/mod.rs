@@ -45,6 +45,12 @@
 //! `rule`), a `finding` line per finding, and a last `summary` ([`DiagnoseSummary`]:
 //! `profile`, `roles`, `errors`, `warnings`, `flows`).
 //!
+//! # `tracer explain --output json`: one [`Explanation`]
+//!
+//! `verdict` (`accept`, `drop`, `reject`, `unknown: why`), nullable `rule` (a [`RuleInfo`]:
+//! for an accepted packet the last rule that accepted it), `zone`, `binding`, `element` (the
+//! firewalld element or the rule outside firewalld that decides), and `fix` (commands).
+//!
 //! # `tracer baseline compare --output json`: one [`Comparison`]
 //!
 //! `"type": "comparison"`, the `baseline` file, its `recorded_at`, `baseline_secs`,
@@ -68,5 +74,5 @@ pub use watch::{Counters, DropLine, DropStats, Flow, Inner, Interface, Start, Su
 
 pub use crate::{
     events::{Direction, DropTotal, Reason},
-    findings::{Finding, FlowCheck, RuleInfo, Severity, drops::DropCause},
+    findings::{Finding, FlowCheck, RuleInfo, Severity, drops::DropCause, explain::Explanation},
 };

@@ -54,12 +54,10 @@ const K0S_WORKER: (&str, &str) = (
 
 #[test]
 fn a_rich_rule_rejecting_one_peer_decides_and_is_removed() {
-    let zone = format!(
-        r#"<zone><service name="ssh"/><service name="k0s-worker"/>
+    let zone = r#"<zone><service name="ssh"/><service name="k0s-worker"/>
 <rule family="ipv4"><source address="192.168.10.21"/><port port="179" protocol="tcp"/><reject/></rule>
-<interface name="eth0"/></zone>"#
-    );
-    let cfg = config(&[K0S_WORKER, ("zones/public.xml", &zone)]);
+<interface name="eth0"/></zone>"#;
+    let cfg = config(&[K0S_WORKER, ("zones/public.xml", zone)]);
     let j = judge(&cfg, &tcp("eth0", "192.168.10.21", 179));
     assert_eq!(j.verdict, Verdict::Reject);
     let d = j.decider.clone().expect("a decider");

@@ -238,13 +238,22 @@ pub enum Tool {
     /// firewalld runs beside rules of others in iptables' tables (kube-proxy, a CNI): each
     /// change is made in the runtime and in the permanent configuration, without a reload,
     /// because firewalld 1.x flushes every iptables table when it reloads. A change the
-    /// runtime does not take (a new policy, a service's ports) still needs the reload, and the
-    /// commands say what it costs.
+    /// runtime does not take (a new policy) still needs the reload: iptables' tables are
+    /// saved before it and restored after it.
     Live,
 }
 
-/// What a reload costs beside rules of others in iptables' tables.
-pub const RELOAD_FLUSHES: &str = "# the reload also flushes iptables' tables (firewalld 1.x): rules kube-proxy or the CNI wrote there are gone until they write them again";
+/// What a reload costs beside rules of others in iptables' tables, and how [`Tool::Live`]
+/// keeps them: saved before the reload, restored after it.
+pub const RELOAD_FLUSHES: &str = "# firewalld 1.x flushes iptables' tables on a reload: the rules kube-proxy or the CNI wrote there are saved before it and restored after it";
+const SAVE: [&str; 2] = [
+    "iptables-nft-save > /run/tracer-reload.iptables",
+    "ip6tables-nft-save > /run/tracer-reload.ip6tables",
+];
+const RESTORE: [&str; 2] = [
+    "iptables-nft-restore < /run/tracer-reload.iptables",
+    "ip6tables-nft-restore < /run/tracer-reload.ip6tables",
+];
 
 impl Change {
     /// Whether `firewall-cmd` without `--permanent` makes this change in the running firewalld.
@@ -310,7 +319,9 @@ impl Tool {
         }
         if reload {
             out.push(RELOAD_FLUSHES.to_string());
+            out.extend(SAVE.iter().map(ToString::to_string));
             out.push(RELOAD.to_string());
+            out.extend(RESTORE.iter().map(ToString::to_string));
         }
         out
     }
@@ -392,7 +403,11 @@ mod tests {
             },
         ];
         let cmds = Tool::Live.commands(&policy);
-        assert_eq!(cmds.last().map(String::as_str), Some(RELOAD));
+        let at = |c: &str| cmds.iter().position(|x| x == c);
+        assert!(
+            at(SAVE[0]) < at(RELOAD) && at(RELOAD) < at(RESTORE[0]),
+            "{cmds:?}"
+        );
         assert!(cmds.contains(&RELOAD_FLUSHES.to_string()), "{cmds:?}");
         assert!(
             !cmds.iter().any(|c| c.starts_with("firewall-cmd --policy")),

@@ -12,7 +12,8 @@
 //! index among the chain's verdict rules), so that a diagnosis can check it against the nft
 //! evaluation of the generated rules and say "unknown" when the two disagree. A part it cannot
 //! evaluate (a MAC address, an ipset whose members are not known, a port given by name) that
-//! could decide makes the verdict unknown, with the reason.
+//! could decide makes the verdict unknown, with the reason; so does a forward port that
+//! translates the packet, since the nat chains are not evaluated.
 
 mod cond;
 mod rules;

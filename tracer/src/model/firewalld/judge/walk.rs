@@ -282,6 +282,34 @@ pub fn hook_policies(cfg: &Config, input: bool, post: bool) -> Vec<&Policy> {
     out
 }
 
+/// The zone's forward port (or rich rule with a forward-port) that matches the packet's
+/// protocol and destination port, as firewall-cmd names it.
+fn forward_port_of(z: &super::super::Zone, pkt: &Packet) -> Option<String> {
+    let proto = tracer_common::protocols::name(pkt.l4proto)?;
+    let hits = |port: &str, p: &str| {
+        p == proto
+            && super::super::check::port_bounds(port)
+                .is_some_and(|(lo, hi)| lo <= pkt.dport && pkt.dport <= hi)
+    };
+    for fp in &z.forward_ports {
+        let field = |k: &str| {
+            fp.split(':')
+                .find_map(|kv| kv.strip_prefix(k))
+                .unwrap_or_default()
+        };
+        if hits(field("port="), field("proto=")) {
+            return Some(format!("forward port {fp}"));
+        }
+    }
+    z.rich_rules.iter().find_map(|t| {
+        let (_, rest) = t.split_once("forward-port port=\"")?;
+        let (port, rest) = rest.split_once('"')?;
+        let (_, rest) = rest.split_once("protocol=\"")?;
+        let (p, _) = rest.split_once('"')?;
+        hits(port, p).then(|| format!("rich rule '{t}'"))
+    })
+}
+
 /// What firewalld's configuration `cfg` does with `pkt`, a new connection's first packet on the
 /// input or forward hook.
 pub fn judge(cfg: &Config, pkt: &Packet) -> Judgement {
@@ -327,6 +355,19 @@ pub fn judge(cfg: &Config, pkt: &Packet) -> Judgement {
         return Judgement::unknown(
             format!("the default zone {} is not defined", zone.zone),
             None,
+        );
+    }
+    if let Some(fp) = cfg
+        .zones
+        .get(&zone.zone)
+        .and_then(|z| forward_port_of(z, pkt))
+    {
+        return Judgement::unknown(
+            format!(
+                "{fp} of zone {} translates this packet (DNAT in nat_PREROUTING) before the filter chains, which then accept it as `ct status dnat`; the nat chains are not evaluated",
+                zone.zone
+            ),
+            Some(zone),
         );
     }
     Walk {

@@ -278,3 +278,22 @@ fn forwarding_between_zones_takes_a_policy_for_the_flow() {
     }
     assert_eq!(judge(&after, &pkt).verdict, Verdict::Accept);
 }
+
+#[test]
+fn a_forwarded_port_is_unknown_rather_than_a_missing_port() {
+    let cfg = config(&[(
+        "zones/public.xml",
+        r#"<zone><forward-port port="8080" protocol="tcp" to-port="80"/><interface name="eth0"/></zone>"#,
+    )]);
+    // The kernel redirects it to port 80 and filter_INPUT accepts it as `ct status dnat`: no
+    // "zone lacks 8080/tcp" here.
+    let j = judge(&cfg, &tcp("eth0", "192.168.10.21", 8080));
+    assert!(
+        matches!(&j.verdict, Verdict::Unknown(why) if why.contains("port=8080:proto=tcp")),
+        "{j:?}"
+    );
+    assert_eq!(
+        judge(&cfg, &tcp("eth0", "192.168.10.21", 8081)).verdict,
+        Verdict::Reject
+    );
+}

@@ -10,11 +10,11 @@ use std::fmt::Write as _;
 
 use super::{Inputs, fix};
 use crate::model::{
-    catalog::{Component, Role},
+    catalog::{Component, Protocol, Role},
     firewalld::{
         Binding, Permanent, ZoneBinding,
         change::{Change, Tool, ZoneAddition},
-        judge::{Config, Decider, Judgement, Owner, What, judge},
+        judge::{Config, Decider, Judgement, What, judge},
         plan::{Preferences, apply, plan},
         zone_in_chain, zone_of,
     },
@@ -210,61 +210,58 @@ fn preferred_service(inp: &Inputs, component: Option<&Component>) -> Option<Stri
 }
 
 /// The text of the refused flow's element, from what refuses it and the first change.
-fn refusal_text(d: &Decider, first: Option<&Change>, target: &str) -> String {
-    let note = |t: &str| {
-        if t == "default" {
-            String::new()
-        } else {
-            format!(" (target {t})")
-        }
+fn refusal_text(d: &Decider, first: Option<&Change>, pkt: &Packet) -> String {
+    let What::Target(t) = &d.what else {
+        return format!("{d} refuses it");
     };
-    match (&d.what, first) {
-        (What::Target(_), Some(Change::OpenInService { service, opening })) => {
-            format!("service {service} of {} lacks {opening}", d.owner)
+    let note = if t == "default" {
+        String::new()
+    } else {
+        format!(" (target {t})")
+    };
+    let owner = &d.owner;
+    let flow = Protocol::from_number(pkt.l4proto).port_label(pkt.dport);
+    match first {
+        Some(Change::OpenInService { service, opening }) => {
+            format!("service {service} of {owner} lacks {opening}")
         }
-        (
-            What::Target(t),
-            Some(
-                Change::AddToZone {
-                    addition: ZoneAddition::Open(o),
-                    ..
-                }
-                | Change::AddToPolicy {
-                    addition: ZoneAddition::Open(o),
-                    ..
-                },
-            ),
-        ) => {
-            format!("{} lacks {o}{}", d.owner, note(t))
-        }
-        (
-            What::Target(_),
-            Some(Change::AddToZone {
-                addition: ZoneAddition::Forward,
+        Some(
+            Change::AddToZone {
+                addition: ZoneAddition::Open(o),
                 ..
-            }),
-        ) => {
-            format!("{} does not forward this traffic", d.owner)
-        }
-        (
-            What::Target(t),
-            Some(
-                Change::AddToZone {
-                    addition: ZoneAddition::RichRule(_),
-                    ..
-                }
-                | Change::AddToPolicy {
-                    addition: ZoneAddition::RichRule(_),
-                    ..
-                },
-            ),
-        ) => {
-            format!("{} accepts no such ICMP{}", d.owner, note(t))
-        }
-        _ => {
-            let _ = target;
-            format!("{d} refuses it")
-        }
+            }
+            | Change::AddToPolicy {
+                addition: ZoneAddition::Open(o),
+                ..
+            },
+        ) => format!("{owner} lacks {o}{note}"),
+        Some(Change::AddToZone {
+            addition: ZoneAddition::Forward,
+            ..
+        }) => format!("{owner} does not forward this traffic"),
+        Some(
+            Change::AddToZone {
+                addition: ZoneAddition::RichRule(r),
+                ..
+            }
+            | Change::AddToPolicy {
+                addition: ZoneAddition::RichRule(r),
+                ..
+            },
+        ) if r.contains("source address=") => format!(
+            "{owner} lacks {flow}{note}; it is opened for this flow only, because opening it for the zone would let by a refusal that comes after it"
+        ),
+        Some(
+            Change::AddToZone {
+                addition: ZoneAddition::RichRule(_),
+                ..
+            }
+            | Change::AddToPolicy {
+                addition: ZoneAddition::RichRule(_),
+                ..
+            },
+        ) => format!("{owner} accepts no such ICMP{note}"),
+        _ => format!("{d} refuses it"),
     }
 }
 
@@ -317,7 +314,7 @@ fn fix_of(
             format!(
                 "{d} refuses it in the running firewalld, whose permanent configuration accepts it (a runtime change a reload undoes)"
             ),
-            vec![crate::model::firewalld::change::RELOAD.to_string()],
+            tool.reload(),
         );
     }
     let mut changes = Vec::new();
@@ -336,12 +333,7 @@ fn fix_of(
     };
     match plan(&cfg, pkt, &prefs) {
         Ok(more) => {
-            let target = match &d.owner {
-                Owner::Zone(z) => permanent.zones.get(z).map(|z| z.target.to_string()),
-                Owner::Policy(p) => permanent.policies.get(p).map(|p| p.target.to_string()),
-            }
-            .unwrap_or_default();
-            let element = element.unwrap_or_else(|| refusal_text(d, more.first(), &target));
+            let element = element.unwrap_or_else(|| refusal_text(d, more.first(), pkt));
             changes.extend(more);
             (element, tool.commands(&changes))
         }

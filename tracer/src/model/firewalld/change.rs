@@ -288,6 +288,20 @@ impl Tool {
         }
     }
 
+    /// What applies the permanent configuration to a running firewalld as it is: a reload
+    /// (for [`Tool::Live`], around which iptables' tables are saved and restored).
+    pub fn reload(self) -> Vec<String> {
+        match self {
+            Tool::Live => std::iter::once(RELOAD_FLUSHES)
+                .chain(SAVE)
+                .chain([RELOAD])
+                .chain(RESTORE)
+                .map(ToString::to_string)
+                .collect(),
+            _ => vec![RELOAD.to_string()],
+        }
+    }
+
     /// The commands that make `changes`, then what applies them.
     pub fn commands(self, changes: &[Change]) -> Vec<String> {
         if self != Tool::Live {
@@ -318,10 +332,7 @@ impl Tool {
             out.push(self.command(c));
         }
         if reload {
-            out.push(RELOAD_FLUSHES.to_string());
-            out.extend(SAVE.iter().map(ToString::to_string));
-            out.push(RELOAD.to_string());
-            out.extend(RESTORE.iter().map(ToString::to_string));
+            out.extend(self.reload());
         }
         out
     }

@@ -532,20 +532,12 @@ impl Gen<'_> {
     /// A direct rule sometimes, and iptables-nft rules beside firewalld.
     fn iptables(&mut self) {
         if self.r.chance(10) {
-            let (p, pr) = *self.r.pick(PORTS);
-            let src = if self.r.chance(50) {
-                format!("-s {} ", self.peer_host())
-            } else {
-                String::new()
-            };
-            let verdict = *self.r.pick(&["DROP", "REJECT", "ACCEPT"]);
+            let rule = self.iptables_rule();
             let prio = self.r.below(3);
             self.files.push((
                 "direct.xml".into(),
-                format!("{XML}<direct>\n  <rule ipv=\"ipv4\" table=\"filter\" chain=\"INPUT\" priority=\"{prio}\">{src}-p {pr} --dport {} -j {verdict}</rule>\n</direct>\n", first_port(p)),
+                format!("{XML}<direct>\n  <rule ipv=\"ipv4\" table=\"filter\" chain=\"INPUT\" priority=\"{prio}\">{rule}</rule>\n</direct>\n"),
             ));
-            self.aims
-                .push((None, first_port(p), if pr == "tcp" { 6 } else { 17 }));
         }
         let n = if self.r.chance(30) {
             1 + self.r.below(2)
@@ -553,20 +545,24 @@ impl Gen<'_> {
             0
         };
         for _ in 0..n {
-            let (p, pr) = *self.r.pick(PORTS);
-            let src = if self.r.chance(50) {
-                format!("-s {} ", self.peer_host())
-            } else {
-                String::new()
-            };
-            let verdict = *self.r.pick(&["DROP", "REJECT", "ACCEPT"]);
-            self.iptables.push(format!(
-                "INPUT {src}-p {pr} --dport {} -j {verdict}",
-                first_port(p)
-            ));
-            self.aims
-                .push((None, first_port(p), if pr == "tcp" { 6 } else { 17 }));
+            let rule = self.iptables_rule();
+            self.iptables.push(format!("INPUT {rule}"));
         }
+    }
+
+    /// An iptables rule's arguments for a port of the pool, maybe from one peer host; the
+    /// probes aim at it.
+    fn iptables_rule(&mut self) -> String {
+        let (p, pr) = *self.r.pick(PORTS);
+        let src = if self.r.chance(50) {
+            format!("-s {} ", self.peer_host())
+        } else {
+            String::new()
+        };
+        let verdict = *self.r.pick(&["DROP", "REJECT", "ACCEPT"]);
+        self.aims
+            .push((None, first_port(p), if pr == "tcp" { 6 } else { 17 }));
+        format!("{src}-p {pr} --dport {} -j {verdict}", first_port(p))
     }
 }
 

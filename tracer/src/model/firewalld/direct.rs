@@ -4,10 +4,11 @@
 //! firewalld jumps to from `INPUT`; rules of one chain are ordered by priority, then by the
 //! order they were added. A passthrough is a whole iptables command.
 
-use roxmltree::{Document, Node};
+use roxmltree::Node;
 use serde::Serialize;
 
 use super::refusal::ObjectError;
+use super::xml::object_document;
 
 /// One direct rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,14 +70,8 @@ pub fn parse_direct(text: &str) -> Result<Direct, ObjectError> {
 }
 
 fn read_direct(text: &str) -> Result<Direct, String> {
-    let doc = Document::parse(text).map_err(|e| format!("not well-formed XML: {e}"))?;
+    let doc = object_document(text, "direct")?;
     let root = doc.root_element();
-    if !root.has_tag_name("direct") {
-        return Err(format!(
-            "root element is <{}>, not <direct>",
-            root.tag_name().name()
-        ));
-    }
     let mut d = Direct::default();
     for n in root.children().filter(Node::is_element) {
         let need = |k: &str| {

@@ -7,10 +7,11 @@
 
 use std::net::IpAddr;
 
-use roxmltree::{Document, Node};
+use roxmltree::Node;
 use serde::Serialize;
 
 use super::refusal::ObjectError;
+use super::xml::object_document;
 
 use super::check::{parse_cidr, source_cidr};
 
@@ -88,14 +89,8 @@ pub fn parse_ipset(name: &str, text: &str) -> Result<IpSet, ObjectError> {
 /// Reads an ipset file's text; `name` comes from the file name. `Err` with the reason when
 /// firewalld would refuse it.
 fn read_ipset(name: &str, text: &str) -> Result<IpSet, String> {
-    let doc = Document::parse(text).map_err(|e| format!("not well-formed XML: {e}"))?;
+    let doc = object_document(text, "ipset")?;
     let root = doc.root_element();
-    if !root.has_tag_name("ipset") {
-        return Err(format!(
-            "root element is <{}>, not <ipset>",
-            root.tag_name().name()
-        ));
-    }
     let kind = root
         .attribute("type")
         .ok_or("missing attribute type for <ipset>")?;

@@ -5,10 +5,11 @@
 
 use std::fmt;
 
-use roxmltree::{Document, Node};
+use roxmltree::Node;
 use serde::Serialize;
 
 use super::refusal::ObjectError;
+use super::xml::object_document;
 
 use super::PortProto;
 use super::check::{add_coalesced, check_port_proto, check_protocol, normalize_port};
@@ -103,14 +104,8 @@ pub fn parse_policy(name: &str, text: &str) -> Result<Policy, ObjectError> {
 /// Reads a policy file's text; `name` comes from the file name. `Err` with the reason when
 /// firewalld would refuse it.
 fn read_policy(name: &str, text: &str) -> Result<Policy, String> {
-    let doc = Document::parse(text).map_err(|e| format!("not well-formed XML: {e}"))?;
+    let doc = object_document(text, "policy")?;
     let root = doc.root_element();
-    if !root.has_tag_name("policy") {
-        return Err(format!(
-            "root element is <{}>, not <policy>",
-            root.tag_name().name()
-        ));
-    }
     let mut p = Policy {
         name: name.to_string(),
         ..Policy::default()

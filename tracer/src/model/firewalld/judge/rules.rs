@@ -143,45 +143,39 @@ fn service_rules(
                     invert: false,
                 });
             }
-            for p in &s.ports {
+            // Ports, then protocols, then source ports, as `_service` adds them.
+            let matches = s
+                .ports
+                .iter()
+                .map(|p| {
+                    let c = Cond::Dport {
+                        proto: p.proto.clone(),
+                        port: p.port.clone(),
+                    };
+                    (c, p.to_string())
+                })
+                .chain(
+                    s.protocols
+                        .iter()
+                        .map(|p| (Cond::Protocol(p.clone()), p.clone())),
+                )
+                .chain(s.source_ports.iter().map(|p| {
+                    let c = Cond::Sport {
+                        proto: p.proto.clone(),
+                        port: p.port.clone(),
+                    };
+                    (c, format!("source port {p}"))
+                }));
+            for (c, what) in matches {
                 let mut conds = b.clone();
-                conds.push(Cond::Dport {
-                    proto: p.proto.clone(),
-                    port: p.port.clone(),
-                });
+                conds.push(c);
+                let element = element(s, what);
                 push(
                     out,
                     Gen {
                         conds,
                         kind,
-                        element: element(s, p.to_string()),
-                    },
-                );
-            }
-            for p in &s.protocols {
-                let mut conds = b.clone();
-                conds.push(Cond::Protocol(p.clone()));
-                push(
-                    out,
-                    Gen {
-                        conds,
-                        kind,
-                        element: element(s, p.clone()),
-                    },
-                );
-            }
-            for p in &s.source_ports {
-                let mut conds = b.clone();
-                conds.push(Cond::Sport {
-                    proto: p.proto.clone(),
-                    port: p.port.clone(),
-                });
-                push(
-                    out,
-                    Gen {
-                        conds,
-                        kind,
-                        element: element(s, format!("source port {p}")),
+                        element,
                     },
                 );
             }

@@ -1,28 +1,20 @@
 //! firewalld's runtime view against a real firewalld: dbus-daemon and firewalld started in a
 //! scratch network namespace with the lab's recipe (`tracer_lab::firewalld`), the k0s worker
 //! configuration as permanent config, then changes made with `firewall-cmd` and read back
-//! over D-Bus by the model. Everything is stopped and removed by [`Scratch`]'s drop, also on
-//! failure.
+//! over D-Bus by the model. Everything is stopped and removed by
+//! [`Scratch`](crate::harness::Scratch)'s drop, also on failure.
 
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
-    thread::sleep,
-    time::{Duration, Instant},
 };
 
-use tempfile::TempDir;
 use tracer::model::firewalld::{
-    Drift, Element, Permanent, PortProto, Runtime, Target, drift, read_permanent, read_runtime_at,
+    Drift, Element, Permanent, PortProto, Runtime, Target, drift, read_runtime_at,
 };
-use tracer_lab::firewalld::{
-    bus_address, firewall_cmd, prepare_node_dir, start, wait_ready, write_service, write_zone,
-};
+use tracer_lab::firewalld::{write_service, write_zone};
 
-use crate::harness::netns::NetNs;
-
-/// The host's stock configuration, read-only.
-const STOCK: &str = "/usr/lib/firewalld";
+use crate::harness::Scratch;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/model/firewalld/fixtures")
@@ -37,104 +29,6 @@ fn problems_text(p: &Permanent) -> String {
 
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(ToString::to_string).collect()
-}
-
-/// One node: a namespace, a node directory, and the daemons started in them.
-struct Scratch {
-    netns: NetNs,
-    dir: TempDir,
-    /// (pid, name), firewalld before dbus-daemon so it leaves the bus while it is there.
-    daemons: Vec<(u32, &'static str)>,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        let netns = NetNs::new("fwd");
-        // Short, under /tmp: the bus socket path must fit in 107 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("hbfwd-")
-            .tempdir_in("/tmp")
-            .expect("node dir");
-        let s = Scratch {
-            netns,
-            dir,
-            daemons: Vec::new(),
-        };
-        prepare_node_dir(s.dir()).unwrap_or_else(|e| panic!("prepare node dir: {e:#}"));
-        std::fs::create_dir_all(s.dir().join("usr/lib")).expect("mkdir usr/lib");
-        std::os::unix::fs::symlink(STOCK, s.dir().join("usr/lib/firewalld")).expect("symlink");
-        s
-    }
-
-    fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Starts dbus-daemon and firewalld; `Err` is firewalld's startup failure.
-    fn start(&mut self) -> anyhow::Result<()> {
-        let d = start(&self.netns.name, self.dir()).unwrap_or_else(|e| panic!("start: {e:#}"));
-        self.daemons
-            .extend([(d.firewalld_pid, "firewalld"), (d.dbus_pid, "dbus-daemon")]);
-        wait_ready(&self.netns.name, self.dir(), Duration::from_secs(30))
-    }
-
-    /// Stops the daemons named `which` (all when `None`), SIGTERM then SIGKILL, and reaps them.
-    fn stop(&mut self, which: Option<&str>) {
-        let (stop, keep): (Vec<_>, Vec<_>) = self
-            .daemons
-            .iter()
-            .partition(|(_, n)| which.is_none_or(|w| w == *n));
-        for (pid, name) in stop {
-            // SAFETY: kill and waitpid on our own unreaped child, whose pid cannot be reused
-            // until we reap it; no memory is shared.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            let t0 = Instant::now();
-            loop {
-                let mut status = 0;
-                // SAFETY: as above; `status` is ours to write.
-                let r = unsafe { libc::waitpid(pid as i32, &raw mut status, libc::WNOHANG) };
-                if r != 0 {
-                    break;
-                }
-                if t0.elapsed() > Duration::from_secs(10) {
-                    eprintln!("{name} (pid {pid}) ignored SIGTERM for 10 s: SIGKILL");
-                    // SAFETY: as above.
-                    unsafe {
-                        libc::kill(pid as i32, libc::SIGKILL);
-                        libc::waitpid(pid as i32, &raw mut status, 0);
-                    }
-                    break;
-                }
-                sleep(Duration::from_millis(20));
-            }
-        }
-        self.daemons = keep;
-    }
-
-    fn cmd(&self, args: &[&str]) -> String {
-        firewall_cmd(&self.netns.name, self.dir(), args)
-            .unwrap_or_else(|e| panic!("firewall-cmd {args:?}: {e:#}"))
-    }
-
-    fn address(&self) -> String {
-        bus_address(self.dir()).expect("bus address")
-    }
-
-    fn runtime(&self) -> Runtime {
-        read_runtime_at(&self.address())
-            .unwrap_or_else(|e| panic!("read runtime: {e}"))
-            .expect("firewalld should be running")
-    }
-
-    fn permanent(&self) -> Permanent {
-        read_permanent(self.dir())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        self.stop(None);
-    }
 }
 
 fn fixture(rel: &str) -> String {
@@ -178,7 +72,7 @@ fn assert_same(perm: &Permanent, rt: &Runtime) {
     reason = "one firewalld's life, each step building on the state the one before left"
 )]
 fn runtime_and_drift_against_a_real_firewalld() {
-    let mut s = Scratch::new();
+    let mut s = Scratch::new("fwd");
     write_zone(s.dir(), "public", &fixture("zones/public.xml")).expect("zone");
     write_service(s.dir(), "k0s-worker", &fixture("services/k0s-worker.xml")).expect("svc");
     s.start()

@@ -1,6 +1,7 @@
 //! Shared helpers: namespaces that remove themselves, frame senders, and a handle on a running
 //! tracer. Tests panic with context instead of returning errors.
 
+pub mod firewalld;
 pub mod kernel;
 pub mod lab;
 pub mod lines;
@@ -10,6 +11,7 @@ pub mod send;
 pub mod tmux;
 pub mod tracer;
 
+pub use firewalld::Scratch;
 pub use lab::Lab;
 pub use netns::{NetNs, Veth, joined, silent_apiserver};
 pub use send::{Paced, Stream, send_frames};

@@ -30,6 +30,11 @@ impl NetNs {
         self.guard.ip(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A command that runs `argv` inside the namespace.
+    pub fn command(&self, argv: &[&str]) -> std::process::Command {
+        self.guard.command(argv)
+    }
+
     /// Runs a program inside the namespace.
     pub fn exec(&self, argv: &[&str]) -> String {
         self.guard.exec(argv).unwrap_or_else(|e| panic!("{e}"))

@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's tasks. `setup` installs what building and testing need on a
-//! fresh Debian 12 machine; `test` runs the checks CI runs; `demo` and `bench` run the tracer.
+//! fresh Debian 12 machine; `test` runs the checks CI runs; `demo` and `bench` run the tracer;
+//! `fwdiff` runs the differential harness of firewalld explanations against the kernel long.
 
 mod bench;
+mod fwdiff;
 mod setup;
 mod vm;
 
@@ -25,7 +27,10 @@ tasks:
           (`--cases N`, default 100000 per property), in release mode; prints the time taken
   demo    setup, build, and run `tracer demo` (needs root)
   bench   setup, build, and run the benchmark: prints a table, writes bench/results.json
-          (needs root; a few minutes; `--quick` for a trial run, `--only cost,storm`...)";
+          (needs root; a few minutes; `--quick` for a trial run, `--only cost,storm`...)
+  fwdiff  the differential harness of firewalld explanations against the kernel, long:
+          `--cases N` configurations (default 300), `--workers N`, `--seed N` replays one
+          (needs root; writes target/fwdiff/report.txt)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         Some("props") => props(&args[1..]),
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("fwdiff") => fwdiff::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

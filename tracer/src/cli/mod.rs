@@ -7,6 +7,7 @@ mod catalog;
 mod cleanup;
 mod diagnose;
 mod docs;
+mod explain;
 mod ports;
 mod testbed;
 mod trace;
@@ -69,6 +70,9 @@ enum Command {
     /// Collect everything `diagnose` reads on this node into one archive, for a diagnosis
     /// anywhere else (`diagnose --bundle`).
     Bundle(bundle::BundleArgs),
+    /// What the firewall does with one packet, which rule and firewalld element decide it,
+    /// and the commands that let it through.
+    Explain(explain::ExplainArgs),
     /// Print what a node of a role must allow: table, firewall-cmd, firewalld XML or JSON.
     Ports(PortsArgs),
     /// List the built-in cluster profiles.
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Baseline(args) => runtime()?.block_on(baseline::run(args)),
         Command::Diagnose(args) => diagnose::run(&args),
         Command::Bundle(args) => bundle::run(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),
         Command::Lab(args) => testbed::exec(None, args),

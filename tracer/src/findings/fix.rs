@@ -7,13 +7,13 @@
 
 use std::fmt::Write as _;
 
-use super::{Inputs, layout::ClusterZone};
+use super::{Inputs, firewalld, layout::ClusterZone};
 use crate::model::{
-    catalog::{Component, Role},
+    catalog::Component,
     firewalld::{
         Permanent, ZoneBinding,
         change::{Change, Opening, Tool, ZoneAddition},
-        zone_in_chain, zone_of,
+        zone_of,
     },
     nft::{Assume, Backend, Family, Outcome, Packet, Rule, RuleRef, Verdict, evaluate_assuming},
 };
@@ -44,7 +44,9 @@ pub fn cluster_zone(inp: &Inputs, permanent: &Permanent) -> Option<String> {
 }
 
 /// What a refused packet's evaluation blames: the zone (when firewalld's rules saw the
-/// packet), the element and the commands that let it through. A fix is the whole set of
+/// packet), the element and the commands that let it through. firewalld's own rules are
+/// explained by firewalld's configuration ([`super::firewalld`]); a rule outside firewalld
+/// (iptables rules of kube-proxy or the CNI, a hand-made nft table) is named itself. A fix is the whole set of
 /// changes the packet needs: once the deciding rule lets it through, whatever refuses it next
 /// (a legacy iptables rule before firewalld's chain, a later base chain) is named and fixed
 /// too, in the order the kernel meets them.
@@ -98,106 +100,28 @@ fn blame_one(
     let outside = outcome
         .deciding
         .as_ref()
-        .filter(|r| inp.permanent.is_some() && !is_firewalld_rule(r));
-    let hit = zone_of(outcome, pkt, inp.permanent)
-        .filter(|_| outside.is_none() || outcome.trail.iter().any(is_firewalld_rule));
-    // With firewalld's permanent configuration, `zone_of` always names a zone, and the
-    // filter above keeps it when no rule outside firewalld decided.
-    let (element, fix) = match (inp.permanent.zip(tool(inp)), &hit) {
-        (Some((permanent, tool)), Some(hit)) if outside.is_none() => {
-            for_rejected_flow(inp, permanent, tool, component, port, pkt, hit)
-        }
+        .filter(|r| inp.permanent.is_some() && !firewalld::is_firewalld_rule(inp, r));
+    // firewalld's own rule, with its configuration: firewalld's semantics name the element.
+    if inp.permanent.is_some() && outside.is_none() {
+        let b = firewalld::explain(inp, component, pkt, outcome);
+        return (b.zone, b.element, b.fix);
+    }
+    let hit = zone_of(outcome, pkt, inp.permanent).filter(|_| {
+        outcome
+            .trail
+            .iter()
+            .any(|r| firewalld::is_firewalld_rule(inp, r))
+    });
+    let (element, fix) = match (&hit, outcome.deciding.as_ref()) {
         // firewalld's own rule, its configuration unknown: the zone comes from the chain.
-        (None, Some(hit)) if outcome.deciding.as_ref().is_some_and(is_firewalld_rule) => {
+        (Some(hit), Some(rule)) if firewalld::is_firewalld_rule(inp, rule) => {
             zone_from_chain(outcome, port, hit)
         }
         // A rule outside firewalld, or no firewalld: the deciding rule is the element.
-        _ => outcome
-            .deciding
-            .as_ref()
-            .map_or((None, Vec::new()), |rule| {
-                outside_firewalld(inp, port, pkt, rule)
-            }),
+        (_, Some(rule)) => outside_firewalld(inp, port, pkt, rule),
+        (_, None) => (None, Vec::new()),
     };
     (hit, element, fix)
-}
-
-/// The element responsible for a rejected flow and the commands that let it through.
-fn for_rejected_flow(
-    inp: &Inputs,
-    permanent: &Permanent,
-    tool: Tool,
-    component: Option<&Component>,
-    port: &str,
-    pkt: &Packet,
-    hit: &ZoneBinding,
-) -> (Option<String>, Vec<String>) {
-    let pod_cidr = inp.pod_cidrs().into_iter().find(|c| c.contains(pkt.saddr));
-    // Pod traffic is let in by the pod CIDR being a source of the cluster's zone.
-    if let Some(cidr) = pod_cidr {
-        let target =
-            cluster_zone(inp, permanent).unwrap_or_else(|| permanent.conf.default_zone.clone());
-        if !permanent.has_source_covering(&cidr) {
-            return (
-                Some(format!(
-                    "the pod CIDR {cidr} is not a source of zone {target}"
-                )),
-                tool.commands(&[Change::zone(target, ZoneAddition::Source(cidr.to_string()))]),
-            );
-        }
-    }
-    let Some(component) = component else {
-        let zone = &hit.zone;
-        return (
-            Some(format!("zone {zone} does not forward this pod traffic")),
-            tool.commands(&[Change::zone(zone, ZoneAddition::Forward)]),
-        );
-    };
-    let zone = &hit.zone;
-    if permanent.zone_allows(zone, port) {
-        // Allowed by the zone and still refused: something else decides (a rich rule, a
-        // rule of another table). The deciding rule in the finding is the element.
-        return (
-            Some(format!(
-                "zone {zone} allows {port}, yet another rule refuses it"
-            )),
-            Vec::new(),
-        );
-    }
-    let spec = component
-        .port_specs()
-        .into_iter()
-        .find(|s| s.split('/').next() == port.split('/').next() || s == port)
-        .unwrap_or_else(|| port.to_string());
-    // The distribution's own service, when the zone uses it (k0s-worker, k0s-controller...):
-    // the first of this node's roles that runs the component, in role order.
-    let zone_services: &[String] = permanent
-        .zones
-        .get(zone)
-        .map_or(&[], |z| z.services.as_slice());
-    if inp.catalog.profile.firewalld.services
-        && let Some(svc) = inp
-            .roles
-            .iter()
-            .filter(|r| **r != Role::External && component.to.contains(r))
-            .map(|r| inp.catalog.profile.service_name(*r))
-            .find(|s| zone_services.contains(s))
-    {
-        return (
-            Some(format!("service {svc} of zone {zone} lacks {spec}")),
-            tool.commands(&[Change::OpenInService {
-                service: svc,
-                opening: Opening::from_spec(&spec),
-            }]),
-        );
-    }
-    (
-        Some(format!("zone {zone} lacks {spec}")),
-        tool.commands(&[Change::zone(
-            zone,
-            ZoneAddition::Open(Opening::from_spec(&spec)),
-        )]),
-    )
 }
 
 /// A rule of firewalld's refused the flow and how to change its configuration is not known
@@ -224,13 +148,6 @@ fn zone_from_chain(
             ZoneAddition::Open(Opening::from_spec(port)),
         )]),
     )
-}
-
-/// The rule was written by firewalld (its nftables table, or one of its zone chains): changing
-/// firewalld's configuration changes it.
-fn is_firewalld_rule(rule: &RuleRef) -> bool {
-    (rule.family == Family::Inet && rule.table == "firewalld")
-        || zone_in_chain(&rule.chain).is_some()
 }
 
 /// iptables' tables, as iptables-nft creates them in nftables.
@@ -298,7 +215,7 @@ fn outside_firewalld(
         .and_then(|c| c.rules.iter().position(|r| r.handle == rule.handle))
         .map(|i| i + 1);
     let shadowed = shadowed_accept(inp, pkt, rule);
-    if is_firewalld_rule(rule) {
+    if firewalld::is_firewalld_rule(inp, rule) {
         // firewalld generated it, but its configuration is not among the inputs: the element
         // and its fix cannot be told, and a rule added to firewalld's table by hand is gone
         // with the next reload.

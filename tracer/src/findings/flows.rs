@@ -1,12 +1,14 @@
 //! The flows a node of this role must let through, evaluated against the live ruleset: each
-//! catalog component's traffic from a peer on the cluster network, and pod traffic to the node
-//! and through it, arriving the way the network provider delivers it.
+//! catalog component's traffic from a peer on the cluster network (and from each peer that a
+//! firewalld rich rule singles out by address), and pod traffic to the node and through it,
+//! arriving the way the network provider delivers it.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{Diagnosis, Finding, FlowCheck, Inputs, RuleInfo, Severity, fix, guesses, hints};
 use crate::model::{
     catalog::{Component, Protocol, Role},
+    firewalld::Permanent,
     nft::{Hook, Outcome, Packet, Ruleset, Verdict, evaluate},
     node::{IfAddr, NodeFacts},
 };
@@ -52,6 +54,12 @@ fn node_flows<'a>(inp: &'a Inputs, cluster: &[&IfAddr]) -> Vec<Flow<'a>> {
             }
         }
     }
+    // Peers that firewalld's rich rules single out by address: a flow from any other peer
+    // does not meet those rules, so each is checked too.
+    let singled: Vec<IpAddr> = inp
+        .permanent
+        .map(Permanent::singled_out_sources)
+        .unwrap_or_default();
     let mut flows = Vec::new();
     for c in comps {
         for proto in &c.protocols {
@@ -64,6 +72,17 @@ fn node_flows<'a>(inp: &'a Inputs, cluster: &[&IfAddr]) -> Vec<Flow<'a>> {
                     port: port.clone(),
                     packet: packet(Hook::Input, &a.iface, None, a.peer(), a.addr, *proto, dport),
                 });
+                for peer in singled
+                    .iter()
+                    .filter(|p| a.cidr().contains(**p) && **p != a.addr && **p != a.peer())
+                {
+                    flows.push(Flow {
+                        name: format!("{} {port} from {peer} on {}", c.name, a.iface),
+                        component: Some(c),
+                        port: port.clone(),
+                        packet: packet(Hook::Input, &a.iface, None, *peer, a.addr, *proto, dport),
+                    });
+                }
             }
         }
     }

@@ -5,6 +5,8 @@
 
 pub mod correlate;
 pub mod drops;
+pub mod explain;
+pub mod firewalld;
 mod fix;
 mod flows;
 mod guesses;

@@ -1,10 +1,12 @@
 //! What the permanent zone set lets in: the ports and protocols a zone accepts (its own, its
-//! services' and the services those include), whether that covers a port, and whether some
-//! zone binds a network as a source.
+//! services' and the services those include), whether that covers a port, whether some zone
+//! binds a network as a source, and which hosts rich rules single out to refuse.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use super::check::source_cidr;
+use super::richrule::{AddrKind, RichRule, RuleAddr};
 use super::{Origin, Permanent, PortProto};
 use crate::model::{catalog::PortRange, net::Cidr};
 
@@ -27,6 +29,41 @@ impl Permanent {
                 .iter()
                 .any(|s| source_cidr(s).is_some_and(|c| c.covers(cidr)))
         })
+    }
+
+    /// The hosts that rich rules of zones or policies refuse by their address (`source
+    /// address="192.168.10.21" ... reject`): peers a diagnosis checks one by one, since a flow
+    /// from any other peer does not meet those rules.
+    pub fn singled_out_sources(&self) -> Vec<IpAddr> {
+        let texts = self
+            .zones
+            .values()
+            .flat_map(|z| &z.rich_rules)
+            .chain(self.policies.values().flat_map(|p| &p.rich_rules));
+        let mut out: Vec<IpAddr> = Vec::new();
+        for t in texts {
+            let Ok(r) = RichRule::parse(t) else {
+                continue;
+            };
+            if !r.verdict().is_some_and(|a| a.refuses()) {
+                continue;
+            }
+            if let Some(RuleAddr {
+                invert: false,
+                what: AddrKind::Address(a),
+            }) = &r.source
+                && let Some(ip) = a
+                    .strip_suffix("/32")
+                    .or_else(|| a.strip_suffix("/128"))
+                    .unwrap_or(a)
+                    .parse::<IpAddr>()
+                    .ok()
+                && !out.contains(&ip)
+            {
+                out.push(ip);
+            }
+        }
+        out
     }
 
     /// Every port/protocol the zone accepts, with where it comes from (the zone's own port, or

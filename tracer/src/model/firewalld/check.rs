@@ -104,6 +104,14 @@ fn port_range(port: &str) -> Result<Option<(u32, u32)>, ValueError> {
     Err(ValueError::Port(port.to_string()))
 }
 
+/// A port or range as numbers (`80`, `2379-2380`); `None` for a service name or a bad spec.
+pub fn port_bounds(port: &str) -> Option<(u16, u16)> {
+    match port_range(port) {
+        Ok(Some((lo, hi))) => Some((u16::try_from(lo).ok()?, u16::try_from(hi).ok()?)),
+        _ => None,
+    }
+}
+
 fn range_str((a, b): (u32, u32)) -> String {
     if a == b {
         a.to_string()

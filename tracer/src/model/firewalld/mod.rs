@@ -10,18 +10,29 @@
 //! Written against firewalld 1.3.3 (Debian 12): its file readers (`firewall/core/io/zone.py`,
 //! `service.py`, `firewalld_conf.py`), its loader (`core/fw.py`), its nftables dispatch
 //! (`core/nftables.py`) and its D-Bus server (`server/firewalld.py`), and checked against a real
-//! firewalld in the lab (see `tests/lab.rs`). Policies, ipsets, helpers, ICMP types and direct
-//! rules are not modelled.
+//! firewalld in the lab (see `tests/lab.rs`) and by the differential harness (`tests/fwdiff`).
+//! Policies, ipsets and direct rules are read from their files; [`judge`] decides which element
+//! of the whole configuration decides a packet, and [`plan`] which change lets it through.
+//! Helpers and user-defined ICMP types are not modelled.
 
 mod accepts;
+mod apply;
 pub mod change;
 mod check;
 mod conf;
+pub mod direct;
 mod drift;
+pub mod icmp;
+pub mod ipset;
+pub mod judge;
 mod listing;
 mod permanent;
+pub mod plan;
+pub mod policy;
 mod refusal;
 mod rich;
+mod richcheck;
+pub mod richrule;
 mod runtime;
 mod select;
 mod xml;
@@ -39,7 +50,7 @@ pub use drift::drift;
 pub use listing::{ZoneListing, parse_listing};
 pub use permanent::{read_files, read_permanent};
 pub use runtime::{RuntimeError, read_runtime, read_runtime_at};
-pub use select::{Binding, ZoneBinding, ZoneSource, zone_in_chain, zone_of};
+pub use select::{Binding, ZoneBinding, ZoneSource, dispatch, zone_in_chain, zone_of};
 
 /// The zone firewalld falls back to when `DefaultZone` is absent (`config.FALLBACK_ZONE`).
 pub const FALLBACK_ZONE: &str = "public";
@@ -193,6 +204,9 @@ pub struct Service {
     /// Services this one includes (`<include service=.../>`); firewalld follows them
     /// recursively.
     pub includes: Vec<String>,
+    /// `<destination ipv4=... ipv6=.../>`: the service's rules match only these destination
+    /// addresses, by family (`ipv4`, `ipv6`); a family without one gets no rule.
+    pub destinations: BTreeMap<String, String>,
     /// Where the definition came from (`None` for runtime services).
     pub file: Option<PathBuf>,
 }
@@ -254,6 +268,12 @@ pub struct Permanent {
     pub zones: BTreeMap<String, Zone>,
     /// Services by name.
     pub services: BTreeMap<String, Service>,
+    /// Policies by name (the stock ones included).
+    pub policies: BTreeMap<String, policy::Policy>,
+    /// ipsets by name.
+    pub ipsets: BTreeMap<String, ipset::IpSet>,
+    /// `direct.xml`.
+    pub direct: direct::Direct,
     /// Files or parts of files that could not be used.
     pub problems: Vec<ReadProblem>,
 }

@@ -13,13 +13,17 @@ use std::path::{Path, PathBuf};
 
 use super::check::{MAX_ZONE_NAME, check_object_name};
 use super::conf::read_conf;
+use super::direct::{Direct, parse_direct};
+use super::ipset::parse_ipset;
+use super::policy::parse_policy;
 use super::refusal::{Located, Position};
 use super::xml::{parse_service, parse_zone};
 use super::{Permanent, ReadProblem, Service, Zone};
 
 /// Reads ROOT/usr/lib/firewalld/{zones,services} then ROOT/etc/firewalld/{zones,services} (a
 /// file in /etc replaces the one of the same name from /usr/lib, as firewalld does) and
-/// ROOT/etc/firewalld/firewalld.conf. A file it cannot read or parse becomes a [`ReadProblem`]
+/// ROOT/etc/firewalld/firewalld.conf, then policies and ipsets the same way and
+/// ROOT/etc/firewalld/direct.xml. A file it cannot read or parse becomes a [`ReadProblem`]
 /// naming the file and position; everything else is still read. Also reported: zones naming
 /// services that do not exist, services including ones that do not exist, and a default zone
 /// that does not exist (firewalld refuses the first two and replaces the third).
@@ -75,7 +79,85 @@ pub fn read_permanent(root: &Path) -> Permanent {
     // firewalld adds combined zones to the runtime after the others, replacing a namesake.
     zones.extend(combined);
 
-    for (zone, zone_refs) in &refs {
+    check_refs(&refs, &includes, &services, &mut problems);
+
+    let conf = read_conf(
+        &etc.join("firewalld.conf"),
+        |z| zones.contains_key(z),
+        &mut problems,
+    );
+    let policies = read_objects(
+        &[usr.join("policies"), etc.join("policies")],
+        &mut problems,
+        parse_policy,
+    );
+    let ipsets = read_objects(
+        &[usr.join("ipsets"), etc.join("ipsets")],
+        &mut problems,
+        parse_ipset,
+    );
+    let direct = read_direct(&etc.join("direct.xml"), &mut problems);
+    Permanent {
+        conf,
+        zones,
+        services,
+        policies,
+        ipsets,
+        direct,
+        problems,
+    }
+}
+
+/// `direct.xml`: none when the file is absent.
+fn read_direct(file: &Path, problems: &mut Vec<ReadProblem>) -> Direct {
+    match fs::read_to_string(file) {
+        Ok(text) => parse_direct(&text).unwrap_or_else(|m| {
+            problems.push(at_file(file, m));
+            Direct::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Direct::default(),
+        Err(e) => {
+            problems.push(at_file(file, format!("cannot read: {e}")));
+            Direct::default()
+        }
+    }
+}
+
+/// The `NAME.xml` objects of `dirs` (a later directory's file replaces an earlier one's of the
+/// same name), each read by `parse`; a file it refuses is a problem and left out.
+fn read_objects<T>(
+    dirs: &[PathBuf],
+    problems: &mut Vec<ReadProblem>,
+    parse: fn(&str, &str) -> Result<T, super::refusal::ObjectError>,
+) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    for dir in dirs {
+        for (name, path) in xml_files(dir, problems) {
+            let Some(text) = read_text(&path, problems) else {
+                continue;
+            };
+            match parse(&name, &text) {
+                Ok(obj) => {
+                    out.insert(name, obj);
+                }
+                Err(m) => {
+                    out.remove(&name);
+                    problems.push(at_file(&path, m));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Zones naming services that do not exist, services including ones that do not exist.
+fn check_refs(
+    refs: &BTreeMap<String, ZoneRefs>,
+    includes: &[(PathBuf, String, Position)],
+    services: &BTreeMap<String, Service>,
+    problems: &mut Vec<ReadProblem>,
+) {
+    for (zone, zone_refs) in refs {
         for (file, svc, l) in zone_refs {
             if !services.contains_key(svc) {
                 problems.push(located(
@@ -90,7 +172,7 @@ pub fn read_permanent(root: &Path) -> Permanent {
             }
         }
     }
-    for (file, svc, l) in &includes {
+    for (file, svc, l) in includes {
         if !services.contains_key(svc) {
             problems.push(located(
                 file,
@@ -100,18 +182,6 @@ pub fn read_permanent(root: &Path) -> Permanent {
                 },
             ));
         }
-    }
-
-    let conf = read_conf(
-        &etc.join("firewalld.conf"),
-        |z| zones.contains_key(z),
-        &mut problems,
-    );
-    Permanent {
-        conf,
-        zones,
-        services,
-        problems,
     }
 }
 

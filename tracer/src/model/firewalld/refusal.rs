@@ -81,7 +81,7 @@ pub enum Warning {
     #[error("source without address or ipset (a MAC goes in address=); firewalld ignores it")]
     SourceWithoutAddress,
     #[error(
-        "invalid rich rule (bad family, or two elements, actions, audits or limits); firewalld ignores it"
+        "invalid rich rule (bad family, two elements, actions, audits or limits, or a rule firewalld's check refuses, such as an address without a family); firewalld ignores it"
     )]
     InvalidRichRule,
     /// An action or `<destination>` outside a rule (firewalld's SAX quirk).
@@ -89,4 +89,21 @@ pub enum Warning {
         "<{0}> outside a rule: firewalld ignores it and every element after it up to the end of the next <rule>"
     )]
     OutsideRule(String),
+}
+
+/// Why firewalld refuses a policy, ipset or direct file (read without positions).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ObjectError(pub String);
+
+impl From<String> for ObjectError {
+    fn from(s: String) -> Self {
+        ObjectError(s)
+    }
+}
+
+impl From<&str> for ObjectError {
+    fn from(s: &str) -> Self {
+        ObjectError(s.to_string())
+    }
 }

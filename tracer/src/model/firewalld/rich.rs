@@ -3,14 +3,16 @@
 //! and runtime rules compare as strings. Order is fixed: `rule [priority] [family] [source]
 //! [destination] [element] [log] [audit] [action]`, each limit after what it limits.
 //!
-//! Not reproduced: `Rich_Rule.check()`, which makes firewalld drop (with a warning) a rule that
-//! is well-formed XML but meaningless, such as `forward-port` without a family.
+//! A rule that is well-formed XML but that `Rich_Rule.check()` refuses (an `audit` without an
+//! action, a reject type without a family...) is ignored, as firewalld ignores it with a
+//! warning ([`RichRule::check`]).
 
 use std::fmt::Write as _;
 
 use roxmltree::Node;
 
 use super::refusal::Refusal;
+use super::richrule::RichRule;
 use super::xml::{Fail, check_zone_attrs};
 
 /// The canonical text of `rule`. `Ok(None)`: firewalld ignores this rule with a warning (bad
@@ -111,7 +113,10 @@ pub fn rule_string(rule: Node) -> Result<Option<String>, Fail> {
         s.push(' ');
         s += &part;
     }
-    Ok(Some(s))
+    match RichRule::parse(&s).map(|r| r.check()) {
+        Ok(Ok(())) => Ok(Some(s)),
+        _ => Ok(None),
+    }
 }
 
 /// Attribute `k` of `n`, `""` when it has none.

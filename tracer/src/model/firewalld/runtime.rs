@@ -314,6 +314,17 @@ fn strs_of(v: &Value) -> Option<Vec<String>> {
     }
 }
 
+/// `a{ss}`: a dict of strings.
+fn dict_of(v: &Value) -> Option<BTreeMap<String, String>> {
+    match v {
+        Value::Dict(d) => d
+            .iter()
+            .map(|(k, v)| Some((str_of(k)?, str_of(v)?)))
+            .collect(),
+        _ => None,
+    }
+}
+
 /// `a(ss)` or `a(ssss)`: arrays of string tuples.
 fn tuples_of(v: &Value, n: usize) -> Option<Vec<Vec<String>>> {
     match v {
@@ -424,6 +435,7 @@ fn service_of(
         protocols: s.strs("protocols")?,
         source_ports: s.ports("source_ports")?,
         includes: s.strs("includes")?,
+        destinations: s.get("destination", dict_of, "a{ss}")?.unwrap_or_default(),
         file: None,
     })
 }

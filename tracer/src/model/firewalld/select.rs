@@ -25,8 +25,9 @@
 //! overlap, the zone whose name sorts first wins, however specific the other's source is
 //! (10.244.1.5 goes to `public` above, not `trusted`). Then interfaces, then the default zone.
 //! Interface rules are inserted at the top of the interface block, so among overlapping
-//! wildcards the last one bound wins; that order is not in the files, so an exact name is
-//! preferred here, then the longest wildcard.
+//! wildcards the last one bound wins: on a start or reload zones are applied in name order and
+//! their interfaces in their own order, so the last zone's last interface comes first
+//! ([`dispatch`]; runtime `--add-interface` calls put theirs on top in the order they ran).
 //!
 //! Three layouts of the dispatch exist in nftables:
 //!
@@ -45,7 +46,11 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use super::check::cidr_contains;
+use super::ipset::Membership;
+use super::judge::iface_matches;
 use super::{Permanent, Zone};
 use crate::model::nft::{Outcome, Packet};
 
@@ -137,36 +142,52 @@ impl Zone {
 }
 
 impl Permanent {
-    /// The zone firewalld would pick for traffic from `source` arriving on `iface`: a zone
-    /// with a matching source wins (the first by zone name when several match), then a zone
-    /// with the interface, else the default zone; with the reason (which binding). Sources
-    /// that are MAC addresses or ipsets are not matched (the packet's MAC and the sets'
-    /// entries are not known here).
+    /// The zone firewalld would pick for traffic from `source` arriving on `iface`, and the
+    /// binding that picked it ([`dispatch`]). A source it cannot match here (a MAC address, an
+    /// ipset whose members are not known) is passed over.
     pub fn zone_for(&self, iface: &str, source: IpAddr) -> ZoneBinding {
-        // BTreeMap order is byte order of the UTF-8 names, which is Python's code point order.
-        for (name, zone) in &self.zones {
-            if let Some(src) = zone.source_containing(source) {
-                return ZoneBinding::new(name, Binding::Source(src.into()));
+        let matches = |s: &str| match s.strip_prefix("ipset:") {
+            Some(set) => Ok(self
+                .ipsets
+                .get(set)
+                .is_some_and(|set| set.contains(source) == Membership::In)),
+            None => Ok(cidr_contains(s, source)),
+        };
+        dispatch(&self.zones, &self.conf.default_zone, iface, matches)
+            .unwrap_or_else(|_| ZoneBinding::new(&self.conf.default_zone, Binding::DefaultZone))
+    }
+}
+
+/// The zone firewalld's dispatch chain (`filter_INPUT_ZONES`, `filter_FORWARD_ZONES`) sends a
+/// packet arriving on `iface` to, and why, in the order firewalld 1.3.3 writes that chain on a
+/// start or reload: sources first, ordered by zone name (stable: a zone's sources in its own
+/// order); then interfaces, each inserted at the top of the interface block as zones are
+/// applied in name order, so the last zone's last interface comes first; then the default
+/// zone's catch-all. `source_matches` says whether the packet's source is in a zone source
+/// (`ipset:NAME` included), or why that cannot be told; such an answer ends the dispatch as
+/// unknown.
+pub fn dispatch(
+    zones: &BTreeMap<String, Zone>,
+    default_zone: &str,
+    iface: &str,
+    source_matches: impl Fn(&str) -> Result<bool, String>,
+) -> Result<ZoneBinding, String> {
+    // BTreeMap order is byte order of the UTF-8 names, which is Python's code point order.
+    for (name, zone) in zones {
+        for s in &zone.sources {
+            if source_matches(s)? {
+                return Ok(ZoneBinding::new(name, Binding::Source(s.as_str().into())));
             }
-        }
-        let mut best: Option<(usize, &str, &str)> = None;
-        for (name, zone) in &self.zones {
-            for bound in &zone.interfaces {
-                let score = match bound.strip_suffix('+') {
-                    None if bound == iface => usize::MAX,
-                    Some(prefix) if iface.starts_with(prefix) => prefix.len(),
-                    _ => continue,
-                };
-                if best.is_none_or(|(s, _, _)| score > s) {
-                    best = Some((score, name, bound));
-                }
-            }
-        }
-        match best {
-            Some((_, zone, bound)) => ZoneBinding::new(zone, Binding::Interface(bound.to_string())),
-            None => ZoneBinding::new(&self.conf.default_zone, Binding::DefaultZone),
         }
     }
+    for (name, zone) in zones.iter().rev() {
+        for bound in zone.interfaces.iter().rev() {
+            if iface_matches(bound, iface) {
+                return Ok(ZoneBinding::new(name, Binding::Interface(bound.clone())));
+            }
+        }
+    }
+    Ok(ZoneBinding::new(default_zone, Binding::DefaultZone))
 }
 
 /// Chain-name parts that are not zone names: sub-chains of a zone chain.

@@ -167,6 +167,17 @@ fn parse_doc(text: &str) -> Result<Document<'_>, Located<Refusal>> {
     })
 }
 
+/// A policy, ipset or direct file's document, whose root element must be `<root>`; `Err` with
+/// the reason firewalld refuses it.
+pub fn object_document<'a>(text: &'a str, root: &str) -> Result<Document<'a>, String> {
+    let doc = Document::parse(text).map_err(|e| format!("not well-formed XML: {e}"))?;
+    let found = doc.root_element().tag_name().name();
+    if found != root {
+        return Err(format!("root element is <{found}>, not <{root}>"));
+    }
+    Ok(doc)
+}
+
 fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
     if !list.contains(&item) {
         list.push(item);
@@ -358,6 +369,7 @@ pub fn parse_service(name: &str, text: &str) -> Result<ServiceFile, Located<Refu
                                 },
                             )));
                         }
+                        s.destinations.insert(attr.to_string(), addr.to_string());
                     }
                 }
             }

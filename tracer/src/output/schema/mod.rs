@@ -53,6 +53,12 @@
 //! and a last `summary` ([`DiagnoseSummary`]: `profile`, `roles`, `errors`, `warnings`,
 //! `flows`, `complete`).
 //!
+//! # `tracer explain --output json`: one [`Explanation`]
+//!
+//! `verdict` (`accept`, `drop`, `reject`, `unknown: why`), nullable `rule` (a [`RuleInfo`]:
+//! for an accepted packet the last rule that accepted it), `zone`, `binding`, `element` (the
+//! firewalld element or the rule outside firewalld that decides), and `fix` (commands).
+//!
 //! # `tracer baseline compare --output json`: one [`Comparison`]
 //!
 //! `"type": "comparison"`, the `baseline` file, its `recorded_at`, `baseline_secs`,
@@ -76,6 +82,8 @@ pub use watch::{Counters, DropLine, DropStats, Flow, Inner, Interface, Start, Su
 
 pub use crate::{
     events::{Direction, DropTotal, Reason},
-    findings::{Certainty, Finding, FlowCheck, RuleInfo, Severity, drops::DropCause},
+    findings::{
+        Certainty, Finding, FlowCheck, RuleInfo, Severity, drops::DropCause, explain::Explanation,
+    },
     model::{evidence::EvidenceReport, view::Unknown},
 };

@@ -5,6 +5,7 @@
 //! firewalld is the integration test `firewalld_runtime`.
 
 mod dispatch;
+mod judge;
 mod parse;
 mod select;
 

@@ -334,7 +334,7 @@ fn what_firewall_cmd_permanent_writes() {
       <limit value="3/minute"/>
     </accept>
   </rule>
-  <rule priority="-5">
+  <rule priority="-5" family="ipv4">
     <source NOT="x" address="10.2.0.0/16" invert="yes"/>
     <service name="ssh"/>
     <log prefix="ssh " level="info"/>
@@ -369,9 +369,20 @@ fn what_firewall_cmd_permanent_writes() {
         z.rich_rules,
         strs(&[
             r#"rule family="ipv4" source address="10.1.0.0/16" port port="22" protocol="tcp" accept limit value="3/m""#,
-            r#"rule priority="-5" source NOT address="10.2.0.0/16" service name="ssh" log prefix="ssh " level="info" reject type="icmp-host-prohibited""#,
+            r#"rule priority="-5" family="ipv4" source NOT address="10.2.0.0/16" service name="ssh" log prefix="ssh " level="info" reject type="icmp-host-prohibited""#,
         ])
     );
+    // Without a family the rule is well-formed XML that firewalld's `Rich_Rule.check()`
+    // refuses (an address needs a family): firewalld loads the zone without it, with a warning.
+    let no_family = fixed.replace(
+        r#"<rule priority="-5" family="ipv4">"#,
+        r#"<rule priority="-5">"#,
+    );
+    write(t.path(), "etc/firewalld/zones/trusted.xml", &no_family);
+    let p = read_permanent(t.path());
+    assert_eq!(p.zones["trusted"].rich_rules.len(), 1);
+    let pr = problem_for(&p.problems, "trusted.xml");
+    assert!(pr.message.contains("invalid rich rule"), "{pr}");
     assert_eq!(z.sources, strs(&["ipset:foo", "00:11:22:33:44:55"]));
     assert_eq!(z.interfaces, strs(&["eth+"]));
 }

@@ -326,9 +326,11 @@ impl Baseline {
         }
         let baseline: Baseline =
             serde_json::from_str(text).map_err(|e| JsonError::new(origin, &e))?;
+        // The message names the entry by its class, direction and interface, which are the
+        // file's own strings and can be of any size.
         baseline.check().map_err(|message| BaselineError::Invalid {
             origin: origin.to_string(),
-            message,
+            message: tracer_nft::bounded(message),
         })?;
         Ok(baseline)
     }

@@ -251,6 +251,18 @@ fn nonsense_values_are_refused() {
 }
 
 #[test]
+fn a_huge_name_in_a_refused_entry_is_not_echoed_whole() {
+    let mut b = healthy();
+    b.traffic[0].class = "x".repeat(20_000);
+    b.traffic[0].packets_per_sec = -1.0;
+    let e = Baseline::from_json(&b.to_json(), "b.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("b.json: traffic[0] (xxx"), "{e}");
+    assert!(e.len() < 1024, "{} bytes", e.len());
+}
+
+#[test]
 fn unchanged_traffic_is_no_regression() {
     let c = compare(&healthy(), &healthy(), DEFAULT);
     assert!(c.changes.is_empty(), "{:?}", c.changes);

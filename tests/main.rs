@@ -9,6 +9,7 @@ mod baseline;
 mod cleanup;
 mod cli_errors;
 mod datapath;
+mod deploy;
 mod diagnose;
 mod docs;
 mod drops;

@@ -8,6 +8,7 @@ mod backends;
 mod baseline;
 mod cleanup;
 mod cli_errors;
+mod cluster;
 mod datapath;
 mod deploy;
 mod diagnose;

@@ -5,6 +5,7 @@ pub mod kernel;
 pub mod lab;
 pub mod netns;
 pub mod pair;
+pub mod prometheus;
 pub mod send;
 pub mod tmux;
 pub mod tracer;

@@ -4,6 +4,7 @@
 mod baseline;
 mod catalog;
 mod cleanup;
+mod cluster;
 mod diagnose;
 mod docs;
 mod ports;
@@ -41,6 +42,7 @@ pub use watch::WatchArgs;
   sudo tracer watch --iface eth0 --output json --duration 10
   sudo tracer baseline record --duration 300 -o baseline.json
   sudo tracer baseline compare baseline.json     exit status 4 when traffic fell or drops rose
+  tracer cluster --prometheus http://prometheus:9090   node pairs losing overlay packets
   tracer completions bash > /etc/bash_completion.d/tracer
   tracer man > /usr/local/share/man/man1/tracer.1")]
 pub struct Cli {
@@ -65,6 +67,9 @@ enum Command {
     /// Find what blocks the cluster's traffic on this node: firewalld zones, nftables rules,
     /// iptables mode, sysctls, routes, MTUs; with the commands that fix it.
     Diagnose(diagnose::DiagnoseArgs),
+    /// The node pairs that lose overlay packets, and where (the path between, or the
+    /// receiver's drop reason), from Prometheus and tracer's shipped rules.
+    Cluster(cluster::ClusterArgs),
     /// Print what a node of a role must allow: table, firewall-cmd, firewalld XML or JSON.
     Ports(PortsArgs),
     /// List the built-in cluster profiles.
@@ -146,6 +151,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Watch(args) => runtime()?.block_on(watch::run(args)),
         Command::Baseline(args) => runtime()?.block_on(baseline::run(args)),
         Command::Diagnose(args) => diagnose::run(args),
+        Command::Cluster(args) => cluster::run(&args),
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),
         Command::Lab(args) => testbed::exec(None, args),

@@ -5,6 +5,7 @@
 //! intervals (and the view's keys) come in through [`WatchOutput`].
 
 pub mod baseline;
+pub mod cluster;
 pub mod findings;
 pub mod flows;
 pub mod json;

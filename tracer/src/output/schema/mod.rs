@@ -56,7 +56,17 @@
 //! `bytes_per_sec`, `drops_per_sec` or `sizes`, `before` and `after` (a rate, or size
 //! fractions), nullable `change_percent`, optional `distance`, `message`) and the `notes`.
 //! The baseline file itself is [`crate::events::baseline::Baseline`].
+//!
+//! # `tracer cluster --output json`: one [`ClusterReport`]
+//!
+//! `prometheus` (the server read), `window_secs` (the rules' rate window), `nodes`, `pairs`
+//! (each a [`PairRates`]: `sender`, `receiver`, `class`, `sent_per_sec`, nullable
+//! `received_per_sec` and `path_lost_per_sec`, `dropped` as [`DroppedRate`]s `reason`,
+//! `per_sec`) and `losing` (each a [`LosingPair`]: `sender`, `receiver`, `class`, `where` =
+//! `path` or `receiver`, optional `reason`, `share` from 0 to 1, `state` = `pending` or
+//! `firing`, `summary`).
 
+mod cluster;
 mod compare;
 mod diagnose;
 mod tagged;
@@ -64,6 +74,7 @@ mod tagged;
 mod tests;
 mod watch;
 
+pub use cluster::{ClusterReport, DroppedRate, LosingPair, LossPlace, PairRates};
 pub use compare::{Change, ChangeKind, Comparison, Level, Measure};
 pub use diagnose::{DiagnoseLine, DiagnoseSummary, Problem};
 pub use watch::{Counters, DropLine, DropStats, Flow, Inner, Interface, Start, Summary, WatchLine};

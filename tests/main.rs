@@ -6,6 +6,7 @@ mod harness;
 
 mod backends;
 mod baseline;
+mod capabilities;
 mod cleanup;
 mod cli_errors;
 mod cluster;

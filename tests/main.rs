@@ -20,6 +20,7 @@ mod fixes;
 mod kernel;
 mod lab;
 mod metrics;
+mod peers;
 mod view;
 mod watch;
 mod watch_log;

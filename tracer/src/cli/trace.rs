@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::catalog::choose;
@@ -46,6 +46,11 @@ pub struct TraceArgs {
     /// storm of many flows costs the node. Counts are exact regardless.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub events_per_sec: u32,
+
+    /// The node's name in metrics and JSON lines (the `node` label). Default: the NODE_NAME
+    /// environment variable (a DaemonSet sets it from the downward API), else the host name.
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 impl TraceArgs {
@@ -69,6 +74,21 @@ impl TraceArgs {
             sink: None,
             diagnose,
         })
+    }
+}
+
+impl TraceArgs {
+    /// `--node-name`, else `NODE_NAME`, else the host name; one of the first two must be set
+    /// where the host name cannot be read.
+    pub fn node(&self) -> Result<String> {
+        let from_env = std::env::var("NODE_NAME")
+            .ok()
+            .filter(|n| !n.trim().is_empty());
+        match self.node_name.clone().or(from_env) {
+            Some(name) => Ok(name),
+            None => crate::sys::host::hostname()
+                .context("reading the host name for the node's name; give --node-name"),
+        }
     }
 }
 

@@ -6,7 +6,8 @@ use tracer_common::counters::DIR_INGRESS;
 
 use tracer_common::counters::SIZE_BUCKETS;
 
-use crate::probes::{ClassTable, CounterRow, Datapath, ProbeError, Target};
+use super::peers::{PeerEntry, PeerKey};
+use crate::probes::{ClassTable, CounterRow, Datapath, PeerRow, ProbeError, Target};
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -78,6 +79,8 @@ impl Entry {
 pub struct Snapshot {
     pub at: Instant,
     entries: BTreeMap<Key, Entry>,
+    /// Node-to-node traffic per peer.
+    peers: BTreeMap<PeerKey, PeerEntry>,
 }
 
 impl Snapshot {
@@ -85,6 +88,7 @@ impl Snapshot {
         Snapshot {
             at,
             entries: BTreeMap::new(),
+            peers: BTreeMap::new(),
         }
     }
 
@@ -115,7 +119,23 @@ impl Snapshot {
             .map(|r| entry(r, false))
             .chain(inner.iter().map(|r| entry(r, true)))
             .collect();
-        Snapshot { at, entries }
+        Snapshot {
+            at,
+            entries,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// The same snapshot with the per-peer counters of `rows`.
+    #[must_use]
+    pub fn with_peers(
+        mut self,
+        rows: &[PeerRow],
+        targets: &[Target],
+        classes: &ClassTable,
+    ) -> Self {
+        self.peers = super::peers::entries(rows, targets, classes);
+        self
     }
 
     /// Everything the datapath counts, now.
@@ -126,11 +146,17 @@ impl Snapshot {
             &datapath.inner_counters()?,
             datapath.targets(),
             classes,
-        ))
+        )
+        .with_peers(&datapath.peer_counters()?, datapath.targets(), classes))
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
+    }
+
+    /// Node-to-node traffic per (interface, direction, class, peer).
+    pub fn peers(&self) -> impl Iterator<Item = &PeerEntry> {
+        self.peers.values()
     }
 
     /// Totals and rates of every counter of `self`, measured against `before`.

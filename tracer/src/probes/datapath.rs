@@ -27,7 +27,10 @@ use super::{
 
 mod drop_maps;
 mod hooks;
+mod peer_maps;
 mod tables;
+
+pub use peer_maps::PeerRow;
 
 use tables::{fill_classes, fill_stage, fill_targets, load_program};
 

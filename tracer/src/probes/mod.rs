@@ -14,7 +14,7 @@ pub mod tc;
 
 pub use attach::{AttachMode, Hook};
 pub use classes::ClassTable;
-pub use datapath::{CounterRow, Datapath, DropStats, Program, Target};
+pub use datapath::{CounterRow, Datapath, DropStats, PeerRow, Program, Target};
 
 /// The compiled kernel programs, built by `build.rs` from `tracer-ebpf`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf.o"));

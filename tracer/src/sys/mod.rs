@@ -2,7 +2,7 @@
 //! `aya/src/sys/`): the interfaces of the current network namespace ([`netdev`]:
 //! `if_nameindex` and the `SIOCGIF*`/`SIOCETHTOOL` ioctls) and their addresses ([`ifaddrs`]:
 //! `getifaddrs`), whether the kernel has the bpf() call at all ([`bpf`]), and the clock the
-//! kernel stamps events with ([`clock`]), waiting for the descriptors of the drop
+//! kernel stamps events with ([`clock`]), the host name ([`host`]), waiting for the descriptors of the drop
 //! events and the programs' log ([`readiness`]), the limit on open descriptors
 //! ([`limits`]), and output files that may be named pipes ([`files`]). Every `unsafe` block here says, in a `SAFETY:`
 //! comment, why it is sound; no stage calls libc itself. Loading, attaching and reading the
@@ -11,6 +11,7 @@
 pub mod bpf;
 pub mod clock;
 pub mod files;
+pub mod host;
 pub mod ifaddrs;
 pub mod limits;
 pub mod netdev;

@@ -7,7 +7,7 @@
 //! waiting behind them.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -20,7 +20,11 @@ use tokio::{
 };
 
 use super::{CONTENT_TYPE, RunInfo, Scrape, render};
-use crate::{events::counters::Entry, findings::Finding, session::DropsView};
+use crate::{
+    events::{PeerEntry, counters::Entry},
+    findings::Finding,
+    session::DropsView,
+};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
 
@@ -57,6 +61,8 @@ pub struct BindError {
 #[derive(Default)]
 struct Latest {
     entries: Vec<Entry>,
+    peers: Vec<PeerEntry>,
+    addresses: Vec<IpAddr>,
     drops: Option<DropsView>,
     /// The findings of the latest diagnosis (none with `--no-diagnose`).
     findings: Vec<Finding>,
@@ -76,6 +82,8 @@ impl Shared {
         render(&Scrape {
             info: &self.info,
             entries: &latest.entries,
+            peers: &latest.peers,
+            addresses: &latest.addresses,
             drops: latest.drops.as_ref(),
             findings: &latest.findings,
         })
@@ -128,10 +136,11 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Replaces what scrapes see with the counters, drops and findings of the interval just
     /// ended.
-    pub fn publish(&self, entries: Vec<Entry>, drops: Option<&DropsView>, findings: &[Finding]) {
+    pub fn publish(&self, update: Publish) {
         // Only the cumulative totals are shown; the per-interval flow lists stay behind.
-        let drops = drops.map(|d| DropsView {
+        let drops = update.drops.map(|d| DropsView {
             totals: d.totals.clone(),
+            peers: d.peers.clone(),
             stats: d.stats,
             ..Default::default()
         });
@@ -140,10 +149,22 @@ impl MetricsServer {
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        latest.entries = entries;
+        latest.entries = update.entries;
+        latest.peers = update.peers;
+        latest.addresses = update.addresses;
         latest.drops = drops;
-        latest.findings = findings.to_vec();
+        latest.findings = update.findings.to_vec();
     }
+}
+
+/// What one interval hands the endpoint.
+pub struct Publish<'a> {
+    pub entries: Vec<Entry>,
+    pub peers: Vec<PeerEntry>,
+    /// The node's addresses now.
+    pub addresses: Vec<IpAddr>,
+    pub drops: Option<&'a DropsView>,
+    pub findings: &'a [Finding],
 }
 
 impl Drop for MetricsServer {
@@ -330,6 +351,7 @@ mod tests {
     fn shared() -> Shared {
         Shared {
             info: RunInfo {
+                node: "node-1".into(),
                 version: "0.1.0".into(),
                 kernel: "6.18".into(),
                 ifaces: vec![],
@@ -350,7 +372,11 @@ mod tests {
         assert!(head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
         assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
         assert!(head.contains("Connection: close"));
-        assert!(body.contains("tracer_build_info{version=\"0.1.0\",kernel=\"6.18\"} 1\n"));
+        assert!(
+            body.contains(
+                "tracer_build_info{node=\"node-1\",version=\"0.1.0\",kernel=\"6.18\"} 1\n"
+            )
+        );
     }
 
     #[test]

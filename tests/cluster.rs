@@ -39,7 +39,7 @@ fn cluster_names_what_is_missing_between_it_and_the_pairs() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("port-forward"), "{err}");
 
-    let bare = PromServer::start(&ns, addr, &[], &[]);
+    let bare = PromServer::start(&ns.name, addr, &[], &[]);
     let (code, err) = cluster(&ns, &bare.url);
     assert_eq!(code, Some(1), "{err}");
     assert!(
@@ -48,7 +48,7 @@ fn cluster_names_what_is_missing_between_it_and_the_pairs() {
     );
     drop(bare);
 
-    let ruled = PromServer::start(&ns, addr, &[], &[shipped_rules()]);
+    let ruled = PromServer::start(&ns.name, addr, &[], &[shipped_rules()]);
     let (code, err) = cluster(&ns, &ruled.url);
     assert_eq!(code, Some(1), "{err}\n{}", ruled.log());
     assert!(err.contains("it scrapes no tracer"), "{err}");

@@ -10,6 +10,7 @@ mod capabilities;
 mod cleanup;
 mod cli_errors;
 mod cluster;
+mod cluster_lab;
 mod datapath;
 mod deploy;
 mod diagnose;

@@ -10,8 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::NetNs;
-
 /// The shipped rules.
 pub fn shipped_rules() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/tracer-rules.yml")
@@ -25,9 +23,9 @@ pub struct PromServer {
 }
 
 impl PromServer {
-    /// Starts Prometheus on `addr` in `ns`, scraping `targets` (job `tracer`), with `rules`
-    /// loaded; waits until it is ready.
-    pub fn start(ns: &NetNs, addr: &str, targets: &[String], rules: &[PathBuf]) -> PromServer {
+    /// Starts Prometheus on `addr` in the namespace `ns`, scraping `targets` (job `tracer`),
+    /// with `rules` loaded; waits until it is ready.
+    pub fn start(ns: &str, addr: &str, targets: &[String], rules: &[PathBuf]) -> PromServer {
         let dir = tempfile::Builder::new()
             .prefix("tracer-prometheus")
             .tempdir()
@@ -52,7 +50,7 @@ impl PromServer {
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         // `ip netns exec` execs the program itself, so the child is Prometheus.
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "prometheus"])
+            .args(["netns", "exec", ns, "prometheus"])
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -97,8 +95,8 @@ impl Drop for PromServer {
 }
 
 /// Whether `/-/ready` answers 200.
-fn ready(ns: &NetNs, addr: &str) -> bool {
-    ns.enter(|| {
+fn ready(ns: &str, addr: &str) -> bool {
+    tracer_netns::run_in(ns, || {
         let Ok(mut s) = TcpStream::connect(addr) else {
             return false;
         };
@@ -109,4 +107,5 @@ fn ready(ns: &NetNs, addr: &str) -> bool {
             && s.read_to_string(&mut answer).is_ok()
             && answer.starts_with("HTTP/1.0 200")
     })
+    .unwrap_or_else(|e| panic!("{e}"))
 }

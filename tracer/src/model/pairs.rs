@@ -106,11 +106,12 @@ pub fn read(prom: &Prometheus) -> Result<ClusterPairs, PairsError> {
             });
         }
     }
-    let nodes: Vec<String> = prom
+    let mut nodes: Vec<String> = prom
         .query("max by (node) (tracer_node_address_info)")?
         .into_iter()
         .filter_map(|s| s.labels.get("node").cloned())
         .collect();
+    nodes.sort();
     if nodes.is_empty() {
         return Err(PairsError::NoTracers {
             url: prom.url.clone(),

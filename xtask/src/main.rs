@@ -2,6 +2,7 @@
 //! fresh Debian 12 machine; `test` runs the checks CI runs; `demo` and `bench` run the tracer.
 
 mod bench;
+mod release;
 mod setup;
 mod vm;
 
@@ -24,6 +25,8 @@ tasks:
   props   the property tests of every reader of outside input, on many more cases than CI's
           (`--cases N`, default 100000 per property), in release mode; prints the time taken
   demo    setup, build, and run `tracer demo` (needs root)
+  release the release binary, linked against glibc 2.28 (RHEL 8) with zig; checks that no
+          symbol needs a newer glibc
   bench   setup, build, and run the benchmark: prints a table, writes bench/results.json
           (needs root; a few minutes; `--quick` for a trial run, `--only cost,storm`...)";
 
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Some("props") => props(&args[1..]),
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("release") => release::run(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

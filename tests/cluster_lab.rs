@@ -52,14 +52,16 @@ impl Monitored {
             lab.exec(n.name, &["firewall-cmd", "--permanent", &port]);
             lab.exec(n.name, &["firewall-cmd", "--reload"]);
             let at = format!("{}:{METRICS_PORT}", n.public_ip());
-            let mut t = Tracer::watch_node(
+            tracers.push(Tracer::watch_node(
                 &lab,
                 n.name,
                 &["--node-name", n.name, "--metrics", &at, "--interval", "1"],
-            );
-            t.started();
-            tracers.push(t);
+            ));
             targets.push(at);
+        }
+        // Started together, the three load their programs side by side.
+        for t in &mut tracers {
+            t.started();
         }
         let switch = tracer_lab::net::switch_ns(&lab.prefix);
         let prom = PromServer::start(&switch, PROMETHEUS, &targets, &[shipped_rules()]);

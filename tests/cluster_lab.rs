@@ -1,6 +1,6 @@
-//! The cluster story in the lab: a tracer on every node serving metrics on the node's
-//! address, a real Prometheus in the switch's namespace scraping them with the shipped rules,
-//! and the lab's traffic. When the underlay drops worker-1's VXLAN packets to worker-2, the
+//! The cluster story in the lab: `tracer lab monitor` (a tracer on every node serving metrics
+//! on the node's address, a real Prometheus in the switch's namespace scraping them with the
+//! shipped rules) and the lab's traffic. When the underlay drops worker-1's VXLAN packets to worker-2, the
 //! path alert names worker-1 -> worker-2; when worker-2's firewall drops them, the receiver
 //! alert names worker-2 and the kernel's drop reason; on a healthy lab nothing fires.
 //! `tracer cluster` prints the same.
@@ -13,22 +13,14 @@ use std::{
 
 use tracer::schema::{ClusterReport, LossPlace};
 
-use crate::harness::{
-    Lab, Tracer, kernel,
-    lab::text,
-    prometheus::{PromServer, shipped_rules},
-    tracer::BIN,
-};
+use crate::harness::{Lab, kernel, lab::text, tracer::BIN};
 
-const METRICS_PORT: u16 = 9464;
-const PROMETHEUS: &str = "127.0.0.1:9090";
-
-/// A lab with its tracers and its Prometheus; all stopped, and the lab removed, on drop.
+/// A lab monitored by `tracer lab monitor`; its traffic stopped, and the lab (with its
+/// tracers and Prometheus) removed, on drop.
 struct Monitored {
-    prom: PromServer,
-    _tracers: Vec<Tracer>,
     lab: Lab,
     switch: String,
+    url: String,
     traffic: Option<Child>,
 }
 
@@ -44,34 +36,24 @@ impl Drop for Monitored {
 impl Monitored {
     fn up(scenario: &str, tag: &str) -> Monitored {
         let lab = Lab::up(scenario, tag);
-        let mut tracers = Vec::new();
-        let mut targets = Vec::new();
-        for n in tracer_lab::net::nodes() {
-            // The node's firewall lets Prometheus in, as on a real node.
-            let port = format!("--add-port={METRICS_PORT}/tcp");
-            lab.exec(n.name, &["firewall-cmd", "--permanent", &port]);
-            lab.exec(n.name, &["firewall-cmd", "--reload"]);
-            let at = format!("{}:{METRICS_PORT}", n.public_ip());
-            tracers.push(Tracer::watch_node(
-                &lab,
-                n.name,
-                &["--node-name", n.name, "--metrics", &at, "--interval", "1"],
-            ));
-            targets.push(at);
-        }
-        // Started together, the three load their programs side by side.
-        for t in &mut tracers {
-            t.started();
-        }
-        let switch = tracer_lab::net::switch_ns(&lab.prefix);
-        let prom = PromServer::start(&switch, PROMETHEUS, &targets, &[shipped_rules()]);
+        let out = lab.run(&["monitor"]);
+        assert!(
+            out.status.success(),
+            "lab monitor: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         Monitored {
-            prom,
-            _tracers: tracers,
+            switch: tracer_lab::net::switch_ns(&lab.prefix),
+            url: format!("http://{}", tracer_lab::monitor::PROMETHEUS),
             lab,
-            switch,
             traffic: None,
         }
+    }
+
+    /// What Prometheus logged, for failures.
+    fn prom_log(&self) -> String {
+        std::fs::read_to_string(self.lab.dir().join("monitor/prometheus.log")).unwrap_or_default()
     }
 
     /// Replays the lab's flows for `secs` in the background.
@@ -90,7 +72,7 @@ impl Monitored {
     fn cluster(&self, format: &str) -> (Option<i32>, String, String) {
         let out = Command::new(BIN)
             .args(["--netns", &self.switch, "cluster", "--output", format])
-            .args(["--prometheus", &self.prom.url])
+            .args(["--prometheus", &self.url])
             .output()
             .unwrap();
         (out.status.code(), text(&out.stdout), text(&out.stderr))
@@ -109,7 +91,7 @@ impl Monitored {
             {
                 None
             }
-            _ => panic!("tracer cluster: {code:?}\n{out}{err}\n{}", self.prom.log()),
+            _ => panic!("tracer cluster: {code:?}\n{out}{err}\n{}", self.prom_log()),
         }
     }
 
@@ -132,7 +114,7 @@ impl Monitored {
         }
         panic!(
             "no such alert fired within {secs} s; last report: {last:#?}\n{}",
-            self.prom.log()
+            self.prom_log()
         );
     }
 }

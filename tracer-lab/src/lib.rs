@@ -15,6 +15,7 @@ pub mod cli;
 pub mod demo;
 pub mod exe;
 pub mod firewalld;
+pub mod monitor;
 pub mod net;
 pub mod scenarios;
 pub mod serve;

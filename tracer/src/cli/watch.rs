@@ -164,7 +164,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             ifaces: header.ifaces.clone(),
         })
     });
-    let (mut out, mut keys) = output(format)?;
+    let (mut out, mut keys) = output(format, &node)?;
 
     let result: Result<()> = async {
         out.header(&header)?;
@@ -197,6 +197,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             duration: end.elapsed,
             entries: end.last.entries().collect(),
             drops: end.drops.as_ref(),
+            peers: crate::events::peers::balances(end.last.peers(), std::iter::empty()),
         })?;
         Ok(())
     }
@@ -227,10 +228,10 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
 type Keys = UnboundedReceiver<tui::Input>;
 
 /// The output of this format, and for the view the keys it reads.
-fn output(format: OutputFormat) -> Result<(Box<dyn WatchOutput>, Option<Keys>)> {
+fn output(format: OutputFormat, node: &str) -> Result<(Box<dyn WatchOutput>, Option<Keys>)> {
     let stdout = std::io::stdout();
     Ok(match format {
-        OutputFormat::Json => (Box::new(Json::new(stdout.lock())), None),
+        OutputFormat::Json => (Box::new(Json::new(stdout.lock(), node.to_string())), None),
         OutputFormat::Text => (Box::new(Text::new(stdout.lock())), None),
         OutputFormat::Tui | OutputFormat::Auto => {
             let view = Tui::open().context("opening the terminal view")?;

@@ -177,13 +177,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
                 |wake| match wake {
                     Wake::Interval(interval) => {
                         if let Some(m) = &server {
-                            m.publish(Publish {
-                                entries: interval.snapshot.entries().cloned().collect(),
-                                peers: interval.snapshot.peers().cloned().collect(),
-                                addresses: crate::sys::ifaddrs::ips(),
-                                drops: interval.drops,
-                                findings: interval.diagnosis,
-                            });
+                            publish(m, interval);
                         }
                         out.interval(interval)?;
                         Ok::<_, anyhow::Error>(Next::Go)
@@ -222,6 +216,22 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             Err(e)
         }
     }
+}
+
+/// Hands the metrics endpoint what an interval read.
+fn publish(server: &metrics::MetricsServer, interval: &crate::session::Interval) {
+    server.publish(Publish {
+        entries: interval.snapshot.entries().cloned().collect(),
+        peers: interval.snapshot.peers().cloned().collect(),
+        addresses: crate::sys::ifaddrs::ips(),
+        ifaces: interval
+            .watched
+            .iter()
+            .map(|(n, i, h)| (n.clone(), *i, (*h).to_string()))
+            .collect(),
+        drops: interval.drops,
+        findings: interval.diagnosis,
+    });
 }
 
 /// The keys the view reads, handed to the session's loop.

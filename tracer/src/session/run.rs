@@ -74,6 +74,8 @@ pub struct Interval<'a> {
     /// What went to each overlay or BGP peer and came back, since the start and in this
     /// interval.
     pub peers: &'a [PeerBalance],
+    /// The interfaces watched now: name, index and ingress hook.
+    pub watched: &'a [(String, u32, &'static str)],
     /// `Some` on the last interval.
     pub stop: Option<Stop>,
 }
@@ -174,6 +176,10 @@ impl Session {
             let samples = snap.since(&prev);
             let ifaces = std::mem::take(&mut self.iface_changes);
             let peers = balances(snap.peers(), prev.peers());
+            let watched: Vec<_> = self
+                .iface_hooks()
+                .map(|(t, hook)| (t.name.clone(), t.index, hook))
+                .collect();
             let diagnosis = self
                 .correlator
                 .as_ref()
@@ -188,6 +194,7 @@ impl Session {
                 diagnosis,
                 ifaces: &ifaces,
                 peers: &peers,
+                watched: &watched,
                 stop,
             }))?;
             prev = snap;

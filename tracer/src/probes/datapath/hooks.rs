@@ -130,6 +130,15 @@ impl Datapath {
             }
         }
         self.hooks[i] = None;
+        // A clsact qdisc tracer added (before TCX) goes too; with the device it is gone
+        // already, and the error that says so is no news.
+        let index = self.targets[i].as_ref().map(|t| t.index);
+        if let Some(at) = index.and_then(|x| self.clsact.ifindexes.iter().position(|&c| c == x)) {
+            let ifindex = self.clsact.ifindexes.swap_remove(at);
+            if let Err(e) = tc_slots::remove_empty_clsact(ifindex) {
+                log::debug!("interface {ifindex}: removing the clsact qdisc: {e}");
+            }
+        }
     }
 
     /// Before netlink filters go on `iface`: removes what a killed run left in tracer's slots,

@@ -18,6 +18,7 @@ mod docs;
 mod drops;
 mod firewalld_runtime;
 mod fixes;
+mod ifaces;
 mod kernel;
 mod lab;
 mod metrics;

@@ -1,4 +1,5 @@
-//! Node-to-node traffic per peer, end to end: `tracer watch --metrics` in namespace A scraped
+//! Node-to-node traffic per peer: the kernel programs under BPF_PROG_TEST_RUN count each
+//! overlay and BGP packet for its far end; and end to end, `tracer watch --metrics` in namespace A scraped
 //! by a real Prometheus while B sends it VXLAN datagrams and BGP SYNs and A sends B VXLAN
 //! datagrams; every series carries the node's name, the node's addresses are published, and
 //! each peer's packets, bytes and drops come back exact.
@@ -8,7 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tracer::probes::Program;
+use tracer_lab::synth::{L4, frame, vxlan_payload};
+
 use crate::{
+    datapath::{eth, generic, ip, load, passes, run, v4},
     harness::{
         NetNs, Tracer,
         pair::{A, B, bgp_syns, pair, udp_to},
@@ -134,4 +139,71 @@ fn prometheus_sees_each_peer_of_the_node() {
     }
     tracer.stop();
     drop(prometheus);
+}
+
+#[test]
+fn each_program_counts_overlay_and_bgp_packets_for_their_far_end() {
+    let ns = NetNs::new("peers-run");
+    ns.enter(|| {
+        let (_, classes) = generic();
+        let dp = load(&classes);
+        let inner = frame(
+            &eth(),
+            ip("10.244.1.2"),
+            ip("10.244.2.3"),
+            &L4::syn(5555, 6443),
+        );
+        // 10.0.0.1 -> 10.0.0.2: VXLAN, BGP, and kube-apiserver, which is not between nodes.
+        let vx = v4(&L4::Udp {
+            sport: 50000,
+            dport: 4789,
+            payload: vxlan_payload(4096, &inner),
+        });
+        let bgp = v4(&L4::syn(40000, 179));
+        let api = v4(&L4::syn(40000, 6443));
+        let vx6 = frame(
+            &eth(),
+            ip("fd00::1"),
+            ip("fd00::2"),
+            &L4::udp(50000, 4789, &[0; 40]),
+        );
+        for program in Program::ALL {
+            for f in [&vx, &bgp, &api, &vx6] {
+                let (program, ret) = run(&dp, program, f);
+                assert_eq!(ret, passes(program));
+            }
+        }
+        let mut rows: Vec<(String, String, String, u64)> = dp
+            .peer_counters()
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let dir = if r.direction == 0 {
+                    "ingress"
+                } else {
+                    "egress"
+                };
+                (
+                    dir.to_string(),
+                    r.peer.to_string(),
+                    classes.name(r.class).to_string(),
+                    r.packets,
+                )
+            })
+            .collect();
+        rows.sort();
+        let row = |d: &str, p: &str, c: &str, n| (d.to_string(), p.to_string(), c.to_string(), n);
+        // Ingress (tc and XDP) counts the source, egress the destination.
+        assert_eq!(
+            rows,
+            [
+                row("egress", "10.0.0.2", "calico-vxlan", 1),
+                row("egress", "10.0.0.2", "kube-router-bgp", 1),
+                row("egress", "fd00::2", "calico-vxlan", 1),
+                row("ingress", "10.0.0.1", "calico-vxlan", 2),
+                row("ingress", "10.0.0.1", "kube-router-bgp", 2),
+                row("ingress", "fd00::1", "calico-vxlan", 2),
+            ]
+        );
+    });
 }

@@ -15,10 +15,18 @@ use crate::{
 /// What to trace and how: shared by every command that attaches the datapath.
 #[derive(Debug, Args)]
 pub struct TraceArgs {
-    /// Interface to watch (repeat, or separate with commas). Default: every interface of this
-    /// network namespace that is up, except loopback.
+    /// Interface to watch: a name or a glob such as 'veth*' or 'cali*' (repeat, or separate
+    /// with commas). Interfaces that appear later and match are watched within a second, and
+    /// released when they go. Default: every interface of this network namespace that is up,
+    /// except loopback.
     #[arg(long, short, value_delimiter = ',', value_name = "IFACE")]
     pub iface: Vec<String>,
+
+    /// Interfaces the kernel tables have room for at once (at most 4096). Default: 1024 with
+    /// a glob in --iface, else room for the interfaces given. Each slot costs the counters of
+    /// every class in both directions on every CPU.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub max_ifaces: Option<u16>,
 
     /// Cluster profile whose ports define the classes. Default: detected, else generic.
     #[arg(long, short, value_parser = super::profile_values())]
@@ -63,6 +71,7 @@ impl TraceArgs {
             catalog: chosen.catalog,
             profile_reason: chosen.reason,
             ifaces: self.iface.clone(),
+            max_ifaces: self.max_ifaces.map(usize::from),
             attach: self.attach,
             drops: (!self.no_drops).then(|| {
                 EventBudget::new(

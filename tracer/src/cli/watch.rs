@@ -164,7 +164,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             ifaces: header.ifaces.clone(),
         })
     });
-    let (mut out, mut keys) = output(format)?;
+    let (mut out, mut keys) = output(format, &node)?;
 
     let result: Result<()> = async {
         out.header(&header)?;
@@ -177,13 +177,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
                 |wake| match wake {
                     Wake::Interval(interval) => {
                         if let Some(m) = &server {
-                            m.publish(Publish {
-                                entries: interval.snapshot.entries().cloned().collect(),
-                                peers: interval.snapshot.peers().cloned().collect(),
-                                addresses: crate::sys::ifaddrs::ips(),
-                                drops: interval.drops,
-                                findings: interval.diagnosis,
-                            });
+                            publish(m, interval);
                         }
                         out.interval(interval)?;
                         Ok::<_, anyhow::Error>(Next::Go)
@@ -197,6 +191,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             duration: end.elapsed,
             entries: end.last.entries().collect(),
             drops: end.drops.as_ref(),
+            peers: crate::events::peers::balances(end.last.peers(), std::iter::empty()),
         })?;
         Ok(())
     }
@@ -223,14 +218,30 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     }
 }
 
+/// Hands the metrics endpoint what an interval read.
+fn publish(server: &metrics::MetricsServer, interval: &crate::session::Interval) {
+    server.publish(Publish {
+        entries: interval.snapshot.entries().cloned().collect(),
+        peers: interval.snapshot.peers().cloned().collect(),
+        addresses: crate::sys::ifaddrs::ips(),
+        ifaces: interval
+            .watched
+            .iter()
+            .map(|(n, i, h)| (n.clone(), *i, (*h).to_string()))
+            .collect(),
+        drops: interval.drops,
+        findings: interval.diagnosis,
+    });
+}
+
 /// The keys the view reads, handed to the session's loop.
 type Keys = UnboundedReceiver<tui::Input>;
 
 /// The output of this format, and for the view the keys it reads.
-fn output(format: OutputFormat) -> Result<(Box<dyn WatchOutput>, Option<Keys>)> {
+fn output(format: OutputFormat, node: &str) -> Result<(Box<dyn WatchOutput>, Option<Keys>)> {
     let stdout = std::io::stdout();
     Ok(match format {
-        OutputFormat::Json => (Box::new(Json::new(stdout.lock())), None),
+        OutputFormat::Json => (Box::new(Json::new(stdout.lock(), node.to_string())), None),
         OutputFormat::Text => (Box::new(Text::new(stdout.lock())), None),
         OutputFormat::Tui | OutputFormat::Auto => {
             let view = Tui::open().context("opening the terminal view")?;

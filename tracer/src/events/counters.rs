@@ -98,13 +98,14 @@ impl Snapshot {
         at: Instant,
         rows: &[CounterRow],
         inner: &[CounterRow],
-        targets: &[Target],
+        targets: &[Option<Target>],
         classes: &ClassTable,
     ) -> Self {
         let entry = |r: &CounterRow, is_inner: bool| {
+            let target = targets.get(r.target).and_then(Option::as_ref)?;
             let direction = Direction::from_raw(r.direction);
             let e = Entry {
-                iface: targets[r.target].name.clone(),
+                iface: target.name.clone(),
                 direction,
                 class: classes.name(r.class).to_string(),
                 inner: is_inner,
@@ -112,12 +113,12 @@ impl Snapshot {
                 bytes: r.bytes,
                 sizes: r.sizes,
             };
-            ((r.target, direction, is_inner, r.class), e)
+            Some(((r.target, direction, is_inner, r.class), e))
         };
         let entries = rows
             .iter()
-            .map(|r| entry(r, false))
-            .chain(inner.iter().map(|r| entry(r, true)))
+            .filter_map(|r| entry(r, false))
+            .chain(inner.iter().filter_map(|r| entry(r, true)))
             .collect();
         Snapshot {
             at,
@@ -131,7 +132,7 @@ impl Snapshot {
     pub fn with_peers(
         mut self,
         rows: &[PeerRow],
-        targets: &[Target],
+        targets: &[Option<Target>],
         classes: &ClassTable,
     ) -> Self {
         self.peers = super::peers::entries(rows, targets, classes);
@@ -205,12 +206,12 @@ mod tests {
     fn rates_over_the_interval() {
         let mut classes = ClassTable::new();
         let api = classes.add_class("kube-apiserver").unwrap();
-        let targets = vec![Target {
+        let targets = vec![Some(Target {
             name: "eth0".into(),
             index: 2,
             has_l2: true,
             is_virtual: false,
-        }];
+        })];
         let t0 = Instant::now();
         let row = |packets, bytes| CounterRow {
             target: 0,

@@ -12,5 +12,5 @@ pub mod reasons;
 
 pub use counters::{Direction, Sample, Snapshot};
 pub use drops::{DropChanges, DropFlow, DropSample, DropTotal, DropTracker};
-pub use peers::{PeerDrop, PeerEntry};
+pub use peers::{PeerBalance, PeerDrop, PeerEntry};
 pub use reasons::{Reason, Reasons};

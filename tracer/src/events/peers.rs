@@ -31,12 +31,12 @@ pub(super) type PeerKey = (usize, Direction, u8, IpAddr);
 /// The named entries of `rows`, in a stable order.
 pub(super) fn entries(
     rows: &[PeerRow],
-    targets: &[Target],
+    targets: &[Option<Target>],
     classes: &ClassTable,
 ) -> BTreeMap<PeerKey, PeerEntry> {
     rows.iter()
         .filter_map(|r| {
-            let target = targets.get(r.target)?;
+            let target = targets.get(r.target).and_then(Option::as_ref)?;
             let direction = Direction::from_raw(r.direction);
             let e = PeerEntry {
                 iface: target.name.clone(),
@@ -109,5 +109,113 @@ impl PeerDrops {
                 count,
             })
             .collect()
+    }
+}
+
+/// What this node sent one peer and got back from it, for one class, all interfaces together:
+/// totals since the start, and what moved in the last interval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerBalance {
+    pub peer: IpAddr,
+    pub class: String,
+    pub out_packets: u64,
+    pub in_packets: u64,
+    pub out_bytes: u64,
+    pub in_bytes: u64,
+    /// Packets sent to and received from the peer in the last interval.
+    pub new_out: u64,
+    pub new_in: u64,
+    /// False when at least [`UNANSWERED_MIN`] packets went to the peer in the last interval
+    /// and not one came back: the peer's traffic does not come back (which side loses it is
+    /// not known from here).
+    pub answered: bool,
+}
+
+/// Packets sent in one interval, none back, before a peer counts as not answering: a lone
+/// datagram (a VXLAN-encapsulated ARP request) proves nothing.
+pub const UNANSWERED_MIN: u64 = 3;
+
+/// The balance of every (peer, class) that exchanged traffic, `now` against `before`.
+pub fn balances<'a>(
+    now: impl Iterator<Item = &'a PeerEntry>,
+    before: impl Iterator<Item = &'a PeerEntry>,
+) -> Vec<PeerBalance> {
+    // (out packets, in packets, out bytes, in bytes), now and before.
+    type Sums = BTreeMap<(IpAddr, String), [u64; 4]>;
+    let sum = |entries: &mut dyn Iterator<Item = &'a PeerEntry>| {
+        let mut sums = Sums::new();
+        for e in entries {
+            let s = sums.entry((e.peer, e.class.clone())).or_default();
+            let (p, b) = match e.direction {
+                Direction::Egress => (0, 2),
+                Direction::Ingress => (1, 3),
+            };
+            s[p] += e.packets;
+            s[b] += e.bytes;
+        }
+        sums
+    };
+    let (now, before) = (sum(&mut { now }), sum(&mut { before }));
+    now.into_iter()
+        .map(|((peer, class), n)| {
+            let b = before
+                .get(&(peer, class.clone()))
+                .copied()
+                .unwrap_or_default();
+            let (new_out, new_in) = (n[0].saturating_sub(b[0]), n[1].saturating_sub(b[1]));
+            PeerBalance {
+                peer,
+                class,
+                out_packets: n[0],
+                in_packets: n[1],
+                out_bytes: n[2],
+                in_bytes: n[3],
+                new_out,
+                new_in,
+                answered: !(new_out >= UNANSWERED_MIN && new_in == 0),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(direction: Direction, peer: &str, packets: u64) -> PeerEntry {
+        PeerEntry {
+            iface: "eth0".into(),
+            direction,
+            class: "calico-vxlan".into(),
+            peer: peer.parse().unwrap(),
+            packets,
+            bytes: packets * 100,
+        }
+    }
+
+    #[test]
+    fn a_peer_that_sends_nothing_back_is_named() {
+        let before = [
+            entry(Direction::Egress, "10.0.0.2", 10),
+            entry(Direction::Ingress, "10.0.0.2", 10),
+            entry(Direction::Egress, "10.0.0.3", 10),
+            entry(Direction::Ingress, "10.0.0.3", 10),
+        ];
+        let now = [
+            entry(Direction::Egress, "10.0.0.2", 44),
+            entry(Direction::Ingress, "10.0.0.2", 10),
+            entry(Direction::Egress, "10.0.0.3", 20),
+            entry(Direction::Ingress, "10.0.0.3", 19),
+        ];
+        let b = balances(now.iter(), before.iter());
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].peer.to_string(), "10.0.0.2");
+        assert_eq!((b[0].out_packets, b[0].in_packets), (44, 10));
+        assert_eq!((b[0].new_out, b[0].new_in), (34, 0));
+        assert!(!b[0].answered);
+        assert!(b[1].answered);
+        // Two packets out and none back: too few to say anything.
+        let now = [entry(Direction::Egress, "10.0.0.2", 12)];
+        assert!(balances(now.iter(), before[..1].iter())[0].answered);
     }
 }

@@ -54,4 +54,6 @@ pub enum ProbeError {
     KernelFacts { what: &'static str, reason: String },
     #[error("{0} interfaces requested; one tracer watches at most {max}", max = tracer_common::counters::MAX_IFACES)]
     TooManyInterfaces(usize),
+    #[error("{iface}: every one of the {capacity} interface slots is taken; raise --max-ifaces")]
+    NoFreeSlot { iface: String, capacity: usize },
 }

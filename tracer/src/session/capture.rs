@@ -79,6 +79,7 @@ impl IfaceNames {
         let known = datapath
             .targets()
             .iter()
+            .flatten()
             .map(|t| (t.index, t.name.clone()))
             .collect();
         IfaceNames {

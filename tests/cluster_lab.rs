@@ -53,7 +53,7 @@ impl Monitored {
 
     /// What Prometheus logged, for failures.
     fn prom_log(&self) -> String {
-        std::fs::read_to_string(self.lab.dir().join("monitor/prometheus.log")).unwrap_or_default()
+        tracer_lab::prometheus::log(&self.lab.dir().join("monitor"))
     }
 
     /// Replays the lab's flows for `secs` in the background.

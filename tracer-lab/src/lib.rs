@@ -17,6 +17,7 @@ pub mod exe;
 pub mod firewalld;
 pub mod monitor;
 pub mod net;
+pub mod prometheus;
 pub mod scenarios;
 pub mod serve;
 pub mod state;

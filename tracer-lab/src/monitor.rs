@@ -6,8 +6,6 @@
 
 use std::{
     fs,
-    io::{Read, Write},
-    net::TcpStream,
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -19,7 +17,7 @@ use tracer::schema::WatchLine;
 use super::{
     exe, firewall_cmd, lab_dir,
     net::{nodes, switch_ns},
-    node_shell,
+    node_shell, prometheus,
     state::State,
 };
 
@@ -63,39 +61,13 @@ pub fn start(prefix: &str) -> Result<String> {
             .spawn()
             .with_context(|| format!("starting {} on {}", tracer.display(), n.name))?;
         st.started(child.id(), n.name, "tracer")?;
-        targets.push(format!("'{at}'"));
+        targets.push(at);
         logs.push((n.name, log));
     }
     let rules = dir.join("tracer-rules.yml");
     fs::write(&rules, RULES)?;
-    let config = dir.join("prometheus.yml");
-    fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files: ['{}']\n\
-             scrape_configs:\n  - job_name: tracer\n    static_configs:\n      - targets: [{}]\n",
-            rules.display(),
-            targets.join(", ")
-        ),
-    )?;
-    // `ip netns exec` execs Prometheus itself: the recorded pid is the server's.
     let switch = switch_ns(prefix);
-    let child = Command::new("ip")
-        .args(["netns", "exec", &switch, "prometheus"])
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={PROMETHEUS}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.join("prometheus.log"))?)
-        .spawn()
-        .context(
-            "starting prometheus (Debian package prometheus; cargo xtask setup installs it)",
-        )?;
+    let child = prometheus::spawn(&switch, &dir, PROMETHEUS, &targets, &[rules])?;
     st.started(child.id(), "switch", "prometheus")?;
 
     let deadline = Instant::now() + ATTACH;
@@ -111,7 +83,7 @@ pub fn start(prefix: &str) -> Result<String> {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    while !ready(&switch) {
+    while !prometheus::ready(&switch, PROMETHEUS) {
         if Instant::now() > deadline {
             bail!(
                 "prometheus did not start: see {}",
@@ -129,20 +101,4 @@ fn attached(log: &Path) -> bool {
         t.lines()
             .any(|l| matches!(serde_json::from_str(l), Ok(WatchLine::Start(_))))
     })
-}
-
-/// Whether Prometheus answers `/-/ready` with 200.
-fn ready(switch: &str) -> bool {
-    tracer_netns::run_in(switch, || {
-        let Ok(mut s) = TcpStream::connect(PROMETHEUS) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut answer = String::new();
-        s.write_all(format!("GET /-/ready HTTP/1.0\r\nHost: {PROMETHEUS}\r\n\r\n").as_bytes())
-            .is_ok()
-            && s.read_to_string(&mut answer).is_ok()
-            && answer.starts_with("HTTP/1.0 200")
-    })
-    .unwrap_or(false)
 }

@@ -14,7 +14,7 @@ use tracer_lab::synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac, vxlan_payload
 use crate::harness::NetNs;
 
 /// What each program returns to let the packet go on: TC_ACT_UNSPEC (TCX_NEXT) and XDP_PASS.
-fn passes(program: Program) -> u32 {
+pub(crate) fn passes(program: Program) -> u32 {
     match program {
         Program::XdpIngress => 2,
         _ => u32::MAX,
@@ -33,7 +33,7 @@ fn skb_test_run_accepts(f: &[u8]) -> bool {
 }
 
 /// Runs `f` through `program`, or through XDP when the kernel cannot make an skb of it.
-fn run(dp: &Datapath, program: Program, f: &[u8]) -> (Program, u32) {
+pub(crate) fn run(dp: &Datapath, program: Program, f: &[u8]) -> (Program, u32) {
     let program = if program != Program::XdpIngress && !skb_test_run_accepts(f) {
         Program::XdpIngress
     } else {
@@ -52,14 +52,14 @@ fn direction(program: Program) -> &'static str {
     }
 }
 
-fn generic() -> (Catalog, ClassTable) {
+pub(crate) fn generic() -> (Catalog, ClassTable) {
     let catalog = Catalog::builtin("generic").unwrap();
     let classes = class_table(&catalog.components).unwrap();
     (catalog, classes)
 }
 
 /// Test runs deliver packets on loopback: watch `lo` (index 1 in a fresh namespace).
-fn load(classes: &ClassTable) -> Datapath {
+pub(crate) fn load(classes: &ClassTable) -> Datapath {
     Datapath::load_loopback(classes).expect("load the datapath")
 }
 
@@ -79,15 +79,15 @@ fn counts(dp: &Datapath, classes: &ClassTable) -> HashMap<(&'static str, String)
         .collect()
 }
 
-fn eth() -> Eth {
+pub(crate) fn eth() -> Eth {
     Eth::new([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
 }
 
-fn ip(s: &str) -> IpAddr {
+pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn v4(l4: &L4) -> Bytes {
+pub(crate) fn v4(l4: &L4) -> Bytes {
     frame(&eth(), ip("10.0.0.1"), ip("10.0.0.2"), l4)
 }
 

@@ -19,18 +19,18 @@ use crate::harness::{
     tracer::BIN,
 };
 
-const METRICS: &str = "127.0.0.1:9464";
+pub(crate) const METRICS: &str = "127.0.0.1:9464";
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
 /// A Prometheus server inside a namespace, scraping the tracer every second; killed and its
 /// storage removed when the guard drops, also when the test panics.
-struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
     dir: tempfile::TempDir,
 }
 
 impl Prometheus {
-    fn start(ns: &NetNs) -> Prometheus {
+    pub(crate) fn start(ns: &NetNs) -> Prometheus {
         let dir = tempfile::Builder::new()
             .prefix("tracer-prometheus")
             .tempdir()
@@ -75,12 +75,12 @@ impl Prometheus {
         p
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 
     /// An instant query's samples: labels and value.
-    fn query(&self, ns: &NetNs, promql: &str) -> Vec<(Value, f64)> {
+    pub(crate) fn query(&self, ns: &NetNs, promql: &str) -> Vec<(Value, f64)> {
         let (status, body) = get(
             ns,
             PROMETHEUS,
@@ -103,7 +103,7 @@ impl Prometheus {
     }
 
     /// The single value of a query that must have exactly one sample.
-    fn value(&self, ns: &NetNs, promql: &str) -> f64 {
+    pub(crate) fn value(&self, ns: &NetNs, promql: &str) -> f64 {
         let samples = self.query(ns, promql);
         assert_eq!(samples.len(), 1, "{promql}: {samples:?}");
         samples[0].1
@@ -147,7 +147,7 @@ fn exchange(ns: &NetNs, addr: &str, request: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `GET path` over HTTP/1.0 (so no chunked bodies): status and body.
-fn get(ns: &NetNs, addr: &str, path: &str) -> Option<(u16, String)> {
+pub(crate) fn get(ns: &NetNs, addr: &str, path: &str) -> Option<(u16, String)> {
     let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
     let answer = String::from_utf8(exchange(ns, addr, request.as_bytes())?).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n")?;
@@ -155,7 +155,7 @@ fn get(ns: &NetNs, addr: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body.to_string()))
 }
 
-fn promtool_check(text: &str) -> (bool, String) {
+pub(crate) fn promtool_check(text: &str) -> (bool, String) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -178,7 +178,7 @@ fn promtool_check(text: &str) -> (bool, String) {
     (out.status.success(), said)
 }
 
-fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -280,8 +280,8 @@ fn prometheus_scrapes_exact_counts() {
         500.0
     );
 
-    // Watch diagnoses the node as it runs: the findings gauges count what `tracer diagnose`
-    // reports for the same namespace (a fresh one has IP forwarding off: one error).
+    // Watch diagnoses the node as it runs: one series per finding, as many as `tracer
+    // diagnose` reports for the same namespace (a fresh one has IP forwarding off: one error).
     let diagnosis = Command::new(BIN)
         .args(["--netns", &a.name, "diagnose", "--profile", "generic"])
         .args(["--output", "json"])
@@ -297,11 +297,17 @@ fn prometheus_scrapes_exact_counts() {
     let errors = summary.errors as f64;
     assert!(errors >= 1.0, "{summary:?}");
     assert_eq!(
-        prometheus.value(&a, r#"tracer_findings{severity="error"}"#),
+        prometheus.value(
+            &a,
+            r#"count(tracer_findings{severity="error"}) or vector(0)"#
+        ),
         errors
     );
     assert_eq!(
-        prometheus.value(&a, r#"tracer_findings{severity="warning"}"#),
+        prometheus.value(
+            &a,
+            r#"count(tracer_findings{severity="warning"}) or vector(0)"#
+        ),
         summary.warnings as f64
     );
 
@@ -314,10 +320,15 @@ fn prometheus_scrapes_exact_counts() {
         clean && said.is_empty(),
         "promtool check metrics: {said}\n{text}"
     );
-    assert!(text.contains(
-        "tracer_packets_total{iface=\"va\",direction=\"ingress\",class=\"kube-apiserver\"} 1000\n"
-    ));
-    assert!(text.contains("tracer_interface_info{iface=\"va\","));
+    // Without --node-name or NODE_NAME, the node is the host name.
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let node = node.trim();
+    assert!(text.contains(&format!(
+        "tracer_packets_total{{node=\"{node}\",iface=\"va\",direction=\"ingress\",class=\"kube-apiserver\"}} 1000\n"
+    )));
+    assert!(text.contains(&format!(
+        "tracer_interface_info{{node=\"{node}\",iface=\"va\","
+    )));
 
     let counts = crate::harness::Counts::from_summary(&tracer.stop());
     assert_eq!(counts.packets("va", "ingress", "kube-apiserver"), 1000);

@@ -7,6 +7,7 @@ pub mod lab;
 pub mod lines;
 pub mod netns;
 pub mod pair;
+pub mod prometheus;
 pub mod send;
 pub mod tmux;
 pub mod tracer;

@@ -55,3 +55,18 @@ pub fn apiserver_syns(n: u16) -> Vec<Bytes> {
 pub fn udp_to(n: u16, sport0: u16, dport: u16) -> Vec<Bytes> {
     (0..n).map(|i| udp(sport0 + i, dport)).collect()
 }
+
+/// `n` SYNs from B's ports `sport0` on to A's BGP port (179): with nothing listening there, A
+/// answers each with a reset and drops the SYN.
+pub fn bgp_syns(n: u16, sport0: u16) -> Vec<Bytes> {
+    (0..n)
+        .map(|i| {
+            frame(
+                &Eth::new(B.mac, A.mac),
+                B.ip.into(),
+                A.ip.into(),
+                &L4::syn(sport0 + i, 179),
+            )
+        })
+        .collect()
+}

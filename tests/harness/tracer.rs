@@ -45,7 +45,7 @@ impl Tracer {
     }
 
     /// Starts `cmd watch --output json ARGS`.
-    fn start(cmd: &mut Command, args: &[&str]) -> Tracer {
+    pub fn start(cmd: &mut Command, args: &[&str]) -> Tracer {
         let mut child = cmd
             .args(["watch", "--output", "json"])
             .args(args)

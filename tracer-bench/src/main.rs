@@ -2,13 +2,14 @@
 //! about — the kernel programs' cost per packet against an empty program, throughput with
 //! the tracer off and on (veth and the lab's VXLAN overlay), the tracer next to tcpdump and
 //! each of its attach modes, a drop storm, user-space CPU at 100k packets/s, and the firewall
-//! model on a 10,000-rule ruleset — prints a table and writes `bench/results.json`
+//! model on a 10,000-rule ruleset, attaching to 1,000 interfaces as they appear — prints a table and writes `bench/results.json`
 //! (`target/bench/results.json` for a `--quick` or `--only` run, unless `--out` says where).
 //!
 //! Everything runs in network namespaces it creates (`bn-<pid>-*`, the lab as `bnx`), removed
 //! at the end however the run ends. Goals are printed as pass or miss, never asserted.
 
 mod cost;
+mod ifaces;
 mod iperf;
 mod netns;
 mod peers;
@@ -38,6 +39,7 @@ enum Section {
     Storm,
     Steady,
     Ruleset,
+    Ifaces,
 }
 
 /// Measure tracer's cost: kernel ns per packet, throughput, peers, a drop storm, user-space
@@ -75,6 +77,8 @@ struct Plan {
     steady_secs: u32,
     idle_secs: u32,
     ruleset_rounds: usize,
+    /// Veth pairs of section 6.
+    ifaces: usize,
 }
 
 impl Plan {
@@ -91,6 +95,7 @@ impl Plan {
                 steady_secs: 3,
                 idle_secs: 2,
                 ruleset_rounds: 2,
+                ifaces: 100,
             };
         }
         Plan {
@@ -104,6 +109,7 @@ impl Plan {
             steady_secs: 10,
             idle_secs: 5,
             ruleset_rounds: 5,
+            ifaces: 1000,
         }
     }
 }
@@ -180,6 +186,9 @@ fn run(args: Args) -> Result<()> {
     }
     if wanted(Section::Ruleset) {
         report.ruleset = Some(ruleset::run_section(plan.ruleset_rounds)?);
+    }
+    if wanted(Section::Ifaces) {
+        report.ifaces = Some(ifaces::run(&bin, plan.ifaces)?);
     }
     report.duration_secs = started.elapsed().as_secs_f64();
     report.loadavg_end = report::loadavg();

@@ -165,6 +165,37 @@ impl Tracer {
         self.child.id()
     }
 
+    /// Waits until `n` lines that `want` picks have been printed (from now on), within
+    /// `patience`.
+    pub fn wait_lines(
+        &mut self,
+        n: usize,
+        patience: Duration,
+        want: impl Fn(&WatchLine) -> bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + patience;
+        let mut seen = 0;
+        while seen < n {
+            check_interrupt()?;
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let v: WatchLine = serde_json::from_str(&line)
+                        .with_context(|| format!("tracer printed {line:?}"))?;
+                    seen += usize::from(want(&v));
+                }
+                Err(RecvTimeoutError::Disconnected) => bail!(
+                    "tracer exited after {seen} of {n} lines: {}",
+                    collected(&mut self.stderr).trim()
+                ),
+                Err(RecvTimeoutError::Timeout) if Instant::now() > deadline => {
+                    bail!("only {seen} of {n} lines within {patience:?}");
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The ingress hook of each interface, as `iface:hook`.
     pub fn hooks(&self) -> Vec<String> {
         self.start
@@ -253,6 +284,18 @@ pub fn run_secs(pid: u32) -> Result<f64> {
             .with_context(|| format!("malformed {}", path.display()))?;
     }
     Ok(ns as f64 / 1e9)
+}
+
+/// Resident set size (VmRSS) of a process now, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/PID/status")
 }
 
 /// Peak resident set size (VmHWM) of a process, in KiB.

@@ -6,7 +6,7 @@ use std::{fmt::Write, process::Command};
 
 use serde::Serialize;
 
-use crate::{cost, peers, ruleset, steady, storm, throughput};
+use crate::{cost, ifaces, peers, ruleset, steady, storm, throughput};
 
 /// The median of some measurements (mean of the middle two for an even count); 0 for none.
 pub fn median(values: &[f64]) -> f64 {
@@ -107,6 +107,7 @@ pub struct Report {
     pub storm: Option<storm::Results>,
     pub steady: Option<steady::Results>,
     pub ruleset: Option<ruleset::Results>,
+    pub ifaces: Option<ifaces::Results>,
     pub goals: Vec<Goal>,
 }
 
@@ -220,6 +221,9 @@ impl Report {
         }
         if let Some(r) = &self.ruleset {
             ruleset_table(&mut t, r);
+        }
+        if let Some(i) = &self.ifaces {
+            ifaces_table(&mut t, i);
         }
         if !self.goals.is_empty() {
             t.push_str("Goals\n");
@@ -381,5 +385,23 @@ fn ruleset_table(t: &mut String, r: &ruleset::Results) {
         r.accepted,
         r.rejected,
         r.unknown
+    );
+}
+
+/// Section 6: many interfaces, at the start and as they come and go.
+fn ifaces_table(t: &mut String, i: &ifaces::Results) {
+    let _ = writeln!(
+        t,
+        "6. {} veth pairs, tracer --iface 'veth*' --max-ifaces {}\n   attach at start {:.2} s; created while running: ip took {:.2} s, all attached after {:.2} s; deleted: all released after {:.2} s\n   tracer RSS {} KiB idle, {} KiB with them, {} KiB after they went; kernel maps {} KiB\n",
+        i.interfaces,
+        i.slots,
+        i.attach_at_start_secs,
+        i.create_secs,
+        i.attach_as_created_secs,
+        i.release_secs,
+        i.rss_idle_kib,
+        i.rss_with_kib,
+        i.rss_after_kib,
+        i.maps_kib
     );
 }

@@ -23,6 +23,9 @@ pub const PROTO_TABLE_LEN: u32 = 256;
 
 /// Class flag: the class carries VXLAN, decode the inner frame.
 pub const CLASS_FLAG_VXLAN: u8 = 1;
+/// Class flag: traffic between nodes (an overlay, BGP sessions): count it per peer address too
+/// (`crate::peers`).
+pub const CLASS_FLAG_PEER: u8 = 2;
 
 /// The class of one port number for each transport protocol with ports.
 #[repr(C)]

@@ -12,8 +12,8 @@ pub const DIRECTIONS: u32 = 2;
 
 /// Interfaces whose index is below this are found in an array (one load); the rest in a hash.
 pub const IFACE_ARRAY_LEN: u32 = 4096;
-/// Interfaces one tracer can watch at once.
-pub const MAX_IFACES: u32 = 1024;
+/// Interfaces one tracer can watch at once (pod veths on a busy node: thousands).
+pub const MAX_IFACES: u32 = 4096;
 
 /// The device has no link-layer header: packets start at the IP header (WireGuard, tun, ipip).
 pub const IFACE_NO_L2: u16 = 1;

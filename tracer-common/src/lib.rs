@@ -22,4 +22,5 @@ pub mod classes;
 pub mod counters;
 pub mod drops;
 pub mod packet;
+pub mod peers;
 pub mod protocols;

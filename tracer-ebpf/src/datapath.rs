@@ -120,6 +120,7 @@ fn count<C: EbpfContext, P: Packet>(
         (*c).bytes += bytes;
         (*c).sizes[bucket] += packets;
     }
+    crate::peers::count_peer(pkt, slot.slot, dir, class, h, packets, bytes);
     let Some((_, inner_off)) = vxlan_inner(pkt, h, class) else {
         return false;
     };

@@ -10,6 +10,7 @@ mod datapath;
 mod drops;
 mod maps;
 mod overlay;
+mod peers;
 mod readers;
 
 use aya_ebpf::{

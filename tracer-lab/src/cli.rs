@@ -113,6 +113,16 @@ enum LabCommand {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+    /// Monitor the lab as a cluster: a tracer on every node serving metrics on the node's
+    /// address, and a real Prometheus in the switch's namespace scraping them with tracer's
+    /// shipped rules. `lab down` stops them.
+    #[command(
+        after_help = "Example:\n  sudo tracer lab up --scenario underlay-loss\n  sudo tracer lab monitor\n  sudo tracer lab traffic --seconds 120\n  sudo tracer --netns lab-switch cluster --prometheus http://127.0.0.1:9090"
+    )]
+    Monitor {
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+    },
     /// Try every flow of the lab once and say which work; exit status 1 when a flow does
     /// something other than the scenario intends.
     Check {
@@ -152,6 +162,15 @@ fn run(args: LabArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Check { prefix } => check(&prefix),
+        LabCommand::Monitor { prefix } => {
+            lab::require_root()?;
+            let url = lab::monitor::start(&prefix)?;
+            let switch = lab::net::switch_ns(&prefix);
+            eprintln!(
+                "Lab {prefix:?} is monitored: a tracer on every node, Prometheus at {url} in namespace {switch}. Next: `tracer lab traffic --prefix {prefix} --seconds 120`, then `tracer --netns {switch} cluster --prometheus {url}`."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

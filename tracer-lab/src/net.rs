@@ -1,7 +1,7 @@
 //! The lab's network: a switch namespace with a bridge per network, node namespaces cabled to
 //! it, a pod namespace behind each worker, the provider's overlay between workers (VXLAN
 //! devices with static forwarding entries, as Calico and Flannel program them), and the
-//! network-level faults (MTU, rp_filter, default route).
+//! network-level faults (MTU, rp_filter, default route, a drop on the underlay between nodes).
 
 use std::{net::Ipv4Addr, process::Command};
 
@@ -205,7 +205,32 @@ pub fn build(state: &mut State, s: &Scenario) -> Result<()> {
     if s.overlay.vxlan().is_some() {
         vxlan(&prefix, s)?;
     }
+    underlay_drop(&prefix, s)?;
     kube_proxy(&prefix, s)
+}
+
+/// [`Fault::UnderlayDrop`]: an nftables rule on the switch's bridges (in the switch's
+/// namespace, outside every node) drops the overlay packets of one direction of one pair.
+fn underlay_drop(prefix: &str, s: &Scenario) -> Result<()> {
+    let Some(Fault::UnderlayDrop { from, to }) = s.fault else {
+        return Ok(());
+    };
+    let (_, port) = s
+        .overlay
+        .vxlan()
+        .ok_or_else(|| anyhow::anyhow!("{}: an underlay drop needs a VXLAN overlay", s.name))?;
+    let addr_of = |name: &str| {
+        node(name)
+            .map(|n| overlay_underlay(s, &n).0)
+            .ok_or_else(|| anyhow::anyhow!("{}: no lab node {name}", s.name))
+    };
+    let ruleset = format!(
+        "table bridge tracer_lab_underlay {{\n chain forward {{\n  type filter hook forward priority 0;\n  ip saddr {} ip daddr {} udp dport {port} drop\n }}\n}}\n",
+        addr_of(from)?,
+        addr_of(to)?
+    );
+    tracer_netns::nft(&switch_ns(prefix), &ruleset)?;
+    Ok(())
 }
 
 /// The switch namespace `switch` with a bridge per network, each holding the gateway address.

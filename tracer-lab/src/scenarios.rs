@@ -69,6 +69,12 @@ pub enum Fault {
     StrictRpFilter { node: &'static str },
     /// The node has no default route.
     NoDefaultRoute { node: &'static str },
+    /// The underlay between the nodes (the switch, outside both) drops the overlay packets
+    /// one node sends the other: a firewall or security group on the path.
+    UnderlayDrop {
+        from: &'static str,
+        to: &'static str,
+    },
 }
 
 /// A lab network.
@@ -168,6 +174,20 @@ pub const SCENARIOS: &[Scenario] = &[
         }),
         affected_node: "worker-2",
         failing: &["bgp", "pod-to-pod", "pod-to-node"],
+    },
+    Scenario {
+        name: "underlay-loss",
+        // Neither node drops anything: only the two ends' counts together show the loss.
+        summary: "the switch between the nodes drops worker-1's VXLAN packets to worker-2: lost on the path, not on a node",
+        profile: "k0s-calico",
+        overlay: Overlay::CalicoVxlan,
+        nics: Nics::Single,
+        fault: Some(Fault::UnderlayDrop {
+            from: "worker-1",
+            to: "worker-2",
+        }),
+        affected_node: "worker-1",
+        failing: &["pod-to-pod", "pod-to-node"],
     },
     Scenario {
         name: "konnectivity-blocked",

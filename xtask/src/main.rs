@@ -4,6 +4,7 @@
 
 mod bench;
 mod fwdiff;
+mod release;
 mod setup;
 mod vm;
 
@@ -26,6 +27,8 @@ tasks:
   props   the property tests of every reader of outside input, on many more cases than CI's
           (`--cases N`, default 100000 per property), in release mode; prints the time taken
   demo    setup, build, and run `tracer demo` (needs root)
+  release the release binary, linked against glibc 2.28 (RHEL 8) with zig; checks that no
+          symbol needs a newer glibc
   bench   setup, build, and run the benchmark: prints a table, writes bench/results.json
           (needs root; a few minutes; `--quick` for a trial run, `--only cost,storm`...)
   fwdiff  the differential harness of firewalld explanations against the kernel, long:
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("fwdiff") => fwdiff::run(&args[1..]),
+        Some("release") => release::run(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

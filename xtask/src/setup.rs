@@ -1,7 +1,8 @@
 //! Installing what the build and the tests need, on Debian 12: the eBPF toolchain (Debian's
 //! rustc-web with its precompiled BPF `core`, LLVM 22, bpf-linker built against it) and the real
 //! components the tests and the lab run (firewalld, nftables, BIRD, iperf3, Prometheus...), and
-//! the kernel matrix's QEMU, virtme-ng and kernels ([`crate::vm::setup`]).
+//! the kernel matrix's QEMU, virtme-ng and kernels ([`crate::vm::setup`]), and a venv of tools
+//! from PyPI (the Kubernetes schema validator, zig for the glibc 2.28 release build).
 //! Quick when everything is present; never starts a service on the host.
 
 use std::{
@@ -55,6 +56,17 @@ const PACKAGES: &[(&str, &str)] = &[
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
+/// A venv of tools from PyPI, outside the repository and the target dirs.
+pub const TOOLS_VENV: &str = "/var/lib/tracer-tools/venv";
+/// Pinned: the Kubernetes schemas bundled with kubernetes-validate (1.25 to 1.37) check
+/// deploy/kubernetes in the tests; zig and cargo-zigbuild link the release binary against
+/// glibc 2.28 (RHEL 8), `cargo xtask release`.
+const TOOLS: &[&str] = &[
+    "kubernetes-validate==1.37.0",
+    "ziglang==0.17.0",
+    "cargo-zigbuild==0.24.0",
+];
+
 pub fn run() -> Result<()> {
     let missing: Vec<&str> = PACKAGES
         .iter()
@@ -65,6 +77,7 @@ pub fn run() -> Result<()> {
         apt_install(&missing)?;
     }
     ensure_bpf_linker()?;
+    ensure_tools_venv()?;
     crate::vm::setup()?;
     eprintln!("xtask: setup complete");
     Ok(())
@@ -109,6 +122,24 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 fn set_executable(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn ensure_tools_venv() -> Result<()> {
+    let venv = Path::new(TOOLS_VENV);
+    let stamp = venv.join(".tracer-tools");
+    let wanted = TOOLS.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} into {TOOLS_VENV}", TOOLS.join(" "));
+    sh(Command::new("/usr/bin/python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(venv))?;
+    sh(Command::new(venv.join("bin/pip"))
+        .args(["install", "-q"])
+        .args(TOOLS))?;
+    std::fs::write(&stamp, wanted)?;
     Ok(())
 }
 

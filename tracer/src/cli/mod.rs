@@ -5,6 +5,7 @@ mod baseline;
 mod bundle;
 mod catalog;
 mod cleanup;
+mod cluster;
 mod diagnose;
 mod docs;
 mod explain;
@@ -43,6 +44,7 @@ pub use watch::WatchArgs;
   sudo tracer watch --iface eth0 --output json --duration 10
   sudo tracer baseline record --duration 300 -o baseline.json
   sudo tracer baseline compare baseline.json     exit status 4 when traffic fell or drops rose
+  tracer cluster --prometheus http://prometheus:9090   node pairs losing overlay packets
   tracer completions bash > /etc/bash_completion.d/tracer
   tracer man > /usr/local/share/man/man1/tracer.1")]
 pub struct Cli {
@@ -73,6 +75,9 @@ enum Command {
     /// What the firewall does with one packet, which rule and firewalld element decide it,
     /// and the commands that let it through.
     Explain(explain::ExplainArgs),
+    /// The node pairs that lose overlay packets, and where (the path between, or the
+    /// receiver's drop reason), from Prometheus and tracer's shipped rules.
+    Cluster(cluster::ClusterArgs),
     /// Print what a node of a role must allow: table, firewall-cmd, firewalld XML or JSON.
     Ports(PortsArgs),
     /// List the built-in cluster profiles.
@@ -156,6 +161,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diagnose(args) => diagnose::run(&args),
         Command::Bundle(args) => bundle::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
         Command::Ports(args) => ports::run_ports(args),
         Command::Profiles(args) => ports::run_profiles(args),
         Command::Lab(args) => testbed::exec(None, args),

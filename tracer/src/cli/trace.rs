@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::catalog::choose;
@@ -15,10 +15,18 @@ use crate::{
 /// What to trace and how: shared by every command that attaches the datapath.
 #[derive(Debug, Args)]
 pub struct TraceArgs {
-    /// Interface to watch (repeat, or separate with commas). Default: every interface of this
-    /// network namespace that is up, except loopback.
+    /// Interface to watch: a name or a glob such as 'veth*' or 'cali*' (repeat, or separate
+    /// with commas). Interfaces that appear later and match are watched within a second, and
+    /// released when they go. Default: every interface of this network namespace that is up,
+    /// except loopback.
     #[arg(long, short, value_delimiter = ',', value_name = "IFACE")]
     pub iface: Vec<String>,
+
+    /// Interfaces the kernel tables have room for at once (at most 4096). Default: 1024 with
+    /// a glob in --iface, else room for the interfaces given. Each slot costs the counters of
+    /// every class in both directions on every CPU.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub max_ifaces: Option<u16>,
 
     /// Cluster profile whose ports define the classes. Default: detected, else generic.
     #[arg(long, short, value_parser = super::profile_values())]
@@ -46,6 +54,11 @@ pub struct TraceArgs {
     /// storm of many flows costs the node. Counts are exact regardless.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub events_per_sec: u32,
+
+    /// The node's name in metrics and JSON lines (the `node` label). Default: the NODE_NAME
+    /// environment variable (a DaemonSet sets it from the downward API), else the host name.
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 impl TraceArgs {
@@ -58,6 +71,7 @@ impl TraceArgs {
             catalog: chosen.catalog,
             profile_reason: chosen.reason,
             ifaces: self.iface.clone(),
+            max_ifaces: self.max_ifaces.map(usize::from),
             attach: self.attach,
             drops: (!self.no_drops).then(|| {
                 EventBudget::new(
@@ -69,6 +83,21 @@ impl TraceArgs {
             sink: None,
             diagnose,
         })
+    }
+}
+
+impl TraceArgs {
+    /// `--node-name`, else `NODE_NAME`, else the host name; one of the first two must be set
+    /// where the host name cannot be read.
+    pub fn node(&self) -> Result<String> {
+        let from_env = std::env::var("NODE_NAME")
+            .ok()
+            .filter(|n| !n.trim().is_empty());
+        match self.node_name.clone().or(from_env) {
+            Some(name) => Ok(name),
+            None => crate::sys::host::hostname()
+                .context("reading the host name for the node's name; give --node-name"),
+        }
     }
 }
 

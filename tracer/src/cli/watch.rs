@@ -20,7 +20,7 @@ use crate::{
     output::{
         WatchHeader, WatchOutput, WatchSummary,
         json::Json,
-        metrics::{self, Listener, RunInfo},
+        metrics::{self, Listener, Publish, RunInfo},
         pcap::PcapWriter,
         text::Text,
         tui::{self, Tui},
@@ -59,9 +59,13 @@ on 127.0.0.1:9464 unless an address is given: tracer_packets_total and tracer_by
 packets by the class they carry), the tracer_packet_size_bytes histogram, tracer_drops_total
 {iface,class,reason,housekeeping} (housekeeping=\"false\" is traffic lost),
 tracer_drop_events_lost_total, tracer_drop_events_suppressed_total,
-tracer_drops_uncounted_total, tracer_findings{severity} (the latest diagnosis),
-tracer_build_info{version,kernel} and tracer_interface_info{iface,ifindex,hook}. Counters are
-totals since the start, updated every --interval.
+tracer_drops_uncounted_total, tracer_findings{id,severity,class} (one per finding of the
+latest diagnosis), tracer_build_info{version,kernel} and tracer_interface_info{iface,ifindex,hook}.
+Between nodes: tracer_overlay_peer_packets_total and tracer_overlay_peer_bytes_total
+{iface,direction,peer,class} (overlay and BGP traffic per peer address: the outer destination
+on egress, the outer source on ingress), tracer_overlay_peer_drops_total{peer,class,reason} and
+tracer_node_address_info{address}. Every series carries node=\"NAME\" (--node-name, else
+NODE_NAME, else the host name). Counters are totals since the start, updated every --interval.
 
 Examples:
   sudo tracer watch                                   every interface that is up
@@ -135,6 +139,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
         // Every output keeps each flow with the cause traced when it moved.
         causes: Causes::Changed,
     });
+    let node = args.trace.node()?;
     let mut config = args.trace.config(diagnose)?;
     if let Some(path) = &args.pcap {
         config.sink = Some(pcap_file(path)?);
@@ -153,12 +158,13 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     };
     let server = listener.map(|l| {
         l.serve(RunInfo {
+            node: node.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             kernel: super::kernel_release(),
             ifaces: header.ifaces.clone(),
         })
     });
-    let (mut out, mut keys) = output(format)?;
+    let (mut out, mut keys) = output(format, &node)?;
 
     let result: Result<()> = async {
         out.header(&header)?;
@@ -171,8 +177,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
                 |wake| match wake {
                     Wake::Interval(interval) => {
                         if let Some(m) = &server {
-                            let entries = interval.snapshot.entries().cloned().collect();
-                            m.publish(entries, interval.drops, interval.diagnosis);
+                            publish(m, interval);
                         }
                         out.interval(interval)?;
                         Ok::<_, anyhow::Error>(Next::Go)
@@ -186,6 +191,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             duration: end.elapsed,
             entries: end.last.entries().collect(),
             drops: end.drops.as_ref(),
+            peers: crate::events::peers::balances(end.last.peers(), std::iter::empty()),
         })?;
         Ok(())
     }
@@ -212,14 +218,30 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
     }
 }
 
+/// Hands the metrics endpoint what an interval read.
+fn publish(server: &metrics::MetricsServer, interval: &crate::session::Interval) {
+    server.publish(Publish {
+        entries: interval.snapshot.entries().cloned().collect(),
+        peers: interval.snapshot.peers().cloned().collect(),
+        addresses: crate::sys::ifaddrs::ips(),
+        ifaces: interval
+            .watched
+            .iter()
+            .map(|(n, i, h)| (n.clone(), *i, (*h).to_string()))
+            .collect(),
+        drops: interval.drops,
+        findings: interval.diagnosis,
+    });
+}
+
 /// The keys the view reads, handed to the session's loop.
 type Keys = UnboundedReceiver<tui::Input>;
 
 /// The output of this format, and for the view the keys it reads.
-fn output(format: OutputFormat) -> Result<(Box<dyn WatchOutput>, Option<Keys>)> {
+fn output(format: OutputFormat, node: &str) -> Result<(Box<dyn WatchOutput>, Option<Keys>)> {
     let stdout = std::io::stdout();
     Ok(match format {
-        OutputFormat::Json => (Box::new(Json::new(stdout.lock())), None),
+        OutputFormat::Json => (Box::new(Json::new(stdout.lock(), node.to_string())), None),
         OutputFormat::Text => (Box::new(Text::new(stdout.lock())), None),
         OutputFormat::Tui | OutputFormat::Auto => {
             let view = Tui::open().context("opening the terminal view")?;

@@ -9,7 +9,7 @@ mod compare;
 #[cfg(test)]
 mod tests;
 
-pub use clock::rfc3339;
+pub use clock::{rfc3339, rfc3339_millis};
 pub use compare::{Change, Comparison, Delta, Measure, Note, Side, Subject, Thresholds, compare};
 
 use std::collections::BTreeMap;

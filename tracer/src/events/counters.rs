@@ -6,7 +6,8 @@ use tracer_common::counters::DIR_INGRESS;
 
 use tracer_common::counters::SIZE_BUCKETS;
 
-use crate::probes::{ClassTable, CounterRow, Datapath, ProbeError, Target};
+use super::peers::{PeerEntry, PeerKey};
+use crate::probes::{ClassTable, CounterRow, Datapath, PeerRow, ProbeError, Target};
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -78,6 +79,8 @@ impl Entry {
 pub struct Snapshot {
     pub at: Instant,
     entries: BTreeMap<Key, Entry>,
+    /// Node-to-node traffic per peer.
+    peers: BTreeMap<PeerKey, PeerEntry>,
 }
 
 impl Snapshot {
@@ -85,6 +88,7 @@ impl Snapshot {
         Snapshot {
             at,
             entries: BTreeMap::new(),
+            peers: BTreeMap::new(),
         }
     }
 
@@ -94,13 +98,14 @@ impl Snapshot {
         at: Instant,
         rows: &[CounterRow],
         inner: &[CounterRow],
-        targets: &[Target],
+        targets: &[Option<Target>],
         classes: &ClassTable,
     ) -> Self {
         let entry = |r: &CounterRow, is_inner: bool| {
+            let target = targets.get(r.target).and_then(Option::as_ref)?;
             let direction = Direction::from_raw(r.direction);
             let e = Entry {
-                iface: targets[r.target].name.clone(),
+                iface: target.name.clone(),
                 direction,
                 class: classes.name(r.class).to_string(),
                 inner: is_inner,
@@ -108,14 +113,30 @@ impl Snapshot {
                 bytes: r.bytes,
                 sizes: r.sizes,
             };
-            ((r.target, direction, is_inner, r.class), e)
+            Some(((r.target, direction, is_inner, r.class), e))
         };
         let entries = rows
             .iter()
-            .map(|r| entry(r, false))
-            .chain(inner.iter().map(|r| entry(r, true)))
+            .filter_map(|r| entry(r, false))
+            .chain(inner.iter().filter_map(|r| entry(r, true)))
             .collect();
-        Snapshot { at, entries }
+        Snapshot {
+            at,
+            entries,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// The same snapshot with the per-peer counters of `rows`.
+    #[must_use]
+    pub fn with_peers(
+        mut self,
+        rows: &[PeerRow],
+        targets: &[Option<Target>],
+        classes: &ClassTable,
+    ) -> Self {
+        self.peers = super::peers::entries(rows, targets, classes);
+        self
     }
 
     /// Everything the datapath counts, now.
@@ -126,11 +147,17 @@ impl Snapshot {
             &datapath.inner_counters()?,
             datapath.targets(),
             classes,
-        ))
+        )
+        .with_peers(&datapath.peer_counters()?, datapath.targets(), classes))
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
+    }
+
+    /// Node-to-node traffic per (interface, direction, class, peer).
+    pub fn peers(&self) -> impl Iterator<Item = &PeerEntry> {
+        self.peers.values()
     }
 
     /// Totals and rates of every counter of `self`, measured against `before`.
@@ -179,12 +206,12 @@ mod tests {
     fn rates_over_the_interval() {
         let mut classes = ClassTable::new();
         let api = classes.add_class("kube-apiserver").unwrap();
-        let targets = vec![Target {
+        let targets = vec![Some(Target {
             name: "eth0".into(),
             index: 2,
             has_l2: true,
             is_virtual: false,
-        }];
+        })];
         let t0 = Instant::now();
         let row = |packets, bytes| CounterRow {
             target: 0,

@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tracer_common::drops::{DropEvent, DropKey, Flow, FlowKey};
 
-use super::{Reason, Reasons};
+use super::{Reason, Reasons, peers::PeerDrops};
 use crate::probes::{ClassTable, DropStats, symbols::KernelSymbols};
 
 /// Flows remembered in user space; beyond this, the least recently changed are forgotten (the
@@ -150,6 +150,8 @@ pub struct DropTracker {
     /// By (interface, class, reason, place).
     totals: BTreeMap<(u32, u8, u32, u64), u64>,
     flows: HashMap<FlowKey, Memo>,
+    /// Drops of node-to-node classes per outer address pair.
+    peers: PeerDrops,
     stats: DropStats,
     round: u64,
 }
@@ -180,6 +182,8 @@ impl DropTracker {
                 memo.count + kernel_count
             };
             if seen != memo.count {
+                self.peers
+                    .note(key, seen.saturating_sub(memo.count), names.classes);
                 memo.count = seen;
                 memo.round = self.round;
                 changes
@@ -253,6 +257,11 @@ impl DropTracker {
 
     pub fn stats(&self) -> DropStats {
         self.stats
+    }
+
+    /// Drops of node-to-node classes per peer ([`PeerDrops::totals`]).
+    pub fn peer_totals(&self, names: &Names, own: &[IpAddr]) -> Vec<super::peers::PeerDrop> {
+        self.peers.totals(names, own)
     }
 
     pub fn flows_remembered(&self) -> usize {

@@ -1,13 +1,18 @@
 //! The interfaces of the current network namespace and what the tracer needs to know of each:
-//! up, loopback, link type, MTU, driver, and whether it is a virtual device. Read with ioctls
-//! on a socket ([`crate::sys::netdev`]) so the answer is right inside any namespace (sysfs shows
-//! the namespace it was mounted in, which after `nsenter --net` is not ours).
+//! up, loopback, link type, MTU, driver, and whether it is a virtual device; and which of them
+//! `--iface` asks for ([`Patterns`]). Read with ioctls on a socket ([`crate::sys::netdev`]) so
+//! the answer is right inside any namespace (sysfs shows the namespace it was mounted in,
+//! which after `nsenter --net` is not ours).
 
 use std::io;
 
 use serde::{Deserialize, Serialize};
 
 use crate::sys::netdev::{self, DeviceSocket};
+
+mod patterns;
+
+pub use patterns::Patterns;
 
 /// What the tracer needs to know about an interface.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +73,11 @@ pub fn list() -> io::Result<Vec<Interface>> {
         .collect();
     ifaces.sort_by_key(|i| i.index);
     Ok(ifaces)
+}
+
+/// The interface `name` of index `index`, as [`list`] describes it.
+pub fn one(name: &str, index: u32) -> io::Result<Interface> {
+    describe(&DeviceSocket::new()?, name.to_string(), index)
 }
 
 fn describe(sock: &DeviceSocket, name: String, index: u32) -> io::Result<Interface> {

@@ -15,7 +15,9 @@ pub mod iptables;
 pub mod legacy;
 pub mod net;
 pub mod node;
+pub mod pairs;
 pub mod pods;
+pub mod prometheus;
 pub mod view;
 
 /// The nftables and iptables-nft evaluator, a crate of its own.

@@ -2,28 +2,37 @@
 //! `counters` line is printed for every counter that moved during an interval, a `drop` line
 //! for every dropped flow whose count moved (both with cumulative values), a `drop_stats` line
 //! when events were lost or held back, a `finding` line for each new finding, a
-//! `finding_resolved` line when a later diagnosis no longer finds it, and a final `summary`
-//! line holds every counter and drop total.
+//! `finding_resolved` line when a later diagnosis no longer finds it, an `iface` line when a
+//! watched interface comes or goes, a `peer` line for every overlay or BGP peer whose traffic
+//! moved, and a final `summary` line holds every counter and drop total. Every line carries
+//! its time and the node's name ([`Stamped`]).
 
-use std::io::Write;
+use std::{io::Write, time::SystemTime};
 
 use super::{
     WatchHeader, WatchOutput, WatchSummary,
-    schema::{Counters, DropLine, DropStats, Interface, Start, Summary, WatchLine},
+    schema::{Counters, DropLine, DropStats, Interface, Stamped, Start, Summary, WatchLine},
 };
-use crate::session::Interval;
+use crate::{events::baseline::rfc3339_millis, session::Interval};
 
 pub struct Json<W: Write> {
     out: W,
+    /// The node's name, on every line.
+    node: String,
 }
 
 impl<W: Write> Json<W> {
-    pub fn new(out: W) -> Self {
-        Json { out }
+    pub fn new(out: W, node: String) -> Self {
+        Json { out, node }
     }
 
     fn line(&mut self, line: &WatchLine) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, line)?;
+        let stamped = Stamped {
+            ts: rfc3339_millis(SystemTime::now()),
+            node: self.node.clone(),
+            line: line.clone(),
+        };
+        serde_json::to_writer(&mut self.out, &stamped)?;
         self.out.write_all(b"\n")
     }
 }
@@ -75,6 +84,12 @@ impl<W: Write> WatchOutput for Json<W> {
         for f in interval.resolved {
             self.line(&WatchLine::FindingResolved(f.clone()))?;
         }
+        for c in interval.ifaces {
+            self.line(&WatchLine::Iface(c.clone()))?;
+        }
+        for p in interval.peers.iter().filter(|p| p.new_out + p.new_in > 0) {
+            self.line(&WatchLine::Peer(p.clone()))?;
+        }
         self.out.flush()
     }
 
@@ -86,6 +101,7 @@ impl<W: Write> WatchOutput for Json<W> {
             counters: s.entries.iter().map(|e| Counters::from(*e)).collect(),
             drops: s.drops.map(|d| d.totals.clone()),
             drop_stats: s.drops.map(|d| DropStats::from(d.stats)),
+            peers: s.peers.clone(),
         }))?;
         self.out.flush()
     }

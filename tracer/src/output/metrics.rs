@@ -1,18 +1,19 @@
 //! Watch output for Prometheus: the latest counters, drop totals and findings of a run as the
-//! text exposition format 0.0.4, rendered whole on every scrape. Families come in a fixed
-//! order, samples in the order the events stage keeps them, so two scrapes of the same state
-//! are byte-identical.
+//! text exposition format 0.0.4, rendered whole on every scrape. Every series carries the
+//! node's name (`node`), so series of many nodes can be joined in one Prometheus. Families
+//! come in a fixed order, samples in the order the events stage keeps them, so two scrapes of
+//! the same state are byte-identical.
 
-use std::fmt::Write;
+use std::{fmt::Write, net::IpAddr};
 
 use tracer_common::counters::SIZE_BOUNDS;
 
 use super::DropsView;
 use crate::{
-    events::counters::Entry,
-    findings::{Finding, Severity},
+    events::{PeerEntry, counters::Entry},
+    findings::Finding,
 };
-pub use server::{BindError, DEFAULT_ADDR, Listener, MetricsServer, parse_addr};
+pub use server::{BindError, DEFAULT_ADDR, Listener, MetricsServer, Publish, parse_addr};
 
 /// The exposition format's media type, for the `Content-Type` header.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -20,6 +21,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// What does not change during a run.
 #[derive(Clone, Debug)]
 pub struct RunInfo {
+    /// The node's name (`--node-name`), on every series.
+    pub node: String,
     pub version: String,
     /// The running kernel's release (`uname -r`).
     pub kernel: String,
@@ -33,6 +36,10 @@ pub struct Scrape<'a> {
     pub info: &'a RunInfo,
     /// The latest counters, cumulative since the start.
     pub entries: &'a [Entry],
+    /// Node-to-node traffic per peer, cumulative.
+    pub peers: &'a [PeerEntry],
+    /// The node's own addresses, for rules that map a peer address to its node.
+    pub addresses: &'a [IpAddr],
     /// `None` when drop capture is off: the drop families are left out rather than shown as 0.
     pub drops: Option<&'a DropsView>,
     pub findings: &'a [Finding],
@@ -40,7 +47,10 @@ pub struct Scrape<'a> {
 
 /// The exposition text of one scrape.
 pub fn render(s: &Scrape) -> String {
-    let mut out = String::with_capacity(4096);
+    let mut out = Exposition {
+        text: String::with_capacity(4096),
+        node: &s.info.node,
+    };
     let o = &mut out;
 
     family(
@@ -90,27 +100,33 @@ pub fn render(s: &Scrape) -> String {
         "Bytes of overlay (VXLAN) packets per interface and direction, by the class of the packet they carry.",
     );
     histogram(o, &own);
+    peers::addresses(o, s.addresses);
+    peers::traffic(o, s.peers);
 
     if let Some(d) = s.drops {
         drops(o, d);
+        peers::drops(o, &d.peers);
     }
 
     family(
         o,
         "tracer_findings",
         "gauge",
-        "Findings about the node by severity.",
+        "Each finding of the latest diagnosis, by id, severity and class; always 1.",
     );
-    for severity in [Severity::Error, Severity::Warning, Severity::Info] {
-        let n = s.findings.iter().filter(|f| f.severity == severity).count();
+    for f in s.findings {
         sample(
             o,
             "tracer_findings",
-            &[("severity", severity.as_str())],
-            n as u64,
+            &[
+                ("id", &f.id),
+                ("severity", f.severity.as_str()),
+                ("class", f.class.as_deref().unwrap_or("")),
+            ],
+            1,
         );
     }
-    out
+    out.text
 }
 
 fn entry_labels(e: &Entry) -> [(&str, &str); 3] {
@@ -122,7 +138,7 @@ fn entry_labels(e: &Entry) -> [(&str, &str); 3] {
 }
 
 fn counter_pair(
-    o: &mut String,
+    o: &mut Exposition,
     entries: &[&Entry],
     packets: &str,
     packets_help: &str,
@@ -139,7 +155,7 @@ fn counter_pair(
     }
 }
 
-fn histogram(o: &mut String, entries: &[&Entry]) {
+fn histogram(o: &mut Exposition, entries: &[&Entry]) {
     const NAME: &str = "tracer_packet_size_bytes";
     family(
         o,
@@ -176,7 +192,7 @@ fn histogram(o: &mut String, entries: &[&Entry]) {
     }
 }
 
-fn drops(o: &mut String, d: &DropsView) {
+fn drops(o: &mut Exposition, d: &DropsView) {
     family(
         o,
         "tracer_drops_total",
@@ -223,29 +239,28 @@ fn drops(o: &mut String, d: &DropsView) {
     }
 }
 
-fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+fn family(o: &mut Exposition, name: &str, kind: &str, help: &str) {
     // HELP text escapes backslash and newline; ours has neither, but stays safe if edited.
     let help = help.replace('\\', r"\\").replace('\n', r"\n");
-    let _ = writeln!(o, "# HELP {name} {help}");
-    let _ = writeln!(o, "# TYPE {name} {kind}");
+    let _ = writeln!(o.text, "# HELP {name} {help}");
+    let _ = writeln!(o.text, "# TYPE {name} {kind}");
 }
 
-fn sample(o: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
-    o.push_str(name);
-    if !labels.is_empty() {
-        o.push('{');
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                o.push(',');
-            }
-            o.push_str(k);
-            o.push_str("=\"");
-            escape_label(o, v);
-            o.push('"');
-        }
-        o.push('}');
+fn sample(o: &mut Exposition, name: &str, labels: &[(&str, &str)], value: u64) {
+    let t = &mut o.text;
+    t.push_str(name);
+    t.push_str("{node=\"");
+    escape_label(t, o.node);
+    t.push('"');
+    for (k, v) in labels {
+        t.push(',');
+        t.push_str(k);
+        t.push_str("=\"");
+        escape_label(t, v);
+        t.push('"');
     }
-    let _ = writeln!(o, " {value}");
+    t.push('}');
+    let _ = writeln!(t, " {value}");
 }
 
 /// Label values may hold anything (interface and class names come from the node and the
@@ -261,6 +276,13 @@ fn escape_label(o: &mut String, v: &str) {
     }
 }
 
+/// The text being rendered, and the node label every sample carries.
+struct Exposition<'a> {
+    text: String,
+    node: &'a str,
+}
+
+mod peers;
 mod server;
 #[cfg(test)]
 mod tests;

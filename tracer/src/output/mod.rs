@@ -5,11 +5,13 @@
 //! intervals (and the view's keys) come in through [`WatchOutput`].
 
 pub mod baseline;
+pub mod cluster;
 pub mod findings;
 pub mod flows;
 pub mod json;
 pub mod metrics;
 pub mod pcap;
+pub mod peer_lines;
 pub mod ports;
 pub mod schema;
 pub mod text;
@@ -20,7 +22,7 @@ pub mod words;
 use std::{io, time::Duration};
 
 use crate::{
-    events::counters::Entry,
+    events::{PeerBalance, counters::Entry},
     session::{DropsView, Interval, Next},
 };
 
@@ -59,6 +61,8 @@ pub struct WatchSummary<'a> {
     pub duration: Duration,
     pub entries: Vec<&'a Entry>,
     pub drops: Option<&'a DropsView>,
+    /// What went to each overlay or BGP peer and came back, over the run.
+    pub peers: Vec<PeerBalance>,
 }
 
 /// A way to present a watch run.

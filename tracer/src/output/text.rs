@@ -43,6 +43,8 @@ pub struct Text<W: Write> {
     reasons: HashSet<Reason>,
     /// Network drops at the last status line.
     dropped_at_status: u64,
+    /// Overlay and BGP peers not answering, said once.
+    unanswered: super::peer_lines::Unanswered,
     stats: DropStats,
     /// Findings reported and not resolved, by id.
     open: BTreeMap<String, Finding>,
@@ -61,6 +63,7 @@ impl<W: Write> Text<W> {
             housekeeping: HashSet::new(),
             reasons: HashSet::new(),
             dropped_at_status: 0,
+            unanswered: super::peer_lines::Unanswered::default(),
             stats: DropStats::default(),
             open: BTreeMap::new(),
             resolved: Vec::new(),
@@ -267,6 +270,12 @@ impl<W: Write> WatchOutput for Text<W> {
             self.stats = s;
         }
         self.findings(&at, i)?;
+        for c in i.ifaces {
+            writeln!(self.out, "{at} {}", super::peer_lines::iface_change(c))?;
+        }
+        for line in self.unanswered.update(i.peers) {
+            writeln!(self.out, "{at} {line}")?;
+        }
         if i.elapsed.saturating_sub(self.last_status) >= self.status_every && i.stop.is_none() {
             self.last_status = i.elapsed;
             self.status(&at, i)?;
@@ -324,7 +333,14 @@ pub fn write_summary(
     }
     if let Some(d) = summary.drops {
         write_drops(out, d, book)?;
+        if summary.peers.iter().any(super::peer_lines::lopsided) {
+            writeln!(
+                out,
+                "Overlay traffic may be lost between nodes, outside this one: see the peers below."
+            )?;
+        }
     }
+    super::peer_lines::write_peers(out, &summary.peers)?;
     if !open.is_empty() {
         writeln!(out, "\nFindings still open:")?;
         for f in open {

@@ -21,13 +21,17 @@ use tracer_common::{
 };
 
 use super::{
-    ClassTable, ProbeError,
+    AttachMode, ClassTable, ProbeError,
     attach::{Hook, explain},
 };
 
 mod drop_maps;
 mod hooks;
+mod peer_maps;
+mod slots;
 mod tables;
+
+pub use peer_maps::PeerRow;
 
 use tables::{fill_classes, fill_stage, fill_targets, load_program};
 
@@ -65,7 +69,7 @@ pub struct Target {
 /// The packets and bytes counted on one interface, in one direction, for one class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CounterRow {
-    /// Position of the interface in the targets given to [`Datapath::load`].
+    /// The interface's slot, its position in [`Datapath::targets`].
     pub target: usize,
     /// `DIR_INGRESS` or `DIR_EGRESS`.
     pub direction: u32,
@@ -144,11 +148,20 @@ fn missing(name: &'static str) -> ProbeError {
 
 pub struct Datapath {
     ebpf: Ebpf,
-    targets: Vec<Target>,
+    /// The watched interface of each slot (slot `i + 1` in the kernel's tables); `None` for a
+    /// free slot.
+    targets: Vec<Option<Target>>,
     n_classes: u32,
     /// The drop probe's entry program, when drops are watched.
     drop_program: Option<&'static str>,
     hooks: Vec<Option<Hook>>,
+    /// The links of each slot's programs, detached when the slot is released.
+    links: Vec<Vec<hooks::Link>>,
+    /// Slots released since the last [`Datapath::reap`]: no longer counting, their counters
+    /// still readable.
+    leaving: Vec<usize>,
+    /// How ingress programs attach, for the interfaces added later.
+    mode: AttachMode,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Declared after `ebpf`, so it runs once the programs' filters are detached.
     clsact: hooks::ClsactGuard,
@@ -156,14 +169,18 @@ pub struct Datapath {
 
 impl Datapath {
     /// Loads the object, fills the class and interface tables, and loads (verifies) every
-    /// program. Nothing is attached yet. With `drops`, the drop probe is configured too.
+    /// program. Nothing is attached yet. The counters have room for `capacity` interfaces (at
+    /// least the targets), so that interfaces can be added later ([`Datapath::add_target`]).
+    /// With `drops`, the drop probe is configured too.
     pub fn load(
         classes: &ClassTable,
         targets: Vec<Target>,
+        capacity: usize,
         drops: Option<DropConfig>,
     ) -> Result<Self, ProbeError> {
-        if targets.len() > MAX_IFACES as usize {
-            return Err(ProbeError::TooManyInterfaces(targets.len()));
+        let capacity = capacity.max(targets.len());
+        if capacity > MAX_IFACES as usize {
+            return Err(ProbeError::TooManyInterfaces(capacity));
         }
         let drop_program = match drops {
             Some(_) => Some(
@@ -174,7 +191,7 @@ impl Datapath {
             None => None,
         };
         let n_classes = classes.len();
-        let entries = counter_entries(targets.len().max(1) as u32, n_classes);
+        let entries = counter_entries(capacity.max(1) as u32, n_classes);
         let mut loader = EbpfLoader::new();
         loader
             .override_global("N_CLASSES", &n_classes, true)
@@ -200,13 +217,17 @@ impl Datapath {
         if drops.is_some() {
             fill_stage(&mut ebpf, "DROP_STAGES", DROP_INNER_PROGRAM)?;
         }
-        let hooks = vec![None; targets.len()];
+        let mut targets: Vec<Option<Target>> = targets.into_iter().map(Some).collect();
+        targets.resize(capacity, None);
         Ok(Datapath {
             ebpf,
+            hooks: vec![None; targets.len()],
+            links: (0..targets.len()).map(|_| Vec::new()).collect(),
             targets,
             n_classes,
             drop_program,
-            hooks,
+            leaving: Vec::new(),
+            mode: AttachMode::Auto,
             logger,
             clsact: hooks::ClsactGuard::default(),
         })
@@ -221,7 +242,7 @@ impl Datapath {
             has_l2: true,
             is_virtual: true,
         };
-        Self::load(classes, vec![lo], None)
+        Self::load(classes, vec![lo], 1, None)
     }
 
     /// The channel of the programs' log messages, for a task that drains it into `log`.
@@ -229,7 +250,8 @@ impl Datapath {
         self.logger.take()
     }
 
-    pub fn targets(&self) -> &[Target] {
+    /// The interface of each slot; `None` for a free one.
+    pub fn targets(&self) -> &[Option<Target>] {
         &self.targets
     }
 
@@ -289,7 +311,8 @@ impl Datapath {
     ) -> Result<Vec<CounterRow>, ProbeError> {
         let counters: PerCpuArray<&MapData, V> = open_map(&self.ebpf, name)?;
         let mut rows = Vec::new();
-        for target in 0..self.targets.len() {
+        let used = self.targets.iter().enumerate().filter(|(_, t)| t.is_some());
+        for (target, _) in used {
             for direction in 0..DIRECTIONS {
                 for class in 0..self.n_classes {
                     let idx = counter_index(target as u32 + 1, direction, class, self.n_classes);

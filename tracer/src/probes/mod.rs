@@ -14,7 +14,7 @@ pub mod tc;
 
 pub use attach::{AttachMode, Hook};
 pub use classes::ClassTable;
-pub use datapath::{CounterRow, Datapath, DropStats, Program, Target};
+pub use datapath::{CounterRow, Datapath, DropStats, PeerRow, Program, Target};
 
 /// The compiled kernel programs, built by `build.rs` from `tracer-ebpf`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf.o"));
@@ -54,4 +54,6 @@ pub enum ProbeError {
     KernelFacts { what: &'static str, reason: String },
     #[error("{0} interfaces requested; one tracer watches at most {max}", max = tracer_common::counters::MAX_IFACES)]
     TooManyInterfaces(usize),
+    #[error("{iface}: every one of the {capacity} interface slots is taken; raise --max-ifaces")]
+    NoFreeSlot { iface: String, capacity: usize },
 }

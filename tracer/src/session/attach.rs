@@ -40,8 +40,12 @@ pub struct Config {
     pub catalog: Catalog,
     /// Why this profile (detected from..., or given with --profile).
     pub profile_reason: String,
-    /// The interfaces to watch; none: every interface that is up, except loopback.
+    /// The interfaces to watch, names or globs (`veth*`); none: every interface that is up,
+    /// except loopback. Interfaces that appear later and match are watched too.
     pub ifaces: Vec<String>,
+    /// Interface slots the kernel tables get (`--max-ifaces`); default: room for the
+    /// interfaces watched at the start, or [`GLOB_SLOTS`] with a glob.
+    pub max_ifaces: Option<usize>,
     pub attach: AttachMode,
     /// Drop capture and how many sampled events it may take; `None`: no drop capture.
     pub drops: Option<EventBudget>,
@@ -49,6 +53,9 @@ pub struct Config {
     pub sink: Option<Box<dyn DropSink>>,
     pub diagnose: Option<Diagnose>,
 }
+
+/// Interface slots with a glob in `--iface` and no `--max-ifaces`.
+pub const GLOB_SLOTS: usize = 1024;
 
 /// An attached datapath. Dropping it detaches everything.
 pub struct Session {
@@ -62,6 +69,12 @@ pub struct Session {
     pub(super) correlator: Option<(Correlator, Causes)>,
     /// Listens for firewall changes while diagnosing.
     pub(super) changes: Option<FirewallChanges>,
+    /// What `--iface` asked for, matched against interfaces as they appear.
+    pub(super) patterns: ifaces::Patterns,
+    /// The namespace's link notifications, with `--iface`.
+    pub(super) links: Option<tokio::io::unix::AsyncFd<crate::sys::links::LinkEvents>>,
+    /// Interfaces attached or released since the last interval.
+    pub(super) iface_changes: Vec<super::IfaceChange>,
 }
 
 /// Fails unless this process may load and attach the datapath: before anything else, so a
@@ -81,16 +94,35 @@ impl Session {
             catalog,
             profile_reason,
             ifaces,
+            max_ifaces,
             attach,
             drops,
             sink,
             diagnose,
         } = config;
         let classes = class_table(&catalog.components)?;
-        let targets = targets(&ifaces)?;
+        let patterns = ifaces::Patterns::new(&ifaces);
+        // Subscribed before listing: an interface that appears in between is not missed.
+        let links = if patterns.is_empty() {
+            None
+        } else {
+            Some(super::links::subscribe()?)
+        };
+        let targets = targets(&patterns)?;
+        let capacity = max_ifaces.unwrap_or(if patterns.has_glob() {
+            GLOB_SLOTS
+        } else {
+            // Room for a named interface that is deleted and created again while its old
+            // slot still shows its last counters.
+            targets.len() * 2
+        });
         let drop_facts = drops.map(super::capture::kernel_facts).transpose()?;
-        let mut datapath =
-            Datapath::load(&classes, targets, drop_facts.as_ref().map(|(cfg, _)| *cfg))?;
+        let mut datapath = Datapath::load(
+            &classes,
+            targets,
+            capacity,
+            drop_facts.as_ref().map(|(cfg, _)| *cfg),
+        )?;
         let capture = match drop_facts {
             Some((_, reasons)) => Some(DropCapture::new(&mut datapath, reasons, sink)?),
             None => None,
@@ -110,6 +142,9 @@ impl Session {
             datapath,
             correlator,
             changes,
+            patterns,
+            links,
+            iface_changes: Vec::new(),
         })
     }
 
@@ -120,7 +155,7 @@ impl Session {
             .targets()
             .iter()
             .zip(self.datapath.hooks())
-            .map(|(t, h)| (t, h.map_or("none", |h| h.as_str())))
+            .filter_map(|(t, h)| Some((t.as_ref()?, h.map_or("none", |h| h.as_str()))))
     }
 
     /// Program name and kernel id, for bpftool.
@@ -142,8 +177,10 @@ impl Session {
     }
 }
 
-/// The interfaces to attach to: the ones named, or every interface that is up but loopback.
-fn targets(names: &[String]) -> Result<Vec<Target>, SessionError> {
+/// The interfaces to attach to at the start: every one `patterns` names or matches, or
+/// without patterns every interface that is up but loopback. A name must exist; a glob may
+/// match nothing yet.
+fn targets(patterns: &ifaces::Patterns) -> Result<Vec<Target>, SessionError> {
     let all = ifaces::list().map_err(SessionError::Interfaces)?;
     let known = || {
         all.iter()
@@ -151,18 +188,19 @@ fn targets(names: &[String]) -> Result<Vec<Target>, SessionError> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let chosen: Vec<&ifaces::Interface> = if names.is_empty() {
+    let chosen: Vec<&ifaces::Interface> = if patterns.is_empty() {
         let up: Vec<_> = all.iter().filter(|i| i.up && !i.loopback).collect();
         if up.is_empty() {
             return Err(SessionError::NoInterfaceUp { known: known() });
         }
         up
     } else {
+        // The names in the order given, then what the globs match.
         let mut chosen = Vec::new();
-        for name in names {
-            let Some(found) = all.iter().find(|i| &i.name == name) else {
+        for name in patterns.names() {
+            let Some(found) = all.iter().find(|i| i.name == name) else {
                 return Err(SessionError::NoSuchInterface {
-                    name: name.clone(),
+                    name: name.to_string(),
                     known: known(),
                 });
             };
@@ -171,6 +209,11 @@ fn targets(names: &[String]) -> Result<Vec<Target>, SessionError> {
             }
             if !chosen.contains(&found) {
                 chosen.push(found);
+            }
+        }
+        for i in all.iter().filter(|i| patterns.matches(&i.name)) {
+            if !chosen.contains(&i) {
+                chosen.push(i);
             }
         }
         chosen

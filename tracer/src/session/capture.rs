@@ -15,7 +15,7 @@ use tracer_common::drops::DropConfig;
 use super::SessionError;
 use crate::{
     events::{
-        DropFlow, DropSample, DropTotal, DropTracker, Reasons,
+        DropFlow, DropSample, DropTotal, DropTracker, PeerDrop, Reasons,
         drops::{Names, decode},
     },
     findings::drops::DropCause,
@@ -49,6 +49,8 @@ pub struct DropsView {
     /// The probe's statistics, when they moved in the last interval.
     pub stats_changed: Option<DropStats>,
     pub totals: Vec<DropTotal>,
+    /// Drops of node-to-node classes (overlays, BGP) per peer, class and reason.
+    pub peers: Vec<PeerDrop>,
     /// The flows with the most network drops (socket housekeeping left out), most first.
     pub top: Vec<DropFlow>,
     pub stats: DropStats,
@@ -77,6 +79,7 @@ impl IfaceNames {
         let known = datapath
             .targets()
             .iter()
+            .flatten()
             .map(|t| (t.index, t.name.clone()))
             .collect();
         IfaceNames {
@@ -194,6 +197,10 @@ impl DropCapture {
             changed: changes.flows,
             stats_changed: changes.stats,
             totals: self.tracker.totals(&names),
+            // This node's addresses tell a dropped packet's peer from this node's own end.
+            peers: self
+                .tracker
+                .peer_totals(&names, &crate::sys::ifaddrs::ips()),
             top: self.tracker.top_flows(TOP_FLOWS, &names),
             stats: self.tracker.stats(),
             // Filled by the session's correlation, which knows the node's firewall.

@@ -10,10 +10,12 @@
 mod attach;
 mod capture;
 mod changes;
+mod links;
 mod run;
 
 pub use attach::{Causes, Config, Diagnose, Session, preflight};
 pub use capture::{DropSink, DropsView};
+pub use links::{IfaceChange, IfaceChangeKind};
 pub use run::{End, Interval, Next, Stop, Wake};
 
 use crate::{
@@ -34,11 +36,15 @@ pub enum SessionError {
     Btf(#[from] BtfError),
     #[error("listing interfaces")]
     Interfaces(#[source] std::io::Error),
+    #[error("following interfaces as they come and go (rtnetlink)")]
+    Links(#[source] std::io::Error),
     #[error(
         "no interface besides loopback is up in this network namespace; name one with --iface (there are: {known})"
     )]
     NoInterfaceUp { known: String },
-    #[error("no interface named {name:?} in this network namespace (there are: {known})")]
+    #[error(
+        "no interface named {name:?} in this network namespace (there are: {known}); a glob such as \"veth*\" also watches interfaces that appear later"
+    )]
     NoSuchInterface { name: String, known: String },
     #[error("drop capture needs BTF; run with --no-drops to count traffic only")]
     DropsNeedBtf(#[source] PreflightError),

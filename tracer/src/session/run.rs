@@ -18,7 +18,7 @@ use tokio::{
 
 use super::{Causes, Session, SessionError, capture::DropsView, changes::FirewallChanges};
 use crate::{
-    events::{Sample, Snapshot},
+    events::{PeerBalance, Sample, Snapshot, peers::balances},
     findings::{Finding, correlate::Refresh},
 };
 
@@ -68,6 +68,14 @@ pub struct Interval<'a> {
     pub resolved: &'a [Finding],
     /// The findings of the latest diagnosis (none without diagnosis).
     pub diagnosis: &'a [Finding],
+    /// Interfaces attached or released since the previous interval (`--iface` globs and
+    /// names follow interfaces as they come and go).
+    pub ifaces: &'a [super::IfaceChange],
+    /// What went to each overlay or BGP peer and came back, since the start and in this
+    /// interval.
+    pub peers: &'a [PeerBalance],
+    /// The interfaces watched now: name, index and ingress hook.
+    pub watched: &'a [(String, u32, &'static str)],
     /// `Some` on the last interval.
     pub stop: Option<Stop>,
 }
@@ -125,9 +133,14 @@ impl Session {
                 _ = sigint.recv() => Some(Stop::Interrupted),
                 _ = sigterm.recv() => Some(Stop::Terminated),
                 () = sleep_until(until) => Some(Stop::Deadline),
-                ready = events_ready(self) => {
+                ready = events_ready(&mut self.capture) => {
                     ready.map_err(SessionError::from)?;
                     self.drain()?;
+                    continue;
+                }
+                ready = links_ready(&mut self.links) => {
+                    ready.map_err(SessionError::Links)?;
+                    self.follow_links()?;
                     continue;
                 }
                 got = next_input(&mut input) => {
@@ -141,6 +154,8 @@ impl Session {
                     }
                 }
             };
+            // Interfaces announced just before the tick are attached before it is read.
+            self.follow_links()?;
             let snap = self.snapshot()?;
             let refresh = match self.correlator.as_mut() {
                 Some((k, _)) => {
@@ -159,6 +174,12 @@ impl Session {
                 self.trace_causes(&mut view);
             }
             let samples = snap.since(&prev);
+            let ifaces = std::mem::take(&mut self.iface_changes);
+            let peers = balances(snap.peers(), prev.peers());
+            let watched: Vec<_> = self
+                .iface_hooks()
+                .map(|(t, hook)| (t.name.clone(), t.index, hook))
+                .collect();
             let diagnosis = self
                 .correlator
                 .as_ref()
@@ -171,9 +192,14 @@ impl Session {
                 findings: &refresh.new,
                 resolved: &refresh.resolved,
                 diagnosis,
+                ifaces: &ifaces,
+                peers: &peers,
+                watched: &watched,
                 stop,
             }))?;
             prev = snap;
+            // The released interfaces were read and shown one last time: free their slots.
+            self.datapath.reap().map_err(SessionError::from)?;
             // A caller that quits on an interval gets the last one it asked for.
             let stop = stop.or((next == Next::Quit).then_some(Stop::Quit));
             if let Some(stop) = stop {
@@ -222,9 +248,23 @@ async fn tick(ticker: &mut Option<tokio::time::Interval>) {
     }
 }
 
+/// Resolves when link notifications are waiting; never without `--iface`.
+async fn links_ready(
+    links: &mut Option<tokio::io::unix::AsyncFd<crate::sys::links::LinkEvents>>,
+) -> std::io::Result<()> {
+    match links.as_mut() {
+        Some(fd) => {
+            let mut guard = fd.readable_mut().await?;
+            guard.clear_ready();
+            Ok(())
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Resolves when sampled drop events are waiting; never without drop capture.
-async fn events_ready(session: &mut Session) -> std::io::Result<()> {
-    match session.capture.as_mut() {
+async fn events_ready(capture: &mut Option<super::capture::DropCapture>) -> std::io::Result<()> {
+    match capture.as_mut() {
         Some(c) => c.events_ready().await,
         None => std::future::pending().await,
     }

@@ -43,6 +43,18 @@ pub fn addresses() -> io::Result<Vec<InterfaceAddress>> {
     Ok(out)
 }
 
+/// Just the addresses of [`addresses`]; none, with a note in the log, when they cannot be read
+/// (what reads them then knows no address of this node rather than failing the run).
+pub fn ips() -> Vec<IpAddr> {
+    match addresses() {
+        Ok(list) => list.into_iter().map(|a| a.addr).collect(),
+        Err(e) => {
+            log::debug!("listing this node's addresses: {e}");
+            Vec::new()
+        }
+    }
+}
+
 /// The address of one entry, if it is an IPv4 or IPv6 one.
 ///
 /// # Safety

@@ -19,6 +19,8 @@ impl sealed::Sealed for RingBuf<MapData> {}
 impl OwnsFd for RingBuf<MapData> {}
 impl<T> sealed::Sealed for aya_log::EbpfLogger<T> {}
 impl<T> OwnsFd for aya_log::EbpfLogger<T> {}
+impl sealed::Sealed for super::links::LinkEvents {}
+impl OwnsFd for super::links::LinkEvents {}
 
 /// Registers `owner` for readability; the registration lasts as long as the returned
 /// [`AsyncFd`], which owns `owner` in turn. Must run inside a tokio runtime.

@@ -16,6 +16,15 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// `2025-01-02T03:04:05.678Z`: to the millisecond, for lines printed several times a second.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_millis());
+    let s = rfc3339(t);
+    format!("{}.{ms:03}Z", s.trim_end_matches('Z'))
+}
+
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {

@@ -2,7 +2,7 @@
 //! so that a narrower range inside a wider one keeps its own class (kubelet's 10250 inside
 //! Longhorn's 10000-30000), and every other overlap reported as a conflict.
 
-use tracer_common::classes::CLASS_FLAG_VXLAN;
+use tracer_common::classes::{CLASS_FLAG_PEER, CLASS_FLAG_VXLAN};
 
 use super::{CatalogError, Component, OverlayKind};
 use crate::probes::ClassTable;
@@ -30,6 +30,10 @@ pub fn class_table(components: &[Component]) -> Result<ClassTable, CatalogError>
             .is_some_and(|o| o.kind == OverlayKind::Vxlan)
         {
             table.set_flags(class, CLASS_FLAG_VXLAN);
+        }
+        // Overlay packets and BGP sessions go between nodes: counted per peer as well.
+        if c.overlay.is_some() || c.peering {
+            table.set_flags(class, CLASS_FLAG_PEER);
         }
         for proto in &c.protocols {
             if !proto.has_ports() {

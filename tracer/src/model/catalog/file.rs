@@ -60,6 +60,9 @@ struct RawComponent {
     optional: bool,
     #[serde(default)]
     overlay: Option<RawOverlay>,
+    /// Sessions between nodes (BGP): counted per peer address.
+    #[serde(default)]
+    peering: bool,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +273,7 @@ fn component(
         description: raw.description,
         optional: raw.optional,
         overlay,
+        peering: raw.peering,
         origin: origin.to_string(),
     })
 }

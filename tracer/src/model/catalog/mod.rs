@@ -269,6 +269,9 @@ pub struct Component {
     /// Needed only in some setups (keepalived); left out of `ports` unless asked for.
     pub optional: bool,
     pub overlay: Option<Overlay>,
+    /// Its traffic runs between nodes outside any overlay (BGP sessions): counted per peer
+    /// address like an overlay's.
+    pub peering: bool,
     /// Where the entry came from: a profile name or a user file.
     pub origin: String,
 }

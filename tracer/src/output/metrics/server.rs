@@ -7,7 +7,7 @@
 //! waiting behind them.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -20,7 +20,11 @@ use tokio::{
 };
 
 use super::{CONTENT_TYPE, RunInfo, Scrape, render};
-use crate::{events::counters::Entry, findings::Finding, session::DropsView};
+use crate::{
+    events::{PeerEntry, counters::Entry},
+    findings::Finding,
+    session::DropsView,
+};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
 
@@ -57,9 +61,17 @@ pub struct BindError {
 #[derive(Default)]
 struct Latest {
     entries: Vec<Entry>,
+    peers: Vec<PeerEntry>,
+    addresses: Vec<IpAddr>,
     drops: Option<DropsView>,
     /// The findings of the latest diagnosis (none with `--no-diagnose`).
     findings: Vec<Finding>,
+    /// The interfaces watched now, once the session published them.
+    ifaces: Option<Vec<(String, u32, String)>>,
+    /// Counters of interfaces that went away, kept until a scrape has shown them: a scraper
+    /// slower than the interval still sees their last values before they disappear.
+    gone: Vec<Entry>,
+    gone_peers: Vec<PeerEntry>,
 }
 
 struct Shared {
@@ -69,16 +81,33 @@ struct Shared {
 
 impl Shared {
     fn render(&self) -> String {
-        let latest = self
+        let mut latest = self
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        render(&Scrape {
-            info: &self.info,
-            entries: &latest.entries,
+        let mut info = self.info.clone();
+        if let Some(ifaces) = &latest.ifaces {
+            info.ifaces.clone_from(ifaces);
+        }
+        let entries: Vec<Entry> = latest.entries.iter().chain(&latest.gone).cloned().collect();
+        let peers: Vec<PeerEntry> = latest
+            .peers
+            .iter()
+            .chain(&latest.gone_peers)
+            .cloned()
+            .collect();
+        let text = render(&Scrape {
+            info: &info,
+            entries: &entries,
+            peers: &peers,
+            addresses: &latest.addresses,
             drops: latest.drops.as_ref(),
             findings: &latest.findings,
-        })
+        });
+        // Shown once: the next scrape shows them gone.
+        latest.gone.clear();
+        latest.gone_peers.clear();
+        text
     }
 }
 
@@ -128,22 +157,55 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Replaces what scrapes see with the counters, drops and findings of the interval just
     /// ended.
-    pub fn publish(&self, entries: Vec<Entry>, drops: Option<&DropsView>, findings: &[Finding]) {
+    pub fn publish(&self, update: Publish) {
+        self.shared.publish(update);
+    }
+}
+
+impl Shared {
+    fn publish(&self, update: Publish) {
         // Only the cumulative totals are shown; the per-interval flow lists stay behind.
-        let drops = drops.map(|d| DropsView {
+        let drops = update.drops.map(|d| DropsView {
             totals: d.totals.clone(),
+            peers: d.peers.clone(),
             stats: d.stats,
             ..Default::default()
         });
         let mut latest = self
-            .shared
             .latest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        latest.entries = entries;
+        let key = |e: &Entry| (e.iface.clone(), e.direction, e.class.clone(), e.inner);
+        let now: std::collections::HashSet<_> = update.entries.iter().map(key).collect();
+        let old = std::mem::replace(&mut latest.entries, update.entries);
+        latest.gone.retain(|e| !now.contains(&key(e)));
+        latest
+            .gone
+            .extend(old.into_iter().filter(|e| !now.contains(&key(e))));
+        let peer_key = |p: &PeerEntry| (p.iface.clone(), p.direction, p.class.clone(), p.peer);
+        let now: std::collections::HashSet<_> = update.peers.iter().map(peer_key).collect();
+        let old = std::mem::replace(&mut latest.peers, update.peers);
+        latest.gone_peers.retain(|p| !now.contains(&peer_key(p)));
+        latest
+            .gone_peers
+            .extend(old.into_iter().filter(|p| !now.contains(&peer_key(p))));
+        latest.ifaces = Some(update.ifaces);
+        latest.addresses = update.addresses;
         latest.drops = drops;
-        latest.findings = findings.to_vec();
+        latest.findings = update.findings.to_vec();
     }
+}
+
+/// What one interval hands the endpoint.
+pub struct Publish<'a> {
+    pub entries: Vec<Entry>,
+    pub peers: Vec<PeerEntry>,
+    /// The node's addresses now.
+    pub addresses: Vec<IpAddr>,
+    /// The interfaces watched now: name, index, ingress hook.
+    pub ifaces: Vec<(String, u32, String)>,
+    pub drops: Option<&'a DropsView>,
+    pub findings: &'a [Finding],
 }
 
 impl Drop for MetricsServer {
@@ -330,6 +392,7 @@ mod tests {
     fn shared() -> Shared {
         Shared {
             info: RunInfo {
+                node: "node-1".into(),
                 version: "0.1.0".into(),
                 kernel: "6.18".into(),
                 ifaces: vec![],
@@ -350,7 +413,11 @@ mod tests {
         assert!(head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
         assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
         assert!(head.contains("Connection: close"));
-        assert!(body.contains("tracer_build_info{version=\"0.1.0\",kernel=\"6.18\"} 1\n"));
+        assert!(
+            body.contains(
+                "tracer_build_info{node=\"node-1\",version=\"0.1.0\",kernel=\"6.18\"} 1\n"
+            )
+        );
     }
 
     #[test]
@@ -365,6 +432,49 @@ mod tests {
         let head = answer("HEAD /metrics HTTP/1.1\r\n\r\n");
         assert!(head.ends_with("\r\n\r\n") && !head.contains("tracer_build_info"));
         assert!(!head.contains("Content-Length: 0\r\n"));
+    }
+
+    #[test]
+    fn a_removed_interface_stays_until_a_scrape_showed_it() {
+        let shared = shared();
+        let entry = |iface: &str, packets| {
+            let mut e = Entry::eth0_ingress("kube-apiserver", false, packets, packets * 60, [0; 8]);
+            e.iface = iface.into();
+            e
+        };
+        let publish = |entries: Vec<Entry>, ifaces: &[&str]| {
+            shared.publish(Publish {
+                entries,
+                peers: vec![],
+                addresses: vec![],
+                ifaces: ifaces
+                    .iter()
+                    .map(|i| ((*i).to_string(), 7, "tc".into()))
+                    .collect(),
+                drops: None,
+                findings: &[],
+            });
+        };
+        let veth = "tracer_packets_total{node=\"node-1\",iface=\"veth1\",direction=\"ingress\",class=\"kube-apiserver\"} 5\n";
+        publish(
+            vec![entry("eth0", 3), entry("veth1", 5)],
+            &["eth0", "veth1"],
+        );
+        assert!(shared.render().contains(veth));
+        // veth1 goes; two intervals pass before the next scrape: it is still shown, once.
+        publish(vec![entry("eth0", 4)], &["eth0"]);
+        publish(vec![entry("eth0", 5)], &["eth0"]);
+        let text = shared.render();
+        assert!(text.contains(veth), "{text}");
+        assert!(
+            !text.contains("tracer_interface_info{node=\"node-1\",iface=\"veth1\""),
+            "{text}"
+        );
+        let text = shared.render();
+        assert!(!text.contains("veth1"), "{text}");
+        assert!(
+            text.contains("iface=\"eth0\",direction=\"ingress\",class=\"kube-apiserver\"} 5\n")
+        );
     }
 
     #[test]

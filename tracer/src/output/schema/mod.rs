@@ -6,6 +6,9 @@
 //!
 //! # `tracer watch --output json`: one [`WatchLine`] per line
 //!
+//! Every line also carries `ts` (RFC 3339, UTC, to the millisecond) and `node` (the node's
+//! name): read it as [`Stamped`] to have them.
+//!
 //! | `"type"` | type | when |
 //! |---|---|---|
 //! | `start` | [`Start`] | once, when every program is attached |
@@ -14,6 +17,8 @@
 //! | `drop_stats` | [`DropStats`] | when sampled drop events were lost or held back |
 //! | `finding` | [`Finding`] | when the node's diagnosis finds something new |
 //! | `finding_resolved` | [`Finding`] | when a later diagnosis no longer finds it (fixed) |
+//! | `iface` | [`IfaceChange`] | an interface `--iface` matches appeared or went |
+//! | `peer` | [`PeerBalance`] | each interval, for every overlay or BGP peer whose traffic moved |
 //! | `summary` | [`Summary`] | once, at the end: every counter and drop total |
 //!
 //! - [`Start`]: `profile`, `profile_reason` (why this profile), `interval_secs`, `interfaces`
@@ -29,6 +34,13 @@
 //!   the kernel dropped it), `explain` (optional: what the reason means) and `cause`
 //!   (optional [`DropCause`]: the firewall `rule`, `zone`, `binding`, `element` and `fix`
 //!   behind a `NETFILTER_DROP`).
+//! - [`IfaceChange`]: `change` (`attached`, `released`, `failed`), `iface`, `ifindex`, `hook`
+//!   (optional), `peer_netns_id` and `peer_ifindex` (optional: a veth's other end, in the
+//!   namespace of that id), `reason` (optional: why it could not be watched).
+//! - [`PeerBalance`]: `peer` (the other node's address), `class`, `out_packets`,
+//!   `in_packets`, `out_bytes`, `in_bytes` (since the start), `new_out`, `new_in` (this
+//!   interval) and `answered` (false: packets went to the peer this interval and none came
+//!   back).
 //! - [`DropStats`]: `events_lost` (ring buffer full), `events_suppressed` (held back by the
 //!   sampling budget), `uncounted` (no room in the counter table).
 //! - [`Finding`]: `id`, `severity` (`error`, `warning`, `info`), `title`, `explain`, the
@@ -68,7 +80,17 @@
 //! `bytes_per_sec`, `drops_per_sec` or `sizes`, `before` and `after` (a rate, or size
 //! fractions), nullable `change_percent`, optional `distance`, `message`) and the `notes`.
 //! The baseline file itself is [`crate::events::baseline::Baseline`].
+//!
+//! # `tracer cluster --output json`: one [`ClusterReport`]
+//!
+//! `prometheus` (the server read), `window_secs` (the rules' rate window), `nodes`, `pairs`
+//! (each a [`PairRates`]: `sender`, `receiver`, `class`, `sent_per_sec`, nullable
+//! `received_per_sec` and `path_lost_per_sec`, `dropped` as [`DroppedRate`]s `reason`,
+//! `per_sec`) and `losing` (each a [`LosingPair`]: `sender`, `receiver`, `class`, `where` =
+//! `path` or `receiver`, optional `reason`, `share` from 0 to 1, `state` = `pending` or
+//! `firing`, `summary`).
 
+mod cluster;
 mod compare;
 mod diagnose;
 mod tagged;
@@ -76,14 +98,18 @@ mod tagged;
 mod tests;
 mod watch;
 
+pub use cluster::{ClusterReport, DroppedRate, LosingPair, LossPlace, PairRates};
 pub use compare::{Change, ChangeKind, Comparison, Level, Measure};
 pub use diagnose::{DiagnoseLine, DiagnoseSummary, Problem};
-pub use watch::{Counters, DropLine, DropStats, Flow, Inner, Interface, Start, Summary, WatchLine};
+pub use watch::{
+    Counters, DropLine, DropStats, Flow, Inner, Interface, Stamped, Start, Summary, WatchLine,
+};
 
 pub use crate::{
-    events::{Direction, DropTotal, Reason},
+    events::{Direction, DropTotal, PeerBalance, Reason},
     findings::{
         Certainty, Finding, FlowCheck, RuleInfo, Severity, drops::DropCause, explain::Explanation,
     },
     model::{evidence::EvidenceReport, view::Unknown},
+    session::{IfaceChange, IfaceChangeKind},
 };

@@ -148,6 +148,7 @@ fn every_watch_line_reads_back_as_printed() {
                 count: 4,
             }]),
             drop_stats: Some(stats),
+            peers: vec![],
         }),
         WatchLine::Summary(Summary {
             profile: "generic".into(),
@@ -156,11 +157,56 @@ fn every_watch_line_reads_back_as_printed() {
             counters: Vec::new(),
             drops: None,
             drop_stats: None,
+            peers: vec![peer()],
         }),
+        WatchLine::Iface(IfaceChange {
+            change: IfaceChangeKind::Attached,
+            iface: "veth1a2b".into(),
+            ifindex: 41,
+            hook: Some("tc".into()),
+            peer_netns_id: Some(3),
+            peer_ifindex: Some(2),
+            reason: None,
+        }),
+        WatchLine::Peer(peer()),
     ];
     for line in &lines {
         round_trip(line);
     }
+}
+
+fn peer() -> PeerBalance {
+    PeerBalance {
+        peer: "10.0.0.2".parse().unwrap(),
+        class: "calico-vxlan".into(),
+        out_packets: 44,
+        in_packets: 14,
+        out_bytes: 4400,
+        in_bytes: 1400,
+        new_out: 5,
+        new_in: 0,
+        answered: false,
+    }
+}
+
+#[test]
+fn every_printed_line_has_its_time_and_node() {
+    let stamped = Stamped {
+        ts: "2026-12-06T10:00:00.123Z".into(),
+        node: "worker-1".into(),
+        line: WatchLine::Peer(peer()),
+    };
+    let text = serde_json::to_string(&stamped).unwrap();
+    assert!(
+        text.starts_with(r#"{"ts":"2026-12-06T10:00:00.123Z","node":"worker-1","type":"peer","#),
+        "{text}"
+    );
+    assert_eq!(serde_json::from_str::<Stamped>(&text).unwrap(), stamped);
+    // Readers of the plain line are not disturbed by the stamp.
+    assert_eq!(
+        serde_json::from_str::<WatchLine>(&text).unwrap(),
+        stamped.line
+    );
 }
 
 #[test]

@@ -10,11 +10,12 @@ use super::{
 };
 use crate::{
     events::{
-        Direction, DropFlow, Reason,
+        Direction, DropFlow, PeerBalance, Reason,
         counters::Entry,
         drops::{Endpoints, Inner as InnerFlow},
     },
     probes::DropStats as ProbeStats,
+    session::IfaceChange,
 };
 
 /// One line of `tracer watch --output json`.
@@ -28,7 +29,23 @@ pub enum WatchLine {
     Finding(Finding),
     /// A finding of an earlier diagnosis the latest no longer makes: the fix was applied.
     FindingResolved(Finding),
+    /// An interface that started or stopped being watched (`--iface` follows them).
+    Iface(IfaceChange),
+    /// What went to an overlay or BGP peer and came back.
+    Peer(PeerBalance),
     Summary(Summary),
+}
+
+/// A line as printed: the [`WatchLine`] with when it was printed and the node's name (read a
+/// line as `Stamped` to have them, or as `WatchLine` to leave them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    /// RFC 3339, UTC, to the millisecond.
+    pub ts: String,
+    /// `--node-name`, else `NODE_NAME`, else the host name.
+    pub node: String,
+    #[serde(flatten)]
+    pub line: WatchLine,
 }
 
 /// What a run watches, printed once every program is attached.
@@ -236,4 +253,7 @@ pub struct Summary {
         with = "tagged::option"
     )]
     pub drop_stats: Option<DropStats>,
+    /// What went to each overlay or BGP peer and came back, over the run (optional).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerBalance>,
 }

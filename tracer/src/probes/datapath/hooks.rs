@@ -6,8 +6,8 @@
 
 use aya::programs::{
     LinkOrder, RawTracePoint, SchedClassifier, Xdp,
-    tc::{self, NlOptions, TcAttachOptions, TcAttachType, TcHandle},
-    xdp::XdpMode,
+    tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions, TcAttachType, TcHandle},
+    xdp::{XdpLinkId, XdpMode},
 };
 use log::{info, warn};
 
@@ -17,6 +17,13 @@ use crate::probes::{
     attach::{AttachMode, Hook, ingress_plan},
     features, tc as tc_slots,
 };
+
+/// A program attached to an interface, for detaching it when the interface goes.
+pub(super) enum Link {
+    /// A tc program (by name) and its link.
+    Tc(&'static str, SchedClassifierLinkId),
+    Xdp(XdpLinkId),
+}
 
 /// The interfaces whose clsact qdisc tracer added (or found holding only its leftovers), by
 /// index: on drop, each loses its qdisc again if nothing else was attached to it meanwhile.
@@ -41,39 +48,11 @@ impl Datapath {
     /// [`features::Features::notes`]).
     pub fn attach(&mut self, mode: AttachMode) -> Result<(), ProbeError> {
         let features = features::get();
-        let tcx = features.tcx;
+        self.mode = mode;
         for i in 0..self.targets.len() {
-            let target = self.targets[i].clone();
-            if !tcx {
-                self.prepare_netlink_tc(&target.name, target.index)?;
+            if self.targets[i].is_some() {
+                self.attach_slot(i)?;
             }
-            let plan = ingress_plan(mode, target.is_virtual);
-            let mut last_err = None;
-            for (n, hook) in plan.iter().enumerate() {
-                match self.attach_ingress(&target.name, *hook, tcx) {
-                    Ok(()) => {
-                        self.hooks[i] = Some(*hook);
-                        last_err = None;
-                        break;
-                    }
-                    Err(e) if n + 1 < plan.len() => {
-                        info!("{}: {}; falling back to {}", target.name, e, plan[n + 1]);
-                    }
-                    Err(e) => last_err = Some(e),
-                }
-            }
-            if let Some(e) = last_err {
-                return Err(e);
-            }
-            if self.hooks[i] == Some(Hook::XdpGeneric) {
-                warn!(
-                    "{}: generic XDP counts a GSO super-packet (a burst the stack has not split \
-                     yet) as one ingress packet; bytes stay exact, packets may not (tc counts \
-                     segments)",
-                    target.name
-                );
-            }
-            self.attach_tc(&target.name, TcAttachType::Egress, tcx)?;
         }
         if let Some(name) = self.drop_program {
             // A raw tracepoint attaches by name: no tracefs needed, and its link goes away
@@ -83,10 +62,83 @@ impl Datapath {
                 .map(drop)
                 .map_err(|e| ProbeError::DropProbe(chain(&e)))?;
         }
-        for note in features.notes(!self.targets.is_empty(), self.drop_program.is_some()) {
+        let any = self.targets.iter().any(Option::is_some);
+        for note in features.notes(any, self.drop_program.is_some()) {
             warn!("{note}");
         }
         Ok(())
+    }
+
+    /// Attaches the programs of slot `i`'s interface, keeping their links.
+    pub(super) fn attach_slot(&mut self, i: usize) -> Result<(), ProbeError> {
+        let tcx = features::get().tcx;
+        let Some(target) = self.targets[i].clone() else {
+            return Ok(());
+        };
+        if !tcx {
+            self.prepare_netlink_tc(&target.name, target.index)?;
+        }
+        let plan = ingress_plan(self.mode, target.is_virtual);
+        let mut last_err = None;
+        for (n, hook) in plan.iter().enumerate() {
+            match self.attach_ingress(&target.name, *hook, tcx) {
+                Ok(link) => {
+                    self.links[i].push(link);
+                    self.hooks[i] = Some(*hook);
+                    last_err = None;
+                    break;
+                }
+                Err(e) if n + 1 < plan.len() => {
+                    info!("{}: {}; falling back to {}", target.name, e, plan[n + 1]);
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if let Some(e) = last_err {
+            return Err(e);
+        }
+        if self.hooks[i] == Some(Hook::XdpGeneric) {
+            warn!(
+                "{}: generic XDP counts a GSO super-packet (a burst the stack has not split \
+                 yet) as one ingress packet; bytes stay exact, packets may not (tc counts \
+                 segments)",
+                target.name
+            );
+        }
+        let link = self.attach_tc(&target.name, TcAttachType::Egress, tcx)?;
+        self.links[i].push(link);
+        Ok(())
+    }
+
+    /// Detaches the programs of slot `i`. Where the interface is gone the kernel has
+    /// detached them already; this closes what is left of their links.
+    pub(super) fn detach_slot(&mut self, i: usize) {
+        for link in std::mem::take(&mut self.links[i]) {
+            let done = match link {
+                Link::Tc(name, id) => self
+                    .program_by_name::<SchedClassifier>(name)
+                    .and_then(|p| p.detach(id).map_err(|e| attach_error("", Hook::Tc, &e))),
+                Link::Xdp(id) => self
+                    .program_by_name::<Xdp>(Program::XdpIngress.name())
+                    .and_then(|p| {
+                        p.detach(id)
+                            .map_err(|e| attach_error("", Hook::XdpGeneric, &e))
+                    }),
+            };
+            if let Err(e) = done {
+                log::debug!("slot {}: detaching: {e}", i + 1);
+            }
+        }
+        self.hooks[i] = None;
+        // A clsact qdisc tracer added (before TCX) goes too; with the device it is gone
+        // already, and the error that says so is no news.
+        let index = self.targets[i].as_ref().map(|t| t.index);
+        if let Some(at) = index.and_then(|x| self.clsact.ifindexes.iter().position(|&c| c == x)) {
+            let ifindex = self.clsact.ifindexes.swap_remove(at);
+            if let Err(e) = tc_slots::remove_empty_clsact(ifindex) {
+                log::debug!("interface {ifindex}: removing the clsact qdisc: {e}");
+            }
+        }
     }
 
     /// Before netlink filters go on `iface`: removes what a killed run left in tracer's slots,
@@ -138,7 +190,7 @@ impl Datapath {
         Ok(())
     }
 
-    fn attach_ingress(&mut self, iface: &str, hook: Hook, tcx: bool) -> Result<(), ProbeError> {
+    fn attach_ingress(&mut self, iface: &str, hook: Hook, tcx: bool) -> Result<Link, ProbeError> {
         let xdp_mode = match hook {
             Hook::Tc => return self.attach_tc(iface, TcAttachType::Ingress, tcx),
             Hook::XdpNative => XdpMode::Driver,
@@ -146,11 +198,16 @@ impl Datapath {
         };
         let prog: &mut Xdp = self.program_by_name(Program::XdpIngress.name())?;
         prog.attach(iface, xdp_mode)
-            .map(drop)
+            .map(Link::Xdp)
             .map_err(|e| attach_error(iface, hook, &e))
     }
 
-    fn attach_tc(&mut self, iface: &str, kind: TcAttachType, tcx: bool) -> Result<(), ProbeError> {
+    fn attach_tc(
+        &mut self,
+        iface: &str,
+        kind: TcAttachType,
+        tcx: bool,
+    ) -> Result<Link, ProbeError> {
         let (slot, order) = match kind {
             // First on ingress to see packets before any other program drops or redirects
             // them; last on egress to see what really leaves. Our programs always return
@@ -167,9 +224,10 @@ impl Datapath {
                 classid: None,
             })
         };
-        let prog: &mut SchedClassifier = self.program_by_name(slot.program.name())?;
+        let name = slot.program.name();
+        let prog: &mut SchedClassifier = self.program_by_name(name)?;
         prog.attach_with_options(iface, kind, options)
-            .map(drop)
+            .map(|id| Link::Tc(name, id))
             .map_err(|e| attach_error(iface, Hook::Tc, &e))
     }
 }

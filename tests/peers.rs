@@ -1,0 +1,209 @@
+//! Node-to-node traffic per peer: the kernel programs under BPF_PROG_TEST_RUN count each
+//! overlay and BGP packet for its far end; and end to end, `tracer watch --metrics` in namespace A scraped
+//! by a real Prometheus while B sends it VXLAN datagrams and BGP SYNs and A sends B VXLAN
+//! datagrams; every series carries the node's name, the node's addresses are published, and
+//! each peer's packets, bytes and drops come back exact.
+
+use std::{
+    net::UdpSocket,
+    time::{Duration, Instant},
+};
+
+use tracer::probes::Program;
+use tracer_lab::synth::{L4, frame, vxlan_payload};
+
+use crate::{
+    datapath::{eth, generic, ip, load, passes, run, v4},
+    harness::{
+        NetNs, Tracer,
+        pair::{A, B, bgp_syns, pair, udp_to},
+        send_frames,
+    },
+    metrics::{METRICS, Prometheus, unix_now},
+};
+
+/// Waits until Prometheus holds a scrape that started after `t` (Unix seconds).
+fn scraped_after(prometheus: &Prometheus, ns: &NetNs, t: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let scraped = prometheus.query(ns, r#"timestamp(up{job="tracer"})"#);
+        if scraped.first().is_some_and(|s| s.1 > t) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scrape after the traffic within 30s: {scraped:?}\n{}",
+            prometheus.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+#[allow(
+    clippy::float_cmp,
+    reason = "whole packet and byte counts, which Prometheus serves as floats that must be exact"
+)]
+fn prometheus_sees_each_peer_of_the_node() {
+    let (a, b) = pair();
+    let mut tracer = Tracer::watch_env(
+        &a,
+        &[("NODE_NAME", "worker-a")],
+        &[
+            "--iface",
+            "va",
+            "--profile",
+            "generic",
+            "--interval",
+            "0.5",
+            "--metrics",
+            METRICS,
+        ],
+    );
+    tracer.started();
+    let prometheus = Prometheus::start(&a);
+
+    // In: 300 VXLAN datagrams (flannel-vxlan, 8472/udp) nothing in A listens for, and 20 BGP
+    // SYNs A resets. Out: 100 VXLAN datagrams from A's own socket to B.
+    let mut frames = udp_to(300, 42000, 8472);
+    frames.extend(bgp_syns(20, 33000));
+    send_frames(&b, B.name, &frames);
+    a.enter(|| {
+        let socket = UdpSocket::bind((A.ip, 0)).unwrap();
+        for _ in 0..100 {
+            socket.send_to(&[0u8; 50], (B.ip, 8472)).unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    scraped_after(&prometheus, &a, unix_now());
+
+    let peer = |direction: &str, class: &str, what: &str| {
+        prometheus.value(
+            &a,
+            &format!(
+                r#"tracer_overlay_peer_{what}_total{{node="worker-a",iface="va",direction="{direction}",peer="{}",class="{class}"}}"#,
+                B.ip
+            ),
+        )
+    };
+    assert_eq!(peer("ingress", "flannel-vxlan", "packets"), 300.0);
+    // 14 Ethernet + 20 IPv4 + 8 UDP + 50 payload.
+    assert_eq!(peer("ingress", "flannel-vxlan", "bytes"), 300.0 * 92.0);
+    assert_eq!(peer("egress", "flannel-vxlan", "packets"), 100.0);
+    assert_eq!(peer("egress", "flannel-vxlan", "bytes"), 100.0 * 92.0);
+    assert_eq!(peer("ingress", "kube-router-bgp", "packets"), 20.0);
+    assert_eq!(peer("egress", "kube-router-bgp", "packets"), 20.0);
+    // Those four and nothing else: no other class, and no peer but B.
+    assert_eq!(
+        prometheus.value(&a, "count(tracer_overlay_peer_packets_total)"),
+        4.0
+    );
+
+    // The drops of each peer's traffic, exact, by reason.
+    let drops = |class: &str| {
+        prometheus.value(
+            &a,
+            &format!(
+                r#"tracer_overlay_peer_drops_total{{node="worker-a",peer="{}",class="{class}",reason="NO_SOCKET"}}"#,
+                B.ip
+            ),
+        )
+    };
+    assert_eq!(drops("flannel-vxlan"), 300.0);
+    assert_eq!(drops("kube-router-bgp"), 20.0);
+
+    // The node: its address, and its name on every series.
+    assert_eq!(
+        prometheus.value(
+            &a,
+            &format!(
+                r#"tracer_node_address_info{{node="worker-a",address="{}"}}"#,
+                A.ip
+            )
+        ),
+        1.0
+    );
+    let unnamed = prometheus.query(&a, r#"{__name__=~"tracer_.+",node!="worker-a"}"#);
+    assert!(unnamed.is_empty(), "series without the node: {unnamed:?}");
+    // One series per finding, each naming it.
+    let findings = prometheus.query(&a, "tracer_findings");
+    assert!(!findings.is_empty(), "a fresh namespace has findings");
+    for (labels, value) in &findings {
+        assert_eq!(*value, 1.0, "{labels}");
+        assert!(
+            labels["id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{labels}"
+        );
+        assert!(labels["severity"].is_string(), "{labels}");
+    }
+    tracer.stop();
+    drop(prometheus);
+}
+
+#[test]
+fn each_program_counts_overlay_and_bgp_packets_for_their_far_end() {
+    let ns = NetNs::new("peers-run");
+    ns.enter(|| {
+        let (_, classes) = generic();
+        let dp = load(&classes);
+        let inner = frame(
+            &eth(),
+            ip("10.244.1.2"),
+            ip("10.244.2.3"),
+            &L4::syn(5555, 6443),
+        );
+        // 10.0.0.1 -> 10.0.0.2: VXLAN, BGP, and kube-apiserver, which is not between nodes.
+        let vx = v4(&L4::Udp {
+            sport: 50000,
+            dport: 4789,
+            payload: vxlan_payload(4096, &inner),
+        });
+        let bgp = v4(&L4::syn(40000, 179));
+        let api = v4(&L4::syn(40000, 6443));
+        let vx6 = frame(
+            &eth(),
+            ip("fd00::1"),
+            ip("fd00::2"),
+            &L4::udp(50000, 4789, &[0; 40]),
+        );
+        for program in Program::ALL {
+            for f in [&vx, &bgp, &api, &vx6] {
+                let (program, ret) = run(&dp, program, f);
+                assert_eq!(ret, passes(program));
+            }
+        }
+        let mut rows: Vec<(String, String, String, u64)> = dp
+            .peer_counters()
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let dir = if r.direction == 0 {
+                    "ingress"
+                } else {
+                    "egress"
+                };
+                (
+                    dir.to_string(),
+                    r.peer.to_string(),
+                    classes.name(r.class).to_string(),
+                    r.packets,
+                )
+            })
+            .collect();
+        rows.sort();
+        let row = |d: &str, p: &str, c: &str, n| (d.to_string(), p.to_string(), c.to_string(), n);
+        // Ingress (tc and XDP) counts the source, egress the destination.
+        assert_eq!(
+            rows,
+            [
+                row("egress", "10.0.0.2", "calico-vxlan", 1),
+                row("egress", "10.0.0.2", "kube-router-bgp", 1),
+                row("egress", "fd00::2", "calico-vxlan", 1),
+                row("ingress", "10.0.0.1", "calico-vxlan", 2),
+                row("ingress", "10.0.0.1", "kube-router-bgp", 2),
+                row("ingress", "fd00::1", "calico-vxlan", 2),
+            ]
+        );
+    });
+}

@@ -1,0 +1,101 @@
+//! Per-peer accounting of node-to-node traffic: for classes flagged [`CLASS_FLAG_PEER`]
+//! (overlays such as VXLAN and WireGuard, and BGP sessions) the datapath also counts packets
+//! and bytes per (interface slot, direction, class, peer address), where the peer is the other
+//! end of the outer packet: its destination when it leaves, its source when it arrives. That is
+//! what lets two nodes' counters be joined: what one sent to a peer against what the peer saw
+//! arrive from it.
+//!
+//! [`CLASS_FLAG_PEER`]: crate::classes::CLASS_FLAG_PEER
+
+use crate::packet::{Headers, Packet};
+
+#[cfg(feature = "user")]
+mod user;
+
+/// Entries of the per-peer table: peers times watched interfaces times directions and classes.
+/// The table is allocated as it fills, so a large bound costs nothing until it is used.
+pub const MAX_PEER_KEYS: u32 = 65536;
+
+/// The key of one per-peer counter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey {
+    /// The interface slot, as in [`crate::counters::IfaceSlot`].
+    pub slot: u16,
+    /// `DIR_INGRESS` or `DIR_EGRESS`.
+    pub dir: u8,
+    pub class: u8,
+    /// 4 or 6.
+    pub family: u8,
+    pub _reserved: [u8; 3],
+    /// The peer's address; IPv4 in the first four bytes.
+    pub addr: [u8; 16],
+}
+
+const _: () = assert!(core::mem::size_of::<PeerKey>() == 24);
+
+/// The peer's address of a packet parsed as `h` (without addresses, as the datapath parses):
+/// the destination of one leaving (`egress`), the source of one arriving, read from the IP
+/// header. `None` when the packet is not IP or its header is cut short.
+#[inline(always)]
+pub fn peer_addr<P: Packet + ?Sized>(pkt: &P, h: &Headers, egress: bool) -> Option<[u8; 16]> {
+    let off = h.l3_off as usize;
+    let mut addr = [0u8; 16];
+    match h.family {
+        4 => {
+            let a = pkt.load::<[u8; 4]>(off + if egress { 16 } else { 12 })?;
+            addr[..4].copy_from_slice(&a);
+        }
+        6 => addr = pkt.load::<[u8; 16]>(off + if egress { 24 } else { 8 })?,
+        _ => return None,
+    }
+    Some(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{parse_ethernet, parse_ip};
+
+    struct Bytes<'a>(&'a [u8]);
+
+    impl Packet for Bytes<'_> {
+        fn load<T: Copy>(&self, off: usize) -> Option<T> {
+            let end = off.checked_add(core::mem::size_of::<T>())?;
+            let b = self.0.get(off..end)?;
+            // SAFETY: `b` holds exactly size_of::<T>() bytes; T is plain data here.
+            Some(unsafe { b.as_ptr().cast::<T>().read_unaligned() })
+        }
+    }
+
+    #[test]
+    fn the_peer_is_the_far_end() {
+        let mut f = [0u8; 14 + 20 + 8];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&28u16.to_be_bytes());
+        f[23] = 17;
+        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+        f[34..36].copy_from_slice(&4789u16.to_be_bytes());
+        f[36..38].copy_from_slice(&4789u16.to_be_bytes());
+        f[38..40].copy_from_slice(&8u16.to_be_bytes());
+        let h = parse_ethernet::<_, false>(&Bytes(&f), 0);
+        assert_eq!(peer_addr(&Bytes(&f), &h, true).unwrap()[..4], [10, 0, 0, 2]);
+        assert_eq!(
+            peer_addr(&Bytes(&f), &h, false).unwrap()[..4],
+            [10, 0, 0, 1]
+        );
+
+        let mut v6 = [0u8; 40 + 8];
+        v6[0] = 0x60;
+        v6[4..6].copy_from_slice(&8u16.to_be_bytes());
+        v6[6] = 17;
+        v6[8 + 15] = 1;
+        v6[24 + 15] = 2;
+        let h = parse_ip::<_, false>(&Bytes(&v6), 0, crate::packet::ETH_P_IPV6);
+        assert_eq!(peer_addr(&Bytes(&v6), &h, true).unwrap()[15], 2);
+        assert_eq!(peer_addr(&Bytes(&v6), &h, false).unwrap()[15], 1);
+        assert!(peer_addr(&Bytes(&v6[..20]), &h, true).is_none());
+    }
+}

@@ -1,0 +1,21 @@
+//! User-space side of the per-peer key: lets aya read it from the map, and names its address.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::PeerKey;
+
+// SAFETY: repr(C) plain integers and byte arrays without padding (the size assertion checks
+// it); every bit pattern is a valid value.
+unsafe impl aya::Pod for PeerKey {}
+
+impl PeerKey {
+    /// The peer's address; `None` for a key of a family other than IPv4 and IPv6.
+    pub fn peer(&self) -> Option<IpAddr> {
+        let b = self.addr;
+        match self.family {
+            4 => Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()),
+            6 => Some(Ipv6Addr::from(b).into()),
+            _ => None,
+        }
+    }
+}

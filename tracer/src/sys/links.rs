@@ -1,0 +1,239 @@
+//! Following the namespace's interfaces as they come and go: an rtnetlink socket subscribed
+//! to the link group (`RTMGRP_LINK`), whose `RTM_NEWLINK` and `RTM_DELLINK` notifications are
+//! decoded into [`LinkEvent`]s. The kernel pushes them; nothing is polled.
+
+use std::{
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+};
+
+const RTMGRP_LINK: u32 = 1;
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const NLMSG_HDRLEN: usize = 16;
+const IFINFOMSG_LEN: usize = 16;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
+const IFLA_LINK_NETNSID: u16 = 37;
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+/// What happened to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkChange {
+    /// Created, or changed (renamed, up, down).
+    New,
+    Removed,
+}
+
+/// One notification about an interface of this namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkEvent {
+    pub change: LinkChange,
+    pub index: u32,
+    pub name: String,
+    /// For a veth: the index of its peer, in the namespace `peer_netns` names.
+    pub peer_index: Option<u32>,
+    /// The id this namespace gives the peer's namespace (`IFLA_LINK_NETNSID`); `None` when
+    /// the peer is in this namespace.
+    pub peer_netns: Option<i32>,
+}
+
+/// The subscribed socket; non-blocking, for a reader that waits for it to become readable.
+pub struct LinkEvents {
+    fd: OwnedFd,
+}
+
+impl AsRawFd for LinkEvents {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl LinkEvents {
+    /// Subscribes to the link notifications of the calling thread's network namespace.
+    pub fn open() -> io::Result<LinkEvents> {
+        // SAFETY: plain socket call; the descriptor is owned right away.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: an all-zero sockaddr_nl is valid; the fields are then set.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as u16;
+        addr.nl_groups = RTMGRP_LINK;
+        // SAFETY: binds our socket to an address that lives through the call.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(LinkEvents { fd })
+    }
+
+    /// The notifications waiting, in order; empty when none is (the socket would block).
+    /// A notification lost to a full socket buffer (ENOBUFS) is reported as an error: the
+    /// caller must list the interfaces again.
+    pub fn read(&self) -> io::Result<Vec<LinkEvent>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: receives into a buffer we own, at most its length.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    return Ok(out);
+                }
+                return Err(e);
+            }
+            out.extend(decode(&buf[..n as usize]));
+        }
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The link notifications in one datagram; anything else, or cut short, is skipped.
+pub fn decode(mut b: &[u8]) -> Vec<LinkEvent> {
+    let mut out = Vec::new();
+    while b.len() >= NLMSG_HDRLEN {
+        let Some(len) = u32_at(b, 0).map(|l| l as usize) else {
+            break;
+        };
+        if len < NLMSG_HDRLEN || len > b.len() {
+            break;
+        }
+        let kind = u16_at(b, 4).unwrap_or(0);
+        let change = match kind {
+            RTM_NEWLINK => Some(LinkChange::New),
+            RTM_DELLINK => Some(LinkChange::Removed),
+            _ => None,
+        };
+        if let Some(e) = change.and_then(|c| link(c, &b[NLMSG_HDRLEN..len])) {
+            out.push(e);
+        }
+        b = &b[len.next_multiple_of(4).min(b.len())..];
+    }
+    out
+}
+
+/// An ifinfomsg and its attributes.
+fn link(change: LinkChange, b: &[u8]) -> Option<LinkEvent> {
+    let index = u32_at(b, 4)?;
+    let mut e = LinkEvent {
+        change,
+        index,
+        name: String::new(),
+        peer_index: None,
+        peer_netns: None,
+    };
+    let mut attrs = b.get(IFINFOMSG_LEN..)?;
+    while attrs.len() >= 4 {
+        let len = usize::from(u16_at(attrs, 0)?);
+        if len < 4 || len > attrs.len() {
+            break;
+        }
+        let value = &attrs[4..len];
+        match u16_at(attrs, 2)? & NLA_TYPE_MASK {
+            IFLA_IFNAME => {
+                let end = value.iter().position(|c| *c == 0).unwrap_or(value.len());
+                e.name = String::from_utf8_lossy(&value[..end]).into_owned();
+            }
+            IFLA_LINK => e.peer_index = u32_at(value, 0),
+            IFLA_LINK_NETNSID => e.peer_netns = u32_at(value, 0).map(|v| v as i32),
+            _ => {}
+        }
+        attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
+    }
+    (!e.name.is_empty()).then_some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&kind.to_ne_bytes());
+        a.extend_from_slice(value);
+        while a.len() % 4 != 0 {
+            a.push(0);
+        }
+        a
+    }
+
+    fn message(kind: u16, index: u32, attrs: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = vec![0u8; IFINFOMSG_LEN];
+        body[4..8].copy_from_slice(&index.to_ne_bytes());
+        for a in attrs {
+            body.extend_from_slice(a);
+        }
+        let mut m = Vec::new();
+        m.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0u8; 10]);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    #[test]
+    fn new_and_removed_links_with_their_peer() {
+        let mut datagram = message(
+            RTM_NEWLINK,
+            7,
+            &[
+                attr(IFLA_IFNAME, b"veth12\0"),
+                attr(IFLA_LINK, &3u32.to_ne_bytes()),
+                attr(IFLA_LINK_NETNSID, &2i32.to_ne_bytes()),
+            ],
+        );
+        datagram.extend(message(RTM_DELLINK, 8, &[attr(IFLA_IFNAME, b"cali1\0")]));
+        // Not a link message: skipped.
+        datagram.extend(message(20, 9, &[attr(IFLA_IFNAME, b"x\0")]));
+        let events = decode(&datagram);
+        assert_eq!(
+            events,
+            vec![
+                LinkEvent {
+                    change: LinkChange::New,
+                    index: 7,
+                    name: "veth12".into(),
+                    peer_index: Some(3),
+                    peer_netns: Some(2),
+                },
+                LinkEvent {
+                    change: LinkChange::Removed,
+                    index: 8,
+                    name: "cali1".into(),
+                    peer_index: None,
+                    peer_netns: None,
+                },
+            ]
+        );
+        // Cut short anywhere: no panic, only whole messages.
+        for cut in 0..datagram.len() {
+            let _ = decode(&datagram[..cut]);
+        }
+    }
+}

@@ -28,8 +28,9 @@ use crate::{
 };
 
 /// The empty programs (`tracer-ebpf/src/floor.rs`), built with the datapath: `floor` (XDP)
-/// is the floor of every row, `floor_tc` what an empty tc program costs in the skb test run.
-static FLOOR: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-floor.o"));
+/// is the floor of every row, `floor_tc` what an empty tc program costs in the skb test run,
+/// `floor_drop` the floor of the drop observers (section 4b).
+pub static FLOOR: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-floor.o"));
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {

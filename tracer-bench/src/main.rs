@@ -1,20 +1,24 @@
 //! `tracer-bench`: the benchmark `cargo xtask bench` runs. It measures what the goals are
 //! about — the kernel programs' cost per packet against an empty program, throughput with
 //! the tracer off and on (veth and the lab's VXLAN overlay), the tracer next to tcpdump and
-//! each of its attach modes, a drop storm, user-space CPU at 100k packets/s, and the firewall
+//! each of its attach modes, a drop storm, the drop probe next to bpftrace one-liners and its
+//! parts one by one, user-space CPU at 100k packets/s, and the firewall
 //! model on a 10,000-rule ruleset — prints a table and writes `bench/results.json`
 //! (`target/bench/results.json` for a `--quick` or `--only` run, unless `--out` says where).
 //!
 //! Everything runs in network namespaces it creates (`bn-<pid>-*`, the lab as `bnx`), removed
 //! at the end however the run ends. Goals are printed as pass or miss, never asserted.
 
+mod bpftrace;
 mod cost;
 mod iperf;
 mod netns;
+mod observers;
 mod peers;
 mod procs;
 mod report;
 mod ruleset;
+mod sender;
 mod steady;
 mod storm;
 mod throughput;
@@ -36,6 +40,7 @@ enum Section {
     Throughput,
     Peers,
     Storm,
+    Observers,
     Steady,
     Ruleset,
 }
@@ -72,6 +77,7 @@ struct Plan {
     /// Rounds of section 3: each has an untraced run before every observer.
     peer_rounds: usize,
     storm_datagrams: u64,
+    observers: observers::Config,
     steady_secs: u32,
     idle_secs: u32,
     ruleset_rounds: usize,
@@ -88,6 +94,11 @@ impl Plan {
                 throughput: throughput::Config { secs: 1, rounds: 1 },
                 peer_rounds: 1,
                 storm_datagrams: 200_000,
+                observers: observers::Config {
+                    datagrams: 200_000,
+                    part_datagrams: 100_000,
+                    rounds: 1,
+                },
                 steady_secs: 3,
                 idle_secs: 2,
                 ruleset_rounds: 2,
@@ -101,6 +112,11 @@ impl Plan {
             throughput: throughput::Config { secs: 5, rounds: 5 },
             peer_rounds: 3,
             storm_datagrams: 2_000_000,
+            observers: observers::Config {
+                datagrams: 1_000_000,
+                part_datagrams: 500_000,
+                rounds: 3,
+            },
             steady_secs: 10,
             idle_secs: 5,
             ruleset_rounds: 5,
@@ -169,6 +185,9 @@ fn run(args: Args) -> Result<()> {
     }
     if wanted(Section::Storm) {
         report.storm = Some(storm::run(&bin, plan.storm_datagrams)?);
+    }
+    if wanted(Section::Observers) {
+        report.observers = Some(observers::run(&bin, plan.observers)?);
     }
     if wanted(Section::Steady) {
         report.steady = Some(steady::run(

@@ -6,7 +6,13 @@ use std::{fmt::Write, process::Command};
 
 use serde::Serialize;
 
-use crate::{cost, peers, ruleset, steady, storm, throughput};
+use crate::{
+    cost,
+    observers::{self, MANY, Observer},
+    peers, ruleset,
+    sender::Traffic,
+    steady, storm, throughput,
+};
 
 /// The median of some measurements (mean of the middle two for an even count); 0 for none.
 pub fn median(values: &[f64]) -> f64 {
@@ -105,6 +111,7 @@ pub struct Report {
     pub throughput: Option<throughput::Results>,
     pub peers: Option<peers::Results>,
     pub storm: Option<storm::Results>,
+    pub observers: Option<observers::Results>,
     pub steady: Option<steady::Results>,
     pub ruleset: Option<ruleset::Results>,
     pub goals: Vec<Goal>,
@@ -114,6 +121,8 @@ const PLAIN_NS: f64 = 25.0;
 const VXLAN_NS: f64 = 80.0;
 const THROUGHPUT: f64 = 0.97;
 const CPU_PERCENT: f64 = 2.0;
+const DROP_RATE_ONE: f64 = 0.90;
+const DROP_RATE_MANY: f64 = 0.85;
 
 impl Report {
     /// Judges the goals the measured sections allow.
@@ -172,6 +181,9 @@ impl Report {
                 met: s.exact,
             });
         }
+        if let Some(o) = &self.observers {
+            observer_goals(&mut goals, o);
+        }
         if let Some(s) = &self.steady {
             goals.push(Goal {
                 goal: format!("< {CPU_PERCENT}% of a core in user space at 100k packets/s"),
@@ -215,6 +227,9 @@ impl Report {
         if let Some(s) = &self.storm {
             storm_table(&mut t, s);
         }
+        if let Some(o) = &self.observers {
+            observers::table(&mut t, o);
+        }
         if let Some(s) = &self.steady {
             steady_table(&mut t, s);
         }
@@ -229,6 +244,64 @@ impl Report {
         }
         t
     }
+}
+
+/// The drop observers' goals: the share of the untraced drop rate the tracer keeps, at one
+/// flow and at many; more than each bpftrace one-liner; every drop counted.
+fn observer_goals(goals: &mut Vec<Goal>, o: &observers::Results) {
+    for (flows, limit) in [(1, DROP_RATE_ONE), (MANY, DROP_RATE_MANY)] {
+        let traffic = Traffic::Udp { flows };
+        let Some(ours) = o.peer(Observer::Tracer, traffic) else {
+            continue;
+        };
+        goals.push(Goal {
+            goal: format!(
+                ">= {:.0}% of the untraced drop rate with {}",
+                100.0 * limit,
+                traffic.label()
+            ),
+            measured: format!("{:.1}%", 100.0 * ours.ratio),
+            met: ours.ratio >= limit,
+        });
+        let peers: Vec<&observers::Summary> = (0..crate::bpftrace::ONE_LINERS.len())
+            .filter_map(|i| o.peer(Observer::Bpftrace(i), traffic))
+            .collect();
+        if !peers.is_empty() {
+            goals.push(Goal {
+                goal: format!(
+                    "more of the drop rate than each bpftrace one-liner, {}",
+                    traffic.label()
+                ),
+                measured: format!(
+                    "tracer {:.1}% vs {}",
+                    100.0 * ours.ratio,
+                    peers
+                        .iter()
+                        .map(|p| format!("{:.1}%", 100.0 * p.ratio))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                met: peers.iter().all(|p| ours.ratio > p.ratio),
+            });
+        }
+    }
+    let tracer: Vec<&observers::Run> = o
+        .runs
+        .iter()
+        .filter(|r| r.observer == Observer::Tracer.label() || r.observer.starts_with("probe"))
+        .collect();
+    goals.push(Goal {
+        goal: "drop observers: every tracer and probe run counted every drop".into(),
+        measured: format!(
+            "{} of {} runs exact",
+            tracer
+                .iter()
+                .filter(|r| r.counted == Some(r.datagrams))
+                .count(),
+            tracer.len()
+        ),
+        met: tracer.iter().all(|r| r.counted == Some(r.datagrams)),
+    });
 }
 
 fn mark(met: bool) -> &'static str {

@@ -27,6 +27,16 @@ pub const DROP_FLOWS: u32 = 16384;
 /// Ring buffer for drop events.
 pub const EVENTS_BYTES: u32 = 4 << 20;
 
+/// Parts of the drop probe beyond counting per (place, interface, reason, class), as bits of
+/// [`DropConfig::parts`]. tracer runs them all; the benchmark switches them on one at a time to
+/// show what each costs a dropping sender.
+pub const DROP_PART_FLOWS: u32 = 1;
+/// Sampled events (with the budgets that bound them).
+pub const DROP_PART_EVENTS: u32 = 2;
+/// Decoding the inner frame of VXLAN packets (the second stage).
+pub const DROP_PART_INNER: u32 = 4;
+pub const DROP_PARTS_ALL: u32 = DROP_PART_FLOWS | DROP_PART_EVENTS | DROP_PART_INNER;
+
 /// A tracepoint argument the running kernel does not pass.
 pub const NO_ARG: u32 = u32::MAX;
 
@@ -79,9 +89,12 @@ pub struct DropConfig {
     pub events_per_cpu: u32,
     /// Zero until the loader fills the struct: the probe does nothing before.
     pub ready: u32,
+    /// Which parts run (`DROP_PART_*`); [`DROP_PARTS_ALL`] but in the benchmark.
+    pub parts: u32,
+    pub _reserved: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<DropConfig>() == 80);
+const _: () = assert!(core::mem::size_of::<DropConfig>() == 88);
 
 /// Exact drop count per interface, class, reason and place: the kernel's reason alone does not
 /// always say what happened (an ICMP echo reply freed as `NO_SOCKET` after ping's raw socket

@@ -25,9 +25,9 @@ use tracer_common::{
     classes::classify,
     counters::{STAGE_INNER, STAGES},
     drops::{
-        CAPTURE, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey, EVENTS_BYTES, EventWindow,
-        Flow, FlowKey, FlowState, NO_ARG, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED,
-        STATS_LEN,
+        CAPTURE, DROP_FLOWS, DROP_KEYS, DROP_PART_EVENTS, DROP_PART_FLOWS, DROP_PART_INNER,
+        DropConfig, DropEvent, DropKey, EVENTS_BYTES, EventWindow, Flow, FlowKey, FlowState,
+        NO_ARG, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STATS_LEN,
     },
     packet::{ETH_HLEN, parse_ethernet, parse_ip},
 };
@@ -60,6 +60,8 @@ static DROP_CONFIG: DropConfig = DropConfig {
     events_per_flow: 0,
     events_per_cpu: 0,
     ready: 0,
+    parts: 0,
+    _reserved: 0,
 };
 
 /// Exact drops per (interface, class, reason).
@@ -91,6 +93,13 @@ static EVENT_WINDOW: PerCpuArray<EventWindow> = PerCpuArray::with_max_entries(1,
 static SCRATCH: PerCpuArray<DropEvent> = PerCpuArray::with_max_entries(1, 0);
 
 const NO_HEADER: u16 = 0xffff;
+
+/// The parts of the probe that run (`DROP_PART_*`).
+#[inline(always)]
+fn parts() -> u32 {
+    // SAFETY: reading the config global the loader rewrote; volatile, as in `outer`.
+    unsafe { core::ptr::read_volatile(&DROP_CONFIG.parts) }
+}
 
 #[inline(always)]
 fn read<T>(base: u64, off: u32) -> Option<T> {
@@ -172,7 +181,7 @@ pub fn observe<const ARGS: u32>(ctx: &RawTracePointContext) {
     let Some(ev) = outer::<ARGS>(ctx) else {
         return;
     };
-    if ev.inner_off != 0 {
+    if ev.inner_off != 0 && parts() & DROP_PART_INNER != 0 {
         // SAFETY: same program type, same context; returns only if the call fails.
         unsafe { DROP_STAGES.tail_call(ctx, STAGE_INNER) };
     }
@@ -259,10 +268,18 @@ fn account(ev: &mut DropEvent) {
             core::ptr::read_volatile(&DROP_CONFIG.events_per_cpu),
         )
     };
+    let parts = parts();
+    if parts & (DROP_PART_FLOWS | DROP_PART_EVENTS) == 0 {
+        return;
+    }
     // One clock read serves both budgets and the event's timestamp.
     let now = unsafe { bpf_ktime_get_ns() };
     // The flow is counted first, whatever the CPU's budget says.
-    if flow_wants_event(&ev.key, per_flow, now) && cpu_wants_event(per_cpu, now) {
+    let flow_allows = parts & DROP_PART_FLOWS == 0 || flow_wants_event(&ev.key, per_flow, now);
+    if parts & DROP_PART_EVENTS == 0 {
+        return;
+    }
+    if flow_allows && cpu_wants_event(per_cpu, now) {
         ev.ts_ns = now;
         if DROP_EVENTS.output::<DropEvent>(&*ev, 0).is_err() {
             stat(STAT_EVENTS_LOST);

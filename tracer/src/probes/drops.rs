@@ -6,7 +6,7 @@
 
 use std::{collections::HashMap, os::unix::fs::MetadataExt};
 
-use tracer_common::drops::{DropConfig, NO_ARG};
+use tracer_common::drops::{DROP_PARTS_ALL, DropConfig, NO_ARG};
 
 use super::{
     ProbeError,
@@ -203,6 +203,8 @@ pub fn kernel_facts(
         events_per_flow: budget.per_flow,
         events_per_cpu: budget.per_cpu,
         ready: 1,
+        parts: DROP_PARTS_ALL,
+        _reserved: 0,
     };
     Ok((config, reasons))
 }

@@ -58,8 +58,10 @@ pub enum Status {
 }
 
 /// What the parser learned about one packet. Addresses are filled only when asked for
-/// (`parse_*::<true>`), because the counting path does not need them.
-#[repr(C)]
+/// (`parse_*::<true>`), because the counting path does not need them. Aligned to 8, so that
+/// the kernel programs' copies of it on the stack are too (the verifier refuses misaligned
+/// stack access).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
 pub struct Headers {
     pub status: Status,

@@ -61,6 +61,13 @@ pub static XDP_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 #[map]
 pub static INNER_JOB: PerCpuArray<InnerJob> = PerCpuArray::with_max_entries(1, 0);
 
+/// Headers of a socket buffer that lie in its paged data, copied out for the parser (never to
+/// the stack: see `readers`).
+pub const PAGED_BYTES: usize = 64;
+
+#[map]
+pub static PAGED: PerCpuArray<[u8; PAGED_BYTES]> = PerCpuArray::with_max_entries(1, 0);
+
 /// The slot of a watched interface, `None` when the interface is not watched.
 #[inline(always)]
 pub fn iface(ifindex: u32) -> Option<IfaceSlot> {

@@ -3,8 +3,6 @@
 //! observes, it never decides.
 #![no_std]
 #![no_main]
-#![feature(core_intrinsics)]
-#![allow(internal_features)]
 
 mod datapath;
 mod drops;

@@ -99,8 +99,15 @@ impl<W: Write> Text<W> {
         if s.events_lost + s.events_suppressed + s.uncounted > 0 {
             writeln!(
                 self.out,
-                "Drop events: {} lost (ring buffer full), {} held back by the per-flow limit (counted above), {} drops beyond the counter table",
+                "Drop events: {} lost (ring buffer full), {} held back by the sampling limits (counted above), {} drops beyond the counter table",
                 s.events_lost, s.events_suppressed, s.uncounted
+            )?;
+        }
+        if s.untracked > 0 {
+            writeln!(
+                self.out,
+                "{} drops counted above without their flow: the flow table was full",
+                s.untracked
             )?;
         }
         Ok(())

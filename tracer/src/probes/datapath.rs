@@ -78,13 +78,15 @@ pub struct CounterRow {
 }
 
 /// What the drop probe could not pass on: events lost to a full ring buffer, events held
-/// back by the per-flow budget (their drops are counted), drops the counter table had no
-/// room for (they are in no counter).
+/// back by the budgets (their drops are counted), drops the counter table had no room for
+/// (they are in no counter), drops whose flow the flow table had no room for (they are in the
+/// totals, not in any flow's count).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DropStats {
     pub events_lost: u64,
     pub events_suppressed: u64,
     pub uncounted: u64,
+    pub untracked: u64,
 }
 
 /// The datapath's second stages (inner frames of overlay packets) and their program arrays.

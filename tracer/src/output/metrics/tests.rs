@@ -40,6 +40,7 @@ fn drops() -> DropsView {
             events_lost: 1,
             events_suppressed: 2,
             uncounted: 0,
+            untracked: 5,
         },
         ..Default::default()
     }
@@ -97,12 +98,15 @@ tracer_drops_total{iface="-",class="other",reason="QUEUE_PURGE",housekeeping="tr
 # HELP tracer_drop_events_lost_total Sampled drop events the kernel could not hand over (ring buffer full); their drops are counted.
 # TYPE tracer_drop_events_lost_total counter
 tracer_drop_events_lost_total 1
-# HELP tracer_drop_events_suppressed_total Drop events held back by the per-flow sampling budget; their drops are counted.
+# HELP tracer_drop_events_suppressed_total Drop events held back by the sampling budgets; their drops are counted.
 # TYPE tracer_drop_events_suppressed_total counter
 tracer_drop_events_suppressed_total 2
 # HELP tracer_drops_uncounted_total Drops the drop counter table had no room for.
 # TYPE tracer_drops_uncounted_total counter
 tracer_drops_uncounted_total 0
+# HELP tracer_drops_untracked_total Drops counted in tracer_drops_total whose flow the flow table had no room for.
+# TYPE tracer_drops_untracked_total counter
+tracer_drops_untracked_total 5
 # HELP tracer_findings Findings about the node by severity.
 # TYPE tracer_findings gauge
 tracer_findings{severity="error"} 1

@@ -8,8 +8,11 @@
 
 use core::mem::size_of;
 
+mod quick;
 #[cfg(feature = "user")]
 mod user;
+
+pub use quick::{count_ethernet, quick_ethernet};
 
 /// Read access to a packet, with the bounds check in one place.
 ///
@@ -108,6 +111,39 @@ impl Headers {
         }
     }
 
+    /// True when `sport`/`dport` hold real ports.
+    #[inline(always)]
+    pub fn has_ports(&self) -> bool {
+        self.seen().has_ports()
+    }
+
+    /// What classifying and counting the packet needs of these headers.
+    #[inline(always)]
+    pub fn seen(&self) -> Seen {
+        Seen {
+            status: self.status,
+            proto: self.proto,
+            sport: self.sport,
+            dport: self.dport,
+            payload_off: self.payload_off,
+        }
+    }
+}
+
+/// What classifying and counting a packet needs of its headers: their status, the L4
+/// protocol and ports, and where the headers end. Small enough for registers, which matters to
+/// the counting programs (a whole [`Headers`] lives on the stack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub status: Status,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    /// [`Headers::payload_off`].
+    pub payload_off: u16,
+}
+
+impl Seen {
     /// True when `sport`/`dport` hold real ports.
     #[inline(always)]
     pub fn has_ports(&self) -> bool {

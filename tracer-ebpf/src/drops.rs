@@ -241,7 +241,7 @@ pub fn observe_inner() {
     let pkt = CopiedPacket::new(&ev.data, ev.cap_len as usize);
     let inner = parse_ethernet::<_, true>(&pkt, ev.inner_off as usize);
     ev.key.has_inner = 1;
-    ev.key.inner_class = classify(&inner, port_class, proto_class);
+    ev.key.inner_class = classify(inner.seen(), port_class, proto_class);
     ev.key.inner = Flow::of(&inner);
     account(ev);
 }
@@ -396,10 +396,10 @@ fn classify_event(ev: &mut DropEvent) {
     } else {
         parse_ip::<_, true>(&pkt, 0, ev.protocol)
     };
-    let class = classify(&h, port_class, proto_class);
+    let class = classify(h.seen(), port_class, proto_class);
     ev.key.class = class;
     ev.key.outer = Flow::of(&h);
-    if let Some((vni, inner_off)) = vxlan_inner(&pkt, &h, class) {
+    if let Some((vni, inner_off)) = vxlan_inner(&pkt, h.seen(), class) {
         ev.key.vni = vni;
         ev.inner_off = inner_off as u16;
     }

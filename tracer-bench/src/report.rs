@@ -117,8 +117,6 @@ pub struct Report {
     pub goals: Vec<Goal>,
 }
 
-const PLAIN_NS: f64 = 25.0;
-const VXLAN_NS: f64 = 80.0;
 const THROUGHPUT: f64 = 0.97;
 const CPU_PERCENT: f64 = 2.0;
 const DROP_RATE_ONE: f64 = 0.90;
@@ -129,26 +127,7 @@ impl Report {
     pub fn judge(&mut self) {
         let mut goals = Vec::new();
         if let Some(c) = &self.cost {
-            for (vxlan, limit, what) in [
-                (false, PLAIN_NS, "plain classification"),
-                (true, VXLAN_NS, "VXLAN inner-flow accounting"),
-            ] {
-                let worst = c
-                    .rows
-                    .iter()
-                    .filter(|r| r.vxlan == vxlan)
-                    .max_by(|a, b| a.above_floor_ns.total_cmp(&b.above_floor_ns));
-                if let Some(w) = worst {
-                    goals.push(Goal {
-                        goal: format!("{what}: <= {limit} ns/packet above the empty program"),
-                        measured: format!(
-                            "worst {:.0} ns ({}, {})",
-                            w.above_floor_ns, w.packet, w.program
-                        ),
-                        met: w.above_floor_ns <= limit,
-                    });
-                }
-            }
+            cost::goals(&mut goals, c);
         }
         if let Some(t) = &self.throughput {
             for c in [&t.veth, &t.vxlan] {
@@ -216,7 +195,7 @@ impl Report {
             );
         }
         if let Some(c) = &self.cost {
-            cost_table(&mut t, c);
+            cost::table(&mut t, c);
         }
         if let Some(tp) = &self.throughput {
             throughput_table(&mut t, tp);
@@ -304,41 +283,8 @@ fn observer_goals(goals: &mut Vec<Goal>, o: &observers::Results) {
     });
 }
 
-fn mark(met: bool) -> &'static str {
+pub fn mark(met: bool) -> &'static str {
     if met { "pass" } else { "MISS" }
-}
-
-fn cost_table(t: &mut String, c: &cost::Results) {
-    let _ = writeln!(
-        t,
-        "1. Kernel cost per packet, BPF_PROG_TEST_RUN, {} repeats x {} rounds (median ns)",
-        c.repeat, c.rounds
-    );
-    let _ = writeln!(
-        t,
-        "   {:<20} {:<12} {:>6} {:>6} {:>6}  {:<5} {:>8}  counted as",
-        "packet", "program", "ns", "floor", "above", "goal", "empty tc"
-    );
-    for r in &c.rows {
-        let limit = if r.vxlan { VXLAN_NS } else { PLAIN_NS };
-        let _ = writeln!(
-            t,
-            "   {:<20} {:<12} {:>6.0} {:>6.0} {:>6.0}  {:<5} {:>8}  {}",
-            r.packet,
-            r.program,
-            r.ns,
-            r.floor_ns,
-            r.above_floor_ns,
-            mark(r.above_floor_ns <= limit),
-            r.empty_tc_ns.map(|n| format!("{n:.0}")).unwrap_or_default(),
-            r.counted_as
-        );
-    }
-    let _ = writeln!(
-        t,
-        "   above = median over rounds of (program - floor) in the same round. goal: <= {PLAIN_NS} ns above\n   the floor, <= {VXLAN_NS} ns with VXLAN inner-flow accounting.\n   {}\n",
-        c.note
-    );
 }
 
 /// Section 2: iperf3 throughput with and without the tracer.

@@ -13,7 +13,11 @@ mod table;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use aya::{Ebpf, programs::RawTracePoint};
+use aya::{
+    Ebpf,
+    programs::RawTracePoint,
+    sys::{Stats, enable_stats},
+};
 use serde::Serialize;
 use tracer::{
     model::catalog::{Catalog, class_table},
@@ -133,6 +137,10 @@ pub struct Run {
     /// map's count for NETFILTER_DROP, drops of every namespace).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counted: Option<u64>,
+    /// The probe alone: its mean time per run in the kernel, by the kernel's run-time
+    /// statistics (None where the kernel keeps none, before 5.8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_ns: Option<f64>,
 }
 
 /// One observer on one kind of traffic, over the rounds.
@@ -149,6 +157,9 @@ pub struct Summary {
     pub ns_per_drop: f64,
     /// Tracer and probe: every run counted every drop. bpftrace: every run saw them all.
     pub complete: bool,
+    /// The probe alone: median of its runs' [`Run::probe_ns`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_ns: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -209,8 +220,10 @@ pub fn run(bin: &Path, cfg: Config) -> Result<Results> {
                 drops_per_sec: datagrams as f64 / untraced,
                 untraced_secs: None,
                 counted: None,
+                probe_ns: None,
             });
-            let (secs, counted) = observe(bin, &bed, observer, traffic, datagrams, netfilter_drop)?;
+            let (secs, counted, probe_ns) =
+                observe(bin, &bed, observer, traffic, datagrams, netfilter_drop)?;
             eprintln!(
                 "[observers] round {round}: {:<26} {:<40} {:>8.0} drops/s ({:.1}% of untraced), counted {}",
                 traffic.label(),
@@ -228,6 +241,7 @@ pub fn run(bin: &Path, cfg: Config) -> Result<Results> {
                 drops_per_sec: datagrams as f64 / secs,
                 untraced_secs: Some(untraced),
                 counted,
+                probe_ns,
             });
         }
     }
@@ -273,6 +287,7 @@ fn summary(runs: &[Run], traffic: Traffic, observer: Observer, datagrams: u64) -
     let of = |f: &dyn Fn(&Run) -> Option<f64>| {
         median(&mine.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
     };
+    let kernel: Vec<f64> = mine.iter().filter_map(|r| r.probe_ns).collect();
     let complete = mine.iter().all(|r| match r.counted {
         Some(c) if observer.counts_exactly() => c == r.datagrams,
         Some(c) => c >= r.datagrams,
@@ -294,10 +309,12 @@ fn summary(runs: &[Run], traffic: Traffic, observer: Observer, datagrams: u64) -
                 .map(|u| 1e9 * (r.secs - u) / r.datagrams as f64)
         }),
         complete,
+        probe_ns: (!kernel.is_empty()).then(|| median(&kernel)),
     }
 }
 
-/// One storm under `observer`: its seconds, and what the observer counted.
+/// One storm under `observer`: its seconds, what the observer counted, and for the probe
+/// alone its kernel time per run.
 fn observe(
     bin: &Path,
     bed: &Bed,
@@ -305,9 +322,9 @@ fn observe(
     traffic: Traffic,
     datagrams: u64,
     netfilter_drop: u32,
-) -> Result<(f64, Option<u64>)> {
+) -> Result<(f64, Option<u64>, Option<f64>)> {
     match observer {
-        Observer::Untraced => Ok((bed.send(datagrams, traffic)?, None)),
+        Observer::Untraced => Ok((bed.send(datagrams, traffic)?, None, None)),
         Observer::Floor => {
             let mut floor = Ebpf::load(FLOOR).context("loading the floor object")?;
             let prog: &mut RawTracePoint = floor
@@ -318,7 +335,7 @@ fn observe(
                 .context("loading the empty raw tracepoint program")?;
             prog.attach("kfree_skb")
                 .context("attaching the empty program to kfree_skb")?;
-            Ok((bed.send(datagrams, traffic)?, None))
+            Ok((bed.send(datagrams, traffic)?, None, None))
         }
         Observer::Tracer => {
             let tracer = Tracer::watch(
@@ -329,24 +346,39 @@ fn observe(
             let secs = bed.send(datagrams, traffic)?;
             // The summary reads the counters as they are at the end.
             let counted = firewall_drops(&tracer.stop()?)?;
-            Ok((secs, Some(counted)))
+            Ok((secs, Some(counted), None))
         }
         Observer::Bpftrace(i) => {
             let bpftrace = Bpftrace::start(&bed.ns, ONE_LINERS[i].1)?;
             let secs = bed.send(datagrams, traffic)?;
-            Ok((secs, Some(bpftrace.stop(netfilter_drop)?)))
+            Ok((secs, Some(bpftrace.stop(netfilter_drop)?), None))
         }
-        Observer::Probe(parts) => bed.ns.run_in(|| -> Result<(f64, Option<u64>)> {
-            let datapath = probe(parts)?;
-            let secs = send_here(datagrams, traffic)?;
-            let counted = datapath
-                .drop_counters()?
-                .iter()
-                .filter(|(k, _)| k.reason == netfilter_drop)
-                .map(|(_, n)| n)
-                .sum();
-            Ok((secs, Some(counted)))
-        })?,
+        Observer::Probe(parts) => {
+            bed.ns
+                .run_in(|| -> Result<(f64, Option<u64>, Option<f64>)> {
+                    let datapath = probe(parts)?;
+                    // The kernel's own account of the probe's time, on for these runs only: while it
+                    // is on, every program on the machine reads the clock twice per run.
+                    let stats = enable_stats(Stats::RunTime).ok();
+                    let before = datapath.drop_probe_runs()?;
+                    let secs = send_here(datagrams, traffic)?;
+                    let after = datapath.drop_probe_runs()?;
+                    drop(stats);
+                    let probe_ns = match (before, after) {
+                        (Some((t0, n0)), Some((t1, n1))) if n1 > n0 => {
+                            Some(t1.saturating_sub(t0).as_nanos() as f64 / (n1 - n0) as f64)
+                        }
+                        _ => None,
+                    };
+                    let counted = datapath
+                        .drop_counters()?
+                        .iter()
+                        .filter(|(k, _)| k.reason == netfilter_drop)
+                        .map(|(_, n)| n)
+                        .sum();
+                    Ok((secs, Some(counted), probe_ns))
+                })?
+        }
     }
 }
 

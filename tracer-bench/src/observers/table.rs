@@ -90,12 +90,12 @@ fn parts(t: &mut String, r: &Results) {
     ];
     let _ = writeln!(
         t,
-        "   The drop probe alone, its parts added one at a time, {} datagrams: ns added per drop",
+        "   The drop probe alone, its parts added one at a time, {} datagrams: ns added per drop\n   (in brackets: the probe's own ns per run by the kernel's run-time statistics, on for these runs only)",
         r.part_datagrams
     );
     let _ = write!(t, "   {:<42}", "probe");
     for traffic in traffics {
-        let _ = write!(t, " {:>20}", traffic.label());
+        let _ = write!(t, " {:>26}", traffic.label());
     }
     t.push('\n');
     let mut observers: Vec<Observer> = Vec::new();
@@ -115,13 +115,15 @@ fn parts(t: &mut String, r: &Results) {
                 || "-".into(),
                 |s| {
                     format!(
-                        "{:+.0} ns{}",
+                        "{:+.0} ns{} {}",
                         s.ns_per_drop,
-                        if s.complete { "" } else { "!" }
+                        if s.complete { "" } else { "!" },
+                        s.probe_ns
+                            .map_or_else(|| "(-)".into(), |k| format!("({k:.0})"))
                     )
                 },
             );
-            let _ = write!(t, " {text:>20}");
+            let _ = write!(t, " {text:>26}");
         }
         t.push('\n');
     }

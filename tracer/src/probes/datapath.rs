@@ -281,6 +281,22 @@ impl Datapath {
             .collect()
     }
 
+    /// The drop probe's time in the kernel and its number of runs so far, as the kernel counts
+    /// them while run-time statistics are on (`aya::sys::enable_stats`, 5.8+; both stay put
+    /// otherwise). The second stage's time is in the entry program's, which tail-calls it.
+    /// `None` without the drop probe.
+    pub fn drop_probe_runs(&self) -> Result<Option<(std::time::Duration, u64)>, ProbeError> {
+        let Some(name) = self.drop_program else {
+            return Ok(None);
+        };
+        let prog = self.ebpf.program(name).ok_or_else(|| missing(name))?;
+        let info = prog.info().map_err(|e| ProbeError::Rejected {
+            program: name,
+            reason: e.to_string(),
+        })?;
+        Ok(Some((info.run_time(), info.run_count())))
+    }
+
     /// The ingress hook each target got, once attached.
     pub fn hooks(&self) -> &[Option<Hook>] {
         &self.hooks

@@ -42,7 +42,7 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{port_class, proto_class},
+    maps::{port_class, proto_class_table},
     overlay::vxlan_inner,
     readers::CopiedPacket,
 };
@@ -241,7 +241,7 @@ pub fn observe_inner() {
     let pkt = CopiedPacket::new(&ev.data, ev.cap_len as usize);
     let inner = parse_ethernet::<_, true>(&pkt, ev.inner_off as usize);
     ev.key.has_inner = 1;
-    ev.key.inner_class = classify(inner.seen(), port_class, proto_class);
+    ev.key.inner_class = classify(inner.seen(), port_class, proto_class_table);
     ev.key.inner = Flow::of(&inner);
     account(ev);
 }
@@ -396,7 +396,7 @@ fn classify_event(ev: &mut DropEvent) {
     } else {
         parse_ip::<_, true>(&pkt, 0, ev.protocol)
     };
-    let class = classify(h.seen(), port_class, proto_class);
+    let class = classify(h.seen(), port_class, proto_class_table);
     ev.key.class = class;
     ev.key.outer = Flow::of(&h);
     if let Some((vni, inner_off)) = vxlan_inner(&pkt, h.seen(), class) {

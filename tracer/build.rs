@@ -19,10 +19,10 @@ fn main() {
     for dir in ["tracer-ebpf", "tracer-common"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("Cargo.lock").display()
-    );
+    // The BPF target's code generation flags live in .cargo/config.toml.
+    for file in ["Cargo.lock", ".cargo/config.toml"] {
+        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    }
     println!("cargo:rerun-if-env-changed=TRACER_BPF_RUSTC");
 
     let rustc = env::var_os("TRACER_BPF_RUSTC")

@@ -1,19 +1,19 @@
 //! Section 1: what each kernel program costs per packet. The real datapath (generic catalog,
-//! loopback of a fresh namespace as its one interface) and the empty XDP program (the floor:
-//! what running any program at all costs) run the same frames under BPF_PROG_TEST_RUN, whose
-//! reported duration is the kernel's own average per run; several rounds, medians.
+//! loopback of a fresh namespace as its one interface) and the empty program of the same hook
+//! (the floor: what running any XDP or tc program at all costs) run the same frames under
+//! BPF_PROG_TEST_RUN, whose reported duration is the kernel's own average per run; several
+//! rounds, medians. Then the share of each part of classification ([`parts`]).
 //!
 //! tc programs get a different malformed frame: the kernel's skb test run refuses IP frames
 //! shorter than their IP header (EINVAL), so for tc the broken frame is one whose TCP header
 //! is cut short; XDP gets the truncated IPv4 header.
 
+mod parts;
+mod table;
+
 use std::{net::IpAddr, time::Duration};
 
 use anyhow::{Context, Result};
-use aya::{
-    Ebpf,
-    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
-};
 use bytes::Bytes;
 use serde::Serialize;
 use tracer::{
@@ -22,14 +22,17 @@ use tracer::{
 };
 use tracer_lab::synth::{Eth, L4, frame, vxlan_payload};
 
+pub use table::{goals, table};
+
 use crate::{
     netns::{self, check_interrupt},
     report::median,
 };
 
-/// The empty programs (`tracer-ebpf/src/floor.rs`), built with the datapath: `floor` (XDP)
-/// is the floor of every row, `floor_tc` what an empty tc program costs in the skb test run.
-static FLOOR: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-floor.o"));
+/// The benchmark's programs (`tracer-ebpf/src/floor.rs`), built with the datapath: `floor`
+/// (XDP) and `floor_tc`, the floors of the XDP and tc rows; the classifiers cut short after
+/// each part ([`parts`]); `floor_drop`, the floor of the drop observers (section 4b).
+pub static FLOOR: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-floor.o"));
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -46,16 +49,15 @@ pub struct Row {
     /// The class the packet was counted in (and its inner class, for VXLAN).
     pub counted_as: String,
     pub ns: f64,
+    /// The empty program of the same hook (`floor` for XDP, `floor_tc` for tc).
+    pub floor_program: &'static str,
     pub floor_ns: f64,
     /// Median over rounds of (program - floor) in the same round.
     pub above_floor_ns: f64,
-    /// tc rows: the empty tc program on the same frame (context for the tc harness's cost).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub empty_tc_ns: Option<f64>,
     /// Kernel averages per round, ns.
     pub runs_ns: Vec<u64>,
     pub floor_runs_ns: Vec<u64>,
-    /// True for the VXLAN frame (the ≤80 ns goal); the others have the ≤25 ns goal.
+    /// True for the VXLAN frame (the inner-flow goal); the others have the plain goals.
     pub vxlan: bool,
 }
 
@@ -65,12 +67,13 @@ pub struct Results {
     pub rounds: usize,
     pub note: &'static str,
     pub rows: Vec<Row>,
+    /// What each part of plain classification adds, per hook.
+    pub parts: Vec<parts::Part>,
 }
 
 const NOTE: &str = "malformed for tc programs is a truncated TCP header (the kernel's skb test \
                     run refuses IP frames shorter than the IP header); for XDP a truncated IPv4 \
-                    header. floor = empty XDP program on the same frame; empty tc = an empty tc \
-                    program on the same frame, for context.";
+                    header. empty = the empty program of the same hook on the same frame.";
 
 /// The packet kinds: name, frame for XDP, frame for tc (differs only for malformed).
 fn packets() -> Vec<(&'static str, Bytes, Bytes)> {
@@ -109,12 +112,13 @@ pub fn run(cfg: Config) -> Result<Results> {
         cfg.repeat, cfg.rounds
     );
     let ns = netns::create("cost")?;
-    let rows = ns.run_in(|| measure(cfg))??;
+    let (rows, parts) = ns.run_in(|| measure(cfg))??;
     Ok(Results {
         repeat: cfg.repeat,
         rounds: cfg.rounds,
         note: NOTE,
         rows,
+        parts,
     })
 }
 
@@ -133,70 +137,39 @@ fn pin_to_last_cpu() -> Result<usize> {
     Ok(cpu)
 }
 
-fn measure(cfg: Config) -> Result<Vec<Row>> {
+fn measure(cfg: Config) -> Result<(Vec<Row>, Vec<parts::Part>)> {
     let cpu = pin_to_last_cpu()?;
     eprintln!("[cost] measuring on CPU {cpu}");
     let catalog = Catalog::builtin("generic")?;
     let classes = class_table(&catalog.components)?;
     // Test runs deliver packets on loopback.
     let datapath = Datapath::load_loopback(&classes).context("loading the datapath")?;
-    let mut floor_obj = Ebpf::load(FLOOR).context("loading the floor object")?;
-    let floor: &mut Xdp = floor_obj
-        .program_mut("floor")
-        .context("no program `floor` in the floor object")?
-        .try_into()?;
-    floor.load().context("loading the floor program")?;
-    let floor_tc: &mut SchedClassifier = floor_obj
-        .program_mut("floor_tc")
-        .context("no program `floor_tc` in the floor object")?
-        .try_into()?;
-    floor_tc.load().context("loading the empty tc program")?;
-    // Test runs need only shared references, so both can be held at once.
-    let floor: &Xdp = floor_obj
-        .program("floor")
-        .expect("loaded above")
-        .try_into()?;
-    let floor_tc: &SchedClassifier = floor_obj
-        .program("floor_tc")
-        .expect("loaded above")
-        .try_into()?;
+    let bench = Datapath::load_loopback_object(FLOOR, &parts::PROGRAMS, &classes)
+        .context("loading the benchmark's programs")?;
 
     let mut rows = Vec::new();
+    let mut plain = None;
     for (packet, xdp_frame, tc_frame) in packets() {
         for program in Program::ALL {
             check_interrupt()?;
-            let f = match program {
-                Program::XdpIngress => &xdp_frame,
-                _ => &tc_frame,
+            let (f, floor) = match program {
+                Program::XdpIngress => (&xdp_frame, parts::FLOOR_XDP),
+                _ => (&tc_frame, parts::FLOOR_TC),
             };
             let counted_as = counted_as(&datapath, &classes, program, f)?;
             let mut runs = Vec::with_capacity(cfg.rounds);
             let mut floor_runs = Vec::with_capacity(cfg.rounds);
-            let mut tc_runs = Vec::new();
-            let opts = || TestRunOptions {
-                data_in: Some(f),
-                repeat: cfg.repeat,
-                ..TestRunOptions::default()
-            };
             for round in 0..cfg.rounds {
                 // Alternate which goes first, so neither always runs on a warmer cache.
-                let order = if round % 2 == 0 {
-                    [true, false]
-                } else {
-                    [false, true]
-                };
-                for tracer_first in order {
-                    if tracer_first {
+                let tracer_first = round % 2 == 0;
+                for tracer in [tracer_first, !tracer_first] {
+                    if tracer {
                         let d = datapath.test_run(program, f, cfg.repeat)?.duration;
                         runs.push(nanos(d));
                     } else {
-                        let d = floor.test_run(opts()).context("test run of the floor")?;
-                        floor_runs.push(nanos(d.duration));
+                        let d = bench.test_run_program(floor, f, cfg.repeat)?.duration;
+                        floor_runs.push(nanos(d));
                     }
-                }
-                if program != Program::XdpIngress {
-                    let d = floor_tc.test_run(opts()).context("test run of floor_tc")?;
-                    tc_runs.push(nanos(d.duration) as f64);
                 }
             }
             let ns = median(&runs.iter().map(|&n| n as f64).collect::<Vec<_>>());
@@ -207,13 +180,9 @@ fn measure(cfg: Config) -> Result<Vec<Row>> {
                 .zip(&floor_runs)
                 .map(|(&p, &f)| p as f64 - f as f64)
                 .collect();
-            let empty_tc_ns = (!tc_runs.is_empty()).then(|| median(&tc_runs));
             eprintln!(
-                "[cost] {packet:<20} {:<11} {ns:>5.1} ns  floor {floor_ns:>4.1} ns{}  ({counted_as})",
+                "[cost] {packet:<20} {:<11} {ns:>5.1} ns  {floor} {floor_ns:>4.1} ns  ({counted_as})",
                 program.name(),
-                empty_tc_ns
-                    .map(|n| format!("  empty tc {n:.1} ns"))
-                    .unwrap_or_default()
             );
             rows.push(Row {
                 packet,
@@ -221,16 +190,21 @@ fn measure(cfg: Config) -> Result<Vec<Row>> {
                 frame_len: f.len(),
                 counted_as,
                 ns,
+                floor_program: floor,
                 floor_ns,
                 above_floor_ns: median(&above),
-                empty_tc_ns,
                 runs_ns: runs,
                 floor_runs_ns: floor_runs,
                 vxlan: packet.starts_with("vxlan"),
             });
         }
+        if plain.is_none() {
+            plain = Some((xdp_frame, tc_frame));
+        }
     }
-    Ok(rows)
+    let (xdp_frame, tc_frame) = plain.context("no plain packet")?;
+    let parts = parts::measure(cfg, &datapath, &bench, &xdp_frame, &tc_frame)?;
+    Ok((rows, parts))
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -1,21 +1,26 @@
 //! `tracer-bench`: the benchmark `cargo xtask bench` runs. It measures what the goals are
 //! about — the kernel programs' cost per packet against an empty program, throughput with
 //! the tracer off and on (veth and the lab's VXLAN overlay), the tracer next to tcpdump and
-//! each of its attach modes, a drop storm, user-space CPU at 100k packets/s, and the firewall
-//! model on a 10,000-rule ruleset, attaching to 1,000 interfaces as they appear — prints a table and writes `bench/results.json`
+//! each of its attach modes, a drop storm, the drop probe next to bpftrace one-liners and its
+//! parts one by one, user-space CPU at 100k packets/s, the firewall model on a 10,000-rule
+//! ruleset, and attaching to 1,000 interfaces as they appear — prints a table and writes
+//! `bench/results.json`
 //! (`target/bench/results.json` for a `--quick` or `--only` run, unless `--out` says where).
 //!
 //! Everything runs in network namespaces it creates (`bn-<pid>-*`, the lab as `bnx`), removed
 //! at the end however the run ends. Goals are printed as pass or miss, never asserted.
 
+mod bpftrace;
 mod cost;
 mod ifaces;
 mod iperf;
 mod netns;
+mod observers;
 mod peers;
 mod procs;
 mod report;
 mod ruleset;
+mod sender;
 mod steady;
 mod storm;
 mod throughput;
@@ -37,6 +42,7 @@ enum Section {
     Throughput,
     Peers,
     Storm,
+    Observers,
     Steady,
     Ruleset,
     Ifaces,
@@ -74,6 +80,7 @@ struct Plan {
     /// Rounds of section 3: each has an untraced run before every observer.
     peer_rounds: usize,
     storm_datagrams: u64,
+    observers: observers::Config,
     steady_secs: u32,
     idle_secs: u32,
     ruleset_rounds: usize,
@@ -92,6 +99,11 @@ impl Plan {
                 throughput: throughput::Config { secs: 1, rounds: 1 },
                 peer_rounds: 1,
                 storm_datagrams: 200_000,
+                observers: observers::Config {
+                    datagrams: 200_000,
+                    part_datagrams: 100_000,
+                    rounds: 1,
+                },
                 steady_secs: 3,
                 idle_secs: 2,
                 ruleset_rounds: 2,
@@ -106,6 +118,11 @@ impl Plan {
             throughput: throughput::Config { secs: 5, rounds: 5 },
             peer_rounds: 3,
             storm_datagrams: 2_000_000,
+            observers: observers::Config {
+                datagrams: 1_000_000,
+                part_datagrams: 500_000,
+                rounds: 3,
+            },
             steady_secs: 10,
             idle_secs: 5,
             ruleset_rounds: 5,
@@ -175,6 +192,9 @@ fn run(args: Args) -> Result<()> {
     }
     if wanted(Section::Storm) {
         report.storm = Some(storm::run(&bin, plan.storm_datagrams)?);
+    }
+    if wanted(Section::Observers) {
+        report.observers = Some(observers::run(&bin, plan.observers)?);
     }
     if wanted(Section::Steady) {
         report.steady = Some(steady::run(

@@ -242,6 +242,19 @@ pub fn counted(summary: &Summary, keep: impl Fn(&Counters) -> bool) -> u64 {
         .sum()
 }
 
+/// Drops a summary counted as dropped by the firewall before they had a device: the drop
+/// storm's (`sender`).
+pub fn firewall_drops(summary: &Summary) -> Result<u64> {
+    Ok(summary
+        .drops
+        .as_ref()
+        .context("no drops in the tracer's summary")?
+        .iter()
+        .filter(|d| d.reason.is_firewall() && d.iface == "-")
+        .map(|d| d.count)
+        .sum())
+}
+
 /// User plus system CPU time of a process (all its threads), in seconds.
 pub fn cpu_secs(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -6,7 +6,13 @@ use std::{fmt::Write, process::Command};
 
 use serde::Serialize;
 
-use crate::{cost, ifaces, peers, ruleset, steady, storm, throughput};
+use crate::{
+    cost, ifaces,
+    observers::{self, MANY, Observer},
+    peers, ruleset,
+    sender::Traffic,
+    steady, storm, throughput,
+};
 
 /// The median of some measurements (mean of the middle two for an even count); 0 for none.
 pub fn median(values: &[f64]) -> f64 {
@@ -105,42 +111,24 @@ pub struct Report {
     pub throughput: Option<throughput::Results>,
     pub peers: Option<peers::Results>,
     pub storm: Option<storm::Results>,
+    pub observers: Option<observers::Results>,
     pub steady: Option<steady::Results>,
     pub ruleset: Option<ruleset::Results>,
     pub ifaces: Option<ifaces::Results>,
     pub goals: Vec<Goal>,
 }
 
-const PLAIN_NS: f64 = 25.0;
-const VXLAN_NS: f64 = 80.0;
 const THROUGHPUT: f64 = 0.97;
 const CPU_PERCENT: f64 = 2.0;
+const DROP_RATE_ONE: f64 = 0.90;
+const DROP_RATE_MANY: f64 = 0.85;
 
 impl Report {
     /// Judges the goals the measured sections allow.
     pub fn judge(&mut self) {
         let mut goals = Vec::new();
         if let Some(c) = &self.cost {
-            for (vxlan, limit, what) in [
-                (false, PLAIN_NS, "plain classification"),
-                (true, VXLAN_NS, "VXLAN inner-flow accounting"),
-            ] {
-                let worst = c
-                    .rows
-                    .iter()
-                    .filter(|r| r.vxlan == vxlan)
-                    .max_by(|a, b| a.above_floor_ns.total_cmp(&b.above_floor_ns));
-                if let Some(w) = worst {
-                    goals.push(Goal {
-                        goal: format!("{what}: <= {limit} ns/packet above the empty program"),
-                        measured: format!(
-                            "worst {:.0} ns ({}, {})",
-                            w.above_floor_ns, w.packet, w.program
-                        ),
-                        met: w.above_floor_ns <= limit,
-                    });
-                }
-            }
+            cost::goals(&mut goals, c);
         }
         if let Some(t) = &self.throughput {
             for c in [&t.veth, &t.vxlan] {
@@ -172,6 +160,9 @@ impl Report {
                 measured: format!("{} of {}", s.counted, s.datagrams),
                 met: s.exact,
             });
+        }
+        if let Some(o) = &self.observers {
+            observer_goals(&mut goals, o);
         }
         if let Some(s) = &self.steady {
             goals.push(Goal {
@@ -205,7 +196,7 @@ impl Report {
             );
         }
         if let Some(c) = &self.cost {
-            cost_table(&mut t, c);
+            cost::table(&mut t, c);
         }
         if let Some(tp) = &self.throughput {
             throughput_table(&mut t, tp);
@@ -215,6 +206,9 @@ impl Report {
         }
         if let Some(s) = &self.storm {
             storm_table(&mut t, s);
+        }
+        if let Some(o) = &self.observers {
+            observers::table(&mut t, o);
         }
         if let Some(s) = &self.steady {
             steady_table(&mut t, s);
@@ -235,41 +229,66 @@ impl Report {
     }
 }
 
-fn mark(met: bool) -> &'static str {
-    if met { "pass" } else { "MISS" }
+/// The drop observers' goals: the share of the untraced drop rate the tracer keeps, at one
+/// flow and at many; more than each bpftrace one-liner; every drop counted.
+fn observer_goals(goals: &mut Vec<Goal>, o: &observers::Results) {
+    for (flows, limit) in [(1, DROP_RATE_ONE), (MANY, DROP_RATE_MANY)] {
+        let traffic = Traffic::Udp { flows };
+        let Some(ours) = o.peer(Observer::Tracer, traffic) else {
+            continue;
+        };
+        goals.push(Goal {
+            goal: format!(
+                ">= {:.0}% of the untraced drop rate with {}",
+                100.0 * limit,
+                traffic.label()
+            ),
+            measured: format!("{:.1}%", 100.0 * ours.ratio),
+            met: ours.ratio >= limit,
+        });
+        let peers: Vec<&observers::Summary> = (0..crate::bpftrace::ONE_LINERS.len())
+            .filter_map(|i| o.peer(Observer::Bpftrace(i), traffic))
+            .collect();
+        if !peers.is_empty() {
+            goals.push(Goal {
+                goal: format!(
+                    "more of the drop rate than each bpftrace one-liner, {}",
+                    traffic.label()
+                ),
+                measured: format!(
+                    "tracer {:.1}% vs {}",
+                    100.0 * ours.ratio,
+                    peers
+                        .iter()
+                        .map(|p| format!("{:.1}%", 100.0 * p.ratio))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                met: peers.iter().all(|p| ours.ratio > p.ratio),
+            });
+        }
+    }
+    let tracer: Vec<&observers::Run> = o
+        .runs
+        .iter()
+        .filter(|r| r.observer == Observer::Tracer.label() || r.observer.starts_with("probe"))
+        .collect();
+    goals.push(Goal {
+        goal: "drop observers: every tracer and probe run counted every drop".into(),
+        measured: format!(
+            "{} of {} runs exact",
+            tracer
+                .iter()
+                .filter(|r| r.counted == Some(r.datagrams))
+                .count(),
+            tracer.len()
+        ),
+        met: tracer.iter().all(|r| r.counted == Some(r.datagrams)),
+    });
 }
 
-fn cost_table(t: &mut String, c: &cost::Results) {
-    let _ = writeln!(
-        t,
-        "1. Kernel cost per packet, BPF_PROG_TEST_RUN, {} repeats x {} rounds (median ns)",
-        c.repeat, c.rounds
-    );
-    let _ = writeln!(
-        t,
-        "   {:<20} {:<12} {:>6} {:>6} {:>6}  {:<5} {:>8}  counted as",
-        "packet", "program", "ns", "floor", "above", "goal", "empty tc"
-    );
-    for r in &c.rows {
-        let limit = if r.vxlan { VXLAN_NS } else { PLAIN_NS };
-        let _ = writeln!(
-            t,
-            "   {:<20} {:<12} {:>6.0} {:>6.0} {:>6.0}  {:<5} {:>8}  {}",
-            r.packet,
-            r.program,
-            r.ns,
-            r.floor_ns,
-            r.above_floor_ns,
-            mark(r.above_floor_ns <= limit),
-            r.empty_tc_ns.map(|n| format!("{n:.0}")).unwrap_or_default(),
-            r.counted_as
-        );
-    }
-    let _ = writeln!(
-        t,
-        "   above = median over rounds of (program - floor) in the same round. goal: <= {PLAIN_NS} ns above\n   the floor, <= {VXLAN_NS} ns with VXLAN inner-flow accounting.\n   {}\n",
-        c.note
-    );
+pub fn mark(met: bool) -> &'static str {
+    if met { "pass" } else { "MISS" }
 }
 
 /// Section 2: iperf3 throughput with and without the tracer.

@@ -5,23 +5,21 @@
 //! tracer's CPU time and peak RSS during the storm, and the events it lost or held back.
 
 use std::{
-    net::{Ipv4Addr, UdpSocket},
     path::Path,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
-    netns::{self, NetNs, check_interrupt},
-    procs::{Tracer, cpu_secs, peak_rss_kib},
+    netns::check_interrupt,
+    procs::{Tracer, cpu_secs, firewall_drops, peak_rss_kib},
+    sender::{Bed, DEVICE, Traffic},
 };
 
-const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 1);
-const PEER: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 2);
-/// The dropped destination: on the link, with a permanent neighbour entry (no ARP).
-const DROPPED: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 9);
+/// The storm's flows: more than the kernel's flow table holds.
+const FLOWS: u16 = 50_000;
 
 #[derive(Debug, Serialize)]
 pub struct Results {
@@ -46,48 +44,31 @@ pub struct Results {
 
 pub fn run(bin: &Path, datagrams: u64) -> Result<Results> {
     eprintln!("[storm] {datagrams} UDP datagrams dropped by an nft output rule");
-    let (a, _b) = netns::pair("stoa", LOCAL, "stob", PEER)?;
-    a.nft(&format!(
-        "table inet bnstorm {{\n chain output {{\n type filter hook output priority 0;\n ip daddr {DROPPED} drop\n }}\n}}\n"
-    ))?;
-    a.ip(&[
-        "neigh",
-        "add",
-        &DROPPED.to_string(),
-        "lladdr",
-        "02:00:00:00:00:09",
-        "dev",
-        "bn0",
-        "nud",
-        "permanent",
-    ])?;
-
-    let untraced = storm(&a, datagrams)?;
+    let bed = Bed::new("stoa")?;
+    let traffic = Traffic::Udp { flows: FLOWS };
+    let untraced = bed.send(datagrams, traffic)?;
     eprintln!(
         "[storm] untraced: {:.0} drops/s",
         datagrams as f64 / untraced
     );
     check_interrupt()?;
 
-    let tracer = Tracer::watch(bin, a.name(), &["--iface", "bn0", "--profile", "generic"])?;
+    let tracer = Tracer::watch(
+        bin,
+        bed.ns.name(),
+        &["--iface", DEVICE, "--profile", "generic"],
+    )?;
     let pid = tracer.pid();
     let cpu0 = cpu_secs(pid)?;
     let started = Instant::now();
-    let secs = storm(&a, datagrams)?;
+    let secs = bed.send(datagrams, traffic)?;
     // The tracer drains its sampled events and reads the counters at its next interval.
     std::thread::sleep(Duration::from_millis(1500));
     let window = started.elapsed().as_secs_f64();
     let cpu = cpu_secs(pid)? - cpu0;
     let rss = peak_rss_kib(pid)?;
     let summary = tracer.stop()?;
-    let counted: u64 = summary
-        .drops
-        .as_ref()
-        .context("no drops in the tracer's summary")?
-        .iter()
-        .filter(|d| d.reason.is_firewall() && d.iface == "-")
-        .map(|d| d.count)
-        .sum();
+    let counted = firewall_drops(&summary)?;
     let stats = summary.drop_stats.unwrap_or_default();
     let results = Results {
         datagrams,
@@ -108,17 +89,4 @@ pub fn run(bin: &Path, datagrams: u64) -> Result<Results> {
         results.traced_drops_per_sec
     );
     Ok(results)
-}
-
-/// Sends the datagrams from inside `ns`; the seconds it took.
-fn storm(ns: &NetNs, datagrams: u64) -> Result<f64> {
-    ns.run_in(|| {
-        let sock = UdpSocket::bind((LOCAL, 0)).context("binding the storm's socket")?;
-        let started = Instant::now();
-        for i in 0..datagrams {
-            // EPERM for every one of them: the rule drops it on the way out.
-            let _ = sock.send_to(b"storm", (DROPPED, 1 + (i % 50_000) as u16));
-        }
-        Ok(started.elapsed().as_secs_f64())
-    })?
 }

@@ -2,7 +2,7 @@
 //! and the rule that turns parsed headers into a class. The tables are indexed by port and by
 //! IP protocol so a lookup is one array access in the kernel.
 
-use crate::packet::{Headers, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, Status};
+use crate::packet::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, Seen, Status};
 
 #[cfg(feature = "user")]
 mod user;
@@ -71,7 +71,7 @@ impl PortClasses {
 /// the choice is the same in both directions.
 #[inline(always)]
 pub fn classify(
-    h: &Headers,
+    h: Seen,
     port_class: impl Fn(u16) -> PortClasses,
     proto_class: impl Fn(u8) -> u8,
 ) -> u8 {

@@ -1,6 +1,7 @@
 //! What the drop probe on `kfree_skb` shares with user space: the kernel facts the loader reads
-//! from BTF and hands over at load time, the keys of the exact drop counters and per-flow
-//! counts, and the sampled event sent through the ring buffer.
+//! from BTF and hands over at load time, the keys and slots of the exact drop counters, the
+//! per-flow counts, and the sampled event sent through the ring buffer. Every count the probe
+//! keeps is per CPU, summed in user space: no drop waits on another CPU's cache line.
 
 use crate::packet::Headers;
 
@@ -19,13 +20,36 @@ pub const CAPTURE_SLACK: usize = 64;
 pub const STAT_EVENTS_LOST: u32 = 0;
 pub const STAT_EVENTS_SUPPRESSED: u32 = 1;
 pub const STAT_UNCOUNTED: u32 = 2;
+/// Drops counted in the totals whose flow the flow table had no room for.
+pub const STAT_UNTRACKED: u32 = 3;
 pub const STATS_LEN: u32 = 4;
 
-/// Entries of the drop counter table and of the per-flow table.
+/// Per-CPU counter slots ([`DropSlot`]), found by a hash of the key, and how many slots a key
+/// may try before it goes to the hash table of [`DROP_KEYS`] entries.
+pub const DROP_SLOTS: u32 = 256;
+pub const DROP_SLOT_PROBES: u32 = 4;
+/// Entries of the drop counter hash table (keys the slots had no room for) and of the
+/// per-flow table.
 pub const DROP_KEYS: u32 = 8192;
 pub const DROP_FLOWS: u32 = 16384;
+
+/// The most bytes of an `sk_buff` the probe reads in one go (the fields it needs lie within
+/// this on every kernel), and of a `net_device` (its `ifindex` and `nd_net`, where they are
+/// this close; else two reads).
+pub const SKB_WINDOW: u32 = 256;
+pub const DEV_WINDOW: u32 = 64;
 /// Ring buffer for drop events.
 pub const EVENTS_BYTES: u32 = 4 << 20;
+
+/// Parts of the drop probe beyond counting per (place, interface, reason, class), as bits of
+/// [`DropConfig::parts`]. tracer runs them all; the benchmark switches them on one at a time to
+/// show what each costs a dropping sender.
+pub const DROP_PART_FLOWS: u32 = 1;
+/// Sampled events (with the budgets that bound them).
+pub const DROP_PART_EVENTS: u32 = 2;
+/// Decoding the inner frame of VXLAN packets (the second stage).
+pub const DROP_PART_INNER: u32 = 4;
+pub const DROP_PARTS_ALL: u32 = DROP_PART_FLOWS | DROP_PART_EVENTS | DROP_PART_INNER;
 
 /// A tracepoint argument the running kernel does not pass.
 pub const NO_ARG: u32 = u32::MAX;
@@ -47,10 +71,16 @@ pub const fn drop_program(n: u32) -> Option<&'static str> {
 pub const DROP_PROGRAMS: [&str; 3] = ["kfree_skb_2", "kfree_skb_3", "kfree_skb_4"];
 
 /// Kernel facts for the drop probe, all read from the running kernel's BTF by the loader:
-/// no struct offset is written into the program.
+/// no struct offset is written into the program. Offsets are from the start of their struct;
+/// the probe reads `skb_window_len` bytes of the `sk_buff` from `skb_window` in one call and
+/// takes the `skb_*` fields from that copy, and likewise the `net_device` when
+/// `dev_window_len` is not 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DropConfig {
+    pub skb_window: u32,
+    /// At most [`SKB_WINDOW`].
+    pub skb_window_len: u32,
     pub skb_head: u32,
     pub skb_tail: u32,
     pub skb_len: u32,
@@ -59,6 +89,9 @@ pub struct DropConfig {
     pub skb_protocol: u32,
     pub skb_dev: u32,
     pub skb_sk: u32,
+    pub dev_window: u32,
+    /// At most [`DEV_WINDOW`]; 0 when `ifindex` and `nd_net` are too far apart for one read.
+    pub dev_window_len: u32,
     pub dev_ifindex: u32,
     pub dev_nd_net: u32,
     pub sk_net: u32,
@@ -73,15 +106,18 @@ pub struct DropConfig {
     pub reason_if_absent: u32,
     /// Reasons up to this value are not drops (SKB_NOT_DROPPED_YET, SKB_CONSUMED).
     pub not_a_drop: u32,
-    /// Events per flow and reason per second; the rest are counted, not sent.
+    /// Events per flow and reason per second on each CPU; the rest are counted, not sent.
     pub events_per_flow: u32,
     /// Events per CPU per second over all flows: a storm of many flows costs no more.
     pub events_per_cpu: u32,
     /// Zero until the loader fills the struct: the probe does nothing before.
     pub ready: u32,
+    /// Which parts run (`DROP_PART_*`); [`DROP_PARTS_ALL`] but in the benchmark.
+    pub parts: u32,
+    pub _reserved: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<DropConfig>() == 80);
+const _: () = assert!(core::mem::size_of::<DropConfig>() == 104);
 
 /// Exact drop count per interface, class, reason and place: the kernel's reason alone does not
 /// always say what happened (an ICMP echo reply freed as `NO_SOCKET` after ping's raw socket
@@ -98,6 +134,33 @@ pub struct DropKey {
 }
 
 const _: () = assert!(core::mem::size_of::<DropKey>() == 24);
+
+impl DropKey {
+    /// The key as three words, to compare and hash: `repr(C)` with its padding explicit, so
+    /// every byte is a field.
+    #[inline(always)]
+    pub fn words(&self) -> [u64; 3] {
+        // SAFETY: 24 bytes of plain integers (size asserted) read as three u64s, unaligned.
+        unsafe {
+            core::ptr::from_ref(self)
+                .cast::<[u64; 3]>()
+                .read_unaligned()
+        }
+    }
+}
+
+/// One per-CPU counter slot: a key and its drops on that CPU. A slot is taken once, by the
+/// first drop of its key on that CPU, and then counts that key for good (its key never
+/// changes); `count` comes first and is 0 in a free slot, so a reader that sees a count sees
+/// the key written before it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropSlot {
+    pub count: u64,
+    pub key: DropKey,
+}
+
+const _: () = assert!(core::mem::size_of::<DropSlot>() == 32);
 
 /// One endpoint pair: protocol, ports and addresses (IPv4 in the first four bytes).
 #[repr(C)]
@@ -148,24 +211,17 @@ pub struct FlowKey {
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 96);
 
-/// An event budget: when its current one-second window started (`bpf_ktime_get_ns`) and the
-/// events sent in it.
+/// A flow's drops on one CPU, with the events that CPU sent for it in its current event
+/// window (`window`, the CPU's window number).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EventWindow {
-    pub start_ns: u64,
-    pub events: u64,
-}
-
-/// Per-flow count and the event budget of the current second.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowState {
+pub struct FlowCount {
     pub count: u64,
-    pub window: EventWindow,
+    pub window: u32,
+    pub events: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<FlowState>() == 24);
+const _: () = assert!(core::mem::size_of::<FlowCount>() == 16);
 
 /// A sampled drop, with the first bytes of the packet.
 #[repr(C)]

@@ -8,8 +8,11 @@
 
 use core::mem::size_of;
 
+mod quick;
 #[cfg(feature = "user")]
 mod user;
+
+pub use quick::{count_ethernet, quick_ethernet};
 
 /// Read access to a packet, with the bounds check in one place.
 ///
@@ -58,8 +61,10 @@ pub enum Status {
 }
 
 /// What the parser learned about one packet. Addresses are filled only when asked for
-/// (`parse_*::<true>`), because the counting path does not need them.
-#[repr(C)]
+/// (`parse_*::<true>`), because the counting path does not need them. Aligned to 8, so that
+/// the kernel programs' copies of it on the stack are too (the verifier refuses misaligned
+/// stack access).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
 pub struct Headers {
     pub status: Status,
@@ -106,6 +111,45 @@ impl Headers {
         }
     }
 
+    /// True when `sport`/`dport` hold real ports.
+    #[inline(always)]
+    pub fn has_ports(&self) -> bool {
+        self.seen().has_ports()
+    }
+
+    /// What classifying and counting the packet needs of these headers.
+    #[inline(always)]
+    pub fn seen(&self) -> Seen {
+        Seen {
+            status: self.status,
+            proto: self.proto,
+            family: self.family,
+            sport: self.sport,
+            dport: self.dport,
+            payload_off: self.payload_off,
+            l3_off: self.l3_off,
+        }
+    }
+}
+
+/// What classifying and counting a packet needs of its headers: their status, the L4
+/// protocol and ports, where the IP header starts and where the headers end. Small enough for registers, which matters to
+/// the counting programs (a whole [`Headers`] lives on the stack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub status: Status,
+    pub proto: u8,
+    /// [`Headers::family`].
+    pub family: u8,
+    pub sport: u16,
+    pub dport: u16,
+    /// [`Headers::payload_off`].
+    pub payload_off: u16,
+    /// [`Headers::l3_off`], for the per-peer counters' address.
+    pub l3_off: u16,
+}
+
+impl Seen {
     /// True when `sport`/`dport` hold real ports.
     #[inline(always)]
     pub fn has_ports(&self) -> bool {

@@ -7,7 +7,7 @@
 //!
 //! [`CLASS_FLAG_PEER`]: crate::classes::CLASS_FLAG_PEER
 
-use crate::packet::{Headers, Packet};
+use crate::packet::{Packet, Seen};
 
 #[cfg(feature = "user")]
 mod user;
@@ -34,11 +34,11 @@ pub struct PeerKey {
 
 const _: () = assert!(core::mem::size_of::<PeerKey>() == 24);
 
-/// The peer's address of a packet parsed as `h` (without addresses, as the datapath parses):
+/// The peer's address of a packet seen as `h` (parsed without addresses, as the datapath does):
 /// the destination of one leaving (`egress`), the source of one arriving, read from the IP
 /// header. `None` when the packet is not IP or its header is cut short.
 #[inline(always)]
-pub fn peer_addr<P: Packet + ?Sized>(pkt: &P, h: &Headers, egress: bool) -> Option<[u8; 16]> {
+pub fn peer_addr<P: Packet + ?Sized>(pkt: &P, h: Seen, egress: bool) -> Option<[u8; 16]> {
     let off = h.l3_off as usize;
     let mut addr = [0u8; 16];
     match h.family {
@@ -81,9 +81,12 @@ mod tests {
         f[36..38].copy_from_slice(&4789u16.to_be_bytes());
         f[38..40].copy_from_slice(&8u16.to_be_bytes());
         let h = parse_ethernet::<_, false>(&Bytes(&f), 0);
-        assert_eq!(peer_addr(&Bytes(&f), &h, true).unwrap()[..4], [10, 0, 0, 2]);
         assert_eq!(
-            peer_addr(&Bytes(&f), &h, false).unwrap()[..4],
+            peer_addr(&Bytes(&f), h.seen(), true).unwrap()[..4],
+            [10, 0, 0, 2]
+        );
+        assert_eq!(
+            peer_addr(&Bytes(&f), h.seen(), false).unwrap()[..4],
             [10, 0, 0, 1]
         );
 
@@ -94,8 +97,8 @@ mod tests {
         v6[8 + 15] = 1;
         v6[24 + 15] = 2;
         let h = parse_ip::<_, false>(&Bytes(&v6), 0, crate::packet::ETH_P_IPV6);
-        assert_eq!(peer_addr(&Bytes(&v6), &h, true).unwrap()[15], 2);
-        assert_eq!(peer_addr(&Bytes(&v6), &h, false).unwrap()[15], 1);
-        assert!(peer_addr(&Bytes(&v6[..20]), &h, true).is_none());
+        assert_eq!(peer_addr(&Bytes(&v6), h.seen(), true).unwrap()[15], 2);
+        assert_eq!(peer_addr(&Bytes(&v6), h.seen(), false).unwrap()[15], 1);
+        assert!(peer_addr(&Bytes(&v6[..20]), h.seen(), true).is_none());
     }
 }

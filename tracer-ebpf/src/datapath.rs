@@ -15,7 +15,10 @@ use tracer_common::{
     counters::{
         DIR_INGRESS, IFACE_NO_L2, IfaceSlot, SIZE_BUCKETS, STAGE_INNER, counter_index, size_bucket,
     },
-    packet::{ETH_P_IP, ETH_P_IPV6, Headers, Packet, parse_ethernet, parse_ip},
+    packet::{
+        ETH_P_IP, ETH_P_IPV6, Packet, Seen, count_ethernet, parse_ethernet, parse_ip,
+        quick_ethernet,
+    },
 };
 
 use crate::{
@@ -27,81 +30,177 @@ use crate::{
     readers::{SkbPacket, XdpPacket},
 };
 
+/// How far a program built from this code goes. tracer's own programs go all the way; the
+/// benchmark's (`floor.rs`) stop after each part, so that it can tell what each costs. A part
+/// that a program ends with hands its result to [`keep`], or the compiler would drop it.
+pub const UPTO_IFACE: u32 = 1;
+pub const UPTO_PARSE: u32 = 2;
+pub const UPTO_SEGS: u32 = 3;
+pub const UPTO_CLASS: u32 = 4;
+pub const UPTO_ALL: u32 = 5;
+
+/// Makes `v` count as used: a volatile store to the stack.
 #[inline(always)]
-pub fn observe_skb(ctx: &TcContext, dir: u32) {
+fn keep<T>(v: T) {
+    let mut sink = core::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: a write into a local of the right type.
+    unsafe { core::ptr::write_volatile(sink.as_mut_ptr(), v) };
+}
+
+/// The parsed headers as one value for [`keep`].
+#[inline(always)]
+fn parsed(h: Seen) -> u64 {
+    u64::from(h.status as u8)
+        | u64::from(h.proto) << 8
+        | u64::from(h.sport) << 16
+        | u64::from(h.dport) << 32
+        | u64::from(h.payload_off) << 48
+}
+
+#[inline(always)]
+pub fn observe_skb<const UPTO: u32>(ctx: &TcContext, dir: u32) {
+    // SAFETY: the context the kernel passed, valid for the run.
     let skb = unsafe { &*ctx.skb.skb };
     let Some(slot) = iface(skb.ifindex) else {
         return;
     };
+    if UPTO == UPTO_IFACE {
+        return keep(slot);
+    }
     let pkt = SkbPacket::new(ctx);
+    // The frames the shortcut reads go to the counter on a path of their own: merged with the
+    // full parser's, what either found would wait on the stack.
     let h = if slot.flags & IFACE_NO_L2 != 0 {
-        parse_ip::<_, false>(&pkt, 0, u16::from_be(skb.protocol as u16))
+        parse_ip::<_, false>(&pkt, 0, u16::from_be(skb.protocol as u16)).seen()
+    } else if let Some(h) = quick_ethernet(&pkt, 0) {
+        return account_skb::<UPTO>(ctx, &pkt, slot, dir, h);
     } else {
-        parse_ethernet::<_, false>(&pkt, 0)
+        parse_ethernet::<_, false>(&pkt, 0).seen()
     };
+    account_skb::<UPTO>(ctx, &pkt, slot, dir, h);
+}
+
+/// The rest of [`observe_skb`], once the headers are parsed.
+#[inline(always)]
+fn account_skb<const UPTO: u32>(
+    ctx: &TcContext,
+    pkt: &SkbPacket,
+    slot: IfaceSlot,
+    dir: u32,
+    h: Seen,
+) {
+    if UPTO == UPTO_PARSE {
+        return keep(parsed(h));
+    }
+    // SAFETY: the context the kernel passed, valid for the run.
+    let skb = unsafe { &*ctx.skb.skb };
     // A GSO super-packet leaves as gso_segs packets, each with its own copy of the headers.
-    let segs = if skb.gso_segs > 1 {
-        skb.gso_segs as u64
+    let segs = skb.gso_segs;
+    let len = u64::from(skb.len);
+    if UPTO == UPTO_SEGS {
+        return keep(u64::from(segs) ^ len);
+    }
+    let class = classify(h, port_class, proto_class);
+    if UPTO == UPTO_CLASS {
+        return keep(class);
+    }
+    // The other packets, nearly all, count on a path of their own, where their one packet
+    // and its size are known without arithmetic.
+    let inner = if segs > 1 {
+        let segs = u64::from(segs);
+        let bytes = len + (segs - 1) * u64::from(h.payload_off);
+        count(ctx, pkt, slot, dir, h, class, segs, bytes)
     } else {
-        1
+        count(ctx, pkt, slot, dir, h, class, 1, len)
     };
-    let bytes = skb.len as u64 + (segs - 1) * h.payload_off as u64;
-    if count(ctx, &pkt, slot, dir, &h, segs, bytes) {
+    if inner {
         // SAFETY: same program type and context; returns only when the call fails.
         unsafe { TC_STAGES.tail_call(ctx, STAGE_INNER) };
     }
 }
 
 #[inline(always)]
-pub fn observe_xdp(ctx: &XdpContext) {
+pub fn observe_xdp<const UPTO: u32>(ctx: &XdpContext) {
     let Some(slot) = iface(ctx.ingress_ifindex() as u32) else {
         return;
     };
+    if UPTO == UPTO_IFACE {
+        return keep(slot);
+    }
+    // Taken first, while no register needs spilling: the verifier refuses a packet pointer
+    // spilled as the 32 bits the context field has.
+    let bytes = XdpPacket::len(ctx) as u64;
     let pkt = XdpPacket::new(ctx);
+    // As in observe_skb.
     let h = if slot.flags & IFACE_NO_L2 != 0 {
         let ethertype = match pkt.load::<[u8; 2]>(0).map(|b| b[0] >> 4) {
             Some(4) => ETH_P_IP,
             Some(6) => ETH_P_IPV6,
             _ => 0,
         };
-        parse_ip::<_, false>(&pkt, 0, ethertype)
+        parse_ip::<_, false>(&pkt, 0, ethertype).seen()
+    } else if let Some(h) = quick_ethernet(&pkt, 0) {
+        return account_xdp::<UPTO>(ctx, &pkt, slot, h, bytes);
     } else {
-        parse_ethernet::<_, false>(&pkt, 0)
+        parse_ethernet::<_, false>(&pkt, 0).seen()
     };
-    if count(
-        ctx,
-        &pkt,
-        slot,
-        DIR_INGRESS,
-        &h,
-        1,
-        XdpPacket::len(ctx) as u64,
-    ) {
+    account_xdp::<UPTO>(ctx, &pkt, slot, h, bytes);
+}
+
+/// The rest of [`observe_xdp`], once the headers are parsed.
+#[inline(always)]
+fn account_xdp<const UPTO: u32>(
+    ctx: &XdpContext,
+    pkt: &XdpPacket,
+    slot: IfaceSlot,
+    h: Seen,
+    bytes: u64,
+) {
+    if UPTO == UPTO_PARSE {
+        return keep(parsed(h));
+    }
+    let class = classify(h, port_class, proto_class);
+    if UPTO == UPTO_CLASS {
+        return keep(class);
+    }
+    if count(ctx, pkt, slot, DIR_INGRESS, h, class, 1, bytes) {
         // SAFETY: as in observe_skb.
         unsafe { XDP_STAGES.tail_call(ctx, STAGE_INNER) };
     }
 }
 
+/// Says that a counter index was out of range, which only a loader that sized the array wrong
+/// causes. A function of its own, called on that path only: inlined, the compiler would
+/// prepare the message's arguments on every packet.
+#[cold]
+#[inline(never)]
+fn out_of_range<C: EbpfContext>(ctx: &C, idx: u32, slot: u16, class: u8) {
+    error!(
+        ctx,
+        "counter {} out of range (slot {}, class {})", idx, slot, class
+    );
+}
+
 /// Counts the packet; true when it carries an inner frame for the second stage, whose job
 /// is then waiting in INNER_JOB.
 #[inline(always)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one packet's accounting, passed in registers"
+)]
 fn count<C: EbpfContext, P: Packet>(
     ctx: &C,
     pkt: &P,
     slot: IfaceSlot,
     dir: u32,
-    h: &Headers,
+    h: Seen,
+    class: u8,
     packets: u64,
     bytes: u64,
 ) -> bool {
-    let class = classify(h, port_class, proto_class);
     let idx = counter_index(slot.slot as u32, dir, class as u32, n_classes());
     let Some(c) = COUNTERS.get_ptr_mut(idx) else {
-        // Only a loader that sized the array wrong gets here.
-        error!(
-            ctx,
-            "counter {} out of range (slot {}, class {})", idx, slot.slot, class
-        );
+        out_of_range(ctx, idx, slot.slot, class);
         return false;
     };
     // Divide only for GSO super-packets: a division costs more than the rest of this. max(1)
@@ -153,8 +252,8 @@ fn count_inner<P: Packet>(pkt: &P) {
     if job.off > MAX_INNER_OFF {
         return;
     }
-    let inner = parse_ethernet::<_, false>(pkt, job.off as usize);
-    let class = classify(&inner, port_class, proto_class);
+    let inner = count_ethernet(pkt, job.off as usize);
+    let class = classify(inner, port_class, proto_class);
     let idx = counter_index(job.slot, job.dir, class as u32, n_classes());
     if let Some(c) = INNER_COUNTERS.get_ptr_mut(idx) {
         // SAFETY: a per-CPU map value pointer, valid for this run.

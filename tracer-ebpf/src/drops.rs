@@ -1,45 +1,56 @@
 //! The drop probe: for every packet the kernel frees as dropped in the tracer's network
-//! namespace, count it exactly per (interface, class, reason) and per flow, and send a sampled
-//! event with the packet's first bytes. Reads of the `sk_buff` use offsets the loader took from
-//! the running kernel's BTF.
+//! namespace, count it exactly per (place, interface, reason, class) and per flow, and send a
+//! sampled event with the packet's first bytes. Reads of kernel structures use offsets the
+//! loader took from the running kernel's BTF.
+//!
+//! A drop storm is when an operator runs this, so each drop costs as few helper calls as it
+//! can: one read of the `sk_buff` fields it needs (they lie within a few hundred bytes), one
+//! of the device's index and namespace (or of the socket's namespace), one copy of the
+//! packet's first bytes, parsed once; the namespace is known by its `struct net` address once
+//! seen; counts are per CPU ([`counts`]); and the event budget asks the clock only a few times
+//! a second ([`budget`]), so a drop that no event will report pays for no event.
 //!
 //! This runs in any context that frees packets, but always through the kernel's raw tracepoint
 //! runner (`__bpf_trace_run`), with preemption off and a per-program, per-CPU recursion guard:
 //! a drop on a CPU where the probe is already running (an interrupt during a run) is skipped
-//! and counted in the program's `recursion_misses`, never interleaved. So the per-CPU maps take
-//! plain adds, and only the per-flow table, shared by all CPUs, needs atomic ones.
+//! and counted in the program's `recursion_misses`, never interleaved. So per-CPU state takes
+//! plain adds.
 //!
 //! Two programs: the entry parses the outer packet; for VXLAN it tail-calls the second, which
 //! decodes the inner frame. Verified together the two parses multiply each other's paths past
 //! the verifier's limit; apart, each is small.
 
+mod budget;
+mod counts;
+
 use aya_ebpf::{
     EbpfContext,
-    bindings::BPF_NOEXIST,
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_buf},
+    cty::c_void,
+    helpers::generated::bpf_probe_read_kernel,
     macros::map,
-    maps::{LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
+    maps::{Array, PerCpuArray, ProgramArray, RingBuf},
     programs::RawTracePointContext,
 };
 use tracer_common::{
     classes::classify,
     counters::{STAGE_INNER, STAGES},
     drops::{
-        CAPTURE, DROP_FLOWS, DROP_KEYS, DropConfig, DropEvent, DropKey, EVENTS_BYTES, EventWindow,
-        Flow, FlowKey, FlowState, NO_ARG, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED,
-        STATS_LEN,
+        CAPTURE, DEV_WINDOW, DROP_PART_EVENTS, DROP_PART_FLOWS, DROP_PART_INNER, DropConfig,
+        DropEvent, DropKey, EVENTS_BYTES, Flow, FlowKey, NO_ARG, SKB_WINDOW, STATS_LEN,
     },
     packet::{ETH_HLEN, parse_ethernet, parse_ip},
 };
 
 use crate::{
-    maps::{port_class, proto_class},
+    maps::{port_class, proto_class_table},
     overlay::vxlan_inner,
     readers::CopiedPacket,
 };
 
 #[unsafe(no_mangle)]
 static DROP_CONFIG: DropConfig = DropConfig {
+    skb_window: 0,
+    skb_window_len: 0,
     skb_head: 0,
     skb_tail: 0,
     skb_len: 0,
@@ -48,6 +59,8 @@ static DROP_CONFIG: DropConfig = DropConfig {
     skb_protocol: 0,
     skb_dev: 0,
     skb_sk: 0,
+    dev_window: 0,
+    dev_window_len: 0,
     dev_ifindex: 0,
     dev_nd_net: 0,
     sk_net: 0,
@@ -60,18 +73,22 @@ static DROP_CONFIG: DropConfig = DropConfig {
     events_per_flow: 0,
     events_per_cpu: 0,
     ready: 0,
+    parts: 0,
+    _reserved: 0,
 };
 
-/// Exact drops per (interface, class, reason).
-#[map]
-static DROPS: PerCpuHashMap<DropKey, u64> = PerCpuHashMap::with_max_entries(DROP_KEYS, 0);
+/// A field of the loader's configuration. Volatile, or the compiler folds in the defaults
+/// above; the kernel, which knows the frozen values, still prunes what they rule out.
+macro_rules! config {
+    ($field:ident) => {
+        // SAFETY: a plain read of a field of the static the loader rewrote.
+        unsafe { core::ptr::read_volatile(&raw const $crate::drops::DROP_CONFIG.$field) }
+    };
+}
+pub(crate) use config;
 
-/// Exact drops per flow, with the event budget; the least recently dropped flows make room.
-#[map]
-static DROP_FLOW_COUNTS: LruHashMap<FlowKey, FlowState> =
-    LruHashMap::with_max_entries(DROP_FLOWS, 0);
-
-/// Events lost, events held back by the per-flow budget, drops the key table had no room for.
+/// Events lost, events held back by the budgets, drops the key table had no room for, drops
+/// the flow table had no room for.
 #[map]
 static DROP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
 
@@ -82,49 +99,83 @@ static DROP_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map]
 static DROP_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 
-/// This CPU's event budget.
+/// The address of the tracer's `struct net`, once a drop has shown it (0 before): our
+/// namespace lives as long as the tracer in it, so no other namespace can have that address
+/// meanwhile, and comparing it spares the read of the namespace's inode number.
 #[map]
-static EVENT_WINDOW: PerCpuArray<EventWindow> = PerCpuArray::with_max_entries(1, 0);
+static OUR_NET: Array<u64> = Array::with_max_entries(1, 0);
 
-/// Where an event is assembled: too big for the 512-byte stack.
+const SKB_BYTES: usize = SKB_WINDOW as usize;
+const DEV_BYTES: usize = DEV_WINDOW as usize;
+
+/// What one run works in, on this CPU: the copied `sk_buff` and `net_device` fields (with room
+/// for a field at any masked offset) and the event being assembled; too big for the stack.
+#[repr(C)]
+pub struct Scratch {
+    skb: [u8; SKB_BYTES + 8],
+    dev: [u8; DEV_BYTES + 8],
+    ev: DropEvent,
+}
+
 #[map]
-static SCRATCH: PerCpuArray<DropEvent> = PerCpuArray::with_max_entries(1, 0);
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 const NO_HEADER: u16 = 0xffff;
 
+/// The parts of the probe that run (`DROP_PART_*`).
+#[inline(always)]
+fn parts() -> u32 {
+    config!(parts)
+}
+
+/// One kernel value at `base + off`.
 #[inline(always)]
 fn read<T>(base: u64, off: u32) -> Option<T> {
     if base == 0 {
         return None;
     }
-    // SAFETY: bpf_probe_read_kernel faults safely on a bad address.
-    unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).ok() }
-}
-
-/// Adds to a per-CPU counter: no other run touches it meanwhile (see the module comment).
-#[inline(always)]
-fn add(counter: *mut u64, n: u64) {
-    // SAFETY: a per-CPU map value pointer the kernel handed out, valid for the program's run.
-    unsafe { *counter += n };
-}
-
-/// Adds to a counter other CPUs may be adding to at the same time.
-#[inline(always)]
-fn atomic_add(counter: *mut u64, n: u64) {
-    // The BPF target declares no atomics to core::sync, but the instruction set has atomic
-    // add (BPF_ATOMIC | BPF_ADD): reach it through the intrinsic.
-    // SAFETY: a map value pointer the kernel handed out, valid for the program's run.
-    unsafe {
-        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
-            counter, n,
+    let mut v = core::mem::MaybeUninit::<T>::uninit();
+    let size = core::mem::size_of::<T>() as u32;
+    // SAFETY: the helper faults safely on a bad address and writes `size` bytes into `v`.
+    let ret = unsafe {
+        bpf_probe_read_kernel(
+            v.as_mut_ptr().cast::<c_void>(),
+            size,
+            (base + u64::from(off)) as *const c_void,
         )
     };
+    // SAFETY: on success the helper filled `v`.
+    (ret == 0).then(|| unsafe { v.assume_init() })
 }
 
+/// Copies `len` (at most `N - 8`) bytes of kernel memory at `src` into `buf`.
+#[inline(always)]
+fn read_into<const N: usize>(buf: &mut [u8; N], src: u64, len: u32) -> Option<()> {
+    let len = len.min((N - 8) as u32);
+    // SAFETY: the helper faults safely on a bad address; `buf` holds at least `len` bytes.
+    let ret = unsafe {
+        bpf_probe_read_kernel(buf.as_mut_ptr().cast::<c_void>(), len, src as *const c_void)
+    };
+    (ret == 0).then_some(())
+}
+
+/// The field at `off` of a struct whose bytes from `base` on are copied into `buf`.
+#[inline(always)]
+fn field<T: Copy, const N: usize>(buf: &[u8; N], off: u32, base: u32) -> T {
+    const { assert!(core::mem::size_of::<T>() <= 8) };
+    // The loader checked that every field lies inside the window; the mask (N - 8 is a power
+    // of two) shows the verifier that the read stays inside the buffer.
+    let at = off.wrapping_sub(base) as usize & (N - 9);
+    // SAFETY: at + size_of::<T>() <= N - 8 + 8.
+    unsafe { buf.as_ptr().add(at).cast::<T>().read_unaligned() }
+}
+
+/// Adds one to a per-CPU statistic: no other run touches it meanwhile (see the module comment).
 #[inline(always)]
 fn stat(index: u32) {
     if let Some(p) = DROP_STATS.get_ptr_mut(index) {
-        add(p, 1);
+        // SAFETY: a per-CPU map value pointer, valid for the program's run.
+        unsafe { *p += 1 };
     }
 }
 
@@ -172,7 +223,7 @@ pub fn observe<const ARGS: u32>(ctx: &RawTracePointContext) {
     let Some(ev) = outer::<ARGS>(ctx) else {
         return;
     };
-    if ev.inner_off != 0 {
+    if ev.inner_off != 0 && parts() & DROP_PART_INNER != 0 {
         // SAFETY: same program type, same context; returns only if the call fails.
         unsafe { DROP_STAGES.tail_call(ctx, STAGE_INNER) };
     }
@@ -182,63 +233,93 @@ pub fn observe<const ARGS: u32>(ctx: &RawTracePointContext) {
 /// The inner stage: decode the inner frame the entry stage found, then account.
 #[inline(always)]
 pub fn observe_inner() {
-    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+    let Some(s) = SCRATCH.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: the per-CPU scratch entry the entry stage filled, on this CPU.
-    let ev = unsafe { &mut *ev };
+    let ev = unsafe { &mut (*s).ev };
     let pkt = CopiedPacket::new(&ev.data, ev.cap_len as usize);
     let inner = parse_ethernet::<_, true>(&pkt, ev.inner_off as usize);
     ev.key.has_inner = 1;
-    ev.key.inner_class = classify(&inner, port_class, proto_class);
+    ev.key.inner_class = classify(inner.seen(), port_class, proto_class_table);
     ev.key.inner = Flow::of(&inner);
     account(ev);
 }
 
+/// Whether `net` is the tracer's namespace.
+#[inline(always)]
+fn ours(net: u64) -> bool {
+    let Some(known) = OUR_NET.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: a map value pointer, valid for the program's run.
+    let address = unsafe { *known };
+    if address != 0 {
+        return net == address;
+    }
+    if read::<u32>(net, config!(net_inum)) != Some(config!(netns_inum)) {
+        return false;
+    }
+    // SAFETY: as above; CPUs that race to fill it write the same address.
+    unsafe { *known = net };
+    true
+}
+
 #[inline(always)]
 fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut DropEvent> {
-    // SAFETY: the loader rewrote the static; volatile keeps the compiler from folding defaults.
-    let c = unsafe { core::ptr::read_volatile(&DROP_CONFIG) };
-    if c.ready == 0 {
+    if config!(ready) == 0 {
         return None;
     }
     // Before 5.17 the tracepoint has no reason: every kfree_skb is a drop (consume_skb is the
     // tracepoint of packets freed after use).
-    let reason = if c.reason_arg == NO_ARG {
-        c.reason_if_absent
+    let reason = if config!(reason_arg) == NO_ARG {
+        config!(reason_if_absent)
     } else {
-        arg::<ARGS>(ctx, c.reason_arg) as u32
+        arg::<ARGS>(ctx, config!(reason_arg)) as u32
     };
-    if reason <= c.not_a_drop {
+    if reason <= config!(not_a_drop) {
         return None;
     }
     let skb: u64 = ctx.arg(0);
+    // SAFETY: the per-CPU scratch entry, used by one program run at a time on this CPU.
+    let s = unsafe { &mut *SCRATCH.get_ptr_mut(0)? };
+    let window = config!(skb_window);
+    read_into(&mut s.skb, skb + u64::from(window), config!(skb_window_len))?;
+    let dev: u64 = field(&s.skb, config!(skb_dev), window);
     // The namespace of the device, or of the socket for packets without one yet.
-    let dev: u64 = read(skb, c.skb_dev).unwrap_or(0);
-    let net: u64 = if dev != 0 {
-        read(dev, c.dev_nd_net)?
+    let (net, ifindex) = if dev == 0 {
+        let sk: u64 = field(&s.skb, config!(skb_sk), window);
+        (read::<u64>(sk, config!(sk_net))?, 0)
+    } else if config!(dev_window_len) != 0 {
+        let base = config!(dev_window);
+        read_into(&mut s.dev, dev + u64::from(base), config!(dev_window_len))?;
+        (
+            field::<u64, _>(&s.dev, config!(dev_nd_net), base),
+            field::<u32, _>(&s.dev, config!(dev_ifindex), base),
+        )
     } else {
-        read(read::<u64>(skb, c.skb_sk)?, c.sk_net)?
+        (
+            read::<u64>(dev, config!(dev_nd_net))?,
+            read::<u32>(dev, config!(dev_ifindex))?,
+        )
     };
-    if read::<u32>(net, c.net_inum)? != c.netns_inum {
+    if !ours(net) {
         return None;
     }
-    // SAFETY: the per-CPU scratch entry, used by one program run at a time on this CPU.
-    let ev = unsafe { &mut *SCRATCH.get_ptr_mut(0)? };
+    let ev = &mut s.ev;
     ev.key = FlowKey::default();
-    // read() gives None for a packet without a device (dev 0): ifindex 0.
-    ev.key.ifindex = read(dev, c.dev_ifindex).unwrap_or(0);
+    ev.key.ifindex = ifindex;
     ev.key.reason = reason;
-    ev.location = arg::<ARGS>(ctx, c.location_arg);
-    ev.len = read(skb, c.skb_len).unwrap_or(0);
+    ev.location = arg::<ARGS>(ctx, config!(location_arg));
+    ev.len = field(&s.skb, config!(skb_len), window);
     ev.inner_off = 0;
-    copy_packet(skb, &c, ev);
+    copy_packet(&s.skb, ev);
     classify_event(ev);
     Some(ev)
 }
 
-/// Counts the drop per (interface, class, reason) and per flow, and sends an event when the
-/// flow's budget allows.
+/// Counts the drop per (place, interface, class, reason) and per flow, and offers it as an
+/// event to the budgets.
 #[inline(always)]
 fn account(ev: &mut DropEvent) {
     let key = DropKey {
@@ -248,67 +329,62 @@ fn account(ev: &mut DropEvent) {
         class: ev.key.class,
         _reserved: [0; 7],
     };
-    match counter(&key) {
-        Some(p) => add(p, 1),
-        None => stat(STAT_UNCOUNTED),
-    }
-    // SAFETY: reading the config global, as above.
-    let (per_flow, per_cpu) = unsafe {
-        (
-            core::ptr::read_volatile(&DROP_CONFIG.events_per_flow),
-            core::ptr::read_volatile(&DROP_CONFIG.events_per_cpu),
-        )
-    };
-    // One clock read serves both budgets and the event's timestamp.
-    let now = unsafe { bpf_ktime_get_ns() };
-    // The flow is counted first, whatever the CPU's budget says.
-    if flow_wants_event(&ev.key, per_flow, now) && cpu_wants_event(per_cpu, now) {
-        ev.ts_ns = now;
-        if DROP_EVENTS.output::<DropEvent>(&*ev, 0).is_err() {
-            stat(STAT_EVENTS_LOST);
-        }
+    counts::count_drop(&key);
+    let parts = parts();
+    let flow = if parts & DROP_PART_FLOWS == 0 {
+        None
     } else {
-        stat(STAT_EVENTS_SUPPRESSED);
+        counts::count_flow(&ev.key)
+    };
+    if parts & DROP_PART_EVENTS != 0 {
+        budget::offer(ev, flow);
     }
 }
 
-/// Copies the packet from its Ethernet header when it has one, else from its IP header.
+/// Copies the packet from its Ethernet header when it has one, else from its IP header; the
+/// `sk_buff` fields come from `skb`, the copied window.
 #[inline(always)]
-fn copy_packet(skb: u64, c: &DropConfig, ev: &mut DropEvent) {
+fn copy_packet(skb: &[u8; SKB_BYTES + 8], ev: &mut DropEvent) {
+    let window = config!(skb_window);
     ev.cap_len = 0;
     ev.l2 = 0;
-    ev.protocol = u16::from_be(read::<u16>(skb, c.skb_protocol).unwrap_or(0));
-    let (Some(head), Some(tail), Some(mac), Some(nh)) = (
-        read::<u64>(skb, c.skb_head),
-        read::<u32>(skb, c.skb_tail),
-        read::<u16>(skb, c.skb_mac_header),
-        read::<u16>(skb, c.skb_network_header),
-    ) else {
+    ev.protocol = u16::from_be(field(skb, config!(skb_protocol), window));
+    let head: u64 = field(skb, config!(skb_head), window);
+    let tail: u32 = field(skb, config!(skb_tail), window);
+    let mac: u16 = field(skb, config!(skb_mac_header), window);
+    let nh: u16 = field(skb, config!(skb_network_header), window);
+    if head == 0 {
         return;
-    };
+    }
     let (start, l2) =
-        if mac != NO_HEADER && nh != NO_HEADER && nh as u32 >= mac as u32 + ETH_HLEN as u32 {
-            (mac as u32, 1)
+        if mac != NO_HEADER && nh != NO_HEADER && u32::from(nh) >= u32::from(mac) + ETH_HLEN as u32
+        {
+            (u32::from(mac), 1)
         } else if nh != NO_HEADER {
-            (nh as u32, 0)
+            (u32::from(nh), 0)
         } else {
             return;
         };
-    let avail = tail.saturating_sub(start) as usize;
-    let len = if avail > CAPTURE { CAPTURE } else { avail };
+    let avail = tail.saturating_sub(start);
+    let len = avail.min(CAPTURE as u32);
     if len == 0 {
         return;
     }
-    // SAFETY: faults are caught by the helper; len is at most CAPTURE.
-    if unsafe { bpf_probe_read_kernel_buf((head + start as u64) as *const u8, &mut ev.data[..len]) }
-        .is_ok()
-    {
+    // SAFETY: faults are caught by the helper; len is at most CAPTURE, the buffer longer.
+    let ret = unsafe {
+        bpf_probe_read_kernel(
+            ev.data.as_mut_ptr().cast::<c_void>(),
+            len,
+            (head + u64::from(start)) as *const c_void,
+        )
+    };
+    if ret == 0 {
         ev.cap_len = len as u16;
         ev.l2 = l2;
     }
 }
 
-/// Classifies the copied packet and, for VXLAN classes, its inner frame.
+/// Classifies the copied packet and, for VXLAN classes, finds its inner frame.
 #[inline(always)]
 fn classify_event(ev: &mut DropEvent) {
     if ev.cap_len == 0 {
@@ -320,88 +396,11 @@ fn classify_event(ev: &mut DropEvent) {
     } else {
         parse_ip::<_, true>(&pkt, 0, ev.protocol)
     };
-    let class = classify(&h, port_class, proto_class);
+    let class = classify(h.seen(), port_class, proto_class_table);
     ev.key.class = class;
     ev.key.outer = Flow::of(&h);
-    if let Some((vni, inner_off)) = vxlan_inner(&pkt, &h, class) {
+    if let Some((vni, inner_off)) = vxlan_inner(&pkt, h.seen(), class) {
         ev.key.vni = vni;
         ev.inner_off = inner_off as u16;
     }
-}
-
-/// The per-CPU counter of `key`, created at zero if needed. Inserting with NOEXIST and
-/// looking up again means two racing first drops both land in the same counter.
-#[inline(always)]
-fn counter(key: &DropKey) -> Option<*mut u64> {
-    if let Some(p) = DROPS.get_ptr_mut(key) {
-        return Some(p);
-    }
-    let _ = DROPS.insert(key, &0, BPF_NOEXIST as u64);
-    DROPS.get_ptr_mut(key)
-}
-
-/// Whether this CPU's event budget for the current second allows one more event, which it
-/// then takes. Per-CPU and run with preemption off: no other writer. `now` is
-/// `bpf_ktime_get_ns`.
-#[inline(always)]
-fn cpu_wants_event(per_second: u32, now: u64) -> bool {
-    let Some(w) = EVENT_WINDOW.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: this CPU's entry, valid for the program's run.
-    unsafe { take_event::<false>(w, per_second, now) }
-}
-
-/// Counts the drop against its flow and says whether the flow's event budget for the current
-/// second allows one more event. `now` is `bpf_ktime_get_ns`.
-#[inline(always)]
-fn flow_wants_event(key: &FlowKey, per_second: u32, now: u64) -> bool {
-    let state = match DROP_FLOW_COUNTS.get_ptr_mut(key) {
-        Some(p) => p,
-        None => {
-            let fresh = FlowState {
-                count: 0,
-                window: EventWindow {
-                    start_ns: now,
-                    events: 0,
-                },
-            };
-            let _ = DROP_FLOW_COUNTS.insert(key, &fresh, BPF_NOEXIST as u64);
-            match DROP_FLOW_COUNTS.get_ptr_mut(key) {
-                Some(p) => p,
-                None => return true,
-            }
-        }
-    };
-    // SAFETY: map value pointers stay valid for the program's run.
-    unsafe {
-        atomic_add(&raw mut (*state).count, 1);
-        // The window may be reset twice by racing CPUs: that only costs an extra event.
-        take_event::<true>(&raw mut (*state).window, per_second, now)
-    }
-}
-
-/// Whether the budget `w` allows one more event in the second that `now` is in, which it then
-/// takes; a window older than a second starts over at `now`. ATOMIC for a budget other CPUs
-/// take from too (a flow's), plain adds for this CPU's own.
-///
-/// # Safety
-/// `w` is a map value pointer, valid for the program's run.
-#[inline(always)]
-unsafe fn take_event<const ATOMIC: bool>(w: *mut EventWindow, per_second: u32, now: u64) -> bool {
-    unsafe {
-        if now.wrapping_sub((*w).start_ns) > 1_000_000_000 {
-            (*w).start_ns = now;
-            (*w).events = 0;
-        }
-        if (*w).events >= per_second as u64 {
-            return false;
-        }
-        if ATOMIC {
-            atomic_add(&raw mut (*w).events, 1);
-        } else {
-            add(&raw mut (*w).events, 1);
-        }
-    }
-    true
 }

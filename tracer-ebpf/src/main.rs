@@ -3,8 +3,6 @@
 //! observes, it never decides.
 #![no_std]
 #![no_main]
-#![feature(core_intrinsics)]
-#![allow(internal_features)]
 
 mod datapath;
 mod drops;
@@ -23,21 +21,21 @@ use tracer_common::counters::{DIR_EGRESS, DIR_INGRESS};
 /// tc (TCX) ingress. Returning TC_ACT_UNSPEC (TCX_NEXT) lets any program after ours run.
 #[classifier]
 pub fn tc_ingress(ctx: TcContext) -> i32 {
-    datapath::observe_skb(&ctx, DIR_INGRESS);
+    datapath::observe_skb::<{ datapath::UPTO_ALL }>(&ctx, DIR_INGRESS);
     TC_ACT_UNSPEC
 }
 
 /// tc (TCX) egress.
 #[classifier]
 pub fn tc_egress(ctx: TcContext) -> i32 {
-    datapath::observe_skb(&ctx, DIR_EGRESS);
+    datapath::observe_skb::<{ datapath::UPTO_ALL }>(&ctx, DIR_EGRESS);
     TC_ACT_UNSPEC
 }
 
 /// XDP ingress, for physical NICs where XDP is the cheaper hook.
 #[xdp]
 pub fn xdp_ingress(ctx: XdpContext) -> u32 {
-    datapath::observe_xdp(&ctx);
+    datapath::observe_xdp::<{ datapath::UPTO_ALL }>(&ctx);
     XDP_PASS
 }
 

@@ -6,17 +6,24 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, ProgramArray},
 };
 use tracer_common::{
-    classes::{MAX_CLASSES, PORT_TABLE_LEN, PROTO_TABLE_LEN, PortClasses},
+    classes::{CLASS_OTHER, MAX_CLASSES, PORT_TABLE_LEN, PROTO_TABLE_LEN, PortClasses},
     counters::{Counter, IFACE_ARRAY_LEN, IfaceSlot, InnerJob, MAX_IFACES, STAGES, SizedCounter},
+    packet::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 /// Number of classes of the loaded profile, `other` and `malformed` included.
 #[unsafe(no_mangle)]
 static N_CLASSES: u32 = MAX_CLASSES as u32;
 
+/// 1 when a class is bound to TCP, UDP or SCTP as a protocol: then their packets look up the
+/// protocol table like any other's. 0 in every built-in profile, and then they need not.
+#[unsafe(no_mangle)]
+static PORT_PROTOCOL_CLASSES: u32 = 1;
+
 /// Reads a global the loader rewrote: volatile, or the compiler folds the default in.
 #[inline(always)]
 pub fn n_classes() -> u32 {
+    // SAFETY: a plain read of a static.
     unsafe { core::ptr::read_volatile(&N_CLASSES) }
 }
 
@@ -61,6 +68,13 @@ pub static XDP_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 #[map]
 pub static INNER_JOB: PerCpuArray<InnerJob> = PerCpuArray::with_max_entries(1, 0);
 
+/// Headers of a socket buffer that lie in its paged data, copied out for the parser (never to
+/// the stack: see `readers`).
+pub const PAGED_BYTES: usize = 128;
+
+#[map]
+pub static PAGED: PerCpuArray<[u8; PAGED_BYTES]> = PerCpuArray::with_max_entries(1, 0);
+
 /// The slot of a watched interface, `None` when the interface is not watched.
 #[inline(always)]
 pub fn iface(ifindex: u32) -> Option<IfaceSlot> {
@@ -79,7 +93,26 @@ pub fn port_class(port: u16) -> PortClasses {
 
 #[inline(always)]
 pub fn proto_class(proto: u8) -> u8 {
-    PROTO_CLASSES.get(proto as u32).copied().unwrap_or(0)
+    // SAFETY: a plain read of a static the loader rewrote (volatile, as in n_classes).
+    let port_protocols = unsafe { core::ptr::read_volatile(&PORT_PROTOCOL_CLASSES) };
+    if port_protocols == 0 && matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) {
+        return CLASS_OTHER;
+    }
+    PROTO_CLASSES
+        .get(proto as u32)
+        .copied()
+        .unwrap_or(CLASS_OTHER)
+}
+
+/// The protocol table's class for `proto`, looked up for every protocol: what the drop probe
+/// uses. Its code as [`proto_class`] compiles is refused by 6.12's verifier (a pointer it
+/// loses track of in the full parser's paths), and a drop is not where 1 ns matters.
+#[inline(always)]
+pub fn proto_class_table(proto: u8) -> u8 {
+    PROTO_CLASSES
+        .get(proto as u32)
+        .copied()
+        .unwrap_or(CLASS_OTHER)
 }
 
 #[inline(always)]

@@ -3,7 +3,7 @@
 
 use tracer_common::{
     classes::CLASS_FLAG_VXLAN,
-    packet::{Headers, IPPROTO_UDP, Packet, VXLAN_HLEN, vxlan_vni},
+    packet::{IPPROTO_UDP, Packet, Seen, VXLAN_HLEN, vxlan_vni},
 };
 
 use crate::maps::class_flags;
@@ -11,7 +11,7 @@ use crate::maps::class_flags;
 /// The VNI and the offset of the inner Ethernet header of `pkt`, parsed as `h` and classified
 /// as `class`, when it is a UDP datagram of a class flagged VXLAN with a valid VXLAN header.
 #[inline(always)]
-pub fn vxlan_inner<P: Packet + ?Sized>(pkt: &P, h: &Headers, class: u8) -> Option<(u32, usize)> {
+pub fn vxlan_inner<P: Packet + ?Sized>(pkt: &P, h: Seen, class: u8) -> Option<(u32, usize)> {
     // Register compares first: only UDP pays for the flags lookup.
     if h.proto != IPPROTO_UDP || !h.has_ports() || class_flags(class) & CLASS_FLAG_VXLAN == 0 {
         return None;

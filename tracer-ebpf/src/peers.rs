@@ -10,7 +10,7 @@ use aya_ebpf::{
 use tracer_common::{
     classes::{CLASS_FLAG_PEER, FIRST_CATALOG_CLASS},
     counters::{Counter, DIR_EGRESS},
-    packet::{Headers, Packet},
+    packet::{Packet, Seen},
     peers::{MAX_PEER_KEYS, PeerKey, peer_addr},
 };
 
@@ -30,7 +30,7 @@ pub fn count_peer<P: Packet>(
     slot: u16,
     dir: u32,
     class: u8,
-    h: &Headers,
+    h: Seen,
     packets: u64,
     bytes: u64,
 ) {

@@ -4,11 +4,16 @@
 
 use core::mem::size_of;
 
-use aya_ebpf::programs::{TcContext, XdpContext};
+use aya_ebpf::{
+    helpers::generated::bpf_skb_load_bytes,
+    programs::{TcContext, XdpContext},
+};
 use tracer_common::{
     drops::{CAPTURE, CAPTURE_SLACK},
     packet::Packet,
 };
+
+use crate::maps::{PAGED, PAGED_BYTES};
 
 /// The linear data of an XDP frame.
 pub struct XdpPacket {
@@ -100,7 +105,21 @@ impl Packet for SkbPacket<'_> {
         if !self.paged {
             return None;
         }
-        self.ctx.load::<T>(off).ok()
+        // Copied into map memory, not the stack: the parser reads fields at any alignment,
+        // which the verifier allows everywhere but on the stack.
+        const { assert!(size_of::<T>() <= PAGED_BYTES) };
+        let buf = PAGED.get_ptr_mut(0)?;
+        // SAFETY: the helper writes size_of::<T>() bytes into this CPU's buffer, which holds
+        // PAGED_BYTES; it is read back only when the helper succeeded.
+        unsafe {
+            let ret = bpf_skb_load_bytes(
+                self.ctx.skb.skb.cast(),
+                off as u32,
+                buf.cast(),
+                size_of::<T>() as u32,
+            );
+            (ret == 0).then(|| buf.cast::<T>().read_unaligned())
+        }
     }
 }
 

@@ -34,6 +34,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iperf3", "throughput benchmark"),
     ("iputils-ping", "lab connectivity checks"),
     ("tcpdump", "the benchmark's peer"),
+    (
+        "bpftrace",
+        "the benchmark's peer on kfree_skb (drop observers, section 4b)",
+    ),
     ("tshark", "reads the pcapng the tracer writes"),
     ("bpftool", "checks what is attached"),
     ("prometheus", "scrapes the metrics endpoint in tests"),

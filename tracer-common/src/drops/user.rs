@@ -1,6 +1,6 @@
 //! User-space side of the drop probe's layouts: aya Pod impls.
 
-use super::{DropConfig, DropKey, FlowKey, FlowState};
+use super::{DropConfig, DropKey, DropSlot, FlowCount, FlowKey};
 
 // SAFETY: repr(C) integers and byte arrays without implicit padding (sizes asserted);
 // every bit pattern is a valid value.
@@ -13,4 +13,7 @@ unsafe impl aya::Pod for DropKey {}
 unsafe impl aya::Pod for FlowKey {}
 // SAFETY: repr(C) integers and byte arrays without implicit padding (sizes asserted);
 // every bit pattern is a valid value.
-unsafe impl aya::Pod for FlowState {}
+unsafe impl aya::Pod for FlowCount {}
+// SAFETY: repr(C) integers and byte arrays without implicit padding (sizes asserted);
+// every bit pattern is a valid value.
+unsafe impl aya::Pod for DropSlot {}

@@ -45,8 +45,8 @@ pub struct TraceArgs {
     #[arg(long)]
     pub no_drops: bool,
 
-    /// Dropped packets sampled per flow and reason each second (for --pcap and the function
-    /// that dropped them); counts are exact regardless.
+    /// Dropped packets sampled per flow and reason each second on each CPU (for --pcap and
+    /// the function that dropped them); counts are exact regardless.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub events_per_flow: u32,
 

@@ -49,8 +49,8 @@ no class count as `other`, packets with truncated or broken headers as `malforme
 
 Drops: every packet the kernel drops in this network namespace is counted exactly per
 interface, class and kernel drop reason (NETFILTER_DROP, IP_RPFILTER, NO_SOCKET...), and per
-flow, with the inner flow of VXLAN packets. Up to --events-per-flow dropped packets per flow
-and second, and --events-per-sec in all, are sampled for --pcap; the counts include every
+flow, with the inner flow of VXLAN packets. Up to --events-per-flow dropped packets per flow,
+CPU and second, and --events-per-sec in all, are sampled for --pcap; the counts include every
 drop.
 
 Metrics: --metrics serves GET /metrics for Prometheus (text format 0.0.4) while watch runs,

@@ -136,10 +136,16 @@ pub struct DropChanges {
     pub stats: Option<DropStats>,
 }
 
-/// What is remembered of a flow: its count, when it last changed, where it was dropped.
+/// What is remembered of a flow: its count, how the kernel's table holds it, when it last
+/// changed, where it was dropped.
 #[derive(Default)]
 struct Memo {
+    /// Every drop of the flow so far: `taken` plus `kernel`.
     count: u64,
+    /// The count of the kernel's entry for the flow, as last read.
+    kernel: u64,
+    /// The last counts of the entries taken out of the kernel's table (to make room there).
+    taken: u64,
     round: u64,
     location: Option<String>,
 }
@@ -157,12 +163,15 @@ pub struct DropTracker {
 }
 
 impl DropTracker {
-    /// Takes the probe's current counters, flows and statistics; returns the flows whose count
-    /// moved (with cumulative counts) and the statistics if they moved.
+    /// Takes the probe's current counters, flows (`flows`, the kernel's table as just read,
+    /// without the entries then taken out of it: `taken`, with their last counts) and
+    /// statistics; returns the flows whose count moved (with cumulative counts) and the
+    /// statistics if they moved.
     pub fn update(
         &mut self,
         counters: &[(DropKey, u64)],
         flows: &[(FlowKey, u64)],
+        taken: &[(FlowKey, u64)],
         stats: DropStats,
         names: &Names,
     ) -> DropChanges {
@@ -172,15 +181,21 @@ impl DropTracker {
                 .insert((k.ifindex, k.class, k.reason, k.location), *n);
         }
         let mut changes = DropChanges::default();
-        for (key, kernel_count) in flows {
+        // The kernel never forgets a flow of its own accord: an entry is gone only when it was
+        // taken, with its last count, and the flow's next drop starts a new one at zero.
+        for (key, last) in taken {
             let memo = self.flows.entry(*key).or_default();
-            // The kernel's table forgets its least recent flows under pressure; a flow that
-            // comes back starts from zero there, so add rather than lose what was seen.
-            let seen = if *kernel_count >= memo.count {
-                *kernel_count
-            } else {
-                memo.count + kernel_count
+            memo.taken += last;
+            memo.kernel = 0;
+        }
+        for (key, kernel) in flows {
+            self.flows.entry(*key).or_default().kernel = *kernel;
+        }
+        for (key, _) in taken.iter().chain(flows) {
+            let Some(memo) = self.flows.get_mut(key) else {
+                continue;
             };
+            let seen = memo.taken + memo.kernel;
             if seen != memo.count {
                 self.peers
                     .note(key, seen.saturating_sub(memo.count), names.classes);
@@ -225,6 +240,16 @@ impl DropTracker {
             .collect()
     }
 
+    /// The flows of `flows`, a fresh read of the kernel's table, whose count has not moved
+    /// since the last [`DropTracker::update`]: the ones to take out when the table needs room.
+    pub fn quiet(&self, flows: &[(FlowKey, u64)]) -> Vec<FlowKey> {
+        flows
+            .iter()
+            .filter(|(k, n)| self.flows.get(k).is_some_and(|m| m.kernel == *n))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
     /// Remembers where the kernel dropped a sampled flow.
     pub fn note_sample(&mut self, sample: &DropSample) {
         if let (Some(memo), Some(at)) = (self.flows.get_mut(&sample.key), &sample.location) {
@@ -234,9 +259,9 @@ impl DropTracker {
             self.flows.insert(
                 sample.key,
                 Memo {
-                    count: 0,
                     round: self.round,
                     location: Some(at.clone()),
+                    ..Memo::default()
                 },
             );
         }
@@ -314,118 +339,4 @@ pub fn decode(record: &[u8], names: &Names) -> Option<DropSample> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::probes::drops::ReasonNames;
-
-    fn names_for<'a>(
-        classes: &'a ClassTable,
-        reasons: &'a Reasons,
-        iface: &'a dyn Fn(u32) -> String,
-    ) -> Names<'a> {
-        Names {
-            classes,
-            reasons,
-            iface,
-            symbols: None,
-        }
-    }
-
-    fn flow_key(sport: u16, count_class: u8) -> FlowKey {
-        let mut k = FlowKey {
-            ifindex: 3,
-            reason: 77,
-            class: count_class,
-            ..Default::default()
-        };
-        k.outer = Flow {
-            family: 4,
-            proto: 17,
-            sport,
-            dport: 4789,
-            _reserved: 0,
-            src: [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            dst: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        };
-        k
-    }
-
-    #[test]
-    fn flows_report_cumulative_changes_only() {
-        let mut classes = ClassTable::new();
-        let vx = classes.add_class("calico-vxlan").unwrap();
-        let reasons = Reasons::new(ReasonNames::from_pairs([(
-            "SKB_DROP_REASON_NETFILTER_DROP".to_string(),
-            77,
-        )]));
-        let iface = |i: u32| format!("if{i}");
-        let names = names_for(&classes, &reasons, &iface);
-        let mut t = DropTracker::default();
-        let k = flow_key(1000, vx);
-        let c = t.update(&[], &[(k, 5)], DropStats::default(), &names);
-        assert_eq!(c.flows.len(), 1);
-        let f = &c.flows[0];
-        assert_eq!(
-            (f.iface.as_str(), f.class.as_str(), f.reason.name(), f.count),
-            ("if3", "calico-vxlan", "NETFILTER_DROP", 5)
-        );
-        assert_eq!(f.flow.src, Some("10.0.0.2".parse().unwrap()));
-        assert_eq!(f.flow.proto_name(), "udp");
-        assert!(
-            t.update(&[], &[(k, 5)], DropStats::default(), &names)
-                .flows
-                .is_empty()
-        );
-        // Evicted in the kernel and back with 2: 7 seen in all.
-        assert_eq!(
-            t.update(&[], &[(k, 2)], DropStats::default(), &names).flows[0].count,
-            7
-        );
-    }
-
-    #[test]
-    fn sockets_tidying_up_do_not_crowd_the_top_flows_out() {
-        let mut classes = ClassTable::new();
-        let vx = classes.add_class("calico-vxlan").unwrap();
-        let reasons = Reasons::new(ReasonNames::from_pairs([
-            ("SKB_DROP_REASON_NETFILTER_DROP".to_string(), 77),
-            ("SKB_DROP_REASON_SOCKET_CLOSE".to_string(), 78),
-        ]));
-        let iface = |i: u32| format!("if{i}");
-        let names = names_for(&classes, &reasons, &iface);
-        let mut t = DropTracker::default();
-        let mut flows: Vec<(FlowKey, u64)> = (0..3)
-            .map(|i| {
-                let mut k = flow_key(2000 + i, vx);
-                k.reason = 78;
-                (k, 100)
-            })
-            .collect();
-        flows.push((flow_key(1000, vx), 5));
-        t.update(&[], &flows, DropStats::default(), &names);
-        let top = t.top_flows(2, &names);
-        assert_eq!(top.len(), 1, "{top:?}");
-        assert_eq!((top[0].reason.name(), top[0].count), ("NETFILTER_DROP", 5));
-    }
-
-    #[test]
-    fn remembered_flows_are_bounded() {
-        let classes = ClassTable::new();
-        let reasons = Reasons::default();
-        let iface = |_: u32| "x".to_string();
-        let names = names_for(&classes, &reasons, &iface);
-        let mut t = DropTracker::default();
-        for round in 0..3u16 {
-            let flows: Vec<(FlowKey, u64)> = (0..10_000u16)
-                .map(|i| (flow_key(i.wrapping_add(round * 10_000), 0), 1))
-                .collect();
-            t.update(&[], &flows, DropStats::default(), &names);
-        }
-        assert!(t.flows_remembered() <= MAX_FLOWS);
-        let stats = DropStats {
-            events_lost: 3,
-            ..Default::default()
-        };
-        assert_eq!(t.update(&[], &[], stats, &names).stats, Some(stats));
-    }
-}
+mod tests;

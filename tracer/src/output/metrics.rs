@@ -225,13 +225,18 @@ fn drops(o: &mut Exposition, d: &DropsView) {
         ),
         (
             "tracer_drop_events_suppressed_total",
-            "Drop events held back by the per-flow sampling budget; their drops are counted.",
+            "Drop events held back by the sampling budgets; their drops are counted.",
             d.stats.events_suppressed,
         ),
         (
             "tracer_drops_uncounted_total",
             "Drops the drop counter table had no room for.",
             d.stats.uncounted,
+        ),
+        (
+            "tracer_drops_untracked_total",
+            "Drops counted in tracer_drops_total whose flow the flow table had no room for.",
+            d.stats.untracked,
         ),
     ] {
         family(o, name, "counter", help);

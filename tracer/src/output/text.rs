@@ -418,8 +418,15 @@ fn write_drops(out: &mut impl Write, d: &DropsView, book: &FlowBook) -> std::io:
     if s.events_lost + s.events_suppressed + s.uncounted > 0 {
         writeln!(
             out,
-            "Drop events: {} lost (ring buffer full), {} held back by the per-flow limit (counted above), {} beyond the counter table",
+            "Drop events: {} lost (ring buffer full), {} held back by the sampling limits (counted above), {} beyond the counter table",
             s.events_lost, s.events_suppressed, s.uncounted
+        )?;
+    }
+    if s.untracked > 0 {
+        writeln!(
+            out,
+            "{} drops counted above without their flow: the flow table was full",
+            s.untracked
         )?;
     }
     Ok(())

@@ -94,7 +94,11 @@ impl ClassTable {
 
     /// Classifies parsed headers exactly as the kernel programs do.
     pub fn classify(&self, h: &Headers) -> u8 {
-        classify(h, |p| self.ports[p as usize], |p| self.protos[p as usize])
+        classify(
+            h.seen(),
+            |p| self.ports[p as usize],
+            |p| self.protos[p as usize],
+        )
     }
 }
 

@@ -11,13 +11,15 @@ use std::io;
 use aya::{
     Ebpf, EbpfLoader, Pod,
     maps::{Map, MapData, MapError, PerCpuArray},
-    programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp},
+    programs::{ProgramError, TestRun, TestRunOptions, TestRunResult},
 };
 use tracer_common::{
+    classes::CLASS_OTHER,
     counters::{
         Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, SizedCounter, counter_entries, counter_index,
     },
     drops::DropConfig,
+    packet::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 use super::{
@@ -82,13 +84,15 @@ pub struct CounterRow {
 }
 
 /// What the drop probe could not pass on: events lost to a full ring buffer, events held
-/// back by the per-flow budget (their drops are counted), drops the counter table had no
-/// room for (they are in no counter).
+/// back by the budgets (their drops are counted), drops the counter table had no room for
+/// (they are in no counter), drops whose flow the flow table had no room for (they are in the
+/// totals, not in any flow's count).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DropStats {
     pub events_lost: u64,
     pub events_suppressed: u64,
     pub uncounted: u64,
+    pub untracked: u64,
 }
 
 /// The datapath's second stages (inner frames of overlay packets) and their program arrays.
@@ -154,6 +158,8 @@ pub struct Datapath {
     n_classes: u32,
     /// The drop probe's entry program, when drops are watched.
     drop_program: Option<&'static str>,
+    /// Every program loaded.
+    programs: Vec<&'static str>,
     hooks: Vec<Option<Hook>>,
     /// The links of each slot's programs, detached when the slot is released.
     links: Vec<Vec<hooks::Link>>,
@@ -190,17 +196,42 @@ impl Datapath {
             ),
             None => None,
         };
+        let programs: Vec<&'static str> = program_names(drop_program).collect();
+        let mut datapath =
+            Self::load_object(super::OBJECT, &programs, classes, targets, capacity, drops)?;
+        datapath.drop_program = drop_program;
+        Ok(datapath)
+    }
+
+    /// Loads `programs` of `object` (tracer's, or another built from its datapath sources),
+    /// fills the class and interface tables and the program arrays of the second stages it
+    /// loads, and sets the drop probe's configuration when there is one; the counters have
+    /// room for `capacity` interfaces.
+    fn load_object(
+        object: &[u8],
+        programs: &[&'static str],
+        classes: &ClassTable,
+        targets: Vec<Target>,
+        capacity: usize,
+        drops: Option<DropConfig>,
+    ) -> Result<Self, ProbeError> {
         let n_classes = classes.len();
         let entries = counter_entries(capacity.max(1) as u32, n_classes);
+        let port_protocols = u32::from(
+            [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP]
+                .iter()
+                .any(|&p| classes.protos()[usize::from(p)] != CLASS_OTHER),
+        );
         let mut loader = EbpfLoader::new();
         loader
             .override_global("N_CLASSES", &n_classes, true)
+            .override_global("PORT_PROTOCOL_CLASSES", &port_protocols, true)
             .map_max_entries("COUNTERS", entries)
             .map_max_entries("INNER_COUNTERS", entries);
         if let Some(cfg) = &drops {
             loader.override_global("DROP_CONFIG", cfg, true);
         }
-        let mut ebpf = loader.load(super::OBJECT).map_err(ProbeError::Load)?;
+        let mut ebpf = loader.load(object).map_err(ProbeError::Load)?;
         // The programs' rare diagnostics go through aya-log. The logger owns the log map's
         // descriptor, so it must outlive the program loads below.
         let logger = aya_log::EbpfLogger::init(&mut ebpf)
@@ -208,13 +239,15 @@ impl Datapath {
             .ok();
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
-        for name in program_names(drop_program) {
+        for name in programs {
             load_program(&mut ebpf, name)?;
         }
         for (map, program) in INNER_PROGRAMS {
-            fill_stage(&mut ebpf, map, program)?;
+            if programs.contains(program) {
+                fill_stage(&mut ebpf, map, program)?;
+            }
         }
-        if drops.is_some() {
+        if programs.contains(&DROP_INNER_PROGRAM) {
             fill_stage(&mut ebpf, "DROP_STAGES", DROP_INNER_PROGRAM)?;
         }
         let mut targets: Vec<Option<Target>> = targets.into_iter().map(Some).collect();
@@ -225,7 +258,8 @@ impl Datapath {
             links: (0..targets.len()).map(|_| Vec::new()).collect(),
             targets,
             n_classes,
-            drop_program,
+            drop_program: None,
+            programs: programs.to_vec(),
             leaving: Vec::new(),
             mode: AttachMode::Auto,
             logger,
@@ -236,13 +270,18 @@ impl Datapath {
     /// Loads the datapath watching only loopback (index 1 in a fresh namespace), without the
     /// drop probe: where BPF_PROG_TEST_RUN delivers packets, for tests and measurements.
     pub fn load_loopback(classes: &ClassTable) -> Result<Self, ProbeError> {
-        let lo = Target {
-            name: "lo".into(),
-            index: 1,
-            has_l2: true,
-            is_virtual: true,
-        };
-        Self::load(classes, vec![lo], 1, None)
+        Self::load(classes, vec![loopback()], 1, None)
+    }
+
+    /// Loads `programs` of `object`, an object built from the datapath's own sources (the
+    /// benchmark's programs that stop after each part), watching only loopback like
+    /// [`Datapath::load_loopback`], for [`Datapath::test_run_program`].
+    pub fn load_loopback_object(
+        object: &[u8],
+        programs: &[&'static str],
+        classes: &ClassTable,
+    ) -> Result<Self, ProbeError> {
+        Self::load_object(object, programs, classes, vec![loopback()], 1, None)
     }
 
     /// The channel of the programs' log messages, for a task that drains it into `log`.
@@ -257,12 +296,30 @@ impl Datapath {
 
     /// Kernel ids of the loaded programs, as `bpftool prog show` lists them.
     pub fn program_ids(&self) -> Vec<(&'static str, u32)> {
-        program_names(self.drop_program)
+        self.programs
+            .iter()
+            .copied()
             .filter_map(|name| {
                 let info = self.ebpf.program(name)?.info().ok()?;
                 Some((name, info.id()))
             })
             .collect()
+    }
+
+    /// The drop probe's time in the kernel and its number of runs so far, as the kernel counts
+    /// them while run-time statistics are on (`aya::sys::enable_stats`, 5.8+; both stay put
+    /// otherwise). The second stage's time is in the entry program's, which tail-calls it.
+    /// `None` without the drop probe.
+    pub fn drop_probe_runs(&self) -> Result<Option<(std::time::Duration, u64)>, ProbeError> {
+        let Some(name) = self.drop_program else {
+            return Ok(None);
+        };
+        let prog = self.ebpf.program(name).ok_or_else(|| missing(name))?;
+        let info = prog.info().map_err(|e| ProbeError::Rejected {
+            program: name,
+            reason: e.to_string(),
+        })?;
+        Ok(Some((info.run_time(), info.run_count())))
     }
 
     /// The ingress hook each target got, once attached.
@@ -276,18 +333,6 @@ impl Datapath {
     {
         let prog = self.ebpf.program_mut(name).ok_or_else(|| missing(name))?;
         <&mut T>::try_from(prog).map_err(|e| ProbeError::Rejected {
-            program: name,
-            reason: e.to_string(),
-        })
-    }
-
-    fn program<'a, T>(&'a self, program: Program) -> Result<&'a T, ProbeError>
-    where
-        &'a T: TryFrom<&'a aya::programs::Program, Error = ProgramError>,
-    {
-        let name = program.name();
-        let prog = self.ebpf.program(name).ok_or_else(|| missing(name))?;
-        <&T>::try_from(prog).map_err(|e| ProbeError::Rejected {
             program: name,
             reason: e.to_string(),
         })
@@ -350,19 +395,46 @@ impl Datapath {
         frame: &[u8],
         repeat: u32,
     ) -> Result<TestRunResult, ProbeError> {
+        self.test_run_program(program.name(), frame, repeat)
+    }
+
+    /// [`Datapath::test_run`] for a loaded XDP or tc program given by name.
+    pub fn test_run_program(
+        &self,
+        name: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<TestRunResult, ProbeError> {
         let opts = TestRunOptions {
             data_in: Some(frame),
             repeat,
             ..TestRunOptions::default()
         };
-        let result = match program {
-            Program::XdpIngress => self.program::<Xdp>(program)?.test_run(opts),
-            _ => self.program::<SchedClassifier>(program)?.test_run(opts),
+        let prog = self.ebpf.program(name).ok_or_else(|| missing(name))?;
+        let result = match prog {
+            aya::programs::Program::Xdp(p) => p.test_run(opts),
+            aya::programs::Program::SchedClassifier(p) => p.test_run(opts),
+            _ => {
+                return Err(ProbeError::Rejected {
+                    program: name,
+                    reason: "not an XDP or tc program".into(),
+                });
+            }
         };
         result.map_err(|source| ProbeError::TestRun {
-            program: program.name(),
+            program: name,
             source,
         })
+    }
+}
+
+/// Loopback, index 1 in a fresh namespace: where BPF_PROG_TEST_RUN delivers packets.
+fn loopback() -> Target {
+    Target {
+        name: "lo".into(),
+        index: 1,
+        has_l2: true,
+        is_virtual: true,
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::{collections::HashMap, os::unix::fs::MetadataExt};
 
-use tracer_common::drops::{DropConfig, NO_ARG};
+use tracer_common::drops::{DEV_WINDOW, DROP_PARTS_ALL, DropConfig, NO_ARG, SKB_WINDOW};
 
 use super::{
     ProbeError,
@@ -126,32 +126,81 @@ pub fn kfree_skb_args(btf: &Btf) -> Result<Vec<String>, BtfError> {
         .collect()
 }
 
+/// The `sk_buff` fields the probe reads, with the size it reads each as (64-bit kernels:
+/// `head` is a pointer, `tail` an offset from it).
+const SKB_FIELDS: [(&str, u32); 8] = [
+    ("dev", 8),
+    ("sk", 8),
+    ("len", 4),
+    ("protocol", 2),
+    ("network_header", 2),
+    ("mac_header", 2),
+    ("tail", 4),
+    ("head", 8),
+];
+
+/// The offset of a member and its size, which must be `size`: the probe reads it as that.
+fn field_at(btf: &Btf, name: &str, path: &[&str], size: u32) -> Result<(u32, u32), ProbeError> {
+    let facts = |reason: String| ProbeError::KernelFacts {
+        what: "sk_buff layout",
+        reason,
+    };
+    let offset = btf
+        .member_offset(name, path)
+        .map_err(|e| facts(e.to_string()))?;
+    let got = btf
+        .member_size(name, path)
+        .map_err(|e| facts(e.to_string()))?;
+    if got != size {
+        return Err(facts(format!(
+            "{name}.{} is {got} bytes, expected {size}",
+            path.join(".")
+        )));
+    }
+    Ok((offset, size))
+}
+
+/// The start and length of the bytes that hold every `(offset, size)` of `fields`, when that
+/// is at most `max`.
+fn window(fields: &[(u32, u32)], max: u32) -> Option<(u32, u32)> {
+    let start = fields.iter().map(|(o, _)| *o).min()?;
+    let end = fields.iter().map(|(o, s)| o + s).max()?;
+    (end - start <= max).then_some((start, end - start))
+}
+
 /// Everything the drop probe needs to know about this kernel.
 pub fn kernel_facts(
     btf: &Btf,
     netns_inum: u32,
     budget: EventBudget,
 ) -> Result<(DropConfig, ReasonNames), ProbeError> {
-    let off = |s: &str, path: &[&str]| {
-        btf.member_offset(s, path)
-            .map_err(btf_err("sk_buff layout"))
+    let layout = |e: BtfError| ProbeError::KernelFacts {
+        what: "sk_buff layout",
+        reason: e.to_string(),
     };
-    let size = |s: &str, path: &[&str]| btf.member_size(s, path).map_err(btf_err("sk_buff layout"));
-    // The probe reads these as u16 and u32 offsets from skb->head (64-bit kernels).
-    for (field, want) in [
-        ("mac_header", 2),
-        ("network_header", 2),
-        ("tail", 4),
-        ("protocol", 2),
-    ] {
-        let got = size("sk_buff", &[field])?;
-        if got != want {
-            return Err(ProbeError::KernelFacts {
-                what: "sk_buff layout",
-                reason: format!("sk_buff.{field} is {got} bytes, expected {want}"),
-            });
-        }
-    }
+    let off = |s: &str, path: &[&str]| btf.member_offset(s, path).map_err(layout);
+    let skb = SKB_FIELDS
+        .iter()
+        .map(|&(field, size)| field_at(btf, "sk_buff", &[field], size))
+        .collect::<Result<Vec<_>, _>>()?;
+    let skb_at = |name: &str| {
+        let i = SKB_FIELDS.iter().position(|(f, _)| *f == name);
+        skb[i.expect("a field of SKB_FIELDS")].0
+    };
+    let (skb_window, skb_window_len) =
+        window(&skb, SKB_WINDOW).ok_or_else(|| ProbeError::KernelFacts {
+            what: "sk_buff layout",
+            reason: format!(
+                "the fields the drop probe reads ({}) span more than {SKB_WINDOW} bytes",
+                SKB_FIELDS.map(|(f, _)| f).join(", ")
+            ),
+        })?;
+    let dev = [
+        field_at(btf, "net_device", &["ifindex"], 4)?,
+        field_at(btf, "net_device", &["nd_net", "net"], 8)?,
+    ];
+    // Two reads where a kernel keeps them far apart.
+    let (dev_window, dev_window_len) = window(&dev, DEV_WINDOW).unwrap_or((0, 0));
     let params = kfree_skb_args(btf).map_err(btf_err("kfree_skb tracepoint"))?;
     let args: Vec<&str> = params.iter().map(String::as_str).collect();
     let position = |name: &str| {
@@ -183,16 +232,20 @@ pub fn kernel_facts(
         _ => (ReasonNames::without_reasons(), NO_ARG, 0),
     };
     let config = DropConfig {
-        skb_head: off("sk_buff", &["head"])?,
-        skb_tail: off("sk_buff", &["tail"])?,
-        skb_len: off("sk_buff", &["len"])?,
-        skb_mac_header: off("sk_buff", &["mac_header"])?,
-        skb_network_header: off("sk_buff", &["network_header"])?,
-        skb_protocol: off("sk_buff", &["protocol"])?,
-        skb_dev: off("sk_buff", &["dev"])?,
-        skb_sk: off("sk_buff", &["sk"])?,
-        dev_ifindex: off("net_device", &["ifindex"])?,
-        dev_nd_net: off("net_device", &["nd_net", "net"])?,
+        skb_window,
+        skb_window_len,
+        skb_head: skb_at("head"),
+        skb_tail: skb_at("tail"),
+        skb_len: skb_at("len"),
+        skb_mac_header: skb_at("mac_header"),
+        skb_network_header: skb_at("network_header"),
+        skb_protocol: skb_at("protocol"),
+        skb_dev: skb_at("dev"),
+        skb_sk: skb_at("sk"),
+        dev_window,
+        dev_window_len,
+        dev_ifindex: dev[0].0,
+        dev_nd_net: dev[1].0,
         sk_net: off("sock", &["__sk_common", "skc_net", "net"])?,
         net_inum: off("net", &["ns", "inum"])?,
         netns_inum,
@@ -203,6 +256,8 @@ pub fn kernel_facts(
         events_per_flow: budget.per_flow,
         events_per_cpu: budget.per_cpu,
         ready: 1,
+        parts: DROP_PARTS_ALL,
+        _reserved: 0,
     };
     Ok((config, reasons))
 }
@@ -223,6 +278,11 @@ mod tests {
         assert_eq!((cfg.events_per_flow, cfg.events_per_cpu), (10, 500));
         assert_eq!((cfg.reason_arg, cfg.location_arg), (2, 1));
         assert!(cfg.skb_head > 0 && cfg.skb_dev > 0 && cfg.net_inum > 0 && cfg.dev_ifindex > 0);
+        // One read of the sk_buff holds every field the probe needs.
+        assert!(cfg.skb_window_len > 0 && cfg.skb_window_len <= SKB_WINDOW);
+        for off in [cfg.skb_head, cfg.skb_dev, cfg.skb_len, cfg.skb_protocol] {
+            assert!(off >= cfg.skb_window && off < cfg.skb_window + cfg.skb_window_len);
+        }
         assert_ne!(cfg.skb_mac_header, cfg.skb_network_header);
         assert_eq!(cfg.not_a_drop, reasons.value("SKB_CONSUMED").unwrap());
         assert!(cfg.reason_if_absent > 0);
@@ -240,6 +300,14 @@ mod tests {
             assert_eq!(reasons.name(v), name);
         }
         assert_eq!(reasons.name(0xdead_0000), "REASON_0xdead0000");
+    }
+
+    #[test]
+    fn a_window_holds_every_field_or_there_is_none() {
+        assert_eq!(window(&[(16, 8), (24, 8), (192, 8)], 256), Some((16, 184)));
+        assert_eq!(window(&[(224, 4), (264, 8)], 64), Some((224, 48)));
+        assert_eq!(window(&[(264, 4), (1200, 8)], 64), None);
+        assert_eq!(window(&[], 64), None);
     }
 
     #[test]

@@ -4,13 +4,13 @@
 
 use std::{
     cell::RefCell,
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use aya::maps::{MapData, RingBuf};
-use tracer_common::drops::DropConfig;
+use tracer_common::drops::{DROP_FLOWS, DropConfig, FlowKey};
 
 use super::SessionError;
 use crate::{
@@ -115,6 +115,8 @@ pub(super) struct DropCapture {
     sink: Option<Box<dyn DropSink>>,
     /// Wall clock minus CLOCK_MONOTONIC, to stamp sampled packets.
     epoch_offset_ns: i128,
+    /// The kernel can take entries out of the flow table with their last count (5.14+).
+    can_take: bool,
 }
 
 impl DropCapture {
@@ -135,6 +137,7 @@ impl DropCapture {
             tracker: DropTracker::default(),
             sink,
             epoch_offset_ns: epoch_offset_ns(),
+            can_take: true,
         })
     }
 
@@ -183,7 +186,8 @@ impl DropCapture {
         classes: &ClassTable,
     ) -> Result<DropsView, ProbeError> {
         let counters = datapath.drop_counters()?;
-        let flows = datapath.drop_flows()?;
+        let mut flows = datapath.drop_flows()?;
+        let taken = self.take_quiet(datapath, &mut flows)?;
         let stats = datapath.drop_stats()?;
         let iface = |i: u32| self.ifaces.name(i);
         let names = Names {
@@ -192,7 +196,9 @@ impl DropCapture {
             iface: &iface,
             symbols: self.symbols.as_ref(),
         };
-        let changes = self.tracker.update(&counters, &flows, stats, &names);
+        let changes = self
+            .tracker
+            .update(&counters, &flows, &taken, stats, &names);
         Ok(DropsView {
             changed: changes.flows,
             stats_changed: changes.stats,
@@ -207,6 +213,30 @@ impl DropCapture {
             changed_causes: Vec::new(),
             top_causes: Vec::new(),
         })
+    }
+
+    /// When the kernel's flow table is more than half full, takes the flows that have not
+    /// moved since the last read out of it, with their last counts, so that new flows find
+    /// room: the table never evicts a flow itself. Taken flows leave `flows`.
+    fn take_quiet(
+        &mut self,
+        datapath: &Datapath,
+        flows: &mut Vec<(FlowKey, u64)>,
+    ) -> Result<Vec<(FlowKey, u64)>, ProbeError> {
+        if !self.can_take || flows.len() <= DROP_FLOWS as usize / 2 {
+            return Ok(Vec::new());
+        }
+        let quiet = self.tracker.quiet(flows);
+        let Some(taken) = datapath.take_drop_flows(&quiet)? else {
+            log::info!(
+                "this kernel cannot take entries out of the drop probe's flow table (5.14+): once it is full, drops of new flows are counted without their flow"
+            );
+            self.can_take = false;
+            return Ok(Vec::new());
+        };
+        let gone: HashSet<FlowKey> = taken.iter().map(|(k, _)| *k).collect();
+        flows.retain(|(k, _)| !gone.contains(k));
+        Ok(taken)
     }
 
     pub(super) fn finish(&mut self) -> Result<(), SessionError> {

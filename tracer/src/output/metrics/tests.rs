@@ -65,6 +65,7 @@ fn drops() -> DropsView {
             events_lost: 1,
             events_suppressed: 2,
             uncounted: 0,
+            untracked: 5,
         },
         peers: vec![PeerDrop {
             peer: ip("10.0.0.2"),
@@ -147,12 +148,15 @@ tracer_drops_total{node="worker-1",iface="-",class="other",reason="QUEUE_PURGE",
 # HELP tracer_drop_events_lost_total Sampled drop events the kernel could not hand over (ring buffer full); their drops are counted.
 # TYPE tracer_drop_events_lost_total counter
 tracer_drop_events_lost_total{node="worker-1"} 1
-# HELP tracer_drop_events_suppressed_total Drop events held back by the per-flow sampling budget; their drops are counted.
+# HELP tracer_drop_events_suppressed_total Drop events held back by the sampling budgets; their drops are counted.
 # TYPE tracer_drop_events_suppressed_total counter
 tracer_drop_events_suppressed_total{node="worker-1"} 2
 # HELP tracer_drops_uncounted_total Drops the drop counter table had no room for.
 # TYPE tracer_drops_uncounted_total counter
 tracer_drops_uncounted_total{node="worker-1"} 0
+# HELP tracer_drops_untracked_total Drops counted in tracer_drops_total whose flow the flow table had no room for.
+# TYPE tracer_drops_untracked_total counter
+tracer_drops_untracked_total{node="worker-1"} 5
 # HELP tracer_overlay_peer_drops_total Packets of node-to-node classes to or from a peer that this node's kernel dropped, by kernel drop reason.
 # TYPE tracer_overlay_peer_drops_total counter
 tracer_overlay_peer_drops_total{node="worker-1",peer="10.0.0.2",class="calico-vxlan",reason="NETFILTER_DROP"} 3

@@ -102,6 +102,7 @@ fn every_watch_line_reads_back_as_printed() {
         events_lost: 1,
         events_suppressed: 2,
         uncounted: 3,
+        untracked: 4,
     };
     let lines = [
         WatchLine::Start(Start {
@@ -218,9 +219,9 @@ fn watch_lines_keep_their_bytes() {
         r#"{"type":"drop","iface":"eth0","class":"calico-vxlan","reason":"NETFILTER_DROP","housekeeping":false,"proto":"udp","src":"192.168.1.12","dst":"192.168.1.11","sport":51000,"dport":4789,"count":1000,"inner":{"vni":4096,"class":"kube-apiserver","proto":"tcp","src":"10.244.1.2","dst":"10.244.2.3","sport":5555,"dport":6443},"function":"nft_do_chain+0x3e8","explain":"a firewall rule dropped it (nftables or iptables, including rules firewalld, kube-proxy or the CNI installed)"}"#,
         r#"{"type":"drop","iface":"va","class":"other","reason":"NOT_SPECIFIED","housekeeping":false,"proto":"ipv6-icmp","src":"fe80::7056:a4ff:fe49:2c41","dst":"ff02::16","sport":0,"dport":0,"count":1,"function":"ip6_mc_input+0xd4"}"#,
         r#"{"type":"drop","iface":"-","class":"other","reason":"REASON_0x10002","housekeeping":false,"proto":"0","src":null,"dst":null,"sport":0,"dport":0,"count":2}"#,
-        r#"{"type":"drop_stats","events_lost":0,"events_suppressed":1996000,"uncounted":0}"#,
+        r#"{"type":"drop_stats","events_lost":0,"events_suppressed":1996000,"uncounted":0,"untracked":0}"#,
         r#"{"type":"finding","id":"sysctl/ip_forward","severity":"error","title":"IP forwarding is off","explain":"Pod traffic is routed through the node; with net.ipv4.ip_forward=0 none of it passes.","class":null,"port":null,"iface":null,"zone":null,"binding":null,"element":"net.ipv4.ip_forward = 0","rule":null,"fix":["sysctl -w net.ipv4.ip_forward=1","echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-ip-forward.conf"]}"#,
-        r#"{"type":"summary","profile":"generic","duration_secs":2.501943455,"interfaces":[{"iface":"va","ifindex":3,"hook":"tc"}],"counters":[{"type":"counters","iface":"va","direction":"ingress","class":"other","packets":3,"bytes":174}],"drops":[{"iface":"lo","class":"other","reason":"QDISC_DROP","housekeeping":false,"count":3}],"drop_stats":{"type":"drop_stats","events_lost":0,"events_suppressed":0,"uncounted":0}}"#,
+        r#"{"type":"summary","profile":"generic","duration_secs":2.501943455,"interfaces":[{"iface":"va","ifindex":3,"hook":"tc"}],"counters":[{"type":"counters","iface":"va","direction":"ingress","class":"other","packets":3,"bytes":174}],"drops":[{"iface":"lo","class":"other","reason":"QDISC_DROP","housekeeping":false,"count":3}],"drop_stats":{"type":"drop_stats","events_lost":0,"events_suppressed":0,"uncounted":0,"untracked":0}}"#,
         r#"{"type":"summary","profile":"generic","duration_secs":30.0,"interfaces":[],"counters":[]}"#,
     ];
     for line in lines {

@@ -218,6 +218,9 @@ pub struct DropStats {
     pub events_suppressed: u64,
     /// Drops the counter table had no room for.
     pub uncounted: u64,
+    /// Drops in the totals whose flow the flow table had no room for.
+    #[serde(default)]
+    pub untracked: u64,
 }
 
 impl Tagged for DropStats {
@@ -230,6 +233,7 @@ impl From<ProbeStats> for DropStats {
             events_lost: s.events_lost,
             events_suppressed: s.events_suppressed,
             uncounted: s.uncounted,
+            untracked: s.untracked,
         }
     }
 }

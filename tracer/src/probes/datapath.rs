@@ -162,6 +162,8 @@ pub struct Datapath {
     leaving: Vec<usize>,
     /// How ingress programs attach, for the interfaces added later.
     mode: AttachMode,
+    /// The programs count per peer.
+    peers: bool,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Declared after `ebpf`, so it runs once the programs' filters are detached.
     clsact: hooks::ClsactGuard,
@@ -172,11 +174,36 @@ impl Datapath {
     /// program. Nothing is attached yet. The counters have room for `capacity` interfaces (at
     /// least the targets), so that interfaces can be added later ([`Datapath::add_target`]).
     /// With `drops`, the drop probe is configured too.
+    ///
+    /// Per-peer counting makes the datapath's programs larger than some verifiers take (5.10
+    /// gives up at a million instructions): when the kernel refuses them as too large, they are
+    /// loaded again without it, and [`Datapath::counts_peers`] says so.
     pub fn load(
         classes: &ClassTable,
         targets: Vec<Target>,
         capacity: usize,
         drops: Option<DropConfig>,
+    ) -> Result<Self, ProbeError> {
+        match Self::load_with(classes, targets.clone(), capacity, drops, true) {
+            Err(ProbeError::Rejected { program, reason })
+                if reason.contains("(os error 7)") && !program.starts_with("kfree_skb") =>
+            {
+                log::warn!(
+                    "this kernel's verifier finds {program} too large with per-peer counting; \
+                     counting without it (no tracer_overlay_peer_* packets or bytes)"
+                );
+                Self::load_with(classes, targets, capacity, drops, false)
+            }
+            other => other,
+        }
+    }
+
+    fn load_with(
+        classes: &ClassTable,
+        targets: Vec<Target>,
+        capacity: usize,
+        drops: Option<DropConfig>,
+        peers: bool,
     ) -> Result<Self, ProbeError> {
         let capacity = capacity.max(targets.len());
         if capacity > MAX_IFACES as usize {
@@ -192,9 +219,11 @@ impl Datapath {
         };
         let n_classes = classes.len();
         let entries = counter_entries(capacity.max(1) as u32, n_classes);
+        let count_peers = u32::from(peers);
         let mut loader = EbpfLoader::new();
         loader
             .override_global("N_CLASSES", &n_classes, true)
+            .override_global("COUNT_PEERS", &count_peers, true)
             .map_max_entries("COUNTERS", entries)
             .map_max_entries("INNER_COUNTERS", entries);
         if let Some(cfg) = &drops {
@@ -228,9 +257,15 @@ impl Datapath {
             drop_program,
             leaving: Vec::new(),
             mode: AttachMode::Auto,
+            peers,
             logger,
             clsact: hooks::ClsactGuard::default(),
         })
+    }
+
+    /// Whether the programs count per peer (see [`Datapath::load`]).
+    pub fn counts_peers(&self) -> bool {
+        self.peers
     }
 
     /// Loads the datapath watching only loopback (index 1 in a fresh namespace), without the

@@ -184,6 +184,16 @@ impl Datapath {
         capacity: usize,
         drops: Option<DropConfig>,
     ) -> Result<Self, ProbeError> {
+        // 5.10's verifier is known to give up (a million instructions, minutes of work under
+        // emulation): skip the attempt there.
+        let release = &super::features::get().release;
+        if release_below(release, (5, 11)) {
+            log::warn!(
+                "kernel {release}: the verifier cannot take per-peer counting; counting without \
+                 it (no tracer_overlay_peer_* packets or bytes)"
+            );
+            return Self::load_with(classes, targets, capacity, drops, false);
+        }
         match Self::load_with(classes, targets.clone(), capacity, drops, true) {
             Err(ProbeError::Rejected { program, reason })
                 if reason.contains("(os error 7)") && !program.starts_with("kfree_skb") =>
@@ -401,6 +411,17 @@ impl Datapath {
     }
 }
 
+/// Whether a kernel release (`5.10.0-32-amd64`) is older than `major.minor`; false when it
+/// cannot be read.
+fn release_below(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let num = |p: Option<&str>| p.and_then(|p| p.parse::<u32>().ok());
+    match (num(parts.next()), num(parts.next())) {
+        (Some(a), Some(b)) => (a, b) < (major, minor),
+        _ => false,
+    }
+}
+
 /// The errno behind an aya error, wherever it sits in the source chain.
 fn errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -453,4 +474,18 @@ fn chain(err: &dyn std::error::Error) -> String {
         cur = e.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_below;
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(release_below("5.10.0-32-amd64", (5, 11)));
+        assert!(!release_below("5.11.0", (5, 11)));
+        assert!(!release_below("6.1.0-18-amd64", (5, 11)));
+        assert!(!release_below("6.18.0", (5, 11)));
+        assert!(!release_below("", (5, 11)));
+    }
 }

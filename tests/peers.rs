@@ -147,6 +147,12 @@ fn each_program_counts_overlay_and_bgp_packets_for_their_far_end() {
     ns.enter(|| {
         let (_, classes) = generic();
         let dp = load(&classes);
+        if !dp.counts_peers() {
+            // Kernels whose verifier cannot take it (5.10) count without it, and say so.
+            eprintln!("this kernel's datapath counts without per-peer counting");
+            assert!(dp.peer_counters().unwrap().is_empty());
+            return;
+        }
         let inner = frame(
             &eth(),
             ip("10.244.1.2"),

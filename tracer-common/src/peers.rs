@@ -36,20 +36,32 @@ const _: () = assert!(core::mem::size_of::<PeerKey>() == 24);
 
 /// The peer's address of a packet seen as `h` (parsed without addresses, as the datapath does):
 /// the destination of one leaving (`egress`), the source of one arriving, read from the IP
-/// header. `None` when the packet is not IP or its header is cut short.
+/// header as two native-endian words of [`PeerKey::addr`] (an IPv4 address in the low four
+/// bytes of the first). Words, not an array: they stay in registers. `None` when the packet
+/// is not IP or its header is cut short.
 #[inline(always)]
-pub fn peer_addr<P: Packet + ?Sized>(pkt: &P, h: Seen, egress: bool) -> Option<[u8; 16]> {
+pub fn peer_addr<P: Packet + ?Sized>(pkt: &P, h: Seen, egress: bool) -> Option<(u64, u64)> {
     let off = h.l3_off as usize;
-    let mut addr = [0u8; 16];
     match h.family {
         4 => {
-            let a = pkt.load::<[u8; 4]>(off + if egress { 16 } else { 12 })?;
-            addr[..4].copy_from_slice(&a);
+            let a = pkt.load::<u32>(off + if egress { 16 } else { 12 })?;
+            Some((u64::from(a), 0))
         }
-        6 => addr = pkt.load::<[u8; 16]>(off + if egress { 24 } else { 8 })?,
-        _ => return None,
+        6 => {
+            let at = off + if egress { 24 } else { 8 };
+            Some((pkt.load::<u64>(at)?, pkt.load::<u64>(at + 8)?))
+        }
+        _ => None,
     }
-    Some(addr)
+}
+
+/// The key's address bytes from [`peer_addr`]'s words.
+#[inline(always)]
+pub fn addr_bytes(words: (u64, u64)) -> [u8; 16] {
+    let mut addr = [0u8; 16];
+    addr[..8].copy_from_slice(&words.0.to_ne_bytes());
+    addr[8..].copy_from_slice(&words.1.to_ne_bytes());
+    addr
 }
 
 #[cfg(test)]
@@ -81,14 +93,12 @@ mod tests {
         f[36..38].copy_from_slice(&4789u16.to_be_bytes());
         f[38..40].copy_from_slice(&8u16.to_be_bytes());
         let h = parse_ethernet::<_, false>(&Bytes(&f), 0);
+        let bytes = |egress| addr_bytes(peer_addr(&Bytes(&f), h.seen(), egress).unwrap());
         assert_eq!(
-            peer_addr(&Bytes(&f), h.seen(), true).unwrap()[..4],
-            [10, 0, 0, 2]
+            bytes(true),
+            [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         );
-        assert_eq!(
-            peer_addr(&Bytes(&f), h.seen(), false).unwrap()[..4],
-            [10, 0, 0, 1]
-        );
+        assert_eq!(bytes(false)[..4], [10, 0, 0, 1]);
 
         let mut v6 = [0u8; 40 + 8];
         v6[0] = 0x60;
@@ -97,8 +107,14 @@ mod tests {
         v6[8 + 15] = 1;
         v6[24 + 15] = 2;
         let h = parse_ip::<_, false>(&Bytes(&v6), 0, crate::packet::ETH_P_IPV6);
-        assert_eq!(peer_addr(&Bytes(&v6), h.seen(), true).unwrap()[15], 2);
-        assert_eq!(peer_addr(&Bytes(&v6), h.seen(), false).unwrap()[15], 1);
+        assert_eq!(
+            addr_bytes(peer_addr(&Bytes(&v6), h.seen(), true).unwrap())[15],
+            2
+        );
+        assert_eq!(
+            addr_bytes(peer_addr(&Bytes(&v6), h.seen(), false).unwrap())[15],
+            1
+        );
         assert!(peer_addr(&Bytes(&v6[..20]), h.seen(), true).is_none());
     }
 }

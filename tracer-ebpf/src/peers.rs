@@ -11,10 +11,15 @@ use tracer_common::{
     classes::{CLASS_FLAG_PEER, FIRST_CATALOG_CLASS},
     counters::{Counter, DIR_EGRESS},
     packet::{Packet, Seen},
-    peers::{MAX_PEER_KEYS, PeerKey, peer_addr},
+    peers::{MAX_PEER_KEYS, PeerKey, addr_bytes, peer_addr},
 };
 
 use crate::maps::class_flags;
+
+/// 1 to count per peer; the loader sets 0 where the verifier finds the programs too large
+/// with it. A read-only global: the verifier knows its value and skips what it turns off.
+#[unsafe(no_mangle)]
+static COUNT_PEERS: u32 = 1;
 
 /// Packets and bytes per (slot, direction, class, peer). Allocated as peers appear; user space
 /// removes the entries of an interface it stops watching.
@@ -22,8 +27,26 @@ use crate::maps::class_flags;
 static PEER_COUNTERS: PerCpuHashMap<PeerKey, Counter> =
     PerCpuHashMap::with_max_entries(MAX_PEER_KEYS, BPF_F_NO_PREALLOC);
 
-/// Adds a packet (or a GSO super-packet of `packets`) of `class` to its peer's counter, when
-/// the class is counted per peer.
+/// Where a packet was counted (slot, direction, class, address family), packed in one
+/// register: a BPF function takes at most five arguments.
+#[derive(Clone, Copy)]
+pub struct PeerAt(u64);
+
+impl PeerAt {
+    #[inline(always)]
+    fn new(slot: u16, dir: u32, class: u8, family: u8) -> Self {
+        PeerAt(
+            (u64::from(slot) << 24)
+                | (u64::from(dir & 0xff) << 16)
+                | (u64::from(class) << 8)
+                | u64::from(family),
+        )
+    }
+}
+
+/// Counts a packet (or a GSO super-packet of `packets`) of `class` for its peer, when the
+/// class is counted per peer. Inlined into the datapath: the flags lookup and the address
+/// read, into registers; the map update is a function of its own ([`add`]).
 #[inline(always)]
 pub fn count_peer<P: Packet>(
     pkt: &P,
@@ -34,21 +57,42 @@ pub fn count_peer<P: Packet>(
     packets: u64,
     bytes: u64,
 ) {
+    // SAFETY: a global the loader rewrote; volatile, or the compiler folds the default in.
+    if unsafe { core::ptr::read_volatile(&COUNT_PEERS) } == 0 {
+        return;
+    }
     // Traffic of no catalog class never is: skip the flags lookup for it.
     if class < FIRST_CATALOG_CLASS || class_flags(class) & CLASS_FLAG_PEER == 0 {
         return;
     }
     // The datapath parses without addresses; only these packets need one.
-    let Some(addr) = peer_addr(pkt, h, dir == DIR_EGRESS) else {
+    let Some(words) = peer_addr(pkt, h, dir == DIR_EGRESS) else {
         return;
     };
+    add(
+        words.0,
+        words.1,
+        PeerAt::new(slot, dir, class, h.family),
+        packets,
+        bytes,
+    );
+}
+
+/// Adds to the counter of the peer `lo`/`hi` (its address words) at `at`.
+///
+/// A function of its own in the program (a BPF-to-BPF call), not inlined: its stack frame,
+/// with the key, is gone when it returns, so every path through the map update leaves the
+/// caller in the same state and the verifier does not carry them into the rest of the
+/// program. Inlined, the 5.10 verifier gave up on the tc program at a million instructions.
+#[inline(never)]
+fn add(lo: u64, hi: u64, at: PeerAt, packets: u64, bytes: u64) {
     let key = PeerKey {
-        slot,
-        dir: dir as u8,
-        class,
-        family: h.family,
+        slot: (at.0 >> 24) as u16,
+        dir: (at.0 >> 16) as u8,
+        class: (at.0 >> 8) as u8,
+        family: at.0 as u8,
         _reserved: [0; 3],
-        addr,
+        addr: addr_bytes((lo, hi)),
     };
     let counter = match PEER_COUNTERS.get_ptr_mut(&key) {
         Some(p) => p,

@@ -64,7 +64,6 @@ pub const GUEST_TESTS: &[&str] = &[
     "drops::vxlan_drops_carry_the_inner_flow",
     "cleanup::",
     "peers::each_program_counts_overlay_and_bgp_packets_for_their_far_end",
-    "ifaces::two_hundred_veths_that_come_and_go_are_counted_and_released",
 ];
 
 /// A guest that runs longer than this is stopped and counts as failed.

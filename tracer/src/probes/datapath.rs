@@ -9,33 +9,25 @@
 use std::io;
 
 use aya::{
-    Ebpf, EbpfLoader, Pod,
+    Ebpf, Pod,
     maps::{Map, MapData, MapError, PerCpuArray},
     programs::{ProgramError, TestRun, TestRunOptions, TestRunResult},
 };
-use tracer_common::{
-    classes::CLASS_OTHER,
-    counters::{
-        Counter, DIRECTIONS, MAX_IFACES, SIZE_BUCKETS, SizedCounter, counter_entries, counter_index,
-    },
-    drops::DropConfig,
-    packet::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
-};
+use tracer_common::counters::{Counter, DIRECTIONS, SIZE_BUCKETS, SizedCounter, counter_index};
 
 use super::{
-    AttachMode, ClassTable, ProbeError,
+    AttachMode, ProbeError,
     attach::{Hook, explain},
 };
 
 mod drop_maps;
 mod hooks;
+mod load;
 mod peer_maps;
 mod slots;
 mod tables;
 
 pub use peer_maps::PeerRow;
-
-use tables::{fill_classes, fill_stage, fill_targets, load_program};
 
 /// The programs in the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,122 +160,14 @@ pub struct Datapath {
     leaving: Vec<usize>,
     /// How ingress programs attach, for the interfaces added later.
     mode: AttachMode,
+    /// The programs count per peer.
+    peers: bool,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Declared after `ebpf`, so it runs once the programs' filters are detached.
     clsact: hooks::ClsactGuard,
 }
 
 impl Datapath {
-    /// Loads the object, fills the class and interface tables, and loads (verifies) every
-    /// program. Nothing is attached yet. The counters have room for `capacity` interfaces (at
-    /// least the targets), so that interfaces can be added later ([`Datapath::add_target`]).
-    /// With `drops`, the drop probe is configured too.
-    pub fn load(
-        classes: &ClassTable,
-        targets: Vec<Target>,
-        capacity: usize,
-        drops: Option<DropConfig>,
-    ) -> Result<Self, ProbeError> {
-        let capacity = capacity.max(targets.len());
-        if capacity > MAX_IFACES as usize {
-            return Err(ProbeError::TooManyInterfaces(capacity));
-        }
-        let drop_program = match drops {
-            Some(_) => Some(
-                super::features::get()
-                    .drop_program()
-                    .map_err(ProbeError::DropsUnsupported)?,
-            ),
-            None => None,
-        };
-        let programs: Vec<&'static str> = program_names(drop_program).collect();
-        let mut datapath =
-            Self::load_object(super::OBJECT, &programs, classes, targets, capacity, drops)?;
-        datapath.drop_program = drop_program;
-        Ok(datapath)
-    }
-
-    /// Loads `programs` of `object` (tracer's, or another built from its datapath sources),
-    /// fills the class and interface tables and the program arrays of the second stages it
-    /// loads, and sets the drop probe's configuration when there is one; the counters have
-    /// room for `capacity` interfaces.
-    fn load_object(
-        object: &[u8],
-        programs: &[&'static str],
-        classes: &ClassTable,
-        targets: Vec<Target>,
-        capacity: usize,
-        drops: Option<DropConfig>,
-    ) -> Result<Self, ProbeError> {
-        let n_classes = classes.len();
-        let entries = counter_entries(capacity.max(1) as u32, n_classes);
-        let port_protocols = u32::from(
-            [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP]
-                .iter()
-                .any(|&p| classes.protos()[usize::from(p)] != CLASS_OTHER),
-        );
-        let mut loader = EbpfLoader::new();
-        loader
-            .override_global("N_CLASSES", &n_classes, true)
-            .override_global("PORT_PROTOCOL_CLASSES", &port_protocols, true)
-            .map_max_entries("COUNTERS", entries)
-            .map_max_entries("INNER_COUNTERS", entries);
-        if let Some(cfg) = &drops {
-            loader.override_global("DROP_CONFIG", cfg, true);
-        }
-        let mut ebpf = loader.load(object).map_err(ProbeError::Load)?;
-        // The programs' rare diagnostics go through aya-log. The logger owns the log map's
-        // descriptor, so it must outlive the program loads below.
-        let logger = aya_log::EbpfLogger::init(&mut ebpf)
-            .map_err(|e| log::debug!("eBPF log channel unavailable: {e}"))
-            .ok();
-        fill_classes(&mut ebpf, classes)?;
-        fill_targets(&mut ebpf, &targets)?;
-        for name in programs {
-            load_program(&mut ebpf, name)?;
-        }
-        for (map, program) in INNER_PROGRAMS {
-            if programs.contains(program) {
-                fill_stage(&mut ebpf, map, program)?;
-            }
-        }
-        if programs.contains(&DROP_INNER_PROGRAM) {
-            fill_stage(&mut ebpf, "DROP_STAGES", DROP_INNER_PROGRAM)?;
-        }
-        let mut targets: Vec<Option<Target>> = targets.into_iter().map(Some).collect();
-        targets.resize(capacity, None);
-        Ok(Datapath {
-            ebpf,
-            hooks: vec![None; targets.len()],
-            links: (0..targets.len()).map(|_| Vec::new()).collect(),
-            targets,
-            n_classes,
-            drop_program: None,
-            programs: programs.to_vec(),
-            leaving: Vec::new(),
-            mode: AttachMode::Auto,
-            logger,
-            clsact: hooks::ClsactGuard::default(),
-        })
-    }
-
-    /// Loads the datapath watching only loopback (index 1 in a fresh namespace), without the
-    /// drop probe: where BPF_PROG_TEST_RUN delivers packets, for tests and measurements.
-    pub fn load_loopback(classes: &ClassTable) -> Result<Self, ProbeError> {
-        Self::load(classes, vec![loopback()], 1, None)
-    }
-
-    /// Loads `programs` of `object`, an object built from the datapath's own sources (the
-    /// benchmark's programs that stop after each part), watching only loopback like
-    /// [`Datapath::load_loopback`], for [`Datapath::test_run_program`].
-    pub fn load_loopback_object(
-        object: &[u8],
-        programs: &[&'static str],
-        classes: &ClassTable,
-    ) -> Result<Self, ProbeError> {
-        Self::load_object(object, programs, classes, vec![loopback()], 1, None)
-    }
-
     /// The channel of the programs' log messages, for a task that drains it into `log`.
     pub fn take_logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
         self.logger.take()
@@ -425,16 +309,6 @@ impl Datapath {
             program: name,
             source,
         })
-    }
-}
-
-/// Loopback, index 1 in a fresh namespace: where BPF_PROG_TEST_RUN delivers packets.
-fn loopback() -> Target {
-    Target {
-        name: "lo".into(),
-        index: 1,
-        has_l2: true,
-        is_virtual: true,
     }
 }
 

@@ -149,13 +149,16 @@ impl Session {
     }
 
     /// Each watched interface with the hook its ingress program sits on (`none` when it has
-    /// none).
+    /// none); not those released since the last interval.
     pub fn iface_hooks(&self) -> impl Iterator<Item = (&Target, &'static str)> {
         self.datapath
             .targets()
             .iter()
             .zip(self.datapath.hooks())
-            .filter_map(|(t, h)| Some((t.as_ref()?, h.map_or("none", |h| h.as_str()))))
+            .enumerate()
+            // A released interface is no longer watched, though its slot is not free yet.
+            .filter(|(i, _)| !self.datapath.is_leaving(*i))
+            .filter_map(|(_, (t, h))| Some((t.as_ref()?, h.map_or("none", |h| h.as_str()))))
     }
 
     /// Program name and kernel id, for bpftool.

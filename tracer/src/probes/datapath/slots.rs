@@ -96,6 +96,11 @@ impl Datapath {
         })
     }
 
+    /// Whether slot position `i` was released and waits to be reaped.
+    pub fn is_leaving(&self, i: usize) -> bool {
+        self.leaving.contains(&i)
+    }
+
     /// Slots holding an interface, the ones still to be reaped included.
     pub fn slots_in_use(&self) -> usize {
         self.targets.iter().filter(|t| t.is_some()).count()

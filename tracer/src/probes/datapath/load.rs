@@ -1,0 +1,214 @@
+//! Loading the datapath: which programs of which object, the globals the loader sets (the
+//! class count, whether ports' protocols carry classes, per-peer counting, the drop probe's
+//! configuration), the sizes of the counter tables, and the fallback without per-peer
+//! counting where the verifier cannot take it (before 5.11, or a program it finds too large).
+
+use aya::EbpfLoader;
+use tracer_common::{
+    classes::CLASS_OTHER,
+    counters::{MAX_IFACES, counter_entries},
+    drops::DropConfig,
+    packet::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
+};
+
+use super::{
+    DROP_INNER_PROGRAM, Datapath, INNER_PROGRAMS, Target, hooks, program_names,
+    tables::{fill_classes, fill_stage, fill_targets, load_program},
+};
+use crate::probes::{AttachMode, ClassTable, OBJECT, ProbeError, features};
+
+impl Datapath {
+    /// Loads the object, fills the class and interface tables, and loads (verifies) every
+    /// program. Nothing is attached yet. The counters have room for `capacity` interfaces (at
+    /// least the targets), so that interfaces can be added later ([`Datapath::add_target`]).
+    /// With `drops`, the drop probe is configured too.
+    ///
+    /// Per-peer counting makes the datapath's programs larger than some verifiers take (5.10
+    /// gives up at a million instructions): when the kernel refuses them as too large, they are
+    /// loaded again without it, and [`Datapath::counts_peers`] says so.
+    pub fn load(
+        classes: &ClassTable,
+        targets: Vec<Target>,
+        capacity: usize,
+        drops: Option<DropConfig>,
+    ) -> Result<Self, ProbeError> {
+        // 5.10's verifier is known to give up (a million instructions, minutes of work under
+        // emulation): skip the attempt there.
+        let release = &features::get().release;
+        if release_below(release, (5, 11)) {
+            log::warn!(
+                "kernel {release}: the verifier cannot take per-peer counting; counting without \
+                 it (no tracer_overlay_peer_* packets or bytes)"
+            );
+            return Self::load_with(classes, targets, capacity, drops, false);
+        }
+        match Self::load_with(classes, targets.clone(), capacity, drops, true) {
+            Err(ProbeError::Rejected { program, reason })
+                if reason.contains("(os error 7)") && !program.starts_with("kfree_skb") =>
+            {
+                log::warn!(
+                    "this kernel's verifier finds {program} too large with per-peer counting; \
+                     counting without it (no tracer_overlay_peer_* packets or bytes)"
+                );
+                Self::load_with(classes, targets, capacity, drops, false)
+            }
+            other => other,
+        }
+    }
+
+    fn load_with(
+        classes: &ClassTable,
+        targets: Vec<Target>,
+        capacity: usize,
+        drops: Option<DropConfig>,
+        peers: bool,
+    ) -> Result<Self, ProbeError> {
+        let capacity = capacity.max(targets.len());
+        if capacity > MAX_IFACES as usize {
+            return Err(ProbeError::TooManyInterfaces(capacity));
+        }
+        let drop_program = match drops {
+            Some(_) => Some(
+                features::get()
+                    .drop_program()
+                    .map_err(ProbeError::DropsUnsupported)?,
+            ),
+            None => None,
+        };
+        let programs: Vec<&'static str> = program_names(drop_program).collect();
+        let mut datapath = Self::load_object(
+            OBJECT,
+            &programs,
+            classes,
+            (targets, capacity),
+            drops,
+            peers,
+        )?;
+        datapath.drop_program = drop_program;
+        Ok(datapath)
+    }
+
+    /// Loads `programs` of `object` (tracer's, or another built from its datapath sources),
+    /// fills the class and interface tables and the program arrays of the second stages it
+    /// loads, and sets the drop probe's configuration when there is one; the counters have
+    /// room for `capacity` interfaces; `peers` turns per-peer counting on.
+    fn load_object(
+        object: &[u8],
+        programs: &[&'static str],
+        classes: &ClassTable,
+        (targets, capacity): (Vec<Target>, usize),
+        drops: Option<DropConfig>,
+        peers: bool,
+    ) -> Result<Self, ProbeError> {
+        let n_classes = classes.len();
+        let entries = counter_entries(capacity.max(1) as u32, n_classes);
+        let port_protocols = u32::from(
+            [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP]
+                .iter()
+                .any(|&p| classes.protos()[usize::from(p)] != CLASS_OTHER),
+        );
+        let count_peers = u32::from(peers);
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global("N_CLASSES", &n_classes, true)
+            .override_global("PORT_PROTOCOL_CLASSES", &port_protocols, true)
+            .override_global("COUNT_PEERS", &count_peers, true)
+            .map_max_entries("COUNTERS", entries)
+            .map_max_entries("INNER_COUNTERS", entries);
+        if let Some(cfg) = &drops {
+            loader.override_global("DROP_CONFIG", cfg, true);
+        }
+        let mut ebpf = loader.load(object).map_err(ProbeError::Load)?;
+        // The programs' rare diagnostics go through aya-log. The logger owns the log map's
+        // descriptor, so it must outlive the program loads below.
+        let logger = aya_log::EbpfLogger::init(&mut ebpf)
+            .map_err(|e| log::debug!("eBPF log channel unavailable: {e}"))
+            .ok();
+        fill_classes(&mut ebpf, classes)?;
+        fill_targets(&mut ebpf, &targets)?;
+        for name in programs {
+            load_program(&mut ebpf, name)?;
+        }
+        for (map, program) in INNER_PROGRAMS {
+            if programs.contains(program) {
+                fill_stage(&mut ebpf, map, program)?;
+            }
+        }
+        if programs.contains(&DROP_INNER_PROGRAM) {
+            fill_stage(&mut ebpf, "DROP_STAGES", DROP_INNER_PROGRAM)?;
+        }
+        let mut targets: Vec<Option<Target>> = targets.into_iter().map(Some).collect();
+        targets.resize(capacity, None);
+        Ok(Datapath {
+            ebpf,
+            hooks: vec![None; targets.len()],
+            links: (0..targets.len()).map(|_| Vec::new()).collect(),
+            targets,
+            n_classes,
+            drop_program: None,
+            programs: programs.to_vec(),
+            leaving: Vec::new(),
+            mode: AttachMode::Auto,
+            peers,
+            logger,
+            clsact: hooks::ClsactGuard::default(),
+        })
+    }
+
+    /// Whether the programs count per peer (see [`Datapath::load`]).
+    pub fn counts_peers(&self) -> bool {
+        self.peers
+    }
+
+    /// Loads the datapath watching only loopback (index 1 in a fresh namespace), without the
+    /// drop probe: where BPF_PROG_TEST_RUN delivers packets, for tests and measurements.
+    pub fn load_loopback(classes: &ClassTable) -> Result<Self, ProbeError> {
+        Self::load(classes, vec![loopback()], 1, None)
+    }
+
+    /// Loads `programs` of `object`, an object built from the datapath's own sources (the
+    /// benchmark's programs that stop after each part), watching only loopback like
+    /// [`Datapath::load_loopback`], for [`Datapath::test_run_program`].
+    pub fn load_loopback_object(
+        object: &[u8],
+        programs: &[&'static str],
+        classes: &ClassTable,
+    ) -> Result<Self, ProbeError> {
+        Self::load_object(object, programs, classes, (vec![loopback()], 1), None, true)
+    }
+}
+
+/// Loopback, index 1 in a fresh namespace: where BPF_PROG_TEST_RUN delivers packets.
+fn loopback() -> Target {
+    Target {
+        name: "lo".into(),
+        index: 1,
+        has_l2: true,
+        is_virtual: true,
+    }
+}
+
+/// Whether a kernel release (`5.10.0-32-amd64`) is older than `major.minor`; false when it
+/// cannot be read.
+fn release_below(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let num = |p: Option<&str>| p.and_then(|p| p.parse::<u32>().ok());
+    match (num(parts.next()), num(parts.next())) {
+        (Some(a), Some(b)) => (a, b) < (major, minor),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_below;
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(release_below("5.10.0-32-amd64", (5, 11)));
+        assert!(!release_below("5.11.0", (5, 11)));
+        assert!(!release_below("6.1.0-18-amd64", (5, 11)));
+        assert!(!release_below("6.18.0", (5, 11)));
+        assert!(!release_below("", (5, 11)));
+    }
+}

@@ -5,7 +5,7 @@
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -15,6 +15,7 @@ use tracer::schema::DiagnoseLine;
 use crate::harness::{
     NetNs, Tracer,
     pair::{A, B, SILENT, apiserver_syns, pair, udp_to},
+    prometheus::PromServer,
     send_frames, silent_apiserver,
     tracer::BIN,
 };
@@ -22,61 +23,22 @@ use crate::harness::{
 pub(crate) const METRICS: &str = "127.0.0.1:9464";
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
-/// A Prometheus server inside a namespace, scraping the tracer every second; killed and its
-/// storage removed when the guard drops, also when the test panics.
-pub(crate) struct Prometheus {
-    child: Child,
-    dir: tempfile::TempDir,
-}
+/// A Prometheus server inside a namespace, scraping the tracer every second (the harness's
+/// [`PromServer`]), with the queries these tests make.
+pub(crate) struct Prometheus(PromServer);
 
 impl Prometheus {
     pub(crate) fn start(ns: &NetNs) -> Prometheus {
-        let dir = tempfile::Builder::new()
-            .prefix("tracer-prometheus")
-            .tempdir()
-            .unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: tracer\n    static_configs:\n      - targets: ['{METRICS}']\n"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        // `ip netns exec` execs the program itself, so the child is Prometheus.
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "prometheus"])
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={PROMETHEUS}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus (Debian package prometheus; cargo xtask setup installs it)");
-        let mut p = Prometheus { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(ns, PROMETHEUS, "/-/ready").map(|r| r.0) != Some(200) {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("prometheus exited with {status}:\n{}", p.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready within 30s:\n{}",
-                p.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        p
+        Prometheus(PromServer::start(
+            &ns.name,
+            PROMETHEUS,
+            &[METRICS.to_string()],
+            &[],
+        ))
     }
 
     pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        self.0.log()
     }
 
     /// An instant query's samples: labels and value.
@@ -107,13 +69,6 @@ impl Prometheus {
         let samples = self.query(ns, promql);
         assert_eq!(samples.len(), 1, "{promql}: {samples:?}");
         samples[0].1
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

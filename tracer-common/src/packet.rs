@@ -123,30 +123,43 @@ impl Headers {
         Seen {
             status: self.status,
             proto: self.proto,
-            family: self.family,
             sport: self.sport,
             dport: self.dport,
             payload_off: self.payload_off,
-            l3_off: self.l3_off,
+        }
+    }
+
+    /// Where the IP header is, and its family.
+    #[inline(always)]
+    pub fn l3(&self) -> L3 {
+        L3 {
+            family: self.family,
+            off: self.l3_off,
         }
     }
 }
 
 /// What classifying and counting a packet needs of its headers: their status, the L4
-/// protocol and ports, where the IP header starts and where the headers end. Small enough for registers, which matters to
+/// protocol and ports, and where the headers end. Small enough for registers, which matters to
 /// the counting programs (a whole [`Headers`] lives on the stack).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seen {
     pub status: Status,
     pub proto: u8,
-    /// [`Headers::family`].
-    pub family: u8,
     pub sport: u16,
     pub dport: u16,
     /// [`Headers::payload_off`].
     pub payload_off: u16,
-    /// [`Headers::l3_off`], for the per-peer counters' address.
-    pub l3_off: u16,
+}
+
+/// Where a packet's IP header starts and its family ([`Headers::l3_off`], [`Headers::family`]):
+/// what the per-peer counters read the peer's address with. Apart from [`Seen`], which must
+/// stay one register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L3 {
+    /// 4, 6, or 0 when not IP.
+    pub family: u8,
+    pub off: u16,
 }
 
 impl Seen {

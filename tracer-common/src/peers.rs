@@ -7,7 +7,7 @@
 //!
 //! [`CLASS_FLAG_PEER`]: crate::classes::CLASS_FLAG_PEER
 
-use crate::packet::{Packet, Seen};
+use crate::packet::{L3, Packet};
 
 #[cfg(feature = "user")]
 mod user;
@@ -34,15 +34,16 @@ pub struct PeerKey {
 
 const _: () = assert!(core::mem::size_of::<PeerKey>() == 24);
 
-/// The peer's address of a packet seen as `h` (parsed without addresses, as the datapath does):
+/// The peer's address of a packet whose IP header is `at` (parsed without addresses, as the
+/// datapath does):
 /// the destination of one leaving (`egress`), the source of one arriving, read from the IP
 /// header as two native-endian words of [`PeerKey::addr`] (an IPv4 address in the low four
 /// bytes of the first). Words, not an array: they stay in registers. `None` when the packet
 /// is not IP or its header is cut short.
 #[inline(always)]
-pub fn peer_addr<P: Packet + ?Sized>(pkt: &P, h: Seen, egress: bool) -> Option<(u64, u64)> {
-    let off = h.l3_off as usize;
-    match h.family {
+pub fn peer_addr<P: Packet + ?Sized>(pkt: &P, at: L3, egress: bool) -> Option<(u64, u64)> {
+    let off = at.off as usize;
+    match at.family {
         4 => {
             let a = pkt.load::<u32>(off + if egress { 16 } else { 12 })?;
             Some((u64::from(a), 0))
@@ -93,7 +94,7 @@ mod tests {
         f[36..38].copy_from_slice(&4789u16.to_be_bytes());
         f[38..40].copy_from_slice(&8u16.to_be_bytes());
         let h = parse_ethernet::<_, false>(&Bytes(&f), 0);
-        let bytes = |egress| addr_bytes(peer_addr(&Bytes(&f), h.seen(), egress).unwrap());
+        let bytes = |egress| addr_bytes(peer_addr(&Bytes(&f), h.l3(), egress).unwrap());
         assert_eq!(
             bytes(true),
             [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
@@ -108,13 +109,13 @@ mod tests {
         v6[24 + 15] = 2;
         let h = parse_ip::<_, false>(&Bytes(&v6), 0, crate::packet::ETH_P_IPV6);
         assert_eq!(
-            addr_bytes(peer_addr(&Bytes(&v6), h.seen(), true).unwrap())[15],
+            addr_bytes(peer_addr(&Bytes(&v6), h.l3(), true).unwrap())[15],
             2
         );
         assert_eq!(
-            addr_bytes(peer_addr(&Bytes(&v6), h.seen(), false).unwrap())[15],
+            addr_bytes(peer_addr(&Bytes(&v6), h.l3(), false).unwrap())[15],
             1
         );
-        assert!(peer_addr(&Bytes(&v6[..20]), h.seen(), true).is_none());
+        assert!(peer_addr(&Bytes(&v6[..20]), h.l3(), true).is_none());
     }
 }

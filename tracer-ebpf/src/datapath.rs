@@ -16,7 +16,7 @@ use tracer_common::{
         DIR_INGRESS, IFACE_NO_L2, IfaceSlot, SIZE_BUCKETS, STAGE_INNER, counter_index, size_bucket,
     },
     packet::{
-        ETH_P_IP, ETH_P_IPV6, Packet, Seen, count_ethernet, parse_ethernet, parse_ip,
+        ETH_P_IP, ETH_P_IPV6, L3, Packet, Seen, count_ethernet, parse_ethernet, parse_ip,
         quick_ethernet,
     },
 };
@@ -70,14 +70,16 @@ pub fn observe_skb<const UPTO: u32>(ctx: &TcContext, dir: u32) {
     let pkt = SkbPacket::new(ctx);
     // The frames the shortcut reads go to the counter on a path of their own: merged with the
     // full parser's, what either found would wait on the stack.
-    let h = if slot.flags & IFACE_NO_L2 != 0 {
-        parse_ip::<_, false>(&pkt, 0, u16::from_be(skb.protocol as u16)).seen()
-    } else if let Some(h) = quick_ethernet(&pkt, 0) {
-        return account_skb::<UPTO>(ctx, &pkt, slot, dir, h);
+    let (h, l3) = if slot.flags & IFACE_NO_L2 != 0 {
+        let h = parse_ip::<_, false>(&pkt, 0, u16::from_be(skb.protocol as u16));
+        (h.seen(), h.l3())
+    } else if let Some((h, l3)) = quick_ethernet(&pkt, 0) {
+        return account_skb::<UPTO>(ctx, &pkt, slot, dir, h, l3);
     } else {
-        parse_ethernet::<_, false>(&pkt, 0).seen()
+        let h = parse_ethernet::<_, false>(&pkt, 0);
+        (h.seen(), h.l3())
     };
-    account_skb::<UPTO>(ctx, &pkt, slot, dir, h);
+    account_skb::<UPTO>(ctx, &pkt, slot, dir, h, l3);
 }
 
 /// The rest of [`observe_skb`], once the headers are parsed.
@@ -88,6 +90,7 @@ fn account_skb<const UPTO: u32>(
     slot: IfaceSlot,
     dir: u32,
     h: Seen,
+    l3: L3,
 ) {
     if UPTO == UPTO_PARSE {
         return keep(parsed(h));
@@ -109,9 +112,9 @@ fn account_skb<const UPTO: u32>(
     let inner = if segs > 1 {
         let segs = u64::from(segs);
         let bytes = len + (segs - 1) * u64::from(h.payload_off);
-        count(ctx, pkt, slot, dir, h, class, segs, bytes)
+        count(ctx, pkt, slot, dir, (h, l3), class, segs, bytes)
     } else {
-        count(ctx, pkt, slot, dir, h, class, 1, len)
+        count(ctx, pkt, slot, dir, (h, l3), class, 1, len)
     };
     if inner {
         // SAFETY: same program type and context; returns only when the call fails.
@@ -132,17 +135,19 @@ pub fn observe_xdp<const UPTO: u32>(ctx: &XdpContext) {
     let bytes = XdpPacket::len(ctx) as u64;
     let pkt = XdpPacket::new(ctx);
     // As in observe_skb.
-    let h = if slot.flags & IFACE_NO_L2 != 0 {
+    let h: (Seen, L3) = if slot.flags & IFACE_NO_L2 != 0 {
         let ethertype = match pkt.load::<[u8; 2]>(0).map(|b| b[0] >> 4) {
             Some(4) => ETH_P_IP,
             Some(6) => ETH_P_IPV6,
             _ => 0,
         };
-        parse_ip::<_, false>(&pkt, 0, ethertype).seen()
-    } else if let Some(h) = quick_ethernet(&pkt, 0) {
-        return account_xdp::<UPTO>(ctx, &pkt, slot, h, bytes);
+        let h = parse_ip::<_, false>(&pkt, 0, ethertype);
+        (h.seen(), h.l3())
+    } else if let Some((h, l3)) = quick_ethernet(&pkt, 0) {
+        return account_xdp::<UPTO>(ctx, &pkt, slot, (h, l3), bytes);
     } else {
-        parse_ethernet::<_, false>(&pkt, 0).seen()
+        let h = parse_ethernet::<_, false>(&pkt, 0);
+        (h.seen(), h.l3())
     };
     account_xdp::<UPTO>(ctx, &pkt, slot, h, bytes);
 }
@@ -153,7 +158,7 @@ fn account_xdp<const UPTO: u32>(
     ctx: &XdpContext,
     pkt: &XdpPacket,
     slot: IfaceSlot,
-    h: Seen,
+    (h, l3): (Seen, L3),
     bytes: u64,
 ) {
     if UPTO == UPTO_PARSE {
@@ -163,17 +168,17 @@ fn account_xdp<const UPTO: u32>(
     if UPTO == UPTO_CLASS {
         return keep(class);
     }
-    if count(ctx, pkt, slot, DIR_INGRESS, h, class, 1, bytes) {
+    if count(ctx, pkt, slot, DIR_INGRESS, (h, l3), class, 1, bytes) {
         // SAFETY: as in observe_skb.
         unsafe { XDP_STAGES.tail_call(ctx, STAGE_INNER) };
     }
 }
 
 /// Says that a counter index was out of range, which only a loader that sized the array wrong
-/// causes. A function of its own, called on that path only: inlined, the compiler would
-/// prepare the message's arguments on every packet.
-#[cold]
-#[inline(never)]
+/// causes. Inlined: as a function of its own it would sit at the start of a section of its
+/// own, and the loader resolved calls to it as calls to the per-peer update, the function at
+/// the start of `.text` (the kernel refused the program: `R5 !read_ok`).
+#[inline(always)]
 fn out_of_range<C: EbpfContext>(ctx: &C, idx: u32, slot: u16, class: u8) {
     error!(
         ctx,
@@ -193,7 +198,7 @@ fn count<C: EbpfContext, P: Packet>(
     pkt: &P,
     slot: IfaceSlot,
     dir: u32,
-    h: Seen,
+    (h, l3): (Seen, L3),
     class: u8,
     packets: u64,
     bytes: u64,
@@ -219,7 +224,7 @@ fn count<C: EbpfContext, P: Packet>(
         (*c).bytes += bytes;
         (*c).sizes[bucket] += packets;
     }
-    crate::peers::count_peer(pkt, slot.slot, dir, class, h, packets, bytes);
+    crate::peers::count_peer(pkt, slot.slot, dir, class, l3, packets, bytes);
     let Some((_, inner_off)) = vxlan_inner(pkt, h, class) else {
         return false;
     };

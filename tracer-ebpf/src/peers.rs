@@ -10,7 +10,7 @@ use aya_ebpf::{
 use tracer_common::{
     classes::{CLASS_FLAG_PEER, FIRST_CATALOG_CLASS},
     counters::{Counter, DIR_EGRESS},
-    packet::{Packet, Seen},
+    packet::{L3, Packet},
     peers::{MAX_PEER_KEYS, PeerKey, addr_bytes, peer_addr},
 };
 
@@ -53,7 +53,7 @@ pub fn count_peer<P: Packet>(
     slot: u16,
     dir: u32,
     class: u8,
-    h: Seen,
+    at: L3,
     packets: u64,
     bytes: u64,
 ) {
@@ -66,13 +66,13 @@ pub fn count_peer<P: Packet>(
         return;
     }
     // The datapath parses without addresses; only these packets need one.
-    let Some(words) = peer_addr(pkt, h, dir == DIR_EGRESS) else {
+    let Some(words) = peer_addr(pkt, at, dir == DIR_EGRESS) else {
         return;
     };
     add(
         words.0,
         words.1,
-        PeerAt::new(slot, dir, class, h.family),
+        PeerAt::new(slot, dir, class, at.family),
         packets,
         bytes,
     );

@@ -5,7 +5,7 @@
 //! the same answer (the tests check both on every kind of frame, broken ones included).
 
 use super::{
-    ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, Packet, Seen, Status, be16,
+    ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, L3, Packet, Seen, Status, be16,
     parse_ethernet,
 };
 
@@ -18,15 +18,15 @@ const V6: usize = ETH_HLEN + 40 + 20;
 #[inline(always)]
 pub fn count_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Seen {
     match quick_ethernet(pkt, off) {
-        Some(seen) => seen,
+        Some((seen, _)) => seen,
         None => parse_ethernet::<P, false>(pkt, off).seen(),
     }
 }
 
-/// The shortcut alone, `None` where it does not apply, for callers that take the two paths
-/// apart.
+/// The shortcut alone, with where the IP header is; `None` where it does not apply, for
+/// callers that take the two paths apart.
 #[inline(always)]
-pub fn quick_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<Seen> {
+pub fn quick_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<(Seen, L3)> {
     let b = pkt.load::<[u8; V4]>(off)?;
     let (family, l4, proto, l4b) = match be16([b[12], b[13]]) {
         ETH_P_IP => {
@@ -71,13 +71,17 @@ pub fn quick_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<Seen> {
         IPPROTO_UDP => 8,
         _ => return None,
     };
-    Some(Seen {
-        status: Status::Ip,
-        proto,
-        family,
-        sport: be16([l4b[0], l4b[1]]),
-        dport: be16([l4b[2], l4b[3]]),
-        payload_off: (off + l4 + header_len) as u16,
-        l3_off: (off + ETH_HLEN) as u16,
-    })
+    Some((
+        Seen {
+            status: Status::Ip,
+            proto,
+            sport: be16([l4b[0], l4b[1]]),
+            dport: be16([l4b[2], l4b[3]]),
+            payload_off: (off + l4 + header_len) as u16,
+        },
+        L3 {
+            family,
+            off: (off + ETH_HLEN) as u16,
+        },
+    ))
 }

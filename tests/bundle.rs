@@ -125,6 +125,8 @@ fn bundles_give_the_nodes_findings_in_node_scenarios() {
         ("overlay-mtu", "b9"),
         ("rp-filter-strict", "ba"),
         ("no-default-route", "bb"),
+        // Nothing on either node drops: both diagnoses find the same (nothing of a node's).
+        ("underlay-loss", "bc"),
     ] {
         same_findings(scenario, tag);
     }

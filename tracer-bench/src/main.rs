@@ -3,7 +3,7 @@
 //! the tracer off and on (veth and the lab's VXLAN overlay), the tracer next to tcpdump and
 //! each of its attach modes, a drop storm, the drop probe next to bpftrace one-liners and its
 //! parts one by one, user-space CPU at 100k packets/s, the firewall model on a 10,000-rule
-//! ruleset, and attaching to 1,000 interfaces as they appear — prints a table and writes
+//! ruleset, attaching to 1,000 interfaces as they appear, and scrapes beside 300 slow clients — prints a table and writes
 //! `bench/results.json`
 //! (`target/bench/results.json` for a `--quick` or `--only` run, unless `--out` says where).
 //!
@@ -20,6 +20,7 @@ mod peers;
 mod procs;
 mod report;
 mod ruleset;
+mod scrapes;
 mod sender;
 mod steady;
 mod storm;
@@ -46,6 +47,7 @@ enum Section {
     Steady,
     Ruleset,
     Ifaces,
+    Scrapes,
 }
 
 /// Measure tracer's cost: kernel ns per packet, throughput, peers, a drop storm, user-space
@@ -209,6 +211,9 @@ fn run(args: Args) -> Result<()> {
     }
     if wanted(Section::Ifaces) {
         report.ifaces = Some(ifaces::run(&bin, plan.ifaces)?);
+    }
+    if wanted(Section::Scrapes) {
+        report.scrapes = Some(scrapes::run(&bin)?);
     }
     report.duration_secs = started.elapsed().as_secs_f64();
     report.loadavg_end = report::loadavg();

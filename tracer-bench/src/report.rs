@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::{
     cost, ifaces,
     observers::{self, MANY, Observer},
-    peers, ruleset,
+    peers, ruleset, scrapes,
     sender::Traffic,
     steady, storm, throughput,
 };
@@ -115,6 +115,7 @@ pub struct Report {
     pub steady: Option<steady::Results>,
     pub ruleset: Option<ruleset::Results>,
     pub ifaces: Option<ifaces::Results>,
+    pub scrapes: Option<scrapes::Results>,
     pub goals: Vec<Goal>,
 }
 
@@ -163,6 +164,16 @@ impl Report {
         }
         if let Some(o) = &self.observers {
             observer_goals(&mut goals, o);
+        }
+        if let Some(s) = &self.scrapes {
+            goals.push(Goal {
+                goal: format!(
+                    "every scrape under 1 s with {} slow clients open",
+                    s.slow_clients
+                ),
+                measured: format!("slowest {:.1} ms", s.slowest_ms()),
+                met: s.slowest_ms() < 1000.0,
+            });
         }
         if let Some(s) = &self.steady {
             goals.push(Goal {
@@ -218,6 +229,9 @@ impl Report {
         }
         if let Some(i) = &self.ifaces {
             ifaces_table(&mut t, i);
+        }
+        if let Some(s) = &self.scrapes {
+            scrapes_table(&mut t, s);
         }
         if !self.goals.is_empty() {
             t.push_str("Goals\n");
@@ -422,5 +436,16 @@ fn ifaces_table(t: &mut String, i: &ifaces::Results) {
         i.rss_with_kib,
         i.rss_after_kib,
         i.maps_kib
+    );
+}
+
+/// Section 7: scrapes beside slow clients.
+fn scrapes_table(t: &mut String, s: &scrapes::Results) {
+    let times: Vec<String> = s.scrape_ms.iter().map(|ms| format!("{ms:.1}")).collect();
+    let _ = writeln!(
+        t,
+        "7. Ten scrapes of /metrics with {} slow clients open (each sends a byte per scrape, never a whole request)\n   scrape ms: {}\n",
+        s.slow_clients,
+        times.join(" ")
     );
 }

@@ -420,23 +420,29 @@ fn ten_thousand_random_and_truncated_frames_all_pass_and_add_up() {
     });
 }
 
+/// A pod's SYN to 6443 (10.244.1.2 to 10.244.2.3) carried in VXLAN (VNI 4096) from 10.0.0.1
+/// to 10.0.0.2, as Calico's overlay sends it between two nodes.
+pub(crate) fn pod_syn_in_vxlan() -> Bytes {
+    let inner = frame(
+        &eth(),
+        ip("10.244.1.2"),
+        ip("10.244.2.3"),
+        &L4::syn(5555, 6443),
+    );
+    v4(&L4::Udp {
+        sport: 50000,
+        dport: 4789,
+        payload: vxlan_payload(4096, &inner),
+    })
+}
+
 #[test]
 fn overlay_packets_are_counted_by_their_inner_class_too() {
     let ns = NetNs::new("run");
     ns.enter(|| {
         let (_, classes) = generic();
         let dp = load(&classes);
-        let inner = frame(
-            &eth(),
-            ip("10.244.1.2"),
-            ip("10.244.2.3"),
-            &L4::syn(5555, 6443),
-        );
-        let vx = v4(&L4::Udp {
-            sport: 50000,
-            dport: 4789,
-            payload: vxlan_payload(4096, &inner),
-        });
+        let vx = pod_syn_in_vxlan();
         // Not VXLAN (no I flag): counted as calico-vxlan, nothing inner.
         let not_vx = v4(&L4::udp(50000, 4789, &[0; 40]));
         for program in Program::ALL {

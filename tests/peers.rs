@@ -10,10 +10,10 @@ use std::{
 };
 
 use tracer::{probes::Program, schema::WatchLine};
-use tracer_lab::synth::{L4, frame, vxlan_payload};
+use tracer_lab::synth::{L4, frame};
 
 use crate::{
-    datapath::{eth, generic, ip, load, passes, run, v4},
+    datapath::{eth, generic, ip, load, passes, pod_syn_in_vxlan, run, v4},
     harness::{
         NetNs, Tracer,
         pair::{A, B, bgp_syns, pair, udp_to},
@@ -153,18 +153,8 @@ fn each_program_counts_overlay_and_bgp_packets_for_their_far_end() {
             assert!(dp.peer_counters().unwrap().is_empty());
             return;
         }
-        let inner = frame(
-            &eth(),
-            ip("10.244.1.2"),
-            ip("10.244.2.3"),
-            &L4::syn(5555, 6443),
-        );
         // 10.0.0.1 -> 10.0.0.2: VXLAN, BGP, and kube-apiserver, which is not between nodes.
-        let vx = v4(&L4::Udp {
-            sport: 50000,
-            dport: 4789,
-            payload: vxlan_payload(4096, &inner),
-        });
+        let vx = pod_syn_in_vxlan();
         let bgp = v4(&L4::syn(40000, 179));
         let api = v4(&L4::syn(40000, 6443));
         let vx6 = frame(

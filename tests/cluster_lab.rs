@@ -120,11 +120,13 @@ impl Monitored {
 }
 
 /// A pair that carries traffic and loses none of it on the path, give or take the two
-/// nodes' scrapes not being at the same instant.
+/// nodes' scrapes not being at the same instant: below the share the shipped alerts fire at
+/// (5%). At under two packets a second, four packets counted by one node's scrape and not yet
+/// by the other's are 2% of a two-minute window, which a stricter bound failed on.
 fn whole(p: &tracer::schema::PairRates) -> bool {
     p.sent_per_sec > 0.0
         && p.path_lost_per_sec
-            .is_some_and(|l| l <= 0.02 * p.sent_per_sec)
+            .is_some_and(|l| l <= 0.05 * p.sent_per_sec)
 }
 
 #[test]

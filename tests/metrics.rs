@@ -41,6 +41,24 @@ impl Prometheus {
         self.0.log()
     }
 
+    /// Waits until Prometheus holds a scrape of the tracer that started after `t` (Unix
+    /// seconds).
+    pub(crate) fn scraped_after(&self, ns: &NetNs, t: f64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let scraped = self.query(ns, r#"timestamp(up{job="tracer"})"#);
+            if scraped.first().is_some_and(|s| s.1 > t) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no scrape after the traffic within 30s: {scraped:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// An instant query's samples: labels and value.
     pub(crate) fn query(&self, ns: &NetNs, promql: &str) -> Vec<(Value, f64)> {
         let (status, body) = get(
@@ -176,20 +194,7 @@ fn prometheus_scrapes_exact_counts() {
     std::thread::sleep(Duration::from_secs(1));
     let sent = unix_now();
 
-    // Wait for a scrape that started after the counters were published.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let scraped = prometheus.query(&a, r#"timestamp(up{job="tracer"})"#);
-        if scraped.first().is_some_and(|s| s.1 > sent) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no scrape after the traffic within 30s: {scraped:?}\n{}",
-            prometheus.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    prometheus.scraped_after(&a, sent);
     assert_eq!(prometheus.value(&a, r#"up{job="tracer"}"#), 1.0);
     let apiserver = prometheus.value(
         &a,

@@ -22,23 +22,6 @@ use crate::{
     metrics::{METRICS, Prometheus, unix_now},
 };
 
-/// Waits until Prometheus holds a scrape that started after `t` (Unix seconds).
-fn scraped_after(prometheus: &Prometheus, ns: &NetNs, t: f64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let scraped = prometheus.query(ns, r#"timestamp(up{job="tracer"})"#);
-        if scraped.first().is_some_and(|s| s.1 > t) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no scrape after the traffic within 30s: {scraped:?}\n{}",
-            prometheus.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 #[allow(
     clippy::float_cmp,
@@ -76,7 +59,7 @@ fn prometheus_sees_each_peer_of_the_node() {
         }
     });
     std::thread::sleep(Duration::from_secs(1));
-    scraped_after(&prometheus, &a, unix_now());
+    prometheus.scraped_after(&a, unix_now());
 
     let peer = |direction: &str, class: &str, what: &str| {
         prometheus.value(

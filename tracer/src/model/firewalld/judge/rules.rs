@@ -334,31 +334,27 @@ pub fn stage_rules(cfg: &Config, owner: &Owner, stage: &str) -> Vec<Gen> {
                 &mut out,
             );
         }
-        for p in e.ports {
-            let conds = vec![Cond::Dport {
+        let ports = e.ports.iter().map(|p| {
+            let cond = Cond::Dport {
                 proto: p.proto.clone(),
                 port: p.port.clone(),
-            }];
+            };
+            (cond, ElementRef::Port(p.clone()))
+        });
+        let source_ports = e.source_ports.iter().map(|p| {
+            let cond = Cond::Sport {
+                proto: p.proto.clone(),
+                port: p.port.clone(),
+            };
+            (cond, ElementRef::SourcePort(p.clone()))
+        });
+        for (cond, element) in ports.chain(source_ports) {
             push(
                 &mut out,
                 Gen {
-                    conds,
+                    conds: vec![cond],
                     kind: Kind::Accept,
-                    element: ElementRef::Port(p.clone()),
-                },
-            );
-        }
-        for p in e.source_ports {
-            let conds = vec![Cond::Sport {
-                proto: p.proto.clone(),
-                port: p.port.clone(),
-            }];
-            push(
-                &mut out,
-                Gen {
-                    conds,
-                    kind: Kind::Accept,
-                    element: ElementRef::SourcePort(p.clone()),
+                    element,
                 },
             );
         }

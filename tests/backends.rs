@@ -67,7 +67,7 @@ fn a_legacy_rule_beside_firewalld_is_named_live_and_fixed() {
     );
     assert_eq!(
         commands(konnectivity),
-        ["iptables-legacy -t filter -I INPUT 1 -p tcp --dport 8132 -j ACCEPT"]
+        ["iptables-legacy -t filter -I INPUT 1 -p tcp -m tcp --dport 8132 -j ACCEPT"]
     );
     let both = findings
         .iter()

@@ -499,7 +499,7 @@ fn iptables_nft_rules_are_named_and_fixed_with_iptables() {
     let fix = vxlan.fix[0].as_str();
     assert_eq!(
         fix,
-        "iptables-nft -t filter -I INPUT 3 -p udp --dport 4789 -j ACCEPT"
+        "iptables-nft -t filter -I INPUT 3 -p udp -m udp --dport 4789 -j ACCEPT"
     );
 
     node.exec(&["sh", "-e", "-c", fix]);

@@ -286,7 +286,7 @@ fn iptables_listings_are_detected_and_read() {
     );
     assert_eq!(
         from_save.fix[0],
-        "iptables-nft -t filter -I INPUT 4 -p udp --dport 4789 -j ACCEPT"
+        "iptables-nft -t filter -I INPUT 4 -p udp -m udp --dport 4789 -j ACCEPT"
     );
     for listing in [&s, &lnv] {
         let (f, _) = vxlan_from(&[listing, &sets]);
@@ -315,7 +315,7 @@ fn iptables_listings_are_detected_and_read() {
     assert_eq!(f.severity, Severity::Error, "{f:#?}");
     assert_eq!(
         f.fix[0],
-        "iptables-legacy -t filter -I INPUT 1 -p udp --dport 4789 -j ACCEPT"
+        "iptables-legacy -t filter -I INPUT 1 -p udp -m udp --dport 4789 -j ACCEPT"
     );
 }
 

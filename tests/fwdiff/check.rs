@@ -60,9 +60,6 @@ pub struct Stats {
     /// Other packets a fix was allowed to change (same rule, same port) and did.
     pub siblings_opened: u64,
     pub failures: Vec<String>,
-    /// Collateral changes by fixes of rules outside firewalld (`outside_firewalld`'s
-    /// port-wide ACCEPT), reported and not failed on: that fix is not this harness's subject.
-    pub outside: Vec<String>,
 }
 
 impl Stats {
@@ -84,7 +81,6 @@ impl Stats {
         self.collateral_outside += o.collateral_outside;
         self.siblings_opened += o.siblings_opened;
         self.failures.extend(o.failures);
-        self.outside.extend(o.outside);
     }
 
     pub fn summary(&self) -> String {
@@ -116,12 +112,6 @@ impl Stats {
         }
         for f in &self.failures {
             let _ = writeln!(s, "{f}");
-        }
-        if !self.outside.is_empty() {
-            s += "collateral changes by fixes of rules outside firewalld:\n";
-            for f in &self.outside {
-                let _ = writeln!(s, "{f}");
-            }
         }
         s
     }
@@ -524,13 +514,10 @@ fn prove_fix(
                 .fix
                 .first()
                 .is_some_and(|l| l.starts_with("iptables") || l.starts_with("nft "));
-            let list = if outside {
+            if outside {
                 stats.collateral_outside += 1;
-                &mut stats.outside
-            } else {
-                &mut stats.failures
-            };
-            list.push(failure(
+            }
+            stats.failures.push(failure(
                 case,
                 &format!(
                     "the fix for {what} ({:?}) changed {}: {} by {:?} before, {} by {:?} after",

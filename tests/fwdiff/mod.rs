@@ -7,9 +7,8 @@
 //! for a refused packet is applied as printed: the packet must pass, and the case's other
 //! packets must keep their verdicts (a fix opens no more than it should), except packets the
 //! same rule refused for the same port, and packets a zone's or policy's own target refused
-//! for a port (protocol, ICMP type) the fix opens in that zone or policy. A fix of a rule
-//! outside firewalld (`outside_firewalld`'s) that changes other packets is reported apart and
-//! not failed on: that path is not this harness's subject.
+//! for a port (protocol, ICMP type) the fix opens in that zone or policy. This holds for fixes
+//! of rules outside firewalld (iptables-nft, iptables-legacy, nft) too.
 //!
 //! `fwdiff_ci` runs in the normal test suite; `cargo xtask fwdiff --cases N` runs the long one
 //! (`fwdiff_long`, ignored otherwise), and `cargo xtask fwdiff --seed N` replays one case. A
@@ -79,9 +78,6 @@ fn seeds(default_cases: u64) -> Vec<u64> {
 
 fn verdict(stats: &Stats) {
     eprintln!("fwdiff: {}", stats.summary());
-    for f in &stats.outside {
-        eprintln!("(outside firewalld) {f}");
-    }
     for f in &stats.failures {
         eprintln!("{f}");
     }

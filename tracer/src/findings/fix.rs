@@ -7,7 +7,11 @@
 
 use std::fmt::Write as _;
 
-use super::{Inputs, firewalld, layout::ClusterZone};
+use super::{
+    Inputs, firewalld,
+    layout::ClusterZone,
+    narrow::{self, Needed},
+};
 use crate::model::{
     catalog::Component,
     firewalld::{
@@ -153,28 +157,22 @@ fn zone_from_chain(
 /// iptables' tables, as iptables-nft creates them in nftables.
 const IPTABLES_TABLES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
 
-/// What lets a flow through a rule outside firewalld, in iptables' syntax and nft's: its port
-/// (`-p udp --dport 4789`), or for pod traffic the pod CIDR it comes from.
-struct RuleMatch {
-    iptables: String,
-    nft: String,
-}
-
-fn rule_match(inp: &Inputs, port: &str, pkt: &Packet) -> Option<RuleMatch> {
+/// What a flow needs opened past a rule outside firewalld: its port (`udp/4789` →
+/// `udp dport 4789`), or for pod traffic the pod CIDR it comes from.
+fn opening(inp: &Inputs, port: &str, pkt: &Packet) -> Option<Needed> {
     if let Some((p, proto)) = port.split_once('/') {
-        return Some(RuleMatch {
-            iptables: format!("-p {proto} --dport {p}"),
-            nft: format!("{proto} dport {p}"),
+        return Some(Needed::Port {
+            proto: proto.to_string(),
+            port: p.to_string(),
         });
     }
     let cidr = inp
         .pod_cidrs()
         .into_iter()
         .find(|c| c.contains(pkt.saddr))?;
-    let ip = if cidr.addr().is_ipv4() { "ip" } else { "ip6" };
-    Some(RuleMatch {
-        iptables: format!("-s {cidr}"),
-        nft: format!("{ip} saddr {cidr}"),
+    Some(Needed::Source {
+        cidr: cidr.to_string(),
+        v6: !cidr.addr().is_ipv4(),
     })
 }
 
@@ -260,8 +258,19 @@ fn outside_firewalld(
             accept.saved.as_deref().unwrap_or(&accept.text)
         );
     }
-    let fix = outside_fix(inp, port, pkt, rule, tool, shadowed, position);
+    let refusing = chain
+        .filter(|_| rule.handle != 0)
+        .and_then(|c| c.rules.iter().find(|r| r.handle == rule.handle));
+    let at = Place { position, refusing };
+    let fix = outside_fix(inp, port, pkt, rule, tool, shadowed, &at);
     (Some(element), fix)
+}
+
+/// Where the refusing rule sits in its chain: its number (from 1) and the rule itself, when it
+/// is found there.
+struct Place<'a> {
+    position: Option<usize>,
+    refusing: Option<&'a Rule>,
 }
 
 /// The commands that let the packet past a rule outside firewalld (see [`outside_firewalld`]).
@@ -272,8 +281,9 @@ fn outside_fix(
     rule: &RuleRef,
     tool: Option<&str>,
     shadowed: Option<Rule>,
-    position: Option<usize>,
+    at: &Place,
 ) -> Vec<String> {
+    let (position, refusing) = (at.position, at.refusing);
     let family = rule.family.to_string();
     let mut fix = Vec::new();
     match (tool, shadowed, position) {
@@ -298,30 +308,36 @@ fn outside_fix(
             accept.text
         )),
         _ => {
-            let Some(open) = rule_match(inp, port, pkt) else {
+            let Some(open) = opening(inp, port, pkt) else {
                 return Vec::new();
             };
+            // Before the refusing rule, an accept narrowed to what it refuses (its own
+            // matches and the flow's port): see `narrow`. A chain's policy refuses whatever
+            // reaches the chain's end, so the flow's port alone is narrow enough there.
+            let c = &rule.chain;
+            let ipt = refusing
+                .and_then(|r| narrow::iptables(r.saved.as_deref().unwrap_or(&r.text), c, &open));
+            let nft = narrow::nft(refusing.map_or("", |r| r.text.as_str()), &open);
             // A rule not found in its chain has no place to insert before: no fix rather
             // than one appended behind the refusal.
             fix.push(match (tool, rule.handle, position) {
                 (Some(tool), 0, _) => format!(
-                    "{tool} -t {} -A {} {} -j ACCEPT",
-                    rule.table, rule.chain, open.iptables
-                ),
-                (Some(tool), _, Some(position)) => format!(
-                    "{tool} -t {} -I {} {position} {} -j ACCEPT",
-                    rule.table, rule.chain, open.iptables
-                ),
-                (None, 0, _) => format!(
-                    "nft add rule {family} {} {} {} accept",
-                    rule.table, rule.chain, open.nft
-                ),
-                (None, _, Some(position)) => format!(
-                    "nft insert rule {family} {} {} index {} {} accept",
+                    "{tool} -t {} -A {c} {} -j ACCEPT",
                     rule.table,
-                    rule.chain,
+                    narrow::iptables(&format!("-A {c} -j DROP"), c, &open).unwrap_or_default()
+                ),
+                (Some(tool), _, Some(position)) if ipt.is_some() => format!(
+                    "{tool} -t {} -I {c} {position} {} -j ACCEPT",
+                    rule.table,
+                    ipt.unwrap_or_default()
+                ),
+                (None, 0, _) => format!("nft add rule {family} {} {c} {nft} accept", rule.table),
+                // Also an iptables table's rule whose saved form is not known: in nft's syntax,
+                // which the kernel takes for any table.
+                (_, _, Some(position)) => format!(
+                    "nft insert rule {family} {} {c} index {} {nft} accept",
+                    rule.table,
                     position - 1,
-                    open.nft
                 ),
                 (_, _, None) => return Vec::new(),
             });

@@ -12,6 +12,7 @@ mod flows;
 mod guesses;
 mod hints;
 pub mod layout;
+mod narrow;
 mod settings;
 
 use std::borrow::Cow;

@@ -18,6 +18,14 @@ pub struct NetNs {
 impl NetNs {
     pub fn new(tag: &str) -> Self {
         super::require_root();
+        // A run killed with SIGKILL cannot delete its namespaces; the first namespace of this
+        // run deletes those whose run is gone (`trt-<pid>-...`, the pid no longer alive).
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(|| {
+            for name in tracer_netns::remove_stale("trt-") {
+                eprintln!("deleted {name}, left by a test run that is gone");
+            }
+        });
         let guard = tracer_netns::NetNs::create("trt-", tag).unwrap_or_else(|e| panic!("{e}"));
         NetNs {
             name: guard.name().to_string(),

@@ -2,8 +2,8 @@
 //! case: zones (targets, interface and source bindings, ipset sources, services, ports,
 //! protocols, source ports, icmp-blocks and their inversion, intra-zone forwarding, rich
 //! rules of every kind and priority), services (with includes and destinations), policies
-//! (ingress zones or ANY to HOST, zone to zone, targets, priorities), ipsets, direct rules and
-//! iptables-nft rules, all as files firewalld reads and commands, and the probes: packets from
+//! (ingress zones or ANY to HOST, zone to zone, targets, priorities), ipsets, direct rules,
+//! iptables-nft and iptables-legacy rules, all as files firewalld reads and commands, and the probes: packets from
 //! the peers to the node and through it, aimed at what the configuration names so that every
 //! element gets its turn. Everything is drawn from a fixed splitmix64 stream, so a seed
 //! replays the same case on any machine.
@@ -118,6 +118,10 @@ pub struct Case {
     pub files: Vec<(String, String)>,
     /// iptables-nft arguments, each appended with `-A`.
     pub iptables: Vec<String>,
+    /// iptables-legacy arguments (x_tables, table filter), each appended with `-A`. A case
+    /// has these or iptables-nft rules and direct rules, not both: iptables' filter chains
+    /// of both backends hook at the same priority, in an order no listing shows.
+    pub legacy: Vec<String>,
     pub probes: Vec<Probe>,
 }
 
@@ -172,6 +176,7 @@ struct Gen<'a> {
     aims: Vec<(Option<Ipv4Addr>, u16, u8)>,
     files: Vec<(String, String)>,
     iptables: Vec<String>,
+    legacy: Vec<String>,
 }
 
 impl Gen<'_> {
@@ -529,9 +534,11 @@ impl Gen<'_> {
         }
     }
 
-    /// A direct rule sometimes, and iptables-nft rules beside firewalld.
+    /// A direct rule sometimes, and iptables-nft or iptables-legacy rules beside firewalld
+    /// (the legacy ones in INPUT or FORWARD).
     fn iptables(&mut self) {
-        if self.r.chance(10) {
+        let direct = self.r.chance(10);
+        if direct {
             let rule = self.iptables_rule();
             let prio = self.r.below(3);
             self.files.push((
@@ -544,9 +551,19 @@ impl Gen<'_> {
         } else {
             0
         };
+        let legacy = n > 0 && !direct && self.r.chance(50);
         for _ in 0..n {
             let rule = self.iptables_rule();
-            self.iptables.push(format!("INPUT {rule}"));
+            if legacy {
+                let chain = if self.r.chance(25) {
+                    "FORWARD"
+                } else {
+                    "INPUT"
+                };
+                self.legacy.push(format!("{chain} {rule}"));
+            } else {
+                self.iptables.push(format!("INPUT {rule}"));
+            }
         }
     }
 
@@ -577,6 +594,7 @@ pub fn case(seed: u64, net: Net) -> Case {
         aims: Vec::new(),
         files: Vec::new(),
         iptables: Vec::new(),
+        legacy: Vec::new(),
     };
     g.services();
     g.ipset();
@@ -597,6 +615,7 @@ pub fn case(seed: u64, net: Net) -> Case {
         seed,
         files: g.files,
         iptables: g.iptables,
+        legacy: g.legacy,
         probes,
     }
 }

@@ -171,7 +171,11 @@ fn explain_all(node: &Node, facts: &Facts, ruleset: &Ruleset, sent: &[&Sent]) ->
 fn same_rule(k: Option<&RuleKey>, e: &Explanation) -> bool {
     match (k, &e.rule) {
         (Some(k), Some(r)) => {
-            k.family == r.family && k.table == r.table && k.chain == r.chain && k.handle == r.handle
+            k.family == r.family
+                && k.table == r.table
+                && k.chain == r.chain
+                && k.handle == r.handle
+                && k.legacy == r.backend.is_some()
         }
         (None, None) => true,
         _ => false,
@@ -250,6 +254,18 @@ fn element_check(k: &RuleKey, e: &Explanation) -> Result<String, String> {
             Ok("direct rule".into())
         } else {
             Err(format!("direct chain, element {el:?}"))
+        };
+    }
+    if k.legacy {
+        return if el.contains(&format!("iptables chain {}", k.chain))
+            && el.contains("iptables-legacy")
+        {
+            Ok("iptables-legacy rule".into())
+        } else {
+            Err(format!(
+                "a legacy rule of {} {}, element {el:?}",
+                k.table, k.chain
+            ))
         };
     }
     if el.contains(&format!("iptables chain {}", k.chain))
@@ -494,13 +510,19 @@ fn prove_fix(
         }
         // The fix changes what the deciding rule does for this port: packets that rule refused
         // for this port may pass now, or meet the next rule that refuses them; and what a
-        // zone or policy opens for the port, it opens for all its packets its target refused.
+        // zone or policy opens for the port, it opens for all its packets its target or its icmp-block refused.
         let same_rule =
             qk.rule() == pk.rule() && q.probe.proto == p.proto && q.probe.dport == p.dport;
         let in_scope = qk.rule().is_some_and(|r| {
             opened.iter().any(|(chain, proto, (lo, hi))| {
+                // The zone's or policy's chain, or one of its own stages (an icmp-block's
+                // reject is in `_deny`).
+                let own = r.chain == *chain
+                    || r.chain
+                        .strip_prefix(chain.as_str())
+                        .is_some_and(|s| ["_pre", "_log", "_deny", "_allow", "_post"].contains(&s));
                 r.table == "firewalld"
-                    && r.chain == *chain
+                    && own
                     && q.probe.proto == *proto
                     && (*proto == 1 || (*lo <= q.probe.dport && q.probe.dport <= *hi))
             })

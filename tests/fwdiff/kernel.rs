@@ -7,9 +7,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tracer::model::nft::{Hook, Ruleset};
+use tracer::model::nft::{Backend, Hook, Ruleset};
 
-use super::node::Sent;
+use super::{
+    legacy::{self, LegacyEnd},
+    node::Sent,
+};
 
 /// A rule the kernel named: family, table, chain, handle (0 for a policy), text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,13 +22,20 @@ pub struct RuleKey {
     pub chain: String,
     pub handle: u64,
     pub text: String,
+    /// A rule (or policy) of iptables-legacy's x_tables, not of nftables.
+    pub legacy: bool,
 }
 
 impl std::fmt::Display for RuleKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let legacy = if self.legacy {
+            " (iptables-legacy)"
+        } else {
+            ""
+        };
         write!(
             f,
-            "{} {} {} #{}: {}",
+            "{} {} {}{legacy} #{}: {}",
             self.family, self.table, self.chain, self.handle, self.text
         )
     }
@@ -75,7 +85,12 @@ impl Index {
     pub fn of(ruleset: &Ruleset) -> Index {
         let mut bases = HashMap::new();
         let mut texts = HashMap::new();
-        for t in &ruleset.tables {
+        // nftables' own tables: the legacy ones never show in a trace (see `legacy`).
+        for t in ruleset
+            .tables
+            .iter()
+            .filter(|t| t.backend != Backend::IptablesLegacy)
+        {
             for c in &t.chains {
                 let key = (t.family.to_string(), t.name.clone(), c.name.clone());
                 if let Some(b) = &c.base {
@@ -145,6 +160,30 @@ fn is_probe(rest: &str, s: &Sent) -> bool {
     }
 }
 
+/// The verdict on a probe that passed every nftables base chain it had to: refused by the
+/// legacy chain, or accepted by the last rule (else policy) that accepted it, the legacy
+/// chain's at its priority among the others.
+fn passed_all(
+    mut last_rule: Option<(RuleKey, i32)>,
+    mut last_policy: Option<(RuleKey, i32)>,
+    legacy: Option<&LegacyEnd>,
+) -> KernelVerdict {
+    let before =
+        |last: &Option<(RuleKey, i32)>| last.as_ref().is_none_or(|(_, p)| *p < legacy::PRIORITY);
+    match legacy {
+        Some(LegacyEnd::Refused(k, true)) => return KernelVerdict::Reject(k.clone()),
+        Some(LegacyEnd::Refused(k, false)) => return KernelVerdict::Drop(k.clone()),
+        Some(LegacyEnd::Accepted(k)) if k.handle != 0 && before(&last_rule) => {
+            last_rule = Some((k.clone(), legacy::PRIORITY));
+        }
+        Some(LegacyEnd::Accepted(k)) if k.handle == 0 && before(&last_policy) => {
+            last_policy = Some((k.clone(), legacy::PRIORITY));
+        }
+        _ => {}
+    }
+    KernelVerdict::Accept(last_rule.or(last_policy).map(|(k, _)| k))
+}
+
 /// `rule TEXT # handle N (verdict V)` of a rule line, or `unknown rule handle N (verdict V)`
 /// when the monitor's copy of the ruleset predates a reload: (text, handle, verdict); the text
 /// is empty in the second form.
@@ -160,8 +199,17 @@ fn rule_parts(rest: &str) -> Option<(String, u64, String)> {
     Some((text, handle.trim().parse().ok()?, verdict.to_string()))
 }
 
-/// What the kernel did with `s`, from the trace `lines` so far.
-pub fn judge_trace(lines: &[String], s: &Sent, index: &Index) -> KernelVerdict {
+/// What the kernel did with `s`, from the trace `lines` so far and, when the node has
+/// iptables-legacy rules, what the legacy chain of its hook did with it (see [`legacy`]): that
+/// chain runs at its priority among the nftables base chains, so when it refuses the probe only
+/// the chains before it must have passed it, and when it accepts it, its accepting rule decides
+/// unless an nftables rule after it accepts too.
+pub fn judge_trace(
+    lines: &[String],
+    s: &Sent,
+    index: &Index,
+    legacy: Option<&LegacyEnd>,
+) -> KernelVerdict {
     let hooks = &index.bases;
     let hook = if s.probe.forward {
         Hook::Forward
@@ -177,15 +225,21 @@ pub fn judge_trace(lines: &[String], s: &Sent, index: &Index) -> KernelVerdict {
         return KernelVerdict::Pending("no trace of the probe".into());
     };
     // The base chains the probe must pass at its hook (IPv4: inet and ip tables).
+    let refused_before = matches!(legacy, Some(LegacyEnd::Refused(..)));
     let bases: HashSet<(String, String, String)> = hooks
         .iter()
-        .filter(|((family, _, _), (h, _))| *h == hook && (family == "inet" || family == "ip"))
+        .filter(|((family, _, _), (h, prio))| {
+            *h == hook
+                && (family == "inet" || family == "ip")
+                && !(refused_before && *prio >= legacy::PRIORITY)
+        })
         .map(|(k, _)| k.clone())
         .collect();
     let mut passed: HashSet<(String, String, String)> = HashSet::new();
     let mut current: Option<(String, String, String)> = None;
-    let mut last_rule: Option<RuleKey> = None;
-    let mut last_policy: Option<RuleKey> = None;
+    // Each with the priority of its base chain.
+    let mut last_rule: Option<(RuleKey, i32)> = None;
+    let mut last_policy: Option<(RuleKey, i32)> = None;
     for l in parsed.iter().filter(|l| l.id == id) {
         let key = (
             l.family.to_string(),
@@ -199,19 +253,21 @@ pub fn judge_trace(lines: &[String], s: &Sent, index: &Index) -> KernelVerdict {
         let Some(base) = current.clone() else {
             continue;
         };
+        let prio = hooks.get(&base).map_or(0, |(_, p)| *p);
         let at = |handle, text: &str| RuleKey {
             family: l.family.to_string(),
             table: l.table.to_string(),
             chain: l.chain.to_string(),
             handle,
             text: text.to_string(),
+            legacy: false,
         };
         if let Some(policy) = l.rest.trim_end().strip_prefix("policy ") {
             let k = at(0, &format!("policy {policy}"));
             if policy == "drop" {
                 return KernelVerdict::Drop(k);
             }
-            last_policy = Some(k);
+            last_policy = Some((k, prio));
             passed.insert(base);
         } else if let Some((text, handle, verdict)) = rule_parts(l.rest) {
             let text = index
@@ -225,7 +281,7 @@ pub fn judge_trace(lines: &[String], s: &Sent, index: &Index) -> KernelVerdict {
                 }
                 "drop" => return KernelVerdict::Drop(at(handle, &text)),
                 "accept" => {
-                    last_rule = Some(at(handle, &text));
+                    last_rule = Some((at(handle, &text), prio));
                     passed.insert(base);
                 }
                 _ => {}
@@ -233,7 +289,7 @@ pub fn judge_trace(lines: &[String], s: &Sent, index: &Index) -> KernelVerdict {
         }
     }
     if passed.len() == bases.len() {
-        KernelVerdict::Accept(last_rule.or(last_policy))
+        passed_all(last_rule, last_policy, legacy)
     } else {
         let trace: Vec<&str> = parsed
             .iter()

@@ -6,7 +6,7 @@
 //! rule, and an element consistent with that rule ([`check`]). Then the fix the tracer prints
 //! for a refused packet is applied as printed: the packet must pass, and the case's other
 //! packets must keep their verdicts (a fix opens no more than it should), except packets the
-//! same rule refused for the same port, and packets a zone's or policy's own target refused
+//! same rule refused for the same port, and packets a zone's or policy's own target or icmp-block refused
 //! for a port (protocol, ICMP type) the fix opens in that zone or policy. This holds for fixes
 //! of rules outside firewalld (iptables-nft, iptables-legacy, nft) too.
 //!
@@ -17,6 +17,7 @@
 mod cases;
 mod check;
 mod kernel;
+mod legacy;
 mod node;
 
 use std::sync::{Arc, Mutex};

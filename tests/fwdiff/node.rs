@@ -11,11 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use tracer::model::nft::{Family, Ruleset, SavedRules};
+use tracer::model::{
+    legacy::LegacySaves,
+    nft::{Backend, Family, Ruleset, SavedRules},
+};
 use tracer_lab::firewalld::firewall_cmd_output;
 
 use super::cases::{Case, Net, PEER_HOSTS, Probe};
 use super::kernel::{Index, KernelVerdict, judge_trace};
+use super::legacy::{self, Counters};
 use crate::harness::{NetNs, Scratch};
 
 /// Sends the probes of one peer: `argv[1]` a JSON list of [proto, src, sport, dst, dport],
@@ -184,8 +188,9 @@ impl Node {
         self.dir().join("etc/firewalld")
     }
 
-    /// Makes `case` the node's configuration: its files, a reload, its iptables-nft rules.
-    /// `Err` when firewalld refuses the configuration (the case is then skipped).
+    /// Makes `case` the node's configuration: its files, a reload, its iptables-nft or
+    /// iptables-legacy rules. `Err` when firewalld refuses the configuration (the case is then
+    /// skipped).
     pub fn apply(&self, case: &Case) -> Result<(), String> {
         for sub in ["zones", "services", "policies", "ipsets"] {
             let d = self.etc().join(sub);
@@ -198,11 +203,24 @@ impl Node {
             std::fs::write(self.etc().join(rel), text).map_err(|e| format!("{rel}: {e}"))?;
         }
         for chain in ["INPUT", "FORWARD"] {
-            let _ = run(&mut self.fw.netns.command(&["iptables-nft", "-F", chain]));
+            for tool in ["iptables-nft", "iptables-legacy"] {
+                let _ = run(&mut self.fw.netns.command(&[tool, "-F", chain]));
+            }
         }
         self.reload()?;
-        for rule in &case.iptables {
-            let mut argv = vec!["iptables-nft", "-A"];
+        let (tool, rules) = if case.legacy.is_empty() {
+            ("iptables-nft", &case.iptables)
+        } else {
+            // No iptables-nft chain at the legacy chains' priority: which of two chains of
+            // equal priority runs first is not in any listing.
+            let _ = run(&mut self
+                .fw
+                .netns
+                .command(&["nft", "delete", "table", "ip", "filter"]));
+            ("iptables-legacy", &case.legacy)
+        };
+        for rule in rules {
+            let mut argv = vec![tool, "-A"];
             argv.extend(rule.split_whitespace());
             run(&mut self.fw.netns.command(&argv))?;
         }
@@ -241,20 +259,57 @@ impl Node {
         .map(|_| ())
     }
 
-    /// The live ruleset, with iptables-nft-save's arguments for its xt matches.
+    /// The live ruleset, with iptables-nft-save's arguments for its xt matches, and the
+    /// iptables-legacy tables as the tracer reads them on a node.
     pub fn ruleset(&self) -> Ruleset {
         let json = run(&mut self.fw.netns.command(&["nft", "-j", "list", "ruleset"]))
             .unwrap_or_else(|e| panic!("{e}"));
         let save = run(&mut self.fw.netns.command(&["iptables-nft-save"])).unwrap_or_default();
         let mut saved = SavedRules::default();
         saved.add(Family::Ip, &save);
-        Ruleset::from_json_with_saved(&json, "fwdiff", &saved).unwrap_or_else(|e| panic!("{e}"))
+        let mut rs = Ruleset::from_json_with_saved(&json, "fwdiff", &saved)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let legacy = run(&mut self.fw.netns.command(&["iptables-legacy-save"])).unwrap_or_default();
+        let saves = LegacySaves {
+            v4: Some(legacy),
+            v6: None,
+        };
+        let (mut sources, mut problems) = (Vec::new(), Vec::new());
+        saves.merge_into(Some(&mut rs), None, &mut sources, &mut problems);
+        assert!(problems.is_empty(), "legacy rules: {problems:?}");
+        rs
+    }
+
+    /// The legacy filter table's counters.
+    fn legacy_counters(&self) -> Counters {
+        let save = run(&mut self
+            .fw
+            .netns
+            .command(&["iptables-legacy-save", "-c", "-t", "filter"]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        Counters::parse(&save)
     }
 
     /// Sends `probes` and returns what the kernel did with each, in order.
+    /// With iptables-legacy rules in force, the probes go one at a time, each between two
+    /// readings of the legacy counters.
     pub fn probe(&mut self, probes: &[Probe], ruleset: &Ruleset) -> Vec<(Sent, KernelVerdict)> {
         let index = Index::of(ruleset);
-        let mut out = self.send(probes, &index);
+        let legacy = ruleset
+            .tables
+            .iter()
+            .any(|t| t.backend == Backend::IptablesLegacy);
+        let send = |node: &mut Node, probes: &[Probe]| {
+            if legacy {
+                probes
+                    .iter()
+                    .flat_map(|p| node.send(std::slice::from_ref(p), &index, true))
+                    .collect()
+            } else {
+                node.send(probes, &index, false)
+            }
+        };
+        let mut out: Vec<(Sent, KernelVerdict)> = send(self, probes);
         // The monitor may lose a trace when the kernel's netlink buffer fills: once more, with
         // fresh ports, for those.
         let lost: Vec<usize> = (0..out.len())
@@ -262,15 +317,22 @@ impl Node {
             .collect();
         if !lost.is_empty() {
             let again: Vec<Probe> = lost.iter().map(|i| out[*i].0.probe.clone()).collect();
-            for (i, r) in lost.into_iter().zip(self.send(&again, &index)) {
+            for (i, r) in lost.into_iter().zip(send(self, &again)) {
                 out[i] = r;
             }
         }
         out
     }
 
-    /// Sends `probes` once and reads their traces, up to five seconds.
-    fn send(&mut self, probes: &[Probe], index: &Index) -> Vec<(Sent, KernelVerdict)> {
+    /// Sends `probes` once and reads their traces, up to five seconds; with `legacy`, one probe
+    /// between two readings of the legacy counters.
+    fn send(
+        &mut self,
+        probes: &[Probe],
+        index: &Index,
+        legacy: bool,
+    ) -> Vec<(Sent, KernelVerdict)> {
+        let before = legacy.then(|| self.legacy_counters());
         let mut sent = Vec::new();
         for p in probes {
             self.next_port = if self.next_port >= 60000 {
@@ -302,11 +364,22 @@ impl Node {
             run(&mut self.peers[side as usize].command(&["python3", "-c", SENDER, &arg, "0.05"]))
                 .unwrap_or_else(|e| panic!("sending probes: {e}"));
         }
+        let ends: Vec<_> = sent
+            .iter()
+            .map(|s| {
+                let before = before.as_ref()?;
+                let chain = if s.probe.forward { "FORWARD" } else { "INPUT" };
+                legacy::end(chain, before, &self.legacy_counters())
+            })
+            .collect();
         let t0 = Instant::now();
         loop {
             let lines = self.lines.lock().expect("trace lines").clone();
-            let got: Vec<KernelVerdict> =
-                sent.iter().map(|s| judge_trace(&lines, s, index)).collect();
+            let got: Vec<KernelVerdict> = sent
+                .iter()
+                .zip(&ends)
+                .map(|(s, end)| judge_trace(&lines, s, index, end.as_ref()))
+                .collect();
             let done = got.iter().all(|k| !matches!(k, KernelVerdict::Pending(_)));
             if done || t0.elapsed() > Duration::from_secs(5) {
                 return sent.into_iter().zip(got).collect();

@@ -4,104 +4,18 @@
 //! and every chain change on the way; when a rule the model cannot evaluate could change the
 //! path, the answer is [`Verdict::Unknown`] with that rule, never a guess.
 
-use std::{cmp::Reverse, fmt};
+use std::cmp::Reverse;
 
 use super::{
-    Backend, Chain, Family, Hook, Policy, Rule, Ruleset, Table,
+    Chain, Family, Hook, Policy, Rule, Ruleset, Table,
     expr::{Expr, MapData, Stmt, VerdictStmt, XtKind},
     fields::{Ctx, Got, Tracked, V},
     matching::Tri,
+    order,
     packet::Packet,
 };
 
-/// What the ruleset does to the packet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Every base chain of the hook let it through.
-    Accept,
-    /// Dropped silently.
-    Drop,
-    /// Dropped with an error sent back (ICMP unreachable or TCP reset).
-    Reject,
-    /// The model cannot tell; why.
-    Unknown(String),
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Verdict::Accept => f.write_str("accept"),
-            Verdict::Drop => f.write_str("drop"),
-            Verdict::Reject => f.write_str("reject"),
-            Verdict::Unknown(why) => write!(f, "unknown: {why}"),
-        }
-    }
-}
-
-/// A rule (or a base chain's policy: handle 0, text `policy drop`) where it lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleRef {
-    /// Where the table lives: nftables, or legacy iptables.
-    pub backend: Backend,
-    /// The table's family.
-    pub family: Family,
-    /// The table's name.
-    pub table: String,
-    /// The chain's name.
-    pub chain: String,
-    /// The rule's handle (for a legacy table, its number in the chain); 0 for a policy.
-    pub handle: u64,
-    /// Its number in the chain, from 1 (how iptables names rules); 0 for a policy.
-    pub position: usize,
-    /// The rule as nft prints it (for a legacy table, as `iptables-save` does), or `policy
-    /// accept` / `policy drop`.
-    pub text: String,
-    /// The rule as `iptables-save` prints it, for a rule of an iptables table whose save
-    /// listing was read.
-    pub saved: Option<String>,
-}
-
-impl fmt::Display for RuleRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.backend {
-            Backend::Nftables => {
-                write!(f, "{} {} {}", self.family, self.table, self.chain)?;
-                if self.handle != 0 {
-                    write!(f, " handle {}", self.handle)?;
-                }
-            }
-            Backend::IptablesLegacy => {
-                write!(
-                    f,
-                    "{} -t {} chain {}",
-                    self.backend.command(self.family),
-                    self.table,
-                    self.chain
-                )?;
-                if self.handle != 0 {
-                    write!(f, " rule {}", self.handle)?;
-                }
-            }
-        }
-        write!(f, ": {}", self.text)
-    }
-}
-
-/// The verdict, the rule that decided it, and the way there.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// What happens to the packet.
-    pub verdict: Verdict,
-    /// The rule (or policy) that decided. For an accepted packet every base chain accepted it;
-    /// this is the last rule that did (a policy only when no rule did); `None` when no base
-    /// chain is registered on the hook.
-    pub deciding: Option<RuleRef>,
-    /// Every jump and goto taken (verdict maps' included), in order, across all base chains.
-    pub trail: Vec<RuleRef>,
-    /// The rule (or policy) that accepted the packet in each base chain it got through, in
-    /// the order the kernel ran them.
-    pub accepted: Vec<RuleRef>,
-}
+pub use crate::verdict::{Outcome, RuleRef, Verdict};
 
 /// Evaluates `pkt` against every base chain of its hook (all tables whose family sees it:
 /// inet + ip for IPv4, inet + ip6 for IPv6; arp, bridge and netdev tables are ignored), in
@@ -127,7 +41,10 @@ pub struct Outcome {
 ///   whether a non-local IPv4 destination is a subnet broadcast, and which device an ingress
 ///   chain is bound to (the JSON listing leaves it out).
 /// - Among base chains of equal priority the kernel runs the most recently registered first;
-///   this takes the one of the newer table (higher handle), then of the newer chain.
+///   this takes the one of the newer table (higher handle), then of the newer chain. Between
+///   an iptables-legacy chain and an nftables one of equal priority no listing tells: both
+///   orders are tried, and where they decide differently the verdict is unknown
+///   ([`crate::order`]).
 pub fn evaluate(ruleset: &Ruleset, pkt: &Packet) -> Outcome {
     evaluate_assuming(ruleset, pkt, &Assume::default())
 }
@@ -165,13 +82,6 @@ pub fn evaluate_assuming(ruleset: &Ruleset, pkt: &Packet, assume: &Assume) -> Ou
         }
     }
     bases.sort_by_key(|(t, c, prio)| (*prio, Reverse(t.handle), Reverse(c.handle)));
-
-    let mut walk = Walk {
-        ctx: Ctx::new(pkt),
-        trail: Vec::new(),
-        steps: 0,
-        assume,
-    };
     if matches!(pkt.hook, Hook::Ingress | Hook::Egress)
         && let Some((table, chain, _)) = bases.first()
     {
@@ -182,11 +92,25 @@ pub fn evaluate_assuming(ruleset: &Ruleset, pkt: &Packet, assume: &Assume) -> Ou
                 table.name, chain.name
             )),
             deciding: Some(policy_ref(table, chain).1),
-            trail: walk.trail,
+            trail: Vec::new(),
             accepted: Vec::new(),
         };
     }
+    let outcome = run_bases(&bases, pkt, assume);
+    match order::legacy_first(&bases) {
+        Some(other) => order::settle(outcome, &run_bases(&other, pkt, assume), &bases),
+        None => outcome,
+    }
+}
 
+/// Runs the packet through `bases`, in that order.
+fn run_bases(bases: &[(&Table, &Chain, i32)], pkt: &Packet, assume: &Assume) -> Outcome {
+    let mut walk = Walk {
+        ctx: Ctx::new(pkt),
+        trail: Vec::new(),
+        steps: 0,
+        assume,
+    };
     let mut last_rule_accept = None;
     let mut last_policy_accept = None;
     let mut accepted = Vec::new();

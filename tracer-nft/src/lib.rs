@@ -42,10 +42,12 @@ mod fields;
 mod graph;
 mod legacy;
 mod matching;
+mod order;
 mod packet;
 mod parse;
 mod render;
 mod types;
+mod verdict;
 mod xt;
 
 pub mod json;

@@ -99,6 +99,9 @@ pub struct Capture {
     /// The ruleset listing is a file the user named (`--ruleset`): when it cannot be read or
     /// parsed, the job is not done either.
     pub ruleset_named: bool,
+    /// The legacy listings are the ruleset itself (pasted evidence with no other listing of
+    /// their family, loaded as the tables to evaluate): not added to it a second time.
+    pub legacy_loaded: bool,
 }
 
 impl Capture {
@@ -120,6 +123,7 @@ impl Capture {
             iptables_cmd: None,
             expect_all: false,
             ruleset_named: false,
+            legacy_loaded: false,
         }
     }
 

@@ -180,7 +180,7 @@ impl NodeView {
         let iptables =
             IptablesState::new(capture.legacy.as_ref(), ruleset.as_ref(), capture.k0s_link);
         // Legacy tables run beside nftables at the same hooks: evaluate them with the ruleset.
-        if let Some(l) = &capture.legacy {
+        if let Some(l) = capture.legacy.as_ref().filter(|_| !capture.legacy_loaded) {
             LegacySaves::from(l).merge_into(
                 ruleset.as_mut(),
                 capture.saved.ipset.as_deref(),

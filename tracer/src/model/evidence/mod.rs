@@ -307,6 +307,7 @@ fn rulesets(c: &mut Capture, k: &mut Collected) {
         (one_json && i.backend != Backend::Legacy)
             || (i.backend == Backend::Legacy && (one_json || nft_families.contains(&i.family)))
     });
+    c.legacy_loaded = to_load.iter().any(|i| i.backend == Backend::Legacy);
     for i in &kept {
         let r = &mut k.reports[i.report];
         if i.backend == Backend::Legacy {

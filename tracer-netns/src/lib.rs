@@ -296,8 +296,8 @@ pub fn veth_pair(a: &End, b: &End) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the namespaces named `<prefix><pid>-...` whose process is gone: what a run that was
-/// killed left behind. Namespaces of runs still going, and every other namespace, are left
+/// Deletes the namespaces named `<prefix><pid>-...` whose process is gone, and stops what still
+/// runs in them: what a run that was killed left behind. Namespaces of runs still going, and every other namespace, are left
 /// alone. Returns the names deleted.
 pub fn remove_stale(prefix: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/run/netns") else {
@@ -313,8 +313,17 @@ pub fn remove_stale(prefix: &str) -> Vec<String> {
         else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists()
-            && Command::new("ip")
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        // What the run started there (a firewalld, a D-Bus daemon) outlives the namespace's
+        // name: stop it first.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &name]).output() {
+            for p in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").arg(p).status();
+            }
+        }
+        if Command::new("ip")
                 .args(["netns", "del", &name])
                 .status()
                 .is_ok_and(|s| s.success())

@@ -21,6 +21,7 @@ fn info() -> RunInfo {
         version: "0.1.0".into(),
         kernel: "6.18.0-test".into(),
         ifaces: vec![("eth0".into(), 2, "xdp".into())],
+        pods: vec![],
     }
 }
 

@@ -59,12 +59,6 @@ pub struct TraceArgs {
     /// environment variable (a DaemonSet sets it from the downward API), else the host name.
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
-
-    /// The container runtime's CNI result cache, which names each pod veth by its pod
-    /// (containerd, as in k0s and k3s, and CRI-O write it through libcni). A missing directory
-    /// is fine: veths are then shown with their peer's network namespace only.
-    #[arg(long, value_name = "DIR", default_value = crate::model::cni::DEFAULT_DIR)]
-    pub cni_cache: PathBuf,
 }
 
 impl TraceArgs {
@@ -88,7 +82,7 @@ impl TraceArgs {
             }),
             sink: None,
             diagnose,
-            cni_cache: Some(self.cni_cache.clone()),
+            cni_cache: Some(crate::model::cni::dir().to_path_buf()),
         })
     }
 }

@@ -18,6 +18,18 @@ use serde::Deserialize;
 /// The runtimes' default cache directory.
 pub const DEFAULT_DIR: &str = "/var/lib/cni/results";
 
+static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the cache directory every reader of the node uses (`--cni-cache`); once, at the start.
+pub fn set_dir(dir: PathBuf) {
+    let _ = DIR.set(dir);
+}
+
+/// The cache directory: as set, else [`DEFAULT_DIR`].
+pub fn dir() -> &'static Path {
+    DIR.get_or_init(|| PathBuf::from(DEFAULT_DIR))
+}
+
 /// A pod, by its Kubernetes namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct PodRef {

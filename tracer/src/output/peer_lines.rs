@@ -13,7 +13,12 @@ use crate::{
 /// known. A veth is named by its pod where the runtime recorded one, else by where its other
 /// end is.
 pub fn iface_change(c: &IfaceChange) -> String {
-    let peer = match (&c.pod_namespace, &c.pod_name, c.peer_netns_id, c.peer_ifindex) {
+    let peer = match (
+        &c.pod_namespace,
+        &c.pod_name,
+        c.peer_netns_id,
+        c.peer_ifindex,
+    ) {
         (Some(ns), Some(pod), _, _) => format!(", pod {ns}/{pod}"),
         (_, _, Some(ns), Some(i)) => format!(" (its other end: interface {i} in netns id {ns})"),
         (_, _, Some(ns), None) => format!(" (its other end in netns id {ns})"),

@@ -87,6 +87,9 @@ impl Session {
     fn appeared(&mut self, e: &LinkEvent) -> Result<(), SessionError> {
         if let Some(watched) = self.datapath.watching(e.index) {
             if watched.name == e.name {
+                if let Some(peer) = e.peer_netns {
+                    self.peer_known(e.index, &e.name, peer);
+                }
                 return Ok(());
             }
             // Renamed: watched under its new name if that matches, else no more.

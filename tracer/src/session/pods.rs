@@ -54,6 +54,13 @@ impl PodNames {
         pod
     }
 
+    /// Whether this veth is followed already, with this peer namespace.
+    pub(super) fn follows(&self, index: u32, peer_netns: i32) -> bool {
+        self.veths
+            .get(&index)
+            .is_some_and(|v| v.peer_netns == peer_netns)
+    }
+
     /// A watched interface went away.
     pub(super) fn forget(&mut self, index: u32) {
         self.veths.remove(&index);
@@ -105,6 +112,32 @@ fn report(bad: &[crate::model::cni::BadFile]) {
 }
 
 impl Session {
+    /// A watched interface's notification told where its other end is: a veth moved into
+    /// this namespace by its plugin (bridge) is announced before the kernel gives its peer's
+    /// namespace an id, so the id comes with a later notification.
+    pub(super) fn peer_known(&mut self, ifindex: u32, iface: &str, peer_netns: i32) {
+        let Some(pods) = self.pods.as_mut() else {
+            return;
+        };
+        if pods.follows(ifindex, peer_netns) {
+            return;
+        }
+        if let Some(pod) = pods.watch(ifindex, iface, peer_netns) {
+            log::info!("{iface}: pod {pod}");
+            self.iface_changes.push(IfaceChange {
+                change: IfaceChangeKind::Pod,
+                iface: iface.to_string(),
+                ifindex,
+                hook: None,
+                peer_netns_id: Some(peer_netns),
+                peer_ifindex: None,
+                pod_namespace: Some(pod.namespace),
+                pod_name: Some(pod.name),
+                reason: None,
+            });
+        }
+    }
+
     /// Names the veths whose pod became known since the last interval.
     pub(super) fn name_pods(&mut self) {
         let Some(pods) = self.pods.as_mut() else {

@@ -27,7 +27,11 @@ fn entries_without_pod_labels_are_not_pods_and_bad_ones_say_why() {
         .replace("K8S_POD_NAME\"", "X_NAME\"")
         .replace("K8S_POD_NAMESPACE", "X_NS");
     assert_eq!(parse(&podman), Ok(None));
-    assert!(parse("{not json").unwrap_err().contains("not a libcni cache entry"));
+    assert!(
+        parse("{not json")
+            .unwrap_err()
+            .contains("not a libcni cache entry")
+    );
     let legacy = BRIDGE.replace("cniCacheV1", "cniCacheV0");
     assert!(parse(&legacy).unwrap_err().contains("cniCacheV0"));
 }
@@ -60,7 +64,10 @@ fn only_one_pod_claiming_a_veth_names_it() {
     let mut other = a.clone();
     other.pod = pod("default", "web");
     other.sandbox = None;
-    assert_eq!(pod_of([&a, &other].into_iter(), "veth8445924e", None, ids), None);
+    assert_eq!(
+        pod_of([&a, &other].into_iter(), "veth8445924e", None, ids),
+        None
+    );
     // Two attachments of one pod (its loopback and its eth0): still that pod.
     let mut lo = by_ns.clone();
     lo.host_ifaces.clear();

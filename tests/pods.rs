@@ -44,7 +44,7 @@ fn pod_line(line: &WatchLine, pod: (&str, &str)) -> Option<IfaceChange> {
 
 /// Text lines of a tracer until one contains every one of `wanted`; all lines read.
 fn text_until(lines: &Receiver<String>, wanted: &[&str]) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + crate::harness::tmux::patience();
     let mut seen: Vec<String> = Vec::new();
     while !wanted.iter().all(|w| seen.iter().any(|l| l.contains(w))) {
         assert!(Instant::now() < deadline, "no {wanted:?} in: {seen:#?}");
@@ -53,6 +53,37 @@ fn text_until(lines: &Receiver<String>, wanted: &[&str]) -> Vec<String> {
         }
     }
     seen
+}
+
+/// The `tracer_iface_pod_info` series after a scrape that follows now: node, iface,
+/// namespace, pod; sorted.
+fn pod_series(prometheus: &Prometheus, ns: &NetNs) -> Vec<(String, String, String, String)> {
+    std::thread::sleep(Duration::from_secs(1));
+    prometheus.scraped_after(ns, unix_now());
+    let mut series: Vec<_> = prometheus
+        .query(ns, "tracer_iface_pod_info")
+        .iter()
+        .map(|(labels, value)| {
+            assert!((*value - 1.0).abs() < f64::EPSILON, "{labels}");
+            let l = |k: &str| labels[k].as_str().unwrap_or_default().to_string();
+            (l("node"), l("iface"), l("namespace"), l("pod"))
+        })
+        .collect();
+    series.sort();
+    series
+}
+
+/// The text log names both pods, and shows veth-bare with its peer's namespace only.
+fn text_names_the_pods(lines: &Receiver<String>) {
+    let coredns = format!("pod {}/{}", COREDNS.0, COREDNS.1);
+    let web = format!("pod {}/{}", WEB.0, WEB.1);
+    let seen = text_until(lines, &[&coredns, &web, "veth-bare appeared: watched"]);
+    let bare = seen
+        .iter()
+        .find(|l| l.contains("veth-bare appeared"))
+        .unwrap();
+    assert!(bare.contains("its other end: interface"), "{bare}");
+    assert!(!bare.contains("pod "), "{bare}");
 }
 
 #[test]
@@ -97,18 +128,11 @@ fn pods_set_up_while_watching_are_named_in_json_text_and_metrics() {
     std::fs::write(&broken, r#"{"kind":"cniCacheV1","containerId":"#).unwrap();
     node.setup(&web_ns, "sb2", WEB.0, WEB.1);
     // A pod veth no runtime recorded: its peer's namespace, no pod.
-    node.ns.ip(&[
-        "link",
-        "add",
-        "veth-bare",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &bare_ns.name,
-    ]);
+    let add = format!(
+        "link add veth-bare type veth peer name eth0 netns {}",
+        bare_ns.name
+    );
+    node.ns.ip(&add.split(' ').collect::<Vec<_>>());
     node.ns.ip(&["link", "set", "veth-bare", "up"]);
 
     let coredns = json.wait_for("the coredns pod's veth", |l| pod_line(l, COREDNS));
@@ -124,18 +148,7 @@ fn pods_set_up_while_watching_are_named_in_json_text_and_metrics() {
     assert!(bare.peer_netns_id.is_some(), "{bare:?}");
 
     // Prometheus: one info series per named veth, and none for the bare one.
-    std::thread::sleep(Duration::from_secs(1));
-    prometheus.scraped_after(&node.ns, unix_now());
-    let mut series: Vec<(String, String, String, String)> = prometheus
-        .query(&node.ns, "tracer_iface_pod_info")
-        .iter()
-        .map(|(labels, value)| {
-            assert!((*value - 1.0).abs() < f64::EPSILON, "{labels}");
-            let l = |k: &str| labels[k].as_str().unwrap_or_default().to_string();
-            (l("node"), l("iface"), l("namespace"), l("pod"))
-        })
-        .collect();
-    series.sort();
+    let series = pod_series(&prometheus, &node.ns);
     let mut expected = vec![
         (
             "node-p".to_string(),
@@ -154,21 +167,7 @@ fn pods_set_up_while_watching_are_named_in_json_text_and_metrics() {
     assert_eq!(series, expected);
 
     // The text log says the same.
-    let coredns_text = format!("pod {}/{}", COREDNS.0, COREDNS.1);
-    let web_text = format!("pod {}/{}", WEB.0, WEB.1);
-    let seen = text_until(
-        &text_lines,
-        &[&coredns_text, &web_text, "veth-bare appeared: watched"],
-    );
-    let bare_line = seen
-        .iter()
-        .find(|l| l.contains("veth-bare appeared"))
-        .unwrap();
-    assert!(
-        bare_line.contains("its other end: interface"),
-        "{bare_line}"
-    );
-    assert!(!bare_line.contains("pod "), "{bare_line}");
+    text_names_the_pods(&text_lines);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(text.id() as i32, libc::SIGTERM) };
     assert!(text.wait().unwrap().success());

@@ -154,15 +154,17 @@ impl Session {
             pods: None,
         })
         .map(|mut s| {
-            s.pods = cni_cache.map(|dir| s.watch_pods(dir));
+            if let Some(dir) = cni_cache {
+                s.pods = Some(super::pods::PodNames::new(dir));
+                s.name_watched();
+            }
             s
         })
     }
 
     /// The pods of the veths watched from the start; those found are reported with the first
     /// interval, the others once the cache names them.
-    fn watch_pods(&mut self, dir: PathBuf) -> super::pods::PodNames {
-        let mut pods = super::pods::PodNames::new(dir);
+    fn name_watched(&mut self) {
         let links = crate::sys::links::dump().unwrap_or_else(|e| {
             log::warn!("listing the veths' peers (rtnetlink): {e}; pods are named as they appear");
             Vec::new()
@@ -174,23 +176,9 @@ impl Session {
         for (index, name) in watched {
             let peer = links.iter().find(|l| l.index == index);
             if let Some(netns) = peer.and_then(|l| l.peer_netns) {
-                if let Some(pod) = pods.watch(index, &name, netns) {
-                    log::info!("{name}: pod {pod}");
-                    self.iface_changes.push(super::IfaceChange {
-                        change: super::IfaceChangeKind::Pod,
-                        iface: name,
-                        ifindex: index,
-                        hook: None,
-                        peer_netns_id: Some(netns),
-                        peer_ifindex: peer.and_then(|l| l.peer_index),
-                        pod_namespace: Some(pod.namespace),
-                        pod_name: Some(pod.name),
-                        reason: None,
-                    });
-                }
+                self.peer_known(index, &name, netns);
             }
         }
-        pods
     }
 
     /// Each watched interface with the hook its ingress program sits on (`none` when it has

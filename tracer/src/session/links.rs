@@ -122,11 +122,11 @@ impl Session {
         match self.datapath.add_target(target) {
             Ok(slot) => {
                 change.hook = self.datapath.hooks()[slot].map(|h| h.as_str().to_string());
-                if let (Some(pods), Some(peer)) = (self.pods.as_mut(), e.peer_netns) {
-                    if let Some(pod) = pods.watch(e.index, &change.iface, peer) {
-                        change.pod_namespace = Some(pod.namespace);
-                        change.pod_name = Some(pod.name);
-                    }
+                if let (Some(pods), Some(peer)) = (self.pods.as_mut(), e.peer_netns)
+                    && let Some(pod) = pods.watch(e.index, &change.iface, peer)
+                {
+                    change.pod_namespace = Some(pod.namespace);
+                    change.pod_name = Some(pod.name);
                 }
                 log::info!("{}: watched from now on", change.iface);
             }

@@ -162,10 +162,17 @@ impl Cache {
     /// Reads the directory again. Returns the files newly found unusable (each once, until
     /// it changes); a missing directory (no CNI runtime on this node) is no entry and no error.
     pub fn refresh(&mut self) -> Vec<BadFile> {
+        self.update().1
+    }
+
+    /// [`Cache::refresh`], also saying whether any file came, went or changed.
+    pub fn update(&mut self) -> (bool, Vec<BadFile>) {
         let Ok(listing) = std::fs::read_dir(&self.dir) else {
+            let changed = !self.files.is_empty();
             self.files.clear();
-            return Vec::new();
+            return (changed, Vec::new());
         };
+        let mut changed = false;
         let mut bad = Vec::new();
         let mut seen = BTreeMap::new();
         for entry in listing.flatten() {
@@ -178,6 +185,7 @@ impl Cache {
             let read = match self.files.remove(&path) {
                 Some(r) if r.stamp == stamp => r,
                 _ => {
+                    changed = true;
                     let got = std::fs::read_to_string(&path)
                         .map_err(|e| format!("cannot be read: {e}"))
                         .and_then(|t| parse(&t));
@@ -192,8 +200,9 @@ impl Cache {
             };
             seen.insert(path, read);
         }
+        changed |= !self.files.is_empty();
         self.files = seen;
-        bad
+        (changed, bad)
     }
 
     /// The pods' attachments read last.

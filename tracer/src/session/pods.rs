@@ -5,7 +5,11 @@
 //! pod found later is reported as an [`IfaceChangeKind::Pod`] change; a cache file that cannot
 //! be read is named once.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+};
 
 use super::{IfaceChange, IfaceChangeKind, Session};
 use crate::model::cni::{Cache, PodRef, pod_of};
@@ -22,6 +26,8 @@ struct Veth {
 pub(super) struct PodNames {
     cache: Cache,
     veths: BTreeMap<u32, Veth>,
+    /// The ids of the sandboxes' namespaces, asked once per reading of the cache.
+    netns_ids: RefCell<HashMap<String, Option<i32>>>,
 }
 
 impl PodNames {
@@ -37,11 +43,14 @@ impl PodNames {
         PodNames {
             cache,
             veths: BTreeMap::new(),
+            netns_ids: RefCell::default(),
         }
     }
 
     /// A veth now watched: its pod when the cache already names it.
     pub(super) fn watch(&mut self, index: u32, name: &str, peer_netns: i32) -> Option<PodRef> {
+        // A new veth gives its pod's namespace an id: those that had none are asked again.
+        self.netns_ids.borrow_mut().retain(|_, id| id.is_some());
         let pod = self.lookup(name, peer_netns);
         self.veths.insert(
             index,
@@ -67,11 +76,18 @@ impl PodNames {
     }
 
     /// Reads the cache again if a veth still has no pod; the veths whose pod is now known.
+    /// The veths are looked up again only when a cache file came, went or changed (a veth
+    /// whose peer changes is looked up then, [`PodNames::watch`]).
     pub(super) fn resolve(&mut self) -> Vec<(u32, String, PodRef)> {
         if self.veths.values().all(|v| v.pod.is_some()) {
             return Vec::new();
         }
-        report(&self.cache.refresh());
+        let (changed, bad) = self.cache.update();
+        report(&bad);
+        if !changed {
+            return Vec::new();
+        }
+        self.netns_ids.borrow_mut().clear();
         let mut found = Vec::new();
         let unnamed: Vec<(u32, String, i32)> = self
             .veths
@@ -100,7 +116,11 @@ impl PodNames {
 
     fn lookup(&self, name: &str, peer_netns: i32) -> Option<PodRef> {
         pod_of(self.cache.attachments(), name, Some(peer_netns), |path| {
-            crate::sys::nsid::id_of(path.as_ref()).ok().flatten()
+            *self
+                .netns_ids
+                .borrow_mut()
+                .entry(path.to_string())
+                .or_insert_with(|| crate::sys::nsid::id_of(path.as_ref()).ok().flatten())
         })
     }
 }

@@ -132,6 +132,22 @@ impl std::fmt::Display for BadFile {
     }
 }
 
+/// Logs each unusable file once per process, however many readers (the session, each
+/// diagnosis) come across it; again only if what is wrong with it changes.
+pub fn report(bad: &[BadFile]) {
+    static SAID: std::sync::Mutex<BTreeMap<PathBuf, String>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut said = SAID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for b in bad {
+        if said.get(&b.path) != Some(&b.why) {
+            log::warn!("CNI result cache: {b}; the other entries are still used");
+            said.insert(b.path.clone(), b.why.clone());
+        }
+    }
+}
+
 /// What one file held when last read.
 #[derive(Clone, Debug)]
 struct Read {

@@ -43,9 +43,7 @@ fn ip_json(args: &[&str]) -> Option<Vec<serde_json::Value>> {
 /// the cache at [`super::cni::dir`].
 pub fn read() -> Vec<PodLink> {
     let mut cache = super::cni::Cache::new(super::cni::dir().to_path_buf());
-    for bad in cache.refresh() {
-        log::warn!("CNI result cache: {bad}; the other entries are still used");
-    }
+    super::cni::report(&cache.refresh());
     links()
         .into_iter()
         .map(|(mut link, nsid)| {

@@ -12,7 +12,7 @@ use std::{
 };
 
 use super::{IfaceChange, IfaceChangeKind, Session};
-use crate::model::cni::{Cache, PodRef, pod_of};
+use crate::model::cni::{Cache, PodRef, pod_of, report};
 
 /// A watched veth that may belong to a pod.
 #[derive(Clone, Debug)]
@@ -122,12 +122,6 @@ impl PodNames {
                 .entry(path.to_string())
                 .or_insert_with(|| crate::sys::nsid::id_of(path.as_ref()).ok().flatten())
         })
-    }
-}
-
-fn report(bad: &[crate::model::cni::BadFile]) {
-    for b in bad {
-        log::warn!("CNI result cache: {b}; the other entries are still used");
     }
 }
 

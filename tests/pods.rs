@@ -105,6 +105,9 @@ fn pods_set_up_while_watching_are_named_in_json_text_and_metrics() {
             "0.5",
             "--metrics",
             METRICS,
+            // Every diagnosis reads the cache too: the broken file is still named once.
+            "--diagnose-every",
+            "1",
             "--cni-cache",
             cache,
         ],

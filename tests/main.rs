@@ -26,6 +26,7 @@ mod kernel;
 mod lab;
 mod metrics;
 mod peers;
+mod pods;
 mod rich_rule;
 mod view;
 mod watch;

@@ -1,6 +1,7 @@
 //! Shared helpers: namespaces that remove themselves, frame senders, and a handle on a running
 //! tracer. Tests panic with context instead of returning errors.
 
+pub mod cni;
 pub mod firewalld;
 pub mod kernel;
 pub mod lab;

@@ -137,7 +137,12 @@ impl Tracer {
     }
 
     /// Stops with SIGTERM and returns every line printed; panics unless it exits cleanly.
-    pub fn stop(mut self) -> Vec<WatchLine> {
+    pub fn stop(self) -> Vec<WatchLine> {
+        self.stop_with_log().0
+    }
+
+    /// [`Tracer::stop`], with what the tracer wrote on stderr (its log).
+    pub fn stop_with_log(mut self) -> (Vec<WatchLine>, String) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
@@ -150,7 +155,7 @@ impl Tracer {
                     .unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}")),
             );
         }
-        out
+        (out, err)
     }
 
     /// SIGKILL: no chance to clean up.

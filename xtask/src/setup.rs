@@ -56,6 +56,18 @@ const PACKAGES: &[(&str, &str)] = &[
         "a real terminal for the tests of watch's full-screen view",
     ),
     ("man-db", "renders the man page tracer man writes, in tests"),
+    (
+        "golang-go",
+        "builds tests/cni-pod, which sets pods up through go-cni as containerd does",
+    ),
+    (
+        "golang-github-containerd-go-cni-dev",
+        "go-cni and libcni sources for tests/cni-pod (offline GOPATH build)",
+    ),
+    (
+        "containernetworking-plugins",
+        "the bridge, host-local and loopback CNI plugins tests/cni-pod runs",
+    ),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -56,6 +56,12 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", global = true)]
     netns: Option<String>,
 
+    /// The container runtime's CNI result cache, which names each pod veth by its pod
+    /// (containerd, as in k0s and k3s, and CRI-O write it through libcni). A missing
+    /// directory is fine: veths are then shown with their peer's network namespace only.
+    #[arg(long, value_name = "DIR", global = true, default_value = crate::model::cni::DEFAULT_DIR)]
+    cni_cache: std::path::PathBuf,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -155,6 +161,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(ns) = &cli.netns {
         tracer_netns::enter(ns)?;
     }
+    crate::model::cni::set_dir(cli.cni_cache.clone());
     match cli.command {
         Command::Watch(args) => runtime()?.block_on(watch::run(args)),
         Command::Baseline(args) => runtime()?.block_on(baseline::run(args)),

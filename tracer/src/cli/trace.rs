@@ -82,6 +82,7 @@ impl TraceArgs {
             }),
             sink: None,
             diagnose,
+            cni_cache: Some(crate::model::cni::dir().to_path_buf()),
         })
     }
 }

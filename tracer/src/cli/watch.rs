@@ -60,7 +60,8 @@ packets by the class they carry), the tracer_packet_size_bytes histogram, tracer
 {iface,class,reason,housekeeping} (housekeeping=\"false\" is traffic lost),
 tracer_drop_events_lost_total, tracer_drop_events_suppressed_total,
 tracer_drops_uncounted_total, tracer_findings{id,severity,class} (one per finding of the
-latest diagnosis), tracer_build_info{version,kernel} and tracer_interface_info{iface,ifindex,hook}.
+latest diagnosis), tracer_build_info{version,kernel}, tracer_interface_info{iface,ifindex,hook} and
+tracer_iface_pod_info{iface,namespace,pod} (a watched veth's pod, from --cni-cache).
 Between nodes: tracer_overlay_peer_packets_total and tracer_overlay_peer_bytes_total
 {iface,direction,peer,class} (overlay and BGP traffic per peer address: the outer destination
 on egress, the outer source on ingress), tracer_overlay_peer_drops_total{peer,class,reason} and
@@ -162,6 +163,7 @@ pub async fn run(args: WatchArgs) -> Result<ExitCode> {
             version: env!("CARGO_PKG_VERSION").to_string(),
             kernel: super::kernel_release(),
             ifaces: header.ifaces.clone(),
+            pods: Vec::new(),
         })
     });
     let (mut out, mut keys) = output(format, &node)?;
@@ -228,6 +230,11 @@ fn publish(server: &metrics::MetricsServer, interval: &crate::session::Interval)
             .watched
             .iter()
             .map(|(n, i, h)| (n.clone(), *i, (*h).to_string()))
+            .collect(),
+        pods: interval
+            .pods
+            .iter()
+            .map(|(iface, p)| (iface.clone(), p.namespace.clone(), p.name.clone()))
             .collect(),
         drops: interval.drops,
         findings: interval.diagnosis,

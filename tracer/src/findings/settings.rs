@@ -383,7 +383,7 @@ fn overlay_mtu(inp: &Inputs, d: &mut Diagnosis) {
         finding.iface = Some(v.name.clone());
         let mut element = format!("{} mtu {}, {} mtu {}", v.name, v.mtu, under.name, under.mtu);
         for p in &pods {
-            let _ = write!(element, ", pod behind {} mtu {}", p.host, pod_mtu(p));
+            let _ = write!(element, ", pod behind {} mtu {}", p.described(), pod_mtu(p));
         }
         finding.element = Some(element);
         if device_too_big {
@@ -396,7 +396,7 @@ fn overlay_mtu(inp: &Inputs, d: &mut Diagnosis) {
                 (Some(ns), Some((name, _))) => format!("ip -n {ns} link set {name} mtu {carried}"),
                 _ => format!(
                     "# the pod behind {} (its network namespace has no name here): set its interface's MTU to {carried}, or restart the pod",
-                    p.host
+                    p.described()
                 ),
             });
         }

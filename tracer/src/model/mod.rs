@@ -1,12 +1,14 @@
 //! The model of the node: the port catalog of each cluster profile, the node's interfaces,
 //! addresses, routes and sysctls, the profile and role it appears to run, firewalld's permanent
-//! and runtime configuration, the nftables ruleset and the iptables mode. Later stages
+//! and runtime configuration, the nftables ruleset and the iptables mode, and the pods the container runtime set up
+//! (libcni's result cache). Later stages
 //! (correlation, outputs) read it; it knows nothing of them.
 
 pub mod bundle;
 pub mod capture;
 pub mod catalog;
 pub mod cluster;
+pub mod cni;
 pub mod detect;
 pub mod evidence;
 pub mod firewalld;

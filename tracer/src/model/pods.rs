@@ -2,7 +2,8 @@
 //! other end lives in another network namespace, with that namespace's name when it has one
 //! (containerd names pod namespaces `cni-...` under /run/netns) and the other end's name and
 //! MTU read there. What a pod sends leaves through its own end, so the pod's MTU is that end's.
-//! Read with `ip -j`, which follows the reader's network namespace.
+//! Read with `ip -j`, which follows the reader's network namespace. Each link is named by its
+//! pod where the container runtime recorded one (libcni's result cache, [`super::cni`]).
 
 use std::process::Command;
 
@@ -17,6 +18,19 @@ pub struct PodLink {
     pub netns: Option<String>,
     /// The pod's end (`eth0`) and its MTU, when its namespace has a name.
     pub peer: Option<(String, u32)>,
+    /// The pod, when exactly one entry of the runtime's CNI result cache names this link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<super::cni::PodRef>,
+}
+
+impl PodLink {
+    /// The host end, with its pod when known: `veth12 (pod kube-system/coredns-x)`.
+    pub fn described(&self) -> String {
+        match &self.pod {
+            Some(pod) => format!("{} (pod {pod})", self.host),
+            None => self.host.clone(),
+        }
+    }
 }
 
 /// `ip ARGS -j` as JSON; `None` when it cannot be run or does not answer in JSON.
@@ -25,8 +39,24 @@ fn ip_json(args: &[&str]) -> Option<Vec<serde_json::Value>> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-/// The veth pairs of this namespace whose other end is elsewhere.
+/// The veth pairs of this namespace whose other end is elsewhere, named by their pods from
+/// the cache at [`super::cni::dir`].
 pub fn read() -> Vec<PodLink> {
+    let mut cache = super::cni::Cache::new(super::cni::dir().to_path_buf());
+    super::cni::report(&cache.refresh());
+    links()
+        .into_iter()
+        .map(|(mut link, nsid)| {
+            link.pod = super::cni::pod_of(cache.attachments(), &link.host, Some(nsid), |path| {
+                crate::sys::nsid::id_of(path.as_ref()).ok().flatten()
+            });
+            link
+        })
+        .collect()
+}
+
+/// The links, before their pods are looked up, with the id of the namespace each leads to.
+fn links() -> Vec<(PodLink, i32)> {
     let Some(veths) = ip_json(&["-j", "-d", "link", "show", "type", "veth"]) else {
         return Vec::new();
     };
@@ -52,12 +82,14 @@ pub fn read() -> Vec<PodLink> {
                         Some((p["ifname"].as_str()?.to_string(), p["mtu"].as_u64()? as u32))
                     })
             });
-            Some(PodLink {
+            let link = PodLink {
                 host: l["ifname"].as_str()?.to_string(),
                 host_mtu: l["mtu"].as_u64()? as u32,
                 netns,
                 peer,
-            })
+                pod: None,
+            };
+            Some((link, i32::try_from(nsid).ok()?))
         })
         .collect()
 }

@@ -28,6 +28,8 @@ pub struct RunInfo {
     pub kernel: String,
     /// Interface, index, ingress hook, as in the watch header.
     pub ifaces: Vec<(String, u32, String)>,
+    /// The watched veths whose pod is known: interface, pod namespace, pod name.
+    pub pods: Vec<(String, String, String)>,
 }
 
 /// Everything one scrape shows.
@@ -77,6 +79,21 @@ pub fn render(s: &Scrape) -> String {
             o,
             "tracer_interface_info",
             &[("iface", iface), ("ifindex", &index), ("hook", hook)],
+            1,
+        );
+    }
+
+    family(
+        o,
+        "tracer_iface_pod_info",
+        "gauge",
+        "The pod a watched veth belongs to, as the container runtime recorded it (CNI result cache); always 1.",
+    );
+    for (iface, namespace, pod) in &s.info.pods {
+        sample(
+            o,
+            "tracer_iface_pod_info",
+            &[("iface", iface), ("namespace", namespace), ("pod", pod)],
             1,
         );
     }

@@ -9,11 +9,19 @@ use crate::{
     session::{IfaceChange, IfaceChangeKind},
 };
 
-/// The log line of an interface that started or stopped being watched.
+/// The log line of an interface that started or stopped being watched, or whose pod became
+/// known. A veth is named by its pod where the runtime recorded one, else by where its other
+/// end is.
 pub fn iface_change(c: &IfaceChange) -> String {
-    let peer = match (c.peer_netns_id, c.peer_ifindex) {
-        (Some(ns), Some(i)) => format!(" (its other end: interface {i} in netns id {ns})"),
-        (Some(ns), None) => format!(" (its other end in netns id {ns})"),
+    let peer = match (
+        &c.pod_namespace,
+        &c.pod_name,
+        c.peer_netns_id,
+        c.peer_ifindex,
+    ) {
+        (Some(ns), Some(pod), _, _) => format!(", pod {ns}/{pod}"),
+        (_, _, Some(ns), Some(i)) => format!(" (its other end: interface {i} in netns id {ns})"),
+        (_, _, Some(ns), None) => format!(" (its other end in netns id {ns})"),
         _ => String::new(),
     };
     match c.change {
@@ -23,6 +31,12 @@ pub fn iface_change(c: &IfaceChange) -> String {
             c.hook.as_deref().unwrap_or("no ingress hook")
         ),
         IfaceChangeKind::Released => format!("{} went away: its counters end here", c.iface),
+        IfaceChangeKind::Pod => format!(
+            "{}: pod {}/{}",
+            c.iface,
+            c.pod_namespace.as_deref().unwrap_or("?"),
+            c.pod_name.as_deref().unwrap_or("?")
+        ),
         IfaceChangeKind::Failed => format!(
             "{} appeared but cannot be watched: {}",
             c.iface,

@@ -52,6 +52,9 @@ pub struct Config {
     /// Where sampled dropped packets go (with drop capture).
     pub sink: Option<Box<dyn DropSink>>,
     pub diagnose: Option<Diagnose>,
+    /// libcni's result cache, to name each watched veth by its pod (`--cni-cache`); `None`:
+    /// pods are not named.
+    pub cni_cache: Option<PathBuf>,
 }
 
 /// Interface slots with a glob in `--iface` and no `--max-ifaces`.
@@ -75,6 +78,8 @@ pub struct Session {
     pub(super) links: Option<tokio::io::unix::AsyncFd<crate::sys::links::LinkEvents>>,
     /// Interfaces attached or released since the last interval.
     pub(super) iface_changes: Vec<super::IfaceChange>,
+    /// The watched veths' pods, with a CNI result cache to read them from.
+    pub(super) pods: Option<super::pods::PodNames>,
 }
 
 /// Fails unless this process may load and attach the datapath: before anything else, so a
@@ -99,6 +104,7 @@ impl Session {
             drops,
             sink,
             diagnose,
+            cni_cache,
         } = config;
         let classes = class_table(&catalog.components)?;
         let patterns = ifaces::Patterns::new(&ifaces);
@@ -145,7 +151,34 @@ impl Session {
             patterns,
             links,
             iface_changes: Vec::new(),
+            pods: None,
         })
+        .map(|mut s| {
+            if let Some(dir) = cni_cache {
+                s.pods = Some(super::pods::PodNames::new(dir));
+                s.name_watched();
+            }
+            s
+        })
+    }
+
+    /// The pods of the veths watched from the start; those found are reported with the first
+    /// interval, the others once the cache names them.
+    fn name_watched(&mut self) {
+        let links = crate::sys::links::dump().unwrap_or_else(|e| {
+            log::warn!("listing the veths' peers (rtnetlink): {e}; pods are named as they appear");
+            Vec::new()
+        });
+        let watched: Vec<(u32, String)> = self
+            .iface_hooks()
+            .map(|(t, _)| (t.index, t.name.clone()))
+            .collect();
+        for (index, name) in watched {
+            let peer = links.iter().find(|l| l.index == index);
+            if let Some(netns) = peer.and_then(|l| l.peer_netns) {
+                self.peer_known(index, &name, netns);
+            }
+        }
     }
 
     /// Each watched interface with the hook its ingress program sits on (`none` when it has

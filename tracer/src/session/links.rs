@@ -23,6 +23,8 @@ pub enum IfaceChangeKind {
     Released,
     /// It matched, but could not be watched (`reason` says why).
     Failed,
+    /// A watched veth's pod became known (the runtime recorded it after the veth appeared).
+    Pod,
 }
 
 /// An interface the session started or stopped watching.
@@ -40,6 +42,12 @@ pub struct IfaceChange {
     pub peer_netns_id: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_ifindex: Option<u32>,
+    /// The pod the veth belongs to, as the container runtime recorded it (libcni's result
+    /// cache); absent while unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -79,6 +87,9 @@ impl Session {
     fn appeared(&mut self, e: &LinkEvent) -> Result<(), SessionError> {
         if let Some(watched) = self.datapath.watching(e.index) {
             if watched.name == e.name {
+                if let Some(peer) = e.peer_netns {
+                    self.peer_known(e.index, &e.name, peer);
+                }
                 return Ok(());
             }
             // Renamed: watched under its new name if that matches, else no more.
@@ -104,11 +115,19 @@ impl Session {
             hook: None,
             peer_netns_id: e.peer_netns,
             peer_ifindex: e.peer_netns.and(e.peer_index),
+            pod_namespace: None,
+            pod_name: None,
             reason: None,
         };
         match self.datapath.add_target(target) {
             Ok(slot) => {
                 change.hook = self.datapath.hooks()[slot].map(|h| h.as_str().to_string());
+                if let (Some(pods), Some(peer)) = (self.pods.as_mut(), e.peer_netns)
+                    && let Some(pod) = pods.watch(e.index, &change.iface, peer)
+                {
+                    change.pod_namespace = Some(pod.namespace);
+                    change.pod_name = Some(pod.name);
+                }
                 log::info!("{}: watched from now on", change.iface);
             }
             Err(err) => {
@@ -123,6 +142,9 @@ impl Session {
 
     /// An interface went away: its slot is released (and freed after the next interval).
     fn vanished(&mut self, ifindex: u32) -> Result<(), SessionError> {
+        if let Some(pods) = self.pods.as_mut() {
+            pods.forget(ifindex);
+        }
         if let Some(name) = self.datapath.release(ifindex)? {
             log::info!("{name}: gone; its counters are shown once more");
             self.iface_changes.push(IfaceChange {
@@ -132,6 +154,8 @@ impl Session {
                 hook: None,
                 peer_netns_id: None,
                 peer_ifindex: None,
+                pod_namespace: None,
+                pod_name: None,
                 reason: None,
             });
         }
@@ -154,13 +178,15 @@ impl Session {
                 self.vanished(index)?;
             }
         }
+        let peers = crate::sys::links::dump().unwrap_or_default();
         for i in all {
+            let peer = peers.iter().find(|p| p.index == i.index);
             let e = LinkEvent {
                 change: LinkChange::New,
                 index: i.index,
                 name: i.name,
-                peer_index: None,
-                peer_netns: None,
+                peer_index: peer.and_then(|p| p.peer_index),
+                peer_netns: peer.and_then(|p| p.peer_netns),
             };
             self.appeared(&e)?;
         }

@@ -11,6 +11,7 @@ mod attach;
 mod capture;
 mod changes;
 mod links;
+mod pods;
 mod run;
 
 pub use attach::{Causes, Config, Diagnose, Session, preflight};

@@ -76,6 +76,8 @@ pub struct Interval<'a> {
     pub peers: &'a [PeerBalance],
     /// The interfaces watched now: name, index and ingress hook.
     pub watched: &'a [(String, u32, &'static str)],
+    /// The watched veths whose pod is known (from libcni's result cache).
+    pub pods: &'a [(String, crate::model::cni::PodRef)],
     /// `Some` on the last interval.
     pub stop: Option<Stop>,
 }
@@ -156,6 +158,7 @@ impl Session {
             };
             // Interfaces announced just before the tick are attached before it is read.
             self.follow_links()?;
+            self.name_pods();
             let snap = self.snapshot()?;
             let refresh = match self.correlator.as_mut() {
                 Some((k, _)) => {
@@ -175,6 +178,7 @@ impl Session {
             }
             let samples = snap.since(&prev);
             let ifaces = std::mem::take(&mut self.iface_changes);
+            let pods = self.pods();
             let peers = balances(snap.peers(), prev.peers());
             let watched: Vec<_> = self
                 .iface_hooks()
@@ -195,6 +199,7 @@ impl Session {
                 ifaces: &ifaces,
                 peers: &peers,
                 watched: &watched,
+                pods: &pods,
                 stop,
             }))?;
             prev = snap;

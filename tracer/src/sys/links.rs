@@ -1,6 +1,7 @@
 //! Following the namespace's interfaces as they come and go: an rtnetlink socket subscribed
 //! to the link group (`RTMGRP_LINK`), whose `RTM_NEWLINK` and `RTM_DELLINK` notifications are
-//! decoded into [`LinkEvent`]s. The kernel pushes them; nothing is polled.
+//! decoded into [`LinkEvent`]s. The kernel pushes them; nothing is polled. [`dump`] lists the
+//! interfaces there are, decoded the same way.
 
 use std::{
     io,
@@ -10,6 +11,11 @@ use std::{
 const RTMGRP_LINK: u32 = 1;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_HDRLEN: usize = 16;
 const IFINFOMSG_LEN: usize = 16;
 const IFLA_IFNAME: u16 = 3;
@@ -103,6 +109,65 @@ impl LinkEvents {
             out.extend(decode(&buf[..n as usize]));
         }
     }
+}
+
+/// Every interface of the calling thread's namespace, as `RTM_NEWLINK` messages of a dump
+/// (`RTM_GETLINK` with `NLM_F_DUMP`): with each veth's peer index and namespace id, which the
+/// interface list of [`super::netdev`] does not have.
+pub fn dump() -> io::Result<Vec<LinkEvent>> {
+    // SAFETY: plain socket call; the descriptor is owned right away.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let len = NLMSG_HDRLEN + IFINFOMSG_LEN;
+    let mut request = Vec::with_capacity(len);
+    request.extend_from_slice(&(len as u32).to_ne_bytes());
+    request.extend_from_slice(&RTM_GETLINK.to_ne_bytes());
+    request.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    request.extend_from_slice(&[0u8; 8]);
+    request.extend_from_slice(&[0u8; IFINFOMSG_LEN]);
+    // SAFETY: sends a buffer we own, of its own length.
+    if unsafe { libc::send(fd.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // SAFETY: receives into a buffer we own, at most its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = &buf[..n.cast_unsigned()];
+        out.extend(decode(got));
+        if n == 0 || ends_dump(got) {
+            return Ok(out);
+        }
+    }
+}
+
+/// Whether a datagram holds the dump's last message (`NLMSG_DONE`) or an error.
+fn ends_dump(mut b: &[u8]) -> bool {
+    while let (Some(len), Some(kind)) = (u32_at(b, 0), u16_at(b, 4)) {
+        if kind == NLMSG_DONE || kind == NLMSG_ERROR {
+            return true;
+        }
+        let len = len as usize;
+        if len < NLMSG_HDRLEN || len > b.len() {
+            return true;
+        }
+        b = &b[len.next_multiple_of(4).min(b.len())..];
+    }
+    false
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {

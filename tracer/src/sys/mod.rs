@@ -2,10 +2,11 @@
 //! `aya/src/sys/`): the interfaces of the current network namespace ([`netdev`]:
 //! `if_nameindex` and the `SIOCGIF*`/`SIOCETHTOOL` ioctls), their addresses ([`ifaddrs`]:
 //! `getifaddrs`) and their comings and goings ([`links`]: rtnetlink notifications), whether
-//! the kernel has the bpf() call at all ([`bpf`]), the clock the kernel stamps events with
-//! ([`clock`]), the host name ([`host`]), waiting for the descriptors of the drop events, the
-//! programs' log and the link notifications ([`readiness`]), the limit on open descriptors
-//! ([`limits`]), and output files that may be named pipes ([`files`]). Every `unsafe` block
+//! the kernel has the bpf() call at all ([`bpf`]), the id this namespace gives another
+//! ([`nsid`]), the clock the kernel stamps events with ([`clock`]), the host name ([`host`]),
+//! waiting for the descriptors of the drop events, the programs' log and the link
+//! notifications ([`readiness`]), the limit on open descriptors ([`limits`]), and output
+//! files that may be named pipes ([`files`]). Every `unsafe` block
 //! here says, in a `SAFETY:` comment, why it is sound; no stage calls libc itself. Loading,
 //! attaching and reading the kernel programs goes through aya (and the tc netlink of
 //! `probes/`).
@@ -18,4 +19,5 @@ pub mod ifaddrs;
 pub mod limits;
 pub mod links;
 pub mod netdev;
+pub mod nsid;
 pub mod readiness;

@@ -68,6 +68,8 @@ struct Latest {
     findings: Vec<Finding>,
     /// The interfaces watched now, once the session published them.
     ifaces: Option<Vec<(String, u32, String)>>,
+    /// The watched veths' pods, once the session published them.
+    pods: Option<Vec<(String, String, String)>>,
     /// Counters of interfaces that went away, kept until a scrape has shown them: a scraper
     /// slower than the interval still sees their last values before they disappear.
     gone: Vec<Entry>,
@@ -88,6 +90,9 @@ impl Shared {
         let mut info = self.info.clone();
         if let Some(ifaces) = &latest.ifaces {
             info.ifaces.clone_from(ifaces);
+        }
+        if let Some(pods) = &latest.pods {
+            info.pods.clone_from(pods);
         }
         let entries: Vec<Entry> = latest.entries.iter().chain(&latest.gone).cloned().collect();
         let peers: Vec<PeerEntry> = latest
@@ -190,6 +195,7 @@ impl Shared {
             .gone_peers
             .extend(old.into_iter().filter(|p| !now.contains(&peer_key(p))));
         latest.ifaces = Some(update.ifaces);
+        latest.pods = Some(update.pods);
         latest.addresses = update.addresses;
         latest.drops = drops;
         latest.findings = update.findings.to_vec();
@@ -204,6 +210,8 @@ pub struct Publish<'a> {
     pub addresses: Vec<IpAddr>,
     /// The interfaces watched now: name, index, ingress hook.
     pub ifaces: Vec<(String, u32, String)>,
+    /// The watched veths whose pod is known: interface, pod namespace, pod name.
+    pub pods: Vec<(String, String, String)>,
     pub drops: Option<&'a DropsView>,
     pub findings: &'a [Finding],
 }
@@ -396,6 +404,7 @@ mod tests {
                 version: "0.1.0".into(),
                 kernel: "6.18".into(),
                 ifaces: vec![],
+                pods: vec![],
             },
             latest: Mutex::default(),
         }
@@ -451,6 +460,7 @@ mod tests {
                     .iter()
                     .map(|i| ((*i).to_string(), 7, "tc".into()))
                     .collect(),
+                pods: vec![],
                 drops: None,
                 findings: &[],
             });

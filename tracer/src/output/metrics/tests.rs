@@ -21,6 +21,7 @@ fn info() -> RunInfo {
         version: "0.1.0".into(),
         kernel: "6.18.0-test".into(),
         ifaces: vec![("eth0".into(), 2, "xdp".into())],
+        pods: vec![],
     }
 }
 
@@ -105,6 +106,8 @@ tracer_build_info{node="worker-1",version="0.1.0",kernel="6.18.0-test"} 1
 # HELP tracer_interface_info An interface the tracer watches, with its ingress hook; always 1.
 # TYPE tracer_interface_info gauge
 tracer_interface_info{node="worker-1",iface="eth0",ifindex="2",hook="xdp"} 1
+# HELP tracer_iface_pod_info The pod a watched veth belongs to, as the container runtime recorded it (CNI result cache); always 1.
+# TYPE tracer_iface_pod_info gauge
 # HELP tracer_packets_total Packets per interface, direction and traffic class.
 # TYPE tracer_packets_total counter
 tracer_packets_total{node="worker-1",iface="eth0",direction="ingress",class="kube-apiserver"} 3
@@ -199,6 +202,38 @@ fn label_values_are_escaped() {
     assert!(
         text.contains(r#"tracer_interface_info{node="worker-1",iface="we\\ird\"if\nx",ifindex="9",hook="tc"} 1"#),
         "{text}"
+    );
+}
+
+#[test]
+fn a_pod_veth_has_one_info_series_naming_its_pod() {
+    let mut info = info();
+    info.pods = vec![(
+        "veth8445924e".into(),
+        "kube-system".into(),
+        "coredns-7db6d8ff4d-x2x7k".into(),
+    )];
+    let text = render(&Scrape {
+        info: &info,
+        entries: &[],
+        peers: &[],
+        addresses: &[],
+        drops: None,
+        findings: &[],
+    });
+    assert!(
+        text.contains("# TYPE tracer_iface_pod_info gauge\n"),
+        "{text}"
+    );
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tracer_iface_pod_info{"))
+        .collect();
+    assert_eq!(
+        series,
+        [
+            r#"tracer_iface_pod_info{node="worker-1",iface="veth8445924e",namespace="kube-system",pod="coredns-7db6d8ff4d-x2x7k"} 1"#
+        ]
     );
 }
 

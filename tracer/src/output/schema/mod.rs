@@ -17,7 +17,7 @@
 //! | `drop_stats` | [`DropStats`] | when sampled drop events were lost or held back |
 //! | `finding` | [`Finding`] | when the node's diagnosis finds something new |
 //! | `finding_resolved` | [`Finding`] | when a later diagnosis no longer finds it (fixed) |
-//! | `iface` | [`IfaceChange`] | an interface `--iface` matches appeared or went |
+//! | `iface` | [`IfaceChange`] | an interface `--iface` matches appeared or went, or its pod became known |
 //! | `peer` | [`PeerBalance`] | each interval, for every overlay or BGP peer whose traffic moved |
 //! | `summary` | [`Summary`] | once, at the end: every counter and drop total |
 //!
@@ -34,9 +34,14 @@
 //!   the kernel dropped it), `explain` (optional: what the reason means) and `cause`
 //!   (optional [`DropCause`]: the firewall `rule`, `zone`, `binding`, `element` and `fix`
 //!   behind a `NETFILTER_DROP`).
-//! - [`IfaceChange`]: `change` (`attached`, `released`, `failed`), `iface`, `ifindex`, `hook`
+//! - [`IfaceChange`]: `change` (`attached`, `released`, `failed`, or `pod`: the pod of a
+//!   watched veth became known, at the first interval for those watched from the start, later
+//!   for those the runtime recorded after the veth appeared), `iface`, `ifindex`, `hook`
 //!   (optional), `peer_netns_id` and `peer_ifindex` (optional: a veth's other end, in the
-//!   namespace of that id), `reason` (optional: why it could not be watched).
+//!   namespace of that id), `pod_namespace` and `pod_name` (optional: the pod the veth
+//!   belongs to, as the container runtime recorded it in libcni's result cache, `--cni-cache`;
+//!   absent while no entry names it, never guessed), `reason` (optional: why it could not be
+//!   watched).
 //! - [`PeerBalance`]: `peer` (the other node's address), `class`, `out_packets`,
 //!   `in_packets`, `out_bytes`, `in_bytes` (since the start), `new_out`, `new_in` (this
 //!   interval) and `answered` (false: packets went to the peer this interval and none came

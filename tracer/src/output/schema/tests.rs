@@ -167,6 +167,19 @@ fn every_watch_line_reads_back_as_printed() {
             hook: Some("tc".into()),
             peer_netns_id: Some(3),
             peer_ifindex: Some(2),
+            pod_namespace: None,
+            pod_name: None,
+            reason: None,
+        }),
+        WatchLine::Iface(IfaceChange {
+            change: IfaceChangeKind::Pod,
+            iface: "veth1a2b".into(),
+            ifindex: 41,
+            hook: None,
+            peer_netns_id: None,
+            peer_ifindex: None,
+            pod_namespace: Some("kube-system".into()),
+            pod_name: Some("coredns-7db6d8ff4d-x2x7k".into()),
             reason: None,
         }),
         WatchLine::Peer(peer()),
@@ -237,6 +250,23 @@ fn watch_lines_keep_their_bytes() {
     // A nested object of the wrong type is refused.
     let wrong = r#"{"type":"summary","profile":"g","duration_secs":1.0,"interfaces":[],"counters":[{"type":"drop_stats","iface":"va","direction":"ingress","class":"other","packets":3,"bytes":174}]}"#;
     assert!(serde_json::from_str::<WatchLine>(wrong).is_err());
+}
+
+#[test]
+fn a_pod_line_reads_as_documented() {
+    let line = r#"{"type":"iface","change":"pod","iface":"veth1a2b","ifindex":41,"pod_namespace":"kube-system","pod_name":"coredns-7db6d8ff4d-x2x7k"}"#;
+    let WatchLine::Iface(c) = same_bytes::<WatchLine>(line) else {
+        panic!("not an iface line: {line}");
+    };
+    assert_eq!(c.change, IfaceChangeKind::Pod);
+    assert_eq!(c.pod_namespace.as_deref(), Some("kube-system"));
+    assert_eq!(c.pod_name.as_deref(), Some("coredns-7db6d8ff4d-x2x7k"));
+    // An attached veth no cache entry names: its peer namespace, no pod fields.
+    let line = r#"{"type":"iface","change":"attached","iface":"veth9","ifindex":9,"hook":"tc","peer_netns_id":2,"peer_ifindex":3}"#;
+    let WatchLine::Iface(c) = same_bytes::<WatchLine>(line) else {
+        panic!("not an iface line: {line}");
+    };
+    assert_eq!((c.pod_namespace, c.pod_name), (None, None));
 }
 
 #[test]

@@ -1,11 +1,15 @@
 //! Rules beside firewalld, in the lab with its real firewalld (nftables backend): an
 //! iptables-legacy rule that nft never shows, and a distribution's REJECT that shadows the
 //! CNI's ACCEPT behind it. Each is named as the cause, live and in the diagnosis, and the printed
-//! fix, applied for real, makes every flow of the scenario work again.
+//! fix, applied for real, makes every flow of the scenario work again. And the two iptables
+//! backends at one priority: the kernel runs the newer chain first, which no listing shows, so
+//! where the order decides, the tracer says it cannot tell.
 
-use tracer::schema::{DiagnoseLine, Finding, Severity, WatchLine};
+use std::process::Command;
 
-use crate::harness::{Lab, Tracer, lab::text, tracer::BIN};
+use tracer::schema::{DiagnoseLine, Explanation, Finding, Severity, WatchLine};
+
+use crate::harness::{Lab, Tracer, lab::text, pair, tracer::BIN};
 
 /// `tracer diagnose --output json` in a node: its exit status and finding lines.
 fn diagnose(lab: &Lab, node: &str) -> (Option<i32>, Vec<Finding>) {
@@ -184,4 +188,95 @@ fn a_reject_shadowing_the_cnis_accept_is_named_and_the_accept_goes_before_it() {
     );
     let (code, after) = diagnose(&lab, "worker-2");
     assert_eq!(code, Some(0), "{after:#?}");
+}
+
+/// iptables' filter chains hook at priority 0 in both backends. With an iptables-nft REJECT and
+/// an iptables-legacy DROP of the same port, the kernel answers with a reset when the nftables
+/// chain is the newer (it runs first) and stays silent when the legacy one is: the same rules,
+/// two verdicts. The tracer, reading the same listings either way, says "unknown", naming both
+/// chains and what settles it.
+#[test]
+fn two_backends_at_one_priority_run_newest_first_and_the_tracer_says_it_cannot_tell() {
+    let reject = [
+        "iptables-nft",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "7000",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ];
+    let drop = [
+        "iptables-legacy",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "7000",
+        "-j",
+        "DROP",
+    ];
+    let root = tempfile::tempdir().unwrap();
+    for legacy_older in [true, false] {
+        let (a, b) = pair::pair();
+        if legacy_older {
+            a.exec(&drop);
+            a.exec(&reject);
+        } else {
+            a.exec(&reject);
+            a.exec(&drop);
+        }
+        // The kernel: refused at once (reset) or nothing until the timeout.
+        let connect = b
+            .command(&[
+                "timeout",
+                "2",
+                "bash",
+                "-c",
+                &format!("echo > /dev/tcp/{}/7000", pair::A.ip),
+            ])
+            .output()
+            .unwrap();
+        let timed_out = connect.status.code() == Some(124);
+        assert_eq!(
+            timed_out,
+            !legacy_older,
+            "the newer chain runs first: {}",
+            text(&connect.stderr)
+        );
+        assert!(
+            timed_out || text(&connect.stderr).contains("refused"),
+            "{}",
+            text(&connect.stderr)
+        );
+        // The tracer: the same answer for both, unknown and why.
+        let out = Command::new(BIN)
+            .args(["--netns", &a.name, "explain", "--in", pair::A.name])
+            .args([
+                "--from",
+                &pair::B.ip.to_string(),
+                "--to",
+                &pair::A.ip.to_string(),
+            ])
+            .args(["--proto", "tcp", "--dport", "7000", "--output", "json"])
+            .env("TRACER_NODE_ROOT", root.path())
+            .output()
+            .unwrap();
+        let e: Explanation = serde_json::from_str(&text(&out.stdout))
+            .unwrap_or_else(|err| panic!("{err}: {}{}", text(&out.stdout), text(&out.stderr)));
+        assert!(e.verdict.starts_with("unknown"), "{e:#?}");
+        for part in [
+            "iptables-legacy chain INPUT",
+            "nftables chain INPUT of table ip filter",
+            "nft list hooks",
+        ] {
+            assert!(e.verdict.contains(part), "{part}: {e:#?}");
+        }
+        assert!(e.fix.is_empty(), "no fix for an unknown cause: {e:#?}");
+    }
 }

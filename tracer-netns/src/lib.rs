@@ -324,9 +324,9 @@ pub fn remove_stale(prefix: &str) -> Vec<String> {
             }
         }
         if Command::new("ip")
-                .args(["netns", "del", &name])
-                .status()
-                .is_ok_and(|s| s.success())
+            .args(["netns", "del", &name])
+            .status()
+            .is_ok_and(|s| s.success())
         {
             removed.push(name);
         }

@@ -197,30 +197,13 @@ fn a_reject_shadowing_the_cnis_accept_is_named_and_the_accept_goes_before_it() {
 /// chains and what settles it.
 #[test]
 fn two_backends_at_one_priority_run_newest_first_and_the_tracer_says_it_cannot_tell() {
-    let reject = [
-        "iptables-nft",
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--dport",
-        "7000",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
-    ];
-    let drop = [
-        "iptables-legacy",
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--dport",
-        "7000",
-        "-j",
-        "DROP",
-    ];
+    let reject: Vec<&str> =
+        "iptables-nft -A INPUT -p tcp --dport 7000 -j REJECT --reject-with tcp-reset"
+            .split(' ')
+            .collect();
+    let drop: Vec<&str> = "iptables-legacy -A INPUT -p tcp --dport 7000 -j DROP"
+        .split(' ')
+        .collect();
     let root = tempfile::tempdir().unwrap();
     for legacy_older in [true, false] {
         let (a, b) = pair::pair();

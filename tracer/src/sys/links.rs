@@ -111,10 +111,8 @@ impl LinkEvents {
     }
 }
 
-/// Every interface of the calling thread's namespace, as `RTM_NEWLINK` messages of a dump
-/// (`RTM_GETLINK` with `NLM_F_DUMP`): with each veth's peer index and namespace id, which the
-/// interface list of [`super::netdev`] does not have.
-pub fn dump() -> io::Result<Vec<LinkEvent>> {
+/// A netlink socket of the routing family (rtnetlink), for one request and its answer.
+pub(super) fn route_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket call; the descriptor is owned right away.
     let raw = unsafe {
         libc::socket(
@@ -127,7 +125,14 @@ pub fn dump() -> io::Result<Vec<LinkEvent>> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Every interface of the calling thread's namespace, as `RTM_NEWLINK` messages of a dump
+/// (`RTM_GETLINK` with `NLM_F_DUMP`): with each veth's peer index and namespace id, which the
+/// interface list of [`super::netdev`] does not have.
+pub fn dump() -> io::Result<Vec<LinkEvent>> {
+    let fd = route_socket()?;
     let len = NLMSG_HDRLEN + IFINFOMSG_LEN;
     let mut request = Vec::with_capacity(len);
     request.extend_from_slice(&(len as u32).to_ne_bytes());

@@ -3,12 +3,7 @@
 //! `IFLA_LINK_NETNSID` names its peer's namespace by. Opening a namespace file (such as a pod
 //! sandbox's `/run/netns/cni-...`) and asking for its id tells which namespace a veth leads to.
 
-use std::{
-    fs::File,
-    io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    path::Path,
-};
+use std::{fs::File, io, os::fd::AsRawFd, path::Path};
 
 const RTM_NEWNSID: u16 = 88;
 const RTM_GETNSID: u16 = 90;
@@ -25,7 +20,7 @@ const NETNSA_FD: u16 = 3;
 pub fn id_of(path: &Path) -> io::Result<Option<i32>> {
     let ns = File::open(path)?;
     let fd = ns.as_raw_fd();
-    let sock = socket()?;
+    let sock = super::links::route_socket()?;
     let request = request(fd.cast_unsigned());
     // SAFETY: sends a buffer we own, of its own length.
     let sent = unsafe { libc::send(sock.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
@@ -39,22 +34,6 @@ pub fn id_of(path: &Path) -> io::Result<Option<i32>> {
         return Err(io::Error::last_os_error());
     }
     decode(&buf[..n.cast_unsigned()])
-}
-
-fn socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket call; the descriptor is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// The `RTM_GETNSID` request for the namespace open as `fd`.

@@ -25,6 +25,18 @@ fn info() -> RunInfo {
     }
 }
 
+/// The scrape of a run with nothing counted yet.
+fn render_info(info: &RunInfo) -> String {
+    render(&Scrape {
+        info,
+        entries: &[],
+        peers: &[],
+        addresses: &[],
+        drops: None,
+        findings: &[],
+    })
+}
+
 fn finding(severity: Severity) -> Finding {
     let mut f = Finding::new(format!("test/{}", severity.as_str()), severity, "t", "e");
     f.class = (severity == Severity::Error).then(|| "calico-vxlan".to_string());
@@ -174,14 +186,7 @@ tracer_findings{node="worker-1",id="test/info",severity="info",class=""} 1
 #[test]
 fn without_drop_capture_the_drop_families_are_absent() {
     let info = info();
-    let text = render(&Scrape {
-        info: &info,
-        entries: &[],
-        peers: &[],
-        addresses: &[],
-        drops: None,
-        findings: &[],
-    });
+    let text = render_info(&info);
     assert!(!text.contains("tracer_drop"), "{text}");
     assert!(text.contains("# TYPE tracer_findings gauge\n"), "{text}");
     assert!(!text.contains("tracer_findings{"), "{text}");
@@ -191,14 +196,7 @@ fn without_drop_capture_the_drop_families_are_absent() {
 fn label_values_are_escaped() {
     let mut info = info();
     info.ifaces = vec![("we\\ird\"if\nx".into(), 9, "tc".into())];
-    let text = render(&Scrape {
-        info: &info,
-        entries: &[],
-        peers: &[],
-        addresses: &[],
-        drops: None,
-        findings: &[],
-    });
+    let text = render_info(&info);
     assert!(
         text.contains(r#"tracer_interface_info{node="worker-1",iface="we\\ird\"if\nx",ifindex="9",hook="tc"} 1"#),
         "{text}"
@@ -213,14 +211,7 @@ fn a_pod_veth_has_one_info_series_naming_its_pod() {
         "kube-system".into(),
         "coredns-7db6d8ff4d-x2x7k".into(),
     )];
-    let text = render(&Scrape {
-        info: &info,
-        entries: &[],
-        peers: &[],
-        addresses: &[],
-        drops: None,
-        findings: &[],
-    });
+    let text = render_info(&info);
     assert!(
         text.contains("# TYPE tracer_iface_pod_info gauge\n"),
         "{text}"

@@ -253,15 +253,9 @@ fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<WatchLine>> {
     let mut child = cmd.spawn().context("starting tracer watch")?;
     let traffic_secs = f64::from(args.seconds) + 1.0;
     let name = s.name;
-    let traffic = std::thread::spawn(move || {
-        // Give the tracer a moment to attach before the traffic starts.
-        std::thread::sleep(Duration::from_millis(700));
-        checks::traffic(
-            PREFIX,
-            scenarios::find(name).expect("a known scenario"),
-            traffic_secs,
-        )
-    });
+    // The traffic starts once the tracer says it is attached (its `start` line; `--duration`
+    // counts from there), however long loading its programs takes on a busy machine.
+    let mut traffic = None;
     let mut lines = Vec::new();
     // Cumulative ingress packets per class, and drops per flow, for the live line.
     let mut inbound: BTreeMap<String, u64> = BTreeMap::new();
@@ -279,6 +273,15 @@ fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<WatchLine>> {
         let Ok(v) = serde_json::from_str::<WatchLine>(&line) else {
             continue;
         };
+        if traffic.is_none() && matches!(v, WatchLine::Start(_)) {
+            traffic = Some(std::thread::spawn(move || {
+                checks::traffic(
+                    PREFIX,
+                    scenarios::find(name).expect("a known scenario"),
+                    traffic_secs,
+                )
+            }));
+        }
         match &v {
             WatchLine::Counters(c) if c.direction == Direction::Ingress && c.class != "other" => {
                 inbound.insert(c.class.clone(), c.packets);
@@ -308,7 +311,9 @@ fn watch(s: &Scenario, args: &DemoArgs) -> Result<Vec<WatchLine>> {
     }
     say!("");
     let status = child.wait()?;
-    let _ = traffic.join();
+    if let Some(traffic) = traffic {
+        let _ = traffic.join();
+    }
     if !status.success() && !interrupted() {
         anyhow::bail!("tracer watch failed ({status})");
     }

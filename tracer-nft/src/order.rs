@@ -60,15 +60,18 @@ pub(crate) fn settle(first: Outcome, other: &Outcome, bases: &[Base]) -> Outcome
     if first.verdict == other.verdict && (!refuses(&first) || first.deciding == other.deciding) {
         return first;
     }
+    // Where each order ends, without the rules' text (the listing has it): short enough to
+    // be read whole.
     let show = |o: &Outcome| {
         let mut s = o.verdict.to_string();
         if let Some(r) = &o.deciding {
-            let _ = write!(s, " by {r}");
+            let at = r.to_string();
+            let _ = write!(s, " by {}", at.split(": ").next().unwrap_or(&at));
         }
         s
     };
     let why = format!(
-        "{} run newest first, and no listing says which was registered first (`nft list hooks` on the node does, where the kernel has CONFIG_NETFILTER_NETLINK_HOOK); nftables chain first: {}; legacy chain first: {}",
+        "{} run newest first, and no listing says which is older: nftables first, {}; legacy first, {} (`nft list hooks` shows the order where the kernel has CONFIG_NETFILTER_NETLINK_HOOK)",
         mixed(bases).join(", "),
         show(&first),
         show(other)

@@ -73,14 +73,14 @@ impl Tracer {
         s
     }
 
-    /// Waits for the `start` line, printed once every program is attached: up to 30 s, or
+    /// Waits for the `start` line, printed once every program is attached: up to 60 s, or
     /// TRACER_TEST_ATTACH_SECS (the kernel matrix's emulated guests verify programs at a
     /// fraction of the host's speed: half a minute for the drop probe on 5.10).
     pub fn started(&mut self) -> Start {
         let secs = std::env::var("TRACER_TEST_ATTACH_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(30);
+            .unwrap_or(60);
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             match self.lines.recv_timeout(Duration::from_millis(100)) {

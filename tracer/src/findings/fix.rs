@@ -332,14 +332,15 @@ fn outside_fix(
                     ipt.unwrap_or_default()
                 ),
                 (None, 0, _) => format!("nft add rule {family} {} {c} {nft} accept", rule.table),
-                // Also an iptables table's rule whose saved form is not known: in nft's syntax,
-                // which the kernel takes for any table.
-                (_, _, Some(position)) => format!(
+                // Also an iptables-nft table's rule whose saved form is not known: in nft's
+                // syntax, which the kernel takes for any nftables table (never for a legacy
+                // one, which nft cannot change).
+                (_, _, Some(position)) if rule.backend != Backend::IptablesLegacy => format!(
                     "nft insert rule {family} {} {c} index {} {nft} accept",
                     rule.table,
                     position - 1,
                 ),
-                (_, _, None) => return Vec::new(),
+                _ => return Vec::new(),
             });
         }
     }

@@ -442,6 +442,12 @@ fn scope(case: &Case, fix: &[String]) -> Vec<(String, u8, (u16, u16))> {
             let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
             let proto = if proto == "tcp" { 6 } else { 17 };
             Some((proto, (lo.parse().unwrap_or(0), hi.parse().unwrap_or(0))))
+        } else if line.contains("--add-icmp-block=echo-request")
+            || line.contains("--remove-icmp-block=echo-request")
+        {
+            // An icmp-block is the zone's (or policy's) port for ICMP: removing it, or adding
+            // it under icmp-block-inversion, opens echo-request to every packet of the zone.
+            Some((1, (0, 0)))
         } else if line.contains("--add-rich-rule=") && !line.contains("source address=") {
             line.contains("icmp-type").then_some((1, (0, 0)))
         } else {

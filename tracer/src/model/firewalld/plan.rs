@@ -189,7 +189,13 @@ fn singles_out(r: &RichRule, pkt: &Packet) -> bool {
                 && *port == pkt.dport.to_string()
                 && *proto == proto_name(pkt.l4proto)
         }
-        Some(RichElement::Protocol(p)) => *p == proto_name(pkt.l4proto),
+        // A whole protocol is this flow only for a protocol without ports or types (vrrp,
+        // gre): for udp it is every port, for icmp every type, and removing it opens them all.
+        Some(RichElement::Protocol(p)) => {
+            !has_ports(pkt.l4proto)
+                && !matches!(pkt.l4proto, 1 | 58)
+                && *p == proto_name(pkt.l4proto)
+        }
         Some(RichElement::IcmpType(n) | RichElement::IcmpBlock(n)) => pkt
             .icmp_type
             .is_some_and(|t| icmp_name(t, v6) == Some(n.as_str())),

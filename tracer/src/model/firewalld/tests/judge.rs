@@ -129,6 +129,40 @@ fn a_rule_refusing_a_whole_network_gets_an_exception_before_it() {
 }
 
 #[test]
+fn a_rule_refusing_a_whole_protocol_from_one_host_keeps_its_other_ports_refused() {
+    // The host is singled out but not the port: removing the rule would open every udp port
+    // the zone's later rules accept for the network (seed 1355 of the harness).
+    let zone = r#"<zone><port port="123" protocol="udp"/>
+<rule priority="-11" family="ipv4"><source address="192.168.10.21"/><protocol value="udp"/><reject/></rule>
+<rule priority="5" family="ipv4"><source address="192.168.10.0/24"/><accept/></rule>
+<interface name="eth0"/></zone>"#;
+    let mut cfg = config(&[("zones/public.xml", zone)]);
+    let udp = |port| {
+        Packet::new_connection(
+            Hook::Input,
+            "eth0",
+            ip("192.168.10.21"),
+            ip("192.168.10.22"),
+            17,
+            40000,
+            port,
+        )
+    };
+    let changes = plan(&cfg, &udp(123), &Preferences::default()).expect("a plan");
+    let exception = r#"rule priority="-12" family="ipv4" source address="192.168.10.21" destination address="192.168.10.22" port port="123" protocol="udp" accept"#;
+    assert_eq!(
+        changes,
+        [Change::zone(
+            "public",
+            ZoneAddition::RichRule(exception.into())
+        )]
+    );
+    apply(&changes[0], &mut cfg).expect("applies");
+    assert_eq!(judge(&cfg, &udp(123)).verdict, Verdict::Accept);
+    assert_eq!(judge(&cfg, &udp(30052)).verdict, Verdict::Reject);
+}
+
+#[test]
 fn a_policy_before_the_zone_decides_by_its_target() {
     let cfg = config(&[
         (

@@ -249,12 +249,29 @@ impl Node {
         Ok(())
     }
 
-    /// Runs one printed fix command in the node, with firewalld's bus.
+    /// Runs one printed fix command in the node, with firewalld's bus, and with a `/run` of
+    /// the node's own: a fix may keep a file there between its lines (iptables' rules saved
+    /// around a reload), and the workers, each a node of its own, share this machine's `/run`.
     pub fn run_fix(&self, line: &str) -> Result<(), String> {
+        let own_run = self.dir().join("run");
+        std::fs::create_dir_all(&own_run).map_err(|e| e.to_string())?;
+        let own_run = own_run.to_string_lossy().into_owned();
         run(self
             .fw
             .netns
-            .command(&["sh", "-e", "-c", line])
+            .command(&[
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-e",
+                "-c",
+                "mount --bind \"$1\" /run && exec sh -e -c \"$2\"",
+                "fix",
+                &own_run,
+                line,
+            ])
             .env("DBUS_SYSTEM_BUS_ADDRESS", self.bus()))
         .map(|_| ())
     }

@@ -92,10 +92,30 @@ fn elements<'a>(cfg: &'a Config, owner: &Owner) -> Option<Elements<'a>> {
     })
 }
 
-/// Pushes `g` unless the chain holds the same rule already.
+/// Pushes `g` unless the chain holds the same rule already: firewalld adds a rule it generates
+/// once however many elements generate it.
 fn push(out: &mut Vec<Gen>, g: Gen) {
-    if !out.iter().any(|o| o.conds == g.conds && o.kind == g.kind) {
+    let with = reject_type(&g);
+    if !out
+        .iter()
+        .any(|o| o.conds == g.conds && o.kind == g.kind && reject_type(o) == with)
+    {
         out.push(g);
+    }
+}
+
+/// The ICMP type a rich rule's reject answers with (`reject type="icmp-host-prohibited"`):
+/// two rules alike but for it are two rules in the chain.
+fn reject_type(g: &Gen) -> Option<String> {
+    match &g.element {
+        ElementRef::RichRule(text) if g.kind == Kind::Reject => match RichRule::parse(text) {
+            Ok(r) => match r.verdict() {
+                Some(RichAction::Reject(with)) => with,
+                _ => None,
+            },
+            Err(_) => None,
+        },
+        _ => None,
     }
 }
 

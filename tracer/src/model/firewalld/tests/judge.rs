@@ -163,6 +163,35 @@ fn a_rule_refusing_a_whole_protocol_from_one_host_keeps_its_other_ports_refused(
 }
 
 #[test]
+fn two_rich_rules_alike_but_for_their_reject_type_are_two_rules() {
+    // firewalld adds a generated rule once, however many elements generate it; these two
+    // differ in the ICMP answer, so the chain holds both (seed 954 of the harness).
+    let zone = r#"<zone target="%%REJECT%%">
+<rule priority="-7" family="ipv4"><port port="8472" protocol="udp"/><reject type="icmp-host-prohibited"/></rule>
+<rule priority="-17" family="ipv4"><port port="8472" protocol="udp"/><reject/></rule>
+<interface name="eth0"/></zone>"#;
+    let cfg = config(&[("zones/public.xml", zone)]);
+    let pkt = Packet::new_connection(
+        Hook::Input,
+        "eth0",
+        ip("192.168.10.21"),
+        ip("192.168.10.22"),
+        17,
+        40000,
+        8472,
+    );
+    let j = judge(&cfg, &pkt);
+    assert_eq!(
+        j.place,
+        Some(Place {
+            chain: "filter_IN_public_pre".into(),
+            index: 0,
+            count: 2
+        })
+    );
+}
+
+#[test]
 fn a_policy_before_the_zone_decides_by_its_target() {
     let cfg = config(&[
         (

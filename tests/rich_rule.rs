@@ -1,7 +1,9 @@
-//! A rich rule that rejects one peer's BGP (179/tcp) in a zone whose `k0s-worker` service
-//! opens 179/tcp, on a real firewalld: `diagnose`, `explain` and the live drops of `watch`
-//! name the rich rule as the cause, the fix removes it and never adds the port that is already open, and
-//! once the printed fix is applied that peer's BGP connects.
+//! Rich rules on a real firewalld. One that rejects one peer's BGP (179/tcp) in a zone whose
+//! `k0s-worker` service opens 179/tcp: `diagnose`, `explain` and the live drops of `watch`
+//! name the rich rule as the cause, the fix removes it and never adds the port that is already
+//! open, and once the printed fix is applied that peer's BGP connects. One that accepts a
+//! service within a rate: the drops over the rate are put on the rule that refuses them then,
+//! and no change is printed that would undo the limit.
 
 use std::{
     net::{Ipv4Addr, TcpListener},
@@ -30,15 +32,21 @@ const REJECTED: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 21);
 const RULE: &str =
     r#"rule family="ipv4" source address="192.168.10.21" port port="179" protocol="tcp" reject"#;
 
-/// Whether a BGP connection from `from` (an address of the peer) to the node is accepted: a
-/// connect from that source address, two seconds at most (std cannot bind before connecting).
+/// Whether a BGP connection from `from` (an address of the peer) to the node is accepted.
 fn bgp_connects(peer: &NetNs, from: Ipv4Addr) -> bool {
+    connects(peer, from, 179)
+}
+
+/// Whether a TCP connection from `from` to the node's `port` is accepted: a connect from that
+/// source address, two seconds at most (std cannot bind before connecting).
+fn connects(peer: &NetNs, from: Ipv4Addr, port: u16) -> bool {
     peer.command(&[
         "python3",
         "-c",
-        "import socket, sys\ns = socket.socket()\ns.settimeout(2)\ns.bind((sys.argv[1], 0))\ns.connect((sys.argv[2], 179))",
+        "import socket, sys\ns = socket.socket()\ns.settimeout(2)\ns.bind((sys.argv[1], 0))\ns.connect((sys.argv[2], int(sys.argv[3])))",
         &from.to_string(),
         &NODE.ip.to_string(),
+        &port.to_string(),
     ])
     .output()
     .is_ok_and(|o| o.status.success())
@@ -73,6 +81,15 @@ fn diagnose(fw: &Scratch) -> Vec<Finding> {
 /// The node (a k0s worker whose public zone uses the k0s-worker service, with the rich rule)
 /// and its peer, firewalld running.
 fn node_with_rule() -> (Scratch, NetNs) {
+    node(&format!(
+        r#"<service name="ssh"/>
+  <rule family="ipv4"><source address="{REJECTED}"/><port port="179" protocol="tcp"/><reject/></rule>"#
+    ))
+}
+
+/// The node, its public zone on `eth0` with the k0s-worker service and `rules`, and its peer,
+/// firewalld running.
+fn node(rules: &str) -> (Scratch, NetNs) {
     let mut fw = Scratch::new("rr");
     let peer = NetNs::new("rrp");
     veth_pair(&fw.netns, &NODE, &peer, &PEER);
@@ -98,8 +115,7 @@ fn node_with_rule() -> (Scratch, NetNs) {
 <zone>
   <service name="dhcpv6-client"/>
   <service name="k0s-worker"/>
-  <service name="ssh"/>
-  <rule family="ipv4"><source address="{REJECTED}"/><port port="179" protocol="tcp"/><reject/></rule>
+  {rules}
   <interface name="eth0"/>
 </zone>
 "#
@@ -113,6 +129,11 @@ fn node_with_rule() -> (Scratch, NetNs) {
 
 /// The cause `watch` gives for the drops of the rejected peer's BGP SYNs.
 fn watched_cause(fw: &Scratch, peer: &NetNs) -> DropCause {
+    watched(fw, peer, REJECTED, 179, 3)
+}
+
+/// The cause `watch` gives for the drops of `tries` connections from `from` to `port`.
+fn watched(fw: &Scratch, peer: &NetNs, from: Ipv4Addr, port: u16, tries: usize) -> DropCause {
     let env = node_env(fw);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut watch = Tracer::watch_env(
@@ -121,20 +142,20 @@ fn watched_cause(fw: &Scratch, peer: &NetNs) -> DropCause {
         &["--profile", "k0s-kube-router", "--interval", "1"],
     );
     watch.started();
-    for _ in 0..3 {
-        let _ = bgp_connects(peer, REJECTED);
+    for _ in 0..tries {
+        let _ = connects(peer, from, port);
         std::thread::sleep(Duration::from_millis(300));
     }
     let lines = watch.stop();
     let drop = lines
         .iter()
         .find_map(|l| match l {
-            WatchLine::Drop(d) if d.flow.dport == 179 && d.flow.src == Some(REJECTED.into()) => {
+            WatchLine::Drop(d) if d.flow.dport == port && d.flow.src == Some(from.into()) => {
                 Some(d)
             }
             _ => None,
         })
-        .unwrap_or_else(|| panic!("no drop of {REJECTED}'s BGP in {lines:#?}"));
+        .unwrap_or_else(|| panic!("no drop of {from} to port {port} in {lines:#?}"));
     drop.cause
         .clone()
         .unwrap_or_else(|| panic!("no cause: {drop:#?}"))
@@ -228,4 +249,31 @@ fn a_rich_rule_rejecting_one_peers_bgp_is_named_and_removed() {
             .any(|f| f.port.as_deref() == Some("179/tcp")),
         "the finding is gone"
     );
+}
+
+#[test]
+fn drops_over_a_rich_rules_rate_are_put_on_what_refuses_them_then_and_no_change_is_printed() {
+    // ssh is open only by a rich rule, within a rate: the first connections pass (the limit's
+    // burst), the rest meet the zone's target.
+    let rule =
+        r#"<rule family="ipv4"><service name="ssh"/><accept><limit value="1/m"/></accept></rule>"#;
+    let (fw, peer) = node(rule);
+    let _ssh = fw
+        .netns
+        .enter(|| TcpListener::bind((NODE.ip, 22)).expect("listen on 22"));
+    let cause = watched(&fw, &peer, PEER.ip, 22, 12);
+    let refusing = cause.rule.as_ref().expect("the refusing rule");
+    assert_eq!(
+        (refusing.table.as_str(), refusing.chain.as_str()),
+        ("firewalld", "filter_IN_public"),
+        "the zone's target refuses what the limit lets by: {cause:#?}"
+    );
+    let element = cause.element.as_deref().unwrap_or_default();
+    assert!(element.contains("over a rate limit"), "{cause:#?}");
+    assert!(element.contains("limit rate 1/minute"), "{cause:#?}");
+    assert!(
+        cause.fix.iter().all(|l| l.starts_with('#')),
+        "opening ssh would undo the limit: {cause:#?}"
+    );
+    assert_eq!(cause.zone.as_deref(), Some("public"), "{cause:#?}");
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Inputs, RuleInfo, fix};
 use crate::model::{
     catalog::Protocol,
-    nft::{Hook, Packet, Verdict, evaluate},
+    nft::{Assume, Hook, Outcome, Packet, RuleRef, Verdict, evaluate_assuming},
 };
 
 /// A dropped flow as the probe saw it.
@@ -54,13 +54,26 @@ pub fn explain(inp: &Inputs, d: &DroppedFlow) -> Option<DropCause> {
         d.sport,
         d.dport,
     );
-    let outcome = evaluate(ruleset, &pkt);
+    let (outcome, limited) = beyond_limits(ruleset, &pkt);
     if !matches!(outcome.verdict, Verdict::Drop | Verdict::Reject) {
         return None;
     }
     let component = inp.catalog.components.iter().find(|c| c.name == d.class);
     let port = Protocol::from_number(d.proto).port_label(d.dport);
-    let (hit, element, fix) = fix::blame(inp, component, &port, &pkt, &outcome);
+    let (hit, mut element, mut fix) = fix::blame(inp, component, &port, &pkt, &outcome);
+    if !limited.is_empty() {
+        // The refusing rule decides only over the rate: opening what it refuses would undo
+        // the limit, which is the firewall's own choice, not a mistake to fix.
+        let names: Vec<String> = limited.iter().map(ToString::to_string).collect();
+        element = Some(format!(
+            "over a rate limit: within its rate {} accepts this flow; over it the packet goes on to the rule that refused it",
+            names.join(" and ")
+        ));
+        fix = vec![format!(
+            "# no change printed: the flow is refused only over the rate of {}; raise or remove that limit if this rate is expected",
+            names.join(" and ")
+        )];
+    }
     Some(DropCause {
         rule: outcome.deciding.as_ref().map(RuleInfo::of),
         zone: hit.as_ref().map(|h| h.zone.clone()),
@@ -68,6 +81,49 @@ pub fn explain(inp: &Inputs, d: &DroppedFlow) -> Option<DropCause> {
         element,
         fix,
     })
+}
+
+/// Whether a rule matches only within a rate (`limit rate 10/minute`, iptables' `-m limit`):
+/// over it, the packet goes on to the next rule.
+fn rate_limited(r: &RuleRef) -> bool {
+    let nft = r.text.contains("limit rate ") && !r.text.contains("limit rate over");
+    let saved = [Some(&r.text), r.saved.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|t| t.contains("-m limit"));
+    nft || saved
+}
+
+/// The evaluation of a packet the kernel dropped. The evaluator takes every rate limit as not
+/// reached; when the packet is accepted only by rules that match within a rate, a drop means
+/// it came over that rate: those rules are taken as not matching, and what refuses the packet
+/// then is the answer, with the rate-limited rules that let it by (none when no limit was in
+/// the way).
+fn beyond_limits(ruleset: &crate::model::nft::Ruleset, pkt: &Packet) -> (Outcome, Vec<RuleRef>) {
+    let mut assume = Assume::default();
+    let mut limited = Vec::new();
+    loop {
+        let outcome = evaluate_assuming(ruleset, pkt, &assume);
+        let next = (outcome.verdict == Verdict::Accept)
+            .then(|| {
+                outcome
+                    .accepted
+                    .iter()
+                    .find(|r| rate_limited(r) && !assume.skip.contains(r))
+            })
+            .flatten();
+        match next {
+            // A bound: each round skips one more rule of a finite ruleset.
+            Some(r) if limited.len() < 16 => {
+                limited.push(r.clone());
+                assume.skip.push(r.clone());
+            }
+            _ => {
+                let refused = matches!(outcome.verdict, Verdict::Drop | Verdict::Reject);
+                return (outcome, if refused { limited } else { Vec::new() });
+            }
+        }
+    }
 }
 
 #[cfg(test)]

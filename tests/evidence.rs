@@ -317,6 +317,29 @@ fn iptables_listings_are_detected_and_read() {
         f.fix[0],
         "iptables-legacy -t filter -I INPUT 1 -p udp -m udp --dport 4789 -j ACCEPT"
     );
+    // Beside an nft JSON listing (here the legacy node's own, with no nftables rules) it is
+    // evaluated too, and its report says so.
+    let json = sample(
+        d,
+        "legacy.json",
+        &legacy.exec(&["nft", "-j", "list", "ruleset"]),
+    );
+    let (f, lines) = vxlan_from(&[&json, &leg]);
+    assert_eq!(
+        f.fix.first().map(String::as_str),
+        Some("iptables-legacy -t filter -I INPUT 1 -p udp -m udp --dport 4789 -j ACCEPT"),
+        "{f:#?}"
+    );
+    let all = reports(&lines);
+    let legacy_report = all
+        .iter()
+        .find(|r| r.form == "iptables-legacy-save")
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    assert!(
+        legacy_report.used.iter().any(|u| u.contains("evaluated"))
+            && legacy_report.unused.is_empty(),
+        "{legacy_report:#?}"
+    );
 }
 
 /// The kube-router pod traffic of a node whose iptables-nft FORWARD policy is DROP (Docker

@@ -301,8 +301,9 @@ fn rulesets(c: &mut Capture, k: &mut Collected) {
         .map(|i| i.family)
         .collect();
     let one_json = k.json.len() == 1;
-    // With one JSON listing, it holds iptables-nft's rules: their saves explain them; a legacy
-    // listing is evaluated only when no other listing of its family is.
+    // With one JSON listing, it holds iptables-nft's rules: their saves explain them. A legacy
+    // listing is loaded into the scratch namespace only when nothing else is; kept, its rules
+    // are evaluated beside the ruleset at their hooks (`NodeView`), as the kernel runs both.
     let (kept, to_load): (Vec<Ipt>, Vec<Ipt>) = ipt.into_iter().partition(|i| {
         (one_json && i.backend != Backend::Legacy)
             || (i.backend == Backend::Legacy && (one_json || nft_families.contains(&i.family)))
@@ -313,8 +314,10 @@ fn rulesets(c: &mut Capture, k: &mut Collected) {
         if i.backend == Backend::Legacy {
             r.used
                 .push("its cluster chains (which backend the cluster uses)".into());
-            r.unused
-                .push("its rules: one iptables backend is evaluated, iptables-nft's".into());
+            r.used.push(
+                "its rules, evaluated at their hooks beside the nftables ruleset (x_tables runs beside nftables)"
+                    .into(),
+            );
             continue;
         }
         let slot = if i.family == Family::Ip6 {

@@ -34,6 +34,33 @@ fn tcp(iif: &str, from: &str, port: u16) -> Packet {
     )
 }
 
+fn udp(from: &str, port: u16) -> Packet {
+    Packet::new_connection(
+        Hook::Input,
+        "eth0",
+        ip(from),
+        ip("192.168.10.22"),
+        17,
+        40000,
+        port,
+    )
+}
+
+/// Plans the fix of `pkt`: one rich rule, `exception`, added to the public zone; applied, it
+/// lets `pkt` through.
+fn plans_one_exception(cfg: &mut Config, pkt: &Packet, exception: &str) {
+    let changes = plan(cfg, pkt, &Preferences::default()).expect("a plan");
+    assert_eq!(
+        changes,
+        [Change::zone(
+            "public",
+            ZoneAddition::RichRule(exception.into())
+        )]
+    );
+    apply(&changes[0], cfg).expect("applies");
+    assert_eq!(judge(cfg, pkt).verdict, Verdict::Accept);
+}
+
 /// A configuration of `files` (path below etc/firewalld, text) over the stock one.
 fn config(files: &[(&str, &str)]) -> Config {
     let t = stock_root();
@@ -110,17 +137,11 @@ fn a_rule_refusing_a_whole_network_gets_an_exception_before_it() {
         j.place.map(|p| p.chain),
         Some("filter_IN_public_pre".into())
     );
-    let changes = plan(&cfg, &pkt, &Preferences::default()).expect("a plan");
-    let exception = r#"rule priority="-4" family="ipv4" source address="192.168.10.21" destination address="192.168.10.22" port port="179" protocol="tcp" accept"#;
-    assert_eq!(
-        changes,
-        [Change::zone(
-            "public",
-            ZoneAddition::RichRule(exception.into())
-        )]
+    plans_one_exception(
+        &mut cfg,
+        &pkt,
+        r#"rule priority="-4" family="ipv4" source address="192.168.10.21" destination address="192.168.10.22" port port="179" protocol="tcp" accept"#,
     );
-    apply(&changes[0], &mut cfg).expect("applies");
-    assert_eq!(judge(&cfg, &pkt).verdict, Verdict::Accept);
     // The rest of the network is still dropped.
     assert_eq!(
         judge(&cfg, &tcp("eth0", "192.168.10.30", 179)).verdict,
@@ -137,29 +158,15 @@ fn a_rule_refusing_a_whole_protocol_from_one_host_keeps_its_other_ports_refused(
 <rule priority="5" family="ipv4"><source address="192.168.10.0/24"/><accept/></rule>
 <interface name="eth0"/></zone>"#;
     let mut cfg = config(&[("zones/public.xml", zone)]);
-    let udp = |port| {
-        Packet::new_connection(
-            Hook::Input,
-            "eth0",
-            ip("192.168.10.21"),
-            ip("192.168.10.22"),
-            17,
-            40000,
-            port,
-        )
-    };
-    let changes = plan(&cfg, &udp(123), &Preferences::default()).expect("a plan");
-    let exception = r#"rule priority="-12" family="ipv4" source address="192.168.10.21" destination address="192.168.10.22" port port="123" protocol="udp" accept"#;
-    assert_eq!(
-        changes,
-        [Change::zone(
-            "public",
-            ZoneAddition::RichRule(exception.into())
-        )]
+    plans_one_exception(
+        &mut cfg,
+        &udp("192.168.10.21", 123),
+        r#"rule priority="-12" family="ipv4" source address="192.168.10.21" destination address="192.168.10.22" port port="123" protocol="udp" accept"#,
     );
-    apply(&changes[0], &mut cfg).expect("applies");
-    assert_eq!(judge(&cfg, &udp(123)).verdict, Verdict::Accept);
-    assert_eq!(judge(&cfg, &udp(30052)).verdict, Verdict::Reject);
+    assert_eq!(
+        judge(&cfg, &udp("192.168.10.21", 30052)).verdict,
+        Verdict::Reject
+    );
 }
 
 #[test]
@@ -171,16 +178,7 @@ fn two_rich_rules_alike_but_for_their_reject_type_are_two_rules() {
 <rule priority="-17" family="ipv4"><port port="8472" protocol="udp"/><reject/></rule>
 <interface name="eth0"/></zone>"#;
     let cfg = config(&[("zones/public.xml", zone)]);
-    let pkt = Packet::new_connection(
-        Hook::Input,
-        "eth0",
-        ip("192.168.10.21"),
-        ip("192.168.10.22"),
-        17,
-        40000,
-        8472,
-    );
-    let j = judge(&cfg, &pkt);
+    let j = judge(&cfg, &udp("192.168.10.21", 8472));
     assert_eq!(
         j.place,
         Some(Place {

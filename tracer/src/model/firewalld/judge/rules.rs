@@ -95,28 +95,31 @@ fn elements<'a>(cfg: &'a Config, owner: &Owner) -> Option<Elements<'a>> {
 /// Pushes `g` unless the chain holds the same rule already: firewalld adds a rule it generates
 /// once however many elements generate it.
 fn push(out: &mut Vec<Gen>, g: Gen) {
-    let with = reject_type(&g);
+    let action = rich_action(&g);
     if !out
         .iter()
-        .any(|o| o.conds == g.conds && o.kind == g.kind && reject_type(o) == with)
+        .any(|o| o.conds == g.conds && o.kind == g.kind && rich_action(o) == action)
     {
         out.push(g);
     }
 }
 
-/// The ICMP type a rich rule's reject answers with (`reject type="icmp-host-prohibited"`):
-/// two rules alike but for it are two rules in the chain.
-fn reject_type(g: &Gen) -> Option<String> {
-    match &g.element {
-        ElementRef::RichRule(text) if g.kind == Kind::Reject => match RichRule::parse(text) {
-            Ok(r) => match r.verdict() {
-                Some(RichAction::Reject(with)) => with,
-                _ => None,
-            },
-            Err(_) => None,
-        },
+/// What a rich rule's verdict carries besides its kind: the ICMP type its reject answers with
+/// (`reject type="icmp-host-prohibited"`) and whether the action has a limit. Two rules alike
+/// but for these are two rules in the chain.
+/// Other elements' rules carry neither, like a rich rule without them.
+fn rich_action(g: &Gen) -> (Option<String>, bool) {
+    let ElementRef::RichRule(text) = &g.element else {
+        return (None, false);
+    };
+    let Ok(r) = RichRule::parse(text) else {
+        return (None, false);
+    };
+    let with = match r.verdict() {
+        Some(RichAction::Reject(with)) => with,
         _ => None,
-    }
+    };
+    (with, r.limited)
 }
 
 /// The rules of service `listed` (and those it includes, first), each with `base` before it.

@@ -106,20 +106,19 @@ fn push(out: &mut Vec<Gen>, g: Gen) {
 
 /// What a rich rule's verdict carries besides its kind: the ICMP type its reject answers with
 /// (`reject type="icmp-host-prohibited"`) and whether the action has a limit. Two rules alike
-/// but for these are two rules in the chain.
-/// Other elements' rules carry neither, like a rich rule without them.
-fn rich_action(g: &Gen) -> (Option<String>, bool) {
+/// but for these are two rules in the chain. `None` for the rules of other elements: firewalld
+/// writes a rich rule's matches otherwise than a port's or a service's (the same text in `nft
+/// list`), so a rich rule never stands for one of those, nor they for it.
+fn rich_action(g: &Gen) -> Option<(Option<String>, bool)> {
     let ElementRef::RichRule(text) = &g.element else {
-        return (None, false);
+        return None;
     };
-    let Ok(r) = RichRule::parse(text) else {
-        return (None, false);
-    };
+    let r = RichRule::parse(text).ok()?;
     let with = match r.verdict() {
         Some(RichAction::Reject(with)) => with,
         _ => None,
     };
-    (with, r.limited)
+    Some((with, r.limited))
 }
 
 /// The rules of service `listed` (and those it includes, first), each with `base` before it.

@@ -190,6 +190,50 @@ fn two_rich_rules_alike_but_for_their_reject_type_are_two_rules() {
 }
 
 #[test]
+fn rules_firewalld_writes_once_and_those_it_writes_twice() {
+    // As firewalld 1.3 writes this zone's allow chain (seen in a namespace): the port; the
+    // limited and the plain rich rule for 22, two rules; the ipv4 one for 24; and the
+    // family-less rich rule for 24, a rule of its own though `nft list` prints it as the port's.
+    let zone = r#"<zone>
+<port port="24" protocol="tcp"/>
+<rule family="ipv4"><port port="22" protocol="tcp"/><accept><limit value="1/m"/></accept></rule>
+<rule family="ipv4"><port port="22" protocol="tcp"/><accept/></rule>
+<rule family="ipv4"><port port="24" protocol="tcp"/><accept/></rule>
+<rule><port port="24" protocol="tcp"/><accept/></rule>
+<interface name="eth0"/></zone>"#;
+    let cfg = config(&[("zones/public.xml", zone)]);
+    let place = |port| judge(&cfg, &tcp("eth0", "192.168.10.21", port)).place;
+    let allow = |index| {
+        Some(Place {
+            chain: "filter_IN_public_allow".into(),
+            index,
+            count: 5,
+        })
+    };
+    assert_eq!(place(24), allow(0));
+    assert_eq!(place(22), allow(1));
+    // Services and ports that repeat a port make one rule, and so do rich rules that repeat
+    // one another's: two rules for 25 and 26 from the elements, two from the rich rules.
+    let services = [
+        (
+            "services/s1.xml",
+            r#"<service><port protocol="tcp" port="25"/><port protocol="tcp" port="26"/></service>"#,
+        ),
+        (
+            "services/s2.xml",
+            r#"<service><port protocol="tcp" port="26"/></service>"#,
+        ),
+    ];
+    let zone = r#"<zone><service name="s1"/><service name="s2"/><port port="25" protocol="tcp"/>
+<rule><service name="s1"/><accept/></rule>
+<rule><port port="25" protocol="tcp"/><accept/></rule>
+<interface name="eth0"/></zone>"#;
+    let cfg = config(&[services[0], services[1], ("zones/public.xml", zone)]);
+    let j = judge(&cfg, &tcp("eth0", "192.168.10.21", 26));
+    assert_eq!(j.place.map(|p| (p.index, p.count)), Some((1, 4)));
+}
+
+#[test]
 fn a_policy_before_the_zone_decides_by_its_target() {
     let cfg = config(&[
         (

@@ -302,8 +302,9 @@ fn rulesets(c: &mut Capture, k: &mut Collected) {
         .collect();
     let one_json = k.json.len() == 1;
     // With one JSON listing, it holds iptables-nft's rules: their saves explain them. A legacy
-    // listing is loaded into the scratch namespace only when nothing else is; kept, its rules
-    // are evaluated beside the ruleset at their hooks (`NodeView`), as the kernel runs both.
+    // listing is loaded into the scratch namespace only when there is no lone JSON listing and
+    // no iptables-nft listing of its family; kept, its rules are evaluated beside the ruleset at
+    // their hooks (`NodeView`), as the kernel runs both.
     let (kept, to_load): (Vec<Ipt>, Vec<Ipt>) = ipt.into_iter().partition(|i| {
         (one_json && i.backend != Backend::Legacy)
             || (i.backend == Backend::Legacy && (one_json || nft_families.contains(&i.family)))

@@ -3,7 +3,7 @@
 //! a second one, as a CNI leaves a pod's), each carrying 100 frames. Every frame must be
 //! counted on its own interface; once the pairs are deleted, the tracer must hold no slot for
 //! them (its interface table and per-peer table, read with bpftool) and its memory must be back
-//! where it was.
+//! where it was. Below them, the socket those interfaces are heard on, after it overflowed.
 
 use std::{
     net::Ipv4Addr,
@@ -12,7 +12,10 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer::schema::{Direction, IfaceChangeKind, WatchLine};
+use tracer::{
+    schema::{Direction, IfaceChangeKind, WatchLine},
+    sys::links::{LinkEvents, Notifications},
+};
 use tracer_lab::synth::{Eth, L4, frame};
 
 use crate::harness::{NetNs, Tracer, netns::run, send_frames};
@@ -229,4 +232,32 @@ fn two_hundred_veths_that_come_and_go_are_counted_and_released() {
         rss_after <= rss_before + 2048,
         "RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
+}
+
+/// Link notifications lost to a full socket buffer: the loss is reported once the socket has
+/// been emptied, and a change after that is notified again (while the queue stays full, the
+/// kernel drops every new one without a word).
+#[test]
+fn link_notifications_are_heard_again_after_a_loss() {
+    let ns = NetNs::new("links-lost");
+    ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1");
+    ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
+    let events = ns.enter(|| LinkEvents::open().unwrap());
+    // 3,000 interfaces at once: more notifications than the socket's buffer holds.
+    ip_batch(
+        &ns,
+        &(0..1500)
+            .map(|i| format!("link add a{i} type veth peer name b{i}"))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(events.read().unwrap(), Notifications::Lost);
+    ip_batch(
+        &ns,
+        &["link add late type veth peer name late-peer".to_string()],
+    );
+    let Notifications::Events(got) = events.read().unwrap() else {
+        panic!("a second loss");
+    };
+    let names: Vec<&str> = got.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["late-peer", "late"]);
 }

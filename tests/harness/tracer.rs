@@ -126,12 +126,18 @@ impl Tracer {
                     let _ = self.child.wait();
                     panic!("tracer exited before printing {what}:\n{}", self.stderr());
                 }
-                Err(RecvTimeoutError::Timeout) => assert!(
-                    Instant::now() < deadline,
-                    "no {what} within {:?}: {:#?}",
-                    super::tmux::patience(),
-                    self.seen
-                ),
+                Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                    // What it logged says why; it is read once the tracer is gone.
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    let log = self.stderr();
+                    panic!(
+                        "no {what} within {:?}: {:#?}\nits log:\n{log}",
+                        super::tmux::patience(),
+                        self.seen,
+                    );
+                }
+                Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }

@@ -10,7 +10,7 @@ use super::{Session, SessionError};
 use crate::{
     model::ifaces,
     probes::Target,
-    sys::links::{LinkChange, LinkEvent, LinkEvents},
+    sys::links::{LinkChange, LinkEvent, LinkEvents, Notifications},
 };
 
 /// What happened to a watched (or wanted) interface.
@@ -61,18 +61,18 @@ pub(super) fn subscribe() -> Result<AsyncFd<LinkEvents>, SessionError> {
 
 impl Session {
     /// Handles the link notifications waiting. Notifications lost to a full socket buffer
-    /// are made up for by listing the interfaces again.
+    /// are made up for by listing the interfaces again, once the socket has been emptied (so
+    /// that a change during the listing is notified, not lost).
     pub(super) fn follow_links(&mut self) -> Result<(), SessionError> {
         let Some(fd) = self.links.as_ref() else {
             return Ok(());
         };
-        let events = match fd.get_ref().read() {
-            Ok(events) => events,
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+        let events = match fd.get_ref().read().map_err(SessionError::Links)? {
+            Notifications::Events(events) => events,
+            Notifications::Lost => {
                 log::warn!("interface notifications overflowed; listing the interfaces again");
                 return self.resync();
             }
-            Err(e) => return Err(SessionError::Links(e)),
         };
         for e in events {
             match e.change {

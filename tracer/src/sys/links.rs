@@ -22,6 +22,8 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_LINK: u16 = 5;
 const IFLA_LINK_NETNSID: u16 = 37;
 const NLA_TYPE_MASK: u16 = 0x3fff;
+/// The receive buffer asked for: room for a few thousand notifications.
+const BUFFER_BYTES: i32 = 1 << 20;
 
 /// What happened to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,29 +88,70 @@ impl LinkEvents {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(LinkEvents { fd })
+        let events = LinkEvents { fd };
+        events.grow_buffer(BUFFER_BYTES);
+        Ok(events)
     }
 
     /// The notifications waiting, in order; empty when none is (the socket would block).
-    /// A notification lost to a full socket buffer (ENOBUFS) is reported as an error: the
-    /// caller must list the interfaces again.
-    pub fn read(&self) -> io::Result<Vec<LinkEvent>> {
+    ///
+    /// When the socket's buffer filled up, the kernel drops notifications, reports ENOBUFS
+    /// once, and keeps dropping every new one until the queue is read empty. So a loss is
+    /// answered here by emptying the socket first: from [`Notifications::Lost`] on, every
+    /// change is notified again, and a listing the caller makes then misses none.
+    pub fn read(&self) -> io::Result<Notifications> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
+        let mut lost = false;
         loop {
             // SAFETY: receives into a buffer we own, at most its length.
             let n =
                 unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
                 let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    return Ok(out);
+                match (e.kind(), e.raw_os_error()) {
+                    (io::ErrorKind::WouldBlock, _) if lost => return Ok(Notifications::Lost),
+                    (io::ErrorKind::WouldBlock, _) => return Ok(Notifications::Events(out)),
+                    (_, Some(libc::ENOBUFS)) => lost = true,
+                    (io::ErrorKind::Interrupted, _) => {}
+                    _ => return Err(e),
                 }
-                return Err(e);
+            } else if !lost {
+                out.extend(decode(&buf[..n.cast_unsigned()]));
             }
-            out.extend(decode(&buf[..n as usize]));
         }
     }
+
+    /// Asks for a receive buffer of `bytes` (the kernel doubles it for its bookkeeping): with
+    /// CAP_NET_ADMIN beyond `net.core.rmem_max`, else up to it. A burst of interfaces (a node
+    /// starting its pods) then fits without a loss; one that does not is still made up for.
+    fn grow_buffer(&self, bytes: i32) {
+        for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: sets an integer option from a value that lives through the call.
+            let rc = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    (&raw const bytes).cast(),
+                    std::mem::size_of::<i32>() as u32,
+                )
+            };
+            if rc == 0 {
+                return;
+            }
+        }
+    }
+}
+
+/// What one [`LinkEvents::read`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Notifications {
+    /// The notifications that were waiting, in order; empty when none was.
+    Events(Vec<LinkEvent>),
+    /// Some were lost to a full socket buffer. The socket has been emptied since, so changes
+    /// are notified again from now on; what happened before must be listed ([`dump`]).
+    Lost,
 }
 
 /// A netlink socket of the routing family (rtnetlink), for one request and its answer.

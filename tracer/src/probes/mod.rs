@@ -4,8 +4,6 @@
 
 mod attach;
 pub mod btf;
-#[cfg(test)]
-mod byte_loops;
 mod classes;
 mod datapath;
 pub mod drops;

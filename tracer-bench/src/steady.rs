@@ -170,19 +170,6 @@ fn traffic(client: &NetNs, server: &NetNs, pps: u64, secs: Duration) -> Result<(
 
 /// SO_RCVBUFFORCE: a receive buffer above net.core.rmem_max (root only).
 fn force_rcvbuf(sock: &UdpSocket, bytes: i32) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt on a socket we own, with a value of the size we pass.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&raw const bytes).cast(),
-            std::mem::size_of::<i32>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("SO_RCVBUFFORCE");
-    }
-    Ok(())
+    use std::os::fd::AsFd;
+    tracer::sys::sockets::set_receive_buffer(sock.as_fd(), bytes, true).context("SO_RCVBUFFORCE")
 }

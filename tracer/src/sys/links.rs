@@ -5,8 +5,10 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd},
 };
+
+use super::sockets::set_receive_buffer;
 
 const RTMGRP_LINK: u32 = 1;
 const RTM_NEWLINK: u16 = 16;
@@ -122,24 +124,13 @@ impl LinkEvents {
         }
     }
 
-    /// Asks for a receive buffer of `bytes` (the kernel doubles it for its bookkeeping): with
-    /// CAP_NET_ADMIN beyond `net.core.rmem_max`, else up to it. A burst of interfaces (a node
-    /// starting its pods) then fits without a loss; one that does not is still made up for.
+    /// Asks for a receive buffer of `bytes`: beyond `net.core.rmem_max` with CAP_NET_ADMIN,
+    /// else up to it. A burst of interfaces (a node starting its pods) then fits without a
+    /// loss; one that does not is still made up for.
     fn grow_buffer(&self, bytes: i32) {
-        for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-            // SAFETY: sets an integer option from a value that lives through the call.
-            let rc = unsafe {
-                libc::setsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    option,
-                    (&raw const bytes).cast(),
-                    std::mem::size_of::<i32>() as u32,
-                )
-            };
-            if rc == 0 {
-                return;
-            }
+        let fd = self.fd.as_fd();
+        if set_receive_buffer(fd, bytes, true).is_err() {
+            let _ = set_receive_buffer(fd, bytes, false);
         }
     }
 }

@@ -5,8 +5,8 @@
 //! the kernel has the bpf() call at all ([`bpf`]), the id this namespace gives another
 //! ([`nsid`]), the clock the kernel stamps events with ([`clock`]), the host name ([`host`]),
 //! waiting for the descriptors of the drop events, the programs' log and the link
-//! notifications ([`readiness`]), the limit on open descriptors ([`limits`]), and output
-//! files that may be named pipes ([`files`]). Every `unsafe` block
+//! notifications ([`readiness`]), the limit on open descriptors ([`limits`]), a socket's
+//! receive buffer ([`sockets`]), and output files that may be named pipes ([`files`]). Every `unsafe` block
 //! here says, in a `SAFETY:` comment, why it is sound; no stage calls libc itself. Loading,
 //! attaching and reading the kernel programs goes through aya (and the tc netlink of
 //! `probes/`).
@@ -21,3 +21,4 @@ pub mod links;
 pub mod netdev;
 pub mod nsid;
 pub mod readiness;
+pub mod sockets;

@@ -135,17 +135,44 @@ pub struct DropKey {
 
 const _: () = assert!(core::mem::size_of::<DropKey>() == 24);
 
+const _: () = assert!(core::mem::align_of::<DropKey>() == 8);
+
 impl DropKey {
-    /// The key as three words, to compare and hash: `repr(C)` with its padding explicit, so
-    /// every byte is a field.
+    /// The key of these fields as the three words it is made of (`repr(C)`, padding zero), to
+    /// build, compare and hash it a word at a time: the probe never copies or compares it
+    /// bytewise, which LLVM's BPF backend does in a loop of single bytes.
+    #[inline(always)]
+    pub const fn words_of(location: u64, ifindex: u32, reason: u32, class: u8) -> [u64; 3] {
+        // The second word holds `ifindex` then `reason`, the third `class` then zeros, in
+        // memory order.
+        if cfg!(target_endian = "little") {
+            [
+                location,
+                ifindex as u64 | (reason as u64) << 32,
+                class as u64,
+            ]
+        } else {
+            [
+                location,
+                (ifindex as u64) << 32 | reason as u64,
+                (class as u64) << 56,
+            ]
+        }
+    }
+
+    /// The key as three words (aligned reads: a `DropKey` is 8-aligned).
     #[inline(always)]
     pub fn words(&self) -> [u64; 3] {
-        // SAFETY: 24 bytes of plain integers (size asserted) read as three u64s, unaligned.
-        unsafe {
-            core::ptr::from_ref(self)
-                .cast::<[u64; 3]>()
-                .read_unaligned()
-        }
+        let p = core::ptr::from_ref(self).cast::<u64>();
+        // SAFETY: 24 bytes of plain integers (size and alignment asserted) read as three u64s.
+        unsafe { [p.read(), p.add(1).read(), p.add(2).read()] }
+    }
+
+    /// The key made of `words` (see [`DropKey::words_of`]), in place: a reference to them.
+    #[inline(always)]
+    pub fn from_words(words: &[u64; 3]) -> &DropKey {
+        // SAFETY: same size and alignment (asserted), and every bit pattern is a valid key.
+        unsafe { &*core::ptr::from_ref(words).cast::<DropKey>() }
     }
 }
 
@@ -248,3 +275,26 @@ pub struct DropEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<DropEvent>() == 448);
+// The probe zeroes the key in place a word at a time.
+const _: () = assert!(core::mem::align_of::<DropEvent>() == 8);
+const _: () = assert!(core::mem::offset_of!(DropEvent, key).is_multiple_of(8));
+const _: () = assert!(core::mem::size_of::<FlowKey>().is_multiple_of(8));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_built_of_words_is_the_key_of_its_fields() {
+        let key = DropKey {
+            location: 0xffff_ffff_8123_4567,
+            ifindex: 7,
+            reason: 6,
+            class: 42,
+            _reserved: [0; 7],
+        };
+        let words = DropKey::words_of(0xffff_ffff_8123_4567, 7, 6, 42);
+        assert_eq!(key.words(), words);
+        assert_eq!(*DropKey::from_words(&words), key);
+    }
+}

@@ -34,6 +34,17 @@ pub struct PeerKey {
 
 const _: () = assert!(core::mem::size_of::<PeerKey>() == 24);
 
+impl PeerKey {
+    /// The first word of the key of these fields (the address words follow), in memory
+    /// order: the datapath builds the key a word at a time, never with the bytewise copies
+    /// LLVM's BPF backend emits as loops of single bytes.
+    #[inline(always)]
+    pub const fn head_word(slot: u16, dir: u8, class: u8, family: u8) -> u64 {
+        let b = slot.to_ne_bytes();
+        u64::from_ne_bytes([b[0], b[1], dir, class, family, 0, 0, 0])
+    }
+}
+
 /// The peer's address of a packet whose IP header is `at` (parsed without addresses, as the
 /// datapath does):
 /// the destination of one leaving (`egress`), the source of one arriving, read from the IP
@@ -79,6 +90,25 @@ mod tests {
             // SAFETY: `b` holds exactly size_of::<T>() bytes; T is plain data here.
             Some(unsafe { b.as_ptr().cast::<T>().read_unaligned() })
         }
+    }
+
+    #[test]
+    fn a_key_built_of_words_is_the_key_of_its_fields() {
+        let key = PeerKey {
+            slot: 0x0102,
+            dir: 1,
+            class: 42,
+            family: 4,
+            _reserved: [0; 3],
+            addr: addr_bytes((0x0403_020a, 0)),
+        };
+        let words = [PeerKey::head_word(0x0102, 1, 42, 4), 0x0403_020a, 0];
+        // SAFETY: both are 24 bytes of plain integers.
+        let bytes: [u8; 24] = unsafe { core::mem::transmute(words) };
+        // SAFETY: as above.
+        assert_eq!(bytes, unsafe {
+            core::mem::transmute::<PeerKey, [u8; 24]>(key)
+        });
     }
 
     #[test]

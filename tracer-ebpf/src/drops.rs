@@ -7,8 +7,10 @@
 //! can: one read of the `sk_buff` fields it needs (they lie within a few hundred bytes), one
 //! of the device's index and namespace (or of the socket's namespace), one copy of the
 //! packet's first bytes, parsed once; the namespace is known by its `struct net` address once
-//! seen; counts are per CPU ([`counts`]); and the event budget asks the clock only a few times
-//! a second ([`budget`]), so a drop that no event will report pays for no event.
+//! seen; counts are per CPU ([`counts`]); the event budget asks the clock only a few times
+//! a second ([`budget`]), so a drop that no event will report pays for no event; and keys are
+//! zeroed, built and compared a word at a time ([`crate::words`]), never by the byte loops
+//! LLVM's BPF backend calls for `memset` and `memcmp`.
 //!
 //! This runs in any context that frees packets, but always through the kernel's raw tracepoint
 //! runner (`__bpf_trace_run`), with preemption off and a per-program, per-CPU recursion guard:
@@ -307,7 +309,11 @@ fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut Dro
         return None;
     }
     let ev = &mut s.ev;
-    ev.key = FlowKey::default();
+    // SAFETY: the key is 8-aligned in the event and a whole number of words long (both
+    // asserted in tracer-common); all zero is a valid key.
+    unsafe {
+        crate::words::zero_words::<{ size_of::<FlowKey>() / 8 }>((&raw mut ev.key).cast());
+    }
     ev.key.ifindex = ifindex;
     ev.key.reason = reason;
     ev.location = arg::<ARGS>(ctx, config!(location_arg));
@@ -322,14 +328,12 @@ fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut Dro
 /// event to the budgets.
 #[inline(always)]
 fn account(ev: &mut DropEvent) {
-    let key = DropKey {
-        location: ev.location,
-        ifindex: ev.key.ifindex,
-        reason: ev.key.reason,
-        class: ev.key.class,
-        _reserved: [0; 7],
-    };
-    counts::count_drop(&key);
+    counts::count_drop(&DropKey::words_of(
+        ev.location,
+        ev.key.ifindex,
+        ev.key.reason,
+        ev.key.class,
+    ));
     let parts = parts();
     let flow = if parts & DROP_PART_FLOWS == 0 {
         None

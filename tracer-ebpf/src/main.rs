@@ -10,6 +10,7 @@ mod maps;
 mod overlay;
 mod peers;
 mod readers;
+mod words;
 
 use aya_ebpf::{
     bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},

@@ -11,10 +11,10 @@ use tracer_common::{
     classes::{CLASS_FLAG_PEER, FIRST_CATALOG_CLASS},
     counters::{Counter, DIR_EGRESS},
     packet::{L3, Packet},
-    peers::{MAX_PEER_KEYS, PeerKey, addr_bytes, peer_addr},
+    peers::{MAX_PEER_KEYS, PeerKey, peer_addr},
 };
 
-use crate::maps::class_flags;
+use crate::{maps::class_flags, words::with_zeroed};
 
 /// 1 to count per peer; the loader sets 0 where the verifier finds the programs too large
 /// with it. A read-only global: the verifier knows its value and skips what it turns off.
@@ -86,20 +86,26 @@ pub fn count_peer<P: Packet>(
 /// program. Inlined, the 5.10 verifier gave up on the tc program at a million instructions.
 #[inline(never)]
 fn add(lo: u64, hi: u64, at: PeerAt, packets: u64, bytes: u64) {
-    let key = PeerKey {
-        slot: (at.0 >> 24) as u16,
-        dir: (at.0 >> 16) as u8,
-        class: (at.0 >> 8) as u8,
-        family: at.0 as u8,
-        _reserved: [0; 3],
-        addr: addr_bytes((lo, hi)),
-    };
-    let counter = match PEER_COUNTERS.get_ptr_mut(&key) {
+    let words = [
+        PeerKey::head_word(
+            (at.0 >> 24) as u16,
+            (at.0 >> 16) as u8,
+            (at.0 >> 8) as u8,
+            at.0 as u8,
+        ),
+        lo,
+        hi,
+    ];
+    // SAFETY: three words are a PeerKey's 24 bytes (its address is `lo` then `hi`, as
+    // `addr_bytes` lays them out), aligned beyond its 2 bytes; every bit pattern is a key.
+    let key = unsafe { &*words.as_ptr().cast::<PeerKey>() };
+    let counter = match PEER_COUNTERS.get_ptr_mut(key) {
         Some(p) => p,
         None => {
             // Another CPU may create it first: NOEXIST then look up, both land in one entry.
-            let _ = PEER_COUNTERS.insert(&key, &Counter::default(), BPF_NOEXIST as u64);
-            match PEER_COUNTERS.get_ptr_mut(&key) {
+            let _ =
+                with_zeroed(|zero: &Counter| PEER_COUNTERS.insert(key, zero, BPF_NOEXIST as u64));
+            match PEER_COUNTERS.get_ptr_mut(key) {
                 Some(p) => p,
                 None => return,
             }

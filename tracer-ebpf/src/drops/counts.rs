@@ -19,6 +19,7 @@ use tracer_common::drops::{
 };
 
 use super::stat;
+use crate::words::with_zeroed;
 
 /// Exact drops per key, this CPU's: the slots.
 #[map]
@@ -51,32 +52,38 @@ fn slot_of(w: &[u64; 3]) -> u32 {
     (h >> 32) as u32
 }
 
-/// Counts one drop of `key` on this CPU.
+/// Counts one drop of the key made of `words` ([`DropKey::words_of`]) on this CPU.
 #[inline(always)]
-pub fn count_drop(key: &DropKey) {
-    let words = key.words();
-    let first = slot_of(&words);
+pub fn count_drop(words: &[u64; 3]) {
+    let first = slot_of(words);
     for i in 0..DROP_SLOT_PROBES {
         let Some(s) = DROP_SLOT_COUNTS.get_ptr_mut(first.wrapping_add(i) & (DROP_SLOTS - 1)) else {
             break;
         };
-        // SAFETY: this CPU's slot, valid for the program's run; no other run writes it.
+        // SAFETY: this CPU's slot, valid for the program's run; no other run writes it. The
+        // key is 8-aligned in the slot, so it is read and written as three words.
         unsafe {
             let count = (*s).count;
+            let key = (&raw mut (*s).key).cast::<u64>();
             if count == 0 {
                 // Key first, then the count that makes the slot taken: volatile stores stay
                 // in this order, and x86 makes them visible to a reader in it.
-                core::ptr::write_volatile(&raw mut (*s).key, *key);
+                for (j, w) in words.iter().enumerate() {
+                    core::ptr::write_volatile(key.add(j), *w);
+                }
                 core::ptr::write_volatile(&raw mut (*s).count, 1);
                 return;
             }
-            if (*s).key.words() == words {
+            if key.read() == words[0]
+                && key.add(1).read() == words[1]
+                && key.add(2).read() == words[2]
+            {
                 (*s).count = count + 1;
                 return;
             }
         }
     }
-    match hashed(key) {
+    match hashed(DropKey::from_words(words)) {
         // SAFETY: this CPU's value, valid for the program's run.
         Some(p) => unsafe { *p += 1 },
         None => stat(STAT_UNCOUNTED),
@@ -118,7 +125,9 @@ fn admit(key: &FlowKey) -> Option<*mut FlowCount> {
         stat(STAT_UNTRACKED);
         return None;
     }
-    if let Err(e) = DROP_FLOW_COUNTS.insert(key, &FlowCount::default(), u64::from(BPF_NOEXIST)) {
+    if let Err(e) =
+        with_zeroed(|zero: &FlowCount| DROP_FLOW_COUNTS.insert(key, zero, u64::from(BPF_NOEXIST)))
+    {
         if e != -EEXIST {
             // SAFETY: as above.
             unsafe { *retry = now + RETRY_JIFFIES };

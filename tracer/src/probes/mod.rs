@@ -4,6 +4,8 @@
 
 mod attach;
 pub mod btf;
+#[cfg(test)]
+mod byte_loops;
 mod classes;
 mod datapath;
 pub mod drops;

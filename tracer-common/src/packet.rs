@@ -246,8 +246,11 @@ fn parse_ipv4<P: Packet + ?Sized, const ADDRS: bool>(pkt: &P, off: usize) -> Hea
         h.payload_off = h.l4_off;
         return h;
     }
-    // The options must be present too, or the L4 offset points into nothing.
-    if ihl > 20 && pkt.load::<[u8; 2]>(off + ihl - 2).is_none() {
+    // The options must be present too, or the L4 offset points into nothing. Checked for every
+    // header, options or not (without them it is the header's own last bytes): a branch on
+    // `ihl > 20` lets 6.12's verifier know `ihl` on one side by its low 32 bits only, and it
+    // then refuses the L4 offset built from it as a pointer.
+    if pkt.load::<[u8; 2]>(off + ihl - 2).is_none() {
         return Headers::new(Status::Malformed);
     }
     parse_l4(pkt, off + ihl, h)

@@ -1,13 +1,15 @@
 //! Changes to the node's firewall noticed as they happen, so the diagnosis and the drops'
 //! causes follow a fix (or a new break) within an interval instead of waiting for the periodic
-//! re-read. Two listeners, each a child process that lives as long as the session: `nft monitor`
-//! prints a line for every change to the kernel's nftables ruleset (firewalld's nftables
-//! backend, a `firewall-cmd --reload`, iptables-nft, kube-proxy, Calico, anything), and
-//! `dbus-monitor` prints firewalld's signals (`Reloaded`, and its permanent configuration's
-//! `Updated`), which also covers a firewalld whose backend writes iptables-legacy. Rules
-//! written with iptables-legacy directly raise no event anywhere; they are read again by the
-//! periodic re-read. A listener that cannot start (no `nft`, no system bus) is logged and
-//! the periodic re-read stays.
+//! re-read. Two sources: the nftables ruleset's generation, which the kernel raises with every
+//! committed change (firewalld's nftables backend, a `firewall-cmd --reload`, iptables-nft,
+//! kube-proxy, Calico, anything), asked once an interval ([`crate::sys::nftgen`]: one request,
+//! not a listener in the nftables multicast group, which would make nf_tables read the clock
+//! for every packet); and `dbus-monitor`, a child process that lives as long as the session and
+//! prints firewalld's signals (`Reloaded`, and its permanent configuration's `Updated`), which
+//! also covers a firewalld whose backend writes iptables-legacy. Rules written with
+//! iptables-legacy directly raise no event anywhere; they are read again by the periodic
+//! re-read. A source that cannot be used (no nf_tables, no system bus) is logged and the
+//! periodic re-read stays.
 
 use std::{
     process::Stdio,
@@ -17,6 +19,7 @@ use std::{
     },
 };
 
+use crate::sys::nftgen::Generation;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -25,9 +28,11 @@ use tokio::{
 /// firewalld's well-known name on the system bus.
 const FIREWALLD: &str = "org.fedoraproject.FirewallD1";
 
-/// The listeners of one session; dropping it stops them.
+/// The change sources of one session; dropping it stops the listener.
 pub struct FirewallChanges {
     changed: Arc<AtomicBool>,
+    /// The ruleset's generation source and the generation last seen.
+    nft: Option<(Generation, u32)>,
     /// Killed when dropped.
     _listeners: Vec<Child>,
 }
@@ -36,11 +41,15 @@ impl FirewallChanges {
     /// Starts the listeners that this node can run. Must run inside a tokio runtime.
     pub fn start() -> Self {
         let changed = Arc::new(AtomicBool::new(false));
-        let nft = (
-            "nft",
-            vec!["monitor".to_owned()],
-            is_nft_change as fn(&str) -> bool,
-        );
+        let nft = match Generation::open().and_then(|mut g| g.get().map(|now| (g, now))) {
+            Ok(source) => Some(source),
+            Err(e) => {
+                log::info!(
+                    "not asking nftables for its ruleset generation ({e}); changes are seen at the periodic re-read"
+                );
+                None
+            }
+        };
         let dbus = (
             "dbus-monitor",
             vec![
@@ -49,7 +58,7 @@ impl FirewallChanges {
             ],
             is_firewalld_signal as fn(&str) -> bool,
         );
-        let listeners = [nft, dbus]
+        let listeners = [dbus]
             .into_iter()
             .filter_map(|(program, args, counts)| {
                 match listen(program, &args, counts, Arc::clone(&changed)) {
@@ -65,13 +74,25 @@ impl FirewallChanges {
             .collect();
         FirewallChanges {
             changed,
+            nft,
             _listeners: listeners,
         }
     }
 
     /// Whether the firewall changed since the last call.
-    pub fn take(&self) -> bool {
-        self.changed.swap(false, Ordering::AcqRel)
+    pub fn take(&mut self) -> bool {
+        let mut changed = self.changed.swap(false, Ordering::AcqRel);
+        if let Some((source, seen)) = self.nft.as_mut() {
+            match source.get() {
+                Ok(now) if now != *seen => {
+                    *seen = now;
+                    changed = true;
+                }
+                Ok(_) => {}
+                Err(e) => log::debug!("asking nftables for its ruleset generation: {e}"),
+            }
+        }
+        changed
     }
 }
 
@@ -113,13 +134,6 @@ fn listen(
     Ok(child)
 }
 
-/// `nft monitor` prints one line per added, deleted or replaced object; blank lines and the
-/// `# new generation` comments of newer versions say nothing by themselves.
-fn is_nft_change(line: &str) -> bool {
-    let line = line.trim();
-    !line.is_empty() && !line.starts_with('#')
-}
-
 /// A signal from firewalld: `dbus-monitor` prints a header line per message (then its
 /// arguments); the monitor's own `NameAcquired`/`NameLost` come from the bus, not firewalld.
 fn is_firewalld_signal(line: &str) -> bool {
@@ -132,18 +146,6 @@ fn is_firewalld_signal(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nft_monitor_lines_that_are_changes() {
-        assert!(is_nft_change(
-            "add rule inet firewalld filter_IN_public_allow tcp dport 179 accept"
-        ));
-        assert!(is_nft_change("delete table inet firewalld"));
-        assert!(!is_nft_change(""));
-        assert!(!is_nft_change(
-            "# new generation 12 by process 77 (firewalld)"
-        ));
-    }
 
     #[test]
     fn firewalld_signals_and_not_the_monitors_own() {

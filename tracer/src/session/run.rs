@@ -162,7 +162,7 @@ impl Session {
             let snap = self.snapshot()?;
             let refresh = match self.correlator.as_mut() {
                 Some((k, _)) => {
-                    if self.changes.as_ref().is_some_and(FirewallChanges::take) {
+                    if self.changes.as_mut().is_some_and(FirewallChanges::take) {
                         k.invalidate();
                     }
                     k.refresh_if_due()

@@ -6,7 +6,7 @@
 //! ([`nsid`]), the clock the kernel stamps events with ([`clock`]), the host name ([`host`]),
 //! waiting for the descriptors of the drop events, the programs' log and the link
 //! notifications ([`readiness`]), the limit on open descriptors ([`limits`]), a socket's
-//! receive buffer ([`sockets`]), and output files that may be named pipes ([`files`]). Every `unsafe` block
+//! receive buffer ([`sockets`]), the nftables ruleset's generation ([`nftgen`]), and output files that may be named pipes ([`files`]). Every `unsafe` block
 //! here says, in a `SAFETY:` comment, why it is sound; no stage calls libc itself. Loading,
 //! attaching and reading the kernel programs goes through aya (and the tc netlink of
 //! `probes/`).
@@ -19,6 +19,7 @@ pub mod ifaddrs;
 pub mod limits;
 pub mod links;
 pub mod netdev;
+pub mod nftgen;
 pub mod nsid;
 pub mod readiness;
 pub mod sockets;

@@ -89,6 +89,15 @@ fn a_legacy_rule_beside_firewalld_is_named_live_and_fixed() {
     let traffic = lab.run(&["traffic", "--seconds", "3"]);
     assert!(traffic.status.success(), "{}", text(&traffic.stderr));
     let lines = watch.stop();
+    // Its firewalld listener is its child, and does not outlive a SIGKILL of the tracer.
+    let mut killed = Tracer::watch_node(&lab, "controller-1", &["--interval", "1"]);
+    killed.started();
+    let children = killed.children();
+    assert!(
+        children.iter().any(|(_, name)| name == "dbus-monitor"),
+        "no dbus-monitor among the tracer's children: {children:?}"
+    );
+    killed.kill9_ending_children();
     let first = lines
         .iter()
         .find_map(|l| match l {

@@ -165,6 +165,56 @@ impl Tracer {
     }
 
     /// SIGKILL: no chance to clean up.
+    /// The tracer's child processes, with their command names (from `/proc`).
+    pub fn children(&self) -> Vec<(u32, String)> {
+        let pid = self.pid();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: the name may hold spaces and parentheses.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let ppid = stat[close + 1..].split_whitespace().nth(1);
+            if ppid.and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+                && let Ok(child) = stat[..open].trim().parse()
+            {
+                out.push((child, stat[open + 1..close].to_owned()));
+            }
+        }
+        out
+    }
+
+    /// [`Tracer::kill9`], then waits (5 s at most) for the children it had to end; panics
+    /// naming those still running.
+    pub fn kill9_ending_children(&mut self) {
+        let children = self.children();
+        self.kill9();
+        // A zombie has ended: only its reaping is left (to whoever adopted it).
+        let alive = || -> Vec<&(u32, String)> {
+            children
+                .iter()
+                .filter(|(pid, _)| {
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                        s.rsplit_once(')')
+                            .is_some_and(|(_, rest)| !rest.starts_with(" Z"))
+                    })
+                })
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !alive().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            alive().is_empty(),
+            "children outlived the tracer's SIGKILL: {:?}",
+            alive()
+        );
+    }
+
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();

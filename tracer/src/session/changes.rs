@@ -38,7 +38,8 @@ pub struct FirewallChanges {
 }
 
 impl FirewallChanges {
-    /// Starts the listeners that this node can run. Must run inside a tokio runtime.
+    /// Starts the listeners that this node can run. Must run inside a tokio runtime, on a
+    /// thread that lives as long as the session: the listener is killed when it ends.
     pub fn start() -> Self {
         let changed = Arc::new(AtomicBool::new(false));
         let nft = match Generation::open().and_then(|mut g| g.get().map(|now| (g, now))) {
@@ -104,7 +105,9 @@ fn listen(
     counts: fn(&str) -> bool,
     changed: Arc<AtomicBool>,
 ) -> std::io::Result<Child> {
-    let mut child = Command::new(program)
+    let mut cmd = Command::new(program);
+    crate::sys::children::end_with_this_thread(&mut cmd);
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

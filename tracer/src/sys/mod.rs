@@ -6,12 +6,14 @@
 //! ([`nsid`]), the clock the kernel stamps events with ([`clock`]), the host name ([`host`]),
 //! waiting for the descriptors of the drop events, the programs' log and the link
 //! notifications ([`readiness`]), the limit on open descriptors ([`limits`]), a socket's
-//! receive buffer ([`sockets`]), the nftables ruleset's generation ([`nftgen`]), and output files that may be named pipes ([`files`]). Every `unsafe` block
+//! receive buffer ([`sockets`]), the nftables ruleset's generation ([`nftgen`]), listeners that end with the tracer
+//! ([`children`]), and output files that may be named pipes ([`files`]). Every `unsafe` block
 //! here says, in a `SAFETY:` comment, why it is sound; no stage calls libc itself. Loading,
 //! attaching and reading the kernel programs goes through aya (and the tc netlink of
 //! `probes/`).
 
 pub mod bpf;
+pub mod children;
 pub mod clock;
 pub mod files;
 pub mod host;

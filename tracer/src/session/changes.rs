@@ -3,8 +3,7 @@
 //! re-read. Two sources: the nftables ruleset's generation, which the kernel raises with every
 //! committed change (firewalld's nftables backend, a `firewall-cmd --reload`, iptables-nft,
 //! kube-proxy, Calico, anything), asked once an interval ([`crate::sys::nftgen`]: one request,
-//! not a listener in the nftables multicast group, which would make nf_tables read the clock
-//! for every packet); and `dbus-monitor`, a child process that lives as long as the session and
+//! no `nft monitor` child); and `dbus-monitor`, a child process that lives as long as the session and
 //! prints firewalld's signals (`Reloaded`, and its permanent configuration's `Updated`), which
 //! also covers a firewalld whose backend writes iptables-legacy. Rules written with
 //! iptables-legacy directly raise no event anywhere; they are read again by the periodic

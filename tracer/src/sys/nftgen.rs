@@ -1,11 +1,8 @@
 //! The generation of this network namespace's nftables ruleset: a number the kernel raises
 //! with every committed change (by `nft`, firewalld's nftables backend, iptables-nft,
 //! kube-proxy, Calico...), asked with one `NFT_MSG_GETGEN` request on a netfilter netlink
-//! socket. Asking once an interval notices every change without joining the nftables
-//! multicast group, which is what `nft monitor` does: while a socket of the namespace is in
-//! that group, nf_tables reads the clock for every packet it evaluates there (measured on
-//! 6.18: `ktime_get_mono_fast_ns` under `nft_do_chain` in every dropped packet's profile, gone
-//! when the listener goes), a cost an observer must not put on a node's traffic.
+//! socket. Asking once an interval notices every change with no child process to keep alive
+//! (or to leak when the tracer is killed) and no `nft` binary on the node.
 
 use std::{
     io,

@@ -3,8 +3,8 @@
 //! re-read. Two sources: the nftables ruleset's generation, which the kernel raises with every
 //! committed change (firewalld's nftables backend, a `firewall-cmd --reload`, iptables-nft,
 //! kube-proxy, Calico, anything), asked once an interval ([`crate::sys::nftgen`]: one request,
-//! no `nft monitor` child); and `dbus-monitor`, a child process that lives as long as the session and
-//! prints firewalld's signals (`Reloaded`, and its permanent configuration's `Updated`), which
+//! no `nft monitor` child); and `dbus-monitor`, a child process that lives as long as the
+//! session and prints firewalld's signals (`Reloaded`, and its permanent configuration's `Updated`), which
 //! also covers a firewalld whose backend writes iptables-legacy. Rules written with
 //! iptables-legacy directly raise no event anywhere; they are read again by the periodic
 //! re-read. A source that cannot be used (no nf_tables, no system bus) is logged and the

@@ -37,7 +37,17 @@ tasks:
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo xtask matrix --help` must print help, not start a 20-minute run.
+    if args.iter().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let result = match args.first().map(String::as_str) {
+        Some("setup" | "matrix" | "release") if args.len() > 1 => Err(anyhow::anyhow!(
+            "{} takes no arguments (got {:?})\n\n{USAGE}",
+            args[0],
+            &args[1..]
+        )),
         Some("setup") => setup::run(),
         Some("test") => test(&args[1..]),
         Some("matrix") => matrix(),

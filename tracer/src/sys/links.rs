@@ -8,17 +8,17 @@ use std::{
     os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd},
 };
 
-use super::sockets::set_receive_buffer;
+use super::{
+    netlink::{
+        NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, Socket, u16_at, u32_at,
+    },
+    sockets::set_receive_buffer,
+};
 
 const RTMGRP_LINK: u32 = 1;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_HDRLEN: usize = 16;
 const IFINFOMSG_LEN: usize = 16;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_LINK: u16 = 5;
@@ -145,28 +145,11 @@ pub enum Notifications {
     Lost,
 }
 
-/// A netlink socket of the routing family (rtnetlink), for one request and its answer.
-pub(super) fn route_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket call; the descriptor is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
 /// Every interface of the calling thread's namespace, as `RTM_NEWLINK` messages of a dump
 /// (`RTM_GETLINK` with `NLM_F_DUMP`): with each veth's peer index and namespace id, which the
 /// interface list of [`super::netdev`] does not have.
 pub fn dump() -> io::Result<Vec<LinkEvent>> {
-    let fd = route_socket()?;
+    let sock = Socket::open(libc::NETLINK_ROUTE)?;
     let len = NLMSG_HDRLEN + IFINFOMSG_LEN;
     let mut request = Vec::with_capacity(len);
     request.extend_from_slice(&(len as u32).to_ne_bytes());
@@ -174,21 +157,13 @@ pub fn dump() -> io::Result<Vec<LinkEvent>> {
     request.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     request.extend_from_slice(&[0u8; 8]);
     request.extend_from_slice(&[0u8; IFINFOMSG_LEN]);
-    // SAFETY: sends a buffer we own, of its own length.
-    if unsafe { libc::send(fd.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sock.send(&request)?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        // SAFETY: receives into a buffer we own, at most its length.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let got = &buf[..n.cast_unsigned()];
+        let got = sock.recv(&mut buf)?;
         out.extend(decode(got));
-        if n == 0 || ends_dump(got) {
+        if got.is_empty() || ends_dump(got) {
             return Ok(out);
         }
     }
@@ -207,14 +182,6 @@ fn ends_dump(mut b: &[u8]) -> bool {
         b = &b[len.next_multiple_of(4).min(b.len())..];
     }
     false
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// The link notifications in one datagram; anything else, or cut short, is skipped.

@@ -1,7 +1,8 @@
 //! The system calls the stages make, behind safe functions (as aya keeps its own in
 //! `aya/src/sys/`): the interfaces of the current network namespace ([`netdev`]:
 //! `if_nameindex` and the `SIOCGIF*`/`SIOCETHTOOL` ioctls), their addresses ([`ifaddrs`]:
-//! `getifaddrs`) and their comings and goings ([`links`]: rtnetlink notifications), whether
+//! `getifaddrs`) and their comings and goings ([`links`]: rtnetlink notifications, over the
+//! plumbing of [`netlink`]), whether
 //! the kernel has the bpf() call at all ([`bpf`]), the id this namespace gives another
 //! ([`nsid`]), the clock the kernel stamps events with ([`clock`]), the host name ([`host`]),
 //! waiting for the descriptors of the drop events, the programs' log and the link
@@ -21,6 +22,7 @@ pub mod ifaddrs;
 pub mod limits;
 pub mod links;
 pub mod netdev;
+pub mod netlink;
 pub mod nftgen;
 pub mod nsid;
 pub mod readiness;

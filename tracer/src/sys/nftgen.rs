@@ -4,10 +4,9 @@
 //! socket. Asking once an interval notices every change with no child process to keep alive
 //! (or to leak when the tracer is killed) and no `nft` binary on the node.
 
-use std::{
-    io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
-};
+use std::io;
+
+use super::netlink::{NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDRLEN, Socket, u16_at, u32_at};
 
 /// `NFNL_SUBSYS_NFTABLES`, in the high byte of a netfilter message's type.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -15,62 +14,31 @@ const NFT_MSG_GETGEN: u16 = 16;
 const NFT_MSG_NEWGEN: u16 = 15;
 /// The generation id attribute of an `NFT_MSG_NEWGEN` answer (a big-endian u32).
 const NFTA_GEN_ID: u16 = 1;
-const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 1;
-const NLMSG_HDRLEN: usize = 16;
 /// `struct nfgenmsg`: family, version, resource id.
 const NFGENMSG_LEN: usize = 4;
 
 /// A netfilter netlink socket of the calling thread's namespace, for generation requests.
 pub struct Generation {
-    fd: OwnedFd,
+    socket: Socket,
     seq: u32,
 }
 
 impl Generation {
     /// Opens the socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Generation> {
-        // SAFETY: plain socket call; the descriptor is owned right away.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_NETFILTER,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Generation { fd, seq: 0 })
+        Ok(Generation {
+            socket: Socket::open(libc::NETLINK_NETFILTER)?,
+            seq: 0,
+        })
     }
 
     /// The ruleset's generation now.
     pub fn get(&mut self) -> io::Result<u32> {
         self.seq = self.seq.wrapping_add(1);
-        let request = request(self.seq);
-        // SAFETY: sends a buffer we own, of its own length.
-        let sent = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                request.as_ptr().cast(),
-                request.len(),
-                0,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        self.socket.send(&request(self.seq))?;
         let mut buf = [0u8; 512];
         loop {
-            // SAFETY: receives into a buffer we own, at most its length.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            match answer(&buf[..n.cast_unsigned()], self.seq) {
+            match answer(self.socket.recv(&mut buf)?, self.seq) {
                 Answer::Generation(g) => return Ok(g),
                 Answer::Error(e) => return Err(io::Error::from_raw_os_error(e)),
                 // An answer to an earlier request that timed out on our side: skip it.
@@ -147,14 +115,6 @@ fn answer(b: &[u8], seq: u32) -> Answer {
         attrs = &attrs[alen.next_multiple_of(4).min(attrs.len())..];
     }
     Answer::Malformed
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 #[cfg(test)]

@@ -5,11 +5,10 @@
 
 use std::{fs::File, io, os::fd::AsRawFd, path::Path};
 
+use super::netlink::{NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDRLEN, Socket, u16_at, u32_at};
+
 const RTM_NEWNSID: u16 = 88;
 const RTM_GETNSID: u16 = 90;
-const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 1;
-const NLMSG_HDRLEN: usize = 16;
 /// `struct rtgenmsg`, padded to four bytes.
 const RTGENMSG_LEN: usize = 4;
 const NETNSA_NSID: u16 = 1;
@@ -20,20 +19,10 @@ const NETNSA_FD: u16 = 3;
 pub fn id_of(path: &Path) -> io::Result<Option<i32>> {
     let ns = File::open(path)?;
     let fd = ns.as_raw_fd();
-    let sock = super::links::route_socket()?;
-    let request = request(fd.cast_unsigned());
-    // SAFETY: sends a buffer we own, of its own length.
-    let sent = unsafe { libc::send(sock.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let sock = Socket::open(libc::NETLINK_ROUTE)?;
+    sock.send(&request(fd.cast_unsigned()))?;
     let mut buf = [0u8; 1024];
-    // SAFETY: receives into a buffer we own, at most its length.
-    let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    decode(&buf[..n.cast_unsigned()])
+    decode(sock.recv(&mut buf)?)
 }
 
 /// The `RTM_GETNSID` request for the namespace open as `fd`.
@@ -50,14 +39,6 @@ fn request(fd: u32) -> Vec<u8> {
     m.extend_from_slice(&NETNSA_FD.to_ne_bytes());
     m.extend_from_slice(&fd.to_ne_bytes());
     m
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// The kernel's answer: the id (`-1`: none assigned), or the error it returned.

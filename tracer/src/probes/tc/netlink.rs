@@ -2,18 +2,14 @@
 //! clsact hook with their priority, handle, BPF program name and id; delete one filter; delete
 //! the clsact qdisc. One request at a time on a fresh socket, answered before the next.
 
-use std::{
-    io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+use std::io;
+
+use crate::sys::netlink::{
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, Socket, u16_at,
+    u32_at,
 };
 
-const NLMSG_HDRLEN: usize = 16;
 const TCMSG_LEN: usize = 20;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLM_F_DUMP: u16 = 0x300;
 const RTM_DELQDISC: u16 = 37;
 const RTM_NEWTFILTER: u16 = 44;
 const RTM_DELTFILTER: u16 = 45;
@@ -62,14 +58,6 @@ fn tc_request(kind: u16, flags: u16, ifindex: u32, parent: u32, handle: u32, inf
     msg
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
 fn malformed(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -80,27 +68,12 @@ fn malformed(what: &str) -> io::Error {
 /// Sends `msg` and returns the payloads of the replies until the dump ends or the kernel
 /// acknowledges; an error reply becomes its errno.
 fn transact(msg: &[u8]) -> io::Result<Vec<(u16, Vec<u8>)>> {
-    // SAFETY: socket() has no memory arguments; the descriptor is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: msg is a valid buffer of msg.len() bytes.
-    let sent = unsafe { libc::send(sock.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let sock = Socket::open(libc::NETLINK_ROUTE)?;
+    sock.send(msg)?;
     let mut replies = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        // SAFETY: buf is a valid, writable buffer of buf.len() bytes.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut rest = &buf[..n as usize];
+        let mut rest = sock.recv(&mut buf)?;
         while rest.len() >= NLMSG_HDRLEN {
             let len = u32_at(rest, 0).ok_or_else(|| malformed("header"))? as usize;
             let kind = u16_at(rest, 4).ok_or_else(|| malformed("header"))?;

@@ -4,7 +4,7 @@
 //! what its place tells ([`Reason::at`]), and totals of one reason in places that agree add up.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
@@ -15,9 +15,12 @@ use tracer_common::drops::{DropEvent, DropKey, Flow, FlowKey};
 use super::{Reason, Reasons, peers::PeerDrops};
 use crate::probes::{ClassTable, DropStats, symbols::KernelSymbols};
 
-/// Flows remembered in user space; beyond this, the least recently changed are forgotten (the
-/// totals stay exact).
+/// Flows remembered in user space; beyond this, the least recently changed of those the
+/// kernel's table no longer holds are forgotten (the totals stay exact).
 pub const MAX_FLOWS: usize = 20_000;
+
+// Every flow the kernel's table holds stays remembered, with room to spare.
+const _: () = assert!(MAX_FLOWS > tracer_common::drops::DROP_FLOWS as usize);
 
 /// Names for the numbers the probe reports.
 pub struct Names<'a> {
@@ -207,8 +210,16 @@ impl DropTracker {
             }
         }
         if self.flows.len() > MAX_FLOWS {
-            let mut by_age: Vec<(u64, FlowKey)> =
-                self.flows.iter().map(|(k, m)| (m.round, *k)).collect();
+            // Only flows the kernel's table no longer holds are forgotten: one it still holds
+            // would come back at the next read with its whole count, counted again (per peer
+            // too). The table holds fewer than MAX_FLOWS, so there are always enough others.
+            let resident: HashSet<&FlowKey> = flows.iter().map(|(k, _)| k).collect();
+            let mut by_age: Vec<(u64, FlowKey)> = self
+                .flows
+                .iter()
+                .filter(|(k, _)| !resident.contains(k))
+                .map(|(k, m)| (m.round, *k))
+                .collect();
             by_age.sort_unstable_by_key(|(r, _)| *r);
             for (_, k) in by_age.iter().take(self.flows.len() - MAX_FLOWS) {
                 self.flows.remove(k);

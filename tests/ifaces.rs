@@ -11,14 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
 use tracer::{
     schema::{Direction, IfaceChangeKind, WatchLine},
     sys::links::{LinkEvents, Notifications},
 };
 use tracer_lab::synth::{Eth, L4, frame};
 
-use crate::harness::{NetNs, Tracer, netns::run, send_frames};
+use crate::harness::{NetNs, Tracer, bpftool_json, netns::run, send_frames};
 
 const PAIRS: usize = 200;
 const FRAMES: u16 = 100;
@@ -43,21 +42,16 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS in /proc/PID/status")
 }
 
-fn bpftool(args: &[&str]) -> Value {
-    let out = run(Command::new("bpftool").arg("-j").args(args));
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bpftool {args:?}: {e}: {out}"))
-}
-
 /// The ids of the maps of the program with kernel id `prog`, by name.
 fn maps_of(prog: u32) -> Vec<(String, u64)> {
-    let info = bpftool(&["prog", "show", "id", &prog.to_string()]);
+    let info = bpftool_json(&["prog", "show", "id", &prog.to_string()]);
     info["map_ids"]
         .as_array()
         .expect("map_ids")
         .iter()
         .map(|id| {
             let id = id.as_u64().unwrap();
-            let map = bpftool(&["map", "show", "id", &id.to_string()]);
+            let map = bpftool_json(&["map", "show", "id", &id.to_string()]);
             (map["name"].as_str().unwrap_or_default().to_string(), id)
         })
         .collect()
@@ -72,7 +66,7 @@ fn slots_held(maps: &[(String, u64)]) -> (usize, usize) {
             .1
             .to_string()
     };
-    let ifaces = bpftool(&["map", "dump", "id", &id("IFACES")]);
+    let ifaces = bpftool_json(&["map", "dump", "id", &id("IFACES")]);
     let held = ifaces
         .as_array()
         .unwrap()
@@ -83,7 +77,7 @@ fn slots_held(maps: &[(String, u64)]) -> (usize, usize) {
                 .is_some_and(|v| v.iter().any(|b| b != "0x00"))
         })
         .count();
-    let peers = bpftool(&["map", "dump", "id", &id("PEER_COUNTERS")]);
+    let peers = bpftool_json(&["map", "dump", "id", &id("PEER_COUNTERS")]);
     (held, peers.as_array().map_or(0, Vec::len))
 }
 

@@ -8,8 +8,7 @@ use tracer::schema::{Direction, WatchLine};
 use tracer_lab::synth::{Eth, L4, VRRP_GROUP, frame, multicast_mac};
 
 use crate::harness::{
-    Counts, Tracer, kernel,
-    netns::run,
+    Counts, Tracer, bpftool_json, kernel,
     pair::{A, B, SILENT, apiserver_syns, pair, udp_to},
     send_frames, silent_apiserver,
 };
@@ -111,11 +110,6 @@ fn json_lines_are_cumulative_counters_then_a_summary() {
         panic!("the last line is no summary: {lines:?}");
     };
     assert!(summary.duration_secs > 1.0);
-}
-
-fn bpftool_json(args: &[&str]) -> serde_json::Value {
-    let out = run(Command::new("bpftool").arg("-j").args(args));
-    serde_json::from_str(&out).unwrap()
 }
 
 pub(crate) fn program_exists(id: u64) -> bool {

@@ -57,3 +57,28 @@ pub fn require_root() {
         "these tests load eBPF programs and create network namespaces: run them as root (sudo -E cargo xtask test)"
     );
 }
+
+/// `bpftool -j ARGS` as JSON. A link another test is attaching at that moment has an id that
+/// cannot be opened yet (EAGAIN), and bpftool then fails the whole listing ("can't get link by
+/// id (N): Resource temporarily unavailable"): a failed listing is tried again.
+pub fn bpftool_json(args: &[&str]) -> serde_json::Value {
+    let mut failed = String::new();
+    for _ in 0..10 {
+        let out = std::process::Command::new("bpftool")
+            .arg("-j")
+            .args(args)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).unwrap();
+        }
+        // With -j, bpftool's error is JSON on stdout.
+        failed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("bpftool -j {}: {failed}", args.join(" "));
+}

@@ -5,7 +5,7 @@
 
 use std::{
     io,
-    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsFd, AsRawFd, RawFd},
 };
 
 use super::{
@@ -50,47 +50,21 @@ pub struct LinkEvent {
 
 /// The subscribed socket; non-blocking, for a reader that waits for it to become readable.
 pub struct LinkEvents {
-    fd: OwnedFd,
+    socket: Socket,
 }
 
 impl AsRawFd for LinkEvents {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.socket.as_raw_fd()
     }
 }
 
 impl LinkEvents {
     /// Subscribes to the link notifications of the calling thread's network namespace.
     pub fn open() -> io::Result<LinkEvents> {
-        // SAFETY: plain socket call; the descriptor is owned right away.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
-            )
+        let events = LinkEvents {
+            socket: Socket::subscribed(libc::NETLINK_ROUTE, RTMGRP_LINK)?,
         };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: an all-zero sockaddr_nl is valid; the fields are then set.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as u16;
-        addr.nl_groups = RTMGRP_LINK;
-        // SAFETY: binds our socket to an address that lives through the call.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const addr).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let events = LinkEvents { fd };
         events.grow_buffer(BUFFER_BYTES);
         Ok(events)
     }
@@ -106,20 +80,16 @@ impl LinkEvents {
         let mut buf = vec![0u8; 64 * 1024];
         let mut lost = false;
         loop {
-            // SAFETY: receives into a buffer we own, at most its length.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match (e.kind(), e.raw_os_error()) {
+            match self.socket.recv(&mut buf) {
+                Ok(got) if !lost => out.extend(decode(got)),
+                Ok(_) => {}
+                Err(e) => match (e.kind(), e.raw_os_error()) {
                     (io::ErrorKind::WouldBlock, _) if lost => return Ok(Notifications::Lost),
                     (io::ErrorKind::WouldBlock, _) => return Ok(Notifications::Events(out)),
                     (_, Some(libc::ENOBUFS)) => lost = true,
                     (io::ErrorKind::Interrupted, _) => {}
                     _ => return Err(e),
-                }
-            } else if !lost {
-                out.extend(decode(&buf[..n.cast_unsigned()]));
+                },
             }
         }
     }
@@ -128,7 +98,7 @@ impl LinkEvents {
     /// else up to it. A burst of interfaces (a node starting its pods) then fits without a
     /// loss; one that does not is still made up for.
     fn grow_buffer(&self, bytes: i32) {
-        let fd = self.fd.as_fd();
+        let fd = self.socket.as_fd();
         if set_receive_buffer(fd, bytes, true).is_err() {
             let _ = set_receive_buffer(fd, bytes, false);
         }

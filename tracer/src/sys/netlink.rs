@@ -4,7 +4,7 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
 };
 
 pub const NLMSG_HDRLEN: usize = 16;
@@ -14,17 +14,43 @@ pub const NLM_F_REQUEST: u16 = 1;
 pub const NLM_F_ACK: u16 = 4;
 pub const NLM_F_DUMP: u16 = 0x300;
 
-/// A blocking netlink socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_NETFILTER`...) in the
-/// calling thread's network namespace, joined to no group.
+/// A netlink socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_NETFILTER`...) in the calling
+/// thread's network namespace: blocking and in no group ([`Socket::open`]), or subscribed.
 pub struct Socket(OwnedFd);
 
 impl Socket {
     pub fn open(protocol: i32) -> io::Result<Socket> {
+        Socket::with_flags(protocol, 0)
+    }
+
+    /// A non-blocking socket of `protocol` joined to the multicast `groups` (a bit mask), for
+    /// a reader that waits for it to become readable.
+    pub fn subscribed(protocol: i32, groups: u32) -> io::Result<Socket> {
+        let socket = Socket::with_flags(protocol, libc::SOCK_NONBLOCK)?;
+        // SAFETY: an all-zero sockaddr_nl is valid; the fields are then set.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as u16;
+        addr.nl_groups = groups;
+        // SAFETY: binds our socket to an address that lives through the call.
+        let rc = unsafe {
+            libc::bind(
+                socket.as_raw_fd(),
+                (&raw const addr).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(socket)
+    }
+
+    fn with_flags(protocol: i32, flags: i32) -> io::Result<Socket> {
         // SAFETY: plain socket call; the descriptor is owned right away.
         let raw = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | flags,
                 protocol,
             )
         };
@@ -52,6 +78,18 @@ impl Socket {
             return Err(io::Error::last_os_error());
         }
         Ok(&buf[..n.cast_unsigned()])
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
 }
 

@@ -4,11 +4,11 @@
 //! committed change (firewalld's nftables backend, a `firewall-cmd --reload`, iptables-nft,
 //! kube-proxy, Calico, anything), asked once an interval ([`crate::sys::nftgen`]: one request,
 //! no `nft monitor` child); and `dbus-monitor`, a child process that lives as long as the
-//! session and prints firewalld's signals (`Reloaded`, and its permanent configuration's `Updated`), which
-//! also covers a firewalld whose backend writes iptables-legacy. Rules written with
-//! iptables-legacy directly raise no event anywhere; they are read again by the periodic
-//! re-read. A source that cannot be used (no nf_tables, no system bus) is logged and the
-//! periodic re-read stays.
+//! session and prints firewalld's signals (`Reloaded`, and its permanent configuration's
+//! `Updated`), which also covers a firewalld whose backend writes iptables-legacy. Rules
+//! written with iptables-legacy directly raise no event anywhere; they are read again by the
+//! periodic re-read. A source that cannot be used (no nf_tables, no system bus) is logged and
+//! the periodic re-read stays.
 
 use std::{
     process::Stdio,
@@ -18,11 +18,12 @@ use std::{
     },
 };
 
-use crate::sys::nftgen::Generation;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
 };
+
+use crate::sys::{children::end_with_this_thread, nftgen::Generation};
 
 /// firewalld's well-known name on the system bus.
 const FIREWALLD: &str = "org.fedoraproject.FirewallD1";
@@ -32,12 +33,12 @@ pub struct FirewallChanges {
     changed: Arc<AtomicBool>,
     /// The ruleset's generation source and the generation last seen.
     nft: Option<(Generation, u32)>,
-    /// Killed when dropped.
-    _listeners: Vec<Child>,
+    /// `dbus-monitor`, killed when dropped.
+    _listener: Option<Child>,
 }
 
 impl FirewallChanges {
-    /// Starts the listeners that this node can run. Must run inside a tokio runtime, on a
+    /// Starts the sources that this node has. Must run inside a tokio runtime, on a
     /// thread that lives as long as the session: the listener is killed when it ends.
     pub fn start() -> Self {
         let changed = Arc::new(AtomicBool::new(false));
@@ -50,32 +51,19 @@ impl FirewallChanges {
                 None
             }
         };
-        let dbus = (
-            "dbus-monitor",
-            vec![
-                "--system".to_owned(),
-                format!("type='signal',sender='{FIREWALLD}'"),
-            ],
-            is_firewalld_signal as fn(&str) -> bool,
-        );
-        let listeners = [dbus]
-            .into_iter()
-            .filter_map(|(program, args, counts)| {
-                match listen(program, &args, counts, Arc::clone(&changed)) {
-                    Ok(child) => Some(child),
-                    Err(e) => {
-                        log::info!(
-                            "not listening with {program} for firewall changes ({e}); they are seen at the periodic re-read"
-                        );
-                        None
-                    }
-                }
-            })
-            .collect();
+        let listener = match listen(Arc::clone(&changed)) {
+            Ok(child) => Some(child),
+            Err(e) => {
+                log::info!(
+                    "not listening with dbus-monitor for firewall changes ({e}); they are seen at the periodic re-read"
+                );
+                None
+            }
+        };
         FirewallChanges {
             changed,
             nft,
-            _listeners: listeners,
+            _listener: listener,
         }
     }
 
@@ -96,18 +84,14 @@ impl FirewallChanges {
     }
 }
 
-/// Spawns `program args` with its stdout read line by line: a line `counts` says is a change
-/// sets `changed`.
-fn listen(
-    program: &str,
-    args: &[String],
-    counts: fn(&str) -> bool,
-    changed: Arc<AtomicBool>,
-) -> std::io::Result<Child> {
-    let mut cmd = Command::new(program);
-    crate::sys::children::end_with_this_thread(&mut cmd);
+/// Spawns `dbus-monitor` on firewalld's signals, its stdout read line by line: a signal of
+/// firewalld's sets `changed`.
+fn listen(changed: Arc<AtomicBool>) -> std::io::Result<Child> {
+    let mut cmd = Command::new("dbus-monitor");
+    end_with_this_thread(&mut cmd);
     let mut child = cmd
-        .args(args)
+        .arg("--system")
+        .arg(format!("type='signal',sender='{FIREWALLD}'"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -117,21 +101,22 @@ fn listen(
         .stdout
         .take()
         .ok_or_else(|| std::io::Error::other("no stdout"))?;
-    let program = program.to_owned();
     tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
         loop {
             match lines.next_line().await {
-                Ok(Some(line)) if counts(&line) => changed.store(true, Ordering::Release),
+                Ok(Some(line)) if is_firewalld_signal(&line) => {
+                    changed.store(true, Ordering::Release);
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => {
-                    log::debug!("reading {program}: {e}");
+                    log::debug!("reading dbus-monitor: {e}");
                     break;
                 }
             }
         }
-        log::debug!("{program} stopped; firewall changes are seen at the periodic re-read");
+        log::debug!("dbus-monitor stopped; firewall changes are seen at the periodic re-read");
     });
     Ok(child)
 }

@@ -1,17 +1,16 @@
 //! The system calls the stages make, behind safe functions (as aya keeps its own in
 //! `aya/src/sys/`): the interfaces of the current network namespace ([`netdev`]:
 //! `if_nameindex` and the `SIOCGIF*`/`SIOCETHTOOL` ioctls), their addresses ([`ifaddrs`]:
-//! `getifaddrs`) and their comings and goings ([`links`]: rtnetlink notifications, over the
-//! plumbing of [`netlink`]), whether
-//! the kernel has the bpf() call at all ([`bpf`]), the id this namespace gives another
-//! ([`nsid`]), the clock the kernel stamps events with ([`clock`]), the host name ([`host`]),
-//! waiting for the descriptors of the drop events, the programs' log and the link
-//! notifications ([`readiness`]), the limit on open descriptors ([`limits`]), a socket's
-//! receive buffer ([`sockets`]), the nftables ruleset's generation ([`nftgen`]), listeners that end with the tracer
-//! ([`children`]), and output files that may be named pipes ([`files`]). Every `unsafe` block
-//! here says, in a `SAFETY:` comment, why it is sound; no stage calls libc itself. Loading,
-//! attaching and reading the kernel programs goes through aya (and the tc netlink of
-//! `probes/`).
+//! `getifaddrs`) and their comings and goings ([`links`]: rtnetlink notifications), the
+//! netlink plumbing requests share ([`netlink`]), whether the kernel has the bpf() call at all
+//! ([`bpf`]), the id this namespace gives another ([`nsid`]), the clock the kernel stamps
+//! events with ([`clock`]), the host name ([`host`]), waiting for the descriptors of the drop
+//! events, the programs' log and the link notifications ([`readiness`]), the limit on open
+//! descriptors ([`limits`]), a socket's receive buffer ([`sockets`]), the nftables ruleset's
+//! generation ([`nftgen`]), listeners that end with the tracer ([`children`]), and output
+//! files that may be named pipes ([`files`]). Every `unsafe` block here says, in a `SAFETY:`
+//! comment, why it is sound; no stage calls libc itself. Loading, attaching and reading the
+//! kernel programs goes through aya (and the tc netlink of `probes/`).
 
 pub mod bpf;
 pub mod children;

@@ -164,27 +164,18 @@ impl Tracer {
         (out, err)
     }
 
-    /// SIGKILL: no chance to clean up.
-    /// The tracer's child processes, with their command names (from `/proc`).
+    /// The tracer's child processes, with their command names.
     pub fn children(&self) -> Vec<(u32, String)> {
         let pid = self.pid();
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // pid (comm) state ppid ...: the name may hold spaces and parentheses.
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-                continue;
-            };
-            let ppid = stat[close + 1..].split_whitespace().nth(1);
-            if ppid.and_then(|p| p.parse::<u32>().ok()) == Some(pid)
-                && let Ok(child) = stat[..open].trim().parse()
-            {
-                out.push((child, stat[open + 1..close].to_owned()));
-            }
-        }
-        out
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|child| {
+                let stat = proc_stat(child)?;
+                (stat.ppid == pid).then_some((child, stat.comm))
+            })
+            .collect()
     }
 
     /// [`Tracer::kill9`], then waits (5 s at most) for the children it had to end; panics
@@ -196,12 +187,7 @@ impl Tracer {
         let alive = || -> Vec<&(u32, String)> {
             children
                 .iter()
-                .filter(|(pid, _)| {
-                    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                        s.rsplit_once(')')
-                            .is_some_and(|(_, rest)| !rest.starts_with(" Z"))
-                    })
-                })
+                .filter(|(pid, _)| proc_stat(*pid).is_some_and(|s| s.state != 'Z'))
                 .collect()
         };
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -215,6 +201,7 @@ impl Tracer {
         );
     }
 
+    /// SIGKILL: no chance to clean up.
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -284,4 +271,25 @@ impl Counts {
             .get(&(iface.into(), direction.into(), class.into()))
             .map_or(0, |c| c.1)
     }
+}
+
+/// What tests read of `/proc/PID/stat`.
+struct ProcStat {
+    comm: String,
+    state: char,
+    ppid: u32,
+}
+
+/// `pid (comm) state ppid ...`: the name may hold spaces and parentheses, so it ends at the
+/// last `)`. `None` once the process is gone.
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(')')?;
+    let (_, comm) = head.split_once('(')?;
+    let mut fields = rest.split_whitespace();
+    Some(ProcStat {
+        comm: comm.to_owned(),
+        state: fields.next()?.chars().next()?,
+        ppid: fields.next()?.parse().ok()?,
+    })
 }

@@ -57,7 +57,8 @@ fn maps_of(prog: u32) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Entries of the interface table that point at a slot, and entries of the per-peer table.
+/// Entries of the interface table that point at a slot, and per-peer entries: the hash
+/// table's, and the cache entries claimed (a key's first word, never zero, written).
 fn slots_held(maps: &[(String, u64)]) -> (usize, usize) {
     let id = |name: &str| {
         maps.iter()
@@ -78,7 +79,18 @@ fn slots_held(maps: &[(String, u64)]) -> (usize, usize) {
         })
         .count();
     let peers = bpftool_json(&["map", "dump", "id", &id("PEER_COUNTERS")]);
-    (held, peers.as_array().map_or(0, Vec::len))
+    let cache = bpftool_json(&["map", "dump", "id", &id("PEER_CACHE")]);
+    let claimed = cache
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["value"]
+                .as_array()
+                .is_some_and(|v| v.iter().take(8).any(|b| b != "0x00"))
+        })
+        .count();
+    (held, peers.as_array().map_or(0, Vec::len) + claimed)
 }
 
 /// Waits for an `iface` line of `change` for each of the veths.
@@ -188,6 +200,9 @@ fn two_hundred_veths_that_come_and_go_are_counted_and_released() {
             _ => None,
         });
     }
+    // One peer (the pod end's address) per veth, in the cache or the hash table.
+    let (_, peers) = slots_held(&maps);
+    assert!(peers >= PAIRS, "{peers} per-peer entries for {PAIRS} veths");
 
     ip_batch(
         &pods,

@@ -187,6 +187,54 @@ fn each_program_counts_overlay_and_bgp_packets_for_their_far_end() {
     });
 }
 
+/// More peers than a CPU's part of the per-peer cache holds (256), all counted on the CPU of
+/// each test run: the first to come claim cache entries, the others find theirs taken and go
+/// to the hash table, and some find theirs claimed by another peer after their first packet.
+/// Each must come back with exactly its own packets, whichever place counted them.
+#[test]
+fn more_peers_than_the_cache_holds_are_each_counted_exactly() {
+    const PEERS: u16 = 1000;
+    const ROUNDS: u64 = 3;
+    let ns = NetNs::new("peers-many");
+    ns.enter(|| {
+        let (_, classes) = generic();
+        let dp = load(&classes);
+        if !dp.counts_peers() {
+            eprintln!("this kernel's datapath counts without per-peer counting");
+            return;
+        }
+        let frames: Vec<_> = (0..PEERS)
+            .map(|i| {
+                let [hi, lo] = i.to_be_bytes();
+                frame(
+                    &eth(),
+                    ip(&format!("10.1.{hi}.{lo}")),
+                    ip("10.0.0.2"),
+                    &L4::udp(50000, 4789, &[0; 40]),
+                )
+            })
+            .collect();
+        for _ in 0..ROUNDS {
+            for f in &frames {
+                let (program, ret) = run(&dp, Program::TcIngress, f);
+                assert_eq!(ret, passes(program));
+            }
+        }
+        let rows = dp.peer_counters().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &rows {
+            assert_eq!(
+                (r.direction, classes.name(r.class), r.packets),
+                (0, "calico-vxlan", ROUNDS),
+                "{r:?}"
+            );
+            assert_eq!(r.bytes, ROUNDS * frames[0].len() as u64, "{r:?}");
+            assert!(seen.insert(r.peer), "{} twice", r.peer);
+        }
+        assert_eq!(seen.len(), usize::from(PEERS));
+    });
+}
+
 /// `n` datagrams of 50 bytes from A to B's port 8472 (flannel-vxlan), sent from A's own socket.
 fn vxlan_to_b(a: &NetNs, n: usize) {
     a.enter(|| {

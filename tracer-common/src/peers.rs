@@ -45,6 +45,43 @@ impl PeerKey {
     }
 }
 
+/// Entries of the per-peer cache for each CPU (a power of two).
+///
+/// The hash table above costs a packet a hash of its 24-byte key and a bucket walk, about as
+/// much as the rest of its accounting. So each CPU first tries an entry of its own part of a
+/// plain array, chosen by a hash of the key (direct-mapped): the packet is added there when
+/// the entry holds its key, or claims the entry when it is empty; only a packet whose entry
+/// another key holds goes to the hash table. Every packet is counted in exactly one place, so
+/// a peer's count is the sum of its cache entries (one per CPU at most) and its table values.
+/// User space maps the array into its memory and reads it without a system call.
+pub const PEER_CACHE_PER_CPU: u32 = 256;
+
+const _: () = assert!(PEER_CACHE_PER_CPU.is_power_of_two());
+
+/// One entry of the per-peer cache: a key and its count on the entry's CPU. A key whose first
+/// word is zero (slot 0, never a watched interface) marks an empty entry; the datapath writes
+/// that word last when it claims one, user space clears it last when it empties one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerCacheEntry {
+    pub key: PeerKey,
+    pub counter: crate::counters::Counter,
+}
+
+const _: () = assert!(core::mem::size_of::<PeerCacheEntry>() == 40);
+// A CPU's part is a whole number of cache lines, so no two CPUs write one line.
+const _: () = assert!((PEER_CACHE_PER_CPU as usize * 40).is_multiple_of(64));
+
+/// The entry of the key whose words are `head`, `lo` and `hi` ([`PeerKey::head_word`] and
+/// [`peer_addr`]'s) within a CPU's part of the cache.
+#[inline(always)]
+pub fn peer_cache_index(head: u64, lo: u64, hi: u64) -> u32 {
+    // Fibonacci hashing of the words folded together: the top bits of the product.
+    let folded = head ^ lo.rotate_left(21) ^ hi.rotate_left(42);
+    (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - PEER_CACHE_PER_CPU.trailing_zeros()))
+        as u32
+}
+
 /// The peer's address of a packet whose IP header is `at` (parsed without addresses, as the
 /// datapath does):
 /// the destination of one leaving (`egress`), the source of one arriving, read from the IP

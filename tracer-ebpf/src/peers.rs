@@ -1,17 +1,22 @@
 //! Per-peer counters of node-to-node classes (`tracer_common::peers`): the datapath hands
 //! every counted packet here, and those of a class flagged `CLASS_FLAG_PEER` are added to the
-//! counter of their peer, the outer destination on egress and the outer source on ingress.
+//! counter of their peer, the outer destination on egress and the outer source on ingress:
+//! in this CPU's entry of the per-peer cache when it holds the peer's key or is free, in the
+//! hash table otherwise.
 
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    helpers::generated::bpf_get_smp_processor_id,
     macros::map,
-    maps::PerCpuHashMap,
+    maps::{Array, PerCpuHashMap},
 };
 use tracer_common::{
     classes::{CLASS_FLAG_PEER, FIRST_CATALOG_CLASS},
     counters::{Counter, DIR_EGRESS},
     packet::{L3, Packet},
-    peers::{MAX_PEER_KEYS, PeerKey, peer_addr},
+    peers::{
+        MAX_PEER_KEYS, PEER_CACHE_PER_CPU, PeerCacheEntry, PeerKey, peer_addr, peer_cache_index,
+    },
 };
 
 use crate::{maps::class_flags, words::with_zeroed};
@@ -21,11 +26,18 @@ use crate::{maps::class_flags, words::with_zeroed};
 #[unsafe(no_mangle)]
 static COUNT_PEERS: u32 = 1;
 
-/// Packets and bytes per (slot, direction, class, peer). Allocated as peers appear; user space
-/// removes the entries of an interface it stops watching.
+/// Packets and bytes per (slot, direction, class, peer), of the packets whose cache entry
+/// another key holds. Allocated as peers appear; user space removes the entries of an
+/// interface it stops watching.
 #[map]
 static PEER_COUNTERS: PerCpuHashMap<PeerKey, Counter> =
     PerCpuHashMap::with_max_entries(MAX_PEER_KEYS, BPF_F_NO_PREALLOC);
+
+/// The per-peer cache (`tracer_common::peers::PEER_CACHE_PER_CPU`): each CPU's part in turn,
+/// sized by the loader for the CPUs the kernel may have; mapped into user space.
+#[map]
+static PEER_CACHE: Array<PeerCacheEntry> =
+    Array::with_max_entries(PEER_CACHE_PER_CPU, BPF_F_MMAPABLE);
 
 /// Where a packet was counted (slot, direction, class, address family), packed in one
 /// register: a BPF function takes at most five arguments.
@@ -86,16 +98,40 @@ pub fn count_peer<P: Packet>(
 /// program. Inlined, the 5.10 verifier gave up on the tc program at a million instructions.
 #[inline(never)]
 fn add(lo: u64, hi: u64, at: PeerAt, packets: u64, bytes: u64) {
-    let words = [
-        PeerKey::head_word(
-            (at.0 >> 24) as u16,
-            (at.0 >> 16) as u8,
-            (at.0 >> 8) as u8,
-            at.0 as u8,
-        ),
-        lo,
-        hi,
-    ];
+    let head = PeerKey::head_word(
+        (at.0 >> 24) as u16,
+        (at.0 >> 16) as u8,
+        (at.0 >> 8) as u8,
+        at.0 as u8,
+    );
+    // SAFETY: a helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let entry = cpu * PEER_CACHE_PER_CPU + peer_cache_index(head, lo, hi);
+    if let Some(e) = PEER_CACHE.get_ptr_mut(entry) {
+        let w = e.cast::<u64>();
+        // SAFETY: an entry of this CPU's part, which only this CPU's programs write (with
+        // bottom halves off, one at a time) and user space empties only once no program can
+        // count its key; the words are the key's as PeerKey lays them out, then the counter's.
+        // Volatile: user space relies on the order of the stores.
+        unsafe {
+            let held = core::ptr::read_volatile(w);
+            if held == head && *w.add(1) == lo && *w.add(2) == hi {
+                (*e).counter.packets += packets;
+                (*e).counter.bytes += bytes;
+                return;
+            }
+            if held == 0 {
+                core::ptr::write_volatile(w.add(1), lo);
+                core::ptr::write_volatile(w.add(2), hi);
+                core::ptr::write_volatile(w.add(3), packets);
+                core::ptr::write_volatile(w.add(4), bytes);
+                core::ptr::write_volatile(w, head);
+                return;
+            }
+        }
+    }
+    // The entry holds another key: the hash table.
+    let words = [head, lo, hi];
     // SAFETY: three words are a PeerKey's 24 bytes (its address is `lo` then `hi`, as
     // `addr_bytes` lays them out), aligned beyond its 2 bytes; every bit pattern is a key.
     let key = unsafe { &*words.as_ptr().cast::<PeerKey>() };

@@ -19,3 +19,13 @@ impl PeerKey {
         }
     }
 }
+
+impl PeerKey {
+    /// The key whose memory is these three words (the head word, then the address), as the
+    /// datapath writes it into the per-peer cache.
+    pub fn from_words(words: [u64; 3]) -> PeerKey {
+        // SAFETY: both are 24 bytes (asserted beside PeerKey) of plain integers without
+        // padding, and every bit pattern is a PeerKey.
+        unsafe { core::mem::transmute::<[u64; 3], PeerKey>(words) }
+    }
+}

@@ -19,6 +19,7 @@ use super::{
     AttachMode, ProbeError,
     attach::{Hook, explain},
 };
+use crate::sys::shared::SharedArray;
 
 mod drop_maps;
 mod hooks;
@@ -162,6 +163,8 @@ pub struct Datapath {
     mode: AttachMode,
     /// The programs count per peer.
     peers: bool,
+    /// The per-peer cache, mapped into our memory (`peer_maps`).
+    peer_cache: Option<SharedArray>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Declared after `ebpf`, so it runs once the programs' filters are detached.
     clsact: hooks::ClsactGuard,

@@ -7,9 +7,10 @@
 //! events with ([`clock`]), the host name ([`host`]), waiting for the descriptors of the drop
 //! events, the programs' log and the link notifications ([`readiness`]), the limit on open
 //! descriptors ([`limits`]), a socket's receive buffer ([`sockets`]), the nftables ruleset's
-//! generation ([`nftgen`]), listeners that end with the tracer ([`children`]), and output
-//! files that may be named pipes ([`files`]). Every `unsafe` block here says, in a `SAFETY:`
-//! comment, why it is sound; no stage calls libc itself. Loading, attaching and reading the
+//! generation ([`nftgen`]), listeners that end with the tracer ([`children`]), memory shared
+//! with the kernel programs ([`shared`]: an mmapable array), and output files that may be
+//! named pipes ([`files`]). Every `unsafe` block here says, in a `SAFETY:` comment, why it is
+//! sound; no stage calls libc itself. Loading, attaching and reading the
 //! kernel programs goes through aya (and the tc netlink of `probes/`).
 
 pub mod bpf;
@@ -25,4 +26,5 @@ pub mod netlink;
 pub mod nftgen;
 pub mod nsid;
 pub mod readiness;
+pub mod shared;
 pub mod sockets;

@@ -12,7 +12,9 @@ use tracer_common::{
 };
 
 use super::{
-    DROP_INNER_PROGRAM, Datapath, INNER_PROGRAMS, Target, hooks, program_names,
+    DROP_INNER_PROGRAM, Datapath, INNER_PROGRAMS, Target, hooks,
+    peer_maps::{PEER_CACHE, map_peer_cache, peer_cache_entries},
+    program_names,
     tables::{fill_classes, fill_stage, fill_targets, load_program},
 };
 use crate::probes::{AttachMode, ClassTable, OBJECT, ProbeError, features};
@@ -108,13 +110,15 @@ impl Datapath {
                 .any(|&p| classes.protos()[usize::from(p)] != CLASS_OTHER),
         );
         let count_peers = u32::from(peers);
+        let cpus = possible_cpus()?;
         let mut loader = EbpfLoader::new();
         loader
             .override_global("N_CLASSES", &n_classes, true)
             .override_global("PORT_PROTOCOL_CLASSES", &port_protocols, true)
             .override_global("COUNT_PEERS", &count_peers, true)
             .map_max_entries("COUNTERS", entries)
-            .map_max_entries("INNER_COUNTERS", entries);
+            .map_max_entries("INNER_COUNTERS", entries)
+            .map_max_entries(PEER_CACHE, peer_cache_entries(cpus) as u32);
         if let Some(cfg) = &drops {
             loader.override_global("DROP_CONFIG", cfg, true);
         }
@@ -124,6 +128,7 @@ impl Datapath {
         let logger = aya_log::EbpfLogger::init(&mut ebpf)
             .map_err(|e| log::debug!("eBPF log channel unavailable: {e}"))
             .ok();
+        let peer_cache = map_peer_cache(&ebpf, cpus)?;
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
         for name in programs {
@@ -150,6 +155,7 @@ impl Datapath {
             leaving: Vec::new(),
             mode: AttachMode::Auto,
             peers,
+            peer_cache,
             logger,
             clsact: hooks::ClsactGuard::default(),
         })
@@ -176,6 +182,17 @@ impl Datapath {
     ) -> Result<Self, ProbeError> {
         Self::load_object(object, programs, classes, (vec![loopback()], 1), None, true)
     }
+}
+
+/// The CPUs the kernel may bring up, as per-CPU maps count them.
+pub(super) fn possible_cpus() -> Result<usize, ProbeError> {
+    aya::util::nr_cpus().map_err(|(_, io_error)| ProbeError::Map {
+        map: "COUNTERS",
+        source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+            call: "nr_cpus",
+            io_error,
+        }),
+    })
 }
 
 /// Loopback, index 1 in a fresh namespace: where BPF_PROG_TEST_RUN delivers packets.

@@ -11,7 +11,9 @@ use tracer_common::{
     peers::PeerKey,
 };
 
-use super::{Datapath, Target, map_err, open_map_mut};
+use super::{
+    Datapath, Target, load::possible_cpus, map_err, open_map_mut, peer_maps::clear_peer_cache,
+};
 use crate::probes::ProbeError;
 
 impl Datapath {
@@ -62,13 +64,7 @@ impl Datapath {
             return Ok(());
         }
         let leaving = std::mem::take(&mut self.leaving);
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| ProbeError::Map {
-            map: "COUNTERS",
-            source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-                call: "nr_cpus",
-                io_error: e,
-            }),
-        })?;
+        let cpus = possible_cpus()?;
         zero::<SizedCounter>(self, "COUNTERS", &leaving, cpus)?;
         zero::<Counter>(self, "INNER_COUNTERS", &leaving, cpus)?;
         let mut peers: PerCpuHashMap<&mut MapData, PeerKey, Counter> =
@@ -81,6 +77,9 @@ impl Datapath {
         for k in gone {
             // Counted again between listing and removing only if the slot were live: it is not.
             let _ = peers.remove(&k);
+        }
+        if let Some(cache) = &self.peer_cache {
+            clear_peer_cache(cache, &leaving);
         }
         for i in leaving {
             self.targets[i] = None;

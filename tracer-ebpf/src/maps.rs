@@ -35,9 +35,14 @@ pub static PORT_CLASSES: Array<PortClasses> = Array::with_max_entries(PORT_TABLE
 #[map]
 pub static PROTO_CLASSES: Array<u8> = Array::with_max_entries(PROTO_TABLE_LEN, 0);
 
-/// Flags of each class (CLASS_FLAG_VXLAN: decode the inner frame).
-#[map]
-pub static CLASS_FLAGS: Array<u8> = Array::with_max_entries(MAX_CLASSES as u32, 0);
+/// The classes flagged `CLASS_FLAG_VXLAN` (decode the inner frame) and `CLASS_FLAG_PEER`
+/// (count per peer), a bit per class (there are at most 64): read-only globals the loader
+/// sets, so that a class's flags are a shift of a register, not a table lookup on every
+/// packet.
+#[unsafe(no_mangle)]
+static VXLAN_CLASSES: u64 = 0;
+#[unsafe(no_mangle)]
+static PEER_CLASSES: u64 = 0;
 
 /// Watched interfaces with an index below `IFACE_ARRAY_LEN`, indexed by ifindex.
 #[map]
@@ -115,7 +120,23 @@ pub fn proto_class_table(proto: u8) -> u8 {
         .unwrap_or(CLASS_OTHER)
 }
 
+/// Whether `class` is flagged `CLASS_FLAG_VXLAN`.
 #[inline(always)]
-pub fn class_flags(class: u8) -> u8 {
-    CLASS_FLAGS.get(class as u32).copied().unwrap_or(0)
+pub fn is_vxlan_class(class: u8) -> bool {
+    // SAFETY: a plain read of a static the loader rewrote (volatile, as in n_classes).
+    has_class(unsafe { core::ptr::read_volatile(&VXLAN_CLASSES) }, class)
+}
+
+/// Whether `class` is flagged `CLASS_FLAG_PEER`.
+#[inline(always)]
+pub fn is_peer_class(class: u8) -> bool {
+    // SAFETY: as in is_vxlan_class.
+    has_class(unsafe { core::ptr::read_volatile(&PEER_CLASSES) }, class)
+}
+
+/// Whether `class` is in the set `classes` (bit `class`); class numbers are below 64.
+#[inline(always)]
+fn has_class(classes: u64, class: u8) -> bool {
+    const { assert!(MAX_CLASSES <= 64) };
+    (classes >> (class & 63)) & 1 != 0
 }

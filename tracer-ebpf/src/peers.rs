@@ -11,7 +11,6 @@ use aya_ebpf::{
     maps::{Array, PerCpuHashMap},
 };
 use tracer_common::{
-    classes::{CLASS_FLAG_PEER, FIRST_CATALOG_CLASS},
     counters::{Counter, DIR_EGRESS},
     packet::{L3, Packet},
     peers::{
@@ -19,7 +18,7 @@ use tracer_common::{
     },
 };
 
-use crate::{maps::class_flags, words::with_zeroed};
+use crate::{maps::is_peer_class, words::with_zeroed};
 
 /// 1 to count per peer; the loader sets 0 where the verifier finds the programs too large
 /// with it. A read-only global: the verifier knows its value and skips what it turns off.
@@ -57,7 +56,7 @@ impl PeerAt {
 }
 
 /// Counts a packet (or a GSO super-packet of `packets`) of `class` for its peer, when the
-/// class is counted per peer. Inlined into the datapath: the flags lookup and the address
+/// class is counted per peer. Inlined into the datapath: the class test and the address
 /// read, into registers; the map update is a function of its own ([`add`]).
 #[inline(always)]
 pub fn count_peer<P: Packet>(
@@ -73,8 +72,7 @@ pub fn count_peer<P: Packet>(
     if unsafe { core::ptr::read_volatile(&COUNT_PEERS) } == 0 {
         return;
     }
-    // Traffic of no catalog class never is: skip the flags lookup for it.
-    if class < FIRST_CATALOG_CLASS || class_flags(class) & CLASS_FLAG_PEER == 0 {
+    if !is_peer_class(class) {
         return;
     }
     // The datapath parses without addresses; only these packets need one.

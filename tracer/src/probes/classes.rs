@@ -64,6 +64,15 @@ impl ClassTable {
         &self.flags
     }
 
+    /// The classes that have `flag`, a bit per class number, as the kernel programs take them.
+    pub fn flagged(&self, flag: u8) -> u64 {
+        self.flags
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| *f & flag != 0)
+            .fold(0, |set, (class, _)| set | 1 << class)
+    }
+
     pub fn names(&self) -> &[String] {
         &self.names
     }
@@ -105,5 +114,32 @@ impl ClassTable {
 impl Default for ClassTable {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::classes::{CLASS_FLAG_PEER, CLASS_FLAG_VXLAN};
+
+    use super::ClassTable;
+
+    #[test]
+    fn flagged_classes_are_the_bits_of_their_numbers() {
+        let mut t = ClassTable::new();
+        let vxlan = t.add_class("calico-vxlan").unwrap();
+        let bgp = t.add_class("kube-router-bgp").unwrap();
+        t.add_class("kube-apiserver").unwrap();
+        t.set_flags(vxlan, CLASS_FLAG_VXLAN | CLASS_FLAG_PEER);
+        t.set_flags(bgp, CLASS_FLAG_PEER);
+        assert_eq!(t.flagged(CLASS_FLAG_VXLAN), 1 << vxlan);
+        assert_eq!(t.flagged(CLASS_FLAG_PEER), 1 << vxlan | 1 << bgp);
+        // The last class a profile may have is the 64th bit.
+        let mut full = ClassTable::new();
+        let mut last = 0;
+        while let Some(c) = full.add_class(&format!("c{}", full.names().len())) {
+            last = c;
+        }
+        full.set_flags(last, CLASS_FLAG_PEER);
+        assert_eq!(full.flagged(CLASS_FLAG_PEER), 1 << 63);
     }
 }

@@ -5,7 +5,7 @@
 
 use aya::EbpfLoader;
 use tracer_common::{
-    classes::CLASS_OTHER,
+    classes::{CLASS_FLAG_PEER, CLASS_FLAG_VXLAN, CLASS_OTHER},
     counters::{MAX_IFACES, counter_entries},
     drops::DropConfig,
     packet::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
@@ -110,12 +110,16 @@ impl Datapath {
                 .any(|&p| classes.protos()[usize::from(p)] != CLASS_OTHER),
         );
         let count_peers = u32::from(peers);
+        let vxlan_classes = classes.flagged(CLASS_FLAG_VXLAN);
+        let peer_classes = classes.flagged(CLASS_FLAG_PEER);
         let cpus = possible_cpus()?;
         let mut loader = EbpfLoader::new();
         loader
             .override_global("N_CLASSES", &n_classes, true)
             .override_global("PORT_PROTOCOL_CLASSES", &port_protocols, true)
             .override_global("COUNT_PEERS", &count_peers, true)
+            .override_global("VXLAN_CLASSES", &vxlan_classes, true)
+            .override_global("PEER_CLASSES", &peer_classes, true)
             .map_max_entries("COUNTERS", entries)
             .map_max_entries("INNER_COUNTERS", entries)
             .map_max_entries(PEER_CACHE, peer_cache_entries(cpus) as u32);

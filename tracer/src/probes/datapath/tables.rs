@@ -12,8 +12,7 @@ use crate::probes::{ClassTable, ProbeError};
 
 pub(super) fn fill_classes(ebpf: &mut Ebpf, classes: &ClassTable) -> Result<(), ProbeError> {
     fill_array(ebpf, "PORT_CLASSES", classes.ports())?;
-    fill_array(ebpf, "PROTO_CLASSES", classes.protos())?;
-    fill_array(ebpf, "CLASS_FLAGS", classes.flags())
+    fill_array(ebpf, "PROTO_CLASSES", classes.protos())
 }
 
 /// Writes `values` into the array map `name`, entry `i` from `values[i]`. The array starts

@@ -443,28 +443,45 @@ fn overlay_packets_are_counted_by_their_inner_class_too() {
         let (_, classes) = generic();
         let dp = load(&classes);
         let vx = pod_syn_in_vxlan();
+        // An inner frame the parser's shortcut does not read (a VLAN tag): the second stage's.
+        let tagged = frame(
+            &eth().with_vlans(&[100]),
+            ip("10.244.1.2"),
+            ip("10.244.2.3"),
+            &L4::syn(5555, 10250),
+        );
+        let vx_tagged = v4(&L4::Udp {
+            sport: 50000,
+            dport: 4789,
+            payload: vxlan_payload(4096, &tagged),
+        });
         // Not VXLAN (no I flag): counted as calico-vxlan, nothing inner.
         let not_vx = v4(&L4::udp(50000, 4789, &[0; 40]));
         for program in Program::ALL {
-            let (program, ret) = run(&dp, program, &vx);
-            assert_eq!(
-                ret,
-                passes(program),
-                "the second stage passes the packet too"
-            );
+            for f in [&vx, &vx_tagged] {
+                let (program, ret) = run(&dp, program, f);
+                assert_eq!(
+                    ret,
+                    passes(program),
+                    "the second stage passes the packet too"
+                );
+            }
             run(&dp, program, &not_vx);
         }
-        let api = classes.id("kube-apiserver").unwrap();
         let inner_rows = dp.inner_counters().unwrap();
-        let packets: u64 = inner_rows
-            .iter()
-            .filter(|r| r.class == api)
-            .map(|r| r.packets)
-            .sum();
-        assert_eq!(packets, 3, "{inner_rows:?}");
+        let inner = |name: &str| -> u64 {
+            let class = classes.id(name).unwrap();
+            inner_rows
+                .iter()
+                .filter(|r| r.class == class)
+                .map(|r| r.packets)
+                .sum()
+        };
+        assert_eq!(inner("kube-apiserver"), 3, "{inner_rows:?}");
+        assert_eq!(inner("kubelet"), 3, "{inner_rows:?}");
         assert_eq!(
             inner_rows.iter().map(|r| r.packets).sum::<u64>(),
-            3,
+            6,
             "{inner_rows:?}"
         );
         // The outer counts are unchanged by the second stage.
@@ -476,7 +493,7 @@ fn overlay_packets_are_counted_by_their_inner_class_too() {
             .filter(|r| r.class == vxlan)
             .map(|r| r.packets)
             .sum();
-        assert_eq!(outer, 6);
+        assert_eq!(outer, 9);
     });
 }
 

@@ -1,9 +1,11 @@
 //! Counting: find the interface slot, parse, classify, add to the per-CPU counter of
 //! (slot, direction, class) and to its packet-size bucket, kept in the same entry. For overlay
-//! (VXLAN) classes a second program, reached by tail call, decodes the inner frame and counts
-//! it under its own class: verified together, the two parses would multiply each other's paths
-//! past the verifier's limit. Plain adds are exact here: tc and XDP run with bottom halves
-//! disabled, so nothing else on this CPU touches a counter (or the hand-over entry) mid-update.
+//! (VXLAN) classes the inner frame is counted under its own class too: here when the parser's
+//! shortcut reads it (untagged IPv4 or IPv6 with a whole TCP or UDP header, nearly all), else
+//! by a second program reached by tail call, since the two full parses verified together would
+//! multiply each other's paths past the verifier's limit. Plain adds are exact here: tc and XDP
+//! run with bottom halves disabled, so nothing else on this CPU touches a counter (or the
+//! hand-over entry) mid-update.
 
 use aya_ebpf::{
     EbpfContext,
@@ -228,6 +230,12 @@ fn count<C: EbpfContext, P: Packet>(
     let Some((_, inner_off)) = vxlan_inner(pkt, h, class) else {
         return false;
     };
+    // An inner frame the shortcut reads is counted here; any other is left to the second stage,
+    // whose full parser would take this program past what the verifier follows.
+    if let Some((inner, _)) = quick_ethernet(pkt, inner_off) {
+        add_inner(slot.slot as u32, dir, inner, packets, bytes);
+        return false;
+    }
     let Some(job) = INNER_JOB.get_ptr_mut(0) else {
         return false;
     };
@@ -258,13 +266,19 @@ fn count_inner<P: Packet>(pkt: &P) {
         return;
     }
     let inner = count_ethernet(pkt, job.off as usize);
+    add_inner(job.slot, job.dir, inner, job.packets, job.bytes);
+}
+
+/// Classifies an inner frame parsed as `inner` and adds it to the inner counter of its class.
+#[inline(always)]
+fn add_inner(slot: u32, dir: u32, inner: Seen, packets: u64, bytes: u64) {
     let class = classify(inner, port_class, proto_class);
-    let idx = counter_index(job.slot, job.dir, class as u32, n_classes());
+    let idx = counter_index(slot, dir, class as u32, n_classes());
     if let Some(c) = INNER_COUNTERS.get_ptr_mut(idx) {
         // SAFETY: a per-CPU map value pointer, valid for this run.
         unsafe {
-            (*c).packets += job.packets;
-            (*c).bytes += job.bytes;
+            (*c).packets += packets;
+            (*c).bytes += bytes;
         }
     }
 }

@@ -67,29 +67,22 @@ fn slots_held(maps: &[(String, u64)]) -> (usize, usize) {
             .1
             .to_string()
     };
-    let ifaces = bpftool_json(&["map", "dump", "id", &id("IFACES")]);
-    let held = ifaces
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| {
-            e["value"]
-                .as_array()
-                .is_some_and(|v| v.iter().any(|b| b != "0x00"))
-        })
-        .count();
+    // Entries of an array map whose first `bytes` bytes are not all zero.
+    let nonzero = |name: &str, bytes: usize| {
+        bpftool_json(&["map", "dump", "id", &id(name)])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["value"]
+                    .as_array()
+                    .is_some_and(|v| v.iter().take(bytes).any(|b| b != "0x00"))
+            })
+            .count()
+    };
+    let held = nonzero("IFACES", usize::MAX);
+    let claimed = nonzero("PEER_CACHE", 8);
     let peers = bpftool_json(&["map", "dump", "id", &id("PEER_COUNTERS")]);
-    let cache = bpftool_json(&["map", "dump", "id", &id("PEER_CACHE")]);
-    let claimed = cache
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| {
-            e["value"]
-                .as_array()
-                .is_some_and(|v| v.iter().take(8).any(|b| b != "0x00"))
-        })
-        .count();
     (held, peers.as_array().map_or(0, Vec::len) + claimed)
 }
 

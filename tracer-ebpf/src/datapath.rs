@@ -1,9 +1,9 @@
 //! Counting: find the interface slot, parse, classify, add to the per-CPU counter of
 //! (slot, direction, class) and to its packet-size bucket, kept in the same entry. For overlay
 //! (VXLAN) classes the inner frame is counted under its own class too: here when the parser's
-//! shortcut reads it (untagged IPv4 or IPv6 with a whole TCP or UDP header, nearly all), else
-//! by a second program reached by tail call, since the two full parses verified together would
-//! multiply each other's paths past the verifier's limit. Plain adds are exact here: tc and XDP
+//! shortcut reads both the outer and the inner frame (untagged IPv4 or IPv6 with a whole TCP
+//! or UDP header, nearly all), else by a second program reached by tail call, since the two
+//! full parses verified together would multiply each other's paths past the verifier's limit. Plain adds are exact here: tc and XDP
 //! run with bottom halves disabled, so nothing else on this CPU touches a counter (or the
 //! hand-over entry) mid-update.
 
@@ -76,17 +76,17 @@ pub fn observe_skb<const UPTO: u32>(ctx: &TcContext, dir: u32) {
         let h = parse_ip::<_, false>(&pkt, 0, u16::from_be(skb.protocol as u16));
         (h.seen(), h.l3())
     } else if let Some((h, l3)) = quick_ethernet(&pkt, 0) {
-        return account_skb::<UPTO>(ctx, &pkt, slot, dir, h, l3);
+        return account_skb::<UPTO, true>(ctx, &pkt, slot, dir, h, l3);
     } else {
         let h = parse_ethernet::<_, false>(&pkt, 0);
         (h.seen(), h.l3())
     };
-    account_skb::<UPTO>(ctx, &pkt, slot, dir, h, l3);
+    account_skb::<UPTO, false>(ctx, &pkt, slot, dir, h, l3);
 }
 
 /// The rest of [`observe_skb`], once the headers are parsed.
 #[inline(always)]
-fn account_skb<const UPTO: u32>(
+fn account_skb<const UPTO: u32, const QUICK: bool>(
     ctx: &TcContext,
     pkt: &SkbPacket,
     slot: IfaceSlot,
@@ -114,9 +114,9 @@ fn account_skb<const UPTO: u32>(
     let inner = if segs > 1 {
         let segs = u64::from(segs);
         let bytes = len + (segs - 1) * u64::from(h.payload_off);
-        count(ctx, pkt, slot, dir, (h, l3), class, segs, bytes)
+        count::<_, _, QUICK>(ctx, pkt, slot, dir, (h, l3), class, segs, bytes)
     } else {
-        count(ctx, pkt, slot, dir, (h, l3), class, 1, len)
+        count::<_, _, QUICK>(ctx, pkt, slot, dir, (h, l3), class, 1, len)
     };
     if inner {
         // SAFETY: same program type and context; returns only when the call fails.
@@ -146,17 +146,17 @@ pub fn observe_xdp<const UPTO: u32>(ctx: &XdpContext) {
         let h = parse_ip::<_, false>(&pkt, 0, ethertype);
         (h.seen(), h.l3())
     } else if let Some((h, l3)) = quick_ethernet(&pkt, 0) {
-        return account_xdp::<UPTO>(ctx, &pkt, slot, (h, l3), bytes);
+        return account_xdp::<UPTO, true>(ctx, &pkt, slot, (h, l3), bytes);
     } else {
         let h = parse_ethernet::<_, false>(&pkt, 0);
         (h.seen(), h.l3())
     };
-    account_xdp::<UPTO>(ctx, &pkt, slot, h, bytes);
+    account_xdp::<UPTO, false>(ctx, &pkt, slot, h, bytes);
 }
 
 /// The rest of [`observe_xdp`], once the headers are parsed.
 #[inline(always)]
-fn account_xdp<const UPTO: u32>(
+fn account_xdp<const UPTO: u32, const QUICK: bool>(
     ctx: &XdpContext,
     pkt: &XdpPacket,
     slot: IfaceSlot,
@@ -170,7 +170,7 @@ fn account_xdp<const UPTO: u32>(
     if UPTO == UPTO_CLASS {
         return keep(class);
     }
-    if count(ctx, pkt, slot, DIR_INGRESS, (h, l3), class, 1, bytes) {
+    if count::<_, _, QUICK>(ctx, pkt, slot, DIR_INGRESS, (h, l3), class, 1, bytes) {
         // SAFETY: as in observe_skb.
         unsafe { XDP_STAGES.tail_call(ctx, STAGE_INNER) };
     }
@@ -195,7 +195,7 @@ fn out_of_range<C: EbpfContext>(ctx: &C, idx: u32, slot: u16, class: u8) {
     clippy::too_many_arguments,
     reason = "the parts of one packet's accounting, passed in registers"
 )]
-fn count<C: EbpfContext, P: Packet>(
+fn count<C: EbpfContext, P: Packet, const QUICK: bool>(
     ctx: &C,
     pkt: &P,
     slot: IfaceSlot,
@@ -230,9 +230,10 @@ fn count<C: EbpfContext, P: Packet>(
     let Some((_, inner_off)) = vxlan_inner(pkt, h, class) else {
         return false;
     };
-    // An inner frame the shortcut reads is counted here; any other is left to the second stage,
-    // whose full parser would take this program past what the verifier follows.
-    if let Some((inner, _)) = quick_ethernet(pkt, inner_off) {
+    // After the shortcut, an inner frame the shortcut reads too is counted here; every other
+    // goes to the second stage. (The full parser's paths, which the verifier walks many more
+    // of, are left as they were, so that what this adds is walked once per outer shortcut.)
+    if QUICK && let Some((inner, _)) = quick_ethernet(pkt, inner_off) {
         add_inner(slot.slot as u32, dir, inner, packets, bytes);
         return false;
     }

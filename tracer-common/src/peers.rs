@@ -70,7 +70,9 @@ pub struct PeerCacheEntry {
 
 const _: () = assert!(core::mem::size_of::<PeerCacheEntry>() == 40);
 // A CPU's part is a whole number of cache lines, so no two CPUs write one line.
-const _: () = assert!((PEER_CACHE_PER_CPU as usize * 40).is_multiple_of(64));
+const _: () = assert!(
+    (PEER_CACHE_PER_CPU as usize * core::mem::size_of::<PeerCacheEntry>()).is_multiple_of(64)
+);
 
 /// The entry of the key whose words are `head`, `lo` and `hi` ([`PeerKey::head_word`] and
 /// [`peer_addr`]'s) within a CPU's part of the cache.

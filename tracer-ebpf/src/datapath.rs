@@ -3,9 +3,9 @@
 //! (VXLAN) classes the inner frame is counted under its own class too: here when the parser's
 //! shortcut reads both the outer and the inner frame (untagged IPv4 or IPv6 with a whole TCP
 //! or UDP header, nearly all), else by a second program reached by tail call, since the two
-//! full parses verified together would multiply each other's paths past the verifier's limit. Plain adds are exact here: tc and XDP
-//! run with bottom halves disabled, so nothing else on this CPU touches a counter (or the
-//! hand-over entry) mid-update.
+//! full parses verified together would multiply each other's paths past the verifier's limit.
+//! Plain adds are exact here: tc and XDP run with bottom halves disabled, so nothing else on
+//! this CPU touches a counter (or the hand-over entry) mid-update.
 
 use aya_ebpf::{
     EbpfContext,

@@ -18,9 +18,7 @@ impl PeerKey {
             _ => None,
         }
     }
-}
 
-impl PeerKey {
     /// The key whose memory is these three words (the head word, then the address), as the
     /// datapath writes it into the per-peer cache.
     pub fn from_words(words: [u64; 3]) -> PeerKey {

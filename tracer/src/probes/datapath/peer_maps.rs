@@ -42,7 +42,7 @@ pub(super) fn map_peer_cache(ebpf: &Ebpf, cpus: usize) -> Result<Option<SharedAr
     SharedArray::map(data.fd().as_fd(), bytes)
         .map(Some)
         .map_err(|io_error| ProbeError::Map {
-            map: "PEER_CACHE",
+            map: PEER_CACHE,
             source: MapError::SyscallError(aya::sys::SyscallError {
                 call: "mmap",
                 io_error,

@@ -352,6 +352,64 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
     );
 }
 
+/// Flows that go quiet and come back: the probe's flow cache (128 entries per CPU) is asked
+/// for the entries of quiet flows, answers when a drop next looks at one, and gives them back;
+/// more flows than it holds go to the flow table meanwhile. Through all that each flow is
+/// counted exactly, none twice.
+#[test]
+fn flows_that_pause_and_resume_are_each_counted_exactly() {
+    let (a, _b) = joined("p", &A, &B);
+    a.nft("table inet trp {\n chain output {\n type filter hook output priority 0;\n ip daddr 10.78.0.9 drop\n }\n}\n");
+    a.ip(&[
+        "neigh",
+        "add",
+        "10.78.0.9",
+        "lladdr",
+        &tracer_netns::mac_text(&B.mac),
+        "dev",
+        "va",
+        "nud",
+        "permanent",
+    ]);
+    let mut tracer = Tracer::watch_env(
+        &a,
+        &[("TRACER_LOG", "debug")],
+        &["--iface", "va", "--profile", "generic", "--interval", "0.2"],
+    );
+    tracer.started();
+    const FLOWS: u16 = 300;
+    const BURSTS: u64 = 3;
+    let sock = a.enter(|| UdpSocket::bind("10.78.0.1:0").unwrap());
+    for _ in 0..BURSTS {
+        for port in 1..=FLOWS {
+            for _ in 0..2 {
+                let _ = sock.send_to(b"pause", (Ipv4Addr::new(10, 78, 0, 9), port));
+            }
+        }
+        // Two intervals and more with no drop: every entry is asked back, and the next burst's
+        // drops answer.
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let (lines, log) = tracer.stop_with_log();
+    assert!(
+        log.contains("entries of quiet flows back from the drop probe's flow cache"),
+        "no entry was taken back from the cache: {log}"
+    );
+    let mut last = std::collections::HashMap::new();
+    for l in drop_lines(&lines) {
+        if l.flow.dst == endpoint("10.78.0.9") {
+            last.insert(l.flow.dport, l.count);
+        }
+    }
+    assert_eq!(last.len(), usize::from(FLOWS), "{last:?}");
+    let wrong: Vec<(&u16, &u64)> = last.iter().filter(|(_, n)| **n != 2 * BURSTS).collect();
+    assert!(
+        wrong.is_empty(),
+        "flows not counted {} times: {wrong:?}",
+        2 * BURSTS
+    );
+}
+
 /// `ping` between two namespaces, the tracer watching the pinging one: ping run as root reads
 /// its echo replies on a raw socket, and the kernel then frees the reply as `NO_SOCKET` in the
 /// ICMP path because no ping socket took it. That is delivery, not loss: no drop reported as

@@ -238,6 +238,27 @@ pub struct FlowKey {
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 96);
 
+impl FlowKey {
+    /// The key's bytes as words, in memory order.
+    #[inline(always)]
+    pub fn to_words(&self) -> [u64; FLOW_KEY_WORDS] {
+        // SAFETY: 96 bytes of plain integers (size asserted) read as twelve u64s; unaligned
+        // reads, a FlowKey is only 4-aligned.
+        unsafe {
+            core::ptr::from_ref(self)
+                .cast::<[u64; FLOW_KEY_WORDS]>()
+                .read_unaligned()
+        }
+    }
+
+    /// The key whose bytes are `words`, in memory order.
+    #[inline(always)]
+    pub fn from_words(words: [u64; FLOW_KEY_WORDS]) -> FlowKey {
+        // SAFETY: same size (asserted); every bit pattern is a valid key.
+        unsafe { core::mem::transmute::<[u64; FLOW_KEY_WORDS], FlowKey>(words) }
+    }
+}
+
 /// A flow's drops on one CPU, with the events that CPU sent for it in its current event
 /// window (`window`, the CPU's window number).
 #[repr(C)]
@@ -249,6 +270,70 @@ pub struct FlowCount {
 }
 
 const _: () = assert!(core::mem::size_of::<FlowCount>() == 16);
+
+/// Entries of the flow cache per CPU: before the flow table, a drop tries one entry of its
+/// CPU's part of a plain array, chosen by a hash of its key ([`flow_cache_head`]); the flow
+/// table takes only the drops whose entry another flow holds.
+pub const DROP_FLOW_CACHE_PER_CPU: u32 = 128;
+
+const _: () = assert!(DROP_FLOW_CACHE_PER_CPU.is_power_of_two());
+
+/// [`FlowCacheEntry::retire`]: the entry counts its flow.
+pub const RETIRE_NONE: u64 = 0;
+/// User space asks for the entry back (its flow went quiet).
+pub const RETIRE_ASKED: u64 = 1;
+/// The probe saw the request and no run on that CPU counts in the entry any more: its count is
+/// final, and user space takes it and frees the entry.
+pub const RETIRE_DONE: u64 = 2;
+
+/// One entry of the flow cache: a flow and its drops on the entry's CPU. Only that CPU's
+/// probe runs write it (one at a time), except that user space asks for it back through
+/// `retire` and, once the probe answered [`RETIRE_DONE`], takes its count and frees it (`head`
+/// 0). The probe claims a free entry writing `head` last; user space frees one writing `head`
+/// last. So a count is never lost between the two: a drop either finds the entry its own, or
+/// goes to the flow table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCacheEntry {
+    /// 0 when free, else the key's [`flow_cache_head`].
+    pub head: u64,
+    pub key: FlowKey,
+    pub count: FlowCount,
+    /// `RETIRE_*`.
+    pub retire: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<FlowCacheEntry>() == 128);
+
+/// Words of a [`FlowKey`].
+pub const FLOW_KEY_WORDS: usize = core::mem::size_of::<FlowKey>() / 8;
+
+const _: () = assert!(core::mem::align_of::<FlowKey>() <= 8 && FLOW_KEY_WORDS * 8 == 96);
+
+/// The head word of a flow key's cache entry: a hash of its words, never 0 (0 marks a free
+/// entry). Rotations fold the words, one multiplication mixes them.
+#[inline(always)]
+pub fn flow_cache_head(words: &[u64; FLOW_KEY_WORDS]) -> u64 {
+    flow_cache_head_of(|i| words[i])
+}
+
+/// [`flow_cache_head`] of the key whose word `i` is `word(i)`: the probe reads them where the
+/// key is, rather than copying it.
+#[inline(always)]
+pub fn flow_cache_head_of(word: impl Fn(usize) -> u64) -> u64 {
+    let mut folded = 0u64;
+    for i in 0..FLOW_KEY_WORDS {
+        folded ^= word(i).rotate_left((i as u32 * 23) % 64);
+    }
+    folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+}
+
+/// The entry of the key whose head word is `head` within a CPU's part of the cache: the top
+/// bits of the hash.
+#[inline(always)]
+pub fn flow_cache_index(head: u64) -> u32 {
+    (head >> (64 - DROP_FLOW_CACHE_PER_CPU.trailing_zeros())) as u32
+}
 
 /// A sampled drop, with the first bytes of the packet.
 #[repr(C)]
@@ -296,5 +381,41 @@ mod tests {
         let words = DropKey::words_of(0xffff_ffff_8123_4567, 7, 6, 42);
         assert_eq!(key.words(), words);
         assert_eq!(*DropKey::from_words(&words), key);
+    }
+
+    fn flow(dport: u16) -> FlowKey {
+        let mut key = FlowKey {
+            ifindex: 3,
+            reason: 6,
+            class: 9,
+            ..FlowKey::default()
+        };
+        key.outer.family = 4;
+        key.outer.proto = 17;
+        key.outer.sport = 40000;
+        key.outer.dport = dport;
+        key.outer.src[..4].copy_from_slice(&[10, 0, 0, 1]);
+        key.outer.dst[..4].copy_from_slice(&[10, 0, 0, 2]);
+        key
+    }
+
+    #[test]
+    fn a_flow_key_is_its_words() {
+        let key = flow(4789);
+        assert_eq!(FlowKey::from_words(key.to_words()), key);
+        assert_ne!(FlowKey::from_words(flow(4790).to_words()), key);
+    }
+
+    #[test]
+    fn cache_heads_are_never_free_and_spread_over_the_entries() {
+        let mut used = [0u32; DROP_FLOW_CACHE_PER_CPU as usize];
+        for port in 0..4096 {
+            let head = flow_cache_head(&flow(port).to_words());
+            assert_ne!(head, 0);
+            used[flow_cache_index(head) as usize] += 1;
+        }
+        assert_ne!(flow_cache_head(&[0; FLOW_KEY_WORDS]), 0);
+        // 4096 flows over 128 entries: 32 each on average; no entry left empty, none crowded.
+        assert!(used.iter().all(|&n| (8..=96).contains(&n)), "{used:?}");
     }
 }

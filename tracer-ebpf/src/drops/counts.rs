@@ -1,6 +1,15 @@
 //! The probe's exact counts, all per CPU and summed by the reader: drops per (place,
 //! interface, reason, class) in slots found by a hash of the key (a hash table takes the keys
-//! the slots have no room for), and drops per flow in a per-CPU hash table.
+//! the slots have no room for), and drops per flow in a per-CPU cache of flows, direct-mapped
+//! by a hash of the key, and a per-CPU hash table for the drops whose cache entry another flow
+//! holds. The cache spares a storm of few flows the table's hashing of the whole 96-byte key,
+//! most of what counting a flow cost.
+//!
+//! User space frees the cache entries of flows that went quiet, without losing a count: it
+//! asks (`RETIRE_ASKED`), the next run on that CPU that looks at the entry answers
+//! (`RETIRE_DONE`) and from then on counts elsewhere, and only then does user space take the
+//! entry's count and free it. Runs on one CPU are one at a time, so when the answer is written
+//! every count in the entry has been.
 //!
 //! The flow table admits a flow while it has room and never evicts one, so the count of every
 //! flow in it is exact; the reader frees the room of flows that went quiet (it takes their last
@@ -8,14 +17,15 @@
 //! `STAT_UNTRACKED`, and the full table is not tried again for a while.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::generated::bpf_jiffies64,
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
+    helpers::generated::{bpf_get_smp_processor_id, bpf_jiffies64},
     macros::map,
-    maps::{PerCpuArray, PerCpuHashMap},
+    maps::{Array, PerCpuArray, PerCpuHashMap},
 };
 use tracer_common::drops::{
-    DROP_FLOWS, DROP_KEYS, DROP_SLOT_PROBES, DROP_SLOTS, DropKey, DropSlot, FlowCount, FlowKey,
-    STAT_UNCOUNTED, STAT_UNTRACKED,
+    DROP_FLOW_CACHE_PER_CPU, DROP_FLOWS, DROP_KEYS, DROP_SLOT_PROBES, DROP_SLOTS, DropKey,
+    DropSlot, FLOW_KEY_WORDS, FlowCacheEntry, FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE,
+    RETIRE_NONE, STAT_UNCOUNTED, STAT_UNTRACKED, flow_cache_head_of, flow_cache_index,
 };
 
 use super::stat;
@@ -33,6 +43,20 @@ static DROPS: PerCpuHashMap<DropKey, u64> = PerCpuHashMap::with_max_entries(DROP
 #[map]
 static DROP_FLOW_COUNTS: PerCpuHashMap<FlowKey, FlowCount> =
     PerCpuHashMap::with_max_entries(DROP_FLOWS, 0);
+
+/// The flow cache: each CPU's `DROP_FLOW_CACHE_PER_CPU` entries in turn, sized by the loader
+/// for the CPUs the kernel may have; mapped into user space.
+#[map]
+static DROP_FLOW_CACHE: Array<FlowCacheEntry> =
+    Array::with_max_entries(DROP_FLOW_CACHE_PER_CPU, BPF_F_MMAPABLE);
+
+/// Word positions in a [`FlowCacheEntry`]: the key's first, its count's, its retire word.
+const KEY_WORD: usize = 1;
+const COUNT_WORD: usize = KEY_WORD + FLOW_KEY_WORDS;
+const RETIRE_WORD: usize = COUNT_WORD + size_of::<FlowCount>() / 8;
+
+const _: () = assert!(RETIRE_WORD * 8 == core::mem::offset_of!(FlowCacheEntry, retire));
+const _: () = assert!(COUNT_WORD * 8 == core::mem::offset_of!(FlowCacheEntry, count));
 
 /// The jiffies before which this CPU does not try the full flow table again.
 #[map]
@@ -101,10 +125,14 @@ fn hashed(key: &DropKey) -> Option<*mut u64> {
     DROPS.get_ptr_mut(key)
 }
 
-/// Counts one drop of the flow `key` on this CPU; its entry, or `None` when the table had no
-/// room for it (the drop is then counted in `STAT_UNTRACKED`).
+/// Counts one drop of the flow `key` on this CPU; its count, or `None` when neither the cache
+/// nor the table had room for it (the drop is then counted in `STAT_UNTRACKED`). `key` is
+/// 8-aligned (in the event, asserted in tracer-common).
 #[inline(always)]
 pub fn count_flow(key: &FlowKey) -> Option<*mut FlowCount> {
+    if let Some(p) = cached(key) {
+        return Some(p);
+    }
     let p = match DROP_FLOW_COUNTS.get_ptr_mut(key) {
         Some(p) => p,
         None => admit(key)?,
@@ -140,4 +168,46 @@ fn admit(key: &FlowKey) -> Option<*mut FlowCount> {
         stat(STAT_UNTRACKED);
     }
     p
+}
+
+/// Counts one drop of `key` in its entry of this CPU's flow cache when the entry is the key's
+/// or free (claiming it), and returns the entry's count; `None` when the flow table is to count
+/// it: another flow holds the entry, or user space asked for it back.
+#[inline(always)]
+fn cached(key: &FlowKey) -> Option<*mut FlowCount> {
+    let k = core::ptr::from_ref(key).cast::<u64>();
+    // SAFETY: the key is 8-aligned and 12 words long; read a word at a time where it is (a
+    // copy would be a bytewise memcpy).
+    let word = |i: usize| unsafe { k.add(i).read() };
+    let head = flow_cache_head_of(word);
+    // SAFETY: a helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let e = DROP_FLOW_CACHE.get_ptr_mut(cpu * DROP_FLOW_CACHE_PER_CPU + flow_cache_index(head))?;
+    let w = e.cast::<u64>();
+    // SAFETY: an entry of this CPU's part, written by this CPU's runs one at a time and by user
+    // space only as the module comment says; volatile where user space relies on the order.
+    unsafe {
+        let held = core::ptr::read_volatile(w);
+        if held == head && (0..FLOW_KEY_WORDS).all(|i| *w.add(KEY_WORD + i) == word(i)) {
+            let retire = core::ptr::read_volatile(w.add(RETIRE_WORD));
+            if retire == RETIRE_NONE {
+                (*e).count.count += 1;
+                return Some(&raw mut (*e).count);
+            }
+        } else if held == 0 {
+            for i in 0..FLOW_KEY_WORDS {
+                core::ptr::write_volatile(w.add(KEY_WORD + i), word(i));
+            }
+            core::ptr::write_volatile(w.add(COUNT_WORD), 1);
+            core::ptr::write_volatile(w.add(COUNT_WORD + 1), 0);
+            core::ptr::write_volatile(w.add(RETIRE_WORD), RETIRE_NONE);
+            core::ptr::write_volatile(w, head);
+            return Some(&raw mut (*e).count);
+        }
+        // Not counted here: if user space asked for the entry, it may have it now.
+        if core::ptr::read_volatile(w.add(RETIRE_WORD)) == RETIRE_ASKED {
+            core::ptr::write_volatile(w.add(RETIRE_WORD), RETIRE_DONE);
+        }
+    }
+    None
 }

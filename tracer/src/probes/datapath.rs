@@ -165,6 +165,9 @@ pub struct Datapath {
     peers: bool,
     /// The per-peer cache, mapped into our memory (`peer_maps`).
     peer_cache: Option<SharedArray>,
+    /// The drop probe's flow cache, mapped into our memory (`drop_maps`), when drops are
+    /// watched.
+    flow_cache: Option<drop_maps::FlowCache>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Declared after `ebpf`, so it runs once the programs' filters are detached.
     clsact: hooks::ClsactGuard,

@@ -207,7 +207,7 @@ impl Session {
     /// The exact drop totals now; `None` without drop capture.
     pub fn drop_totals(&mut self) -> Result<Option<Vec<DropTotal>>, SessionError> {
         match self.capture.as_mut() {
-            Some(c) => Ok(Some(c.update(&self.datapath, &self.classes)?.totals)),
+            Some(c) => Ok(Some(c.update(&mut self.datapath, &self.classes)?.totals)),
             None => Ok(None),
         }
     }

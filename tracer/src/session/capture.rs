@@ -182,12 +182,26 @@ impl DropCapture {
     /// Reads the exact counters and flows, and says what changed.
     pub(super) fn update(
         &mut self,
-        datapath: &Datapath,
+        datapath: &mut Datapath,
         classes: &ClassTable,
     ) -> Result<DropsView, ProbeError> {
         let counters = datapath.drop_counters()?;
-        let mut flows = datapath.drop_flows()?;
-        let taken = self.take_quiet(datapath, &mut flows)?;
+        // First what is taken out of the kernel's maps, with final counts; then what stays
+        // there, read after: together, every drop of a flow once.
+        let mut taken = datapath.tend_drop_flow_cache();
+        if !taken.is_empty() {
+            log::debug!(
+                "took {} entries of quiet flows back from the drop probe's flow cache",
+                taken.len()
+            );
+        }
+        let table = datapath.drop_flows()?;
+        let mut flows: HashMap<FlowKey, u64> = datapath.cached_drop_flows().into_iter().collect();
+        for (key, n) in &table {
+            *flows.entry(*key).or_default() += n;
+        }
+        taken.extend(self.take_quiet(datapath, &table, &mut flows)?);
+        let flows: Vec<(FlowKey, u64)> = flows.into_iter().collect();
         let stats = datapath.drop_stats()?;
         let iface = |i: u32| self.ifaces.name(i);
         let names = Names {
@@ -217,16 +231,25 @@ impl DropCapture {
 
     /// When the kernel's flow table is more than half full, takes the flows that have not
     /// moved since the last read out of it, with their last counts, so that new flows find
-    /// room: the table never evicts a flow itself. Taken flows leave `flows`.
+    /// room: the table never evicts a flow itself. `table` is the table as just read, `flows`
+    /// every flow's count in the kernel (table and cache); a taken flow's table count leaves
+    /// `flows`, and so does the flow when nothing of it is left there.
     fn take_quiet(
         &mut self,
         datapath: &Datapath,
-        flows: &mut Vec<(FlowKey, u64)>,
+        table: &[(FlowKey, u64)],
+        flows: &mut HashMap<FlowKey, u64>,
     ) -> Result<Vec<(FlowKey, u64)>, ProbeError> {
-        if !self.can_take || flows.len() <= DROP_FLOWS as usize / 2 {
+        if !self.can_take || table.len() <= DROP_FLOWS as usize / 2 {
             return Ok(Vec::new());
         }
-        let quiet = self.tracker.quiet(flows);
+        let resident: Vec<(FlowKey, u64)> = flows.iter().map(|(k, n)| (*k, *n)).collect();
+        let quiet: HashSet<FlowKey> = self.tracker.quiet(&resident).into_iter().collect();
+        let quiet: Vec<FlowKey> = table
+            .iter()
+            .filter(|(k, _)| quiet.contains(k))
+            .map(|(k, _)| *k)
+            .collect();
         let Some(taken) = datapath.take_drop_flows(&quiet)? else {
             log::info!(
                 "this kernel cannot take entries out of the drop probe's flow table (5.14+): once it is full, drops of new flows are counted without their flow"
@@ -234,8 +257,15 @@ impl DropCapture {
             self.can_take = false;
             return Ok(Vec::new());
         };
-        let gone: HashSet<FlowKey> = taken.iter().map(|(k, _)| *k).collect();
-        flows.retain(|(k, _)| !gone.contains(k));
+        let in_table: HashMap<FlowKey, u64> = table.iter().copied().collect();
+        for (key, _) in &taken {
+            if let Some(n) = flows.get_mut(key) {
+                *n -= in_table.get(key).copied().unwrap_or(0);
+                if *n == 0 {
+                    flows.remove(key);
+                }
+            }
+        }
         Ok(taken)
     }
 

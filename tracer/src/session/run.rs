@@ -172,7 +172,7 @@ impl Session {
             if let Some(c) = self.capture.as_mut() {
                 c.drain_events(&self.classes)?;
                 view = c
-                    .update(&self.datapath, &self.classes)
+                    .update(&mut self.datapath, &self.classes)
                     .map_err(SessionError::from)?;
                 self.trace_causes(&mut view);
             }

@@ -1,19 +1,83 @@
 //! Reading the drop probe's maps: exact drop counts (per-CPU slots and the hash table beside
-//! them), per-flow counts, taking the counts of quiet flows out of the flow table, the
-//! probe's statistics, and the ring buffer of sampled events.
+//! them), per-flow counts (the flow cache, mapped into our memory, and the flow table), taking
+//! the counts of quiet flows out of both, the probe's statistics, and the ring buffer of
+//! sampled events.
 
-use std::{collections::HashMap, os::fd::AsFd};
-
-use aya::maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf};
-use tracer_common::drops::{
-    DROP_SLOTS, DropKey, DropSlot, FlowCount, FlowKey, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED,
-    STAT_UNCOUNTED, STAT_UNTRACKED, STATS_LEN,
+use std::{
+    collections::HashMap,
+    os::fd::AsFd,
+    sync::atomic::{AtomicU64, Ordering},
 };
 
-use super::{Datapath, DropStats, map_err, open_map};
-use crate::{probes::ProbeError, sys};
+use aya::{
+    Ebpf,
+    maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use tracer_common::drops::{
+    DROP_FLOW_CACHE_PER_CPU, DROP_SLOTS, DropKey, DropSlot, FLOW_KEY_WORDS, FlowCacheEntry,
+    FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE, RETIRE_NONE, STAT_EVENTS_LOST,
+    STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STAT_UNTRACKED, STATS_LEN,
+};
+
+use super::{Datapath, DropStats, map_err, open_map, peer_maps::map_shared};
+use crate::{
+    probes::ProbeError,
+    sys::{self, shared::SharedArray},
+};
 
 const FLOWS: &str = "DROP_FLOW_COUNTS";
+pub(super) const FLOW_CACHE: &str = "DROP_FLOW_CACHE";
+
+/// Word positions in a flow cache entry (`FlowCacheEntry`): the head, the key's first, the
+/// count, the retire word; and the entry's length.
+const HEAD: usize = 0;
+const KEY: usize = 1;
+const COUNT: usize = KEY + FLOW_KEY_WORDS;
+const RETIRE: usize = COUNT + size_of::<FlowCount>() / 8;
+const ENTRY_WORDS: usize = size_of::<FlowCacheEntry>() / 8;
+
+const _: () = assert!(COUNT * 8 == std::mem::offset_of!(FlowCacheEntry, count));
+const _: () = assert!(RETIRE * 8 == std::mem::offset_of!(FlowCacheEntry, retire));
+
+/// Entries of the flow cache for `cpus` CPUs.
+pub(super) fn flow_cache_entries(cpus: usize) -> usize {
+    cpus * DROP_FLOW_CACHE_PER_CPU as usize
+}
+
+/// The drop probe's flow cache, mapped into our memory, and what was seen of it.
+pub(super) struct FlowCache {
+    shared: SharedArray,
+    /// Each entry's count at the last [`Datapath::tend_drop_flow_cache`], 0 for a free one.
+    seen: Vec<u64>,
+}
+
+impl FlowCache {
+    /// Maps the flow cache of `cpus` CPUs; `None` for an object without one.
+    pub(super) fn map(ebpf: &Ebpf, cpus: usize) -> Result<Option<FlowCache>, ProbeError> {
+        let entries = flow_cache_entries(cpus);
+        let shared = map_shared(ebpf, FLOW_CACHE, entries * size_of::<FlowCacheEntry>())?;
+        Ok(shared.map(|shared| FlowCache {
+            shared,
+            seen: vec![0; entries],
+        }))
+    }
+
+    /// The held entries, with their keys: the probe writes an entry's head last when it claims
+    /// it, and the key does not change while the head is set (only we free entries).
+    fn held(&self) -> impl Iterator<Item = (usize, &[AtomicU64], FlowKey)> {
+        self.shared
+            .words()
+            .chunks_exact(ENTRY_WORDS)
+            .enumerate()
+            .filter(|(_, w)| w[HEAD].load(Ordering::Acquire) != 0)
+            .map(|(i, w)| {
+                let key = FlowKey::from_words(std::array::from_fn(|j| {
+                    w[KEY + j].load(Ordering::Relaxed)
+                }));
+                (i, w, key)
+            })
+    }
+}
 
 impl Datapath {
     /// Exact drops per (place, interface index, reason, class), summed over CPUs and over the
@@ -34,6 +98,59 @@ impl Datapath {
             *totals.entry(key).or_default() += per_cpu.iter().sum::<u64>();
         }
         Ok(totals.into_iter().collect())
+    }
+
+    /// Exact drops per flow in the flow cache, summed over its entries (one per CPU at most).
+    pub fn cached_drop_flows(&self) -> Vec<(FlowKey, u64)> {
+        let Some(cache) = &self.flow_cache else {
+            return Vec::new();
+        };
+        let mut sums: HashMap<FlowKey, u64> = HashMap::new();
+        for (_, w, key) in cache.held() {
+            *sums.entry(key).or_default() += w[COUNT].load(Ordering::Relaxed);
+        }
+        sums.into_iter().collect()
+    }
+
+    /// Takes the flow cache's entries back from flows that went quiet, without losing a count
+    /// (see `tracer-ebpf`'s `drops::counts`): frees the entries whose release the probe
+    /// answered, returning their final counts, and asks for those whose count has not moved
+    /// since the last call. A flow's count is then in what this returned and in the flow
+    /// table and cache as read after it.
+    pub fn tend_drop_flow_cache(&mut self) -> Vec<(FlowKey, u64)> {
+        let Some(cache) = self.flow_cache.as_mut() else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        let mut seen = std::mem::take(&mut cache.seen);
+        let mut held = vec![false; seen.len()];
+        for (i, w, key) in cache.held() {
+            held[i] = true;
+            match w[RETIRE].load(Ordering::Acquire) {
+                RETIRE_DONE => {
+                    // No run counts in it any more, and the answer came after the last count.
+                    taken.push((key, w[COUNT].load(Ordering::Relaxed)));
+                    w[HEAD].store(0, Ordering::Release);
+                    seen[i] = 0;
+                }
+                RETIRE_NONE => {
+                    let count = w[COUNT].load(Ordering::Relaxed);
+                    if count == seen[i] {
+                        w[RETIRE].store(RETIRE_ASKED, Ordering::Release);
+                    }
+                    seen[i] = count;
+                }
+                // Asked, not answered yet: no drop has looked at the entry since.
+                _ => debug_assert_eq!(w[RETIRE].load(Ordering::Relaxed), RETIRE_ASKED),
+            }
+        }
+        for (s, h) in seen.iter_mut().zip(held) {
+            if !h {
+                *s = 0;
+            }
+        }
+        cache.seen = seen;
+        taken
     }
 
     /// Exact drops per flow, for the flows the kernel's table holds, summed over CPUs.

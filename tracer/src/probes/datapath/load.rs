@@ -12,7 +12,9 @@ use tracer_common::{
 };
 
 use super::{
-    DROP_INNER_PROGRAM, Datapath, INNER_PROGRAMS, Target, hooks,
+    DROP_INNER_PROGRAM, Datapath, INNER_PROGRAMS, Target,
+    drop_maps::{FLOW_CACHE, FlowCache, flow_cache_entries},
+    hooks,
     peer_maps::{PEER_CACHE, map_peer_cache, peer_cache_entries},
     program_names,
     tables::{fill_classes, fill_stage, fill_targets, load_program},
@@ -125,7 +127,9 @@ impl Datapath {
             .map_max_entries("INNER_COUNTERS", entries)
             .map_max_entries(PEER_CACHE, peer_cache_entries(cpus) as u32);
         if let Some(cfg) = &drops {
-            loader.override_global("DROP_CONFIG", cfg, true);
+            loader
+                .override_global("DROP_CONFIG", cfg, true)
+                .map_max_entries(FLOW_CACHE, flow_cache_entries(cpus) as u32);
         }
         let mut ebpf = loader.load(object).map_err(ProbeError::Load)?;
         // The programs' rare diagnostics go through aya-log. The logger owns the log map's
@@ -134,6 +138,11 @@ impl Datapath {
             .map_err(|e| log::debug!("eBPF log channel unavailable: {e}"))
             .ok();
         let peer_cache = map_peer_cache(&ebpf, cpus)?;
+        // Without the drop probe the flow cache keeps its one placeholder entry.
+        let flow_cache = match drops {
+            Some(_) => FlowCache::map(&ebpf, cpus)?,
+            None => None,
+        };
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
         for name in programs {
@@ -161,6 +170,7 @@ impl Datapath {
             mode: AttachMode::Auto,
             peers,
             peer_cache,
+            flow_cache,
             logger,
             clsact: hooks::ClsactGuard::default(),
         })

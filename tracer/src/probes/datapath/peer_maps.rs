@@ -35,14 +35,27 @@ pub(super) fn peer_cache_entries(cpus: usize) -> usize {
 /// Maps the per-peer cache of `cpus` CPUs into our memory; `None` for an object without one
 /// (the benchmark's programs that stop short of counting).
 pub(super) fn map_peer_cache(ebpf: &Ebpf, cpus: usize) -> Result<Option<SharedArray>, ProbeError> {
-    let Some(Map::Array(data)) = ebpf.map(PEER_CACHE) else {
+    map_shared(
+        ebpf,
+        PEER_CACHE,
+        peer_cache_entries(cpus) * size_of::<PeerCacheEntry>(),
+    )
+}
+
+/// Maps the `BPF_F_MMAPABLE` array `name`, `bytes` long, into our memory; `None` for an object
+/// without it.
+pub(super) fn map_shared(
+    ebpf: &Ebpf,
+    name: &'static str,
+    bytes: usize,
+) -> Result<Option<SharedArray>, ProbeError> {
+    let Some(Map::Array(data)) = ebpf.map(name) else {
         return Ok(None);
     };
-    let bytes = peer_cache_entries(cpus) * size_of::<PeerCacheEntry>();
     SharedArray::map(data.fd().as_fd(), bytes)
         .map(Some)
         .map_err(|io_error| ProbeError::Map {
-            map: PEER_CACHE,
+            map: name,
             source: MapError::SyscallError(aya::sys::SyscallError {
                 call: "mmap",
                 io_error,

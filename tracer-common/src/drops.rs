@@ -365,6 +365,43 @@ const _: () = assert!(core::mem::align_of::<DropEvent>() == 8);
 const _: () = assert!(core::mem::offset_of!(DropEvent, key).is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<FlowKey>().is_multiple_of(8));
 
+/// The drop probe's own state on one CPU: the address of the tracer's `struct net` once a
+/// drop on this CPU showed it (0 before), the event window, and the statistics (`STAT_*`).
+/// It heads the CPU's scratch space ([`DropScratch`]), whose first cache line every drop
+/// touches anyway: a map of its own would cost a drop two more lines (the map's per-CPU
+/// pointer and the value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCpuState {
+    pub our_net: u64,
+    /// When the event window started (`bpf_ktime_get_ns`).
+    pub window_start_ns: u64,
+    /// The jiffies at which the window looks at the clock again.
+    pub window_check_at: u64,
+    /// Counts the windows, so that a flow's budget knows when it is a new one.
+    pub window_number: u32,
+    /// Events sent in this window.
+    pub window_events: u32,
+    pub stats: [u64; STATS_LEN as usize],
+}
+
+const _: () = assert!(core::mem::size_of::<DropCpuState>() == 64);
+
+/// What one probe run works in, on its CPU: the state that outlives the run, then the copied
+/// `sk_buff` and `net_device` fields (with room for a field at any masked offset) and the event
+/// being assembled; too big for the BPF stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DropScratch {
+    pub state: DropCpuState,
+    pub skb: [u8; SKB_WINDOW as usize + 8],
+    pub dev: [u8; DEV_WINDOW as usize + 8],
+    pub ev: DropEvent,
+}
+
+const _: () = assert!(core::mem::size_of::<DropScratch>() == 64 + 264 + 72 + 448);
+const _: () = assert!(core::mem::offset_of!(DropScratch, ev).is_multiple_of(8));
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,9 +28,9 @@ mod counts;
 use aya_ebpf::{
     EbpfContext,
     cty::c_void,
-    helpers::generated::bpf_probe_read_kernel,
+    helpers::generated::{bpf_get_smp_processor_id, bpf_probe_read_kernel},
     macros::map,
-    maps::{Array, PerCpuArray, ProgramArray, RingBuf},
+    maps::{PerCpuArray, ProgramArray, RingBuf},
     programs::RawTracePointContext,
 };
 use tracer_common::{
@@ -38,7 +38,8 @@ use tracer_common::{
     counters::{STAGE_INNER, STAGES},
     drops::{
         CAPTURE, DEV_WINDOW, DROP_PART_EVENTS, DROP_PART_FLOWS, DROP_PART_INNER, DropConfig,
-        DropEvent, DropKey, EVENTS_BYTES, Flow, FlowKey, NO_ARG, SKB_WINDOW, STATS_LEN,
+        DropCpuState, DropEvent, DropKey, DropScratch, EVENTS_BYTES, Flow, FlowKey, NO_ARG,
+        SKB_WINDOW,
     },
     packet::{ETH_HLEN, parse_ethernet, parse_ip},
 };
@@ -89,11 +90,6 @@ macro_rules! config {
 }
 pub(crate) use config;
 
-/// Events lost, events held back by the budgets, drops the key table had no room for, drops
-/// the flow table had no room for.
-#[map]
-static DROP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
-
 #[map]
 static DROP_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
@@ -101,26 +97,12 @@ static DROP_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map]
 static DROP_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 
-/// The address of the tracer's `struct net`, once a drop has shown it (0 before): our
-/// namespace lives as long as the tracer in it, so no other namespace can have that address
-/// meanwhile, and comparing it spares the read of the namespace's inode number.
-#[map]
-static OUR_NET: Array<u64> = Array::with_max_entries(1, 0);
-
 const SKB_BYTES: usize = SKB_WINDOW as usize;
 const DEV_BYTES: usize = DEV_WINDOW as usize;
 
-/// What one run works in, on this CPU: the copied `sk_buff` and `net_device` fields (with room
-/// for a field at any masked offset) and the event being assembled; too big for the stack.
-#[repr(C)]
-pub struct Scratch {
-    skb: [u8; SKB_BYTES + 8],
-    dev: [u8; DEV_BYTES + 8],
-    ev: DropEvent,
-}
-
+/// Each CPU's state and scratch space (`DropScratch`); user space reads the statistics there.
 #[map]
-static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+static SCRATCH: PerCpuArray<DropScratch> = PerCpuArray::with_max_entries(1, 0);
 
 const NO_HEADER: u16 = 0xffff;
 
@@ -172,12 +154,25 @@ fn field<T: Copy, const N: usize>(buf: &[u8; N], off: u32, base: u32) -> T {
     unsafe { buf.as_ptr().add(at).cast::<T>().read_unaligned() }
 }
 
-/// Adds one to a per-CPU statistic: no other run touches it meanwhile (see the module comment).
+/// This CPU's state and scratch space, for the run: no other run on this CPU uses it meanwhile
+/// (see the module comment). A pointer: each user borrows only the fields it works on.
+#[inline(always)]
+fn scratch() -> Option<*mut DropScratch> {
+    SCRATCH.get_ptr_mut(0)
+}
+
+/// This CPU's probe state (`DropCpuState`), for the run.
+#[inline(always)]
+fn state() -> Option<&'static mut DropCpuState> {
+    // SAFETY: the per-CPU value, valid for the program's run; borrowed for this field only.
+    scratch().map(|s| unsafe { &mut (*s).state })
+}
+
+/// Adds one to a per-CPU statistic (`STAT_*`).
 #[inline(always)]
 fn stat(index: u32) {
-    if let Some(p) = DROP_STATS.get_ptr_mut(index) {
-        // SAFETY: a per-CPU map value pointer, valid for the program's run.
-        unsafe { *p += 1 };
+    if let Some(n) = state().and_then(|st| st.stats.get_mut(index as usize)) {
+        *n += 1;
     }
 }
 
@@ -235,10 +230,10 @@ pub fn observe<const ARGS: u32>(ctx: &RawTracePointContext) {
 /// The inner stage: decode the inner frame the entry stage found, then account.
 #[inline(always)]
 pub fn observe_inner() {
-    let Some(s) = SCRATCH.get_ptr_mut(0) else {
+    let Some(s) = scratch() else {
         return;
     };
-    // SAFETY: the per-CPU scratch entry the entry stage filled, on this CPU.
+    // SAFETY: the event the entry stage filled, on this CPU; borrowed for this field only.
     let ev = unsafe { &mut (*s).ev };
     let pkt = CopiedPacket::new(&ev.data, ev.cap_len as usize);
     let inner = parse_ethernet::<_, true>(&pkt, ev.inner_off as usize);
@@ -248,22 +243,18 @@ pub fn observe_inner() {
     account(ev);
 }
 
-/// Whether `net` is the tracer's namespace.
+/// Whether `net` is the tracer's namespace. Its address is remembered once seen: our
+/// namespace lives as long as the tracer in it, so no other namespace can have that address
+/// meanwhile, and comparing it spares the read of the namespace's inode number.
 #[inline(always)]
-fn ours(net: u64) -> bool {
-    let Some(known) = OUR_NET.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: a map value pointer, valid for the program's run.
-    let address = unsafe { *known };
-    if address != 0 {
-        return net == address;
+fn ours(state: &mut DropCpuState, net: u64) -> bool {
+    if state.our_net != 0 {
+        return net == state.our_net;
     }
     if read::<u32>(net, config!(net_inum)) != Some(config!(netns_inum)) {
         return false;
     }
-    // SAFETY: as above; CPUs that race to fill it write the same address.
-    unsafe { *known = net };
+    state.our_net = net;
     true
 }
 
@@ -283,8 +274,8 @@ fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut Dro
         return None;
     }
     let skb: u64 = ctx.arg(0);
-    // SAFETY: the per-CPU scratch entry, used by one program run at a time on this CPU.
-    let s = unsafe { &mut *SCRATCH.get_ptr_mut(0)? };
+    // SAFETY: see `scratch`; the fields are borrowed apart below.
+    let s = unsafe { &mut *scratch()? };
     let window = config!(skb_window);
     read_into(&mut s.skb, skb + u64::from(window), config!(skb_window_len))?;
     let dev: u64 = field(&s.skb, config!(skb_dev), window);
@@ -305,7 +296,7 @@ fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut Dro
             read::<u32>(dev, config!(dev_ifindex))?,
         )
     };
-    if !ours(net) {
+    if !ours(&mut s.state, net) {
         return None;
     }
     let ev = &mut s.ev;
@@ -328,17 +319,17 @@ fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut Dro
 /// event to the budgets.
 #[inline(always)]
 fn account(ev: &mut DropEvent) {
-    counts::count_drop(&DropKey::words_of(
-        ev.location,
-        ev.key.ifindex,
-        ev.key.reason,
-        ev.key.class,
-    ));
+    // SAFETY: a helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    counts::count_drop(
+        cpu,
+        &DropKey::words_of(ev.location, ev.key.ifindex, ev.key.reason, ev.key.class),
+    );
     let parts = parts();
     let flow = if parts & DROP_PART_FLOWS == 0 {
         None
     } else {
-        counts::count_flow(&ev.key)
+        counts::count_flow(cpu, &ev.key)
     };
     if parts & DROP_PART_EVENTS != 0 {
         budget::offer(ev, flow);

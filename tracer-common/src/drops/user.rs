@@ -1,6 +1,6 @@
 //! User-space side of the drop probe's layouts: aya Pod impls.
 
-use super::{DropConfig, DropKey, DropSlot, FlowCount, FlowKey};
+use super::{DropConfig, DropKey, DropScratch, FlowCount, FlowKey};
 
 // SAFETY: repr(C) integers and byte arrays without implicit padding (sizes asserted);
 // every bit pattern is a valid value.
@@ -16,4 +16,4 @@ unsafe impl aya::Pod for FlowKey {}
 unsafe impl aya::Pod for FlowCount {}
 // SAFETY: repr(C) integers and byte arrays without implicit padding (sizes asserted);
 // every bit pattern is a valid value.
-unsafe impl aya::Pod for DropSlot {}
+unsafe impl aya::Pod for DropScratch {}

@@ -18,7 +18,7 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
-    helpers::generated::{bpf_get_smp_processor_id, bpf_jiffies64},
+    helpers::generated::bpf_jiffies64,
     macros::map,
     maps::{Array, PerCpuArray, PerCpuHashMap},
 };
@@ -31,9 +31,11 @@ use tracer_common::drops::{
 use super::stat;
 use crate::words::with_zeroed;
 
-/// Exact drops per key, this CPU's: the slots.
+/// Exact drops per key: the slots, each CPU's `DROP_SLOTS` in turn (sized by the loader for the
+/// CPUs the kernel may have), mapped into user space. A plain array indexed by CPU rather than
+/// a per-CPU one: its entry is at a fixed place, without the load of a per-CPU pointer.
 #[map]
-static DROP_SLOT_COUNTS: PerCpuArray<DropSlot> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
+static DROP_SLOT_COUNTS: Array<DropSlot> = Array::with_max_entries(DROP_SLOTS, BPF_F_MMAPABLE);
 
 /// Exact drops per key the slots had no room for.
 #[map]
@@ -76,12 +78,13 @@ fn slot_of(w: &[u64; 3]) -> u32 {
     (h >> 32) as u32
 }
 
-/// Counts one drop of the key made of `words` ([`DropKey::words_of`]) on this CPU.
+/// Counts one drop of the key made of `words` ([`DropKey::words_of`]) on `cpu`, this CPU.
 #[inline(always)]
-pub fn count_drop(words: &[u64; 3]) {
+pub fn count_drop(cpu: u32, words: &[u64; 3]) {
     let first = slot_of(words);
     for i in 0..DROP_SLOT_PROBES {
-        let Some(s) = DROP_SLOT_COUNTS.get_ptr_mut(first.wrapping_add(i) & (DROP_SLOTS - 1)) else {
+        let at = cpu * DROP_SLOTS + (first.wrapping_add(i) & (DROP_SLOTS - 1));
+        let Some(s) = DROP_SLOT_COUNTS.get_ptr_mut(at) else {
             break;
         };
         // SAFETY: this CPU's slot, valid for the program's run; no other run writes it. The
@@ -129,8 +132,8 @@ fn hashed(key: &DropKey) -> Option<*mut u64> {
 /// nor the table had room for it (the drop is then counted in `STAT_UNTRACKED`). `key` is
 /// 8-aligned (in the event, asserted in tracer-common).
 #[inline(always)]
-pub fn count_flow(key: &FlowKey) -> Option<*mut FlowCount> {
-    if let Some(p) = cached(key) {
+pub fn count_flow(cpu: u32, key: &FlowKey) -> Option<*mut FlowCount> {
+    if let Some(p) = cached(cpu, key) {
         return Some(p);
     }
     let p = match DROP_FLOW_COUNTS.get_ptr_mut(key) {
@@ -174,14 +177,12 @@ fn admit(key: &FlowKey) -> Option<*mut FlowCount> {
 /// or free (claiming it), and returns the entry's count; `None` when the flow table is to count
 /// it: another flow holds the entry, or user space asked for it back.
 #[inline(always)]
-fn cached(key: &FlowKey) -> Option<*mut FlowCount> {
+fn cached(cpu: u32, key: &FlowKey) -> Option<*mut FlowCount> {
     let k = core::ptr::from_ref(key).cast::<u64>();
     // SAFETY: the key is 8-aligned and 12 words long; read a word at a time where it is (a
     // copy would be a bytewise memcpy).
     let word = |i: usize| unsafe { k.add(i).read() };
     let head = flow_cache_head_of(word);
-    // SAFETY: a helper without arguments.
-    let cpu = unsafe { bpf_get_smp_processor_id() };
     let e = DROP_FLOW_CACHE.get_ptr_mut(cpu * DROP_FLOW_CACHE_PER_CPU + flow_cache_index(head))?;
     let w = e.cast::<u64>();
     // SAFETY: an entry of this CPU's part, written by this CPU's runs one at a time and by user

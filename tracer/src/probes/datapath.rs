@@ -165,6 +165,9 @@ pub struct Datapath {
     peers: bool,
     /// The per-peer cache, mapped into our memory (`peer_maps`).
     peer_cache: Option<SharedArray>,
+    /// The drop probe's counter slots, mapped into our memory (`drop_maps`), when drops are
+    /// watched.
+    drop_slots: Option<SharedArray>,
     /// The drop probe's flow cache, mapped into our memory (`drop_maps`), when drops are
     /// watched.
     flow_cache: Option<drop_maps::FlowCache>,

@@ -1,5 +1,5 @@
-//! Reading the drop probe's maps: exact drop counts (per-CPU slots and the hash table beside
-//! them), per-flow counts (the flow cache, mapped into our memory, and the flow table), taking
+//! Reading the drop probe's maps: exact drop counts (each CPU's slots, mapped into our memory,
+//! and the hash table beside them), per-flow counts (the flow cache, mapped into our memory, and the flow table), taking
 //! the counts of quiet flows out of both, the probe's statistics, and the ring buffer of
 //! sampled events.
 
@@ -14,8 +14,8 @@ use aya::{
     maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::drops::{
-    DROP_FLOW_CACHE_PER_CPU, DROP_SLOTS, DropKey, DropSlot, FLOW_KEY_WORDS, FlowCacheEntry,
-    FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE, RETIRE_NONE, STAT_EVENTS_LOST,
+    DROP_FLOW_CACHE_PER_CPU, DROP_SLOTS, DropKey, DropScratch, DropSlot, FLOW_KEY_WORDS,
+    FlowCacheEntry, FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE, RETIRE_NONE, STAT_EVENTS_LOST,
     STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STAT_UNTRACKED, STATS_LEN,
 };
 
@@ -38,6 +38,23 @@ const ENTRY_WORDS: usize = size_of::<FlowCacheEntry>() / 8;
 
 const _: () = assert!(COUNT * 8 == std::mem::offset_of!(FlowCacheEntry, count));
 const _: () = assert!(RETIRE * 8 == std::mem::offset_of!(FlowCacheEntry, retire));
+
+pub(super) const SLOTS: &str = "DROP_SLOT_COUNTS";
+/// Words of a counter slot (`DropSlot`): the count, then the key's three.
+const SLOT_WORDS: usize = size_of::<DropSlot>() / 8;
+
+const _: () = assert!(std::mem::offset_of!(DropSlot, count) == 0 && SLOT_WORDS == 4);
+
+/// Entries of the drop counter slots for `cpus` CPUs.
+pub(super) fn slot_entries(cpus: usize) -> usize {
+    cpus * DROP_SLOTS as usize
+}
+
+/// Maps the drop counter slots of `cpus` CPUs into our memory; `None` for an object without
+/// them.
+pub(super) fn map_slots(ebpf: &Ebpf, cpus: usize) -> Result<Option<SharedArray>, ProbeError> {
+    map_shared(ebpf, SLOTS, slot_entries(cpus) * size_of::<DropSlot>())
+}
 
 /// Entries of the flow cache for `cpus` CPUs.
 pub(super) fn flow_cache_entries(cpus: usize) -> usize {
@@ -84,12 +101,15 @@ impl Datapath {
     /// slots and the hash table a key may be counted in.
     pub fn drop_counters(&self) -> Result<Vec<(DropKey, u64)>, ProbeError> {
         let mut totals: HashMap<DropKey, u64> = HashMap::new();
-        let slots: PerCpuArray<&MapData, DropSlot> = open_map(&self.ebpf, "DROP_SLOT_COUNTS")?;
-        for i in 0..DROP_SLOTS {
-            let per_cpu = slots.get(&i, 0).map_err(map_err("DROP_SLOT_COUNTS"))?;
-            // A free slot counts 0; a taken one keeps its key for good.
-            for slot in per_cpu.iter().filter(|s| s.count > 0) {
-                *totals.entry(slot.key).or_default() += slot.count;
+        if let Some(slots) = &self.drop_slots {
+            // A free slot counts 0; a taken one keeps its key for good, written before the
+            // count that made it taken.
+            for w in slots.words().chunks_exact(SLOT_WORDS) {
+                let count = w[0].load(Ordering::Acquire);
+                if count > 0 {
+                    let words = [1, 2, 3].map(|j| w[j].load(Ordering::Relaxed));
+                    *totals.entry(*DropKey::from_words(&words)).or_default() += count;
+                }
             }
         }
         let hashed: PerCpuHashMap<&MapData, DropKey, u64> = open_map(&self.ebpf, "DROPS")?;
@@ -214,12 +234,16 @@ impl Datapath {
         Ok(Some(taken))
     }
 
+    /// The probe's statistics, summed over CPUs (each CPU keeps them in its state, at the
+    /// head of its scratch space).
     pub fn drop_stats(&self) -> Result<DropStats, ProbeError> {
-        let stats: PerCpuArray<&MapData, u64> = open_map(&self.ebpf, "DROP_STATS")?;
+        let scratch: PerCpuArray<&MapData, DropScratch> = open_map(&self.ebpf, "SCRATCH")?;
+        let per_cpu = scratch.get(&0, 0).map_err(map_err("SCRATCH"))?;
         let mut sums = [0u64; STATS_LEN as usize];
-        for (i, sum) in sums.iter_mut().enumerate() {
-            let per_cpu = stats.get(&(i as u32), 0).map_err(map_err("DROP_STATS"))?;
-            *sum = per_cpu.iter().sum();
+        for s in per_cpu.iter() {
+            for (sum, n) in sums.iter_mut().zip(s.state.stats) {
+                *sum += n;
+            }
         }
         Ok(DropStats {
             events_lost: sums[STAT_EVENTS_LOST as usize],

@@ -13,7 +13,7 @@ use tracer_common::{
 
 use super::{
     DROP_INNER_PROGRAM, Datapath, INNER_PROGRAMS, Target,
-    drop_maps::{FLOW_CACHE, FlowCache, flow_cache_entries},
+    drop_maps::{FLOW_CACHE, FlowCache, SLOTS, flow_cache_entries, map_slots, slot_entries},
     hooks,
     peer_maps::{PEER_CACHE, map_peer_cache, peer_cache_entries},
     program_names,
@@ -129,7 +129,8 @@ impl Datapath {
         if let Some(cfg) = &drops {
             loader
                 .override_global("DROP_CONFIG", cfg, true)
-                .map_max_entries(FLOW_CACHE, flow_cache_entries(cpus) as u32);
+                .map_max_entries(FLOW_CACHE, flow_cache_entries(cpus) as u32)
+                .map_max_entries(SLOTS, slot_entries(cpus) as u32);
         }
         let mut ebpf = loader.load(object).map_err(ProbeError::Load)?;
         // The programs' rare diagnostics go through aya-log. The logger owns the log map's
@@ -138,10 +139,10 @@ impl Datapath {
             .map_err(|e| log::debug!("eBPF log channel unavailable: {e}"))
             .ok();
         let peer_cache = map_peer_cache(&ebpf, cpus)?;
-        // Without the drop probe the flow cache keeps its one placeholder entry.
-        let flow_cache = match drops {
-            Some(_) => FlowCache::map(&ebpf, cpus)?,
-            None => None,
+        // Without the drop probe its slots and flow cache keep their placeholder sizes.
+        let (drop_slots, flow_cache) = match drops {
+            Some(_) => (map_slots(&ebpf, cpus)?, FlowCache::map(&ebpf, cpus)?),
+            None => (None, None),
         };
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
@@ -170,6 +171,7 @@ impl Datapath {
             mode: AttachMode::Auto,
             peers,
             peer_cache,
+            drop_slots,
             flow_cache,
             logger,
             clsact: hooks::ClsactGuard::default(),

@@ -3,7 +3,7 @@
 //! per-flow counts, and the sampled event sent through the ring buffer. Every count the probe
 //! keeps is per CPU, summed in user space: no drop waits on another CPU's cache line.
 
-use crate::packet::Headers;
+use crate::packet::{Headers, L3, Seen};
 
 #[cfg(feature = "user")]
 mod user;
@@ -205,6 +205,21 @@ pub struct Flow {
 const _: () = assert!(core::mem::size_of::<Flow>() == 40);
 
 impl Flow {
+    /// The flow of a packet the parser's shortcut read ([`crate::packet::quick_ip`]): the same
+    /// as [`Flow::of`] its headers.
+    #[inline(always)]
+    pub fn quick(seen: Seen, l3: L3, src: [u8; 16], dst: [u8; 16]) -> Self {
+        Flow {
+            family: l3.family,
+            proto: seen.proto,
+            sport: seen.sport,
+            dport: seen.dport,
+            _reserved: 0,
+            src,
+            dst,
+        }
+    }
+
     #[inline(always)]
     pub fn of(h: &Headers) -> Self {
         Flow {

@@ -41,7 +41,7 @@ use tracer_common::{
         DropCpuState, DropEvent, DropKey, DropScratch, EVENTS_BYTES, Flow, FlowKey, NO_ARG,
         SKB_WINDOW,
     },
-    packet::{ETH_HLEN, parse_ethernet, parse_ip},
+    packet::{ETH_HLEN, Packet, parse_ethernet, parse_ip, quick_ip},
 };
 
 use crate::{
@@ -386,15 +386,32 @@ fn classify_event(ev: &mut DropEvent) {
         return;
     }
     let pkt = CopiedPacket::new(&ev.data, ev.cap_len as usize);
-    let h = if ev.l2 != 0 {
-        parse_ethernet::<_, true>(&pkt, 0)
+    // The shortcut first (an untagged Ethernet header, or none): most drops are packets it
+    // reads, and it reads them straight into the key; every other goes to the full parser.
+    let quick = if ev.l2 == 0 {
+        quick_ip(&pkt, 0, ev.protocol)
     } else {
-        parse_ip::<_, true>(&pkt, 0, ev.protocol)
+        pkt.load::<[u8; 2]>(12)
+            .and_then(|t| quick_ip(&pkt, ETH_HLEN, u16::from_be_bytes(t)))
     };
-    let class = classify(h.seen(), port_class, proto_class_table);
+    let seen = match quick {
+        Some((seen, l3, src, dst)) => {
+            ev.key.outer = Flow::quick(seen, l3, src, dst);
+            seen
+        }
+        None => {
+            let h = if ev.l2 != 0 {
+                parse_ethernet::<_, true>(&pkt, 0)
+            } else {
+                parse_ip::<_, true>(&pkt, 0, ev.protocol)
+            };
+            ev.key.outer = Flow::of(&h);
+            h.seen()
+        }
+    };
+    let class = classify(seen, port_class, proto_class_table);
     ev.key.class = class;
-    ev.key.outer = Flow::of(&h);
-    if let Some((vni, inner_off)) = vxlan_inner(&pkt, h.seen(), class) {
+    if let Some((vni, inner_off)) = vxlan_inner(&pkt, seen, class) {
         ev.key.vni = vni;
         ev.inner_off = inner_off as u16;
     }

@@ -3,10 +3,13 @@
 //! fragment, or IPv6 without extension headers, then a whole TCP or UDP header) read with one
 //! bounds check into registers; every other frame goes through [`parse_ethernet`], which gives
 //! the same answer (the tests check both on every kind of frame, broken ones included).
+//! [`quick_ip`] is the same shortcut from the IP header on, with the addresses: the drop
+//! probe's, whose packets are copied (a bounds check is a compare there) and often start at
+//! their IP header.
 
 use super::{
     ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, L3, Packet, Seen, Status, be16,
-    parse_ethernet,
+    parse_ethernet, v4_in_16,
 };
 
 /// IPv4 + TCP, the longest frame the IPv4 shortcut reads.
@@ -83,5 +86,74 @@ pub fn quick_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<(Seen, 
             family,
             off: (off + ETH_HLEN) as u16,
         },
+    ))
+}
+
+/// What [`super::parse_ip`] finds, addresses included (source, destination, as
+/// [`super::Headers`] holds them), for a packet whose IP header is at `off` and is the version
+/// `ethertype` names, when it is one the shortcut takes (as [`quick_ethernet`]'s); `None`
+/// otherwise, for the full parser.
+#[inline(always)]
+pub fn quick_ip<P: Packet + ?Sized>(
+    pkt: &P,
+    off: usize,
+    ethertype: u16,
+) -> Option<(Seen, L3, [u8; 16], [u8; 16])> {
+    let (family, l4, proto, src, dst) = match ethertype {
+        ETH_P_IP => {
+            let b = pkt.load::<[u8; 20]>(off)?;
+            let tot_len = be16([b[2], b[3]]);
+            let frag_offset = be16([b[6], b[7]]) & 0x1fff;
+            if b[0] != 0x45 || (tot_len != 0 && tot_len < 20) || frag_offset != 0 {
+                return None;
+            }
+            (
+                4,
+                off + 20,
+                b[9],
+                v4_in_16([b[12], b[13], b[14], b[15]]),
+                v4_in_16([b[16], b[17], b[18], b[19]]),
+            )
+        }
+        ETH_P_IPV6 => {
+            let fixed = pkt.load::<[u8; 8]>(off)?;
+            if fixed[0] >> 4 != 6 {
+                return None;
+            }
+            let src = pkt.load::<[u8; 16]>(off + 8)?;
+            let dst = pkt.load::<[u8; 16]>(off + 24)?;
+            (6, off + 40, fixed[6], src, dst)
+        }
+        _ => return None,
+    };
+    let (ports, header_len) = match proto {
+        IPPROTO_TCP => {
+            let t = pkt.load::<[u8; 20]>(l4)?;
+            let doff = (t[12] >> 4) as usize * 4;
+            if doff < 20 {
+                return None;
+            }
+            ([t[0], t[1], t[2], t[3]], doff)
+        }
+        IPPROTO_UDP => {
+            let u = pkt.load::<[u8; 8]>(l4)?;
+            ([u[0], u[1], u[2], u[3]], 8)
+        }
+        _ => return None,
+    };
+    Some((
+        Seen {
+            status: Status::Ip,
+            proto,
+            sport: be16([ports[0], ports[1]]),
+            dport: be16([ports[2], ports[3]]),
+            payload_off: (l4 + header_len) as u16,
+        },
+        L3 {
+            family,
+            off: off as u16,
+        },
+        src,
+        dst,
     ))
 }

@@ -291,11 +291,43 @@ fn the_counting_shortcut_agrees_with_the_full_parser() {
     tcp_options[12] = 8 << 4;
     tcp_options.extend_from_slice(&[1; 12]);
     bases.push(frame(ETH_P_IP, &[], &ipv4(IPPROTO_TCP, 0, &tcp_options)));
+    // Shorter than the frames quick_ethernet reads: quick_ip takes them.
+    bases.push(frame(
+        ETH_P_IP,
+        &[],
+        &ipv4(IPPROTO_UDP, 0, &udp(5000, 1, b"s")),
+    ));
+    bases.push(frame(
+        ETH_P_IPV6,
+        &[],
+        &ipv6(IPPROTO_UDP, &udp(5000, 1, b"")),
+    ));
     let same = |f: &[u8]| {
         let full = parse_ethernet::<[u8], false>(f, 0);
         assert_eq!(count_ethernet(f, 0), full.seen(), "{f:02x?}");
         if let Some(quick) = quick_ethernet(f, 0) {
             assert_eq!(quick, (full.seen(), full.l3()), "{f:02x?}");
+        }
+        // The drop probe's shortcut, after an untagged Ethernet header and from the IP header.
+        if f.len() >= ETH_HLEN {
+            let ethertype = be16([f[12], f[13]]);
+            let full = parse_ethernet::<[u8], true>(f, 0);
+            if let Some(quick) = quick_ip(f, ETH_HLEN, ethertype) {
+                assert_eq!(
+                    quick,
+                    (full.seen(), full.l3(), full.src, full.dst),
+                    "{f:02x?}"
+                );
+            }
+            let ip = &f[ETH_HLEN..];
+            let full = parse_ip::<[u8], true>(ip, 0, ethertype);
+            if let Some(quick) = quick_ip(ip, 0, ethertype) {
+                assert_eq!(
+                    quick,
+                    (full.seen(), full.l3(), full.src, full.dst),
+                    "{ip:02x?}"
+                );
+            }
         }
     };
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -325,4 +357,31 @@ fn the_counting_shortcut_agrees_with_the_full_parser() {
             same(&f[..len]);
         }
     }
+}
+
+/// The drop probe's shortcut takes the packets a drop storm is made of: a short datagram from
+/// its IP header (a packet leaving has no link-layer header yet), or after an Ethernet header,
+/// with its addresses; and leaves what it does not read whole.
+#[test]
+fn the_drop_shortcut_takes_short_datagrams_with_their_addresses() {
+    let ip = ipv4(IPPROTO_UDP, 0, &udp(43775, 1, b"storm"));
+    let (seen, l3, src, dst) = quick_ip(&ip[..], 0, ETH_P_IP).expect("taken");
+    assert_eq!(
+        (seen.proto, seen.sport, seen.dport),
+        (IPPROTO_UDP, 43775, 1)
+    );
+    assert_eq!((l3.family, l3.off, seen.payload_off), (4, 0, 28));
+    assert_eq!(&src[..4], &[10, 0, 0, 1]);
+    assert_eq!(&dst[..4], &[10, 0, 0, 2]);
+    assert!(src[4..].iter().chain(&dst[4..]).all(|&b| b == 0));
+    let f = frame(ETH_P_IPV6, &[], &ipv6(IPPROTO_TCP, &tcp(40000, 6443)));
+    let (seen, l3, _, dst) = quick_ip(&f[..], ETH_HLEN, ETH_P_IPV6).expect("taken");
+    assert_eq!((seen.dport, l3.family, dst[15]), (6443, 6, 2));
+    // Options, a fragment, another protocol, a cut header: the full parser's.
+    assert!(quick_ip(&ipv4(IPPROTO_TCP, 4, &tcp(1, 2))[..], 0, ETH_P_IP).is_none());
+    assert!(quick_ip(&ipv4(IPPROTO_VRRP, 0, &[0; 20])[..], 0, ETH_P_IP).is_none());
+    assert!(quick_ip(&ip[..27], 0, ETH_P_IP).is_none());
+    let mut later = ip.clone();
+    later[7] = 1;
+    assert!(quick_ip(&later[..], 0, ETH_P_IP).is_none());
 }

@@ -3,7 +3,7 @@
 //! the same storm: an empty raw tracepoint program on `kfree_skb` (the floor: what any probe
 //! there costs), `tracer watch`, and two bpftrace one-liners ([`crate::bpftrace`]), with one
 //! flow and with 50,000. Then the drop probe alone, loaded by this process with its parts
-//! switched on one at a time (counters only, then the flow table, the sampled events, the inner
+//! switched on one at a time (counters only, then per-flow counts, the sampled events, the inner
 //! frames of VXLAN packets), to show where its time goes. Reported per observer: the median
 //! rate, the median of each run's rate over the untraced run before it, and what that is per
 //! drop in nanoseconds; every tracer and probe run must count every drop.
@@ -73,7 +73,7 @@ impl Observer {
             Observer::Tracer => "tracer watch".into(),
             Observer::Bpftrace(i) => ONE_LINERS[i].0.into(),
             Observer::Probe(0) => "probe: counters per place and reason".into(),
-            Observer::Probe(DROP_PART_FLOWS) => "probe: + flow table".into(),
+            Observer::Probe(DROP_PART_FLOWS) => "probe: + per-flow counts".into(),
             Observer::Probe(p) if p == DROP_PART_FLOWS | DROP_PART_EVENTS => {
                 "probe: + sampled events".into()
             }

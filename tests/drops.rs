@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tracer::schema::{DropLine, DropTotal, Summary, WatchLine};
 use tracer_lab::synth::{Eth, L4, frame, vxlan_payload};
 
-use crate::harness::{Tracer, Veth, joined, kernel, send_frames, tracer::summary};
+use crate::harness::{NetNs, Tracer, Veth, joined, kernel, send_frames, tracer::summary};
 
 const A: Veth = Veth {
     name: "va",
@@ -290,11 +290,12 @@ fn peak_rss_kb(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[test]
-fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
-    let (a, _b) = joined("s", &A, &B);
-    // Dropped on the way out, in the sender's own context: no queue can lose any of them.
-    a.nft("table inet trt {\n chain output {\n type filter hook output priority 0;\n ip daddr 10.78.0.9 drop\n }\n}\n");
+/// A joined pair whose first end drops every datagram to 10.78.0.9 on the way out, in the
+/// sender's own context: no queue can lose any of them. The address has a permanent neighbour
+/// entry, so no ARP gets in the way.
+fn dropping_on_the_way_out(tag: &str) -> (NetNs, NetNs) {
+    let (a, b) = joined(tag, &A, &B);
+    a.nft("table inet trs {\n chain output {\n type filter hook output priority 0;\n ip daddr 10.78.0.9 drop\n }\n}\n");
     a.ip(&[
         "neigh",
         "add",
@@ -306,6 +307,12 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
         "nud",
         "permanent",
     ]);
+    (a, b)
+}
+
+#[test]
+fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
+    let (a, _b) = dropping_on_the_way_out("s");
     let mut tracer = Tracer::watch(
         &a,
         &["--iface", "va", "--profile", "generic", "--interval", "0.5"],
@@ -358,19 +365,7 @@ fn a_storm_of_a_million_drops_is_counted_exactly_in_bounded_memory() {
 /// counted exactly, none twice.
 #[test]
 fn flows_that_pause_and_resume_are_each_counted_exactly() {
-    let (a, _b) = joined("p", &A, &B);
-    a.nft("table inet trp {\n chain output {\n type filter hook output priority 0;\n ip daddr 10.78.0.9 drop\n }\n}\n");
-    a.ip(&[
-        "neigh",
-        "add",
-        "10.78.0.9",
-        "lladdr",
-        &tracer_netns::mac_text(&B.mac),
-        "dev",
-        "va",
-        "nud",
-        "permanent",
-    ]);
+    let (a, _b) = dropping_on_the_way_out("p");
     let mut tracer = Tracer::watch_env(
         &a,
         &[("TRACER_LOG", "debug")],

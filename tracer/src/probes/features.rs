@@ -1,7 +1,8 @@
 //! What the running kernel offers the probes, found out once per process: from its BTF (the
 //! arguments of the `skb:kfree_skb` tracepoint, the drop-reason enum, the TCX attach types)
 //! and by asking the kernel to load tiny programs and maps (helpers, the ring buffer). The
-//! loader picks its program variants and hooks from this, never from a version number, and
+//! loader picks its program variants and hooks from this, not from a version number (the one
+//! exception is a verifier's known limit, [`Features::skips_peer_counting`]), and
 //! [`Features::notes`] says in a sentence each what a missing feature costs and what still
 //! works.
 
@@ -71,7 +72,27 @@ pub fn get() -> &'static Features {
     FEATURES.get_or_init(Features::probe)
 }
 
+/// Whether a kernel release (`5.10.0-32-amd64`) is older than `major.minor`; false when it
+/// cannot be read.
+fn release_below(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let num = |p: Option<&str>| p.and_then(|p| p.parse::<u32>().ok());
+    match (num(parts.next()), num(parts.next())) {
+        (Some(a), Some(b)) => (a, b) < (major, minor),
+        _ => false,
+    }
+}
+
 impl Features {
+    /// Whether the loader counts without per-peer counting here without trying it: the
+    /// verifiers of 5.10 and 6.1 are known to give up on the tc program with it (a million
+    /// instructions: minutes of work on 5.10 under emulation, 30 s on 6.1). A verifier's
+    /// limit is no feature a tiny program can probe, hence the release. Kernels from 6.2 on
+    /// try, and fall back the same way if refused.
+    pub fn skips_peer_counting(&self) -> bool {
+        release_below(&self.release, (6, 2))
+    }
+
     /// Probes the running kernel. Needs the privileges to load BPF programs for the helper and
     /// map probes (without them those read as missing).
     pub fn probe() -> Features {
@@ -173,6 +194,16 @@ impl Features {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(release_below("5.10.0-32-amd64", (6, 2)));
+        assert!(release_below("6.1.0-50-amd64", (6, 2)));
+        assert!(!release_below("6.2.0", (6, 2)));
+        assert!(!release_below("6.12.117+deb13-amd64", (6, 2)));
+        assert!(!release_below("6.18.0", (6, 2)));
+        assert!(!release_below("", (6, 2)));
+    }
 
     fn kernel(args: &[&str]) -> Features {
         Features {

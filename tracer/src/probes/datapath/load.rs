@@ -36,11 +36,8 @@ impl Datapath {
         capacity: usize,
         drops: Option<DropConfig>,
     ) -> Result<Self, ProbeError> {
-        // The verifiers of 5.10 and 6.1 are known to give up on the tc program with it (a
-        // million instructions: minutes of work on 5.10 under emulation, 30 s on 6.1): skip the
-        // attempt there. Kernels from 6.2 on try, and fall back the same way if refused.
         let release = &features::get().release;
-        if release_below(release, (6, 2)) {
+        if features::get().skips_peer_counting() {
             log::warn!(
                 "kernel {release}: the verifier cannot take per-peer counting; counting without \
                  it (no tracer_overlay_peer_* packets or bytes)"
@@ -219,31 +216,5 @@ fn loopback() -> Target {
         index: 1,
         has_l2: true,
         is_virtual: true,
-    }
-}
-
-/// Whether a kernel release (`5.10.0-32-amd64`) is older than `major.minor`; false when it
-/// cannot be read.
-fn release_below(release: &str, (major, minor): (u32, u32)) -> bool {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let num = |p: Option<&str>| p.and_then(|p| p.parse::<u32>().ok());
-    match (num(parts.next()), num(parts.next())) {
-        (Some(a), Some(b)) => (a, b) < (major, minor),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::release_below;
-
-    #[test]
-    fn kernel_releases_compare_by_major_and_minor() {
-        assert!(release_below("5.10.0-32-amd64", (6, 2)));
-        assert!(release_below("6.1.0-50-amd64", (6, 2)));
-        assert!(!release_below("6.2.0", (6, 2)));
-        assert!(!release_below("6.12.117+deb13-amd64", (6, 2)));
-        assert!(!release_below("6.18.0", (6, 2)));
-        assert!(!release_below("", (6, 2)));
     }
 }

@@ -254,18 +254,6 @@ pub struct FlowKey {
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 96);
 
 impl FlowKey {
-    /// The key's bytes as words, in memory order.
-    #[inline(always)]
-    pub fn to_words(&self) -> [u64; FLOW_KEY_WORDS] {
-        // SAFETY: 96 bytes of plain integers (size asserted) read as twelve u64s; unaligned
-        // reads, a FlowKey is only 4-aligned.
-        unsafe {
-            core::ptr::from_ref(self)
-                .cast::<[u64; FLOW_KEY_WORDS]>()
-                .read_unaligned()
-        }
-    }
-
     /// The key whose bytes are `words`, in memory order.
     #[inline(always)]
     pub fn from_words(words: [u64; FLOW_KEY_WORDS]) -> FlowKey {
@@ -287,7 +275,7 @@ pub struct FlowCount {
 const _: () = assert!(core::mem::size_of::<FlowCount>() == 16);
 
 /// Entries of the flow cache per CPU: before the flow table, a drop tries one entry of its
-/// CPU's part of a plain array, chosen by a hash of its key ([`flow_cache_head`]); the flow
+/// CPU's part of a plain array, chosen by a hash of its key ([`flow_cache_head_of`]); the flow
 /// table takes only the drops whose entry another flow holds.
 pub const DROP_FLOW_CACHE_PER_CPU: u32 = 128;
 
@@ -310,7 +298,7 @@ pub const RETIRE_DONE: u64 = 2;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowCacheEntry {
-    /// 0 when free, else the key's [`flow_cache_head`].
+    /// 0 when free, else the key's [`flow_cache_head_of`].
     pub head: u64,
     pub key: FlowKey,
     pub count: FlowCount,
@@ -320,20 +308,34 @@ pub struct FlowCacheEntry {
 
 const _: () = assert!(core::mem::size_of::<FlowCacheEntry>() == 128);
 
+/// Where each part of an entry is, in words: the probe and user space read and write entries a
+/// word at a time (user space through atomics on its mapping).
+impl FlowCacheEntry {
+    pub const HEAD_WORD: usize = 0;
+    /// The key's first word.
+    pub const KEY_WORD: usize = 1;
+    /// The count (the first word of `count`).
+    pub const COUNT_WORD: usize = Self::KEY_WORD + FLOW_KEY_WORDS;
+    pub const RETIRE_WORD: usize = Self::COUNT_WORD + core::mem::size_of::<FlowCount>() / 8;
+    /// Words of an entry.
+    pub const WORDS: usize = core::mem::size_of::<FlowCacheEntry>() / 8;
+}
+
+const _: () = assert!(
+    core::mem::offset_of!(FlowCacheEntry, head) == FlowCacheEntry::HEAD_WORD * 8
+        && core::mem::offset_of!(FlowCacheEntry, key) == FlowCacheEntry::KEY_WORD * 8
+        && core::mem::offset_of!(FlowCacheEntry, count) == FlowCacheEntry::COUNT_WORD * 8
+        && core::mem::offset_of!(FlowCacheEntry, retire) == FlowCacheEntry::RETIRE_WORD * 8
+);
+
 /// Words of a [`FlowKey`].
 pub const FLOW_KEY_WORDS: usize = core::mem::size_of::<FlowKey>() / 8;
 
 const _: () = assert!(core::mem::align_of::<FlowKey>() <= 8 && FLOW_KEY_WORDS * 8 == 96);
 
-/// The head word of a flow key's cache entry: a hash of its words, never 0 (0 marks a free
-/// entry). Rotations fold the words, one multiplication mixes them.
-#[inline(always)]
-pub fn flow_cache_head(words: &[u64; FLOW_KEY_WORDS]) -> u64 {
-    flow_cache_head_of(|i| words[i])
-}
-
-/// [`flow_cache_head`] of the key whose word `i` is `word(i)`: the probe reads them where the
-/// key is, rather than copying it.
+/// The head word of a flow key's cache entry, the key's word `i` being `word(i)` (the probe
+/// reads them where the key is, rather than copying it): a hash of its words, never 0 (0 marks
+/// a free entry). Rotations fold the words, one multiplication mixes them.
 #[inline(always)]
 pub fn flow_cache_head_of(word: impl Fn(usize) -> u64) -> u64 {
     let mut folded = 0u64;
@@ -451,22 +453,34 @@ mod tests {
         key
     }
 
+    /// The key's bytes as words, in memory order.
+    fn words(key: &FlowKey) -> [u64; FLOW_KEY_WORDS] {
+        // SAFETY: 96 bytes of plain integers (size asserted) read as twelve u64s; unaligned
+        // reads, a FlowKey is only 4-aligned.
+        unsafe {
+            core::ptr::from_ref(key)
+                .cast::<[u64; FLOW_KEY_WORDS]>()
+                .read_unaligned()
+        }
+    }
+
     #[test]
     fn a_flow_key_is_its_words() {
         let key = flow(4789);
-        assert_eq!(FlowKey::from_words(key.to_words()), key);
-        assert_ne!(FlowKey::from_words(flow(4790).to_words()), key);
+        assert_eq!(FlowKey::from_words(words(&key)), key);
+        assert_ne!(FlowKey::from_words(words(&flow(4790))), key);
     }
 
     #[test]
     fn cache_heads_are_never_free_and_spread_over_the_entries() {
         let mut used = [0u32; DROP_FLOW_CACHE_PER_CPU as usize];
         for port in 0..4096 {
-            let head = flow_cache_head(&flow(port).to_words());
+            let w = words(&flow(port));
+            let head = flow_cache_head_of(|i| w[i]);
             assert_ne!(head, 0);
             used[flow_cache_index(head) as usize] += 1;
         }
-        assert_ne!(flow_cache_head(&[0; FLOW_KEY_WORDS]), 0);
+        assert_ne!(flow_cache_head_of(|_| 0), 0);
         // 4096 flows over 128 entries: 32 each on average; no entry left empty, none crowded.
         assert!(used.iter().all(|&n| (8..=96).contains(&n)), "{used:?}");
     }

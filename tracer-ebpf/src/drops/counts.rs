@@ -52,13 +52,10 @@ static DROP_FLOW_COUNTS: PerCpuHashMap<FlowKey, FlowCount> =
 static DROP_FLOW_CACHE: Array<FlowCacheEntry> =
     Array::with_max_entries(DROP_FLOW_CACHE_PER_CPU, BPF_F_MMAPABLE);
 
-/// Word positions in a [`FlowCacheEntry`]: the key's first, its count's, its retire word.
-const KEY_WORD: usize = 1;
-const COUNT_WORD: usize = KEY_WORD + FLOW_KEY_WORDS;
-const RETIRE_WORD: usize = COUNT_WORD + size_of::<FlowCount>() / 8;
-
-const _: () = assert!(RETIRE_WORD * 8 == core::mem::offset_of!(FlowCacheEntry, retire));
-const _: () = assert!(COUNT_WORD * 8 == core::mem::offset_of!(FlowCacheEntry, count));
+const HEAD_WORD: usize = FlowCacheEntry::HEAD_WORD;
+const KEY_WORD: usize = FlowCacheEntry::KEY_WORD;
+const COUNT_WORD: usize = FlowCacheEntry::COUNT_WORD;
+const RETIRE_WORD: usize = FlowCacheEntry::RETIRE_WORD;
 
 /// The jiffies before which this CPU does not try the full flow table again.
 #[map]
@@ -188,7 +185,7 @@ fn cached(cpu: u32, key: &FlowKey) -> Option<*mut FlowCount> {
     // SAFETY: an entry of this CPU's part, written by this CPU's runs one at a time and by user
     // space only as the module comment says; volatile where user space relies on the order.
     unsafe {
-        let held = core::ptr::read_volatile(w);
+        let held = core::ptr::read_volatile(w.add(HEAD_WORD));
         if held == head && (0..FLOW_KEY_WORDS).all(|i| *w.add(KEY_WORD + i) == word(i)) {
             let retire = core::ptr::read_volatile(w.add(RETIRE_WORD));
             if retire == RETIRE_NONE {
@@ -202,7 +199,7 @@ fn cached(cpu: u32, key: &FlowKey) -> Option<*mut FlowCount> {
             core::ptr::write_volatile(w.add(COUNT_WORD), 1);
             core::ptr::write_volatile(w.add(COUNT_WORD + 1), 0);
             core::ptr::write_volatile(w.add(RETIRE_WORD), RETIRE_NONE);
-            core::ptr::write_volatile(w, head);
+            core::ptr::write_volatile(w.add(HEAD_WORD), head);
             return Some(&raw mut (*e).count);
         }
         // Not counted here: if user space asked for the entry, it may have it now.

@@ -14,9 +14,9 @@ use aya::{
     maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::drops::{
-    DROP_FLOW_CACHE_PER_CPU, DROP_SLOTS, DropKey, DropScratch, DropSlot, FLOW_KEY_WORDS,
-    FlowCacheEntry, FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE, RETIRE_NONE, STAT_EVENTS_LOST,
-    STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STAT_UNTRACKED, STATS_LEN,
+    DROP_FLOW_CACHE_PER_CPU, DROP_SLOTS, DropKey, DropScratch, DropSlot, FlowCacheEntry, FlowCount,
+    FlowKey, RETIRE_ASKED, RETIRE_DONE, RETIRE_NONE, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED,
+    STAT_UNCOUNTED, STAT_UNTRACKED, STATS_LEN,
 };
 
 use super::{Datapath, DropStats, map_err, open_map, peer_maps::map_shared};
@@ -28,16 +28,10 @@ use crate::{
 const FLOWS: &str = "DROP_FLOW_COUNTS";
 pub(super) const FLOW_CACHE: &str = "DROP_FLOW_CACHE";
 
-/// Word positions in a flow cache entry (`FlowCacheEntry`): the head, the key's first, the
-/// count, the retire word; and the entry's length.
-const HEAD: usize = 0;
-const KEY: usize = 1;
-const COUNT: usize = KEY + FLOW_KEY_WORDS;
-const RETIRE: usize = COUNT + size_of::<FlowCount>() / 8;
-const ENTRY_WORDS: usize = size_of::<FlowCacheEntry>() / 8;
-
-const _: () = assert!(COUNT * 8 == std::mem::offset_of!(FlowCacheEntry, count));
-const _: () = assert!(RETIRE * 8 == std::mem::offset_of!(FlowCacheEntry, retire));
+const HEAD: usize = FlowCacheEntry::HEAD_WORD;
+const KEY: usize = FlowCacheEntry::KEY_WORD;
+const COUNT: usize = FlowCacheEntry::COUNT_WORD;
+const RETIRE: usize = FlowCacheEntry::RETIRE_WORD;
 
 pub(super) const SLOTS: &str = "DROP_SLOT_COUNTS";
 /// Words of a counter slot (`DropSlot`): the count, then the key's three.
@@ -84,7 +78,7 @@ impl FlowCache {
     fn held(&self) -> impl Iterator<Item = (usize, &[AtomicU64], FlowKey)> {
         self.shared
             .words()
-            .chunks_exact(ENTRY_WORDS)
+            .chunks_exact(FlowCacheEntry::WORDS)
             .enumerate()
             .filter(|(_, w)| w[HEAD].load(Ordering::Acquire) != 0)
             .map(|(i, w)| {

@@ -6,7 +6,7 @@
 //! (6.6), tc programs are netlink filters that [`super::tc`] finds and removes after a killed
 //! run. Which programs load and how they attach follows [`super::features`].
 
-use std::io;
+use std::{io, os::fd::AsFd};
 
 use aya::{
     Ebpf, Pod,
@@ -122,6 +122,27 @@ where
         .map(name)
         .unwrap_or_else(|| panic!("object defines {name}"));
     M::try_from(map).map_err(map_err(name))
+}
+
+/// Maps the `BPF_F_MMAPABLE` array `name`, `bytes` long, into our memory; `None` for an object
+/// without it.
+fn map_shared(
+    ebpf: &Ebpf,
+    name: &'static str,
+    bytes: usize,
+) -> Result<Option<SharedArray>, ProbeError> {
+    let Some(Map::Array(data)) = ebpf.map(name) else {
+        return Ok(None);
+    };
+    SharedArray::map(data.fd().as_fd(), bytes)
+        .map(Some)
+        .map_err(|io_error| ProbeError::Map {
+            map: name,
+            source: MapError::SyscallError(aya::sys::SyscallError {
+                call: "mmap",
+                io_error,
+            }),
+        })
 }
 
 /// The object's map `name`, as the typed view `M` for writing.

@@ -1,7 +1,7 @@
 //! Reading the drop probe's maps: exact drop counts (each CPU's slots, mapped into our memory,
-//! and the hash table beside them), per-flow counts (the flow cache, mapped into our memory, and the flow table), taking
-//! the counts of quiet flows out of both, the probe's statistics, and the ring buffer of
-//! sampled events.
+//! and the hash table beside them), per-flow counts (the flow cache, mapped into our memory,
+//! and the flow table), taking the counts of quiet flows out of both, the probe's statistics,
+//! and the ring buffer of sampled events.
 
 use std::{
     collections::HashMap,
@@ -19,7 +19,7 @@ use tracer_common::drops::{
     STAT_UNCOUNTED, STAT_UNTRACKED, STATS_LEN,
 };
 
-use super::{Datapath, DropStats, map_err, open_map, peer_maps::map_shared};
+use super::{Datapath, DropStats, map_err, map_shared, open_map};
 use crate::{
     probes::ProbeError,
     sys::{self, shared::SharedArray},
@@ -73,19 +73,19 @@ impl FlowCache {
         }))
     }
 
-    /// The held entries, with their keys: the probe writes an entry's head last when it claims
-    /// it, and the key does not change while the head is set (only we free entries).
-    fn held(&self) -> impl Iterator<Item = (usize, &[AtomicU64], FlowKey)> {
+    /// Each entry's words and, when it is held, its key: the probe writes an entry's head
+    /// last when it claims it, and the key does not change while the head is set (only we free
+    /// entries).
+    fn entries(&self) -> impl Iterator<Item = (&[AtomicU64], Option<FlowKey>)> {
         self.shared
             .words()
             .chunks_exact(FlowCacheEntry::WORDS)
-            .enumerate()
-            .filter(|(_, w)| w[HEAD].load(Ordering::Acquire) != 0)
-            .map(|(i, w)| {
-                let key = FlowKey::from_words(std::array::from_fn(|j| {
-                    w[KEY + j].load(Ordering::Relaxed)
-                }));
-                (i, w, key)
+            .map(|w| {
+                let held = w[HEAD].load(Ordering::Acquire) != 0;
+                let key = held.then(|| {
+                    FlowKey::from_words(std::array::from_fn(|j| w[KEY + j].load(Ordering::Relaxed)))
+                });
+                (w, key)
             })
     }
 }
@@ -120,8 +120,10 @@ impl Datapath {
             return Vec::new();
         };
         let mut sums: HashMap<FlowKey, u64> = HashMap::new();
-        for (_, w, key) in cache.held() {
-            *sums.entry(key).or_default() += w[COUNT].load(Ordering::Relaxed);
+        for (w, key) in cache.entries() {
+            if let Some(key) = key {
+                *sums.entry(key).or_default() += w[COUNT].load(Ordering::Relaxed);
+            }
         }
         sums.into_iter().collect()
     }
@@ -137,30 +139,27 @@ impl Datapath {
         };
         let mut taken = Vec::new();
         let mut seen = std::mem::take(&mut cache.seen);
-        let mut held = vec![false; seen.len()];
-        for (i, w, key) in cache.held() {
-            held[i] = true;
+        for ((w, key), seen) in cache.entries().zip(&mut seen) {
+            let Some(key) = key else {
+                *seen = 0;
+                continue;
+            };
             match w[RETIRE].load(Ordering::Acquire) {
                 RETIRE_DONE => {
                     // No run counts in it any more, and the answer came after the last count.
                     taken.push((key, w[COUNT].load(Ordering::Relaxed)));
                     w[HEAD].store(0, Ordering::Release);
-                    seen[i] = 0;
+                    *seen = 0;
                 }
                 RETIRE_NONE => {
                     let count = w[COUNT].load(Ordering::Relaxed);
-                    if count == seen[i] {
+                    if count == *seen {
                         w[RETIRE].store(RETIRE_ASKED, Ordering::Release);
                     }
-                    seen[i] = count;
+                    *seen = count;
                 }
                 // Asked, not answered yet: no drop has looked at the entry since.
                 _ => debug_assert_eq!(w[RETIRE].load(Ordering::Relaxed), RETIRE_ASKED),
-            }
-        }
-        for (s, h) in seen.iter_mut().zip(held) {
-            if !h {
-                *s = 0;
             }
         }
         cache.seen = seen;

@@ -5,20 +5,19 @@
 use std::{
     collections::BTreeMap,
     net::IpAddr,
-    os::fd::AsFd,
     sync::atomic::{AtomicU64, Ordering},
 };
 
 use aya::{
     Ebpf,
-    maps::{Map, MapData, MapError, PerCpuHashMap},
+    maps::{MapData, MapError, PerCpuHashMap},
 };
 use tracer_common::{
     counters::Counter,
     peers::{PEER_CACHE_PER_CPU, PeerCacheEntry, PeerKey},
 };
 
-use super::{Datapath, map_err, open_map};
+use super::{Datapath, map_err, map_shared, open_map};
 use crate::{probes::ProbeError, sys::shared::SharedArray};
 
 /// The per-peer cache's map.
@@ -40,27 +39,6 @@ pub(super) fn map_peer_cache(ebpf: &Ebpf, cpus: usize) -> Result<Option<SharedAr
         PEER_CACHE,
         peer_cache_entries(cpus) * size_of::<PeerCacheEntry>(),
     )
-}
-
-/// Maps the `BPF_F_MMAPABLE` array `name`, `bytes` long, into our memory; `None` for an object
-/// without it.
-pub(super) fn map_shared(
-    ebpf: &Ebpf,
-    name: &'static str,
-    bytes: usize,
-) -> Result<Option<SharedArray>, ProbeError> {
-    let Some(Map::Array(data)) = ebpf.map(name) else {
-        return Ok(None);
-    };
-    SharedArray::map(data.fd().as_fd(), bytes)
-        .map(Some)
-        .map_err(|io_error| ProbeError::Map {
-            map: name,
-            source: MapError::SyscallError(aya::sys::SyscallError {
-                call: "mmap",
-                io_error,
-            }),
-        })
 }
 
 /// The cache's claimed entries: key, packets, bytes. The datapath writes an entry's head word

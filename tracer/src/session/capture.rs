@@ -4,7 +4,7 @@
 
 use std::{
     cell::RefCell,
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -243,13 +243,13 @@ impl DropCapture {
         if !self.can_take || table.len() <= DROP_FLOWS as usize / 2 {
             return Ok(Vec::new());
         }
-        let resident: Vec<(FlowKey, u64)> = flows.iter().map(|(k, n)| (*k, *n)).collect();
-        let quiet: HashSet<FlowKey> = self.tracker.quiet(&resident).into_iter().collect();
-        let quiet: Vec<FlowKey> = table
+        // The table's flows, each with its whole count in the kernel: quiet when that has not
+        // moved.
+        let held: Vec<(FlowKey, u64)> = table
             .iter()
-            .filter(|(k, _)| quiet.contains(k))
-            .map(|(k, _)| *k)
+            .map(|(k, _)| (*k, flows.get(k).copied().unwrap_or(0)))
             .collect();
+        let quiet = self.tracker.quiet(&held);
         let Some(taken) = datapath.take_drop_flows(&quiet)? else {
             log::info!(
                 "this kernel cannot take entries out of the drop probe's flow table (5.14+): once it is full, drops of new flows are counted without their flow"

@@ -121,6 +121,8 @@ pub fn setup() -> Result<()> {
                 })
                 .with_context(|| format!("{package} was not downloaded"))?;
             let _ = fs::remove_dir_all(&dir);
+            // dpkg-deb makes the directory it unpacks into, but not its parents.
+            fs::create_dir_all(cache("kernels"))?;
             sh(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
             // The packages leave modules.dep to their postinst: build it here, once.
             let base = if dir.join("lib/modules").exists() {

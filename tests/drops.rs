@@ -3,13 +3,24 @@
 //! a storm counted exactly; the pcapng read back by tshark.
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, Ipv4Addr, UdpSocket},
+    path::Path,
     process::Command,
     time::Duration,
 };
 
 use bytes::Bytes;
-use tracer::schema::{DropLine, DropTotal, Summary, WatchLine};
+use tracer::{
+    model::catalog::{Catalog, class_table},
+    probes::{
+        AttachMode, Datapath,
+        btf::{Btf, VMLINUX},
+        drops::{EventBudget, current_netns, kernel_facts},
+    },
+    schema::{DropLine, DropTotal, Summary, WatchLine},
+};
+use tracer_common::drops::{DROP_FLOW_FILTER, DROP_FLOWS, FlowKey, flow_filter_index};
 use tracer_lab::synth::{Eth, L4, frame, vxlan_payload};
 
 use crate::harness::{NetNs, Tracer, Veth, joined, kernel, send_frames, tracer::summary};
@@ -409,6 +420,92 @@ fn flows_that_pause_and_resume_are_each_counted_exactly() {
 /// its echo replies on a raw socket, and the kernel then frees the reply as `NO_SOCKET` in the
 /// ICMP path because no ping socket took it. That is delivery, not loss: no drop reported as
 /// lost, in the JSON lines or the summary.
+/// The drop probe alone, loaded by the library in the calling thread's namespace as tracer
+/// loads it (the generic profile, the default event budget).
+fn drop_probe() -> Datapath {
+    let btf = Btf::from_file(Path::new(VMLINUX)).expect("this kernel has BTF");
+    let cpus = aya::util::nr_cpus().expect("CPUs") as u32;
+    let netns = current_netns().expect("our namespace");
+    let (cfg, _) = kernel_facts(&btf, netns, EventBudget::new(10, 1000, cpus)).expect("facts");
+    let catalog = Catalog::builtin("generic").expect("generic profile");
+    let classes = class_table(&catalog.components).expect("classes");
+    let mut dp = Datapath::load(&classes, Vec::new(), 1, Some(cfg)).expect("load the probe");
+    dp.attach(AttachMode::Auto).expect("attach the probe");
+    dp
+}
+
+/// Each filter slot is the number of flows in the table whose key hashes to it.
+fn assert_filter_matches_table(dp: &Datapath, table: &[(FlowKey, u64)]) {
+    let mut want = vec![0u64; DROP_FLOW_FILTER as usize];
+    for (key, _) in table {
+        want[flow_filter_index(key.head()) as usize] += 1;
+    }
+    let got = dp.flow_filter();
+    let wrong = (0..want.len()).filter(|&i| got[i] != want[i]).count();
+    assert_eq!(
+        wrong,
+        0,
+        "{wrong} filter slots disagree with the table's {} flows",
+        table.len()
+    );
+}
+
+/// The flow table's filter (per slot of a hash, the flows the table holds: a drop whose slot
+/// is 0 skips the table) agrees with the table as flows go in, when they are taken out, and
+/// when the table is full; and a flow in a full table, where a drop the filter sends past the
+/// table would go uncounted, keeps every drop.
+#[test]
+fn the_flow_filter_agrees_with_the_flow_table() {
+    let (a, _b) = dropping_on_the_way_out("f");
+    a.enter(|| {
+        let dp = drop_probe();
+        let sock = UdpSocket::bind("10.78.0.1:0").unwrap();
+        let send = |ports: std::ops::RangeInclusive<u16>| {
+            for port in ports {
+                let _ = sock.send_to(b"filter", (Ipv4Addr::new(10, 78, 0, 9), port));
+            }
+        };
+        // 3,000 flows, 3 drops each: past the flow cache (128 entries a CPU), within the table.
+        for _ in 0..3 {
+            send(1..=3000);
+        }
+        let table = dp.drop_flows().unwrap();
+        let mut per_flow: HashMap<u16, u64> = HashMap::new();
+        for (key, n) in table.iter().chain(&dp.cached_drop_flows()) {
+            *per_flow.entry(key.outer.dport).or_default() += n;
+        }
+        assert_eq!(per_flow.len(), 3000);
+        assert!(per_flow.values().all(|&n| n == 3), "{per_flow:?}");
+        assert!(table.len() > 2000, "{} flows in the table", table.len());
+        assert_filter_matches_table(&dp, &table);
+
+        // Taken out of the table (as quiet flows are), they leave the filter.
+        let keys: Vec<FlowKey> = table.iter().map(|(k, _)| *k).collect();
+        let Some(taken) = dp.take_drop_flows(&keys).unwrap() else {
+            eprintln!("this kernel cannot take flows out of the table: the rest is not tried");
+            return;
+        };
+        assert_eq!(taken.len(), keys.len());
+        assert!(dp.drop_flows().unwrap().is_empty());
+        assert_filter_matches_table(&dp, &[]);
+
+        // 20,000 new flows, twice: past the table's room. The cache stays with the first
+        // flows (nothing frees its entries here), so each new flow is in the table or nowhere.
+        send(20_001..=40_000);
+        send(20_001..=40_000);
+        let table = dp.drop_flows().unwrap();
+        assert_eq!(table.len(), DROP_FLOWS as usize);
+        assert!(dp.drop_stats().unwrap().untracked > 0);
+        assert_filter_matches_table(&dp, &table);
+        let short: Vec<_> = table.iter().filter(|(_, n)| *n != 2).collect();
+        assert!(
+            short.is_empty(),
+            "{} flows of a full table miss drops",
+            short.len()
+        );
+    });
+}
+
 #[test]
 fn a_successful_ping_loses_nothing() {
     let (a, b) = crate::harness::pair::pair();

@@ -3,6 +3,9 @@
 //! observes, it never decides.
 #![no_std]
 #![no_main]
+// The atomic add of the flow filter: the BPF target's atomics have no read-modify-write methods.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod datapath;
 mod drops;

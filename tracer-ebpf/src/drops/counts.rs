@@ -14,7 +14,10 @@
 //! The flow table admits a flow while it has room and never evicts one, so the count of every
 //! flow in it is exact; the reader frees the room of flows that went quiet (it takes their last
 //! count as it deletes them). A drop whose flow finds no room is counted in the totals and in
-//! `STAT_UNTRACKED`, and the full table is not tried again for a while.
+//! `STAT_UNTRACKED`, and the full table is not tried again for a while. In front of the table
+//! a filter (`DROP_FLOW_FILTER`) counts the flows it holds per slot of a hash, so a drop of a
+//! flow the table does not hold, nearly every drop of a storm over more flows than it has
+//! room for, seldom pays for hashing and comparing its key there.
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
@@ -26,6 +29,7 @@ use tracer_common::drops::{
     DROP_FLOW_CACHE_PER_CPU, DROP_FLOWS, DROP_KEYS, DROP_SLOT_PROBES, DROP_SLOTS, DropKey,
     DropSlot, FLOW_KEY_WORDS, FlowCacheEntry, FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE,
     RETIRE_NONE, STAT_UNCOUNTED, STAT_UNTRACKED, flow_cache_head_of, flow_cache_index,
+    flow_filter_index,
 };
 
 use super::stat;
@@ -51,6 +55,12 @@ static DROP_FLOW_COUNTS: PerCpuHashMap<FlowKey, FlowCount> =
 #[map]
 static DROP_FLOW_CACHE: Array<FlowCacheEntry> =
     Array::with_max_entries(DROP_FLOW_CACHE_PER_CPU, BPF_F_MMAPABLE);
+
+/// The flow table's filter, `tracer_common::drops::DROP_FLOW_FILTER` slots (the loader sizes
+/// it), shared by every CPU and mapped into user space, which takes one from a slot after it
+/// takes a flow out of the table.
+#[map]
+static DROP_FLOW_FILTER_SLOTS: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
 const HEAD_WORD: usize = FlowCacheEntry::HEAD_WORD;
 const KEY_WORD: usize = FlowCacheEntry::KEY_WORD;
@@ -130,21 +140,48 @@ fn hashed(key: &DropKey) -> Option<*mut u64> {
 /// 8-aligned (in the event, asserted in tracer-common).
 #[inline(always)]
 pub fn count_flow(cpu: u32, key: &FlowKey) -> Option<*mut FlowCount> {
-    if let Some(p) = cached(cpu, key) {
+    let k = core::ptr::from_ref(key).cast::<u64>();
+    // SAFETY: the key is 8-aligned and 12 words long; read a word at a time where it is (a
+    // copy would be a bytewise memcpy).
+    let word = |i: usize| unsafe { k.add(i).read() };
+    let head = flow_cache_head_of(word);
+    if let Some(p) = cached(cpu, head, word) {
         return Some(p);
     }
-    let p = match DROP_FLOW_COUNTS.get_ptr_mut(key) {
+    let filter = DROP_FLOW_FILTER_SLOTS.get_ptr_mut(flow_filter_index(head))?;
+    // A slot at 0 means the table holds no flow of it: every flow in the table added to its
+    // slot before it went in, and leaves it only once out.
+    // SAFETY: a slot of the shared filter, valid for the program's run.
+    let found = if unsafe { core::ptr::read_volatile(filter) } == 0 {
+        None
+    } else {
+        DROP_FLOW_COUNTS.get_ptr_mut(key)
+    };
+    let p = match found {
         Some(p) => p,
-        None => admit(key)?,
+        None => admit(key, filter)?,
     };
     // SAFETY: this CPU's value, valid for the program's run.
     unsafe { (*p).count += 1 };
     Some(p)
 }
 
-/// Makes an entry for a new flow, if the table has room.
+/// Adds `n` to a slot of the filter (wrapping: `u64::MAX` takes one), atomically, as user space
+/// and other CPUs change it too. The old value is not used, so this is the plain atomic add that
+/// every kernel's verifier takes (a fetching one needs 5.12).
 #[inline(always)]
-fn admit(key: &FlowKey) -> Option<*mut FlowCount> {
+fn filter_add(slot: *mut u64, n: u64) {
+    // SAFETY: a slot of the shared filter, valid for the program's run.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            slot, n,
+        )
+    };
+}
+
+/// Makes an entry for a new flow, if the table has room, adding it to its `filter` slot first.
+#[inline(always)]
+fn admit(key: &FlowKey, filter: *mut u64) -> Option<*mut FlowCount> {
     let retry = FLOW_RETRY.get_ptr_mut(0)?;
     // SAFETY: plain helper call (inlined by the kernel into a load of jiffies).
     let now = unsafe { bpf_jiffies64() };
@@ -153,9 +190,13 @@ fn admit(key: &FlowKey) -> Option<*mut FlowCount> {
         stat(STAT_UNTRACKED);
         return None;
     }
+    // Before the insert, so that no drop finds the flow in the table and its slot at 0.
+    filter_add(filter, 1);
     if let Err(e) =
         with_zeroed(|zero: &FlowCount| DROP_FLOW_COUNTS.insert(key, zero, u64::from(BPF_NOEXIST)))
     {
+        // Not ours: the entry another CPU made (its add stays), or none.
+        filter_add(filter, u64::MAX);
         if e != -EEXIST {
             // SAFETY: as above.
             unsafe { *retry = now + RETRY_JIFFIES };
@@ -170,16 +211,12 @@ fn admit(key: &FlowKey) -> Option<*mut FlowCount> {
     p
 }
 
-/// Counts one drop of `key` in its entry of this CPU's flow cache when the entry is the key's
-/// or free (claiming it), and returns the entry's count; `None` when the flow table is to count
-/// it: another flow holds the entry, or user space asked for it back.
+/// Counts one drop of the key whose words are `word(i)` and head word `head` in its entry of
+/// this CPU's flow cache when the entry is the key's or free (claiming it), and returns the
+/// entry's count; `None` when the flow table is to count it: another flow holds the entry, or
+/// user space asked for it back.
 #[inline(always)]
-fn cached(cpu: u32, key: &FlowKey) -> Option<*mut FlowCount> {
-    let k = core::ptr::from_ref(key).cast::<u64>();
-    // SAFETY: the key is 8-aligned and 12 words long; read a word at a time where it is (a
-    // copy would be a bytewise memcpy).
-    let word = |i: usize| unsafe { k.add(i).read() };
-    let head = flow_cache_head_of(word);
+fn cached(cpu: u32, head: u64, word: impl Fn(usize) -> u64) -> Option<*mut FlowCount> {
     let e = DROP_FLOW_CACHE.get_ptr_mut(cpu * DROP_FLOW_CACHE_PER_CPU + flow_cache_index(head))?;
     let w = e.cast::<u64>();
     // SAFETY: an entry of this CPU's part, written by this CPU's runs one at a time and by user

@@ -192,6 +192,9 @@ pub struct Datapath {
     /// The drop probe's flow cache, mapped into our memory (`drop_maps`), when drops are
     /// watched.
     flow_cache: Option<drop_maps::FlowCache>,
+    /// The drop probe's flow table filter, mapped into our memory (`drop_maps`), when drops are
+    /// watched.
+    flow_filter: Option<SharedArray>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Declared after `ebpf`, so it runs once the programs' filters are detached.
     clsact: hooks::ClsactGuard,

@@ -14,9 +14,9 @@ use aya::{
     maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::drops::{
-    DROP_FLOW_CACHE_PER_CPU, DROP_SLOTS, DropKey, DropScratch, DropSlot, FlowCacheEntry, FlowCount,
-    FlowKey, RETIRE_ASKED, RETIRE_DONE, RETIRE_NONE, STAT_EVENTS_LOST, STAT_EVENTS_SUPPRESSED,
-    STAT_UNCOUNTED, STAT_UNTRACKED, STATS_LEN,
+    DROP_FLOW_CACHE_PER_CPU, DROP_FLOW_FILTER, DROP_SLOTS, DropKey, DropScratch, DropSlot,
+    FlowCacheEntry, FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE, RETIRE_NONE, STAT_EVENTS_LOST,
+    STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STAT_UNTRACKED, STATS_LEN, flow_filter_index,
 };
 
 use super::{Datapath, DropStats, map_err, map_shared, open_map};
@@ -27,6 +27,7 @@ use crate::{
 
 const FLOWS: &str = "DROP_FLOW_COUNTS";
 pub(super) const FLOW_CACHE: &str = "DROP_FLOW_CACHE";
+pub(super) const FLOW_FILTER: &str = "DROP_FLOW_FILTER_SLOTS";
 
 const HEAD: usize = FlowCacheEntry::HEAD_WORD;
 const KEY: usize = FlowCacheEntry::KEY_WORD;
@@ -53,6 +54,11 @@ pub(super) fn map_slots(ebpf: &Ebpf, cpus: usize) -> Result<Option<SharedArray>,
 /// Entries of the flow cache for `cpus` CPUs.
 pub(super) fn flow_cache_entries(cpus: usize) -> usize {
     cpus * DROP_FLOW_CACHE_PER_CPU as usize
+}
+
+/// Maps the flow table's filter (`DROP_FLOW_FILTER` slots); `None` for an object without it.
+pub(super) fn map_flow_filter(ebpf: &Ebpf) -> Result<Option<SharedArray>, ProbeError> {
+    map_shared(ebpf, FLOW_FILTER, DROP_FLOW_FILTER as usize * 8)
 }
 
 /// The drop probe's flow cache, mapped into our memory, and what was seen of it.
@@ -181,6 +187,18 @@ impl Datapath {
         Ok(rows)
     }
 
+    /// The flow table's filter: each slot the number of flows in the table whose key hashes
+    /// to it (`tracer_common::drops::flow_filter_index`), or more while a flow is on its way in
+    /// or out. Empty without the drop probe.
+    pub fn flow_filter(&self) -> Vec<u64> {
+        self.flow_filter.as_ref().map_or_else(Vec::new, |f| {
+            f.words()
+                .iter()
+                .map(|w| w.load(Ordering::Acquire))
+                .collect()
+        })
+    }
+
     /// Takes `keys` out of the flow table, each with its last count (summed over CPUs), in one
     /// step per flow, so that no drop counted meanwhile is lost: the flow's next drop starts a
     /// new entry at zero. `None` when the kernel cannot (before 5.14).
@@ -213,6 +231,12 @@ impl Datapath {
                         .map(|v| u64::from_ne_bytes(v[..8].try_into().expect("8 bytes")))
                         .sum();
                     taken.push((*key, count));
+                    // Out of the table, so out of its filter slot: the probe added to the slot
+                    // before the flow went in (see `tracer-ebpf`'s `drops::counts`).
+                    if let Some(filter) = &self.flow_filter {
+                        filter.words()[flow_filter_index(key.head()) as usize]
+                            .fetch_sub(1, Ordering::AcqRel);
+                    }
                 }
                 Ok(false) => {}
                 Err(e) if sys::bpf::unsupported(&e) => return Ok(None),

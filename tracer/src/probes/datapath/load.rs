@@ -7,13 +7,16 @@ use aya::EbpfLoader;
 use tracer_common::{
     classes::{CLASS_FLAG_PEER, CLASS_FLAG_VXLAN, CLASS_OTHER},
     counters::{MAX_IFACES, counter_entries},
-    drops::DropConfig,
+    drops::{DROP_FLOW_FILTER, DropConfig},
     packet::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 use super::{
     DROP_INNER_PROGRAM, Datapath, INNER_PROGRAMS, Target,
-    drop_maps::{FLOW_CACHE, FlowCache, SLOTS, flow_cache_entries, map_slots, slot_entries},
+    drop_maps::{
+        FLOW_CACHE, FLOW_FILTER, FlowCache, SLOTS, flow_cache_entries, map_flow_filter, map_slots,
+        slot_entries,
+    },
     hooks,
     peer_maps::{PEER_CACHE, map_peer_cache, peer_cache_entries},
     program_names,
@@ -127,6 +130,7 @@ impl Datapath {
             loader
                 .override_global("DROP_CONFIG", cfg, true)
                 .map_max_entries(FLOW_CACHE, flow_cache_entries(cpus) as u32)
+                .map_max_entries(FLOW_FILTER, DROP_FLOW_FILTER)
                 .map_max_entries(SLOTS, slot_entries(cpus) as u32);
         }
         let mut ebpf = loader.load(object).map_err(ProbeError::Load)?;
@@ -136,10 +140,14 @@ impl Datapath {
             .map_err(|e| log::debug!("eBPF log channel unavailable: {e}"))
             .ok();
         let peer_cache = map_peer_cache(&ebpf, cpus)?;
-        // Without the drop probe its slots and flow cache keep their placeholder sizes.
-        let (drop_slots, flow_cache) = match drops {
-            Some(_) => (map_slots(&ebpf, cpus)?, FlowCache::map(&ebpf, cpus)?),
-            None => (None, None),
+        // Without the drop probe its slots, flow cache and filter keep their placeholder sizes.
+        let (drop_slots, flow_cache, flow_filter) = match drops {
+            Some(_) => (
+                map_slots(&ebpf, cpus)?,
+                FlowCache::map(&ebpf, cpus)?,
+                map_flow_filter(&ebpf)?,
+            ),
+            None => (None, None, None),
         };
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
@@ -170,6 +178,7 @@ impl Datapath {
             peer_cache,
             drop_slots,
             flow_cache,
+            flow_filter,
             logger,
             clsact: hooks::ClsactGuard::default(),
         })

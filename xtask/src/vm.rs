@@ -62,6 +62,7 @@ pub const GUEST_TESTS: &[&str] = &[
     "watch::kill_9_leaves_nothing_attached_or_loaded",
     "drops::nft_drops_are_counted_exactly_with_reason_flow_and_pcap",
     "drops::vxlan_drops_carry_the_inner_flow",
+    "drops::the_flow_filter_agrees_with_the_flow_table",
     "cleanup::",
     "peers::each_program_counts_overlay_and_bgp_packets_for_their_far_end",
 ];

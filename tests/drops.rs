@@ -489,20 +489,21 @@ fn the_flow_filter_agrees_with_the_flow_table() {
         assert!(dp.drop_flows().unwrap().is_empty());
         assert_filter_matches_table(&dp, &[]);
 
-        // 20,000 new flows, twice: past the table's room. The cache stays with the first
-        // flows (nothing frees its entries here), so each new flow is in the table or nowhere.
+        // 20,000 new flows, twice: past the table's room. Nothing frees the cache's entries
+        // here, so the new flows find them held, but for those of a CPU the first flows
+        // never ran on (the sender may move): a flow's count is its table's and caches'.
         send(20_001..=40_000);
         send(20_001..=40_000);
         let table = dp.drop_flows().unwrap();
         assert_eq!(table.len(), DROP_FLOWS as usize);
         assert!(dp.drop_stats().unwrap().untracked > 0);
         assert_filter_matches_table(&dp, &table);
-        let short: Vec<_> = table.iter().filter(|(_, n)| *n != 2).collect();
-        assert!(
-            short.is_empty(),
-            "{} flows of a full table miss drops",
-            short.len()
-        );
+        let cached: HashMap<FlowKey, u64> = dp.cached_drop_flows().into_iter().collect();
+        let short = table
+            .iter()
+            .filter(|(key, n)| n + cached.get(key).copied().unwrap_or(0) != 2)
+            .count();
+        assert_eq!(short, 0, "flows of a full table that miss drops");
     });
 }
 

@@ -1,12 +1,16 @@
 //! What the drop probe on `kfree_skb` shares with user space: the kernel facts the loader reads
 //! from BTF and hands over at load time, the keys and slots of the exact drop counters, the
-//! per-flow counts, and the sampled event sent through the ring buffer. Every count the probe
-//! keeps is per CPU, summed in user space: no drop waits on another CPU's cache line.
+//! per-flow counts (their cache and the flow table's filter, in `flow_cache`), and the sampled
+//! event sent through the ring buffer. Every count of drops the probe keeps is per CPU, summed
+//! in user space: no drop waits on another CPU's cache line.
 
 use crate::packet::{Headers, L3, Seen};
 
+mod flow_cache;
 #[cfg(feature = "user")]
 mod user;
+
+pub use flow_cache::*;
 
 /// Bytes of each dropped packet copied for parsing and for the pcap file: room for outer
 /// Ethernet, IP and UDP, VXLAN, and the inner Ethernet, IP and TCP with options. A power of two:
@@ -291,100 +295,10 @@ pub struct FlowCount {
 
 const _: () = assert!(core::mem::size_of::<FlowCount>() == 16);
 
-/// Entries of the flow cache per CPU: before the flow table, a drop tries one entry of its
-/// CPU's part of a plain array, chosen by a hash of its key ([`flow_cache_head_of`]); the flow
-/// table takes only the drops whose entry another flow holds.
-pub const DROP_FLOW_CACHE_PER_CPU: u32 = 128;
-
-const _: () = assert!(DROP_FLOW_CACHE_PER_CPU.is_power_of_two());
-
-/// [`FlowCacheEntry::retire`]: the entry counts its flow.
-pub const RETIRE_NONE: u64 = 0;
-/// User space asks for the entry back (its flow went quiet).
-pub const RETIRE_ASKED: u64 = 1;
-/// The probe saw the request and no run on that CPU counts in the entry any more: its count is
-/// final, and user space takes it and frees the entry.
-pub const RETIRE_DONE: u64 = 2;
-
-/// One entry of the flow cache: a flow and its drops on the entry's CPU. Only that CPU's
-/// probe runs write it (one at a time), except that user space asks for it back through
-/// `retire` and, once the probe answered [`RETIRE_DONE`], takes its count and frees it (`head`
-/// 0). The probe claims a free entry writing `head` last; user space frees one writing `head`
-/// last. So a count is never lost between the two: a drop either finds the entry its own, or
-/// goes to the flow table.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowCacheEntry {
-    /// 0 when free, else the key's [`flow_cache_head_of`].
-    pub head: u64,
-    pub key: FlowKey,
-    pub count: FlowCount,
-    /// `RETIRE_*`.
-    pub retire: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<FlowCacheEntry>() == 128);
-
-/// Where each part of an entry is, in words: the probe and user space read and write entries a
-/// word at a time (user space through atomics on its mapping).
-impl FlowCacheEntry {
-    pub const HEAD_WORD: usize = 0;
-    /// The key's first word.
-    pub const KEY_WORD: usize = 1;
-    /// The count (the first word of `count`).
-    pub const COUNT_WORD: usize = Self::KEY_WORD + FLOW_KEY_WORDS;
-    pub const RETIRE_WORD: usize = Self::COUNT_WORD + core::mem::size_of::<FlowCount>() / 8;
-    /// Words of an entry.
-    pub const WORDS: usize = core::mem::size_of::<FlowCacheEntry>() / 8;
-}
-
-const _: () = assert!(
-    core::mem::offset_of!(FlowCacheEntry, head) == FlowCacheEntry::HEAD_WORD * 8
-        && core::mem::offset_of!(FlowCacheEntry, key) == FlowCacheEntry::KEY_WORD * 8
-        && core::mem::offset_of!(FlowCacheEntry, count) == FlowCacheEntry::COUNT_WORD * 8
-        && core::mem::offset_of!(FlowCacheEntry, retire) == FlowCacheEntry::RETIRE_WORD * 8
-);
-
 /// Words of a [`FlowKey`].
 pub const FLOW_KEY_WORDS: usize = core::mem::size_of::<FlowKey>() / 8;
 
 const _: () = assert!(core::mem::align_of::<FlowKey>() <= 8 && FLOW_KEY_WORDS * 8 == 96);
-
-/// The head word of a flow key's cache entry, the key's word `i` being `word(i)` (the probe
-/// reads them where the key is, rather than copying it): a hash of its words, never 0 (0 marks
-/// a free entry). Rotations fold the words, one multiplication mixes them.
-#[inline(always)]
-pub fn flow_cache_head_of(word: impl Fn(usize) -> u64) -> u64 {
-    let mut folded = 0u64;
-    for i in 0..FLOW_KEY_WORDS {
-        folded ^= word(i).rotate_left((i as u32 * 23) % 64);
-    }
-    folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
-}
-
-/// The entry of the key whose head word is `head` within a CPU's part of the cache: the top
-/// bits of the hash.
-#[inline(always)]
-pub fn flow_cache_index(head: u64) -> u32 {
-    (head >> (64 - DROP_FLOW_CACHE_PER_CPU.trailing_zeros())) as u32
-}
-
-/// Slots of the flow table's filter: each counts the flows in the table whose key hashes to it
-/// ([`flow_filter_index`]), so a drop whose slot counts 0 knows, without hashing and comparing
-/// its 96-byte key in the table, that the table does not hold its flow. The probe adds one
-/// before it inserts a flow (and takes it back if the insert fails); user space takes one
-/// after it takes a flow out. A slot is never below the flows the table holds for it.
-pub const DROP_FLOW_FILTER: u32 = 65536;
-
-const _: () = assert!(DROP_FLOW_FILTER.is_power_of_two());
-
-/// The filter slot of the key whose head word is `head`: the bits of the hash below those of
-/// [`flow_cache_index`], high enough for the multiplication to have mixed every word into them.
-#[inline(always)]
-pub fn flow_filter_index(head: u64) -> u32 {
-    let below_cache = 64 - DROP_FLOW_CACHE_PER_CPU.trailing_zeros();
-    (head >> (below_cache - DROP_FLOW_FILTER.trailing_zeros())) as u32 & (DROP_FLOW_FILTER - 1)
-}
 
 /// A sampled drop, with the first bytes of the packet.
 #[repr(C)]
@@ -454,82 +368,4 @@ const _: () = assert!(core::mem::size_of::<DropScratch>() == 64 + 264 + 72 + 448
 const _: () = assert!(core::mem::offset_of!(DropScratch, ev).is_multiple_of(8));
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_built_of_words_is_the_key_of_its_fields() {
-        let key = DropKey {
-            location: 0xffff_ffff_8123_4567,
-            ifindex: 7,
-            reason: 6,
-            class: 42,
-            _reserved: [0; 7],
-        };
-        let words = DropKey::words_of(0xffff_ffff_8123_4567, 7, 6, 42);
-        assert_eq!(key.words(), words);
-        assert_eq!(*DropKey::from_words(&words), key);
-    }
-
-    fn flow(dport: u16) -> FlowKey {
-        let mut key = FlowKey {
-            ifindex: 3,
-            reason: 6,
-            class: 9,
-            ..FlowKey::default()
-        };
-        key.outer.family = 4;
-        key.outer.proto = 17;
-        key.outer.sport = 40000;
-        key.outer.dport = dport;
-        key.outer.src[..4].copy_from_slice(&[10, 0, 0, 1]);
-        key.outer.dst[..4].copy_from_slice(&[10, 0, 0, 2]);
-        key
-    }
-
-    #[test]
-    fn a_flow_key_is_its_words() {
-        let key = flow(4789);
-        assert_eq!(FlowKey::from_words(key.words()), key);
-        assert_ne!(FlowKey::from_words(flow(4790).words()), key);
-    }
-
-    #[test]
-    fn cache_heads_are_never_free_and_spread_over_the_entries() {
-        let mut used = [0u32; DROP_FLOW_CACHE_PER_CPU as usize];
-        for port in 0..4096 {
-            let w = flow(port).words();
-            let head = flow_cache_head_of(|i| w[i]);
-            assert_ne!(head, 0);
-            used[flow_cache_index(head) as usize] += 1;
-        }
-        assert_ne!(flow_cache_head_of(|_| 0), 0);
-        // 4096 flows over 128 entries: 32 each on average; no entry left empty, none crowded.
-        assert!(used.iter().all(|&n| (8..=96).contains(&n)), "{used:?}");
-    }
-
-    #[test]
-    fn flows_apart_in_one_field_spread_over_the_filter() {
-        extern crate std;
-        // 16,384 flows (the table full) differing in a port, then in an address: the filter
-        // works when most slots stay empty, as they would for random slots (about 78% of
-        // 65,536); one crowded slot would make every drop of its flows look in the table.
-        for vary in [
-            (|k: &mut FlowKey, n: u32| k.outer.dport = n as u16) as fn(&mut FlowKey, u32),
-            |k, n| k.outer.src[..4].copy_from_slice(&(0x0a00_0000 | n).to_be_bytes()),
-        ] {
-            let mut slots = std::vec![0u32; DROP_FLOW_FILTER as usize];
-            for n in 0..DROP_FLOWS {
-                let mut key = flow(0);
-                vary(&mut key, n);
-                slots[flow_filter_index(key.head()) as usize] += 1;
-            }
-            let empty = slots.iter().filter(|&&n| n == 0).count();
-            let crowded = slots.iter().max().copied().unwrap_or(0);
-            assert!(
-                empty > 47_000 && crowded <= 8,
-                "{empty} empty, at most {crowded}"
-            );
-        }
-    }
-}
+mod tests;

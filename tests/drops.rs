@@ -20,7 +20,9 @@ use tracer::{
     },
     schema::{DropLine, DropTotal, Summary, WatchLine},
 };
-use tracer_common::drops::{DROP_FLOW_FILTER, DROP_FLOWS, FlowKey, flow_filter_index};
+use tracer_common::drops::{
+    DROP_FLOW_FILTER, DROP_FLOWS, DropHook, DropKey, FlowKey, flow_filter_index,
+};
 use tracer_lab::synth::{Eth, L4, frame, vxlan_payload};
 
 use crate::harness::{NetNs, Tracer, Veth, joined, kernel, send_frames, tracer::summary};
@@ -423,13 +425,22 @@ fn flows_that_pause_and_resume_are_each_counted_exactly() {
 /// The drop probe alone, loaded by the library in the calling thread's namespace as tracer
 /// loads it (the generic profile, the default event budget).
 fn drop_probe() -> Datapath {
+    drop_probe_hooked(None)
+}
+
+/// [`drop_probe`] hooked as `hook`, or as the loader prefers (`None`).
+fn drop_probe_hooked(hook: Option<DropHook>) -> Datapath {
     let btf = Btf::from_file(Path::new(VMLINUX)).expect("this kernel has BTF");
     let cpus = aya::util::nr_cpus().expect("CPUs") as u32;
     let netns = current_netns().expect("our namespace");
     let (cfg, _) = kernel_facts(&btf, netns, EventBudget::new(10, 1000, cpus)).expect("facts");
     let catalog = Catalog::builtin("generic").expect("generic profile");
     let classes = class_table(&catalog.components).expect("classes");
-    let mut dp = Datapath::load(&classes, Vec::new(), 1, Some(cfg)).expect("load the probe");
+    let mut dp = match hook {
+        None => Datapath::load(&classes, Vec::new(), 1, Some(cfg)),
+        Some(hook) => Datapath::load_with_drop_hook(&classes, Vec::new(), 1, cfg, hook),
+    }
+    .expect("load the probe");
     dp.attach(AttachMode::Auto).expect("attach the probe");
     dp
 }
@@ -505,6 +516,88 @@ fn the_flow_filter_agrees_with_the_flow_table() {
             .count();
         assert_eq!(short, 0, "flows of a full table that miss drops");
     });
+}
+
+/// What one hook of the drop probe saw of the test's drops: the per-place counts of at least
+/// 100 (the test's; the namespace's own few drops stay below) and the flows to or from
+/// 10.78.0.0/24, each with its count.
+type Seen = (Vec<(DropKey, u64)>, Vec<(FlowKey, u64)>);
+
+/// The drop probe hooked as a BTF tracepoint (plain loads of the `sk_buff`, its device and its
+/// socket) and as a raw tracepoint (helper copies) see the same drops alike: on the way out,
+/// where the packet has no device yet and its socket gives the namespace, and on the way in,
+/// where its device does; every count exact. Every kernel of the matrix takes the BTF hook.
+#[test]
+fn both_drop_hooks_see_the_same_drops_alike() {
+    let (a, b) = dropping_on_the_way_out("h");
+    a.nft_drop_input(4789);
+    let to_a = Eth::new(B.mac, A.mac);
+    let frames: Vec<Bytes> = (0..300)
+        .map(|_| {
+            frame(
+                &to_a,
+                B.ip.into(),
+                A.ip.into(),
+                &L4::udp(40000, 4789, &[7u8; 40]),
+            )
+        })
+        .collect();
+    // IPv4 addresses are in the first four bytes.
+    let ours =
+        |f: &tracer_common::drops::Flow| f.src[..3] == [10, 78, 0] || f.dst[..3] == [10, 78, 0];
+    let seen = |hook: DropHook| -> Seen {
+        a.enter(|| {
+            let dp = drop_probe_hooked(Some(hook));
+            assert_eq!(dp.drop_hook(), Some(hook));
+            // A fixed source port: the same flows for both hooks.
+            let sock = UdpSocket::bind("10.78.0.1:34567").unwrap();
+            for _ in 0..100 {
+                for port in 7000..7005 {
+                    let _ = sock.send_to(b"hooks", (Ipv4Addr::new(10, 78, 0, 9), port));
+                }
+            }
+            send_frames(&b, B.name, &frames);
+            std::thread::sleep(Duration::from_millis(300));
+            let mut places: Vec<(DropKey, u64)> = dp
+                .drop_counters()
+                .unwrap()
+                .into_iter()
+                .filter(|(_, n)| *n >= 100)
+                .collect();
+            places.sort_by_key(|(k, n)| (k.location, k.ifindex, *n));
+            let mut flows: HashMap<FlowKey, u64> = HashMap::new();
+            for (key, n) in dp
+                .drop_flows()
+                .unwrap()
+                .into_iter()
+                .chain(dp.cached_drop_flows())
+            {
+                if ours(&key.outer) {
+                    *flows.entry(key).or_default() += n;
+                }
+            }
+            let mut flows: Vec<(FlowKey, u64)> = flows.into_iter().collect();
+            flows.sort_by_key(|(k, _)| (k.ifindex, k.outer.dport));
+            (places, flows)
+        })
+    };
+    let (places, flows) = seen(DropHook::Btf);
+    let (raw_places, raw_flows) = seen(DropHook::Raw);
+    assert_eq!(flows, raw_flows);
+    assert_eq!(places, raw_places);
+    // Five flows out (no device: ifindex 0), one in (on va), each drop of them counted.
+    let counts: Vec<(bool, u16, u64)> = flows
+        .iter()
+        .map(|(k, n)| (k.ifindex != 0, k.outer.dport, *n))
+        .collect();
+    let mut want: Vec<(bool, u16, u64)> = (7000..7005).map(|p| (false, p, 100)).collect();
+    want.push((true, 4789, 300));
+    assert_eq!(counts, want, "{flows:?}");
+    assert_eq!(
+        places.iter().map(|(_, n)| n).sum::<u64>(),
+        800,
+        "{places:?}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ fn features_the_loader_sees() {
         .map(|n| n.parse().unwrap_or(0))
         .collect();
     let at_least = |major: u32, minor: u32| (version[0], version[1]) >= (major, minor);
-    let drop_program = f.drop_program();
+    let drop_program = f.drop_program(tracer_common::drops::DropHook::Btf);
     eprintln!(
         "FEATURES TCX: {}; drop reasons: {}; kfree_skb({}): {}",
         if f.tcx { "yes" } else { "no (netlink tc)" },

@@ -58,21 +58,50 @@ pub const DROP_PARTS_ALL: u32 = DROP_PART_FLOWS | DROP_PART_EVENTS | DROP_PART_I
 /// A tracepoint argument the running kernel does not pass.
 pub const NO_ARG: u32 = u32::MAX;
 
+/// How the drop probe hooks `kfree_skb`. A BTF tracepoint program (5.5+) is told the types of
+/// the tracepoint's arguments, so it reads the `sk_buff`, its device and its socket by plain
+/// loads; a raw tracepoint program sees numbers and copies them with helper calls, three a
+/// drop. The loader tries the first and falls back to the second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropHook {
+    Btf,
+    Raw,
+}
+
+impl DropHook {
+    /// What the hook is called, for messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropHook::Btf => "BTF tracepoint",
+            DropHook::Raw => "raw tracepoint",
+        }
+    }
+}
+
 /// The drop probe's entry program for a `kfree_skb` tracepoint with `n` arguments: (skb,
 /// location) before 5.17, (skb, location, reason) up to 6.9, (skb, location, reason, rx_sk)
-/// since 6.10. A raw tracepoint program may not read past the arguments the kernel gives it
-/// (attaching fails with EINVAL), so each count has its own program.
-pub const fn drop_program(n: u32) -> Option<&'static str> {
-    match n {
-        2 => Some("kfree_skb_2"),
-        3 => Some("kfree_skb_3"),
-        4 => Some("kfree_skb_4"),
+/// since 6.10. A program may not read past the arguments the kernel gives it, so each count
+/// has its own program.
+pub const fn drop_program(n: u32, hook: DropHook) -> Option<&'static str> {
+    match (n, hook) {
+        (2, DropHook::Btf) => Some("kfree_skb_btf_2"),
+        (3, DropHook::Btf) => Some("kfree_skb_btf_3"),
+        (4, DropHook::Btf) => Some("kfree_skb_btf_4"),
+        (2, DropHook::Raw) => Some("kfree_skb_2"),
+        (3, DropHook::Raw) => Some("kfree_skb_3"),
+        (4, DropHook::Raw) => Some("kfree_skb_4"),
         _ => None,
     }
 }
 
-/// Every entry program of the drop probe, for tools that list them.
-pub const DROP_PROGRAMS: [&str; 3] = ["kfree_skb_2", "kfree_skb_3", "kfree_skb_4"];
+/// The drop probe's second stage (VXLAN inner frames), reached by tail call: it has to be of
+/// the entry program's type and hook.
+pub const fn drop_inner_program(hook: DropHook) -> &'static str {
+    match hook {
+        DropHook::Btf => "kfree_skb_btf_inner",
+        DropHook::Raw => "kfree_skb_inner",
+    }
+}
 
 /// Kernel facts for the drop probe, all read from the running kernel's BTF by the loader:
 /// no struct offset is written into the program. Offsets are from the start of their struct;

@@ -4,9 +4,12 @@
 //! loader took from the running kernel's BTF.
 //!
 //! A drop storm is when an operator runs this, so each drop costs as few helper calls as it
-//! can: one read of the `sk_buff` fields it needs (they lie within a few hundred bytes), one
-//! of the device's index and namespace (or of the socket's namespace), one copy of the
-//! packet's first bytes, parsed once; the namespace is known by its `struct net` address once
+//! can. As a BTF tracepoint (the loader's choice where the kernel takes it) the probe reads
+//! the `sk_buff`, its device and its socket by plain loads, which the verifier checks against
+//! the kernel's BTF and the JIT guards against faults; as a raw tracepoint, whose arguments
+//! are mere numbers, by one copy of the `sk_buff` fields it needs (they lie within a few
+//! hundred bytes) and one of the device's index and namespace (or of the socket's namespace).
+//! Either way one copy of the packet's first bytes, parsed once; the namespace is known by its `struct net` address once
 //! seen; counts are per CPU ([`counts`]); the event budget asks the clock only a few times
 //! a second ([`budget`]), so a drop that no event will report pays for no event; and keys are
 //! zeroed, built and compared a word at a time ([`crate::words`]), never by the byte loops
@@ -31,15 +34,13 @@ use aya_ebpf::{
     helpers::generated::{bpf_get_smp_processor_id, bpf_probe_read_kernel},
     macros::map,
     maps::{PerCpuArray, ProgramArray, RingBuf},
-    programs::RawTracePointContext,
 };
 use tracer_common::{
     classes::classify,
     counters::{STAGE_INNER, STAGES},
     drops::{
-        CAPTURE, DEV_WINDOW, DROP_PART_EVENTS, DROP_PART_FLOWS, DROP_PART_INNER, DropConfig,
-        DropCpuState, DropEvent, DropKey, DropScratch, EVENTS_BYTES, Flow, FlowKey, NO_ARG,
-        SKB_WINDOW,
+        CAPTURE, DROP_PART_EVENTS, DROP_PART_FLOWS, DROP_PART_INNER, DropConfig, DropCpuState,
+        DropEvent, DropKey, DropScratch, EVENTS_BYTES, Flow, FlowKey, NO_ARG,
     },
     packet::{ETH_HLEN, Packet, parse_ethernet, parse_ip, quick_ip},
 };
@@ -93,12 +94,13 @@ pub(crate) use config;
 #[map]
 static DROP_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
-/// The probe's later stages, by index (the loader fills it).
+/// The raw tracepoint probe's later stages, by index (the loader fills it).
 #[map]
 static DROP_STAGES: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 
-const SKB_BYTES: usize = SKB_WINDOW as usize;
-const DEV_BYTES: usize = DEV_WINDOW as usize;
+/// The BTF tracepoint probe's: a program array takes programs of one type only.
+#[map]
+static DROP_STAGES_BTF: ProgramArray = ProgramArray::with_max_entries(STAGES, 0);
 
 /// Each CPU's state and scratch space (`DropScratch`); user space reads the statistics there.
 #[map]
@@ -179,7 +181,7 @@ fn stat(index: u32) {
 /// The raw tracepoint's argument `n` (1 to 3; the skb is 0) of a tracepoint with `ARGS`
 /// arguments; 0 for one it does not have.
 #[inline(always)]
-fn arg<const ARGS: u32>(ctx: &RawTracePointContext, n: u32) -> u64 {
+fn arg<const ARGS: u32, C: EbpfContext>(ctx: &C, n: u32) -> u64 {
     // Context reads need constant offsets, and LLVM turns a match of plain loads into one load
     // at a computed offset: volatile loads, then a choice among the values. Only arguments below
     // ARGS are read at all: the verifier refuses to attach a program that reads past the
@@ -216,13 +218,14 @@ fn arg<const ARGS: u32>(ctx: &RawTracePointContext, n: u32) -> u64 {
 /// The entry stage: keep only drops of our namespace, copy and classify the packet, then
 /// account for it here or, for VXLAN, in the inner stage.
 #[inline(always)]
-pub fn observe<const ARGS: u32>(ctx: &RawTracePointContext) {
-    let Some(ev) = outer::<ARGS>(ctx) else {
+pub fn observe<const ARGS: u32, const BTF: bool, C: EbpfContext>(ctx: &C) {
+    let Some(ev) = outer::<ARGS, BTF, C>(ctx) else {
         return;
     };
     if ev.inner_off != 0 && parts() & DROP_PART_INNER != 0 {
+        let stages = if BTF { &DROP_STAGES_BTF } else { &DROP_STAGES };
         // SAFETY: same program type, same context; returns only if the call fails.
-        unsafe { DROP_STAGES.tail_call(ctx, STAGE_INNER) };
+        unsafe { stages.tail_call(ctx, STAGE_INNER) };
     }
     account(ev);
 }
@@ -258,24 +261,25 @@ fn ours(state: &mut DropCpuState, net: u64) -> bool {
     true
 }
 
+/// What the probe takes from the `sk_buff` and from its device or socket.
+pub(crate) struct SkbView {
+    /// The `struct net` of the device, or of the socket for a packet without a device yet.
+    net: u64,
+    /// 0 for a packet without a device.
+    ifindex: u32,
+    len: u32,
+    head: u64,
+    tail: u32,
+    mac_header: u16,
+    network_header: u16,
+    /// Network byte order, as in the `sk_buff`.
+    protocol: u16,
+}
+
+/// The view through `bpf_probe_read_kernel`: one copy of the `sk_buff` fields, one of the
+/// device's (or of the socket's namespace). For raw tracepoints, whose `skb` is a number.
 #[inline(always)]
-fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut DropEvent> {
-    if config!(ready) == 0 {
-        return None;
-    }
-    // Before 5.17 the tracepoint has no reason: every kfree_skb is a drop (consume_skb is the
-    // tracepoint of packets freed after use).
-    let reason = if config!(reason_arg) == NO_ARG {
-        config!(reason_if_absent)
-    } else {
-        arg::<ARGS>(ctx, config!(reason_arg)) as u32
-    };
-    if reason <= config!(not_a_drop) {
-        return None;
-    }
-    let skb: u64 = ctx.arg(0);
-    // SAFETY: see `scratch`; the fields are borrowed apart below.
-    let s = unsafe { &mut *scratch()? };
+fn view_copied(skb: u64, s: &mut DropScratch) -> Option<SkbView> {
     let window = config!(skb_window);
     read_into(&mut s.skb, skb + u64::from(window), config!(skb_window_len))?;
     let dev: u64 = field(&s.skb, config!(skb_dev), window);
@@ -296,7 +300,87 @@ fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut Dro
             read::<u32>(dev, config!(dev_ifindex))?,
         )
     };
-    if !ours(&mut s.state, net) {
+    let skb = &s.skb;
+    Some(SkbView {
+        net,
+        ifindex,
+        len: field(skb, config!(skb_len), window),
+        head: field(skb, config!(skb_head), window),
+        tail: field(skb, config!(skb_tail), window),
+        mac_header: field(skb, config!(skb_mac_header), window),
+        network_header: field(skb, config!(skb_network_header), window),
+        protocol: field(skb, config!(skb_protocol), window),
+    })
+}
+
+/// A field of a BTF-typed kernel object: a plain load the verifier checks against the
+/// kernel's BTF and the JIT guards, so a bad address reads 0 instead of faulting.
+#[inline(always)]
+fn btf_field<T: Copy>(base: u64, off: u32) -> T {
+    // SAFETY: only in BTF tracepoint programs, where `base` is a BTF-typed pointer (or a field
+    // loaded through one) and `off` a member's offset from BTF: the kernel turns the load
+    // into a guarded one.
+    unsafe { core::ptr::read_volatile((base + u64::from(off)) as *const T) }
+}
+
+/// The view by direct loads, for BTF tracepoints, whose `skb` the verifier knows the type of:
+/// no helper call.
+#[inline(always)]
+fn view_direct(skb: u64) -> Option<SkbView> {
+    let dev: u64 = btf_field(skb, config!(skb_dev));
+    // Pointers loaded from the `sk_buff` may be null, and newer verifiers want them checked
+    // before any offset is added, even though the load would read 0.
+    let (net, ifindex) = if dev == 0 {
+        let sk: u64 = btf_field(skb, config!(skb_sk));
+        if sk == 0 {
+            return None;
+        }
+        (btf_field(sk, config!(sk_net)), 0)
+    } else {
+        (
+            btf_field(dev, config!(dev_nd_net)),
+            btf_field(dev, config!(dev_ifindex)),
+        )
+    };
+    Some(SkbView {
+        net,
+        ifindex,
+        len: btf_field(skb, config!(skb_len)),
+        head: btf_field(skb, config!(skb_head)),
+        tail: btf_field(skb, config!(skb_tail)),
+        mac_header: btf_field(skb, config!(skb_mac_header)),
+        network_header: btf_field(skb, config!(skb_network_header)),
+        protocol: btf_field(skb, config!(skb_protocol)),
+    })
+}
+
+#[inline(always)]
+fn outer<const ARGS: u32, const BTF: bool, C: EbpfContext>(
+    ctx: &C,
+) -> Option<&'static mut DropEvent> {
+    if config!(ready) == 0 {
+        return None;
+    }
+    // Before 5.17 the tracepoint has no reason: every kfree_skb is a drop (consume_skb is the
+    // tracepoint of packets freed after use).
+    let reason = if config!(reason_arg) == NO_ARG {
+        config!(reason_if_absent)
+    } else {
+        arg::<ARGS, C>(ctx, config!(reason_arg)) as u32
+    };
+    if reason <= config!(not_a_drop) {
+        return None;
+    }
+    // SAFETY: the first argument, which every variant has.
+    let skb: u64 = unsafe { core::ptr::read_volatile(ctx.as_ptr() as *const u64) };
+    // SAFETY: see `scratch`; the fields are borrowed apart below.
+    let s = unsafe { &mut *scratch()? };
+    let view = if BTF {
+        view_direct(skb)?
+    } else {
+        view_copied(skb, s)?
+    };
+    if !ours(&mut s.state, view.net) {
         return None;
     }
     let ev = &mut s.ev;
@@ -305,12 +389,12 @@ fn outer<const ARGS: u32>(ctx: &RawTracePointContext) -> Option<&'static mut Dro
     unsafe {
         crate::words::zero_words::<{ size_of::<FlowKey>() / 8 }>((&raw mut ev.key).cast());
     }
-    ev.key.ifindex = ifindex;
+    ev.key.ifindex = view.ifindex;
     ev.key.reason = reason;
-    ev.location = arg::<ARGS>(ctx, config!(location_arg));
-    ev.len = field(&s.skb, config!(skb_len), window);
+    ev.location = arg::<ARGS, C>(ctx, config!(location_arg));
+    ev.len = view.len;
     ev.inner_off = 0;
-    copy_packet(&s.skb, ev);
+    copy_packet(&view, ev);
     classify_event(ev);
     Some(ev)
 }
@@ -336,18 +420,13 @@ fn account(ev: &mut DropEvent) {
     }
 }
 
-/// Copies the packet from its Ethernet header when it has one, else from its IP header; the
-/// `sk_buff` fields come from `skb`, the copied window.
+/// Copies the packet from its Ethernet header when it has one, else from its IP header.
 #[inline(always)]
-fn copy_packet(skb: &[u8; SKB_BYTES + 8], ev: &mut DropEvent) {
-    let window = config!(skb_window);
+fn copy_packet(skb: &SkbView, ev: &mut DropEvent) {
     ev.cap_len = 0;
     ev.l2 = 0;
-    ev.protocol = u16::from_be(field(skb, config!(skb_protocol), window));
-    let head: u64 = field(skb, config!(skb_head), window);
-    let tail: u32 = field(skb, config!(skb_tail), window);
-    let mac: u16 = field(skb, config!(skb_mac_header), window);
-    let nh: u16 = field(skb, config!(skb_network_header), window);
+    ev.protocol = u16::from_be(skb.protocol);
+    let (head, tail, mac, nh) = (skb.head, skb.tail, skb.mac_header, skb.network_header);
     if head == 0 {
         return;
     }

@@ -17,8 +17,8 @@ mod words;
 
 use aya_ebpf::{
     bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},
-    macros::{classifier, raw_tracepoint, xdp},
-    programs::{RawTracePointContext, TcContext, XdpContext},
+    macros::{btf_tracepoint, classifier, raw_tracepoint, xdp},
+    programs::{BtfTracePointContext, RawTracePointContext, TcContext, XdpContext},
 };
 use tracer_common::counters::{DIR_EGRESS, DIR_INGRESS};
 
@@ -62,21 +62,21 @@ pub fn xdp_inner(ctx: XdpContext) -> u32 {
 /// loader loads the one the running kernel's BTF calls for.
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn kfree_skb_2(ctx: RawTracePointContext) -> i32 {
-    drops::observe::<2>(&ctx);
+    drops::observe::<2, false, _>(&ctx);
     0
 }
 
 /// `kfree_skb` with a `reason` argument (5.17 to 6.9).
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn kfree_skb_3(ctx: RawTracePointContext) -> i32 {
-    drops::observe::<3>(&ctx);
+    drops::observe::<3, false, _>(&ctx);
     0
 }
 
 /// `kfree_skb` with `reason` and `rx_sk` (6.10 on).
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn kfree_skb_4(ctx: RawTracePointContext) -> i32 {
-    drops::observe::<4>(&ctx);
+    drops::observe::<4, false, _>(&ctx);
     0
 }
 
@@ -84,6 +84,37 @@ pub fn kfree_skb_4(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn kfree_skb_inner(_ctx: RawTracePointContext) -> i32 {
     // Everything this stage needs is in the per-CPU scratch entry the entry stage filled.
+    drops::observe_inner();
+    0
+}
+
+/// The same probe as a BTF tracepoint, one program per argument count: the kernel knows the
+/// type of its `skb`, so the probe reads the `sk_buff`, device and socket by plain loads
+/// instead of helper calls. The loader prefers these where the kernel takes them.
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb_btf_2(ctx: BtfTracePointContext) -> i32 {
+    drops::observe::<2, true, _>(&ctx);
+    0
+}
+
+/// `kfree_skb` with a `reason` argument, as a BTF tracepoint.
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb_btf_3(ctx: BtfTracePointContext) -> i32 {
+    drops::observe::<3, true, _>(&ctx);
+    0
+}
+
+/// `kfree_skb` with `reason` and `rx_sk`, as a BTF tracepoint.
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb_btf_4(ctx: BtfTracePointContext) -> i32 {
+    drops::observe::<4, true, _>(&ctx);
+    0
+}
+
+/// The second stage of the BTF tracepoint programs: a tail call stays within one program type
+/// and attach point. Never attached.
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb_btf_inner(_ctx: BtfTracePointContext) -> i32 {
     drops::observe_inner();
     0
 }

@@ -13,7 +13,10 @@ use aya::{
     maps::{Map, MapData, MapError, PerCpuArray},
     programs::{ProgramError, TestRun, TestRunOptions, TestRunResult},
 };
-use tracer_common::counters::{Counter, DIRECTIONS, SIZE_BUCKETS, SizedCounter, counter_index};
+use tracer_common::{
+    counters::{Counter, DIRECTIONS, SIZE_BUCKETS, SizedCounter, counter_index},
+    drops::DropHook,
+};
 
 use super::{
     AttachMode, ProbeError,
@@ -91,21 +94,13 @@ pub struct DropStats {
 /// The datapath's second stages (inner frames of overlay packets) and their program arrays.
 const INNER_PROGRAMS: &[(&str, &str)] = &[("TC_STAGES", "tc_inner"), ("XDP_STAGES", "xdp_inner")];
 
-/// The drop probe's second stage (VXLAN inner frames); its entry program depends on the kernel
-/// ([`super::features::Features::drop_program`]).
-const DROP_INNER_PROGRAM: &str = "kfree_skb_inner";
-
-/// The programs [`Datapath::load`] loads: the datapath's, and the drop probe's entry program
-/// `drop_program` with its second stage.
-fn program_names(drop_program: Option<&'static str>) -> impl Iterator<Item = &'static str> {
-    let drop_programs = drop_program
-        .into_iter()
-        .chain(drop_program.map(|_| DROP_INNER_PROGRAM));
+/// The datapath's programs, which [`Datapath::load`] loads; the drop probe's come after them
+/// ([`load::load_drop_probe`]).
+fn program_names() -> impl Iterator<Item = &'static str> {
     Program::ALL
         .iter()
         .map(|p| p.name())
         .chain(INNER_PROGRAMS.iter().map(|(_, n)| *n))
-        .chain(drop_programs)
 }
 
 /// Wraps an error of the map `map`.
@@ -170,8 +165,8 @@ pub struct Datapath {
     /// free slot.
     targets: Vec<Option<Target>>,
     n_classes: u32,
-    /// The drop probe's entry program, when drops are watched.
-    drop_program: Option<&'static str>,
+    /// The drop probe's entry program and how it hooks `kfree_skb`, when drops are watched.
+    drop_program: Option<(&'static str, DropHook)>,
     /// Every program loaded.
     programs: Vec<&'static str>,
     hooks: Vec<Option<Hook>>,
@@ -223,12 +218,17 @@ impl Datapath {
             .collect()
     }
 
+    /// How the drop probe hooks `kfree_skb`, when drops are watched.
+    pub fn drop_hook(&self) -> Option<DropHook> {
+        self.drop_program.map(|(_, hook)| hook)
+    }
+
     /// The drop probe's time in the kernel and its number of runs so far, as the kernel counts
     /// them while run-time statistics are on (`aya::sys::enable_stats`, 5.8+; both stay put
     /// otherwise). The second stage's time is in the entry program's, which tail-calls it.
     /// `None` without the drop probe.
     pub fn drop_probe_runs(&self) -> Result<Option<(std::time::Duration, u64)>, ProbeError> {
-        let Some(name) = self.drop_program else {
+        let Some((name, _)) = self.drop_program else {
             return Ok(None);
         };
         let prog = self.ebpf.program(name).ok_or_else(|| missing(name))?;

@@ -13,7 +13,7 @@ use aya::{
     programs::ProgramType,
     sys::{BpfHelper, is_helper_supported, is_map_supported},
 };
-use tracer_common::drops::drop_program;
+use tracer_common::drops::{DropHook, drop_program};
 
 use super::btf::{Btf, VMLINUX};
 
@@ -148,15 +148,15 @@ impl Features {
         }
     }
 
-    /// The drop probe's entry program for this kernel, or why there is none.
-    pub fn drop_program(&self) -> Result<&'static str, DropsUnsupported> {
+    /// The drop probe's entry program for this kernel and `hook`, or why there is none.
+    pub fn drop_program(&self, hook: DropHook) -> Result<&'static str, DropsUnsupported> {
         if !self.btf {
             return Err(DropsUnsupported::NoBtf);
         }
         let args = &self.kfree_skb_args;
         let program = (args.first().map(String::as_str) == Some("skb")
             && args.iter().any(|a| a == "location"))
-        .then(|| drop_program(args.len() as u32))
+        .then(|| drop_program(args.len() as u32, hook))
         .flatten()
         .ok_or_else(|| DropsUnsupported::UnknownTracepoint(args.join(", ")))?;
         if !self.probe_read_kernel {
@@ -219,12 +219,16 @@ mod tests {
 
     #[test]
     fn the_drop_program_follows_the_tracepoint_arguments() {
-        let of = |args: &[&str]| kernel(args).drop_program();
+        let of = |args: &[&str]| kernel(args).drop_program(DropHook::Raw);
         assert_eq!(of(&["skb", "location"]), Ok("kfree_skb_2"));
         assert_eq!(of(&["skb", "location", "reason"]), Ok("kfree_skb_3"));
         assert_eq!(
             of(&["skb", "location", "reason", "rx_sk"]),
             Ok("kfree_skb_4")
+        );
+        assert_eq!(
+            kernel(&["skb", "location", "reason"]).drop_program(DropHook::Btf),
+            Ok("kfree_skb_btf_3")
         );
         assert!(matches!(
             of(&["skb", "location", "reason", "rx_sk", "more"]),
@@ -236,7 +240,10 @@ mod tests {
         ));
         let mut no_ring = kernel(&["skb", "location"]);
         no_ring.ringbuf = false;
-        assert_eq!(no_ring.drop_program(), Err(DropsUnsupported::NoRingBuf));
+        assert_eq!(
+            no_ring.drop_program(DropHook::Btf),
+            Err(DropsUnsupported::NoRingBuf)
+        );
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! filters are removed again when it exits.
 
 use aya::programs::{
-    LinkOrder, RawTracePoint, SchedClassifier, Xdp,
+    BtfTracePoint, LinkOrder, RawTracePoint, SchedClassifier, Xdp,
     tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions, TcAttachType, TcHandle},
     xdp::{XdpLinkId, XdpMode},
 };
 use log::{info, warn};
+use tracer_common::drops::DropHook;
 
 use super::{Datapath, Program, attach_error, chain};
 use crate::probes::{
@@ -54,13 +55,22 @@ impl Datapath {
                 self.attach_slot(i)?;
             }
         }
-        if let Some(name) = self.drop_program {
-            // A raw tracepoint attaches by name: no tracefs needed, and its link goes away
-            // with the process like the others.
-            let prog: &mut RawTracePoint = self.program_by_name(name)?;
-            prog.attach("kfree_skb")
-                .map(drop)
-                .map_err(|e| ProbeError::DropProbe(chain(&e)))?;
+        // Either hook attaches without tracefs, and its link goes away with the process like
+        // the others.
+        match self.drop_program {
+            Some((name, DropHook::Btf)) => {
+                let prog: &mut BtfTracePoint = self.program_by_name(name)?;
+                prog.attach()
+                    .map(drop)
+                    .map_err(|e| ProbeError::DropProbe(chain(&e)))?;
+            }
+            Some((name, DropHook::Raw)) => {
+                let prog: &mut RawTracePoint = self.program_by_name(name)?;
+                prog.attach("kfree_skb")
+                    .map(drop)
+                    .map_err(|e| ProbeError::DropProbe(chain(&e)))?;
+            }
+            None => {}
         }
         let any = self.targets.iter().any(Option::is_some);
         for note in features.notes(any, self.drop_program.is_some()) {

@@ -7,12 +7,12 @@ use aya::EbpfLoader;
 use tracer_common::{
     classes::{CLASS_FLAG_PEER, CLASS_FLAG_VXLAN, CLASS_OTHER},
     counters::{MAX_IFACES, counter_entries},
-    drops::{DROP_FLOW_FILTER, DropConfig},
+    drops::{DROP_FLOW_FILTER, DropConfig, DropHook, drop_inner_program},
     packet::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 use super::{
-    DROP_INNER_PROGRAM, Datapath, INNER_PROGRAMS, Target,
+    Datapath, INNER_PROGRAMS, Target,
     drop_maps::{
         FLOW_CACHE, FLOW_FILTER, FlowCache, SLOTS, flow_cache_entries, map_flow_filter, map_slots,
         slot_entries,
@@ -20,7 +20,7 @@ use super::{
     hooks,
     peer_maps::{PEER_CACHE, map_peer_cache, peer_cache_entries},
     program_names,
-    tables::{fill_classes, fill_stage, fill_targets, load_program},
+    tables::{fill_classes, fill_stage, fill_targets, load_program, unload_program},
 };
 use crate::probes::{AttachMode, ClassTable, OBJECT, ProbeError, features};
 
@@ -33,11 +33,38 @@ impl Datapath {
     /// Per-peer counting makes the datapath's programs larger than some verifiers take (5.10
     /// gives up at a million instructions): when the kernel refuses them as too large, they are
     /// loaded again without it, and [`Datapath::counts_peers`] says so.
+    ///
+    /// The drop probe hooks `kfree_skb` as a BTF tracepoint where the kernel takes it, else as
+    /// a raw tracepoint ([`DropHook`]); [`Datapath::drop_hook`] says which.
     pub fn load(
         classes: &ClassTable,
         targets: Vec<Target>,
         capacity: usize,
         drops: Option<DropConfig>,
+    ) -> Result<Self, ProbeError> {
+        const PREFERRED: &[DropHook] = &[DropHook::Btf, DropHook::Raw];
+        Self::load_hooked(classes, targets, capacity, drops, PREFERRED)
+    }
+
+    /// [`Datapath::load`] with the drop probe hooked as `hook` or not at all: for the tests
+    /// and the benchmark, which compare the hooks.
+    pub fn load_with_drop_hook(
+        classes: &ClassTable,
+        targets: Vec<Target>,
+        capacity: usize,
+        drops: DropConfig,
+        hook: DropHook,
+    ) -> Result<Self, ProbeError> {
+        Self::load_hooked(classes, targets, capacity, Some(drops), &[hook])
+    }
+
+    /// [`Datapath::load`], trying the drop probe's `hooks` in turn.
+    fn load_hooked(
+        classes: &ClassTable,
+        targets: Vec<Target>,
+        capacity: usize,
+        drops: Option<DropConfig>,
+        hooks: &[DropHook],
     ) -> Result<Self, ProbeError> {
         let release = &features::get().release;
         if features::get().skips_peer_counting() {
@@ -45,9 +72,9 @@ impl Datapath {
                 "kernel {release}: the verifier cannot take per-peer counting; counting without \
                  it (no tracer_overlay_peer_* packets or bytes)"
             );
-            return Self::load_with(classes, targets, capacity, drops, false);
+            return Self::load_with(classes, targets, capacity, (drops, hooks), false);
         }
-        match Self::load_with(classes, targets.clone(), capacity, drops, true) {
+        match Self::load_with(classes, targets.clone(), capacity, (drops, hooks), true) {
             Err(ProbeError::Rejected { program, reason })
                 if reason.contains("(os error 7)") && !program.starts_with("kfree_skb") =>
             {
@@ -55,7 +82,7 @@ impl Datapath {
                     "this kernel's verifier finds {program} too large with per-peer counting; \
                      counting without it (no tracer_overlay_peer_* packets or bytes)"
                 );
-                Self::load_with(classes, targets, capacity, drops, false)
+                Self::load_with(classes, targets, capacity, (drops, hooks), false)
             }
             other => other,
         }
@@ -65,22 +92,20 @@ impl Datapath {
         classes: &ClassTable,
         targets: Vec<Target>,
         capacity: usize,
-        drops: Option<DropConfig>,
+        (drops, hooks): (Option<DropConfig>, &[DropHook]),
         peers: bool,
     ) -> Result<Self, ProbeError> {
         let capacity = capacity.max(targets.len());
         if capacity > MAX_IFACES as usize {
             return Err(ProbeError::TooManyInterfaces(capacity));
         }
-        let drop_program = match drops {
-            Some(_) => Some(
-                features::get()
-                    .drop_program()
-                    .map_err(ProbeError::DropsUnsupported)?,
-            ),
-            None => None,
-        };
-        let programs: Vec<&'static str> = program_names(drop_program).collect();
+        // Whether this kernel can watch drops at all, before anything is loaded.
+        if drops.is_some() {
+            features::get()
+                .drop_program(DropHook::Raw)
+                .map_err(ProbeError::DropsUnsupported)?;
+        }
+        let programs: Vec<&'static str> = program_names().collect();
         let mut datapath = Self::load_object(
             OBJECT,
             &programs,
@@ -89,7 +114,12 @@ impl Datapath {
             drops,
             peers,
         )?;
-        datapath.drop_program = drop_program;
+        if drops.is_some() {
+            let (name, hook) = load_drop_probe(&mut datapath.ebpf, hooks)?;
+            datapath.drop_program = Some((name, hook));
+            datapath.programs.push(name);
+            datapath.programs.push(drop_inner_program(hook));
+        }
         Ok(datapath)
     }
 
@@ -159,9 +189,6 @@ impl Datapath {
                 fill_stage(&mut ebpf, map, program)?;
             }
         }
-        if programs.contains(&DROP_INNER_PROGRAM) {
-            fill_stage(&mut ebpf, "DROP_STAGES", DROP_INNER_PROGRAM)?;
-        }
         let mut targets: Vec<Option<Target>> = targets.into_iter().map(Some).collect();
         targets.resize(capacity, None);
         Ok(Datapath {
@@ -225,5 +252,52 @@ fn loopback() -> Target {
         index: 1,
         has_l2: true,
         is_virtual: true,
+    }
+}
+
+/// Loads the drop probe's entry program and second stage with the first of `hooks` the kernel
+/// takes: a BTF tracepoint reads the kernel's structures by plain loads, a raw tracepoint
+/// through helper calls (three a drop more). Returns the entry program and its hook.
+fn load_drop_probe(
+    ebpf: &mut aya::Ebpf,
+    hooks: &[DropHook],
+) -> Result<(&'static str, DropHook), ProbeError> {
+    let mut refused: Option<ProbeError> = None;
+    for &hook in hooks {
+        let entry = features::get()
+            .drop_program(hook)
+            .map_err(ProbeError::DropsUnsupported)?;
+        let inner = drop_inner_program(hook);
+        let loaded = load_program(ebpf, entry)
+            .and_then(|()| load_program(ebpf, inner))
+            .and_then(|()| fill_stage(ebpf, drop_stages(hook), inner));
+        match loaded {
+            Ok(()) => {
+                if let Some(e) = &refused {
+                    log::info!(
+                        "the drop probe runs as a {} (slower in a drop storm): the kernel \
+                         refused the preferred hook: {e}",
+                        hook.name()
+                    );
+                }
+                return Ok((entry, hook));
+            }
+            Err(e) => {
+                // Each hook has its own stage array (its first program fixes its type), and
+                // what did load of this one is unloaded again.
+                unload_program(ebpf, entry);
+                unload_program(ebpf, inner);
+                refused = Some(e);
+            }
+        }
+    }
+    Err(refused.unwrap_or(ProbeError::DropProbe("no hook to load it with".into())))
+}
+
+/// The drop probe's program array of second stages for `hook`.
+fn drop_stages(hook: DropHook) -> &'static str {
+    match hook {
+        DropHook::Btf => "DROP_STAGES_BTF",
+        DropHook::Raw => "DROP_STAGES",
     }
 }

@@ -39,6 +39,9 @@ pub(super) fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<(), Pr
         aya::programs::Program::Xdp(p) => p.load(),
         aya::programs::Program::SchedClassifier(p) => p.load(),
         aya::programs::Program::RawTracePoint(p) => p.load(),
+        aya::programs::Program::BtfTracePoint(p) => aya::Btf::from_sys_fs()
+            .map_err(aya::programs::ProgramError::Btf)
+            .and_then(|btf| p.load("kfree_skb", &btf)),
         _ => {
             return Err(ProbeError::Rejected {
                 program: name,
@@ -50,6 +53,18 @@ pub(super) fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<(), Pr
         program: name,
         reason: rejection(&e),
     })
+}
+
+/// Unloads program `name` if it is loaded, so that it holds nothing of the kernel's.
+pub(super) fn unload_program(ebpf: &mut Ebpf, name: &'static str) {
+    if let Some(prog) = ebpf.program_mut(name) {
+        // Not loaded is the only error, and then there is nothing to undo.
+        let _ = match prog {
+            aya::programs::Program::BtfTracePoint(p) => p.unload(),
+            aya::programs::Program::RawTracePoint(p) => p.unload(),
+            _ => Ok(()),
+        };
+    }
 }
 
 /// Puts the loaded program `program` into the program array `map` at `STAGE_INNER`, for the

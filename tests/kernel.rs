@@ -52,4 +52,9 @@ fn features_the_loader_sees() {
         f.kfree_skb_args
     );
     assert!(f.probe_read_kernel && f.ringbuf);
+    assert_eq!(
+        f.rdonly_cast.is_some(),
+        at_least(6, 2),
+        "bpf_rdonly_cast read from BTF"
+    );
 }

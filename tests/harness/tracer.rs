@@ -19,6 +19,9 @@ pub struct Tracer {
     child: Child,
     lines: Receiver<String>,
     seen: Vec<WatchLine>,
+    /// What the tracer writes on stderr, read as it comes: a tracer logging more than a pipe
+    /// holds (aya's debug log is) would otherwise block on the write.
+    log: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Tracer {
@@ -54,10 +57,17 @@ impl Tracer {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
         let lines = lines_of(&mut child);
+        let mut stderr = child.stderr.take().expect("stderr piped");
+        let log = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
         Tracer {
             child,
             lines,
             seen: Vec::new(),
+            log: Some(log),
         }
     }
 
@@ -65,12 +75,12 @@ impl Tracer {
         self.child.id()
     }
 
+    /// Everything the tracer wrote on stderr; once it has exited.
     fn stderr(&mut self) -> String {
-        let mut s = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
+        self.log
+            .take()
+            .and_then(|log| log.join().ok())
+            .unwrap_or_default()
     }
 
     /// Waits for the `start` line, printed once every program is attached: up to 60 s, or

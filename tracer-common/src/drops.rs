@@ -58,20 +58,30 @@ pub const DROP_PARTS_ALL: u32 = DROP_PART_FLOWS | DROP_PART_EVENTS | DROP_PART_I
 /// A tracepoint argument the running kernel does not pass.
 pub const NO_ARG: u32 = u32::MAX;
 
-/// How the drop probe hooks `kfree_skb`. A BTF tracepoint program (5.5+) is told the types of
-/// the tracepoint's arguments, so it reads the `sk_buff`, its device and its socket by plain
-/// loads; a raw tracepoint program sees numbers and copies them with helper calls, three a
-/// drop. The loader tries the first and falls back to the second.
+/// How the drop probe hooks `kfree_skb`, from the cheapest a drop storm pays for. A BTF
+/// tracepoint program (5.5+) is told the types of the tracepoint's arguments, so it reads the
+/// `sk_buff`, its device and its socket by plain loads; a raw tracepoint program sees numbers
+/// and copies them with helper calls. With `bpf_rdonly_cast` (6.2+) the BTF program also reads
+/// the packet's headers where they lie, and copies the packet only for an event or a VXLAN
+/// inner frame. The loader tries them in this order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropHook {
+    /// BTF tracepoint reading the packet in place.
+    BtfPeek,
+    /// BTF tracepoint copying the packet's first bytes.
     Btf,
+    /// Raw tracepoint copying the `sk_buff` fields and the packet's first bytes.
     Raw,
 }
 
 impl DropHook {
+    /// Every hook, the loader's preference first.
+    pub const ALL: [DropHook; 3] = [DropHook::BtfPeek, DropHook::Btf, DropHook::Raw];
+
     /// What the hook is called, for messages.
     pub const fn name(self) -> &'static str {
         match self {
+            DropHook::BtfPeek => "BTF tracepoint reading packets in place",
             DropHook::Btf => "BTF tracepoint",
             DropHook::Raw => "raw tracepoint",
         }
@@ -81,9 +91,11 @@ impl DropHook {
 /// The drop probe's entry program for a `kfree_skb` tracepoint with `n` arguments: (skb,
 /// location) before 5.17, (skb, location, reason) up to 6.9, (skb, location, reason, rx_sk)
 /// since 6.10. A program may not read past the arguments the kernel gives it, so each count
-/// has its own program.
+/// has its own program. `bpf_rdonly_cast` came with 6.2, so reading in place needs 3 or 4.
 pub const fn drop_program(n: u32, hook: DropHook) -> Option<&'static str> {
     match (n, hook) {
+        (3, DropHook::BtfPeek) => Some("kfree_skb_peek_3"),
+        (4, DropHook::BtfPeek) => Some("kfree_skb_peek_4"),
         (2, DropHook::Btf) => Some("kfree_skb_btf_2"),
         (3, DropHook::Btf) => Some("kfree_skb_btf_3"),
         (4, DropHook::Btf) => Some("kfree_skb_btf_4"),
@@ -98,10 +110,20 @@ pub const fn drop_program(n: u32, hook: DropHook) -> Option<&'static str> {
 /// the entry program's type and hook.
 pub const fn drop_inner_program(hook: DropHook) -> &'static str {
     match hook {
-        DropHook::Btf => "kfree_skb_btf_inner",
+        DropHook::BtfPeek | DropHook::Btf => "kfree_skb_btf_inner",
         DropHook::Raw => "kfree_skb_inner",
     }
 }
+
+/// The call instruction of `bpf_rdonly_cast` in the programs that read packets in place: a
+/// kernel function call (`BPF_PSEUDO_KFUNC_CALL`) whose target, the function's BTF id in the
+/// running kernel, the loader writes over [`PEEK_CALL_IMM`] before loading the object.
+pub const PEEK_CALL_INSN: u64 = 0x7ace_0001_0000_2085;
+/// The placeholder target of [`PEEK_CALL_INSN`], unique in the object.
+pub const PEEK_CALL_IMM: u32 = 0x7ace_0001;
+/// The most bytes one read of a packet in place takes: the kernel checks each read against the
+/// type the address is cast to, whose first member is an array this long at least.
+pub const PEEK_BYTES: u32 = 64;
 
 /// Kernel facts for the drop probe, all read from the running kernel's BTF by the loader:
 /// no struct offset is written into the program. Offsets are from the start of their struct;
@@ -147,7 +169,9 @@ pub struct DropConfig {
     pub ready: u32,
     /// Which parts run (`DROP_PART_*`); [`DROP_PARTS_ALL`] but in the benchmark.
     pub parts: u32,
-    pub _reserved: u32,
+    /// The BTF id of the struct that packet bytes are read as when read in place (its first
+    /// member an array of at least [`PEEK_BYTES`]); 0 where the kernel has none.
+    pub peek_type: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<DropConfig>() == 104);

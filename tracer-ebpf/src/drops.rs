@@ -8,9 +8,11 @@
 //! the `sk_buff`, its device and its socket by plain loads, which the verifier checks against
 //! the kernel's BTF and the JIT guards against faults; as a raw tracepoint, whose arguments
 //! are mere numbers, by one copy of the `sk_buff` fields it needs (they lie within a few
-//! hundred bytes) and one of the device's index and namespace (or of the socket's namespace).
-//! Either way one copy of the packet's first bytes, parsed once; the namespace is known by its `struct net` address once
-//! seen; counts are per CPU ([`counts`]); the event budget asks the clock only a few times
+//! hundred bytes) and one of the device's index and namespace (or of the socket's namespace)
+//! ([`view`]). Both copy the packet's first bytes and parse the copy once; where the kernel
+//! has `bpf_rdonly_cast` (6.2+), the BTF tracepoint parses the packet where it lies instead
+//! ([`peek`]) and copies it only for an event or a VXLAN inner frame. The namespace is known
+//! by its `struct net` address once seen; counts are per CPU ([`counts`]); the event budget asks the clock only a few times
 //! a second ([`budget`]), so a drop that no event will report pays for no event; and keys are
 //! zeroed, built and compared a word at a time ([`crate::words`]), never by the byte loops
 //! LLVM's BPF backend calls for `memset` and `memcmp`.
@@ -27,6 +29,8 @@
 
 mod budget;
 mod counts;
+mod peek;
+mod view;
 
 use aya_ebpf::{
     EbpfContext,
@@ -45,6 +49,10 @@ use tracer_common::{
     packet::{ETH_HLEN, Packet, parse_ethernet, parse_ip, quick_ip},
 };
 
+use self::{
+    peek::KernelPacket,
+    view::{SkbView, read, view_copied, view_direct},
+};
 use crate::{
     maps::{port_class, proto_class_table},
     overlay::vxlan_inner,
@@ -78,7 +86,7 @@ static DROP_CONFIG: DropConfig = DropConfig {
     events_per_cpu: 0,
     ready: 0,
     parts: 0,
-    _reserved: 0,
+    peek_type: 0,
 };
 
 /// A field of the loader's configuration. Volatile, or the compiler folds in the defaults
@@ -108,52 +116,17 @@ static SCRATCH: PerCpuArray<DropScratch> = PerCpuArray::with_max_entries(1, 0);
 
 const NO_HEADER: u16 = 0xffff;
 
+/// How an entry program reads the kernel (`tracer_common::drops::DropHook`): a raw tracepoint
+/// copies the `sk_buff` fields and the packet; a BTF tracepoint loads the fields and copies
+/// the packet; and, with `bpf_rdonly_cast`, reads the packet's headers in place too.
+pub const RAW: u8 = 0;
+pub const BTF: u8 = 1;
+pub const PEEK: u8 = 2;
+
 /// The parts of the probe that run (`DROP_PART_*`).
 #[inline(always)]
 fn parts() -> u32 {
     config!(parts)
-}
-
-/// One kernel value at `base + off`.
-#[inline(always)]
-fn read<T>(base: u64, off: u32) -> Option<T> {
-    if base == 0 {
-        return None;
-    }
-    let mut v = core::mem::MaybeUninit::<T>::uninit();
-    let size = core::mem::size_of::<T>() as u32;
-    // SAFETY: the helper faults safely on a bad address and writes `size` bytes into `v`.
-    let ret = unsafe {
-        bpf_probe_read_kernel(
-            v.as_mut_ptr().cast::<c_void>(),
-            size,
-            (base + u64::from(off)) as *const c_void,
-        )
-    };
-    // SAFETY: on success the helper filled `v`.
-    (ret == 0).then(|| unsafe { v.assume_init() })
-}
-
-/// Copies `len` (at most `N - 8`) bytes of kernel memory at `src` into `buf`.
-#[inline(always)]
-fn read_into<const N: usize>(buf: &mut [u8; N], src: u64, len: u32) -> Option<()> {
-    let len = len.min((N - 8) as u32);
-    // SAFETY: the helper faults safely on a bad address; `buf` holds at least `len` bytes.
-    let ret = unsafe {
-        bpf_probe_read_kernel(buf.as_mut_ptr().cast::<c_void>(), len, src as *const c_void)
-    };
-    (ret == 0).then_some(())
-}
-
-/// The field at `off` of a struct whose bytes from `base` on are copied into `buf`.
-#[inline(always)]
-fn field<T: Copy, const N: usize>(buf: &[u8; N], off: u32, base: u32) -> T {
-    const { assert!(core::mem::size_of::<T>() <= 8) };
-    // The loader checked that every field lies inside the window; the mask (N - 8 is a power
-    // of two) shows the verifier that the read stays inside the buffer.
-    let at = off.wrapping_sub(base) as usize & (N - 9);
-    // SAFETY: at + size_of::<T>() <= N - 8 + 8.
-    unsafe { buf.as_ptr().add(at).cast::<T>().read_unaligned() }
 }
 
 /// This CPU's state and scratch space, for the run: no other run on this CPU uses it meanwhile
@@ -215,19 +188,30 @@ fn arg<const ARGS: u32, C: EbpfContext>(ctx: &C, n: u32) -> u64 {
     }
 }
 
-/// The entry stage: keep only drops of our namespace, copy and classify the packet, then
+/// The entry stage: keep only drops of our namespace, read and classify the packet, then
 /// account for it here or, for VXLAN, in the inner stage.
 #[inline(always)]
-pub fn observe<const ARGS: u32, const BTF: bool, C: EbpfContext>(ctx: &C) {
-    let Some(ev) = outer::<ARGS, BTF, C>(ctx) else {
+pub fn observe<const ARGS: u32, const MODE: u8, C: EbpfContext>(ctx: &C) {
+    let Some((ev, mut uncopied)) = outer::<ARGS, MODE, C>(ctx) else {
         return;
     };
     if ev.inner_off != 0 && parts() & DROP_PART_INNER != 0 {
-        let stages = if BTF { &DROP_STAGES_BTF } else { &DROP_STAGES };
-        // SAFETY: same program type, same context; returns only if the call fails.
-        unsafe { stages.tail_call(ctx, STAGE_INNER) };
+        // The inner stage decodes the copy.
+        if uncopied != 0 {
+            fill(ev, uncopied);
+            uncopied = 0;
+        }
+        if ev.cap_len != 0 {
+            let stages = if MODE == RAW {
+                &DROP_STAGES
+            } else {
+                &DROP_STAGES_BTF
+            };
+            // SAFETY: same program type, same context; returns only if the call fails.
+            unsafe { stages.tail_call(ctx, STAGE_INNER) };
+        }
     }
-    account(ev);
+    account(ev, uncopied);
 }
 
 /// The inner stage: decode the inner frame the entry stage found, then account.
@@ -243,7 +227,7 @@ pub fn observe_inner() {
     ev.key.has_inner = 1;
     ev.key.inner_class = classify(inner.seen(), port_class, proto_class_table);
     ev.key.inner = Flow::of(&inner);
-    account(ev);
+    account(ev, 0);
 }
 
 /// Whether `net` is the tracer's namespace. Its address is remembered once seen: our
@@ -261,103 +245,12 @@ fn ours(state: &mut DropCpuState, net: u64) -> bool {
     true
 }
 
-/// What the probe takes from the `sk_buff` and from its device or socket.
-pub(crate) struct SkbView {
-    /// The `struct net` of the device, or of the socket for a packet without a device yet.
-    net: u64,
-    /// 0 for a packet without a device.
-    ifindex: u32,
-    len: u32,
-    head: u64,
-    tail: u32,
-    mac_header: u16,
-    network_header: u16,
-    /// Network byte order, as in the `sk_buff`.
-    protocol: u16,
-}
-
-/// The view through `bpf_probe_read_kernel`: one copy of the `sk_buff` fields, one of the
-/// device's (or of the socket's namespace). For raw tracepoints, whose `skb` is a number.
+/// The drop as an event being assembled, classified, and the address of its packet's bytes
+/// when they are still to be copied into it (0: copied, or none).
 #[inline(always)]
-fn view_copied(skb: u64, s: &mut DropScratch) -> Option<SkbView> {
-    let window = config!(skb_window);
-    read_into(&mut s.skb, skb + u64::from(window), config!(skb_window_len))?;
-    let dev: u64 = field(&s.skb, config!(skb_dev), window);
-    // The namespace of the device, or of the socket for packets without one yet.
-    let (net, ifindex) = if dev == 0 {
-        let sk: u64 = field(&s.skb, config!(skb_sk), window);
-        (read::<u64>(sk, config!(sk_net))?, 0)
-    } else if config!(dev_window_len) != 0 {
-        let base = config!(dev_window);
-        read_into(&mut s.dev, dev + u64::from(base), config!(dev_window_len))?;
-        (
-            field::<u64, _>(&s.dev, config!(dev_nd_net), base),
-            field::<u32, _>(&s.dev, config!(dev_ifindex), base),
-        )
-    } else {
-        (
-            read::<u64>(dev, config!(dev_nd_net))?,
-            read::<u32>(dev, config!(dev_ifindex))?,
-        )
-    };
-    let skb = &s.skb;
-    Some(SkbView {
-        net,
-        ifindex,
-        len: field(skb, config!(skb_len), window),
-        head: field(skb, config!(skb_head), window),
-        tail: field(skb, config!(skb_tail), window),
-        mac_header: field(skb, config!(skb_mac_header), window),
-        network_header: field(skb, config!(skb_network_header), window),
-        protocol: field(skb, config!(skb_protocol), window),
-    })
-}
-
-/// A field of a BTF-typed kernel object: a plain load the verifier checks against the
-/// kernel's BTF and the JIT guards, so a bad address reads 0 instead of faulting.
-#[inline(always)]
-fn btf_field<T: Copy>(base: u64, off: u32) -> T {
-    // SAFETY: only in BTF tracepoint programs, where `base` is a BTF-typed pointer (or a field
-    // loaded through one) and `off` a member's offset from BTF: the kernel turns the load
-    // into a guarded one.
-    unsafe { core::ptr::read_volatile((base + u64::from(off)) as *const T) }
-}
-
-/// The view by direct loads, for BTF tracepoints, whose `skb` the verifier knows the type of:
-/// no helper call.
-#[inline(always)]
-fn view_direct(skb: u64) -> Option<SkbView> {
-    let dev: u64 = btf_field(skb, config!(skb_dev));
-    // Pointers loaded from the `sk_buff` may be null, and newer verifiers want them checked
-    // before any offset is added, even though the load would read 0.
-    let (net, ifindex) = if dev == 0 {
-        let sk: u64 = btf_field(skb, config!(skb_sk));
-        if sk == 0 {
-            return None;
-        }
-        (btf_field(sk, config!(sk_net)), 0)
-    } else {
-        (
-            btf_field(dev, config!(dev_nd_net)),
-            btf_field(dev, config!(dev_ifindex)),
-        )
-    };
-    Some(SkbView {
-        net,
-        ifindex,
-        len: btf_field(skb, config!(skb_len)),
-        head: btf_field(skb, config!(skb_head)),
-        tail: btf_field(skb, config!(skb_tail)),
-        mac_header: btf_field(skb, config!(skb_mac_header)),
-        network_header: btf_field(skb, config!(skb_network_header)),
-        protocol: btf_field(skb, config!(skb_protocol)),
-    })
-}
-
-#[inline(always)]
-fn outer<const ARGS: u32, const BTF: bool, C: EbpfContext>(
+fn outer<const ARGS: u32, const MODE: u8, C: EbpfContext>(
     ctx: &C,
-) -> Option<&'static mut DropEvent> {
+) -> Option<(&'static mut DropEvent, u64)> {
     if config!(ready) == 0 {
         return None;
     }
@@ -375,10 +268,10 @@ fn outer<const ARGS: u32, const BTF: bool, C: EbpfContext>(
     let skb: u64 = unsafe { core::ptr::read_volatile(ctx.as_ptr() as *const u64) };
     // SAFETY: see `scratch`; the fields are borrowed apart below.
     let s = unsafe { &mut *scratch()? };
-    let view = if BTF {
-        view_direct(skb)?
-    } else {
+    let view = if MODE == RAW {
         view_copied(skb, s)?
+    } else {
+        view_direct(skb)?
     };
     if !ours(&mut s.state, view.net) {
         return None;
@@ -394,15 +287,42 @@ fn outer<const ARGS: u32, const BTF: bool, C: EbpfContext>(
     ev.location = arg::<ARGS, C>(ctx, config!(location_arg));
     ev.len = view.len;
     ev.inner_off = 0;
-    copy_packet(&view, ev);
-    classify_event(ev);
-    Some(ev)
+    let src = locate_packet(&view, ev);
+    let uncopied = if MODE == PEEK {
+        src
+    } else {
+        fill(ev, src);
+        0
+    };
+    let len = usize::from(ev.cap_len);
+    let found = if len == 0 {
+        None
+    } else if MODE == PEEK {
+        Some(classify_packet(
+            &KernelPacket::new(src, len),
+            ev.l2,
+            ev.protocol,
+        ))
+    } else {
+        Some(classify_packet(
+            &CopiedPacket::new(&ev.data, len),
+            ev.l2,
+            ev.protocol,
+        ))
+    };
+    if let Some(c) = found {
+        ev.key.outer = c.outer;
+        ev.key.class = c.class;
+        ev.key.vni = c.vni;
+        ev.inner_off = c.inner_off;
+    }
+    Some((ev, uncopied))
 }
 
 /// Counts the drop per (place, interface, class, reason) and per flow, and offers it as an
 /// event to the budgets.
 #[inline(always)]
-fn account(ev: &mut DropEvent) {
+fn account(ev: &mut DropEvent, uncopied: u64) {
     // SAFETY: a helper without arguments.
     let cpu = unsafe { bpf_get_smp_processor_id() };
     counts::count_drop(
@@ -416,19 +336,21 @@ fn account(ev: &mut DropEvent) {
         counts::count_flow(cpu, &ev.key)
     };
     if parts & DROP_PART_EVENTS != 0 {
-        budget::offer(ev, flow);
+        budget::offer(ev, flow, uncopied);
     }
 }
 
-/// Copies the packet from its Ethernet header when it has one, else from its IP header.
+/// Where the packet's bytes start (its Ethernet header when it has one, else its IP header):
+/// sets `cap_len` to how many of them the event takes (0: none), `l2` and `protocol`, and
+/// returns their address (0: none).
 #[inline(always)]
-fn copy_packet(skb: &SkbView, ev: &mut DropEvent) {
+fn locate_packet(skb: &SkbView, ev: &mut DropEvent) -> u64 {
     ev.cap_len = 0;
     ev.l2 = 0;
     ev.protocol = u16::from_be(skb.protocol);
     let (head, tail, mac, nh) = (skb.head, skb.tail, skb.mac_header, skb.network_header);
     if head == 0 {
-        return;
+        return 0;
     }
     let (start, l2) =
         if mac != NO_HEADER && nh != NO_HEADER && u32::from(nh) >= u32::from(mac) + ETH_HLEN as u32
@@ -437,61 +359,76 @@ fn copy_packet(skb: &SkbView, ev: &mut DropEvent) {
         } else if nh != NO_HEADER {
             (u32::from(nh), 0)
         } else {
-            return;
+            return 0;
         };
-    let avail = tail.saturating_sub(start);
-    let len = avail.min(CAPTURE as u32);
+    let len = tail.saturating_sub(start).min(CAPTURE as u32);
     if len == 0 {
+        return 0;
+    }
+    ev.cap_len = len as u16;
+    ev.l2 = l2;
+    head + u64::from(start)
+}
+
+/// Copies the `cap_len` bytes at `src` into the event; `cap_len` becomes 0 if that fails.
+#[inline(always)]
+pub(crate) fn fill(ev: &mut DropEvent, src: u64) {
+    if src == 0 {
+        ev.cap_len = 0;
         return;
     }
+    let len = u32::from(ev.cap_len).min(CAPTURE as u32);
     // SAFETY: faults are caught by the helper; len is at most CAPTURE, the buffer longer.
     let ret = unsafe {
         bpf_probe_read_kernel(
             ev.data.as_mut_ptr().cast::<c_void>(),
             len,
-            (head + u64::from(start)) as *const c_void,
+            src as *const c_void,
         )
     };
-    if ret == 0 {
-        ev.cap_len = len as u16;
-        ev.l2 = l2;
+    if ret != 0 {
+        ev.cap_len = 0;
     }
 }
 
-/// Classifies the copied packet and, for VXLAN classes, finds its inner frame.
+/// What classifying a packet found: its outer flow and class and, for VXLAN classes, the VNI
+/// and where the inner frame starts.
+struct Classified {
+    outer: Flow,
+    class: u8,
+    vni: u32,
+    inner_off: u16,
+}
+
+/// Classifies the packet `pkt` (from its Ethernet header when `l2` is 1, else from its IP
+/// header of ethertype `protocol`).
 #[inline(always)]
-fn classify_event(ev: &mut DropEvent) {
-    if ev.cap_len == 0 {
-        return;
-    }
-    let pkt = CopiedPacket::new(&ev.data, ev.cap_len as usize);
+fn classify_packet<P: Packet>(pkt: &P, l2: u8, protocol: u16) -> Classified {
     // The shortcut first (an untagged Ethernet header, or none): most drops are packets it
-    // reads, and it reads them straight into the key; every other goes to the full parser.
-    let quick = if ev.l2 == 0 {
-        quick_ip(&pkt, 0, ev.protocol)
+    // reads; every other goes to the full parser.
+    let quick = if l2 == 0 {
+        quick_ip(pkt, 0, protocol)
     } else {
         pkt.load::<[u8; 2]>(12)
-            .and_then(|t| quick_ip(&pkt, ETH_HLEN, u16::from_be_bytes(t)))
+            .and_then(|t| quick_ip(pkt, ETH_HLEN, u16::from_be_bytes(t)))
     };
-    let seen = match quick {
-        Some((seen, l3, src, dst)) => {
-            ev.key.outer = Flow::quick(seen, l3, src, dst);
-            seen
-        }
+    let (seen, outer) = match quick {
+        Some((seen, l3, src, dst)) => (seen, Flow::quick(seen, l3, src, dst)),
         None => {
-            let h = if ev.l2 != 0 {
-                parse_ethernet::<_, true>(&pkt, 0)
+            let h = if l2 != 0 {
+                parse_ethernet::<_, true>(pkt, 0)
             } else {
-                parse_ip::<_, true>(&pkt, 0, ev.protocol)
+                parse_ip::<_, true>(pkt, 0, protocol)
             };
-            ev.key.outer = Flow::of(&h);
-            h.seen()
+            (h.seen(), Flow::of(&h))
         }
     };
     let class = classify(seen, port_class, proto_class_table);
-    ev.key.class = class;
-    if let Some((vni, inner_off)) = vxlan_inner(&pkt, seen, class) {
-        ev.key.vni = vni;
-        ev.inner_off = inner_off as u16;
+    let (vni, inner_off) = vxlan_inner(pkt, seen, class).unwrap_or((0, 0));
+    Classified {
+        outer,
+        class,
+        vni,
+        inner_off: inner_off as u16,
     }
 }

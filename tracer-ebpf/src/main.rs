@@ -6,6 +6,8 @@
 // The atomic add of the flow filter: the BPF target's atomics have no read-modify-write methods.
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
+// The call of `bpf_rdonly_cast`, written out as an instruction (readers::peek).
+#![feature(asm_experimental_arch)]
 
 mod datapath;
 mod drops;
@@ -62,21 +64,21 @@ pub fn xdp_inner(ctx: XdpContext) -> u32 {
 /// loader loads the one the running kernel's BTF calls for.
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn kfree_skb_2(ctx: RawTracePointContext) -> i32 {
-    drops::observe::<2, false, _>(&ctx);
+    drops::observe::<2, { drops::RAW }, _>(&ctx);
     0
 }
 
 /// `kfree_skb` with a `reason` argument (5.17 to 6.9).
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn kfree_skb_3(ctx: RawTracePointContext) -> i32 {
-    drops::observe::<3, false, _>(&ctx);
+    drops::observe::<3, { drops::RAW }, _>(&ctx);
     0
 }
 
 /// `kfree_skb` with `reason` and `rx_sk` (6.10 on).
 #[raw_tracepoint(tracepoint = "kfree_skb")]
 pub fn kfree_skb_4(ctx: RawTracePointContext) -> i32 {
-    drops::observe::<4, false, _>(&ctx);
+    drops::observe::<4, { drops::RAW }, _>(&ctx);
     0
 }
 
@@ -93,21 +95,36 @@ pub fn kfree_skb_inner(_ctx: RawTracePointContext) -> i32 {
 /// instead of helper calls. The loader prefers these where the kernel takes them.
 #[btf_tracepoint(function = "kfree_skb")]
 pub fn kfree_skb_btf_2(ctx: BtfTracePointContext) -> i32 {
-    drops::observe::<2, true, _>(&ctx);
+    drops::observe::<2, { drops::BTF }, _>(&ctx);
     0
 }
 
 /// `kfree_skb` with a `reason` argument, as a BTF tracepoint.
 #[btf_tracepoint(function = "kfree_skb")]
 pub fn kfree_skb_btf_3(ctx: BtfTracePointContext) -> i32 {
-    drops::observe::<3, true, _>(&ctx);
+    drops::observe::<3, { drops::BTF }, _>(&ctx);
     0
 }
 
 /// `kfree_skb` with `reason` and `rx_sk`, as a BTF tracepoint.
 #[btf_tracepoint(function = "kfree_skb")]
 pub fn kfree_skb_btf_4(ctx: BtfTracePointContext) -> i32 {
-    drops::observe::<4, true, _>(&ctx);
+    drops::observe::<4, { drops::BTF }, _>(&ctx);
+    0
+}
+
+/// The BTF tracepoint probe reading packets in place (`bpf_rdonly_cast`, 6.2+, when the
+/// tracepoint has a reason): no copy of the packet unless an event or an inner frame needs it.
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb_peek_3(ctx: BtfTracePointContext) -> i32 {
+    drops::observe::<3, { drops::PEEK }, _>(&ctx);
+    0
+}
+
+/// The same with `rx_sk` (6.10 on).
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb_peek_4(ctx: BtfTracePointContext) -> i32 {
+    drops::observe::<4, { drops::PEEK }, _>(&ctx);
     0
 }
 

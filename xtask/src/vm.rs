@@ -63,7 +63,7 @@ pub const GUEST_TESTS: &[&str] = &[
     "drops::nft_drops_are_counted_exactly_with_reason_flow_and_pcap",
     "drops::vxlan_drops_carry_the_inner_flow",
     "drops::the_flow_filter_agrees_with_the_flow_table",
-    "drops::both_drop_hooks_see_the_same_drops_alike",
+    "drops::every_drop_hook_sees_the_same_drops_alike",
     "cleanup::",
     "peers::each_program_counts_overlay_and_bgp_packets_for_their_far_end",
 ];

@@ -18,9 +18,10 @@ const CHECK_JIFFIES: u64 = 4;
 const SECOND_NS: u64 = 1_000_000_000;
 
 /// Sends `ev` if this CPU's budget and its flow's (`flow`, when the flow table holds it)
-/// allow one more event in this window; counts it as held back otherwise.
+/// allow one more event in this window, copying its packet from `uncopied` first (0: copied
+/// already); counts it as held back otherwise.
 #[inline(always)]
-pub fn offer(ev: &mut DropEvent, flow: Option<*mut FlowCount>) {
+pub fn offer(ev: &mut DropEvent, flow: Option<*mut FlowCount>, uncopied: u64) {
     let Some(w) = state() else {
         return;
     };
@@ -57,6 +58,9 @@ pub fn offer(ev: &mut DropEvent, flow: Option<*mut FlowCount>) {
         f.events += 1;
     }
     w.window_events += 1;
+    if uncopied != 0 {
+        super::fill(ev, uncopied);
+    }
     // SAFETY: as above.
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     if DROP_EVENTS.output::<DropEvent>(&*ev, 0).is_err() {

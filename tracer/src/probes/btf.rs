@@ -230,6 +230,16 @@ impl Btf {
         Err(BtfError::TooDeep(id))
     }
 
+    /// The type id of the named struct, as programs name a type to the kernel.
+    pub fn struct_id(&self, name: &str) -> Result<u32, BtfError> {
+        self.named(&[STRUCT], name, "struct")
+    }
+
+    /// The type id of the named function (FUNC), as programs name a kernel function to call.
+    pub fn func_id(&self, name: &str) -> Result<u32, BtfError> {
+        self.named(&[FUNC], name, "function")
+    }
+
     /// Name and value of each enumerator of the named enum (ENUM or ENUM64), in BTF order.
     /// Negative values of signed enums come back two's-complement (`i64 as u64`).
     pub fn enum_values(&self, enum_name: &str) -> Result<Vec<(String, u64)>, BtfError> {

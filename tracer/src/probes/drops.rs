@@ -6,7 +6,9 @@
 
 use std::{collections::HashMap, os::unix::fs::MetadataExt};
 
-use tracer_common::drops::{DEV_WINDOW, DROP_PARTS_ALL, DropConfig, NO_ARG, SKB_WINDOW};
+use tracer_common::drops::{
+    DEV_WINDOW, DROP_PARTS_ALL, DropConfig, NO_ARG, PEEK_BYTES, SKB_WINDOW,
+};
 
 use super::{
     ProbeError,
@@ -168,6 +170,17 @@ fn window(fields: &[(u32, u32)], max: u32) -> Option<(u32, u32)> {
     (end - start <= max).then_some((start, end - start))
 }
 
+/// The struct the drop probe reads packet bytes as when it reads them in place: the kernel
+/// checks each load against the member it falls in, so the struct has to start with a byte
+/// array that holds the longest read. `new_utsname` starts with `char sysname[65]`.
+fn peek_type(btf: &Btf) -> Option<u32> {
+    let array = ("new_utsname", &["sysname"][..]);
+    (btf.member_offset(array.0, array.1).ok()? == 0
+        && btf.member_size(array.0, array.1).ok()? >= PEEK_BYTES)
+        .then(|| btf.struct_id(array.0).ok())
+        .flatten()
+}
+
 /// Everything the drop probe needs to know about this kernel.
 pub fn kernel_facts(
     btf: &Btf,
@@ -257,7 +270,7 @@ pub fn kernel_facts(
         events_per_cpu: budget.per_cpu,
         ready: 1,
         parts: DROP_PARTS_ALL,
-        _reserved: 0,
+        peek_type: peek_type(btf).unwrap_or(0),
     };
     Ok((config, reasons))
 }

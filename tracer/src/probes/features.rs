@@ -44,6 +44,9 @@ pub struct Features {
     pub probe_read_kernel: bool,
     /// BPF ring buffers (5.8+).
     pub ringbuf: bool,
+    /// The BTF id of `bpf_rdonly_cast` (6.2+), which lets the drop probe read packets in
+    /// place; `None` without it.
+    pub rdonly_cast: Option<u32>,
 }
 
 /// Why drops cannot be watched on this kernel.
@@ -107,6 +110,7 @@ impl Features {
                 drop_reasons: false,
                 probe_read_kernel: false,
                 ringbuf: false,
+                rdonly_cast: None,
             },
         };
         features.release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -145,6 +149,7 @@ impl Features {
             drop_reasons,
             probe_read_kernel: false,
             ringbuf: false,
+            rdonly_cast: btf.func_id("bpf_rdonly_cast").ok(),
         }
     }
 
@@ -214,6 +219,7 @@ mod tests {
             drop_reasons: args.contains(&"reason"),
             probe_read_kernel: true,
             ringbuf: true,
+            rdonly_cast: None,
         }
     }
 

@@ -58,7 +58,7 @@ impl Datapath {
         // Either hook attaches without tracefs, and its link goes away with the process like
         // the others.
         match self.drop_program {
-            Some((name, DropHook::Btf)) => {
+            Some((name, DropHook::Btf | DropHook::BtfPeek)) => {
                 let prog: &mut BtfTracePoint = self.program_by_name(name)?;
                 prog.attach()
                     .map(drop)

@@ -7,7 +7,7 @@ use aya::EbpfLoader;
 use tracer_common::{
     classes::{CLASS_FLAG_PEER, CLASS_FLAG_VXLAN, CLASS_OTHER},
     counters::{MAX_IFACES, counter_entries},
-    drops::{DROP_FLOW_FILTER, DropConfig, DropHook, drop_inner_program},
+    drops::{DROP_FLOW_FILTER, DropConfig, DropHook, PEEK_CALL_INSN, drop_inner_program},
     packet::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -22,7 +22,9 @@ use super::{
     program_names,
     tables::{fill_classes, fill_stage, fill_targets, load_program, unload_program},
 };
-use crate::probes::{AttachMode, ClassTable, OBJECT, ProbeError, features};
+use crate::probes::{
+    AttachMode, ClassTable, OBJECT, ProbeError, features, features::DropsUnsupported,
+};
 
 impl Datapath {
     /// Loads the object, fills the class and interface tables, and loads (verifies) every
@@ -42,8 +44,7 @@ impl Datapath {
         capacity: usize,
         drops: Option<DropConfig>,
     ) -> Result<Self, ProbeError> {
-        const PREFERRED: &[DropHook] = &[DropHook::Btf, DropHook::Raw];
-        Self::load_hooked(classes, targets, capacity, drops, PREFERRED)
+        Self::load_hooked(classes, targets, capacity, drops, &DropHook::ALL)
     }
 
     /// [`Datapath::load`] with the drop probe hooked as `hook` or not at all: for the tests
@@ -106,8 +107,15 @@ impl Datapath {
                 .map_err(ProbeError::DropsUnsupported)?;
         }
         let programs: Vec<&'static str> = program_names().collect();
+        // Reading packets in place calls a kernel function, whose id the object cannot know.
+        let features = features::get();
+        let peek = drops
+            .filter(|cfg| cfg.peek_type != 0)
+            .and(features.rdonly_cast)
+            .map(|id| ObjectCopy::with_peek_calls(OBJECT, id));
+        let object = peek.as_ref().map_or(OBJECT, ObjectCopy::bytes);
         let mut datapath = Self::load_object(
-            OBJECT,
+            object,
             &programs,
             classes,
             (targets, capacity),
@@ -115,7 +123,12 @@ impl Datapath {
             peers,
         )?;
         if drops.is_some() {
-            let (name, hook) = load_drop_probe(&mut datapath.ebpf, hooks)?;
+            let hooks: Vec<DropHook> = hooks
+                .iter()
+                .copied()
+                .filter(|&h| h != DropHook::BtfPeek || peek.is_some())
+                .collect();
+            let (name, hook) = load_drop_probe(&mut datapath.ebpf, &hooks)?;
             datapath.drop_program = Some((name, hook));
             datapath.programs.push(name);
             datapath.programs.push(drop_inner_program(hook));
@@ -264,9 +277,12 @@ fn load_drop_probe(
 ) -> Result<(&'static str, DropHook), ProbeError> {
     let mut refused: Option<ProbeError> = None;
     for &hook in hooks {
-        let entry = features::get()
-            .drop_program(hook)
-            .map_err(ProbeError::DropsUnsupported)?;
+        let entry = match features::get().drop_program(hook) {
+            Ok(entry) => entry,
+            // Reading in place needs a tracepoint with a reason (5.17+); the others load.
+            Err(DropsUnsupported::UnknownTracepoint(_)) if hook == DropHook::BtfPeek => continue,
+            Err(e) => return Err(ProbeError::DropsUnsupported(e)),
+        };
         let inner = drop_inner_program(hook);
         let loaded = load_program(ebpf, entry)
             .and_then(|()| load_program(ebpf, inner))
@@ -275,8 +291,7 @@ fn load_drop_probe(
             Ok(()) => {
                 if let Some(e) = &refused {
                     log::info!(
-                        "the drop probe runs as a {} (slower in a drop storm): the kernel \
-                         refused the preferred hook: {e}",
+                        "the drop probe runs as a {}: the kernel refused a cheaper hook: {e}",
                         hook.name()
                     );
                 }
@@ -297,7 +312,44 @@ fn load_drop_probe(
 /// The drop probe's program array of second stages for `hook`.
 fn drop_stages(hook: DropHook) -> &'static str {
     match hook {
-        DropHook::Btf => "DROP_STAGES_BTF",
+        DropHook::BtfPeek | DropHook::Btf => "DROP_STAGES_BTF",
         DropHook::Raw => "DROP_STAGES",
+    }
+}
+
+/// A copy of an eBPF object, 8-aligned as ELF parsing wants it.
+struct ObjectCopy {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl ObjectCopy {
+    /// `object` with the target of every call of `bpf_rdonly_cast` ([`PEEK_CALL_INSN`]) set
+    /// to `id`, the function's BTF id in the running kernel.
+    fn with_peek_calls(object: &[u8], id: u32) -> Self {
+        // Instructions are 8-aligned in the file (their sections are, and they in them), and
+        // the object is little-endian, like the BPF target.
+        let target = u64::from(id) << 32 | (PEEK_CALL_INSN & 0xffff_ffff);
+        let words = object
+            .chunks(8)
+            .map(|chunk| {
+                let mut bytes = [0u8; 8];
+                bytes[..chunk.len()].copy_from_slice(chunk);
+                match u64::from_le_bytes(bytes) {
+                    PEEK_CALL_INSN => u64::from_ne_bytes(target.to_le_bytes()),
+                    _ => u64::from_ne_bytes(bytes),
+                }
+            })
+            .collect();
+        ObjectCopy {
+            words,
+            len: object.len(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes of the vector's memory, which holds at least that many; u8 has
+        // no alignment or validity requirement.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
     }
 }

@@ -85,6 +85,22 @@ fn summary_drops(lines: &[WatchLine], iface: &str, class: &str, reason: &str) ->
     })
 }
 
+/// `n` UDP frames from B to A's port 4789 (a payload without the VXLAN I flag), as B sends
+/// them on its end of the pair.
+fn vxlan_port_frames(n: usize) -> Vec<Bytes> {
+    let to_a = Eth::new(B.mac, A.mac);
+    (0..n)
+        .map(|_| {
+            frame(
+                &to_a,
+                B.ip.into(),
+                A.ip.into(),
+                &L4::udp(40000, 4789, &[7u8; 40]),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
     let reason = kernel::drop_reason("nft_drops", "NETFILTER_DROP");
@@ -106,17 +122,7 @@ fn nft_drops_are_counted_exactly_with_reason_flow_and_pcap() {
         ],
     );
     tracer.started();
-    let to_a = Eth::new(B.mac, A.mac);
-    let frames: Vec<Bytes> = (0..1000)
-        .map(|_| {
-            frame(
-                &to_a,
-                B.ip.into(),
-                A.ip.into(),
-                &L4::udp(40000, 4789, &[7u8; 40]),
-            )
-        })
-        .collect();
+    let frames = vxlan_port_frames(1000);
     send_frames(&b, B.name, &frames);
     std::thread::sleep(Duration::from_millis(800));
     let lines = tracer.stop();
@@ -532,17 +538,7 @@ type Seen = (Vec<(DropKey, u64)>, Vec<(FlowKey, u64)>);
 fn every_drop_hook_sees_the_same_drops_alike() {
     let (a, b) = dropping_on_the_way_out("h");
     a.nft_drop_input(4789);
-    let to_a = Eth::new(B.mac, A.mac);
-    let frames: Vec<Bytes> = (0..300)
-        .map(|_| {
-            frame(
-                &to_a,
-                B.ip.into(),
-                A.ip.into(),
-                &L4::udp(40000, 4789, &[7u8; 40]),
-            )
-        })
-        .collect();
+    let frames = vxlan_port_frames(300);
     // IPv4 addresses are in the first four bytes.
     let ours =
         |f: &tracer_common::drops::Flow| f.src[..3] == [10, 78, 0] || f.dst[..3] == [10, 78, 0];

@@ -289,11 +289,12 @@ fn load_drop_probe(
             .and_then(|()| fill_stage(ebpf, drop_stages(hook), inner));
         match loaded {
             Ok(()) => {
-                if let Some(e) = &refused {
-                    log::info!(
+                match &refused {
+                    Some(e) => log::info!(
                         "the drop probe runs as a {}: the kernel refused a cheaper hook: {e}",
                         hook.name()
-                    );
+                    ),
+                    None => log::info!("the drop probe runs as a {}", hook.name()),
                 }
                 return Ok((entry, hook));
             }

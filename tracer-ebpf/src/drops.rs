@@ -12,10 +12,11 @@
 //! ([`view`]). Both copy the packet's first bytes and parse the copy once; where the kernel
 //! has `bpf_rdonly_cast` (6.2+), the BTF tracepoint parses the packet where it lies instead
 //! ([`peek`]) and copies it only for an event or a VXLAN inner frame. The namespace is known
-//! by its `struct net` address once seen; counts are per CPU ([`counts`]); the event budget asks the clock only a few times
-//! a second ([`budget`]), so a drop that no event will report pays for no event; and keys are
-//! zeroed, built and compared a word at a time ([`crate::words`]), never by the byte loops
-//! LLVM's BPF backend calls for `memset` and `memcmp`.
+//! by its `struct net` address once seen; counts are per CPU ([`counts`]); the event budget
+//! asks the clock only a few times a second ([`budget`]), so a drop that no event will report
+//! pays for no event; and keys are zeroed, built and compared a word at a time
+//! ([`crate::words`]), never by the byte loops LLVM's BPF backend calls for `memset` and
+//! `memcmp`.
 //!
 //! This runs in any context that frees packets, but always through the kernel's raw tracepoint
 //! runner (`__bpf_trace_run`), with preemption off and a per-program, per-CPU recursion guard:
@@ -370,11 +371,13 @@ fn locate_packet(skb: &SkbView, ev: &mut DropEvent) -> u64 {
     head + u64::from(start)
 }
 
-/// Copies the `cap_len` bytes at `src` into the event; `cap_len` becomes 0 if that fails.
+/// Copies the `cap_len` bytes at `src` into the event; it holds none (`cap_len` and `l2` 0)
+/// if that fails.
 #[inline(always)]
 pub(crate) fn fill(ev: &mut DropEvent, src: u64) {
     if src == 0 {
         ev.cap_len = 0;
+        ev.l2 = 0;
         return;
     }
     let len = u32::from(ev.cap_len).min(CAPTURE as u32);
@@ -388,6 +391,7 @@ pub(crate) fn fill(ev: &mut DropEvent, src: u64) {
     };
     if ret != 0 {
         ev.cap_len = 0;
+        ev.l2 = 0;
     }
 }
 

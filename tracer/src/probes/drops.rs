@@ -291,6 +291,9 @@ mod tests {
         assert_eq!((cfg.events_per_flow, cfg.events_per_cpu), (10, 500));
         assert_eq!((cfg.reason_arg, cfg.location_arg), (2, 1));
         assert!(cfg.skb_head > 0 && cfg.skb_dev > 0 && cfg.net_inum > 0 && cfg.dev_ifindex > 0);
+        // Packets are read in place as `new_utsname`, whose first member holds any one read.
+        assert_eq!(Some(cfg.peek_type), btf.struct_id("new_utsname").ok());
+        assert_ne!(cfg.peek_type, 0);
         // One read of the sk_buff holds every field the probe needs.
         assert!(cfg.skb_window_len > 0 && cfg.skb_window_len <= SKB_WINDOW);
         for off in [cfg.skb_head, cfg.skb_dev, cfg.skb_len, cfg.skb_protocol] {

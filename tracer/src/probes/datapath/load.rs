@@ -354,3 +354,30 @@ impl ObjectCopy {
         unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_calls_of_bpf_rdonly_cast_change_when_the_object_is_patched() {
+        let id = 0x0001_2345;
+        let patched = ObjectCopy::with_peek_calls(OBJECT, id);
+        let patched = patched.bytes();
+        assert_eq!(patched.len(), OBJECT.len());
+        let calls = PEEK_CALL_INSN.to_le_bytes();
+        let mut target = calls;
+        target[4..].copy_from_slice(&id.to_le_bytes());
+        let mut changed = 0;
+        for (old, new) in OBJECT.chunks(8).zip(patched.chunks(8)) {
+            if old == calls {
+                assert_eq!(new, target);
+                changed += 1;
+            } else {
+                assert_eq!(old, new);
+            }
+        }
+        // The programs that read packets in place call it for every read of the packet.
+        assert!(changed > 10, "{changed} calls of bpf_rdonly_cast patched");
+    }
+}

@@ -100,15 +100,15 @@ impl Datapath {
         if capacity > MAX_IFACES as usize {
             return Err(ProbeError::TooManyInterfaces(capacity));
         }
+        let features = features::get();
         // Whether this kernel can watch drops at all, before anything is loaded.
         if drops.is_some() {
-            features::get()
+            features
                 .drop_program(DropHook::Raw)
                 .map_err(ProbeError::DropsUnsupported)?;
         }
         let programs: Vec<&'static str> = program_names().collect();
         // Reading packets in place calls a kernel function, whose id the object cannot know.
-        let features = features::get();
         let peek = drops
             .filter(|cfg| cfg.peek_type != 0)
             .and(features.rdonly_cast)
@@ -195,7 +195,7 @@ impl Datapath {
         fill_classes(&mut ebpf, classes)?;
         fill_targets(&mut ebpf, &targets)?;
         for name in programs {
-            load_program(&mut ebpf, name)?;
+            load_program(&mut ebpf, name, None)?;
         }
         for (map, program) in INNER_PROGRAMS {
             if programs.contains(program) {
@@ -276,6 +276,8 @@ fn load_drop_probe(
     hooks: &[DropHook],
 ) -> Result<(&'static str, DropHook), ProbeError> {
     let mut refused: Option<ProbeError> = None;
+    // The kernel's BTF, for the BTF tracepoint programs: parsed once, only if one is tried.
+    let mut kernel_btf: Option<aya::Btf> = None;
     for &hook in hooks {
         let entry = match features::get().drop_program(hook) {
             Ok(entry) => entry,
@@ -284,8 +286,20 @@ fn load_drop_probe(
             Err(e) => return Err(ProbeError::DropsUnsupported(e)),
         };
         let inner = drop_inner_program(hook);
-        let loaded = load_program(ebpf, entry)
-            .and_then(|()| load_program(ebpf, inner))
+        if hook != DropHook::Raw && kernel_btf.is_none() {
+            match aya::Btf::from_sys_fs() {
+                Ok(btf) => kernel_btf = Some(btf),
+                Err(e) => {
+                    refused = Some(ProbeError::DropProbe(format!(
+                        "reading the kernel's BTF: {e}"
+                    )));
+                    continue;
+                }
+            }
+        }
+        let btf = kernel_btf.as_ref();
+        let loaded = load_program(ebpf, entry, btf)
+            .and_then(|()| load_program(ebpf, inner, btf))
             .and_then(|()| fill_stage(ebpf, drop_stages(hook), inner));
         match loaded {
             Ok(()) => {

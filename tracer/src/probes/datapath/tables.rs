@@ -32,16 +32,20 @@ fn fill_array<T: Pod + Default + PartialEq>(
     Ok(())
 }
 
-/// Loads (verifies) one program of the object, whatever its type.
-pub(super) fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<(), ProbeError> {
+/// Loads (verifies) one program of the object, whatever its type; a BTF tracepoint program
+/// (on `kfree_skb`, the only one) against `kernel_btf`, the running kernel's, parsed once by
+/// the caller.
+pub(super) fn load_program(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    kernel_btf: Option<&aya::Btf>,
+) -> Result<(), ProbeError> {
     let prog = ebpf.program_mut(name).ok_or_else(|| missing(name))?;
-    let loaded = match prog {
-        aya::programs::Program::Xdp(p) => p.load(),
-        aya::programs::Program::SchedClassifier(p) => p.load(),
-        aya::programs::Program::RawTracePoint(p) => p.load(),
-        aya::programs::Program::BtfTracePoint(p) => aya::Btf::from_sys_fs()
-            .map_err(aya::programs::ProgramError::Btf)
-            .and_then(|btf| p.load("kfree_skb", &btf)),
+    let loaded = match (prog, kernel_btf) {
+        (aya::programs::Program::Xdp(p), _) => p.load(),
+        (aya::programs::Program::SchedClassifier(p), _) => p.load(),
+        (aya::programs::Program::RawTracePoint(p), _) => p.load(),
+        (aya::programs::Program::BtfTracePoint(p), Some(btf)) => p.load("kfree_skb", btf),
         _ => {
             return Err(ProbeError::Rejected {
                 program: name,

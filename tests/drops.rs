@@ -21,7 +21,7 @@ use tracer::{
     schema::{DropLine, DropTotal, Summary, WatchLine},
 };
 use tracer_common::drops::{
-    DROP_FLOW_FILTER, DROP_FLOWS, DropHook, DropKey, FlowKey, flow_filter_index,
+    DROP_FLOW_FILTER, DROP_FLOWS, DropHook, DropKey, FlowKey, flow_filter_index, flow_filter_term,
 };
 use tracer_lab::synth::{Eth, L4, frame, vxlan_payload};
 
@@ -451,11 +451,13 @@ fn drop_probe_hooked(hook: Option<DropHook>) -> Datapath {
     dp
 }
 
-/// Each filter slot is the number of flows in the table whose key hashes to it.
+/// Each filter slot is the sum of the terms of the flows in the table whose key hashes to it.
 fn assert_filter_matches_table(dp: &Datapath, table: &[(FlowKey, u64)]) {
     let mut want = vec![0u64; DROP_FLOW_FILTER as usize];
     for (key, _) in table {
-        want[flow_filter_index(key.head()) as usize] += 1;
+        let head = key.head();
+        let slot = &mut want[flow_filter_index(head) as usize];
+        *slot = slot.wrapping_add(flow_filter_term(head));
     }
     let got = dp.flow_filter();
     let wrong = (0..want.len()).filter(|&i| got[i] != want[i]).count();

@@ -79,19 +79,57 @@ pub fn flow_cache_index(head: u64) -> u32 {
     (head >> (64 - DROP_FLOW_CACHE_PER_CPU.trailing_zeros())) as u32
 }
 
-/// Slots of the flow table's filter: each counts the flows in the table whose key hashes to it
-/// ([`flow_filter_index`]), so a drop whose slot counts 0 knows, without hashing and comparing
-/// its 96-byte key in the table, that the table does not hold its flow. The probe adds one
-/// before it inserts a flow (and takes it back if the insert fails); user space takes one
-/// after it takes a flow out. A slot is never below the flows the table holds for it.
+/// Slots of the flow table's filter: each holds, for the flows in the table whose key hashes to
+/// it ([`flow_filter_index`]), the sum of their terms ([`flow_filter_term`]): their number in
+/// the low 16 bits, the sum of their fingerprints above. So a drop whose slot counts no flow, or
+/// one flow with another fingerprint, knows without hashing and comparing its 96-byte key in the
+/// table that the table does not hold its flow ([`flow_filter_may_hold`]). The probe adds a
+/// flow's term before it inserts the flow (and takes it back if the insert fails); user space
+/// takes it after it takes the flow out. A slot always includes the terms of the flows the table
+/// holds for it.
 pub const DROP_FLOW_FILTER: u32 = 65536;
 
 const _: () = assert!(DROP_FLOW_FILTER.is_power_of_two());
 
-/// The filter slot of the key whose head word is `head`: the bits of the hash below those of
-/// [`flow_cache_index`], high enough for the multiplication to have mixed every word into them.
+/// The bits of a filter slot that count its flows: more than the table holds, and than the
+/// flows on their way in besides (one per CPU at most), could ever add up to.
+pub const FLOW_FILTER_COUNT_BITS: u32 = 16;
+
+const _: () = assert!(super::DROP_FLOWS < (1 << FLOW_FILTER_COUNT_BITS) / 2);
+
+/// The head word `head` mixed for the filter: the head's high bits folded down and multiplied
+/// up, so that every bit of it reaches the top bits (the slot) and the low ones (the
+/// fingerprint). The head alone spreads flows that differ only in their keys' high bits
+/// poorly (a multiplication carries upwards only); and both steps are invertible, so two keys
+/// of different heads never share both a slot and a fingerprint.
+#[inline(always)]
+fn filter_mix(head: u64) -> u64 {
+    (head ^ (head >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// The filter slot of the key whose head word is `head`: the top bits of [`filter_mix`].
 #[inline(always)]
 pub fn flow_filter_index(head: u64) -> u32 {
-    let below_cache = 64 - DROP_FLOW_CACHE_PER_CPU.trailing_zeros();
-    (head >> (below_cache - DROP_FLOW_FILTER.trailing_zeros())) as u32 & (DROP_FLOW_FILTER - 1)
+    (filter_mix(head) >> (64 - DROP_FLOW_FILTER.trailing_zeros())) as u32
+}
+
+/// What one flow adds to its filter slot: 1 in the count, and above it a fingerprint, the low
+/// bits of [`filter_mix`]. Flows that share a slot share the top bits of the mix, so their
+/// fingerprints differ unless their heads are equal.
+#[inline(always)]
+pub fn flow_filter_term(head: u64) -> u64 {
+    (filter_mix(head) << FLOW_FILTER_COUNT_BITS) | 1
+}
+
+/// Whether the table may hold the flow whose term is `term`, its filter slot holding `slot`:
+/// not when the slot counts no flow, nor when it counts one whose term is another (the flow's
+/// own term would be there, and would be the only one). Sums wrap: the count stays below
+/// `1 << FLOW_FILTER_COUNT_BITS`, so only the fingerprints' sum, above it, wraps.
+#[inline(always)]
+pub fn flow_filter_may_hold(slot: u64, term: u64) -> bool {
+    match slot & ((1 << FLOW_FILTER_COUNT_BITS) - 1) {
+        0 => false,
+        1 => slot == term,
+        _ => true,
+    }
 }

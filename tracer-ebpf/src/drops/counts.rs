@@ -15,9 +15,10 @@
 //! flow in it is exact; the reader frees the room of flows that went quiet (it takes their last
 //! count as it deletes them). A drop whose flow finds no room is counted in the totals and in
 //! `STAT_UNTRACKED`, and the full table is not tried again for a while. In front of the table
-//! a filter (`DROP_FLOW_FILTER`) counts the flows it holds per slot of a hash, so a drop of a
-//! flow the table does not hold, nearly every drop of a storm over more flows than it has
-//! room for, seldom pays for hashing and comparing its key there.
+//! a filter (`DROP_FLOW_FILTER`) counts the flows it holds per slot of a hash, with the sum of
+//! their fingerprints, so a drop of a flow the table does not hold, nearly every drop of a
+//! storm over more flows than it has room for, seldom pays for hashing and comparing its key
+//! there: only when its slot counts two flows or more, or one with its own fingerprint.
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
@@ -29,7 +30,7 @@ use tracer_common::drops::{
     DROP_FLOW_CACHE_PER_CPU, DROP_FLOWS, DROP_KEYS, DROP_SLOT_PROBES, DROP_SLOTS, DropKey,
     DropSlot, FLOW_KEY_WORDS, FlowCacheEntry, FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE,
     RETIRE_NONE, STAT_UNCOUNTED, STAT_UNTRACKED, flow_cache_head_of, flow_cache_index,
-    flow_filter_index,
+    flow_filter_index, flow_filter_may_hold, flow_filter_term,
 };
 
 use super::stat;
@@ -149,24 +150,25 @@ pub fn count_flow(cpu: u32, key: &FlowKey) -> Option<*mut FlowCount> {
         return Some(p);
     }
     let filter = DROP_FLOW_FILTER_SLOTS.get_ptr_mut(flow_filter_index(head))?;
-    // A slot at 0 means the table holds no flow of it: every flow in the table added to its
-    // slot before it went in, and leaves it only once out.
+    let term = flow_filter_term(head);
+    // Every flow in the table added its term to its slot before it went in, and takes it back
+    // only once out; so a slot without the flow's term proves the table does not hold it.
     // SAFETY: a slot of the shared filter, valid for the program's run.
-    let found = if unsafe { core::ptr::read_volatile(filter) } == 0 {
-        None
-    } else {
+    let found = if flow_filter_may_hold(unsafe { core::ptr::read_volatile(filter) }, term) {
         DROP_FLOW_COUNTS.get_ptr_mut(key)
+    } else {
+        None
     };
     let p = match found {
         Some(p) => p,
-        None => admit(key, filter)?,
+        None => admit(key, filter, term)?,
     };
     // SAFETY: this CPU's value, valid for the program's run.
     unsafe { (*p).count += 1 };
     Some(p)
 }
 
-/// Adds `n` to a slot of the filter (wrapping: `u64::MAX` takes one), atomically, as user space
+/// Adds `n` to a slot of the filter (wrapping: `n.wrapping_neg()` takes `n` back), atomically, as user space
 /// and other CPUs change it too. The old value is not used, so this is the plain atomic add that
 /// every kernel's verifier takes (a fetching one needs 5.12).
 #[inline(always)]
@@ -179,9 +181,10 @@ fn filter_add(slot: *mut u64, n: u64) {
     };
 }
 
-/// Makes an entry for a new flow, if the table has room, adding it to its `filter` slot first.
+/// Makes an entry for a new flow, if the table has room, adding its `term` to its `filter` slot
+/// first.
 #[inline(always)]
-fn admit(key: &FlowKey, filter: *mut u64) -> Option<*mut FlowCount> {
+fn admit(key: &FlowKey, filter: *mut u64, term: u64) -> Option<*mut FlowCount> {
     let retry = FLOW_RETRY.get_ptr_mut(0)?;
     // SAFETY: plain helper call (inlined by the kernel into a load of jiffies).
     let now = unsafe { bpf_jiffies64() };
@@ -191,12 +194,12 @@ fn admit(key: &FlowKey, filter: *mut u64) -> Option<*mut FlowCount> {
         return None;
     }
     // Before the insert, so that no drop finds the flow in the table and its slot at 0.
-    filter_add(filter, 1);
+    filter_add(filter, term);
     if let Err(e) =
         with_zeroed(|zero: &FlowCount| DROP_FLOW_COUNTS.insert(key, zero, u64::from(BPF_NOEXIST)))
     {
         // Not ours: the entry another CPU made (its add stays), or none.
-        filter_add(filter, u64::MAX);
+        filter_add(filter, term.wrapping_neg());
         if e != -EEXIST {
             // SAFETY: as above.
             unsafe { *retry = now + RETRY_JIFFIES };

@@ -17,6 +17,7 @@ use tracer_common::drops::{
     DROP_FLOW_CACHE_PER_CPU, DROP_FLOW_FILTER, DROP_SLOTS, DropKey, DropScratch, DropSlot,
     FlowCacheEntry, FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE, RETIRE_NONE, STAT_EVENTS_LOST,
     STAT_EVENTS_SUPPRESSED, STAT_UNCOUNTED, STAT_UNTRACKED, STATS_LEN, flow_filter_index,
+    flow_filter_term,
 };
 
 use super::{Datapath, DropStats, map_err, map_shared, open_map};
@@ -187,9 +188,10 @@ impl Datapath {
         Ok(rows)
     }
 
-    /// The flow table's filter: each slot the number of flows in the table whose key hashes
-    /// to it (`tracer_common::drops::flow_filter_index`), or more while a flow is on its way in
-    /// or out. Empty without the drop probe.
+    /// The flow table's filter: each slot the sum of the terms
+    /// (`tracer_common::drops::flow_filter_term`) of the flows in the table whose key hashes to
+    /// it (`flow_filter_index`), and of a flow on its way in or out. Empty without the drop
+    /// probe.
     pub fn flow_filter(&self) -> Vec<u64> {
         self.flow_filter.as_ref().map_or_else(Vec::new, |f| {
             f.words()
@@ -231,11 +233,12 @@ impl Datapath {
                         .map(|v| u64::from_ne_bytes(v[..8].try_into().expect("8 bytes")))
                         .sum();
                     taken.push((*key, count));
-                    // Out of the table, so out of its filter slot: the probe added to the slot
-                    // before the flow went in (see `tracer-ebpf`'s `drops::counts`).
+                    // Out of the table, so out of its filter slot: the probe added its term to
+                    // the slot before the flow went in (see `tracer-ebpf`'s `drops::counts`).
                     if let Some(filter) = &self.flow_filter {
-                        filter.words()[flow_filter_index(key.head()) as usize]
-                            .fetch_sub(1, Ordering::AcqRel);
+                        let head = key.head();
+                        filter.words()[flow_filter_index(head) as usize]
+                            .fetch_sub(flow_filter_term(head), Ordering::AcqRel);
                     }
                 }
                 Ok(false) => {}

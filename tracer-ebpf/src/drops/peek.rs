@@ -19,7 +19,7 @@ use super::config;
 /// an instruction whose target the loader fills in (`PEEK_CALL_INSN`); the verifier replaces
 /// it with a plain move.
 #[inline(always)]
-fn peek(addr: u64) -> u64 {
+fn peek(addr: u64, peek_type: u32) -> u64 {
     let out: u64;
     // SAFETY: the call reads and writes no memory; r1 to r5 are caller-saved.
     unsafe {
@@ -27,7 +27,7 @@ fn peek(addr: u64) -> u64 {
             ".8byte {call}",
             call = const PEEK_CALL_INSN,
             inlateout("r1") addr => _,
-            inlateout("r2") u64::from(config!(peek_type)) => _,
+            inlateout("r2") u64::from(peek_type) => _,
             lateout("r0") out,
             lateout("r3") _,
             lateout("r4") _,
@@ -45,12 +45,18 @@ pub struct KernelPacket {
     base: u64,
     /// At most CAPTURE.
     len: usize,
+    /// `DropConfig::peek_type`, read once.
+    peek_type: u32,
 }
 
 impl KernelPacket {
     #[inline(always)]
     pub fn new(base: u64, len: usize) -> Self {
-        KernelPacket { base, len }
+        KernelPacket {
+            base,
+            len,
+            peek_type: config!(peek_type),
+        }
     }
 }
 
@@ -61,8 +67,21 @@ impl Packet for KernelPacket {
         if off + size_of::<T>() > self.len {
             return None;
         }
-        let p = peek(self.base + off as u64) as *const T;
-        // SAFETY: the kernel guards the load; see `peek`.
-        Some(unsafe { p.read_unaligned() })
+        // Whole words: each load is a guarded one, a few instructions each, so a header is
+        // read in as few as it fits in (LLVM would load each field it uses on its own); the
+        // bytes past the value are in the packet's buffer or read as 0, and unused.
+        const { assert!(size_of::<T>().next_multiple_of(8) <= PEEK_BYTES as usize) };
+        let p = peek(self.base + off as u64, self.peek_type) as *const u64;
+        let mut words = [0u64; 8];
+        for (i, w) in words
+            .iter_mut()
+            .enumerate()
+            .take(size_of::<T>().div_ceil(8))
+        {
+            // SAFETY: the kernel guards the load; see `peek`.
+            *w = unsafe { core::ptr::read_volatile(p.add(i)) };
+        }
+        // SAFETY: `words` holds size_of::<T>() bytes at least, any bit pattern a valid T.
+        Some(unsafe { words.as_ptr().cast::<T>().read_unaligned() })
     }
 }

@@ -52,16 +52,19 @@ fn cache_heads_are_never_free_and_spread_over_the_entries() {
     assert!(used.iter().all(|&n| (8..=96).contains(&n)), "{used:?}");
 }
 
+/// Two ways flows of a storm differ: in a port, or in an address.
+const APART_IN_ONE_FIELD: [fn(&mut FlowKey, u32); 2] = [
+    |k, n| k.outer.dport = n as u16,
+    |k, n| k.outer.src[..4].copy_from_slice(&(0x0a00_0000 | n).to_be_bytes()),
+];
+
 #[test]
 fn flows_apart_in_one_field_spread_over_the_filter() {
     extern crate std;
     // 16,384 flows (the table full) differing in a port, then in an address: the filter
     // works when most slots stay empty, as they would for random slots (about 78% of
     // 65,536); one crowded slot would make every drop of its flows look in the table.
-    for vary in [
-        (|k: &mut FlowKey, n: u32| k.outer.dport = n as u16) as fn(&mut FlowKey, u32),
-        |k, n| k.outer.src[..4].copy_from_slice(&(0x0a00_0000 | n).to_be_bytes()),
-    ] {
+    for vary in APART_IN_ONE_FIELD {
         let mut slots = std::vec![0u32; DROP_FLOW_FILTER as usize];
         for n in 0..DROP_FLOWS {
             let mut key = flow(0);
@@ -84,10 +87,7 @@ fn the_filter_sends_few_flows_it_does_not_hold_to_the_table() {
     // that it does not hold, flows apart in a port or an address. A slot counting one flow
     // turns away every other flow (unless their fingerprints are equal), so only slots of two
     // flows or more send them to the table: about 3% (a count alone would send about 22%).
-    for vary in [
-        (|k: &mut FlowKey, n: u32| k.outer.dport = n as u16) as fn(&mut FlowKey, u32),
-        |k, n| k.outer.src[..4].copy_from_slice(&(0x0a00_0000 | n).to_be_bytes()),
-    ] {
+    for vary in APART_IN_ONE_FIELD {
         let key = |n: u32| {
             let mut key = flow(0);
             vary(&mut key, n);

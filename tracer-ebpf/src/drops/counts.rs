@@ -168,9 +168,9 @@ pub fn count_flow(cpu: u32, key: &FlowKey) -> Option<*mut FlowCount> {
     Some(p)
 }
 
-/// Adds `n` to a slot of the filter (wrapping: `n.wrapping_neg()` takes `n` back), atomically, as user space
-/// and other CPUs change it too. The old value is not used, so this is the plain atomic add that
-/// every kernel's verifier takes (a fetching one needs 5.12).
+/// Adds `n` to a slot of the filter (wrapping: `n.wrapping_neg()` takes `n` back), atomically,
+/// as user space and other CPUs change it too. The old value is not used, so this is the plain
+/// atomic add that every kernel's verifier takes (a fetching one needs 5.12).
 #[inline(always)]
 fn filter_add(slot: *mut u64, n: u64) {
     // SAFETY: a slot of the shared filter, valid for the program's run.
@@ -193,7 +193,8 @@ fn admit(key: &FlowKey, filter: *mut u64, term: u64) -> Option<*mut FlowCount> {
         stat(STAT_UNTRACKED);
         return None;
     }
-    // Before the insert, so that no drop finds the flow in the table and its slot at 0.
+    // Before the insert, so that no drop finds the flow in the table and its slot without the
+    // flow's term.
     filter_add(filter, term);
     if let Err(e) =
         with_zeroed(|zero: &FlowCount| DROP_FLOW_COUNTS.insert(key, zero, u64::from(BPF_NOEXIST)))

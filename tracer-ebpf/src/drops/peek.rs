@@ -63,7 +63,6 @@ impl KernelPacket {
 impl Packet for KernelPacket {
     #[inline(always)]
     fn load<T: Copy>(&self, off: usize) -> Option<T> {
-        const { assert!(size_of::<T>() <= PEEK_BYTES as usize) };
         if off + size_of::<T>() > self.len {
             return None;
         }
@@ -72,7 +71,7 @@ impl Packet for KernelPacket {
         // bytes past the value are in the packet's buffer or read as 0, and unused.
         const { assert!(size_of::<T>().next_multiple_of(8) <= PEEK_BYTES as usize) };
         let p = peek(self.base + off as u64, self.peek_type) as *const u64;
-        let mut words = [0u64; 8];
+        let mut words = [0u64; PEEK_BYTES as usize / 8];
         for (i, w) in words
             .iter_mut()
             .enumerate()

@@ -276,8 +276,9 @@ fn load_drop_probe(
     hooks: &[DropHook],
 ) -> Result<(&'static str, DropHook), ProbeError> {
     let mut refused: Option<ProbeError> = None;
-    // The kernel's BTF, for the BTF tracepoint programs: parsed once, only if one is tried.
-    let mut kernel_btf: Option<aya::Btf> = None;
+    // The kernel's BTF, for the BTF tracepoint programs: read once (or failed once), only if
+    // one is tried.
+    let mut kernel_btf: Option<Result<aya::Btf, String>> = None;
     for &hook in hooks {
         let entry = match features::get().drop_program(hook) {
             Ok(entry) => entry,
@@ -286,9 +287,13 @@ fn load_drop_probe(
             Err(e) => return Err(ProbeError::DropsUnsupported(e)),
         };
         let inner = drop_inner_program(hook);
-        if hook != DropHook::Raw && kernel_btf.is_none() {
-            match aya::Btf::from_sys_fs() {
-                Ok(btf) => kernel_btf = Some(btf),
+        let btf = if hook == DropHook::Raw {
+            None
+        } else {
+            match kernel_btf
+                .get_or_insert_with(|| aya::Btf::from_sys_fs().map_err(|e| e.to_string()))
+            {
+                Ok(btf) => Some(&*btf),
                 Err(e) => {
                     refused = Some(ProbeError::DropProbe(format!(
                         "reading the kernel's BTF: {e}"
@@ -296,8 +301,7 @@ fn load_drop_probe(
                     continue;
                 }
             }
-        }
-        let btf = kernel_btf.as_ref();
+        };
         let loaded = load_program(ebpf, entry, btf)
             .and_then(|()| load_program(ebpf, inner, btf))
             .and_then(|()| fill_stage(ebpf, drop_stages(hook), inner));

@@ -46,6 +46,12 @@ pub(super) fn load_program(
         (aya::programs::Program::SchedClassifier(p), _) => p.load(),
         (aya::programs::Program::RawTracePoint(p), _) => p.load(),
         (aya::programs::Program::BtfTracePoint(p), Some(btf)) => p.load("kfree_skb", btf),
+        (aya::programs::Program::BtfTracePoint(_), None) => {
+            return Err(ProbeError::Rejected {
+                program: name,
+                reason: "a BTF tracepoint program needs the kernel's BTF to load".into(),
+            });
+        }
         _ => {
             return Err(ProbeError::Rejected {
                 program: name,

@@ -31,7 +31,9 @@ pub fn count_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Seen {
 #[inline(always)]
 pub fn quick_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<(Seen, L3)> {
     let b = pkt.load::<[u8; V4]>(off)?;
-    let (family, l4, proto, l4b) = match be16([b[12], b[13]]) {
+    // Each arm reads the transport header's ports as one big-endian word, so that what the
+    // arms hand on is a few registers rather than bytes to be put together after they merge.
+    let (family, l4, proto, ports, doff) = match be16([b[12], b[13]]) {
         ETH_P_IP => {
             // Version 4 with a 20-byte header; a total length that holds it (0 is a GSO
             // super-packet's); not a later fragment.
@@ -41,12 +43,7 @@ pub fn quick_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<(Seen, 
                 return None;
             }
             let l4 = ETH_HLEN + 20;
-            (
-                4,
-                l4,
-                b[23],
-                [b[l4], b[l4 + 1], b[l4 + 2], b[l4 + 3], b[l4 + 12]],
-            )
+            (4, l4, b[23], be32(&b, l4), b[l4 + 12])
         }
         ETH_P_IPV6 => {
             let b = pkt.load::<[u8; V6]>(off)?;
@@ -54,18 +51,13 @@ pub fn quick_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<(Seen, 
                 return None;
             }
             let l4 = ETH_HLEN + 40;
-            (
-                6,
-                l4,
-                b[20],
-                [b[l4], b[l4 + 1], b[l4 + 2], b[l4 + 3], b[l4 + 12]],
-            )
+            (6, l4, b[20], be32(&b, l4), b[l4 + 12])
         }
         _ => return None,
     };
     let header_len = match proto {
         IPPROTO_TCP => {
-            let doff = (l4b[4] >> 4) as usize * 4;
+            let doff = (doff >> 4) as usize * 4;
             if doff < 20 {
                 return None;
             }
@@ -78,8 +70,8 @@ pub fn quick_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<(Seen, 
         Seen {
             status: Status::Ip,
             proto,
-            sport: be16([l4b[0], l4b[1]]),
-            dport: be16([l4b[2], l4b[3]]),
+            sport: (ports >> 16) as u16,
+            dport: ports as u16,
             payload_off: (off + l4 + header_len) as u16,
         },
         L3 {
@@ -87,6 +79,12 @@ pub fn quick_ethernet<P: Packet + ?Sized>(pkt: &P, off: usize) -> Option<(Seen, 
             off: (off + ETH_HLEN) as u16,
         },
     ))
+}
+
+/// The big-endian word at `at` in `b`.
+#[inline(always)]
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 /// What [`super::parse_ip`] finds, addresses included (source, destination, as

@@ -4,7 +4,7 @@
 //! event sent through the ring buffer. Every count of drops the probe keeps is per CPU, summed
 //! in user space: no drop waits on another CPU's cache line.
 
-use crate::packet::{Headers, L3, Seen};
+use crate::packet::{AddrWords, Headers, L3, Seen};
 
 mod flow_cache;
 #[cfg(feature = "user")]
@@ -261,20 +261,44 @@ pub struct Flow {
 
 const _: () = assert!(core::mem::size_of::<Flow>() == 40);
 
+/// Words of a [`Flow`].
+pub const FLOW_WORDS: usize = size_of::<Flow>() / 8;
+
 impl Flow {
     /// The flow of a packet the parser's shortcut read ([`crate::packet::quick_ip`]): the same
-    /// as [`Flow::of`] its headers.
+    /// as [`Flow::of`] its headers. Put together as the words of its memory, the addresses as
+    /// they came, so that storing it is a few word stores.
     #[inline(always)]
-    pub fn quick(seen: Seen, l3: L3, src: [u8; 16], dst: [u8; 16]) -> Self {
-        Flow {
-            family: l3.family,
-            proto: seen.proto,
-            sport: seen.sport,
-            dport: seen.dport,
-            _reserved: 0,
-            src,
-            dst,
+    pub fn quick(seen: Seen, l3: L3, addrs: AddrWords) -> Self {
+        let [s0, s1] = seen.sport.to_ne_bytes();
+        let [d0, d1] = seen.dport.to_ne_bytes();
+        let head = u64::from_le_bytes([l3.family, seen.proto, s0, s1, d0, d1, 0, 0]);
+        Flow::from_words([head, addrs[0], addrs[1], addrs[2], addrs[3]])
+    }
+
+    /// The flow whose memory is `words`, each little-endian.
+    #[inline(always)]
+    pub fn from_words(words: [u64; FLOW_WORDS]) -> Self {
+        let mut bytes = [0u8; size_of::<Flow>()];
+        for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
         }
+        // SAFETY: same size; every bit pattern is a valid Flow (integers and byte arrays).
+        unsafe { core::mem::transmute::<[u8; size_of::<Flow>()], Flow>(bytes) }
+    }
+
+    /// The flow's memory as little-endian words: what the probe stores a word at a time.
+    #[inline(always)]
+    pub fn words(&self) -> [u64; FLOW_WORDS] {
+        // SAFETY: same size; a Flow is plain integers and byte arrays, no padding.
+        let bytes = unsafe { core::mem::transmute::<Flow, [u8; size_of::<Flow>()]>(*self) };
+        let mut words = [0u64; FLOW_WORDS];
+        for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+        words
     }
 
     #[inline(always)]
@@ -309,6 +333,12 @@ pub struct FlowKey {
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 96);
+
+// Both flows lie on word boundaries of the key, so the probe stores them a word at a time.
+const _: () = assert!(
+    core::mem::offset_of!(FlowKey, outer) % 8 == 0
+        && core::mem::offset_of!(FlowKey, inner) % 8 == 0
+);
 
 impl FlowKey {
     /// The key whose bytes are `words`, in memory order.

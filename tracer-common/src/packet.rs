@@ -12,7 +12,7 @@ mod quick;
 #[cfg(feature = "user")]
 mod user;
 
-pub use quick::{count_ethernet, quick_ethernet, quick_ip};
+pub use quick::{AddrWords, count_ethernet, quick_ethernet, quick_ip};
 
 /// Read access to a packet, with the bounds check in one place.
 ///
@@ -260,7 +260,7 @@ fn parse_ipv4<P: Packet + ?Sized, const ADDRS: bool>(pkt: &P, off: usize) -> Hea
 /// copying four bytes into zeroed ones leaves LLVM a 12-byte `memset`, which the BPF backend
 /// emits as a call to a byte-at-a-time loop.
 #[inline(always)]
-pub(crate) fn v4_in_16(a: [u8; 4]) -> [u8; 16] {
+fn v4_in_16(a: [u8; 4]) -> [u8; 16] {
     u128::from(u32::from_ne_bytes(a)).to_ne_bytes()
 }
 

@@ -227,7 +227,7 @@ pub fn observe_inner() {
     let inner = parse_ethernet::<_, true>(&pkt, ev.inner_off as usize);
     ev.key.has_inner = 1;
     ev.key.inner_class = classify(inner.seen(), port_class, proto_class_table);
-    ev.key.inner = Flow::of(&inner);
+    store_flow(&mut ev.key.inner, &Flow::of(&inner));
     account(ev, 0);
 }
 
@@ -296,26 +296,22 @@ fn outer<const ARGS: u32, const MODE: u8, C: EbpfContext>(
         0
     };
     let len = usize::from(ev.cap_len);
-    let found = if len == 0 {
-        None
-    } else if MODE == PEEK {
-        Some(classify_packet(
-            &KernelPacket::new(src, len),
-            ev.l2,
-            ev.protocol,
-        ))
-    } else {
-        Some(classify_packet(
-            &CopiedPacket::new(&ev.data, len),
-            ev.l2,
-            ev.protocol,
-        ))
-    };
-    if let Some(c) = found {
-        ev.key.outer = c.outer;
-        ev.key.class = c.class;
-        ev.key.vni = c.vni;
-        ev.inner_off = c.inner_off;
+    if len != 0 {
+        ev.inner_off = if MODE == PEEK {
+            classify_packet(
+                &KernelPacket::new(src, len),
+                ev.l2,
+                ev.protocol,
+                &mut ev.key,
+            )
+        } else {
+            classify_packet(
+                &CopiedPacket::new(&ev.data, len),
+                ev.l2,
+                ev.protocol,
+                &mut ev.key,
+            )
+        };
     }
     Some((ev, uncopied))
 }
@@ -395,44 +391,46 @@ pub(crate) fn fill(ev: &mut DropEvent, src: u64) {
     }
 }
 
-/// What classifying a packet found: its outer flow and class and, for VXLAN classes, the VNI
-/// and where the inner frame starts.
-struct Classified {
-    outer: Flow,
-    class: u8,
-    vni: u32,
-    inner_off: u16,
-}
-
 /// Classifies the packet `pkt` (from its Ethernet header when `l2` is 1, else from its IP
-/// header of ethertype `protocol`).
+/// header of ethertype `protocol`) into `key`: its outer flow and class and, for VXLAN
+/// classes, the VNI; returns where the inner frame starts (0: none).
 #[inline(always)]
-fn classify_packet<P: Packet>(pkt: &P, l2: u8, protocol: u16) -> Classified {
+fn classify_packet<P: Packet>(pkt: &P, l2: u8, protocol: u16, key: &mut FlowKey) -> u16 {
     // The shortcut first (an untagged Ethernet header, or none): most drops are packets it
-    // reads; every other goes to the full parser.
+    // reads. Each path stores its flow itself: merged, the flows the two paths found would
+    // wait on the stack, and the shortcut's path would pay for setting up the full parser's.
     let quick = if l2 == 0 {
         quick_ip(pkt, 0, protocol)
     } else {
         pkt.load::<[u8; 2]>(12)
             .and_then(|t| quick_ip(pkt, ETH_HLEN, u16::from_be_bytes(t)))
     };
-    let (seen, outer) = match quick {
-        Some((seen, l3, src, dst)) => (seen, Flow::quick(seen, l3, src, dst)),
+    let seen = match quick {
+        Some((seen, l3, addrs)) => {
+            store_flow(&mut key.outer, &Flow::quick(seen, l3, addrs));
+            seen
+        }
         None => {
             let h = if l2 != 0 {
                 parse_ethernet::<_, true>(pkt, 0)
             } else {
                 parse_ip::<_, true>(pkt, 0, protocol)
             };
-            (h.seen(), Flow::of(&h))
+            store_flow(&mut key.outer, &Flow::of(&h));
+            h.seen()
         }
     };
-    let class = classify(seen, port_class, proto_class_table);
-    let (vni, inner_off) = vxlan_inner(pkt, seen, class).unwrap_or((0, 0));
-    Classified {
-        outer,
-        class,
-        vni,
-        inner_off: inner_off as u16,
-    }
+    key.class = classify(seen, port_class, proto_class_table);
+    let (vni, inner_off) = vxlan_inner(pkt, seen, key.class).unwrap_or((0, 0));
+    key.vni = vni;
+    inner_off as u16
+}
+
+/// Writes `flow` into `to`, a flow of a key in the event, a word at a time: stored as a value,
+/// a flow LLVM knows to be zero (a packet the parser found nothing in) becomes a `memset`.
+#[inline(always)]
+fn store_flow(to: &mut Flow, flow: &Flow) {
+    // SAFETY: the key is 8-aligned in the event and its flows on word boundaries of it (both
+    // asserted in tracer-common): `to` is FLOW_WORDS writable, aligned words.
+    unsafe { crate::words::store_words(core::ptr::from_mut(to).cast::<u64>(), flow.words()) };
 }

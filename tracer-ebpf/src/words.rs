@@ -1,4 +1,4 @@
-//! Zeroing plain structs a word at a time. LLVM merges a run of stores into a `memset` (and
+//! Zeroing and storing plain structs a word at a time. LLVM merges a run of stores into a `memset` (and
 //! compares arrays with `memcmp`), which the BPF backend emits as a call to a loop over single
 //! bytes: zeroing a flow key that way took more instructions than the rest of the drop probe.
 //! Volatile stores are never merged, so each stays one 8-byte store.
@@ -26,6 +26,19 @@ pub unsafe fn zero_words<const N: usize>(p: *mut u64) {
     for i in 0..N {
         // SAFETY: within the N words the caller vouches for.
         unsafe { core::ptr::write_volatile(p.add(i), 0) };
+    }
+}
+
+/// Writes `words` from `p` on, one 8-byte store each (never merged into a `memset`, should
+/// they be zero).
+///
+/// # Safety
+/// `p` must be 8-aligned and valid for writes of `N` words.
+#[inline(always)]
+pub unsafe fn store_words<const N: usize>(p: *mut u64, words: [u64; N]) {
+    for (i, w) in words.into_iter().enumerate() {
+        // SAFETY: within the N words the caller vouches for.
+        unsafe { core::ptr::write_volatile(p.add(i), w) };
     }
 }
 

@@ -37,6 +37,9 @@ fn a_flow_key_is_its_words() {
     let key = flow(4789);
     assert_eq!(FlowKey::from_words(key.words()), key);
     assert_ne!(FlowKey::from_words(flow(4790).words()), key);
+    assert_eq!(Flow::from_words(key.outer.words()), key.outer);
+    // The words are the flow's memory: the key's words 2 to 6 are its outer flow's.
+    assert_eq!(key.outer.words()[..], key.words()[2..2 + FLOW_WORDS]);
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 use super::{
     ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, L3, Packet, Seen, Status, be16,
-    parse_ethernet, v4_in_16,
+    parse_ethernet,
 };
 
 /// IPv4 + TCP, the longest frame the IPv4 shortcut reads.
@@ -87,17 +87,22 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// What [`super::parse_ip`] finds, addresses included (source, destination, as
-/// [`super::Headers`] holds them), for a packet whose IP header is at `off` and is the version
-/// `ethertype` names, when it is one the shortcut takes (as [`quick_ethernet`]'s); `None`
-/// otherwise, for the full parser.
+/// The addresses of a packet the drop probe's shortcut read, source then destination, as the
+/// four little-endian words of their 32 bytes as [`super::Headers`] holds them (an IPv4
+/// address in the first four bytes of its 16, the rest 0): the words go into the flow key as
+/// they are, where bytes would be put together one by one.
+pub type AddrWords = [u64; 4];
+
+/// What [`super::parse_ip`] finds, addresses included (as [`AddrWords`]), for a packet whose IP
+/// header is at `off` and is the version `ethertype` names, when it is one the shortcut takes
+/// (as [`quick_ethernet`]'s); `None` otherwise, for the full parser.
 #[inline(always)]
 pub fn quick_ip<P: Packet + ?Sized>(
     pkt: &P,
     off: usize,
     ethertype: u16,
-) -> Option<(Seen, L3, [u8; 16], [u8; 16])> {
-    let (family, l4, proto, src, dst) = match ethertype {
+) -> Option<(Seen, L3, AddrWords)> {
+    let (family, l4, proto, addrs) = match ethertype {
         ETH_P_IP => {
             let b = pkt.load::<[u8; 20]>(off)?;
             let tot_len = be16([b[2], b[3]]);
@@ -105,22 +110,17 @@ pub fn quick_ip<P: Packet + ?Sized>(
             if b[0] != 0x45 || (tot_len != 0 && tot_len < 20) || frag_offset != 0 {
                 return None;
             }
-            (
-                4,
-                off + 20,
-                b[9],
-                v4_in_16([b[12], b[13], b[14], b[15]]),
-                v4_in_16([b[16], b[17], b[18], b[19]]),
-            )
+            let v4 =
+                |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+            (4, off + 20, b[9], [v4(12), 0, v4(16), 0])
         }
         ETH_P_IPV6 => {
-            let fixed = pkt.load::<[u8; 8]>(off)?;
-            if fixed[0] >> 4 != 6 {
+            let b = pkt.load::<[u8; 40]>(off)?;
+            if b[0] >> 4 != 6 {
                 return None;
             }
-            let src = pkt.load::<[u8; 16]>(off + 8)?;
-            let dst = pkt.load::<[u8; 16]>(off + 24)?;
-            (6, off + 40, fixed[6], src, dst)
+            let w = |at: usize| le64(&b, at);
+            (6, off + 40, b[6], [w(8), w(16), w(24), w(32)])
         }
         _ => return None,
     };
@@ -131,27 +131,31 @@ pub fn quick_ip<P: Packet + ?Sized>(
             if doff < 20 {
                 return None;
             }
-            ([t[0], t[1], t[2], t[3]], doff)
+            (be32(&t, 0), doff)
         }
-        IPPROTO_UDP => {
-            let u = pkt.load::<[u8; 8]>(l4)?;
-            ([u[0], u[1], u[2], u[3]], 8)
-        }
+        IPPROTO_UDP => (be32(&pkt.load::<[u8; 8]>(l4)?, 0), 8),
         _ => return None,
     };
     Some((
         Seen {
             status: Status::Ip,
             proto,
-            sport: be16([ports[0], ports[1]]),
-            dport: be16([ports[2], ports[3]]),
+            sport: (ports >> 16) as u16,
+            dport: ports as u16,
             payload_off: (l4 + header_len) as u16,
         },
         L3 {
             family,
             off: off as u16,
         },
-        src,
-        dst,
+        addrs,
     ))
+}
+
+/// The little-endian word at `at` in `b`.
+#[inline(always)]
+fn le64(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
 }

@@ -5,6 +5,7 @@ use std::vec::Vec;
 
 use super::*;
 use crate::classes::{CLASS_MALFORMED, CLASS_OTHER, PortClasses, classify};
+use crate::drops::Flow;
 
 const MAC: [u8; 12] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
 
@@ -312,19 +313,19 @@ fn the_counting_shortcut_agrees_with_the_full_parser() {
         if f.len() >= ETH_HLEN {
             let ethertype = be16([f[12], f[13]]);
             let full = parse_ethernet::<[u8], true>(f, 0);
-            if let Some(quick) = quick_ip(f, ETH_HLEN, ethertype) {
+            if let Some((seen, l3, addrs)) = quick_ip(f, ETH_HLEN, ethertype) {
                 assert_eq!(
-                    quick,
-                    (full.seen(), full.l3(), full.src, full.dst),
+                    (seen, l3, Flow::quick(seen, l3, addrs)),
+                    (full.seen(), full.l3(), Flow::of(&full)),
                     "{f:02x?}"
                 );
             }
             let ip = &f[ETH_HLEN..];
             let full = parse_ip::<[u8], true>(ip, 0, ethertype);
-            if let Some(quick) = quick_ip(ip, 0, ethertype) {
+            if let Some((seen, l3, addrs)) = quick_ip(ip, 0, ethertype) {
                 assert_eq!(
-                    quick,
-                    (full.seen(), full.l3(), full.src, full.dst),
+                    (seen, l3, Flow::quick(seen, l3, addrs)),
+                    (full.seen(), full.l3(), Flow::of(&full)),
                     "{ip:02x?}"
                 );
             }
@@ -365,18 +366,24 @@ fn the_counting_shortcut_agrees_with_the_full_parser() {
 #[test]
 fn the_drop_shortcut_takes_short_datagrams_with_their_addresses() {
     let ip = ipv4(IPPROTO_UDP, 0, &udp(43775, 1, b"storm"));
-    let (seen, l3, src, dst) = quick_ip(&ip[..], 0, ETH_P_IP).expect("taken");
+    let (seen, l3, addrs) = quick_ip(&ip[..], 0, ETH_P_IP).expect("taken");
     assert_eq!(
         (seen.proto, seen.sport, seen.dport),
         (IPPROTO_UDP, 43775, 1)
     );
     assert_eq!((l3.family, l3.off, seen.payload_off), (4, 0, 28));
-    assert_eq!(&src[..4], &[10, 0, 0, 1]);
-    assert_eq!(&dst[..4], &[10, 0, 0, 2]);
-    assert!(src[4..].iter().chain(&dst[4..]).all(|&b| b == 0));
+    let flow = Flow::quick(seen, l3, addrs);
+    assert_eq!(
+        (flow.family, flow.proto, flow.sport, flow.dport),
+        (4, IPPROTO_UDP, 43775, 1)
+    );
+    assert_eq!(&flow.src[..4], &[10, 0, 0, 1]);
+    assert_eq!(&flow.dst[..4], &[10, 0, 0, 2]);
+    assert!(flow.src[4..].iter().chain(&flow.dst[4..]).all(|&b| b == 0));
     let f = frame(ETH_P_IPV6, &[], &ipv6(IPPROTO_TCP, &tcp(40000, 6443)));
-    let (seen, l3, _, dst) = quick_ip(&f[..], ETH_HLEN, ETH_P_IPV6).expect("taken");
-    assert_eq!((seen.dport, l3.family, dst[15]), (6443, 6, 2));
+    let (seen, l3, addrs) = quick_ip(&f[..], ETH_HLEN, ETH_P_IPV6).expect("taken");
+    let flow = Flow::quick(seen, l3, addrs);
+    assert_eq!((flow.dport, flow.family, flow.dst[15]), (6443, 6, 2));
     // Options, a fragment, another protocol, a cut header: the full parser's.
     assert!(quick_ip(&ipv4(IPPROTO_TCP, 4, &tcp(1, 2))[..], 0, ETH_P_IP).is_none());
     assert!(quick_ip(&ipv4(IPPROTO_VRRP, 0, &[0; 20])[..], 0, ETH_P_IP).is_none());

@@ -60,14 +60,41 @@ const _: () = assert!(
         && core::mem::offset_of!(FlowCacheEntry, retire) == FlowCacheEntry::RETIRE_WORD * 8
 );
 
+/// The words of a flow key before its inner flow: all of a key without one that can be
+/// nonzero, since the probe builds every key zeroed and only the inner frame's stage fills
+/// `inner` (and sets `has_inner`).
+pub const OUTER_KEY_WORDS: usize = core::mem::offset_of!(FlowKey, inner) / 8;
+
+const _: () = assert!(core::mem::offset_of!(FlowKey, inner) % 8 == 0);
+
+/// Where `has_inner` is in the key's word 1.
+const HAS_INNER_SHIFT: usize = 8 * (core::mem::offset_of!(FlowKey, has_inner) - 8);
+
+const _: () = assert!(core::mem::offset_of!(FlowKey, has_inner) / 8 == 1);
+
+/// Whether the key whose word 1 is `word1` has an inner flow: if not, its words from
+/// [`OUTER_KEY_WORDS`] on are 0, and neither its head nor a comparison need look at them.
+#[inline(always)]
+pub fn flow_key_has_inner(word1: u64) -> bool {
+    (word1 >> HAS_INNER_SHIFT) as u8 != 0
+}
+
 /// The head word of a flow key's cache entry, the key's word `i` being `word(i)` (the probe
 /// reads them where the key is, rather than copying it): a hash of its words, never 0 (0 marks
-/// a free entry). Rotations fold the words, one multiplication mixes them.
+/// a free entry). Rotations fold the words, one multiplication mixes them. The inner flow's
+/// words count only in a key that has one ([`flow_key_has_inner`]): in any other they are 0,
+/// and fold to nothing.
 #[inline(always)]
 pub fn flow_cache_head_of(word: impl Fn(usize) -> u64) -> u64 {
+    let fold = |i: usize| word(i).rotate_left((i as u32 * 23) % 64);
     let mut folded = 0u64;
-    for i in 0..FLOW_KEY_WORDS {
-        folded ^= word(i).rotate_left((i as u32 * 23) % 64);
+    for i in 0..OUTER_KEY_WORDS {
+        folded ^= fold(i);
+    }
+    if flow_key_has_inner(word(1)) {
+        for i in OUTER_KEY_WORDS..FLOW_KEY_WORDS {
+            folded ^= fold(i);
+        }
     }
     folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
 }

@@ -55,6 +55,24 @@ fn cache_heads_are_never_free_and_spread_over_the_entries() {
     assert!(used.iter().all(|&n| (8..=96).contains(&n)), "{used:?}");
 }
 
+/// A key's inner flow counts in its head only when the key says it has one: the probe hashes
+/// and compares only the outer words of the keys (nearly all) that have none.
+#[test]
+fn the_inner_flow_counts_in_the_head_only_with_has_inner() {
+    let outer = flow(4789);
+    let mut stray = outer;
+    stray.inner.dport = 6443;
+    assert_eq!(stray.head(), outer.head());
+    let mut inner = outer;
+    inner.has_inner = 1;
+    let mut other_inner = inner;
+    other_inner.inner.dport = 6443;
+    assert_ne!(other_inner.head(), inner.head());
+    assert_ne!(inner.head(), outer.head());
+    assert!(flow_key_has_inner(inner.words()[1]) && !flow_key_has_inner(outer.words()[1]));
+    assert_eq!(OUTER_KEY_WORDS, 7);
+}
+
 /// Two ways flows of a storm differ: in a port, or in an address.
 const APART_IN_ONE_FIELD: [fn(&mut FlowKey, u32); 2] = [
     |k, n| k.outer.dport = n as u16,

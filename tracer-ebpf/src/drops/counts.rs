@@ -28,9 +28,9 @@ use aya_ebpf::{
 };
 use tracer_common::drops::{
     DROP_FLOW_CACHE_PER_CPU, DROP_FLOWS, DROP_KEYS, DROP_SLOT_PROBES, DROP_SLOTS, DropKey,
-    DropSlot, FLOW_KEY_WORDS, FlowCacheEntry, FlowCount, FlowKey, RETIRE_ASKED, RETIRE_DONE,
-    RETIRE_NONE, STAT_UNCOUNTED, STAT_UNTRACKED, flow_cache_head_of, flow_cache_index,
-    flow_filter_index, flow_filter_may_hold, flow_filter_term,
+    DropSlot, FLOW_KEY_WORDS, FlowCacheEntry, FlowCount, FlowKey, OUTER_KEY_WORDS, RETIRE_ASKED,
+    RETIRE_DONE, RETIRE_NONE, STAT_UNCOUNTED, STAT_UNTRACKED, flow_cache_head_of, flow_cache_index,
+    flow_filter_index, flow_filter_may_hold, flow_filter_term, flow_key_has_inner,
 };
 
 use super::stat;
@@ -227,7 +227,15 @@ fn cached(cpu: u32, head: u64, word: impl Fn(usize) -> u64) -> Option<*mut FlowC
     // space only as the module comment says; volatile where user space relies on the order.
     unsafe {
         let held = core::ptr::read_volatile(w.add(HEAD_WORD));
-        if held == head && (0..FLOW_KEY_WORDS).all(|i| *w.add(KEY_WORD + i) == word(i)) {
+        // The head is the key's, and so is word 1 with its `has_inner`: without an inner flow
+        // both keys' inner words are 0 (see OUTER_KEY_WORDS), and the outer ones decide.
+        let same = |words: core::ops::Range<usize>| {
+            words.into_iter().all(|i| *w.add(KEY_WORD + i) == word(i))
+        };
+        if held == head
+            && same(0..OUTER_KEY_WORDS)
+            && (!flow_key_has_inner(word(1)) || same(OUTER_KEY_WORDS..FLOW_KEY_WORDS))
+        {
             let retire = core::ptr::read_volatile(w.add(RETIRE_WORD));
             if retire == RETIRE_NONE {
                 (*e).count.count += 1;

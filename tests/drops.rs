@@ -555,8 +555,8 @@ type Seen = (Vec<(DropKey, u64)>, Vec<(FlowKey, u64)>);
 fn every_drop_hook_sees_the_same_drops_alike() {
     let (a, b) = dropping_on_the_way_out("h");
     a.nft_drop_input(4789);
-    // The same flow twice over: 300 frames the probe's shortcut reads, 200 with IP options,
-    // which its full parser reads (a function of its own in the program).
+    // The same flow twice over: 300 frames the probe's shortcut reads, and 200 with IP
+    // options, which only its full parser reads.
     let mut frames = vxlan_port_frames(300);
     frames.extend(vxlan_port_frames(200).iter().map(with_ip_options));
     // IPv4 addresses are in the first four bytes.

@@ -1,7 +1,7 @@
-//! Zeroing and storing plain structs a word at a time. LLVM merges a run of stores into a `memset` (and
-//! compares arrays with `memcmp`), which the BPF backend emits as a call to a loop over single
-//! bytes: zeroing a flow key that way took more instructions than the rest of the drop probe.
-//! Volatile stores are never merged, so each stays one 8-byte store.
+//! Zeroing and storing plain structs a word at a time. LLVM merges a run of stores into a
+//! `memset` (and compares arrays with `memcmp`), which the BPF backend emits as a call to a loop
+//! over single bytes: zeroing a flow key that way took more instructions than the rest of the
+//! drop probe. Volatile stores are never merged, so each stays one 8-byte store.
 
 use tracer_common::{counters::Counter, drops::FlowCount};
 

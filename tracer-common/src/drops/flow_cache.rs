@@ -65,8 +65,6 @@ const _: () = assert!(
 /// `inner` (and sets `has_inner`).
 pub const OUTER_KEY_WORDS: usize = core::mem::offset_of!(FlowKey, inner) / 8;
 
-const _: () = assert!(core::mem::offset_of!(FlowKey, inner) % 8 == 0);
-
 /// Where `has_inner` is in the key's word 1.
 const HAS_INNER_SHIFT: usize = 8 * (core::mem::offset_of!(FlowKey, has_inner) - 8);
 

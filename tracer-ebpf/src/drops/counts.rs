@@ -227,8 +227,8 @@ fn cached(cpu: u32, head: u64, word: impl Fn(usize) -> u64) -> Option<*mut FlowC
     // space only as the module comment says; volatile where user space relies on the order.
     unsafe {
         let held = core::ptr::read_volatile(w.add(HEAD_WORD));
-        // The head is the key's, and so is word 1 with its `has_inner`: without an inner flow
-        // both keys' inner words are 0 (see OUTER_KEY_WORDS), and the outer ones decide.
+        // Equal heads and outer words (word 1 holds `has_inner`) leave the inner words, which
+        // differ only between keys with an inner flow: without one, both keys' are 0.
         let same = |words: core::ops::Range<usize>| {
             words.into_iter().all(|i| *w.add(KEY_WORD + i) == word(i))
         };

@@ -272,22 +272,24 @@ impl Flow {
     pub fn quick(seen: Seen, l3: L3, addrs: AddrWords) -> Self {
         let [s0, s1] = seen.sport.to_ne_bytes();
         let [d0, d1] = seen.dport.to_ne_bytes();
-        let head = u64::from_le_bytes([l3.family, seen.proto, s0, s1, d0, d1, 0, 0]);
+        let head = u64::from_ne_bytes([l3.family, seen.proto, s0, s1, d0, d1, 0, 0]);
         Flow::from_words([head, addrs[0], addrs[1], addrs[2], addrs[3]])
     }
 
-    /// The flow whose memory is `words`, each little-endian.
+    /// The flow whose bytes are `words`, in memory order (as [`FlowKey::from_words`]).
     #[inline(always)]
     pub fn from_words(words: [u64; FLOW_WORDS]) -> Self {
         let mut bytes = [0u8; size_of::<Flow>()];
         for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&w.to_le_bytes());
+            chunk.copy_from_slice(&w.to_ne_bytes());
         }
         // SAFETY: same size; every bit pattern is a valid Flow (integers and byte arrays).
         unsafe { core::mem::transmute::<[u8; size_of::<Flow>()], Flow>(bytes) }
     }
 
-    /// The flow's memory as little-endian words: what the probe stores a word at a time.
+    /// The flow's bytes as words, in memory order (as [`FlowKey::words`]): what the probe
+    /// stores a word at a time. Put together from bytes, the shape the benchmark measured:
+    /// read as whole words, LLVM compiles the probe differently.
     #[inline(always)]
     pub fn words(&self) -> [u64; FLOW_WORDS] {
         // SAFETY: same size; a Flow is plain integers and byte arrays, no padding.
@@ -296,7 +298,7 @@ impl Flow {
         for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
             let mut b = [0u8; 8];
             b.copy_from_slice(chunk);
-            *w = u64::from_le_bytes(b);
+            *w = u64::from_ne_bytes(b);
         }
         words
     }

@@ -45,7 +45,7 @@ use tracer_common::{
     counters::{STAGE_INNER, STAGES},
     drops::{
         CAPTURE, DROP_PART_EVENTS, DROP_PART_FLOWS, DROP_PART_INNER, DropConfig, DropCpuState,
-        DropEvent, DropKey, DropScratch, EVENTS_BYTES, Flow, FlowKey, NO_ARG,
+        DropEvent, DropKey, DropScratch, EVENTS_BYTES, FLOW_KEY_WORDS, Flow, FlowKey, NO_ARG,
     },
     packet::{ETH_HLEN, Packet, parse_ethernet, parse_ip, quick_ip},
 };
@@ -281,7 +281,7 @@ fn outer<const ARGS: u32, const MODE: u8, C: EbpfContext>(
     // SAFETY: the key is 8-aligned in the event and a whole number of words long (both
     // asserted in tracer-common); all zero is a valid key.
     unsafe {
-        crate::words::zero_words::<{ size_of::<FlowKey>() / 8 }>((&raw mut ev.key).cast());
+        crate::words::store_words((&raw mut ev.key).cast(), [0; FLOW_KEY_WORDS]);
     }
     ev.key.ifindex = view.ifindex;
     ev.key.reason = reason;

@@ -17,18 +17,6 @@ unsafe impl Words for Counter {}
 // SAFETY: a u64 and two u32s.
 unsafe impl Words for FlowCount {}
 
-/// Writes `N` zero words from `p` on.
-///
-/// # Safety
-/// `p` must be 8-aligned and valid for writes of `N` words.
-#[inline(always)]
-pub unsafe fn zero_words<const N: usize>(p: *mut u64) {
-    for i in 0..N {
-        // SAFETY: within the N words the caller vouches for.
-        unsafe { core::ptr::write_volatile(p.add(i), 0) };
-    }
-}
-
 /// Writes `words` from `p` on, one 8-byte store each (never merged into a `memset`, should
 /// they be zero).
 ///

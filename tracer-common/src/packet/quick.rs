@@ -88,7 +88,7 @@ fn be32(b: &[u8], at: usize) -> u32 {
 }
 
 /// The addresses of a packet the drop probe's shortcut read, source then destination, as the
-/// four little-endian words of their 32 bytes as [`super::Headers`] holds them (an IPv4
+/// four words (in memory order) of their 32 bytes as [`super::Headers`] holds them (an IPv4
 /// address in the first four bytes of its 16, the rest 0): the words go into the flow key as
 /// they are, where bytes would be put together one by one.
 pub type AddrWords = [u64; 4];
@@ -111,7 +111,7 @@ pub fn quick_ip<P: Packet + ?Sized>(
                 return None;
             }
             let v4 =
-                |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+                |at: usize| u64::from(u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
             (4, off + 20, b[9], [v4(12), 0, v4(16), 0])
         }
         ETH_P_IPV6 => {
@@ -119,7 +119,7 @@ pub fn quick_ip<P: Packet + ?Sized>(
             if b[0] >> 4 != 6 {
                 return None;
             }
-            let w = |at: usize| le64(&b, at);
+            let w = |at: usize| ne64(&b, at);
             (6, off + 40, b[6], [w(8), w(16), w(24), w(32)])
         }
         _ => return None,
@@ -152,10 +152,10 @@ pub fn quick_ip<P: Packet + ?Sized>(
     ))
 }
 
-/// The little-endian word at `at` in `b`.
+/// The word whose bytes, in memory order, are the eight at `at` in `b`.
 #[inline(always)]
-fn le64(b: &[u8], at: usize) -> u64 {
+fn ne64(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
+    u64::from_ne_bytes(w)
 }
